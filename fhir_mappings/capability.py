@@ -1,0 +1,65 @@
+"""What a FHIR server says it supports, read from its CapabilityStatement. Total: unknown → empty."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Resource types Tandem may write back to an EHR.
+WRITE_BACK_TYPES = ("Observation", "QuestionnaireResponse", "DocumentReference", "Condition")
+
+
+def _server_rest(capability: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if not isinstance(capability, Mapping) or capability.get("resourceType") != "CapabilityStatement":
+        return []
+    return [
+        rest
+        for rest in capability.get("rest") or []
+        if isinstance(rest, Mapping) and rest.get("mode", "server") == "server"
+    ]
+
+
+def interactions(capability: Mapping[str, Any] | None, resource_type: str) -> set[str]:
+    """Type-level interaction codes (read, search-type, create, update, ...) declared for a resource type."""
+    codes: set[str] = set()
+    for rest in _server_rest(capability):
+        for resource in rest.get("resource") or []:
+            if isinstance(resource, Mapping) and resource.get("type") == resource_type:
+                codes.update(
+                    str(item["code"])
+                    for item in resource.get("interaction") or []
+                    if isinstance(item, Mapping) and isinstance(item.get("code"), str)
+                )
+    return codes
+
+
+def accepts_create(capability: Mapping[str, Any] | None, resource_type: str) -> bool:
+    return "create" in interactions(capability, resource_type)
+
+
+def system_interactions(capability: Mapping[str, Any] | None) -> set[str]:
+    """Whole-system interactions such as `transaction` and `batch`."""
+    return {
+        str(item["code"])
+        for rest in _server_rest(capability)
+        for item in rest.get("interaction") or []
+        if isinstance(item, Mapping) and isinstance(item.get("code"), str)
+    }
+
+
+def software_name(capability: Mapping[str, Any] | None) -> str | None:
+    if not isinstance(capability, Mapping):
+        return None
+    software = capability.get("software")
+    if isinstance(software, Mapping) and isinstance(software.get("name"), str):
+        version = software.get("version")
+        return f"{software['name']} {version}" if isinstance(version, str) else str(software["name"])
+    name = capability.get("publisher") or capability.get("name")
+    return name if isinstance(name, str) else None
+
+
+def fhir_version(capability: Mapping[str, Any] | None) -> str | None:
+    if not isinstance(capability, Mapping):
+        return None
+    version = capability.get("fhirVersion")
+    return version if isinstance(version, str) else None

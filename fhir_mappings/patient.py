@@ -1,0 +1,88 @@
+"""Patient and user display values from FHIR JSON. Total functions: missing or odd data gives None."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+_NAME_USE_ORDER = ("official", "usual", None, "nickname", "maiden", "temp", "anonymous", "old")
+
+
+def _pick_name(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    names = (
+        [n for n in resource.get("name") or [] if isinstance(n, Mapping)]
+        if isinstance(resource, Mapping)
+        else []
+    )
+    if not names:
+        return None
+    for use in _NAME_USE_ORDER:
+        for name in names:
+            if name.get("use") == use and not (name.get("period") or {}).get("end"):
+                return name
+    return names[0]
+
+
+def display_name(resource: Mapping[str, Any] | None) -> str | None:
+    """'Given Family' from the official (else usual, else first) HumanName of a Patient or Practitioner."""
+    if not isinstance(resource, Mapping):
+        return None
+    name = _pick_name(resource)
+    if name is None:
+        return None
+    text = name.get("text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    given = [part for part in name.get("given") or [] if isinstance(part, str)]
+    family = name.get("family") if isinstance(name.get("family"), str) else None
+    full = " ".join([*given, family] if family else given).strip()
+    return full or None
+
+
+def birth_date(resource: Mapping[str, Any] | None) -> date | None:
+    if not isinstance(resource, Mapping):
+        return None
+    value = resource.get("birthDate")
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        return None
+    return None
+
+
+def birth_date_text(resource: Mapping[str, Any] | None) -> str | None:
+    """The birth date as FHIR gives it (also partial dates such as '1980' or '1980-04')."""
+    if not isinstance(resource, Mapping) or not isinstance(resource.get("birthDate"), str):
+        return None
+    return str(resource["birthDate"])
+
+
+def age_in_years(resource: Mapping[str, Any] | None, today: date) -> int | None:
+    born = birth_date(resource)
+    if born is None or born > today:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def administrative_gender(resource: Mapping[str, Any] | None) -> str | None:
+    if not isinstance(resource, Mapping):
+        return None
+    value = resource.get("gender")
+    return value if value in ("male", "female", "other", "unknown") else None
+
+
+def identifier_value(resource: Mapping[str, Any] | None, type_code: str = "MR") -> str | None:
+    """The first identifier whose type has the given v2-0203 code (MR = medical record number)."""
+    if not isinstance(resource, Mapping):
+        return None
+    for identifier in resource.get("identifier") or []:
+        if not isinstance(identifier, Mapping):
+            continue
+        for coding in (identifier.get("type") or {}).get("coding") or []:
+            if isinstance(coding, Mapping) and coding.get("code") == type_code and identifier.get("value"):
+                return str(identifier["value"])
+    return None

@@ -1,0 +1,86 @@
+"""`tandem check`: what an EHR's server supports that Tandem uses, before anyone registers Tandem there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_mappings.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
+
+from .discovery import Discovery, SmartConfiguration
+from .oauth import requested_scopes
+from .registrations import Registration
+from .scopes import LaunchMode, Vendor
+from .store import EmbeddedStore
+from .transport import HttpTransport
+
+
+@dataclass
+class ServerReport:
+    iss: str
+    config: SmartConfiguration
+    capability: dict[str, Any]
+    ehr_launch_scopes: list[str]
+    standalone_scopes: list[str]
+    creates: dict[str, bool]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        c = self.config
+        yes = {True: "yes", False: "NO"}
+        out = [
+            f"Server:             {self.iss}",
+            f"Software:           {software_name(self.capability) or 'not stated'}"
+            f" (FHIR {fhir_version(self.capability) or '?'})",
+            f"Discovery:          {c.source}",
+            f"Authorize endpoint: {c.authorization_endpoint}",
+            f"Token endpoint:     {c.token_endpoint}",
+            f"PKCE S256:          {yes[c.supports_s256]}",
+            f"Scope versions:     {', '.join(c.scope_versions) or 'not advertised (Tandem uses v1)'}",
+            f"authorize-post:     {yes[c.supports_authorize_post]}",
+            f"EHR launch:         {yes['launch-ehr' in c.capabilities]}",
+            f"Standalone launch:  {yes['launch-standalone' in c.capabilities]}",
+            f"Client auth:        {', '.join(c.token_endpoint_auth_methods_supported) or 'not advertised'}",
+            f"Signing algorithms: {', '.join(c.token_endpoint_auth_signing_alg_values_supported) or 'not advertised'}",
+            "Accepts creates:",
+            *[f"  {name:<22}{yes[ok]}" for name, ok in self.creates.items()],
+            "Scopes Tandem will ask for:",
+            f"  EHR launch:        {' '.join(self.ehr_launch_scopes)}",
+            f"  standalone launch: {' '.join(self.standalone_scopes)}",
+        ]
+        if self.problems:
+            out += ["Problems:", *[f"  - {problem}" for problem in self.problems]]
+        return out
+
+
+def inspect_server(iss: str, *, registration: Registration | None = None, vendor: Vendor = Vendor.GENERIC,
+                   timeout: float = 15.0) -> ServerReport:  # fmt: skip
+    """Raises DiscoveryError when the server cannot be reached or answers something unusable."""
+    iss = iss.rstrip("/")
+    discovery = Discovery(HttpTransport(timeout=timeout), EmbeddedStore(), ttl_seconds=60)
+    config = discovery.smart_configuration(iss)
+    capability = discovery.capability_statement(iss)
+    reg = registration or Registration(iss=iss, client_id="(your client id)", vendor=vendor)
+    problems = []
+    if c_methods := config.code_challenge_methods_supported:
+        if "S256" not in c_methods:
+            problems.append(
+                "the server does not offer PKCE S256, which SMART requires and Tandem always uses"
+            )
+    else:
+        problems.append(
+            "the server does not advertise code_challenge_methods_supported (PKCE S256 is required)"
+        )
+    return ServerReport(
+        iss=iss,
+        config=config,
+        capability=capability,
+        ehr_launch_scopes=requested_scopes(reg, config, LaunchMode.EHR),
+        standalone_scopes=requested_scopes(reg, config, LaunchMode.STANDALONE),
+        creates={name: accepts_create(capability, name) for name in WRITE_BACK_TYPES},
+        problems=problems,
+    )

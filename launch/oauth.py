@@ -1,0 +1,287 @@
+"""SMART App Launch authorization: authorize request, code exchange, refresh, client auth, id_token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from . import errors
+from .discovery import Discovery, SmartConfiguration
+from .keys import KeyRing, SigningKey
+from .registrations import ClientAuth, Registration
+from .scopes import LaunchMode, launch_scopes, spell_scopes
+from .transport import HttpTransport, oauth_error_for
+
+log = logging.getLogger(__name__)
+
+#: Beyond this length a GET authorize URL risks truncation in embedded browsers and proxies.
+MAX_GET_URL = 2000
+ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384"]
+CLOCK_SKEW_SECONDS = 60
+
+
+def new_state() -> str:
+    """An opaque, single-use state value with 256 bits of randomness."""
+    return secrets.token_urlsafe(32)
+
+
+def new_code_verifier() -> str:
+    """A PKCE code verifier: 64 url-safe characters (RFC 7636 allows 43–128)."""
+    return secrets.token_urlsafe(48)
+
+
+def code_challenge_s256(verifier: str) -> str:
+    return str(create_s256_code_challenge(verifier))
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    endpoint: str
+    params: dict[str, str]
+    use_post: bool
+
+    @property
+    def url(self) -> str:
+        separator = "&" if "?" in self.endpoint else "?"
+        return f"{self.endpoint}{separator}{urlencode(self.params)}"
+
+
+def requested_scopes(reg: Registration, config: SmartConfiguration, mode: LaunchMode) -> list[str]:
+    """The exact scopes Tandem asks this server for, in the spelling it advertises."""
+    return spell_scopes(launch_scopes(reg.base_scopes, mode), config.capabilities)
+
+
+def build_authorize_request(
+    reg: Registration,
+    config: SmartConfiguration,
+    *,
+    redirect_uri: str,
+    state: str,
+    code_verifier: str,
+    launch: str | None,
+) -> AuthorizeRequest:
+    mode = LaunchMode.EHR if launch else LaunchMode.STANDALONE
+    params = {
+        "response_type": "code",
+        "client_id": reg.client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(requested_scopes(reg, config, mode)),
+        "state": state,
+        "aud": reg.iss,
+        "code_challenge": code_challenge_s256(code_verifier),
+        "code_challenge_method": "S256",
+    }
+    if launch:
+        params["launch"] = launch
+    request = AuthorizeRequest(config.authorization_endpoint, params, use_post=False)
+    if config.supports_authorize_post and len(request.url) > MAX_GET_URL:
+        return AuthorizeRequest(config.authorization_endpoint, params, use_post=True)
+    return request
+
+
+def make_client_assertion(
+    client_id: str, token_url: str, signing_key: SigningKey, *, lifetime: int = 240
+) -> str:
+    """A private_key_jwt client assertion (RFC 7523) as SMART requires: iss = sub = client_id, unique jti."""
+    now = int(time.time())
+    header = {"alg": signing_key.alg, "kid": signing_key.kid, "typ": "JWT"}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + min(lifetime, 300),
+    }
+    return jwt.encode(header, claims, signing_key.key, algorithms=[signing_key.alg])
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A parsed, checked token endpoint answer. `raw` keeps every field (context, vendor extras)."""
+
+    access_token: str
+    expires_at: float
+    scope: str
+    refresh_token: str | None
+    id_token: str | None
+    raw: dict[str, Any]
+
+
+def parse_token_response(body: Any, *, now: float | None = None) -> TokenResponse:
+    if not isinstance(body, Mapping) or not isinstance(body.get("access_token"), str):
+        raise errors.TokenError("the token endpoint answered without an access_token")
+    token_type = str(body.get("token_type", "bearer"))
+    if token_type.lower() != "bearer":
+        raise errors.TokenError(f"the token endpoint issued an unsupported token_type {token_type!r}")
+    try:
+        expires_in = float(body.get("expires_in", 300))
+    except (TypeError, ValueError):
+        expires_in = 300.0
+    return TokenResponse(
+        access_token=body["access_token"],
+        expires_at=(now if now is not None else time.time()) + expires_in,
+        scope=str(body.get("scope") or ""),
+        refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
+        id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
+        raw=dict(body),
+    )
+
+
+class OAuthClient:
+    """Talks to authorization servers on behalf of the registrations."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        keys: KeyRing,
+        discovery: Discovery,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.keys = keys
+        self.discovery = discovery
+        self.environ = environ
+
+    def _client_auth(self, reg: Registration, token_url: str) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and form fields that authenticate this client at the token endpoint."""
+        if reg.auth is ClientAuth.CLIENT_SECRET_BASIC:
+            secret = reg.client_secret(self.environ)
+            if not secret:
+                raise errors.ConfigurationError(f"the client secret for {reg.label} is not set")
+            pair = f"{reg.client_id}:{secret}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}, {}
+        if reg.auth is ClientAuth.PRIVATE_KEY_JWT:
+            assert reg.key_id is not None  # noqa: S101 - guaranteed by Registration validation
+            assertion = make_client_assertion(reg.client_id, token_url, self.keys.get(reg.key_id))
+            return {}, {
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            }
+        return {}, {"client_id": reg.client_id}
+
+    def _token_request(
+        self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str
+    ) -> Any:
+        headers, auth_fields = self._client_auth(reg, config.token_endpoint)
+        headers = {**headers, "Accept": "application/json"}
+        try:
+            # Token requests are not idempotent (codes are single use): never retried.
+            response = self.transport.send(
+                "POST", config.token_endpoint, what=what, idempotent=False, headers=headers,
+                data={**form, **auth_fields},
+            )  # fmt: skip
+        except errors.FHIRTransportError as error:
+            raise errors.TokenError(f"{what}: {error.message}") from None
+        if response.status_code != 200:
+            raise oauth_error_for(response, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.TokenError(f"{what}: the token endpoint did not answer JSON") from None
+
+    def exchange_code(
+        self,
+        reg: Registration,
+        config: SmartConfiguration,
+        *,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str,
+    ) -> TokenResponse:
+        body = self._token_request(
+            reg,
+            config,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+            "token exchange",
+        )
+        return parse_token_response(body)
+
+    def refresh(self, reg: Registration, config: SmartConfiguration, refresh_token: str) -> TokenResponse:
+        body = self._token_request(
+            reg, config, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh"
+        )
+        return parse_token_response(body)
+
+    def validate_id_token(
+        self, reg: Registration, config: SmartConfiguration, id_token: str
+    ) -> dict[str, Any]:
+        """Verify the id_token's signature with the issuer's JWKS and its iss, aud and exp claims."""
+        try:
+            claims_iss = _unverified_claim(id_token, "iss")
+        except ValueError:
+            raise errors.IdTokenInvalid("the id_token is not a JWT") from None
+        expected_iss = config.issuer or claims_iss
+        if not expected_iss:
+            raise errors.IdTokenInvalid("the id_token has no issuer")
+        jwks_uri = self.discovery.openid_jwks_uri(config, expected_iss)
+        if not jwks_uri:
+            raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")
+        token = None
+        for attempt in range(2):
+            key_set = KeySet.import_key_set(self.discovery.jwks(jwks_uri))  # type: ignore[arg-type]
+            try:
+                token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
+                break
+            except JoseError as error:
+                if attempt == 0:
+                    self.discovery.forget_jwks(jwks_uri)  # the issuer may have rotated its keys
+                    continue
+                log.warning("id_token signature rejected: %s", type(error).__name__)
+                raise errors.IdTokenInvalid("the id_token signature does not verify") from None
+            except ValueError:
+                raise errors.IdTokenInvalid("the id_token could not be decoded") from None
+        assert token is not None  # noqa: S101
+        registry = jwt.JWTClaimsRegistry(
+            leeway=CLOCK_SKEW_SECONDS,
+            iss={"essential": True, "value": expected_iss},
+            aud={"essential": True, "value": reg.client_id},
+            exp={"essential": True},
+        )
+        try:
+            registry.validate(token.claims)
+        except JoseError as error:
+            log.warning("id_token claims rejected: %s", type(error).__name__)
+            raise errors.IdTokenInvalid(f"the id_token claims are not valid ({error.error})") from None
+        return dict(token.claims)
+
+
+def _unverified_claim(token: str, name: str) -> str | None:
+    """Read one claim without verifying, only to find where to get the verification keys."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWS compact token")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not a JWT") from None
+    value = claims.get(name) if isinstance(claims, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def fhir_user_from_claims(claims: Mapping[str, Any]) -> str | None:
+    """`fhirUser` (SMART 2) or `profile` (SMART 1) from verified id_token claims."""
+    for name in ("fhirUser", "profile"):
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -1,0 +1,181 @@
+"""The registration file: every EHR issuer a deployment trusts, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigurationError
+from .scopes import PROFILE_SCOPES, Vendor
+
+
+class ClientAuth(StrEnum):
+    PUBLIC = "public"
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+def normalize_iss(iss: str) -> str:
+    return iss.strip().rstrip("/")
+
+
+def _check_url(value: str, field: str) -> str:
+    parts = urlsplit(value)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{field} must be an absolute https URL")
+    if parts.scheme == "http" and not local:
+        raise ValueError(f"{field} must use https (http is allowed only for localhost)")
+    if parts.fragment or parts.query:
+        raise ValueError(f"{field} must not have a query or fragment")
+    return value
+
+
+class Registration(BaseModel):
+    """One trusted issuer (an EHR's FHIR base URL) and how Tandem is registered there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: str
+    name: str | None = None
+    client_id: Annotated[str, Field(min_length=1)]
+    vendor: Vendor = Vendor.GENERIC
+    auth: ClientAuth = ClientAuth.PUBLIC
+    key_id: str | None = None
+    #: Name of the environment variable (prefix TANDEM_) that holds the client secret; never the secret itself.
+    client_secret_env: str | None = None
+    scopes: list[str] | None = None
+
+    @field_validator("iss")
+    @classmethod
+    def _iss_is_url(cls, value: str) -> str:
+        return _check_url(normalize_iss(value), "iss")
+
+    @field_validator("client_secret_env")
+    @classmethod
+    def _secret_env_prefixed(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("TANDEM_"):
+            raise ValueError("client_secret_env must name an environment variable starting with TANDEM_")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_has_credentials(self) -> Registration:
+        if self.auth is ClientAuth.PRIVATE_KEY_JWT and not self.key_id:
+            raise ValueError("auth = 'private_key_jwt' needs key_id (a kid from the Tandem key file)")
+        if self.auth is ClientAuth.CLIENT_SECRET_BASIC and not self.client_secret_env:
+            raise ValueError("auth = 'client_secret_basic' needs client_secret_env")
+        if self.auth is not ClientAuth.PRIVATE_KEY_JWT and self.key_id:
+            raise ValueError("key_id is only used with auth = 'private_key_jwt'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.iss
+
+    @property
+    def base_scopes(self) -> list[str]:
+        return list(self.scopes) if self.scopes is not None else list(PROFILE_SCOPES[self.vendor])
+
+    def client_secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        if self.client_secret_env is None:
+            return None
+        return (environ if environ is not None else os.environ).get(self.client_secret_env)
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: list[Registration] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_iss(self) -> RegistryFile:
+        seen: set[str] = set()
+        for reg in self.issuer:
+            if reg.iss in seen:
+                raise ValueError(f"iss {reg.iss} is listed twice")
+            seen.add(reg.iss)
+        return self
+
+
+class Registrations:
+    """Lookup of trusted issuers by iss."""
+
+    def __init__(self, registrations: list[Registration]) -> None:
+        self._by_iss = {reg.iss: reg for reg in registrations}
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(self._by_iss.values())
+
+    def __len__(self) -> int:
+        return len(self._by_iss)
+
+    def get(self, iss: str | None) -> Registration | None:
+        if not iss:
+            return None
+        return self._by_iss.get(normalize_iss(iss))
+
+
+def _describe(error: ValidationError, data: Mapping[str, Any], source: str) -> str:
+    lines = [f"{source}: invalid registration file"]
+    raw_issuers = data.get("issuer")
+    issuers: list[Any] = raw_issuers if isinstance(raw_issuers, list) else []
+    for item in error.errors():
+        loc = list(item["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "issuer" and isinstance(loc[1], int):
+            index = loc[1]
+            entry = issuers[index] if index < len(issuers) else {}
+            iss = entry.get("iss") if isinstance(entry, dict) else None
+            where = f"[[issuer]] #{index + 1}" + (f" ({iss})" if iss else "")
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc)
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}{' ' if where and field else ''}{field}: {message}".rstrip())
+    return "\n".join(lines)
+
+
+def parse_registrations(
+    data: Mapping[str, Any],
+    *,
+    source: str = "registrations",
+    key_ids: set[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Registrations:
+    """Validate parsed TOML; raise ConfigurationError naming the field on any problem."""
+    try:
+        parsed = RegistryFile.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error, data, source)) from None
+    problems = []
+    env = environ if environ is not None else os.environ
+    for index, reg in enumerate(parsed.issuer):
+        where = f"[[issuer]] #{index + 1} ({reg.iss})"
+        if reg.auth is ClientAuth.PRIVATE_KEY_JWT and key_ids is not None and reg.key_id not in key_ids:
+            problems.append(f"  {where} key_id: no key with kid {reg.key_id!r} in the Tandem key file")
+        if reg.auth is ClientAuth.CLIENT_SECRET_BASIC and not reg.client_secret(env):
+            problems.append(
+                f"  {where} client_secret_env: environment variable {reg.client_secret_env} is not set"
+            )
+    if problems:
+        raise ConfigurationError("\n".join([f"{source}: invalid registration file", *problems]))
+    return Registrations(parsed.issuer)
+
+
+def load_registrations(
+    path: str | Path, *, key_ids: set[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Registrations:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: registration file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{path}: not valid TOML: {error}") from None
+    return parse_registrations(data, source=str(path), key_ids=key_ids, environ=environ)

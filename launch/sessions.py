@@ -1,0 +1,211 @@
+"""Launch-scoped server-side sessions.
+
+The browser holds one opaque id in a cookie (`browser id`). Each launch gets its own session id that travels in
+the URL path, so two launches in one browser (two patients, two iframes) each keep their own context. A launch
+session is only usable together with the browser id it was created for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from . import errors
+from .context import LaunchContext
+from .discovery import Discovery
+from .oauth import OAuthClient, TokenResponse
+from .registrations import Registrations
+from .store import KeyValueStore
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN_SECONDS = 60
+
+
+def browser_fingerprint(browser_id: str) -> str:
+    """What the server stores about a browser id: its hash, never the cookie value itself."""
+    return hashlib.sha256(browser_id.encode()).hexdigest()
+
+
+def new_browser_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class PendingAuthorization:
+    """What /launch remembers until /callback: bound to one browser, usable once."""
+
+    browser: str
+    iss: str
+    code_verifier: str
+    redirect_uri: str
+    launch: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class LaunchSession:
+    id: str
+    browser: str
+    iss: str
+    access_token: str
+    expires_at: float
+    refresh_token: str | None
+    scope: str
+    context: LaunchContext
+    created_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["context"] = self.context.to_dict()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> LaunchSession:
+        data: dict[str, Any] = json.loads(text)
+        data["context"] = LaunchContext.from_dict(data["context"])
+        return cls(**data)
+
+    def with_tokens(self, tokens: TokenResponse) -> LaunchSession:
+        """After a refresh; the old refresh token is kept when the server returns none (Oracle never rotates)."""
+        return replace(
+            self,
+            access_token=tokens.access_token,
+            expires_at=tokens.expires_at,
+            refresh_token=tokens.refresh_token or self.refresh_token,
+            scope=tokens.scope or self.scope,
+        )
+
+
+class SessionStore:
+    def __init__(self, store: KeyValueStore, *, pending_ttl: int = 600, session_ttl: int = 12 * 3600) -> None:
+        self.store = store
+        self.pending_ttl = pending_ttl
+        self.session_ttl = session_ttl
+
+    def save_pending(self, state: str, pending: PendingAuthorization) -> None:
+        self.store.set(f"pending:{state}", json.dumps(asdict(pending)), self.pending_ttl)
+
+    def take_pending(self, state: str, browser_id: str | None) -> PendingAuthorization:
+        """The pending authorization for `state`, consumed; a second use or another browser is refused."""
+        raw = self.store.take(f"pending:{state}") if state else None
+        if raw is None:
+            raise errors.StateMismatch("the state parameter is unknown, expired or already used")
+        pending = PendingAuthorization(**json.loads(raw))
+        expected = browser_fingerprint(browser_id) if browser_id else ""
+        if not hmac.compare_digest(pending.browser, expected):
+            raise errors.StateMismatch("the state parameter belongs to another browser session")
+        return pending
+
+    def create(
+        self, *, browser_id: str, iss: str, tokens: TokenResponse, context: LaunchContext
+    ) -> LaunchSession:
+        session = LaunchSession(
+            id=secrets.token_urlsafe(24),
+            browser=browser_fingerprint(browser_id),
+            iss=iss,
+            access_token=tokens.access_token,
+            expires_at=tokens.expires_at,
+            refresh_token=tokens.refresh_token,
+            scope=tokens.scope,
+            context=context,
+        )
+        self.save(session)
+        return session
+
+    def save(self, session: LaunchSession) -> None:
+        self.store.set(f"launch:{session.id}", session.to_json(), self.session_ttl)
+
+    def load(self, session_id: str) -> LaunchSession | None:
+        raw = self.store.get(f"launch:{session_id}") if session_id else None
+        return LaunchSession.from_json(raw) if raw else None
+
+    def get(self, session_id: str, browser_id: str | None) -> LaunchSession:
+        """The launch session, only for the browser it was created in."""
+        session = self.load(session_id)
+        if session is None or not browser_id:
+            raise errors.SessionExpired("no launch session for this request")
+        if not hmac.compare_digest(session.browser, browser_fingerprint(browser_id)):
+            raise errors.SessionExpired("the launch session belongs to another browser")
+        return session
+
+    def end(self, session_id: str) -> None:
+        self.store.delete(f"launch:{session_id}")
+
+
+class SessionTokens:
+    """TokenSource for the EHR client of one launch: refreshes before expiry, persists the result."""
+
+    def __init__(
+        self,
+        sessions: SessionStore,
+        session: LaunchSession,
+        oauth: OAuthClient,
+        discovery: Discovery,
+        registrations: Registrations,
+        *,
+        clock: Any = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.session = session
+        self.oauth = oauth
+        self.discovery = discovery
+        self.registrations = registrations
+        self.clock = clock
+        self._rejected: str | None = None
+
+    def _fresh(self, session: LaunchSession) -> bool:
+        return (
+            session.access_token != self._rejected
+            and session.expires_at - REFRESH_MARGIN_SECONDS > self.clock()
+        )
+
+    def token(self) -> str | None:
+        if not self._fresh(self.session):
+            self._refresh()
+        return self.session.access_token
+
+    def invalidate(self) -> None:
+        """The server answered 401 to this token: refresh on the next call even if it looks unexpired."""
+        self._rejected = self.session.access_token
+
+    def _refresh(self) -> None:
+        lock = f"refresh-lock:{self.session.id}"
+        if not self.sessions.store.set(lock, "1", 30, only_if_absent=True):
+            # Another request of this launch is refreshing; rotating refresh tokens are single use, so wait.
+            for _ in range(50):
+                time.sleep(0.1)
+                current = self.sessions.load(self.session.id)
+                if current and self._fresh(current):
+                    self.session = current
+                    return
+            raise errors.SessionExpired("the token refresh did not finish in time")
+        try:
+            current = self.sessions.load(self.session.id) or self.session
+            if self._fresh(current):
+                self.session = current
+                return
+            if not current.refresh_token:
+                raise errors.SessionExpired("the access token expired and the EHR issued no refresh token")
+            reg = self.registrations.get(current.iss)
+            if reg is None:
+                raise errors.SessionExpired("the EHR for this launch is no longer registered")
+            config = self.discovery.smart_configuration(reg.iss)
+            try:
+                tokens = self.oauth.refresh(reg, config, current.refresh_token)
+            except errors.TokenError as error:
+                self.sessions.end(current.id)
+                raise errors.SessionExpired(
+                    f"the EHR refused to refresh the session ({error.message})"
+                ) from None
+            self.session = current.with_tokens(tokens)
+            self.sessions.save(self.session)
+            log.info("refreshed the access token of a launch session")
+        finally:
+            self.sessions.store.delete(lock)

@@ -1,0 +1,111 @@
+"""Server-side key-value state: launch sessions, tokens, discovery caches, pending writes.
+
+Two implementations behind one interface: Redis for every real deployment, and an embedded in-process
+store for single-process development when no Redis URL is configured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+
+class KeyValueStore(Protocol):
+    """The operations Tandem needs; values are strings (callers store JSON)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(
+        self, key: str, value: str, ttl_seconds: int | None = None, *, only_if_absent: bool = False
+    ) -> bool:
+        """Store a value; with only_if_absent, store it only when the key is free and say whether it was."""
+        ...
+
+    def take(self, key: str) -> str | None:
+        """Get and delete atomically: a value taken once cannot be taken again."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def ping(self) -> bool: ...
+
+
+class RedisStore:
+    """KeyValueStore on a Redis server."""
+
+    def __init__(self, url: str, *, prefix: str = "tandem:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        )
+
+    def get(self, key: str) -> str | None:
+        value = self._redis.get(self.prefix + key)
+        return None if value is None else str(value)
+
+    def set(
+        self, key: str, value: str, ttl_seconds: int | None = None, *, only_if_absent: bool = False
+    ) -> bool:
+        return bool(self._redis.set(self.prefix + key, value, ex=ttl_seconds, nx=only_if_absent))
+
+    def take(self, key: str) -> str | None:
+        value = self._redis.getdel(self.prefix + key)
+        return None if value is None else str(value)
+
+    def delete(self, key: str) -> None:
+        self._redis.delete(self.prefix + key)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis.RedisError:
+            return False
+
+
+class EmbeddedStore:
+    """In-process KeyValueStore: one process only, lost on restart. For development."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires_at = item
+        if expires_at is not None and expires_at <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def set(
+        self, key: str, value: str, ttl_seconds: int | None = None, *, only_if_absent: bool = False
+    ) -> bool:
+        with self._lock:
+            if only_if_absent and self._live(key) is not None:
+                return False
+            expires_at = None if ttl_seconds is None else time.monotonic() + ttl_seconds
+            self._data[key] = (value, expires_at)
+            return True
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key)
+            self._data.pop(key, None)
+            return value
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def ping(self) -> bool:
+        return True

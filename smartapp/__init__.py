@@ -1,0 +1,70 @@
+"""Tandem's Flask app: the app factory, blueprints and error pages."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from launch import errors
+
+from .config import Settings
+from .services import Services, build_services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    services: Services | None = None,
+) -> Flask:
+    """Build the app; raises ConfigurationError (naming the setting) when the configuration is bad."""
+    environ = os.environ if environ is None else environ
+    if services is None:
+        settings = settings or Settings.from_env(environ)
+        services = build_services(settings, environ)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=services.secret_key, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
+    app.extensions["tandem"] = services
+
+    from . import chart, launch_views, site
+
+    app.register_blueprint(site.bp)
+    app.register_blueprint(launch_views.bp)
+    app.register_blueprint(chart.bp)
+
+    @app.errorhandler(errors.TandemError)
+    def tandem_error(error: errors.TandemError) -> tuple[str, int]:
+        log.warning("%s on %s: %s", type(error).__name__, request.endpoint, error.message)
+        return render_template("error.html", error=error), error.status_code
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        status = error.code or 500
+        page = errors.TandemError(error.description or "")
+        page.title = error.name
+        page.advice = "Check the address, or launch Tandem again from the EHR."
+        page.status_code = status
+        return render_template("error.html", error=page), status
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        # No X-Frame-Options: EHRs embed Tandem in iframes.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+            "base-uri 'none'",
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        # Launch ids travel in paths: never leak them to another site.
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.path.startswith(("/app/", "/callback", "/launch")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app

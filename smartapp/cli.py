@@ -1,0 +1,130 @@
+"""The `tandem` command: serve, check an EHR before registration, manage signing keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from launch.check import inspect_server
+from launch.errors import ConfigurationError, TandemError
+from launch.keys import KeyRing, generate_key_set, write_key_set
+from launch.registrations import load_registrations
+from launch.scopes import Vendor
+
+from .config import Settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Tandem: an EHR-embedded behavioral health registry."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run Tandem (development server; use gunicorn in production)."""
+    from werkzeug.serving import run_simple
+
+    from . import create_app
+
+    try:
+        settings = Settings.from_env()
+        _configure_logging(settings.log_level)
+        app = create_app(settings)
+    except ConfigurationError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(2)
+    click.echo(f"Tandem on http://{host}:{port}/  (launch URL http://{host}:{port}/launch)")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@click.option("--iss", required=True, help="The EHR's FHIR base URL (the iss it will launch with).")
+@click.option(
+    "--vendor",
+    type=click.Choice([v.value for v in Vendor]),
+    default=None,
+    help="Vendor profile for the scopes (default: from the registration file, else generic).",
+)
+@click.option(
+    "--registrations",
+    "registrations_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Registration file (default: TANDEM_REGISTRATIONS).",
+)
+@click.option("--timeout", default=15.0, show_default=True, type=float)
+def check(iss: str, vendor: str | None, registrations_path: str | None, timeout: float) -> None:
+    """Show what an EHR's FHIR server supports that Tandem uses, and the scopes Tandem will ask for."""
+    _configure_logging("ERROR")
+    registration = None
+    path = registrations_path or os.environ.get("TANDEM_REGISTRATIONS")
+    try:
+        if path:
+            registration = load_registrations(path).get(iss)
+        report = inspect_server(
+            iss,
+            registration=registration,
+            vendor=Vendor(vendor) if vendor else (registration.vendor if registration else Vendor.GENERIC),
+            timeout=timeout,
+        )
+    except TandemError as error:
+        click.echo(f"tandem check: {iss}: {error.message}", err=True)
+        sys.exit(1)
+    if registration is not None:
+        click.echo(
+            f"Registration:       {registration.label} (client {registration.client_id}, {registration.auth})"
+        )
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """Tandem's signing keys (private_key_jwt and backend services)."""
+
+
+@keys.command("generate")
+@click.option(
+    "--out", "out_path", default="tandem-keys.json", show_default=True, type=click.Path(dir_okay=False)
+)
+def keys_generate(out_path: str) -> None:
+    """Create an RS384 and an ES384 key pair in a new private JWKS file (mode 600)."""
+    path = Path(out_path)
+    if path.exists():
+        click.echo(
+            f"tandem keys: {path} exists; refusing to overwrite keys (rotate by writing a new file)", err=True
+        )
+        sys.exit(1)
+    key_set = generate_key_set()
+    write_key_set(path, key_set)
+    click.echo(f"Wrote {path} with keys: " + ", ".join(f"{k['kid']} ({k['alg']})" for k in key_set["keys"]))
+    click.echo("Set TANDEM_KEYS_FILE to this path. Public keys are served at /.well-known/jwks.json.")
+
+
+@keys.command("public")
+@click.option("--keys-file", default=None, type=click.Path(dir_okay=False), help="Default: TANDEM_KEYS_FILE.")
+def keys_public(keys_file: str | None) -> None:
+    """Print the public JWKS (what EHRs fetch from /.well-known/jwks.json)."""
+    path = keys_file or os.environ.get("TANDEM_KEYS_FILE")
+    if not path:
+        click.echo("tandem keys: give --keys-file or set TANDEM_KEYS_FILE", err=True)
+        sys.exit(2)
+    try:
+        ring = KeyRing.load(path)
+    except ConfigurationError as error:
+        click.echo(f"tandem keys: {error.message}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(ring.public_jwks(), indent=2))

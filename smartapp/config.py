@@ -1,0 +1,114 @@
+"""Settings from `TANDEM_*` environment variables, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from launch.errors import ConfigurationError
+
+PREFIX = "TANDEM_"
+
+
+class RegistryAuth(StrEnum):
+    NONE = "none"
+    BACKEND_SERVICES = "backend-services"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its environment variable `TANDEM_<NAME>` (see the README's reference)."""
+
+    env: str = "development"
+    secret_key: str | None = None
+    redis_url: str | None = None
+    registrations: str | None = None
+    keys_file: str | None = None
+    base_url: str | None = None
+    registry_url: str | None = None
+    registry_auth: RegistryAuth = RegistryAuth.NONE
+    registry_client_id: str | None = None
+    registry_token_url: str | None = None
+    registry_key_id: str | None = None
+    registry_scopes: str = "system/*.cruds"
+    http_timeout: float = 15.0
+    discovery_ttl: int = 3600
+    session_ttl: int = 12 * 3600
+    log_level: str = "INFO"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, allowed_extra: set[str] | None = None
+                 ) -> Settings:  # fmt: skip
+        environ = os.environ if environ is None else environ
+        known = {PREFIX + f.name.upper(): f for f in fields(cls)}
+        values: dict[str, object] = {}
+        problems = []
+        for name, value in environ.items():
+            if not name.startswith(PREFIX):
+                continue
+            spec = known.get(name)
+            if spec is None:
+                if name not in (allowed_extra or set()) and not name.startswith(PREFIX + "SECRET_"):
+                    problems.append(f"{name}: unknown setting (check the spelling; see the README)")
+                continue
+            value = value.strip()
+            if value == "":
+                continue
+            try:
+                if spec.type in ("float",):
+                    values[spec.name] = float(value)
+                elif spec.type in ("int",):
+                    values[spec.name] = int(value)
+                elif spec.name == "registry_auth":
+                    values[spec.name] = RegistryAuth(value)
+                else:
+                    values[spec.name] = value
+            except ValueError:
+                expected = {"float": "a number", "int": "a whole number"}.get(str(spec.type), "")
+                if spec.name == "registry_auth":
+                    expected = "one of " + ", ".join(a.value for a in RegistryAuth)
+                problems.append(f"{name}: must be {expected}, got {value!r}")
+        if problems:
+            raise ConfigurationError("invalid environment:\n  " + "\n  ".join(problems))
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        problems = []
+        if self.env not in ("development", "production"):
+            problems.append("TANDEM_ENV: must be 'development' or 'production'")
+        if self.base_url:
+            parts = urlsplit(self.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append("TANDEM_BASE_URL: must be an absolute URL such as https://tandem.example.org")
+        if self.registry_url and urlsplit(self.registry_url).scheme not in ("http", "https"):
+            problems.append("TANDEM_REGISTRY_URL: must be an absolute http(s) URL")
+        if self.registry_auth is RegistryAuth.BACKEND_SERVICES:
+            for name in ("registry_client_id", "registry_token_url", "registry_key_id"):
+                if not getattr(self, name):
+                    problems.append(
+                        f"TANDEM_{name.upper()}: required when TANDEM_REGISTRY_AUTH=backend-services"
+                    )
+        if self.http_timeout <= 0:
+            problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
+        if self.production:
+            required = ("secret_key", "redis_url", "registrations", "base_url", "registry_url", "keys_file")
+            problems += [
+                f"TANDEM_{name.upper()}: required in production"
+                for name in required
+                if not getattr(self, name)
+            ]
+            if self.secret_key and len(self.secret_key) < 32:
+                problems.append("TANDEM_SECRET_KEY: must be at least 32 characters")
+            if self.base_url and urlsplit(self.base_url).scheme != "https":
+                problems.append("TANDEM_BASE_URL: must use https in production")
+        if problems:
+            raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))

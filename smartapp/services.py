@@ -1,0 +1,103 @@
+"""Wires the framework-neutral pieces (store, transport, discovery, OAuth, sessions, FHIR clients) together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from launch.backend import BackendServicesAuth
+from launch.discovery import Discovery
+from launch.fhir import FHIRClient
+from launch.keys import KeyRing
+from launch.oauth import OAuthClient
+from launch.registrations import Registrations, load_registrations
+from launch.sessions import LaunchSession, SessionStore, SessionTokens
+from launch.store import EmbeddedStore, KeyValueStore, RedisStore
+from launch.transport import HttpTransport
+
+from .config import RegistryAuth, Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    secret_key: str
+    store: KeyValueStore
+    keys: KeyRing
+    registrations: Registrations
+    transport: HttpTransport
+    discovery: Discovery
+    oauth: OAuthClient
+    sessions: SessionStore
+    registry: FHIRClient | None
+
+    def ehr_client(self, session: LaunchSession) -> FHIRClient:
+        """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
+        tokens = SessionTokens(self.sessions, session, self.oauth, self.discovery, self.registrations)
+        return FHIRClient(session.iss, self.transport, tokens, name="EHR")
+
+
+def build_services(settings: Settings, environ: Mapping[str, str] | None = None) -> Services:
+    """Everything the app needs, or a ConfigurationError that names what is wrong."""
+    environ = os.environ if environ is None else environ
+    if settings.redis_url:
+        store: KeyValueStore = RedisStore(settings.redis_url)
+    else:
+        store = EmbeddedStore()
+        log.warning(
+            "TANDEM_REDIS_URL is not set: using the embedded in-process store (single-process development only)"
+        )
+
+    if settings.keys_file:
+        keys = KeyRing.load(settings.keys_file)
+    else:
+        keys = KeyRing.ephemeral()
+        log.warning("TANDEM_KEYS_FILE is not set: generated throwaway signing keys (development only)")
+
+    if settings.registrations:
+        registrations = load_registrations(settings.registrations, key_ids=keys.kids, environ=environ)
+    else:
+        registrations = Registrations([])
+        log.warning("TANDEM_REGISTRATIONS is not set: no EHR is trusted, every launch will be refused")
+
+    secret_key = settings.secret_key or secrets.token_urlsafe(32)
+    if not settings.secret_key:
+        log.warning("TANDEM_SECRET_KEY is not set: generated one for this process (development only)")
+
+    transport = HttpTransport(timeout=settings.http_timeout)
+    discovery = Discovery(transport, store, ttl_seconds=settings.discovery_ttl)
+    registry = None
+    if settings.registry_url:
+        auth = None
+        if settings.registry_auth is RegistryAuth.BACKEND_SERVICES:
+            assert settings.registry_token_url and settings.registry_client_id and settings.registry_key_id  # noqa: S101
+            auth = BackendServicesAuth(
+                HttpTransport(timeout=settings.http_timeout),
+                token_url=settings.registry_token_url,
+                client_id=settings.registry_client_id,
+                signing_key=keys.get(settings.registry_key_id),
+                scopes=settings.registry_scopes.split(),
+            )
+        registry = FHIRClient(
+            settings.registry_url, HttpTransport(timeout=settings.http_timeout), auth, name="registry"
+        )
+    else:
+        log.warning("TANDEM_REGISTRY_URL is not set: no registry store (development only)")
+
+    return Services(
+        settings=settings,
+        secret_key=secret_key,
+        store=store,
+        keys=keys,
+        registrations=registrations,
+        transport=transport,
+        discovery=discovery,
+        oauth=OAuthClient(transport, keys, discovery, environ),
+        sessions=SessionStore(store, session_ttl=settings.session_ttl),
+        registry=registry,
+    )
