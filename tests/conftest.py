@@ -1,0 +1,192 @@
+"""Shared fixtures: a real redis-server, Tandem's keys and registrations, the app, and recorded EHRs."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import redis
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc.jwk import RSAKey
+
+from launch.keys import KeyRing, generate_key_set, write_key_set
+from launch.store import RedisStore
+from smartapp import create_app
+from smartapp.config import Settings
+
+from .ehr import EPIC, GENERIC, ORACLE, VENDORS, RecordedEHR
+
+APP_BASE = "https://tandem.test"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on loopback for the whole run. The README's test command installs it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run the README's test command (it installs it)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    client.close()
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_store(redis_url: str) -> Iterator[RedisStore]:
+    store = RedisStore(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    yield store
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "tandem-keys.json"
+    write_key_set(path, generate_key_set())
+    return path
+
+
+@pytest.fixture(scope="session")
+def key_ring(key_file: Path) -> KeyRing:
+    return KeyRing.load(key_file)
+
+
+@pytest.fixture(scope="session")
+def ehr_signing_key() -> RSAKey:
+    return RSAKey.generate_key(2048)
+
+
+def registration_toml(key_ring: KeyRing) -> str:
+    rs384 = next(kid for kid in sorted(key_ring.kids) if "rs384" in kid)
+    return f"""
+[[issuer]]
+iss = "{EPIC.iss}"
+name = "Epic (test)"
+client_id = "{EPIC.client_id}"
+vendor = "epic"
+auth = "public"
+
+[[issuer]]
+iss = "{ORACLE.iss}"
+name = "Oracle Health (test)"
+client_id = "{ORACLE.client_id}"
+vendor = "oracle"
+auth = "private_key_jwt"
+key_id = "{rs384}"
+
+[[issuer]]
+iss = "{GENERIC.iss}"
+name = "SMART sample server"
+client_id = "{GENERIC.client_id}"
+auth = "client_secret_basic"
+client_secret_env = "TANDEM_SECRET_GENERIC"
+"""
+
+
+@pytest.fixture
+def registrations_file(tmp_path: Path, key_ring: KeyRing) -> Path:
+    path = tmp_path / "registrations.toml"
+    path.write_text(registration_toml(key_ring), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def environ(registrations_file: Path, key_file: Path, redis_url: str) -> dict[str, str]:
+    return {
+        "TANDEM_REDIS_URL": redis_url,
+        "TANDEM_REGISTRATIONS": str(registrations_file),
+        "TANDEM_KEYS_FILE": str(key_file),
+        "TANDEM_BASE_URL": APP_BASE,
+        "TANDEM_SECRET_KEY": "test-secret-key-0123456789abcdefghijkl",
+        "TANDEM_SECRET_GENERIC": "generic-client-secret",
+    }
+
+
+@pytest.fixture
+def app(environ: dict[str, str], redis_store: RedisStore) -> Flask:
+    settings = Settings.from_env(environ)
+    return create_app(settings, environ=environ)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture(params=sorted(VENDORS))
+def ehr(request: pytest.FixtureRequest, rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
+    """Each launch test runs against Epic-, Oracle- and generic-shaped servers."""
+    return RecordedEHR(VENDORS[request.param], rsps, ehr_signing_key)
+
+
+def make_ehr(vendor: str, rsps: responses.RequestsMock, key: RSAKey) -> RecordedEHR:
+    return RecordedEHR(VENDORS[vendor], rsps, key)
+
+
+def query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def start_launch(client: FlaskClient, ehr: RecordedEHR, launch: str | None = "launch-abc") -> dict[str, str]:
+    """GET /launch; returns the authorize request's parameters."""
+    params = {"iss": ehr.shape.iss}
+    if launch:
+        params["launch"] = launch
+    response = client.get("/launch", query_string=params, base_url=APP_BASE)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return query(response.headers["Location"])
+
+
+def finish_launch(client: FlaskClient, state: str, code: str = "auth-code-1") -> str:
+    """GET /callback; returns the launch id from the redirect to the chart."""
+    response = client.get("/callback", query_string={"state": state, "code": code}, base_url=APP_BASE)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    path = urlsplit(response.headers["Location"]).path
+    assert path.startswith("/app/")
+    return path.split("/")[2]
+
+
+def full_launch(client: FlaskClient, ehr: RecordedEHR, launch: str | None = "launch-abc") -> str:
+    return finish_launch(client, start_launch(client, ehr, launch)["state"])
+
+
