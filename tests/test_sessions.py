@@ -1,0 +1,103 @@
+"""Launch-scoped sessions: isolation between launches and browsers, CSRF on POST forms."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc.jwk import RSAKey
+
+from .conftest import APP_BASE, finish_launch, full_launch, make_ehr, query, start_launch
+from .ehr import RecordedEHR, load_fixture
+
+
+@pytest.fixture
+def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
+    return make_ehr("epic", rsps, ehr_signing_key)
+
+
+def _patient_launch_body(patient_id: str):  # type: ignore[no-untyped-def]
+    body = copy.deepcopy(load_fixture("epic/token-ehr-launch.json"))
+    body["patient"] = patient_id
+    body["access_token"] = f"token-for-{patient_id}"
+    return body
+
+
+def test_two_simultaneous_launches_in_one_browser_stay_isolated(
+    client: FlaskClient, epic: RecordedEHR, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two EHR tabs (or iframes) launch for two patients; both authorize before either callback returns."""
+    bodies = iter([_patient_launch_body("patient-A"), _patient_launch_body("patient-B")])
+    monkeypatch.setattr(epic, "_launch_body", lambda: next(bodies))
+
+    first = start_launch(client, epic, launch="launch-for-A")
+    second = start_launch(client, epic, launch="launch-for-B")
+    assert first["state"] != second["state"]
+    launch_a = finish_launch(client, first["state"])
+    launch_b = finish_launch(client, second["state"])
+    assert launch_a != launch_b
+
+    # Interleaved requests: each launch reads only its own patient, with its own token.
+    for launch_id, patient, token in [
+        (launch_b, "patient-B", "token-for-patient-B"),
+        (launch_a, "patient-A", "token-for-patient-A"),
+        (launch_b, "patient-B", "token-for-patient-B"),
+    ]:
+        page = client.get(f"/app/{launch_id}/", base_url=APP_BASE)
+        assert page.status_code == 200
+        assert f'data-patient-id="{patient}"' in page.get_data(as_text=True)
+        assert (f"Patient/{patient}", token) in epic.fhir_calls
+    for call, token in epic.fhir_calls:
+        if call.startswith("Patient/"):
+            assert token == f"token-for-{call.split('/')[1]}", "a launch used another launch's token"
+
+
+def test_a_launch_cannot_be_used_from_another_browser(app: Flask, client: FlaskClient, epic: RecordedEHR) -> None:
+    launch_id = full_launch(client, epic)
+    stranger = app.test_client()
+    page = stranger.get(f"/app/{launch_id}/", base_url=APP_BASE)
+    assert page.status_code == 401
+    assert "Camila" not in page.get_data(as_text=True)
+
+
+def test_browser_cookie_is_the_only_cookie_and_holds_no_token(client: FlaskClient, epic: RecordedEHR) -> None:
+    response = client.get("/launch", query_string={"iss": epic.shape.iss, "launch": "l"}, base_url=APP_BASE)
+    cookies = response.headers.getlist("Set-Cookie")
+    assert len(cookies) == 1 and cookies[0].startswith("tandem_browser=")
+    finish = client.get("/callback", query_string={"state": _state(response), "code": "c"}, base_url=APP_BASE)
+    assert "Set-Cookie" not in finish.headers  # the same browser id is kept; tokens stay server-side
+    for token in epic.valid_tokens:
+        assert token not in finish.get_data(as_text=True)
+
+
+def _state(response) -> str:  # type: ignore[no-untyped-def]
+    return query(response.headers["Location"])["state"]
+
+
+def test_post_without_csrf_token_is_refused(client: FlaskClient, epic: RecordedEHR) -> None:
+    launch_id = full_launch(client, epic)
+    refused = client.post(f"/app/{launch_id}/end", data={}, base_url=APP_BASE)
+    assert refused.status_code == 403
+    wrong = client.post(f"/app/{launch_id}/end", data={"csrf_token": "0" * 64}, base_url=APP_BASE)
+    assert wrong.status_code == 403
+    assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 200  # still alive
+
+
+def test_post_with_the_pages_csrf_token_ends_the_session(client: FlaskClient, epic: RecordedEHR) -> None:
+    launch_id = full_launch(client, epic)
+    html = client.get(f"/app/{launch_id}/", base_url=APP_BASE).get_data(as_text=True)
+    token = html.split('name="csrf_token" value="')[1].split('"')[0]
+    ended = client.post(f"/app/{launch_id}/end", data={"csrf_token": token}, base_url=APP_BASE)
+    assert ended.status_code == 303 and ended.headers["Location"].endswith("/ended")
+    assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 401
+
+
+def test_csrf_token_of_one_launch_does_not_work_for_another(client: FlaskClient, epic: RecordedEHR) -> None:
+    launch_a = full_launch(client, epic)
+    launch_b = full_launch(client, epic)
+    html = client.get(f"/app/{launch_a}/", base_url=APP_BASE).get_data(as_text=True)
+    token_a = html.split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post(f"/app/{launch_b}/end", data={"csrf_token": token_a}, base_url=APP_BASE).status_code == 403
