@@ -1,0 +1,59 @@
+"""The key-value store: the embedded store and a real redis-server behave the same."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from launch.store import EmbeddedStore, KeyValueStore, RedisStore
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def store(request: pytest.FixtureRequest) -> Iterator[KeyValueStore]:
+    if request.param == "redis":
+        yield request.getfixturevalue("redis_store")
+    else:
+        yield EmbeddedStore()
+
+
+def test_set_get_delete(store: KeyValueStore) -> None:
+    assert store.get("a") is None
+    assert store.set("a", "1")
+    assert store.get("a") == "1"
+    store.delete("a")
+    assert store.get("a") is None
+
+
+def test_take_is_usable_once(store: KeyValueStore) -> None:
+    store.set("state", "x", 60)
+    assert store.take("state") == "x"
+    assert store.take("state") is None
+
+
+def test_only_if_absent(store: KeyValueStore) -> None:
+    assert store.set("lock", "1", 60, only_if_absent=True)
+    assert not store.set("lock", "2", 60, only_if_absent=True)
+    assert store.get("lock") == "1"
+
+
+def test_values_expire(store: KeyValueStore) -> None:
+    store.set("short", "x", 1)
+    assert store.get("short") == "x"
+    time.sleep(1.1)
+    assert store.get("short") is None
+    assert store.set("short", "y", 1, only_if_absent=True)
+
+
+def test_ping(store: KeyValueStore) -> None:
+    assert store.ping()
+
+
+def test_unreachable_redis_does_not_ping() -> None:
+    assert not RedisStore("redis://127.0.0.1:1/0").ping()
+
+
+def test_redis_store_uses_a_prefix(redis_store: RedisStore) -> None:
+    redis_store.set("k", "v")
+    assert redis_store._redis.get("tandem:k") == "v"
