@@ -42,7 +42,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -188,5 +200,3 @@ def finish_launch(client: FlaskClient, state: str, code: str = "auth-code-1") ->
 
 def full_launch(client: FlaskClient, ehr: RecordedEHR, launch: str | None = "launch-abc") -> str:
     return finish_launch(client, start_launch(client, ehr, launch)["state"])
-
-

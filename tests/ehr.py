@@ -104,14 +104,21 @@ class RecordedEHR:
         shape = self.shape
         folder = shape.vendor
         if (FIXTURES / folder / "smart-configuration.json").exists():
-            self.rsps.get(f"{shape.iss}/.well-known/smart-configuration", json=load_fixture(f"{folder}/smart-configuration.json"))
+            self.rsps.get(
+                f"{shape.iss}/.well-known/smart-configuration",
+                json=load_fixture(f"{folder}/smart-configuration.json"),
+            )
         else:
             self.rsps.get(f"{shape.iss}/.well-known/smart-configuration", status=404, body="Not Found")
         self.rsps.get(f"{shape.iss}/metadata", json=load_fixture(f"{folder}/metadata.json"))
         if shape.openid_config_url:
-            self.rsps.get(shape.openid_config_url, json={"issuer": shape.id_token_issuer, "jwks_uri": shape.jwks_url})
+            self.rsps.get(
+                shape.openid_config_url, json={"issuer": shape.id_token_issuer, "jwks_uri": shape.jwks_url}
+            )
         public = self.signing_key.as_dict(private=False)
-        self.rsps.get(shape.jwks_url, json={"keys": [{**public, "kid": "ehr-1", "alg": "RS256", "use": "sig"}]})
+        self.rsps.get(
+            shape.jwks_url, json={"keys": [{**public, "kid": "ehr-1", "alg": "RS256", "use": "sig"}]}
+        )
         self.rsps.add_callback(responses.POST, shape.token_url, callback=self._token)
         self.rsps.add_callback(
             responses.GET,
@@ -172,10 +179,23 @@ class RecordedEHR:
         self.fhir_calls.append((f"{resource_type}/{resource_id}", token))
         if token not in self.valid_tokens:
             outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
-            return 401, {"Content-Type": "application/fhir+json", "WWW-Authenticate": 'Bearer error="invalid_token"'}, json.dumps(outcome)
+            return (
+                401,
+                {"Content-Type": "application/fhir+json", "WWW-Authenticate": 'Bearer error="invalid_token"'},
+                json.dumps(outcome),
+            )
         fixture = FIXTURES / self.shape.vendor / f"{resource_type}.json"
         if not fixture.exists():
-            return 404, {"Content-Type": "application/fhir+json"}, json.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]})
+            return (
+                404,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps(
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "not-found"}],
+                    }
+                ),
+            )
         body = load_fixture(f"{self.shape.vendor}/{resource_type}.json")
         body["id"] = resource_id
         return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)

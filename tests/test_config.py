@@ -99,7 +99,10 @@ def test_example_registration_file_is_valid() -> None:
         ({"TANDEM_BASE_URL": "tandem.example.org"}, "TANDEM_BASE_URL: must be an absolute URL"),
         ({"TANDEM_REGISTRY_AUTH": "backend-services"}, "TANDEM_REGISTRY_CLIENT_ID: required when"),
         ({"TANDEM_ENV": "production"}, "TANDEM_REDIS_URL: required in production"),
-        ({"TANDEM_ENV": "production", "TANDEM_SECRET_KEY": "short"}, "TANDEM_SECRET_KEY: must be at least 32"),
+        (
+            {"TANDEM_ENV": "production", "TANDEM_SECRET_KEY": "short"},
+            "TANDEM_SECRET_KEY: must be at least 32",
+        ),
         ({"TANDEM_ENV": "production", "TANDEM_BASE_URL": "http://t.example"}, "must use https in production"),
     ],
 )

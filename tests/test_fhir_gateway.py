@@ -16,7 +16,13 @@ from launch.transport import HttpTransport, RetryPolicy, parse_retry_after
 BASE = "https://ehr.example.org/fhir/R4"
 OO = {
     "resourceType": "OperationOutcome",
-    "issue": [{"severity": "error", "code": "invalid", "diagnostics": "Observation.status: missing required element"}],
+    "issue": [
+        {
+            "severity": "error",
+            "code": "invalid",
+            "diagnostics": "Observation.status: missing required element",
+        }
+    ],
 }
 
 
@@ -40,12 +46,19 @@ def _bundle(resources: list[dict], next_url: str | None = None) -> dict:
     links = [{"relation": "self", "url": f"{BASE}/Observation"}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
-    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
 @responses.activate
 def test_read_sends_the_bearer_token_and_fhir_accept(fhir: FHIRClient) -> None:
-    responses.get(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"}, headers={"ETag": 'W/"7"'})
+    responses.get(
+        f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"}, headers={"ETag": 'W/"7"'}
+    )
     patient = fhir.read("Patient", "p1")
     request = responses.calls[0].request
     assert request.headers["Authorization"] == "Bearer tok-123"
@@ -144,7 +157,9 @@ def test_transaction_posts_to_the_base_and_is_retried_only_when_idempotent(fhir:
 
 @responses.activate
 def test_paging_follows_same_origin_next_links(fhir: FHIRClient) -> None:
-    responses.get(f"{BASE}/Observation", json=_bundle([{"resourceType": "Observation", "id": "1"}], f"{BASE}?page=2"))
+    responses.get(
+        f"{BASE}/Observation", json=_bundle([{"resourceType": "Observation", "id": "1"}], f"{BASE}?page=2")
+    )
     responses.get(f"{BASE}?page=2", json=_bundle([{"resourceType": "Observation", "id": "2"}]))
     found = fhir.search_all("Observation", {"patient": "p1", "code": ["44261-6", "89204-2"]})
     assert [r["id"] for r in found] == ["1", "2"]

@@ -79,7 +79,11 @@ def test_bad_callbacks_get_a_clear_page(
     elif case == "other-browser":
         client = app.test_client()
     elif case == "access-denied":
-        callback = {"state": params["state"], "error": "access_denied", "error_description": "The user denied"}
+        callback = {
+            "state": params["state"],
+            "error": "access_denied",
+            "error_description": "The user denied",
+        }
     elif case == "no-code":
         del callback["code"]
     elif case == "token-400":
@@ -138,7 +142,9 @@ def test_expired_token_is_refreshed_and_oracle_keeps_its_refresh_token(
     assert 560 <= refreshed.expires_at - time.time() <= 570
 
 
-def test_epic_rotated_refresh_token_replaces_the_old_one(app: Flask, client: FlaskClient, epic: RecordedEHR) -> None:
+def test_epic_rotated_refresh_token_replaces_the_old_one(
+    app: Flask, client: FlaskClient, epic: RecordedEHR
+) -> None:
     launch_id = full_launch(client, epic)
     _expire(app, launch_id)
     assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 200
@@ -149,7 +155,9 @@ def test_token_refreshed_before_expiry_not_after(app: Flask, client: FlaskClient
     launch_id = full_launch(client, epic)
     sessions = app.extensions["tandem"].sessions
     session = sessions.load(launch_id)
-    sessions.save(session.__class__(**{**session.__dict__, "expires_at": time.time() + 30}))  # inside the margin
+    sessions.save(
+        session.__class__(**{**session.__dict__, "expires_at": time.time() + 30})
+    )  # inside the margin
     client.get(f"/app/{launch_id}/", base_url=APP_BASE)
     assert epic.refreshes == 1
     client.get(f"/app/{launch_id}/", base_url=APP_BASE)

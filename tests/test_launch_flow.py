@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import responses
 from flask.testing import FlaskClient
 from joserfc import jwt
@@ -21,7 +20,9 @@ EXPECTED_READ_SCOPES_V1 = {"patient/Patient.read", "patient/Observation.read", "
 
 
 def test_ehr_launch_authorize_request_parameter_by_parameter(client: FlaskClient, ehr: RecordedEHR) -> None:
-    response = client.get("/launch", query_string={"iss": ehr.shape.iss, "launch": "xyz-123"}, base_url=APP_BASE)
+    response = client.get(
+        "/launch", query_string={"iss": ehr.shape.iss, "launch": "xyz-123"}, base_url=APP_BASE
+    )
 
     assert response.status_code == 302
     location = response.headers["Location"]
@@ -165,7 +166,9 @@ def test_long_launch_token_uses_form_post_when_the_server_allows_it(
 ) -> None:
     epic = make_ehr("epic", rsps, ehr_signing_key)
     launch = "eyJ" + "x" * 3000  # Epic launch tokens are long JWTs
-    response = client.get("/launch", query_string={"iss": epic.shape.iss, "launch": launch}, base_url=APP_BASE)
+    response = client.get(
+        "/launch", query_string={"iss": epic.shape.iss, "launch": launch}, base_url=APP_BASE
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert f'method="post" action="{EPIC.authorize_url}"' in html

@@ -13,9 +13,20 @@ from fhir_mappings.patient import age_in_years, birth_date_text, display_name, i
     ("resource", "name"),
     [
         ({"name": [{"use": "official", "family": "Rivera", "given": ["Ana", "Sofia"]}]}, "Ana Sofia Rivera"),
-        ({"name": [{"use": "usual", "text": "Camila Lopez"}, {"use": "official", "family": "Lopez"}]}, "Lopez"),
+        (
+            {"name": [{"use": "usual", "text": "Camila Lopez"}, {"use": "official", "family": "Lopez"}]},
+            "Lopez",
+        ),
         ({"name": [{"use": "old", "family": "Smith"}, {"family": "Jones", "given": ["Kim"]}]}, "Kim Jones"),
-        ({"name": [{"use": "official", "family": "Old", "period": {"end": "2001"}}, {"use": "usual", "family": "New"}]}, "New"),
+        (
+            {
+                "name": [
+                    {"use": "official", "family": "Old", "period": {"end": "2001"}},
+                    {"use": "usual", "family": "New"},
+                ]
+            },
+            "New",
+        ),
         ({"name": []}, None),
         ({"name": [{}]}, None),
         ({}, None),

@@ -74,7 +74,12 @@ def test_fhir_context_both_forms() -> None:
         FhirContextItem(canonical="http://example.org/Questionnaire/phq9|1.0", type="Questionnaire"),
         FhirContextItem(identifier={"system": "urn:x", "value": "9"}, type="ServiceRequest"),
     )
-    assert [item.resource_type for item in items] == ["Encounter", "Appointment", "Questionnaire", "ServiceRequest"]
+    assert [item.resource_type for item in items] == [
+        "Encounter",
+        "Appointment",
+        "Questionnaire",
+        "ServiceRequest",
+    ]
     assert parse_fhir_context("Encounter/1") == ()
 
 

@@ -55,7 +55,9 @@ def test_two_simultaneous_launches_in_one_browser_stay_isolated(
             assert token == f"token-for-{call.split('/')[1]}", "a launch used another launch's token"
 
 
-def test_a_launch_cannot_be_used_from_another_browser(app: Flask, client: FlaskClient, epic: RecordedEHR) -> None:
+def test_a_launch_cannot_be_used_from_another_browser(
+    app: Flask, client: FlaskClient, epic: RecordedEHR
+) -> None:
     launch_id = full_launch(client, epic)
     stranger = app.test_client()
     page = stranger.get(f"/app/{launch_id}/", base_url=APP_BASE)
@@ -100,4 +102,7 @@ def test_csrf_token_of_one_launch_does_not_work_for_another(client: FlaskClient,
     launch_b = full_launch(client, epic)
     html = client.get(f"/app/{launch_a}/", base_url=APP_BASE).get_data(as_text=True)
     token_a = html.split('name="csrf_token" value="')[1].split('"')[0]
-    assert client.post(f"/app/{launch_b}/end", data={"csrf_token": token_a}, base_url=APP_BASE).status_code == 403
+    assert (
+        client.post(f"/app/{launch_b}/end", data={"csrf_token": token_a}, base_url=APP_BASE).status_code
+        == 403
+    )
