@@ -45,7 +45,19 @@ def serve(host: str, port: int) -> None:
         click.echo(f"tandem: {error.message}", err=True)
         sys.exit(2)
     click.echo(f"Tandem on http://{host}:{port}/  (launch URL http://{host}:{port}/launch)")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=_request_handler())
+
+
+def _request_handler() -> type:
+    """Access log lines without query strings: /launch and /callback carry launch tokens and codes."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class PathOnlyLogHandler(WSGIRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            self.path = self.path.split("?", 1)[0]
+            super().log_request(code, size)
+
+    return PathOnlyLogHandler
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,7 +15,7 @@ from markupsafe import escape
 from launch.sessions import LaunchSession
 
 from .conftest import APP_BASE, finish_launch, full_launch, make_ehr, start_launch
-from .ehr import RecordedEHR
+from .ehr import EPIC, RecordedEHR, load_fixture
 
 
 @pytest.fixture
@@ -211,3 +212,27 @@ def test_error_pages_do_not_leak_tokens_or_ids_into_logs(
     logged = caplog.text
     for secret in [*epic.valid_tokens, "erXuFYUfucBZaryVksYEcMg3", "Camila", "1987-09-12", launch_id]:
         assert secret not in logged
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"body": requests.ConnectionError("refused")}, {"status": 500}],
+    ids=["unreachable", "server-error"],
+)
+def test_registered_ehr_without_reachable_discovery_gets_a_502_page(
+    client: FlaskClient, rsps: responses.RequestsMock, answer: dict
+) -> None:
+    rsps.get(f"{EPIC.iss}/.well-known/smart-configuration", **answer)
+    rsps.get(f"{EPIC.iss}/metadata", **answer)
+    response = client.get("/launch", query_string={"iss": EPIC.iss, "launch": "x"}, base_url=APP_BASE)
+    assert response.status_code == 502
+    assert "Location" not in response.headers
+    assert str(escape("The EHR's sign-in service could not be found")) in response.get_data(as_text=True)
+
+
+def test_server_that_refuses_s256_is_not_launched(client: FlaskClient, rsps: responses.RequestsMock) -> None:
+    config = {**load_fixture("epic/smart-configuration.json"), "code_challenge_methods_supported": ["plain"]}
+    rsps.get(f"{EPIC.iss}/.well-known/smart-configuration", json=config)
+    response = client.get("/launch", query_string={"iss": EPIC.iss, "launch": "x"}, base_url=APP_BASE)
+    assert response.status_code == 502 and "Location" not in response.headers
+    assert "PKCE with S256" in response.get_data(as_text=True)
