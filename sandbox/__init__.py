@@ -1,0 +1,5 @@
+"""Sandbox EHR: a development tool shipped with Tandem.
+
+A SMART authorization server (Authlib), a FHIR endpoint that behaves like an EHR in front of a local FHIR server,
+an EHR-like launcher, and a synthetic data generator. Never deployed at a hospital.
+"""

@@ -1,0 +1,258 @@
+"""The sandbox EHR's Flask app: launcher, SMART authorization server, EHR-like FHIR endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from authlib.oauth2 import OAuth2Error
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request
+from joserfc.jwk import RSAKey
+
+from fhir_mappings.patient import birth_date_text, display_name
+
+from .oauth import LaunchContext, SandboxClient, SandboxStore, build_authorization_server
+from .rules import MODES, VENDOR_NAMES, belongs_to, scope_refusal, vendor_capability, vendor_refusal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIFETIMES = {"generic": 3600, "epic": 3240, "oracle": 570}
+_FORWARDED_HEADERS = ("Content-Type", "If-Match", "If-None-Exist", "If-None-Match", "Prefer")
+
+
+@dataclass
+class SandboxConfig:
+    public_url: str  # where browsers and Tandem reach the sandbox, e.g. http://127.0.0.1:9000
+    fhir_url: str  # the local FHIR server holding the EHR's data
+    tandem_url: str  # Tandem's base URL: launch URL and redirect URI
+    client_id: str = "tandem-sandbox"
+    lifetimes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIFETIMES))
+
+    def iss(self, mode: str) -> str:
+        return f"{self.public_url.rstrip('/')}/{mode}/fhir"
+
+
+def _outcome(status: int, code: str, message: str, challenge: str | None = None) -> Response:
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": message}]}
+    response = Response(json.dumps(body), status=status, content_type="application/fhir+json")
+    if challenge:
+        response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def create_sandbox_app(config: SandboxConfig) -> Flask:
+    app = Flask(__name__)
+    store = SandboxStore()
+    store.clients[config.client_id] = SandboxClient(
+        client_id=config.client_id, redirect_uris=[f"{config.tandem_url.rstrip('/')}/callback"]
+    )
+    signing_key = RSAKey.generate_key(2048, parameters={"kid": "sandbox-1", "alg": "RS256", "use": "sig"})
+    server = build_authorization_server(store, signing_key, config.iss, config.lifetimes)
+    server.init_app(app)
+    upstream = requests.Session()
+    app.extensions["sandbox"] = {"store": store, "config": config, "server": server}
+
+    def fhir_get(path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        response = upstream.get(f"{config.fhir_url.rstrip('/')}/{path}", params=params, timeout=15,
+                                headers={"Accept": "application/fhir+json"})  # fmt: skip
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    # --- launcher ----------------------------------------------------------------------------------
+
+    @app.get("/")
+    def launcher() -> str:
+        patients = [e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])]
+        practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
+        return render_template(
+            "launcher.html",
+            patients=[(p["id"], display_name(p) or p["id"], birth_date_text(p) or "") for p in patients],
+            practitioners=[(p["id"], display_name(p) or p["id"], _role(p)) for p in practitioners],
+            modes=[(mode, VENDOR_NAMES[mode]) for mode in MODES],
+        )
+
+    @app.get("/launch-app")
+    def launch_app() -> Response | str:
+        mode = request.args.get("mode", "generic")
+        if mode not in MODES:
+            abort(400, "unknown mode")
+        target = request.args.get("target", "chart")
+        practitioner = request.args.get("practitioner") or abort(400, "choose a practitioner")
+        patient = request.args.get("patient") if target == "chart" else None
+        if target == "chart" and not patient:
+            abort(400, "choose a patient")
+        params = {"iss": config.iss(mode)}
+        if target != "standalone":
+            params["launch"] = store.new_launch(
+                LaunchContext(
+                    mode=mode,
+                    practitioner=practitioner,
+                    patient=patient,
+                    need_patient_banner=request.args.get("banner", "1") == "1",
+                    intent="worklist" if target == "worklist" else None,
+                )
+            )
+        app_url = f"{config.tandem_url.rstrip('/')}/launch?{urlencode(params)}"
+        if request.args.get("embed") == "1":
+            return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode])
+        return redirect(app_url, code=302)  # type: ignore[return-value]
+
+    # --- SMART authorization server ---------------------------------------------------------------
+
+    @app.get("/<mode>/fhir/.well-known/smart-configuration")
+    def smart_configuration(mode: str) -> Response:
+        if mode not in MODES:
+            abort(404)
+        root = config.public_url.rstrip("/")
+        return jsonify(
+            issuer=config.iss(mode),
+            jwks_uri=f"{root}/auth/jwks",
+            authorization_endpoint=f"{root}/auth/authorize",
+            token_endpoint=f"{root}/auth/token",
+            token_endpoint_auth_methods_supported=["none", "client_secret_basic"],
+            grant_types_supported=["authorization_code", "refresh_token"],
+            scopes_supported=["openid", "fhirUser", "launch", "launch/patient", "online_access", "offline_access"],
+            response_types_supported=["code"],
+            code_challenge_methods_supported=["S256"],
+            capabilities=[
+                "launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
+                "context-ehr-patient", "context-ehr-encounter", "context-standalone-patient", "context-banner",
+                "context-style", "permission-patient", "permission-user", "permission-v1", "permission-v2",
+                "permission-online", "sso-openid-connect", "authorize-post",
+            ],
+        )  # fmt: skip
+
+    @app.get("/<mode>/fhir/smart-style.json")
+    def smart_style(mode: str) -> Response:
+        return jsonify(color_background="#edeae3", color_highlight="#69b5ce", font_family_base="Arial, sans-serif")
+
+    @app.get("/auth/jwks")
+    def jwks() -> Response:
+        return jsonify(keys=[signing_key.as_dict(private=False)])
+
+    @app.route("/auth/authorize", methods=["GET", "POST"])
+    def authorize() -> Any:
+        values = request.values
+        launch_id = values.get("launch")
+        aud = values.get("aud", "")
+        mode = next((m for m in MODES if config.iss(m) == aud.rstrip("/")), None)
+        if mode is None:
+            return render_template("sandbox_error.html", message="aud must be one of the sandbox's FHIR base URLs"), 400
+        if launch_id:
+            context = store.launches.get(launch_id)
+            if context is None or context.mode != mode:
+                return render_template("sandbox_error.html", message="unknown launch, or aud of another EHR"), 400
+        else:
+            patient, practitioner = values.get("sandbox_patient"), values.get("sandbox_practitioner")
+            if not (patient and practitioner):
+                return _standalone_picker(mode)
+            context = LaunchContext(mode=mode, practitioner=practitioner, patient=patient)
+        try:
+            grant = server.get_consent_grant(end_user=context.practitioner)
+        except OAuth2Error as error:
+            return render_template("sandbox_error.html", message=f"{error.error}: {error.description}"), 400
+        grant.request.sandbox_context = context
+        return server.create_authorization_response(request=grant.request, grant_user=context.practitioner, grant=grant)
+
+    def _standalone_picker(mode: str) -> str:
+        patients = [e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])]
+        practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
+        hidden = {k: v for k, v in request.values.items() if not k.startswith("sandbox_")}
+        return render_template(
+            "standalone.html",
+            hidden=hidden,
+            mode_name=VENDOR_NAMES[mode],
+            patients=[(p["id"], display_name(p) or p["id"], birth_date_text(p) or "") for p in patients],
+            practitioners=[(p["id"], display_name(p) or p["id"], _role(p)) for p in practitioners],
+        )
+
+    @app.post("/auth/token")
+    def token() -> Any:
+        return server.create_token_response()
+
+    # --- EHR-like FHIR endpoint -------------------------------------------------------------------
+
+    @app.get("/<mode>/fhir/metadata")
+    def metadata(mode: str) -> Response:
+        if mode not in MODES:
+            abort(404)
+        capability = vendor_capability(fhir_get("metadata"), mode, config.iss(mode))
+        return Response(json.dumps(capability), content_type="application/fhir+json")
+
+    @app.route("/<mode>/fhir/", methods=["POST"], defaults={"path": ""})
+    @app.route("/<mode>/fhir/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def fhir(mode: str, path: str) -> Response:
+        if mode not in MODES:
+            abort(404)
+        challenge = 'Bearer realm="sandbox", error="invalid_token"'
+        header = request.headers.get("Authorization", "")
+        issued = store.token(header[7:]) if header.startswith("Bearer ") else None
+        if issued is None or issued.is_revoked():
+            return _outcome(401, "login", "A valid access token is required", challenge)
+        if issued.is_expired():
+            return _outcome(401, "expired", "The access token has expired", challenge)
+        if issued.context.mode != mode:
+            return _outcome(401, "login", "The access token was issued for another EHR", challenge)
+        parts = [p for p in path.split("/") if p]
+        query = parse_qs(request.query_string.decode(), keep_blank_values=True)
+        body = request.get_json(silent=True, force=True) if request.data else None
+        scopes = set(issued.scope.split())
+        patient = issued.context.patient
+        only_patient = not any(s.startswith("user/") for s in scopes)
+        writes: list[Any] = []
+        own_user = request.method == "GET" and parts == ["Practitioner", issued.context.practitioner]
+        if own_user and "fhirUser" in scopes:
+            refusal = None  # `openid fhirUser` lets the user read their own resource
+        elif parts:
+            refusal = vendor_refusal(mode, request.method, parts, body) or scope_refusal(
+                scopes, patient, request.method, parts, query
+            )
+            if request.method in ("POST", "PUT"):
+                writes.append(body)
+        else:  # a batch or transaction Bundle: checked entry by entry
+            refusal = vendor_refusal(mode, request.method, parts, body)
+            for entry in (body or {}).get("entry") or [] if isinstance(body, dict) else []:
+                entry_request = entry.get("request") or {}
+                method = str(entry_request.get("method", "POST"))
+                entry_parts = [p for p in str(entry_request.get("url", "")).split("?")[0].split("/") if p]
+                refusal = refusal or scope_refusal(scopes, patient, method, entry_parts, {})
+                if method in ("POST", "PUT"):
+                    writes.append(entry.get("resource"))
+        if refusal:
+            return _outcome(refusal.status, refusal.code, refusal.message, refusal.challenge)
+        if patient and only_patient and any(not (isinstance(w, dict) and belongs_to(w, patient)) for w in writes):
+            return _outcome(403, "forbidden", "A patient-scoped token may only write this patient's data")
+        headers = {k: request.headers[k] for k in _FORWARDED_HEADERS if k in request.headers}
+        headers["Accept"] = "application/fhir+json"
+        upstream_base = config.fhir_url.rstrip("/")
+        url = f"{upstream_base}/{path}" + (f"?{request.query_string.decode()}" if request.query_string else "")
+        answer = upstream.request(request.method, url, data=request.get_data(), headers=headers, timeout=30)
+        text = answer.text.replace(upstream_base, config.iss(mode))
+        if answer.ok and request.method == "GET" and len(parts) >= 2 and patient and only_patient and not own_user:
+            if not belongs_to(json.loads(text), patient):
+                return _outcome(403, "forbidden", "This resource is outside the patient in context")
+        response = Response(text, status=answer.status_code, content_type=answer.headers.get("Content-Type"))
+        for name in ("ETag", "Location", "Content-Location", "Last-Modified"):
+            if name in answer.headers:
+                response.headers[name] = answer.headers[name].replace(upstream_base, config.iss(mode))
+        return response
+
+    return app
+
+
+def _role(practitioner: dict[str, Any]) -> str:
+    for qualification in practitioner.get("qualification") or []:
+        text = (qualification.get("code") or {}).get("text")
+        if text:
+            return str(text)
+    return ""
+
+
+def split_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)

@@ -1,0 +1,135 @@
+"""The whole sandbox on one machine: EHR FHIR server, registry store, sandbox EHR and Tandem."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launch.keys import KeyRing, generate_key_set, write_key_set
+
+from .app import SandboxConfig, create_sandbox_app
+from .data import generate
+from .processes import FhirServer, ThreadedApp, free_port, load_cohort, wait_until_up
+
+log = logging.getLogger(__name__)
+
+TANDEM_CLIENT_ID = "tandem-sandbox"
+REGISTRY_CLIENT_ID = "tandem-registry"
+
+
+@dataclass
+class SandboxWorld:
+    size: int = 50
+    seed: int = 7
+    tandem_port: int = field(default_factory=free_port)
+    sandbox_port: int = field(default_factory=free_port)
+    ehr_port: int | None = None
+    registry_port: int | None = None
+    redis_url: str | None = None
+    workdir: Path | None = None
+    lifetimes: dict[str, int] | None = None
+    start_tandem: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._own_workdir = self.workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="tandem-sandbox-")) if self.workdir is None else self.workdir
+        self.tandem_url = f"http://localhost:{self.tandem_port}"  # another site than the sandbox's 127.0.0.1
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.components: list[Any] = []
+        self.environ: dict[str, str] = {}
+        self.sandbox_app: Any = None
+        self.tandem_app: Any = None
+
+    def iss(self, mode: str) -> str:
+        return f"{self.sandbox_url}/{mode}/fhir"
+
+    def registrations_toml(self) -> str:
+        blocks = []
+        for mode in ("generic", "epic", "oracle"):
+            blocks.append(
+                f'[[issuer]]\niss = "{self.iss(mode)}"\nname = "Sandbox EHR ({mode})"\n'
+                f'client_id = "{TANDEM_CLIENT_ID}"\nvendor = "{mode}"\nauth = "public"\n'
+            )
+        return "\n".join(blocks)
+
+    def start(self) -> SandboxWorld:
+        from smartapp import create_app
+        from smartapp.config import Settings
+
+        if self.workdir is None:  # set in __post_init__
+            raise RuntimeError("no work directory")
+        try:
+            keys_path = self.workdir / "tandem-keys.json"
+            if not keys_path.exists():
+                write_key_set(keys_path, generate_key_set())
+            ring = KeyRing.load(keys_path)
+            rs384 = next(kid for kid in sorted(ring.kids) if "rs384" in kid)
+
+            self.ehr = FhirServer(self.workdir / "ehr-fhir", self.ehr_port).start()
+            self.components.append(self.ehr)
+            loaded = load_cohort(self.ehr.base_url, generate(self.size, self.seed).transaction_bundles())
+            log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
+
+            self.registry = FhirServer(
+                self.workdir / "registry-fhir",
+                self.registry_port,
+                smart_clients=[{"client_id": REGISTRY_CLIENT_ID, "jwks": ring.public_jwks(), "scopes": "system/*.cruds"}],
+            ).start()
+            self.components.append(self.registry)
+
+            sandbox_config = SandboxConfig(public_url=self.sandbox_url, fhir_url=self.ehr.base_url,
+                                           tandem_url=self.tandem_url, client_id=TANDEM_CLIENT_ID)  # fmt: skip
+            if self.lifetimes:
+                sandbox_config.lifetimes.update(self.lifetimes)
+            self.sandbox_app = create_sandbox_app(sandbox_config)
+            self.components.append(ThreadedApp(self.sandbox_app, self.sandbox_port).start())
+
+            registrations = self.workdir / "registrations.toml"
+            registrations.write_text(self.registrations_toml(), encoding="utf-8")
+            self.environ = {
+                "TANDEM_REGISTRATIONS": str(registrations),
+                "TANDEM_KEYS_FILE": str(keys_path),
+                "TANDEM_BASE_URL": self.tandem_url,
+                "TANDEM_REGISTRY_URL": self.registry.base_url,
+                "TANDEM_REGISTRY_AUTH": "backend-services",
+                "TANDEM_REGISTRY_CLIENT_ID": REGISTRY_CLIENT_ID,
+                "TANDEM_REGISTRY_TOKEN_URL": self.registry.token_url,
+                "TANDEM_REGISTRY_KEY_ID": rs384,
+                "TANDEM_REGISTRY_SCOPES": "system/*.cruds",
+                **({"TANDEM_REDIS_URL": self.redis_url} if self.redis_url else {}),
+                **self.extra_env,
+            }
+            if self.start_tandem:
+                self.tandem_app = create_app(Settings.from_env(self.environ), environ=self.environ)
+                self.components.append(ThreadedApp(self.tandem_app, self.tandem_port).start())
+                wait_until_up(f"{self.tandem_url}/healthz")
+            wait_until_up(f"{self.sandbox_url}/generic/fhir/.well-known/smart-configuration")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            try:
+                component.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("stopping %s failed", type(component).__name__)
+        self.components.clear()
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> SandboxWorld:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def summary(self) -> str:
+        return json.dumps({"launcher": self.sandbox_url, "tandem": self.tandem_url}, indent=2)
