@@ -37,7 +37,10 @@ class SandboxConfig:
 
 
 def _outcome(status: int, code: str, message: str, challenge: str | None = None) -> Response:
-    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": message}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": message}],
+    }
     response = Response(json.dumps(body), status=status, content_type="application/fhir+json")
     if challenge:
         response.headers["WWW-Authenticate"] = challenge
@@ -67,7 +70,9 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
 
     @app.get("/")
     def launcher() -> str:
-        patients = [e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])]
+        patients = [
+            e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])
+        ]
         practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
         return render_template(
             "launcher.html",
@@ -129,7 +134,9 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
 
     @app.get("/<mode>/fhir/smart-style.json")
     def smart_style(mode: str) -> Response:
-        return jsonify(color_background="#edeae3", color_highlight="#69b5ce", font_family_base="Arial, sans-serif")
+        return jsonify(
+            color_background="#edeae3", color_highlight="#69b5ce", font_family_base="Arial, sans-serif"
+        )
 
     @app.get("/auth/jwks")
     def jwks() -> Response:
@@ -142,11 +149,15 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         aud = values.get("aud", "")
         mode = next((m for m in MODES if config.iss(m) == aud.rstrip("/")), None)
         if mode is None:
-            return render_template("sandbox_error.html", message="aud must be one of the sandbox's FHIR base URLs"), 400
+            return render_template(
+                "sandbox_error.html", message="aud must be one of the sandbox's FHIR base URLs"
+            ), 400
         if launch_id:
             context = store.launches.get(launch_id)
             if context is None or context.mode != mode:
-                return render_template("sandbox_error.html", message="unknown launch, or aud of another EHR"), 400
+                return render_template(
+                    "sandbox_error.html", message="unknown launch, or aud of another EHR"
+                ), 400
         else:
             patient, practitioner = values.get("sandbox_patient"), values.get("sandbox_practitioner")
             if not (patient and practitioner):
@@ -157,10 +168,14 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         except OAuth2Error as error:
             return render_template("sandbox_error.html", message=f"{error.error}: {error.description}"), 400
         grant.request.sandbox_context = context
-        return server.create_authorization_response(request=grant.request, grant_user=context.practitioner, grant=grant)
+        return server.create_authorization_response(
+            request=grant.request, grant_user=context.practitioner, grant=grant
+        )
 
     def _standalone_picker(mode: str) -> str:
-        patients = [e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])]
+        patients = [
+            e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])
+        ]
         practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
         hidden = {k: v for k, v in request.values.items() if not k.startswith("sandbox_")}
         return render_template(
@@ -225,15 +240,28 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                     writes.append(entry.get("resource"))
         if refusal:
             return _outcome(refusal.status, refusal.code, refusal.message, refusal.challenge)
-        if patient and only_patient and any(not (isinstance(w, dict) and belongs_to(w, patient)) for w in writes):
+        if (
+            patient
+            and only_patient
+            and any(not (isinstance(w, dict) and belongs_to(w, patient)) for w in writes)
+        ):
             return _outcome(403, "forbidden", "A patient-scoped token may only write this patient's data")
         headers = {k: request.headers[k] for k in _FORWARDED_HEADERS if k in request.headers}
         headers["Accept"] = "application/fhir+json"
         upstream_base = config.fhir_url.rstrip("/")
-        url = f"{upstream_base}/{path}" + (f"?{request.query_string.decode()}" if request.query_string else "")
+        url = f"{upstream_base}/{path}" + (
+            f"?{request.query_string.decode()}" if request.query_string else ""
+        )
         answer = upstream.request(request.method, url, data=request.get_data(), headers=headers, timeout=30)
         text = answer.text.replace(upstream_base, config.iss(mode))
-        if answer.ok and request.method == "GET" and len(parts) >= 2 and patient and only_patient and not own_user:
+        if (
+            answer.ok
+            and request.method == "GET"
+            and len(parts) >= 2
+            and patient
+            and only_patient
+            and not own_user
+        ):
             if not belongs_to(json.loads(text), patient):
                 return _outcome(403, "forbidden", "This resource is outside the patient in context")
         response = Response(text, status=answer.status_code, content_type=answer.headers.get("Content-Type"))

@@ -11,9 +11,17 @@ from typing import Any
 LOINC = "http://loinc.org"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
-SURVEY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]}
-VITALS = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}
-LAB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+SURVEY = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]
+}
+VITALS = {
+    "coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}
+    ]
+}
+LAB = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]
+}
 
 PHQ9_TOTAL, PHQ9_TEEN_TOTAL, PHQ9_ITEM9 = "44261-6", "89204-2", "44260-8"
 GAD7_TOTAL, EPDS_TOTAL = "70274-6", "99046-5"
@@ -26,7 +34,20 @@ CONDITIONS = {
 }
 
 GIVEN_F = ["Ana", "Maya", "Grace", "Lucia", "Aisha", "Mei", "Sofia", "Nora", "Elena", "Priya", "Rosa", "Hana"]
-GIVEN_M = ["Luis", "Omar", "James", "Kenji", "Mateo", "David", "Samuel", "Arjun", "Theo", "Malik", "Ivan", "Noah"]
+GIVEN_M = [
+    "Luis",
+    "Omar",
+    "James",
+    "Kenji",
+    "Mateo",
+    "David",
+    "Samuel",
+    "Arjun",
+    "Theo",
+    "Malik",
+    "Ivan",
+    "Noah",
+]
 FAMILY = ["Rivera", "Nguyen", "Okafor", "Smith", "Kowalski", "Haddad", "Tanaka", "Garcia", "Johnson", "Patel",
           "Novak", "Mensah", "Cohen", "Silva", "Larsen", "Ahmed", "Brooks", "Moreau", "Kim", "Adeyemi"]  # fmt: skip
 
@@ -202,7 +223,9 @@ def _dyad(cohort: Cohort, rng: random.Random, child: str, family: str, today: da
         "name": [{"use": "official", "family": family, "given": [rng.choice(GIVEN_F)]}],
         "gender": "female",
     })  # fmt: skip
-    born = date.fromisoformat(str(next(p for p in cohort.of_type("Patient") if p["id"] == child)["birthDate"]))
+    born = date.fromisoformat(
+        str(next(p for p in cohort.of_type("Patient") if p["id"] == child)["birthDate"])
+    )
     for visit, months in enumerate(m for m in (1, 2, 4, 6) if born + timedelta(days=30 * m) <= today):
         score = max(0, min(30, rng.randint(3, 16) - visit * rng.randint(0, 3)))
         cohort.add(_score_observation(f"{child}-epds-{visit + 1}", child, EPDS_TOTAL,
@@ -211,7 +234,9 @@ def _dyad(cohort: Cohort, rng: random.Random, child: str, family: str, today: da
 
 
 def _smi(cohort: Cohort, rng: random.Random, pid: str, today: date) -> None:
-    _condition(cohort, pid, rng.choice(["schizophrenia", "bipolar"]), today - timedelta(days=rng.randint(400, 4000)))
+    _condition(
+        cohort, pid, rng.choice(["schizophrenia", "bipolar"]), today - timedelta(days=rng.randint(400, 4000))
+    )
     for visit in range(rng.randint(2, 4)):
         when = today - timedelta(days=90 * visit + rng.randint(0, 20))
         cohort.add({

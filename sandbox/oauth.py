@@ -201,7 +201,9 @@ class SmartRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
 
 class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, store: SandboxStore, signing_key: RSAKey, issuer_for: Any, lifetimes: dict[str, int]) -> None:
+    def __init__(
+        self, store: SandboxStore, signing_key: RSAKey, issuer_for: Any, lifetimes: dict[str, int]
+    ) -> None:
         super().__init__()
         self.sandbox_store = store
         self.signing_key = signing_key
@@ -255,7 +257,9 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "exp": now + 300,
                 "fhirUser": f"Practitioner/{context.practitioner}",
             }
-            token["id_token"] = jwt.encode({"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key)
+            token["id_token"] = jwt.encode(
+                {"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key
+            )
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from smartapp.serving import PathOnlyLogHandler
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class FhirServer:
         self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
             [sys.executable, "-m", "sekmet.cli", "serve", "--config", str(config)],
             cwd=self.workdir, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         wait_until_up(f"{self.base_url}/metadata", process=self.process)
         return self
@@ -102,10 +105,15 @@ class FhirServer:
 class ThreadedApp:
     """A WSGI app served on loopback from a background thread."""
 
-    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, host: str = "127.0.0.1", *, quiet: bool = False
+    ) -> None:
         self.host = host
         self.port = port or free_port()
-        self.server: BaseWSGIServer = make_server(host, self.port, app, threaded=True)
+        handler = _SilentHandler if quiet else PathOnlyLogHandler
+        self.server: BaseWSGIServer = make_server(
+            host, self.port, app, threaded=True, request_handler=handler
+        )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> ThreadedApp:
@@ -117,6 +125,21 @@ class ThreadedApp:
         self.server.server_close()
 
 
+class _SilentHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+def _die_with_parent() -> None:
+    """Child processes end when the demo ends, even if it is killed (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def load_cohort(fhir_base: str, bundles: Any, session: requests.Session | None = None) -> int:
     """PUT every resource (transactions of update-as-create): idempotent, so loading twice is harmless."""
     http = session or requests.Session()
@@ -125,6 +148,8 @@ def load_cohort(fhir_base: str, bundles: Any, session: requests.Session | None =
         response = http.post(fhir_base, json=bundle, timeout=120,
                              headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"})  # fmt: skip
         if response.status_code >= 400:
-            raise RuntimeError(f"loading the cohort failed: HTTP {response.status_code}: {response.text[:300]}")
+            raise RuntimeError(
+                f"loading the cohort failed: HTTP {response.status_code}: {response.text[:300]}"
+            )
         count += len(bundle["entry"])
     return count

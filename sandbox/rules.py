@@ -22,7 +22,11 @@ OBSERVATION_CREATE_CATEGORIES: dict[str, frozenset[str] | None] = {
     "epic": frozenset({"vital-signs"}),
     "oracle": frozenset({"vital-signs", "laboratory"}),
 }
-VENDOR_NAMES = {"generic": "Sandbox EHR", "epic": "Sandbox EHR (Epic-like)", "oracle": "Sandbox EHR (Oracle-like)"}
+VENDOR_NAMES = {
+    "generic": "Sandbox EHR",
+    "epic": "Sandbox EHR (Epic-like)",
+    "oracle": "Sandbox EHR (Oracle-like)",
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ def vendor_refusal(mode: str, method: str, path_parts: list[str], body: Any) -> 
         categories = _categories(body) if isinstance(body, Mapping) else set()
         if not categories & allowed:
             return Refusal(
-                422, "business-rule", f"This EHR accepts Observation creates only for {', '.join(sorted(allowed))}"
+                422,
+                "business-rule",
+                f"This EHR accepts Observation creates only for {', '.join(sorted(allowed))}",
             )
     return None
 
@@ -84,7 +90,9 @@ def scope_refusal(
 ) -> Refusal | None:
     """403 when the granted scopes do not allow the interaction, or a patient-scoped token leaves its patient."""
     resource_type, interaction = interaction_for(method, path_parts)
-    insufficient = Refusal(403, "forbidden", "The granted scopes do not allow this", 'Bearer error="insufficient_scope"')
+    insufficient = Refusal(
+        403, "forbidden", "The granted scopes do not allow this", 'Bearer error="insufficient_scope"'
+    )
     if resource_type is None:
         return None  # transactions are checked entry by entry by the caller
     if allows(scopes, "user", resource_type, interaction):
@@ -117,7 +125,9 @@ def belongs_to(resource: Mapping[str, Any], patient: str) -> bool:
         return resource.get("id") == patient
     for field in ("subject", "patient"):
         reference = resource.get(field)
-        if isinstance(reference, Mapping) and str(reference.get("reference", "")).endswith(f"Patient/{patient}"):
+        if isinstance(reference, Mapping) and str(reference.get("reference", "")).endswith(
+            f"Patient/{patient}"
+        ):
             return True
     return False
 
@@ -134,11 +144,15 @@ def vendor_capability(capability: dict[str, Any], mode: str, base_url: str) -> d
         for resource in rest.get("resource") or []:
             resource = dict(resource)
             if resource.get("type") in REFUSED_CREATES[mode]:
-                resource["interaction"] = [i for i in resource.get("interaction") or [] if i.get("code") != "create"]
+                resource["interaction"] = [
+                    i for i in resource.get("interaction") or [] if i.get("code") != "create"
+                ]
             resources.append(resource)
         rest["resource"] = resources
         if mode != "generic":
-            rest["interaction"] = [i for i in rest.get("interaction") or [] if i.get("code") not in ("transaction", "batch")]
+            rest["interaction"] = [
+                i for i in rest.get("interaction") or [] if i.get("code") not in ("transaction", "batch")
+            ]
         rest["security"] = {
             "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                      "code": "SMART-on-FHIR"}]}],

@@ -38,7 +38,9 @@ class SandboxWorld:
 
     def __post_init__(self) -> None:
         self._own_workdir = self.workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="tandem-sandbox-")) if self.workdir is None else self.workdir
+        self.workdir = (
+            Path(tempfile.mkdtemp(prefix="tandem-sandbox-")) if self.workdir is None else self.workdir
+        )
         self.tandem_url = f"http://localhost:{self.tandem_port}"  # another site than the sandbox's 127.0.0.1
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         self.components: list[Any] = []
@@ -79,7 +81,9 @@ class SandboxWorld:
             self.registry = FhirServer(
                 self.workdir / "registry-fhir",
                 self.registry_port,
-                smart_clients=[{"client_id": REGISTRY_CLIENT_ID, "jwks": ring.public_jwks(), "scopes": "system/*.cruds"}],
+                smart_clients=[
+                    {"client_id": REGISTRY_CLIENT_ID, "jwks": ring.public_jwks(), "scopes": "system/*.cruds"}
+                ],
             ).start()
             self.components.append(self.registry)
 
@@ -88,7 +92,7 @@ class SandboxWorld:
             if self.lifetimes:
                 sandbox_config.lifetimes.update(self.lifetimes)
             self.sandbox_app = create_sandbox_app(sandbox_config)
-            self.components.append(ThreadedApp(self.sandbox_app, self.sandbox_port).start())
+            self.components.append(ThreadedApp(self.sandbox_app, self.sandbox_port, quiet=True).start())
 
             registrations = self.workdir / "registrations.toml"
             registrations.write_text(self.registrations_toml(), encoding="utf-8")

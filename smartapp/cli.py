@@ -17,6 +17,7 @@ from launch.registrations import load_registrations
 from launch.scopes import Vendor
 
 from .config import Settings
+from .serving import PathOnlyLogHandler
 
 
 def _configure_logging(level: str) -> None:
@@ -45,19 +46,7 @@ def serve(host: str, port: int) -> None:
         click.echo(f"tandem: {error.message}", err=True)
         sys.exit(2)
     click.echo(f"Tandem on http://{host}:{port}/  (launch URL http://{host}:{port}/launch)")
-    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=_request_handler())
-
-
-def _request_handler() -> type:
-    """Access log lines without query strings: /launch and /callback carry launch tokens and codes."""
-    from werkzeug.serving import WSGIRequestHandler
-
-    class PathOnlyLogHandler(WSGIRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            self.path = self.path.split("?", 1)[0]
-            super().log_request(code, size)
-
-    return PathOnlyLogHandler
+    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLogHandler)
 
 
 @main.command()
@@ -140,3 +129,45 @@ def keys_public(keys_file: str | None) -> None:
         click.echo(f"tandem keys: {error.message}", err=True)
         sys.exit(1)
     click.echo(json.dumps(ring.public_jwks(), indent=2))
+
+
+@main.command()
+@click.option(
+    "--size", default=50, show_default=True, type=click.IntRange(1, 5000), help="Synthetic patients."
+)
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option(
+    "--port", default=8000, show_default=True, type=int, help="Tandem's port (http://localhost:PORT)."
+)
+@click.option("--sandbox-port", default=9000, show_default=True, type=int, help="The sandbox EHR's port.")
+def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
+    """Start the whole demo: local FHIR servers, the sandbox EHR with synthetic patients, and Tandem."""
+    _configure_logging("WARNING")
+    try:
+        from sandbox.world import SandboxWorld
+    except ImportError as error:
+        click.echo(
+            f"tandem demo needs the sandbox extra: python3 -m pip install -e '.[sandbox]' ({error})", err=True
+        )
+        sys.exit(2)
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor stopping the demo
+        signal.signal(signum, lambda *_: stop.set())
+    world = SandboxWorld(size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port)
+    click.echo(f"Starting the sandbox ({size} synthetic patients)…")
+    try:
+        world.start()
+    except (RuntimeError, OSError, TandemError) as error:
+        click.echo(f"tandem demo: could not start: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"\nSandbox EHR launcher: {world.sandbox_url}/\nTandem:               {world.tandem_url}/\n")
+    click.echo("Press Ctrl-C to stop everything.")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        click.echo("Stopping…")
+        world.stop()
