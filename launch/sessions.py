@@ -192,6 +192,9 @@ class SessionTokens:
                 self.session = current
                 return
             if not current.refresh_token:
+                if current.access_token != self._rejected and current.expires_at > self.clock():
+                    self.session = current  # nearly expired but still valid, and nothing to refresh it with
+                    return
                 raise errors.SessionExpired("the access token expired and the EHR issued no refresh token")
             reg = self.registrations.get(current.iss)
             if reg is None:

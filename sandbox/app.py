@@ -55,6 +55,7 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     )
     signing_key = RSAKey.generate_key(2048, parameters={"kid": "sandbox-1", "alg": "RS256", "use": "sig"})
     server = build_authorization_server(store, signing_key, config.iss, config.lifetimes)
+    app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
     server.init_app(app)
     upstream = requests.Session()
     app.extensions["sandbox"] = {"store": store, "config": config, "server": server}

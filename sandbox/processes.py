@@ -82,12 +82,12 @@ class FhirServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "settings.json"  # YAML is a superset of JSON
         config.write_text(json.dumps(self.settings(), indent=2), encoding="utf-8")
-        log_file = (self.workdir / "server.log").open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            [sys.executable, "-m", "sekmet.cli", "serve", "--config", str(config)],
-            cwd=self.workdir, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
+        with (self.workdir / "server.log").open("ab") as log_file:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+                [sys.executable, "-m", "sekmet.cli", "serve", "--config", str(config)],
+                cwd=self.workdir, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
         wait_until_up(f"{self.base_url}/metadata", process=self.process)
         return self
 

@@ -236,3 +236,15 @@ def test_server_that_refuses_s256_is_not_launched(client: FlaskClient, rsps: res
     response = client.get("/launch", query_string={"iss": EPIC.iss, "launch": "x"}, base_url=APP_BASE)
     assert response.status_code == 502 and "Location" not in response.headers
     assert "PKCE with S256" in response.get_data(as_text=True)
+
+
+def test_nearly_expired_token_without_refresh_token_is_used_until_it_expires(
+    app: Flask, client: FlaskClient, epic: RecordedEHR
+) -> None:
+    launch_id = full_launch(client, epic)
+    sessions = app.extensions["tandem"].sessions
+    session = sessions.load(launch_id)
+    changes = {"expires_at": time.time() + 30, "refresh_token": None}
+    sessions.save(session.__class__(**{**session.__dict__, **changes}))
+    assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 200
+    assert epic.refreshes == 0

@@ -1,0 +1,68 @@
+"""The real-component tier: sekmet-fhir servers, the sandbox EHR over HTTP, redis-server, Tandem over HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from sandbox.world import SandboxWorld
+
+
+class Browser(requests.Session):
+    """A cookie-keeping client that, like browsers, sends Secure cookies to http://localhost."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        for cookie in self.cookies:
+            cookie.secure = False
+        return super().send(request, **kwargs)
+
+    def follow(self, url: str, *, limit: int = 8, **kwargs: Any) -> requests.Response:
+        """GET and follow redirects across origins, as a browser would."""
+        response = self.get(url, allow_redirects=False, **kwargs)
+        for _ in range(limit):
+            if response.status_code not in (301, 302, 303, 307):
+                return response
+            location = response.headers["Location"]
+            if location.startswith("/"):
+                location = re.match(r"https?://[^/]+", response.url).group(0) + location  # type: ignore[union-attr]
+            response = self.get(location, allow_redirects=False)
+        raise AssertionError("too many redirects")
+
+
+@pytest.fixture(scope="session")
+def world(redis_url: str) -> Iterator[SandboxWorld]:
+    with SandboxWorld(size=20, seed=11, redis_url=redis_url) as started:
+        yield started
+
+
+@pytest.fixture
+def browser() -> Browser:
+    return Browser()
+
+
+@pytest.fixture
+def sandbox_state(world: SandboxWorld) -> Any:
+    return world.sandbox_app.extensions["sandbox"]
+
+
+@pytest.fixture
+def tandem(world: SandboxWorld) -> Any:
+    return world.tandem_app.extensions["tandem"]
+
+
+def launch_url(world: SandboxWorld, mode: str, patient: str | None = "pt-0001", target: str = "chart",
+               practitioner: str = "pr-pcp-1", banner: bool = True) -> str:  # fmt: skip
+    params = f"mode={mode}&practitioner={practitioner}&target={target}&banner={'1' if banner else '0'}"
+    if patient:
+        params += f"&patient={patient}"
+    return f"{world.sandbox_url}/launch-app?{params}"
+
+
+def launch_id_of(response: requests.Response) -> str:
+    match = re.search(r"/app/([^/]+)/", response.url)
+    assert match, response.url
+    return match.group(1)
