@@ -1,8 +1,9 @@
 """Launch-scoped server-side sessions.
 
-The browser holds one opaque id in a cookie (`browser id`). Each launch gets its own session id that travels in
-the URL path, so two launches in one browser (two patients, two iframes) each keep their own context. A launch
-session is only usable together with the browser id it was created for.
+Every launch has its own session: its id travels in the URL path (`/app/<id>/`) and its secret in a cookie scoped
+to that path, so two launches in one browser (two patients, two iframes, started at the same moment) never share
+or overwrite each other's state. Likewise each pending authorization is bound to a cookie named after its state.
+The server stores only hashes of those cookie secrets.
 """
 
 from __future__ import annotations
@@ -28,20 +29,20 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN_SECONDS = 60
 
 
-def browser_fingerprint(browser_id: str) -> str:
-    """What the server stores about a browser id: its hash, never the cookie value itself."""
-    return hashlib.sha256(browser_id.encode()).hexdigest()
+def fingerprint(secret: str) -> str:
+    """What the server stores about a cookie secret: its hash, never the value itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_browser_id() -> str:
+def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)
 class PendingAuthorization:
-    """What /launch remembers until /callback: bound to one browser, usable once."""
+    """What /launch remembers until /callback: bound to the browser that started it, usable once."""
 
-    browser: str
+    binding: str
     iss: str
     code_verifier: str
     redirect_uri: str
@@ -52,7 +53,7 @@ class PendingAuthorization:
 @dataclass(frozen=True)
 class LaunchSession:
     id: str
-    browser: str
+    binding: str
     iss: str
     access_token: str
     expires_at: float
@@ -92,23 +93,24 @@ class SessionStore:
     def save_pending(self, state: str, pending: PendingAuthorization) -> None:
         self.store.set(f"pending:{state}", json.dumps(asdict(pending)), self.pending_ttl)
 
-    def take_pending(self, state: str, browser_id: str | None) -> PendingAuthorization:
+    def take_pending(self, state: str, binding_secret: str | None) -> PendingAuthorization:
         """The pending authorization for `state`, consumed; a second use or another browser is refused."""
         raw = self.store.take(f"pending:{state}") if state else None
         if raw is None:
             raise errors.StateMismatch("the state parameter is unknown, expired or already used")
         pending = PendingAuthorization(**json.loads(raw))
-        expected = browser_fingerprint(browser_id) if browser_id else ""
-        if not hmac.compare_digest(pending.browser, expected):
+        expected = fingerprint(binding_secret) if binding_secret else ""
+        if not hmac.compare_digest(pending.binding, expected):
             raise errors.StateMismatch("the state parameter belongs to another browser session")
         return pending
 
     def create(
-        self, *, browser_id: str, iss: str, tokens: TokenResponse, context: LaunchContext
+        self, *, secret: str, iss: str, tokens: TokenResponse, context: LaunchContext
     ) -> LaunchSession:
+        """A new launch session, usable only with `secret` (which the browser keeps in a path-scoped cookie)."""
         session = LaunchSession(
             id=secrets.token_urlsafe(24),
-            browser=browser_fingerprint(browser_id),
+            binding=fingerprint(secret),
             iss=iss,
             access_token=tokens.access_token,
             expires_at=tokens.expires_at,
@@ -126,12 +128,12 @@ class SessionStore:
         raw = self.store.get(f"launch:{session_id}") if session_id else None
         return LaunchSession.from_json(raw) if raw else None
 
-    def get(self, session_id: str, browser_id: str | None) -> LaunchSession:
+    def get(self, session_id: str, secret: str | None) -> LaunchSession:
         """The launch session, only for the browser it was created in."""
         session = self.load(session_id)
-        if session is None or not browser_id:
+        if session is None or not secret:
             raise errors.SessionExpired("no launch session for this request")
-        if not hmac.compare_digest(session.browser, browser_fingerprint(browser_id)):
+        if not hmac.compare_digest(session.binding, fingerprint(secret)):
             raise errors.SessionExpired("the launch session belongs to another browser")
         return session
 

@@ -108,6 +108,23 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode])
         return redirect(app_url, code=302)  # type: ignore[return-value]
 
+    @app.get("/side-by-side")
+    def side_by_side() -> str:
+        """Two EHR launches in one page (two patients in two iframes), as Epic Hyperspace can do."""
+        mode = request.args.get("mode", "generic")
+        if mode not in MODES:
+            abort(400, "unknown mode")
+        practitioner = request.args.get("practitioner", "pr-pcp-1")
+        urls = []
+        for patient in (request.args.get("a", "pt-0001"), request.args.get("b", "pt-0002")):
+            launch = store.new_launch(LaunchContext(mode=mode, practitioner=practitioner, patient=patient))
+            urls.append(
+                f"{config.tandem_url.rstrip('/')}/launch?{urlencode({'iss': config.iss(mode), 'launch': launch})}"
+            )
+        return render_template(
+            "side_by_side.html", url_a=urls[0], url_b=urls[1], mode_name=VENDOR_NAMES[mode]
+        )
+
     # --- SMART authorization server ---------------------------------------------------------------
 
     @app.get("/<mode>/fhir/.well-known/smart-configuration")

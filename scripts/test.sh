@@ -4,14 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "Installing redis-server (the test suite runs against a real Redis)…"
+# Real components, not mocks: Redis for the stores, Debian's Chromium for the browser tests.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing ${missing[*]} with apt…"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+# The test extras, and the sandbox (sekmet-fhir, Playwright) for the integration and browser tiers.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox]'
 
 echo "== ruff"
 python3 -m ruff check .

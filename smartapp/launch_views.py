@@ -10,9 +10,9 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from launch import errors
 from launch.context import parse_launch_context
 from launch.oauth import build_authorize_request, fhir_user_from_claims, new_code_verifier, new_state
-from launch.sessions import PendingAuthorization, browser_fingerprint
+from launch.sessions import PendingAuthorization, fingerprint, new_secret
 
-from .web import browser_id, browser_id_for_response, services, set_browser_cookie
+from .web import SESSION_COOKIE, auth_cookie_name, services, session_path, set_secret_cookie
 
 log = logging.getLogger(__name__)
 bp = Blueprint("launch", __name__)
@@ -45,13 +45,13 @@ def launch() -> Response:
     if config.code_challenge_methods_supported and not config.supports_s256:
         raise errors.DiscoveryError("the EHR's authorization server does not support PKCE with S256")
 
-    browser = browser_id_for_response()
+    binding = new_secret()
     state, verifier = new_state(), new_code_verifier()
     callback = redirect_uri()
     svc.sessions.save_pending(
         state,
         PendingAuthorization(
-            browser=browser_fingerprint(browser),
+            binding=fingerprint(binding),
             iss=reg.iss,
             code_verifier=verifier,
             redirect_uri=callback,
@@ -67,14 +67,18 @@ def launch() -> Response:
         response = Response(render_template("authorize_post.html", authorize=authorize))
     else:
         response = redirect(authorize.url, code=302)  # type: ignore[assignment]
-    return set_browser_cookie(response)
+    # Named after the state, so simultaneous launches in one browser never overwrite each other's binding.
+    set_secret_cookie(
+        response, auth_cookie_name(state), binding, path="/callback", max_age=svc.sessions.pending_ttl
+    )
+    return response
 
 
 @bp.get("/callback")
 def callback() -> Response:
     svc = services()
     state = request.args.get("state", "")
-    pending = svc.sessions.take_pending(state, browser_id())
+    pending = svc.sessions.take_pending(state, request.cookies.get(auth_cookie_name(state)))
     error = request.args.get("error")
     if error:
         description = request.args.get("error_description", "")[:300]
@@ -99,9 +103,16 @@ def callback() -> Response:
     context = parse_launch_context(tokens.raw, fhir_user=fhir_user)
     if not pending.launch and not context.patient:
         log.info("standalone launch finished without a patient in context")
-    session = svc.sessions.create(browser_id=browser_id() or "", iss=reg.iss, tokens=tokens, context=context)
+    secret = new_secret()
+    session = svc.sessions.create(secret=secret, iss=reg.iss, tokens=tokens, context=context)
     log.info("launch session started at %s (scopes granted: %d)", reg.label, len(tokens.scope.split()))
-    return redirect(url_for("chart.home", launch_id=session.id), code=303)  # type: ignore[return-value]
+    response: Response = redirect(url_for("chart.home", launch_id=session.id), code=303)  # type: ignore[assignment]
+    set_secret_cookie(
+        response, SESSION_COOKIE, secret, path=session_path(session.id), max_age=svc.sessions.session_ttl
+    )
+    response.delete_cookie(auth_cookie_name(state), path="/callback", secure=True, httponly=True, samesite="None",
+                           partitioned=True)  # fmt: skip
+    return response
 
 
 @bp.get("/.well-known/jwks.json")

@@ -1,4 +1,4 @@
-"""Flask glue shared by the blueprints: services, the browser cookie, CSRF, the current launch."""
+"""Flask glue shared by the blueprints: services, the launch cookies, CSRF, the current launch."""
 
 from __future__ import annotations
 
@@ -9,50 +9,37 @@ from typing import cast
 from flask import Response, current_app, g, request
 
 from launch import errors
-from launch.sessions import LaunchSession, new_browser_id
+from launch.sessions import LaunchSession
 
 from .services import Services
 
-BROWSER_COOKIE = "tandem_browser"
+#: Per launch, scoped to the launch's path /app/<id>/.
+SESSION_COOKIE = "tandem_session"
+#: Per pending authorization, scoped to /callback and named after the state.
+AUTH_COOKIE_PREFIX = "tandem_auth_"
 
 
 def services() -> Services:
     return cast(Services, current_app.extensions["tandem"])
 
 
-def browser_id() -> str | None:
-    return request.cookies.get(BROWSER_COOKIE) or None
+def auth_cookie_name(state: str) -> str:
+    return AUTH_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-def browser_id_for_response() -> str:
-    """The browser id of this request, or a new one that `set_browser_cookie` will send."""
-    existing = browser_id()
-    if existing:
-        return existing
-    if "new_browser_id" not in g:
-        g.new_browser_id = new_browser_id()
-    return cast(str, g.new_browser_id)
+def set_secret_cookie(response: Response, name: str, value: str, *, path: str, max_age: int) -> None:
+    """EHRs embed Tandem in iframes with third-party cookies blocked: partitioned, SameSite=None, Secure."""
+    response.set_cookie(
+        name, value, max_age=max_age, path=path, secure=True, httponly=True, samesite="None", partitioned=True
+    )
 
 
-def set_browser_cookie(response: Response) -> Response:
-    """EHRs embed Tandem in iframes with third-party cookies blocked: a partitioned, SameSite=None cookie."""
-    value = g.get("new_browser_id")
-    if value:
-        response.set_cookie(
-            BROWSER_COOKIE,
-            value,
-            max_age=services().settings.session_ttl,
-            path="/",
-            secure=True,
-            httponly=True,
-            samesite="None",
-            partitioned=True,
-        )
-    return response
+def session_path(launch_id: str) -> str:
+    return f"/app/{launch_id}/"
 
 
 def csrf_token(session: LaunchSession) -> str:
-    message = f"csrf:{session.id}:{session.browser}".encode()
+    message = f"csrf:{session.id}:{session.binding}".encode()
     return hmac.new(services().secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
@@ -64,6 +51,6 @@ def check_csrf(session: LaunchSession) -> None:
 
 def current_launch(launch_id: str) -> LaunchSession:
     """The launch session named in the URL, only for the browser that started it."""
-    session = services().sessions.get(launch_id, browser_id())
+    session = services().sessions.get(launch_id, request.cookies.get(SESSION_COOKIE))
     g.launch = session
     return session

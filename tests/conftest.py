@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -200,3 +201,12 @@ def finish_launch(client: FlaskClient, state: str, code: str = "auth-code-1") ->
 
 def full_launch(client: FlaskClient, ehr: RecordedEHR, launch: str | None = "launch-abc") -> str:
     return finish_launch(client, start_launch(client, ehr, launch)["state"])
+
+
+@pytest.fixture(scope="session")
+def world(redis_url: str) -> Iterator[Any]:
+    """The whole sandbox on loopback: two sekmet-fhir servers, the sandbox EHR and Tandem, over HTTP."""
+    from sandbox.world import SandboxWorld
+
+    with SandboxWorld(size=20, seed=11, redis_url=redis_url) as started:
+        yield started

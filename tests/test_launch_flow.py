@@ -47,7 +47,7 @@ def test_ehr_launch_authorize_request_parameter_by_parameter(client: FlaskClient
     assert not any("*" in scope for scope in scopes)
 
     cookie = response.headers["Set-Cookie"]
-    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/"):
+    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/callback;"):
         assert attribute in cookie
     assert response.headers["Cache-Control"] == "no-store"
 

@@ -65,14 +65,41 @@ def test_a_launch_cannot_be_used_from_another_browser(
     assert "Camila" not in page.get_data(as_text=True)
 
 
-def test_browser_cookie_is_the_only_cookie_and_holds_no_token(client: FlaskClient, epic: RecordedEHR) -> None:
+def test_cookies_are_per_authorization_and_per_launch_and_hold_no_token(client: FlaskClient, epic: RecordedEHR
+                                                                       ) -> None:  # fmt: skip
     response = client.get("/launch", query_string={"iss": epic.shape.iss, "launch": "l"}, base_url=APP_BASE)
-    cookies = response.headers.getlist("Set-Cookie")
-    assert len(cookies) == 1 and cookies[0].startswith("tandem_browser=")
+    (auth_cookie,) = response.headers.getlist("Set-Cookie")
+    assert auth_cookie.startswith("tandem_auth_") and "Path=/callback;" in auth_cookie
+    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Partitioned", "Max-Age=600"):
+        assert attribute in auth_cookie
+
     finish = client.get("/callback", query_string={"state": _state(response), "code": "c"}, base_url=APP_BASE)
-    assert "Set-Cookie" not in finish.headers  # the same browser id is kept; tokens stay server-side
+    launch_id = finish.headers["Location"].split("/")[-2]
+    cookies = finish.headers.getlist("Set-Cookie")
+    session_cookie = next(c for c in cookies if c.startswith("tandem_session="))
+    assert f"Path=/app/{launch_id}/;" in session_cookie
+    for attribute in ("HttpOnly", "Secure", "SameSite=None", "Partitioned"):
+        assert attribute in session_cookie
+    cleared = next(c for c in cookies if c.startswith("tandem_auth_"))
+    assert "Max-Age=0" in cleared or "Expires=Thu, 01 Jan 1970" in cleared
     for token in epic.valid_tokens:
+        assert all(token not in cookie for cookie in cookies)
         assert token not in finish.get_data(as_text=True)
+
+
+def test_simultaneous_launches_started_before_any_cookie_came_back(app: Flask, epic: RecordedEHR) -> None:
+    """Two iframes request /launch at the same moment: neither answer's cookie may undo the other."""
+    first_browser, second_view = app.test_client(), app.test_client()
+    first = first_browser.get("/launch", query_string={"iss": epic.shape.iss, "launch": "a"}, base_url=APP_BASE)
+    second = second_view.get("/launch", query_string={"iss": epic.shape.iss, "launch": "b"}, base_url=APP_BASE)
+    # The browser ends up with both cookies (different names), whatever order they were set in.
+    for cookie in (*first.headers.getlist("Set-Cookie"), *second.headers.getlist("Set-Cookie")):
+        name, value = cookie.split(";")[0].split("=", 1)
+        first_browser.set_cookie(name, value, domain="tandem.test", path="/callback", secure=True)
+    for response in (second, first):
+        done = first_browser.get("/callback", query_string={"state": _state(response), "code": "c"},
+                                 base_url=APP_BASE)  # fmt: skip
+        assert done.status_code == 303, done.get_data(as_text=True)
 
 
 def _state(response) -> str:  # type: ignore[no-untyped-def]

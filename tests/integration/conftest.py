@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ from sandbox.world import SandboxWorld
 class Browser(requests.Session):
     """A cookie-keeping client that, like browsers, sends Secure cookies to http://localhost."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         for cookie in self.cookies:
             cookie.secure = False
-        return super().send(request, **kwargs)
+        return super().prepare_request(request)
 
     def follow(self, url: str, *, limit: int = 8, **kwargs: Any) -> requests.Response:
         """GET and follow redirects across origins, as a browser would."""
@@ -31,12 +30,6 @@ class Browser(requests.Session):
                 location = re.match(r"https?://[^/]+", response.url).group(0) + location  # type: ignore[union-attr]
             response = self.get(location, allow_redirects=False)
         raise AssertionError("too many redirects")
-
-
-@pytest.fixture(scope="session")
-def world(redis_url: str) -> Iterator[SandboxWorld]:
-    with SandboxWorld(size=20, seed=11, redis_url=redis_url) as started:
-        yield started
 
 
 @pytest.fixture
