@@ -90,8 +90,12 @@ def test_cookies_are_per_authorization_and_per_launch_and_hold_no_token(client: 
 def test_simultaneous_launches_started_before_any_cookie_came_back(app: Flask, epic: RecordedEHR) -> None:
     """Two iframes request /launch at the same moment: neither answer's cookie may undo the other."""
     first_browser, second_view = app.test_client(), app.test_client()
-    first = first_browser.get("/launch", query_string={"iss": epic.shape.iss, "launch": "a"}, base_url=APP_BASE)
-    second = second_view.get("/launch", query_string={"iss": epic.shape.iss, "launch": "b"}, base_url=APP_BASE)
+    first = first_browser.get(
+        "/launch", query_string={"iss": epic.shape.iss, "launch": "a"}, base_url=APP_BASE
+    )
+    second = second_view.get(
+        "/launch", query_string={"iss": epic.shape.iss, "launch": "b"}, base_url=APP_BASE
+    )
     # The browser ends up with both cookies (different names), whatever order they were set in.
     for cookie in (*first.headers.getlist("Set-Cookie"), *second.headers.getlist("Set-Cookie")):
         name, value = cookie.split(";")[0].split("=", 1)

@@ -1,0 +1,15 @@
+"""WSGI entry point for gunicorn: `gunicorn smartapp.wsgi:app`. A bad configuration stops the worker at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from . import create_app
+from .config import Settings
+
+_settings = Settings.from_env()
+logging.basicConfig(
+    level=_settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
+app = create_app(_settings, environ=os.environ)

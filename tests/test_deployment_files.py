@@ -1,0 +1,97 @@
+"""docker/Dockerfile and docker/compose.yaml, checked statically (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from smartapp.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8"))
+
+
+def _instructions() -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in joined.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def test_dockerfile_copies_only_what_exists() -> None:
+    for instruction, args in _instructions():
+        if instruction == "COPY" and "--from" not in args:
+            *sources, _ = shlex.split(args)
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_dockerfile_runs_gunicorn_as_a_non_root_user() -> None:
+    instructions = _instructions()
+    users = [args for instruction, args in instructions if instruction == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    final_stage = instructions[max(i for i, (ins, _) in enumerate(instructions) if ins == "FROM") :]
+    assert any(ins == "USER" for ins, _ in final_stage)
+    cmd = next(args for ins, args in reversed(instructions) if ins == "CMD")
+    assert '"gunicorn"' in cmd and '"smartapp.wsgi:app"' in cmd and "0.0.0.0:8000" in cmd
+    assert "%(U)s" in cmd and "%(r)s" not in cmd  # no query strings in the access log
+    assert any(ins == "EXPOSE" and args.strip() == "8000" for ins, args in instructions)
+    assert any(ins == "HEALTHCHECK" and "/healthz" in args for ins, args in instructions)
+
+
+def test_dockerfile_installs_the_server_extra_that_pyproject_defines() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("gunicorn") for dep in extras["server"])
+    assert '".[server]"' in DOCKERFILE
+
+
+def test_wsgi_module_builds_the_app(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+    import sys
+
+    for name in list(__import__("os").environ):
+        if name.startswith("TANDEM_"):
+            monkeypatch.delenv(name)
+    sys.modules.pop("smartapp.wsgi", None)
+    module = importlib.import_module("smartapp.wsgi")
+    assert module.app.test_client().get("/healthz").status_code == 200
+
+
+def test_compose_services_and_dependencies() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"tandem", "redis", "hapi"}
+    tandem = services["tandem"]
+    assert (
+        tandem["build"]["dockerfile"] == "docker/Dockerfile"
+        and (ROOT / tandem["build"]["context"].replace("..", ".")).exists()
+    )
+    assert set(tandem["depends_on"]) == {"redis", "hapi"}
+    for name, service in services.items():
+        image = service.get("image", "")
+        if name != "tandem":
+            assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version"
+    assert services["redis"]["healthcheck"]["test"][-1] == "ping"
+    assert services["hapi"]["environment"]["hapi.fhir.fhir_version"] == "R4"
+
+
+def test_compose_environment_is_a_valid_production_configuration() -> None:
+    env = {k: str(v) for k, v in COMPOSE["services"]["tandem"]["environment"].items()}
+    resolved = {
+        k: re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: {"TANDEM_BASE_URL": "https://tandem.example.org",
+                                                     "TANDEM_SECRET_KEY": "s" * 40}[m.group(1)], v)
+        for k, v in env.items()
+    }  # fmt: skip
+    settings = Settings.from_env(resolved)  # raises on an unknown or invalid variable
+    assert settings.production
+    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.registry_url == "http://hapi:8080/fhir"
+    mounts = COMPOSE["services"]["tandem"]["volumes"]
+    assert any(m.endswith(":/config:ro") for m in mounts)
+    assert settings.registrations and settings.registrations.startswith("/config/")
