@@ -29,8 +29,18 @@ def test_tandem_inside_an_iframe_on_another_site_with_third_party_cookies_blocke
     tandem_cookie = next(c for c in cookies if c["name"] == "tandem_session")
     assert tandem_cookie["httpOnly"] and tandem_cookie["secure"] and tandem_cookie["sameSite"] == "None"
     assert tandem_cookie.get("partitionKey"), "the cookie must be partitioned under the EHR's site"
+    tandem_frame = next(f for f in page.frames if f.url.startswith(world.tandem_url))
     # No token or launch secret is visible to scripts in the page.
-    assert page.frames[1].evaluate("document.cookie") == ""
+    assert tandem_frame.evaluate("document.cookie") == ""
+    # Third-party cookies really are blocked here: an unpartitioned cookie is refused, a partitioned one kept.
+    kept = tandem_frame.evaluate(
+        """() => {
+            document.cookie = "probe_plain=1; SameSite=None; Secure; Path=/";
+            document.cookie = "probe_partitioned=1; SameSite=None; Secure; Path=/; Partitioned";
+            return document.cookie;
+        }"""
+    )
+    assert "probe_partitioned=1" in kept and "probe_plain" not in kept
 
 
 def test_two_launches_side_by_side_stay_isolated(page: Any, world: Any) -> None:
