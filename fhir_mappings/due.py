@@ -1,0 +1,52 @@
+"""What screening is due for a patient today. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from .conditions import ConditionRow
+from .history import ScorePoint
+
+
+@dataclass(frozen=True)
+class DueItem:
+    instrument: str  # an instrument key: phq9, phq9-teen, gad7, epds
+    reason: str
+
+
+def _last(points: Iterable[ScorePoint], instrument: str) -> ScorePoint | None:
+    matching = [p for p in points if p.instrument == instrument]
+    return max(matching, key=lambda p: p.when) if matching else None
+
+
+def due_screenings(history: list[ScorePoint], conditions: list[ConditionRow], age_years: int | None,
+                   age_days: int | None, today: date) -> list[DueItem]:  # fmt: skip
+    """Measurement-based care: a PHQ-9 every 4 weeks while depression is active or the last PHQ-9 was ≥10; a
+    yearly depression screen from age 12; GAD-7 every 4 weeks with active anxiety; the caregiver's EPDS at the
+    1-, 2-, 4- and 6-month visits of an infant."""
+    due: list[DueItem] = []
+    phq_key = "phq9-teen" if age_years is not None and 12 <= age_years < 18 else "phq9"
+    last_phq = _last(history, "PHQ-9")
+    depression = any(c.group == "depression" and c.active for c in conditions)
+    if last_phq is not None and (depression or last_phq.score >= 10):
+        days = (today - last_phq.day).days
+        if days >= 28:
+            due.append(DueItem(phq_key, f"Last PHQ-9 ({last_phq.score}) was {days} days ago; repeat every 4 weeks "
+                                        "in treatment."))  # fmt: skip
+    elif age_years is not None and age_years >= 12:
+        if last_phq is None:
+            due.append(DueItem(phq_key, "No PHQ-9 on record: yearly depression screening from age 12."))
+        elif (today - last_phq.day).days >= 365:
+            due.append(DueItem(phq_key, "Last PHQ-9 was over a year ago: yearly depression screening."))
+    last_gad = _last(history, "GAD-7")
+    if any(c.group == "anxiety" and c.active for c in conditions):
+        if last_gad is None or (today - last_gad.day).days >= 28:
+            due.append(DueItem("gad7", "Active anxiety: GAD-7 every 4 weeks."))
+    if age_days is not None and age_days < 7 * 31:
+        visit_months = [m for m in (1, 2, 4, 6) if abs(age_days - 30.4 * m) <= 14]
+        last_epds = _last(history, "EPDS")
+        if visit_months and (last_epds is None or (today - last_epds.day).days > 21):
+            due.append(DueItem("epds", f"Caregiver depression screen at the {visit_months[0]}-month visit."))
+    return due

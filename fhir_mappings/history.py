@@ -1,0 +1,105 @@
+"""Screening history from EHR and registry Observations, merged without double counting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from .instruments import HISTORY_CODES
+from .screening import SUBMISSION_SYSTEM
+
+_CODE_TO_INSTRUMENT = {code: name for name, codes in HISTORY_CODES.items() for code in codes}
+
+
+@dataclass(frozen=True)
+class ScorePoint:
+    instrument: str  # "PHQ-9", "GAD-7", "EPDS"
+    when: datetime
+    score: int
+    source: str  # "EHR" or "Tandem"
+    code: str
+    submission: str | None = None
+
+    @property
+    def day(self) -> date:
+        return self.when.date()
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    text = value.replace("Z", "+00:00")
+    try:
+        if len(text) == 4:
+            parsed = datetime(int(text), 1, 1)
+        elif len(text) == 7:
+            parsed = datetime(int(text[:4]), int(text[5:7]), 1)
+        else:
+            parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _value(observation: Mapping[str, Any]) -> int | None:
+    if isinstance(observation.get("valueInteger"), int):
+        return int(observation["valueInteger"])
+    quantity = observation.get("valueQuantity")
+    if isinstance(quantity, Mapping) and isinstance(quantity.get("value"), int | float):
+        return int(round(quantity["value"]))
+    return None
+
+
+def _submission(observation: Mapping[str, Any]) -> str | None:
+    for identifier in observation.get("identifier") or []:
+        if isinstance(identifier, Mapping) and identifier.get("system") == SUBMISSION_SYSTEM:
+            return str(identifier.get("value", "")).split("#", 1)[0] or None
+    return None
+
+
+def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
+    points = []
+    for observation in observations:
+        if not isinstance(observation, Mapping) or observation.get("resourceType") != "Observation":
+            continue
+        if observation.get("status") in ("entered-in-error", "cancelled"):
+            continue
+        codes = [
+            c.get("code")
+            for c in (observation.get("code") or {}).get("coding") or []
+            if isinstance(c, Mapping)
+        ]
+        code = next((c for c in codes if c in _CODE_TO_INSTRUMENT), None)
+        when = parse_datetime(observation.get("effectiveDateTime") or (observation.get("effectivePeriod") or {})
+                              .get("start") or observation.get("issued"))  # fmt: skip
+        value = _value(observation)
+        if code is None or when is None or value is None:
+            continue
+        points.append(
+            ScorePoint(_CODE_TO_INSTRUMENT[code], when, value, source, code, _submission(observation))
+        )
+    return points
+
+
+def merge_history(*sources: Iterable[ScorePoint]) -> list[ScorePoint]:
+    """All points by date; one screening written to both the EHR and the registry counts once (same submission
+    id, or else same instrument, score and minute). The registry's copy is kept."""
+    merged: dict[tuple[Any, ...], ScorePoint] = {}
+    for points in sources:
+        for point in points:
+            key: tuple[Any, ...] = (point.instrument, point.submission) if point.submission else (
+                point.instrument, point.score, point.when.replace(second=0, microsecond=0))  # fmt: skip
+            if key not in merged or point.source == "Tandem":
+                merged[key] = point
+    # A point with a submission id and its id-less twin (same minute, score) are still one screening.
+    by_minute: dict[tuple[Any, ...], ScorePoint] = {}
+    for point in sorted(merged.values(), key=lambda p: (p.submission is None, p.when)):
+        key = (point.instrument, point.score, point.when.replace(second=0, microsecond=0))
+        by_minute.setdefault(key, point)
+    return sorted(by_minute.values(), key=lambda p: p.when)
+
+
+def series(points: Iterable[ScorePoint], instrument: str) -> list[ScorePoint]:
+    return [p for p in points if p.instrument == instrument]

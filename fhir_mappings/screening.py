@@ -1,0 +1,324 @@
+"""FHIR resources for one submitted screening: QuestionnaireResponse, screening Observations, safety Task,
+clinical note, and the registry transaction. Pure functions over the scored result."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .instruments import CSSRS, HUNGER_VITAL_SIGN, LOINC, Answer, Instrument
+from .scoring import ScoreResult
+
+SUBMISSION_SYSTEM = "https://tandem.health/fhir/submission"
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+SCREENING_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
+QR_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"
+ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+CALCULATED_EXPRESSION = (
+    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One screening as the clinician entered it, with who, whom and when."""
+
+    submission_id: str
+    instrument: Instrument
+    answers: Mapping[str, Answer]
+    result: ScoreResult
+    patient_id: str
+    authored: datetime
+    author: str | None = None  # a reference, e.g. Practitioner/123
+    encounter_id: str | None = None
+    #: The caregiver the answers are about, in dyadic care (RelatedPerson/…): recorded on the child as focus.
+    focus: str | None = None
+
+    def resource_id(self, part: str) -> str:
+        return f"tandem-{self.submission_id}-{part}"[:64]
+
+    @property
+    def identifier(self) -> dict[str, str]:
+        return {"system": SUBMISSION_SYSTEM, "value": self.submission_id}
+
+    def part_identifier(self, part: str) -> dict[str, str]:
+        return {"system": SUBMISSION_SYSTEM, "value": f"{self.submission_id}#{part}"}
+
+
+def _coding(answer: Answer) -> dict[str, str]:
+    return {"system": answer.system, "code": answer.code, "display": answer.display}
+
+
+def _loinc(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display}
+
+
+def questionnaire(instrument: Instrument) -> dict[str, Any]:
+    """The instrument as an SDC-style Questionnaire: answer scores in itemWeight, a calculated total."""
+    items: list[dict[str, Any]] = []
+    for item in instrument.items:
+        entry: dict[str, Any] = {
+            "linkId": item.link_id,
+            "text": item.text,
+            "type": "choice",
+            "required": item.scored and item.enable_when is None,
+            "answerOption": [
+                {
+                    "valueCoding": _coding(answer),
+                    "extension": [
+                        {"url": ITEM_WEIGHT, "valueDecimal": answer.score},
+                        {"url": ORDINAL_VALUE, "valueDecimal": answer.score},
+                    ],
+                }
+                for answer in item.answers
+            ],
+        }
+        if item.loinc:
+            entry["code"] = [{"system": LOINC, "code": item.loinc, "display": item.text[:200]}]
+        if item.enable_when:
+            link_id, codes = item.enable_when
+            question = instrument.item(link_id)
+            answer = next(a for a in question.answers if a.code in codes) if question else None
+            if answer:
+                entry["enableWhen"] = [
+                    {"question": link_id, "operator": "=", "answerCoding": _coding(answer)}
+                ]
+        items.append(entry)
+    if instrument.total_loinc and instrument not in (CSSRS, HUNGER_VITAL_SIGN):
+        scored = ", ".join(f"'{item.link_id}'" for item in instrument.scored_items)
+        items.append({
+            "linkId": "total",
+            "text": instrument.total_display,
+            "type": "integer",
+            "readOnly": True,
+            "code": [{"system": LOINC, "code": instrument.total_loinc, "display": instrument.total_display}],
+            "extension": [{"url": CALCULATED_EXPRESSION, "valueExpression": {
+                "language": "text/fhirpath",
+                "expression": f"%resource.item.where(linkId in ({scored})).answer.value.weight().sum()",
+            }}],
+        })  # fmt: skip
+    resource: dict[str, Any] = {
+        "resourceType": "Questionnaire",
+        "id": f"tandem-{instrument.key}",
+        "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
+        "url": instrument.url,
+        "version": instrument.version,
+        "name": instrument.name.replace("-", "").replace(" ", "").replace("(", "").replace(")", ""),
+        "title": instrument.title,
+        "status": "active",
+        "subjectType": ["Patient"],
+        "description": instrument.preamble,
+        "item": items,
+    }
+    if instrument.panel_loinc:
+        resource["code"] = [{"system": LOINC, "code": instrument.panel_loinc, "display": instrument.title}]
+    if instrument.copyright:
+        resource["copyright"] = instrument.copyright
+    return resource
+
+
+def questionnaire_response(submission: Submission) -> dict[str, Any]:
+    instrument, result = submission.instrument, submission.result
+    items: list[dict[str, Any]] = []
+    for item in instrument.items:
+        answer = submission.answers.get(item.link_id)
+        if answer is None:
+            continue
+        items.append(
+            {"linkId": item.link_id, "text": item.text, "answer": [{"valueCoding": _coding(answer)}]}
+        )
+    if result.total is not None and instrument.total_loinc and instrument not in (CSSRS, HUNGER_VITAL_SIGN):
+        items.append(
+            {"linkId": "total", "text": instrument.total_display, "answer": [{"valueInteger": result.total}]}
+        )
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": submission.resource_id("qr"),
+        "meta": {"profile": [QR_PROFILE]},
+        "identifier": submission.identifier,
+        "questionnaire": instrument.canonical,
+        "status": "completed" if not result.missing else "amended",
+        "subject": {"reference": f"Patient/{submission.patient_id}"},
+        "authored": submission.authored.isoformat(),
+        "item": items,
+    }
+    if submission.author:
+        resource["author"] = {"reference": submission.author}
+    if submission.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
+    return resource
+
+
+def _observation(submission: Submission, part: str, code: dict[str, Any], value: dict[str, Any],
+                 derived_from: str | None) -> dict[str, Any]:  # fmt: skip
+    observation: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": submission.resource_id(part),
+        "meta": {"profile": [SCREENING_PROFILE]},
+        "identifier": [submission.part_identifier(part)],
+        "status": "final",
+        "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "survey", "display": "Survey"}]}],
+        "code": code,
+        "subject": {"reference": f"Patient/{submission.patient_id}"},
+        "effectiveDateTime": submission.authored.isoformat(),
+        "issued": submission.authored.isoformat(),
+        **value,
+    }
+    if derived_from:
+        observation["derivedFrom"] = [{"reference": derived_from}]
+    if submission.author:
+        observation["performer"] = [{"reference": submission.author}]
+    if submission.encounter_id:
+        observation["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
+    if submission.focus:
+        observation["focus"] = [{"reference": submission.focus}]
+    return observation
+
+
+def screening_observations(
+    submission: Submission, questionnaire_response_ref: str | None
+) -> list[dict[str, Any]]:
+    """The total (or risk level) and, for the PHQ-9 family, item 9; `derivedFrom` the QuestionnaireResponse."""
+    instrument, result = submission.instrument, submission.result
+    observations = []
+    if instrument.total_loinc:
+        code = _loinc(instrument.total_loinc, instrument.total_display)
+        if result.total is not None:
+            observations.append(_observation(submission, "total", code, {"valueInteger": result.total},
+                                             questionnaire_response_ref))  # fmt: skip
+        elif result.risk_level is not None:
+            observations.append(_observation(submission, "total", code, {"valueCodeableConcept": {
+                "text": result.risk_level}}, questionnaire_response_ref))  # fmt: skip
+    for link_id in instrument.safety_items:
+        item = instrument.item(link_id)
+        answer = submission.answers.get(link_id)
+        if item is not None and answer is not None and item.loinc:
+            observations.append(_observation(submission, "item9", _loinc(item.loinc, item.text),
+                                             {"valueCodeableConcept": {"coding": [_coding(answer)],
+                                                                       "text": answer.display}},
+                                             questionnaire_response_ref))  # fmt: skip
+    return observations
+
+
+def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
+    """A same-day, high-priority follow-up Task for a positive safety item; None when there is none."""
+    if not submission.result.safety:
+        return None
+    reasons = "; ".join(flag.message for flag in submission.result.safety)
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": submission.resource_id("safety"),
+        "identifier": [submission.part_identifier("safety")],
+        "status": "requested",
+        "intent": "order",
+        "priority": "stat",
+        "code": {
+            "coding": [
+                {
+                    "system": "https://tandem.health/fhir/CodeSystem/task",
+                    "code": "safety-follow-up",
+                    "display": "Same-day safety follow-up",
+                }
+            ],
+            "text": "Same-day safety follow-up",
+        },  # fmt: skip
+        "description": f"Safety alert from {submission.instrument.name}: {reasons}",
+        "for": {"reference": f"Patient/{submission.patient_id}"},
+        "focus": {"reference": f"QuestionnaireResponse/{submission.resource_id('qr')}"},
+        "authoredOn": submission.authored.isoformat(),
+        "restriction": {"period": {"start": submission.authored.isoformat(), "end": due.isoformat()}},
+        "reasonCode": {"text": reasons},
+    }
+    if submission.author:
+        task["requester"] = {"reference": submission.author}
+    if submission.encounter_id:
+        task["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
+    return task
+
+
+def note_text(submission: Submission) -> str:
+    """The readable clinical note: instrument, date, answers, total, band, and the safety line."""
+    instrument, result = submission.instrument, submission.result
+    lines = [f"{instrument.title}", f"Date: {submission.authored.strftime('%Y-%m-%d %H:%M %Z').strip()}", ""]
+    if result.safety:
+        lines += ["SAFETY ALERT: " + " ".join(flag.message for flag in result.safety), ""]
+    lines.append(f"Result: {result.interpretation}")
+    lines += [f"Note: {note}" for note in result.notes]
+    lines += ["", "Answers:"]
+    for number, item in enumerate(instrument.items, start=1):
+        answer = submission.answers.get(item.link_id)
+        shown = f"{answer.display} ({answer.score})" if answer and item.scored else (answer.display if answer else
+                                                                                    "not answered")  # fmt: skip
+        lines.append(f"  {number}. {item.text} — {shown}")
+    if result.safety:
+        lines += ["", "Safety: same-day follow-up requested in the Tandem registry."]
+    lines += ["", f"Recorded with Tandem (submission {submission.submission_id})."]
+    return "\n".join(lines)
+
+
+def clinical_note(submission: Submission) -> dict[str, Any]:
+    """A DocumentReference clinical note: what Epic and Oracle Health accept today."""
+    text = note_text(submission)
+    note: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": submission.resource_id("note"),
+        "identifier": [submission.part_identifier("note")],
+        "status": "current",
+        "docStatus": "final",
+        "type": _loinc("11506-3", "Progress note"),
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                        "code": "clinical-note",
+                        "display": "Clinical Note",
+                    }
+                ]
+            }
+        ],  # fmt: skip
+        "subject": {"reference": f"Patient/{submission.patient_id}"},
+        "date": submission.authored.isoformat(),
+        "description": f"{submission.instrument.name} screening: {submission.result.interpretation}",
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64.b64encode(text.encode()).decode(),
+                    "title": f"{submission.instrument.name} screening",
+                }
+            }
+        ],  # fmt: skip
+    }
+    if submission.author:
+        note["author"] = [{"reference": submission.author}]
+    if submission.encounter_id:
+        note["context"] = {"encounter": [{"reference": f"Encounter/{submission.encounter_id}"}]}
+    return note
+
+
+def registry_transaction(submission: Submission, due: datetime) -> dict[str, Any]:
+    """One transaction for the registry store. Ids derive from the submission id and every entry is a PUT
+    (update-as-create), so replaying it never duplicates anything, also on stores that cannot search
+    QuestionnaireResponse by identifier."""
+    qr = questionnaire_response(submission)
+    resources = [qr, *screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]
+    task = safety_task(submission, due)
+    if task:
+        resources.append(task)
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ],  # fmt: skip
+    }
