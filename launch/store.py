@@ -6,6 +6,7 @@ store for single-process development when no Redis URL is configured.
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from typing import Protocol
@@ -29,6 +30,12 @@ class KeyValueStore(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    def add_to_set(self, key: str, member: str) -> None: ...
+
+    def remove_from_set(self, key: str, member: str) -> None: ...
+
+    def set_members(self, key: str) -> builtins.set[str]: ...
 
     def ping(self) -> bool: ...
 
@@ -59,6 +66,15 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._redis.delete(self.prefix + key)
 
+    def add_to_set(self, key: str, member: str) -> None:
+        self._redis.sadd(self.prefix + key, member)
+
+    def remove_from_set(self, key: str, member: str) -> None:
+        self._redis.srem(self.prefix + key, member)
+
+    def set_members(self, key: str) -> builtins.set[str]:
+        return {str(m) for m in self._redis.smembers(self.prefix + key)}
+
     def ping(self) -> bool:
         try:
             return bool(self._redis.ping())
@@ -71,6 +87,7 @@ class EmbeddedStore:
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
+        self._sets: dict[str, builtins.set[str]] = {}
         self._lock = threading.Lock()
 
     def _live(self, key: str) -> str | None:
@@ -106,6 +123,19 @@ class EmbeddedStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self._sets.pop(key, None)
+
+    def add_to_set(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.setdefault(key, set()).add(member)
+
+    def remove_from_set(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.get(key, set()).discard(member)
+
+    def set_members(self, key: str) -> builtins.set[str]:
+        with self._lock:
+            return set(self._sets.get(key, set()))
 
     def ping(self) -> bool:
         return True

@@ -14,6 +14,7 @@ from launch.fhir import FHIRClient
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
 from launch.registrations import Registrations, load_registrations
+from launch.screenings import ScreeningService
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
@@ -35,6 +36,7 @@ class Services:
     oauth: OAuthClient
     sessions: SessionStore
     registry: FHIRClient | None
+    screenings: ScreeningService
 
     def ehr_client(self, session: LaunchSession) -> FHIRClient:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
@@ -100,4 +102,5 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         oauth=OAuthClient(transport, keys, discovery, environ),
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
+        screenings=ScreeningService(store, registry),
     )

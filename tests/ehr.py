@@ -125,6 +125,11 @@ class RecordedEHR:
             re.compile(rf"{re.escape(shape.iss)}/(Patient|Practitioner)/[^/?]+$"),
             callback=self._fhir_read,
         )
+        self.rsps.add_callback(
+            responses.GET,
+            re.compile(rf"{re.escape(shape.iss)}/(Observation|Condition)(\?.*)?$"),
+            callback=self._fhir_search,
+        )
 
     # --- token endpoint ----------------------------------------------------------------------------
 
@@ -198,6 +203,20 @@ class RecordedEHR:
             )
         body = load_fixture(f"{self.shape.vendor}/{resource_type}.json")
         body["id"] = resource_id
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
+
+    def _fhir_search(self, request: Any) -> tuple[int, dict[str, str], str]:
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        resource_type = request.path_url.split("?")[0].rstrip("/").split("/")[-1]
+        self.fhir_calls.append((f"{resource_type}?", token))
+        if token not in self.valid_tokens:
+            return (
+                401,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps({"resourceType": "OperationOutcome"}),
+            )
+        body = load_fixture(f"{self.shape.vendor}/{resource_type}-search.json")
         return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
 
     def revoke_all_tokens(self) -> None:

@@ -57,3 +57,13 @@ def test_unreachable_redis_does_not_ping() -> None:
 def test_redis_store_uses_a_prefix(redis_store: RedisStore) -> None:
     redis_store.set("k", "v")
     assert redis_store._redis.get("tandem:k") == "v"
+
+
+def test_sets(store: KeyValueStore) -> None:
+    store.add_to_set("pending", "a")
+    store.add_to_set("pending", "b")
+    store.add_to_set("pending", "a")
+    assert store.set_members("pending") == {"a", "b"}
+    store.remove_from_set("pending", "a")
+    assert store.set_members("pending") == {"b"}
+    assert store.set_members("empty") == set()

@@ -1,0 +1,296 @@
+"""Submitted screenings and their write-backs: recorded first, then written, retried until done.
+
+A screening is saved in the key-value store before anything is sent anywhere, so a failed write never loses it.
+Each target (the registry store, the EHR) has its own status; transient failures wait and are retried with
+backoff, permanent ones are shown as failed and can be retried by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_mappings.instruments import Answer, instrument_for
+from fhir_mappings.scoring import ScoreResult, score
+from fhir_mappings.screening import (
+    Submission,
+    clinical_note,
+    questionnaire,
+    questionnaire_response,
+    registry_transaction,
+    screening_observations,
+)
+from fhir_mappings.validation import r4_errors
+from fhir_mappings.writeback import WritebackPlan
+
+from . import errors
+from .fhir import FHIRClient
+from .store import KeyValueStore
+
+log = logging.getLogger(__name__)
+
+PENDING_INDEX = "writebacks:pending"
+RECORD_TTL = 90 * 24 * 3600
+MAX_BACKOFF_SECONDS = 3600
+TRANSIENT = (errors.FHIRTransportError, errors.FHIRServerError, errors.FHIRRateLimited, errors.FHIRUnauthorized,
+             errors.SessionExpired, errors.TokenError)  # fmt: skip
+
+SAVED, PENDING, FAILED, SKIPPED = "saved", "pending", "failed", "not sent"
+
+
+@dataclass
+class Target:
+    status: str = PENDING
+    detail: str = ""
+    resources: list[str] = field(default_factory=list)
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass
+class ScreeningRecord:
+    id: str
+    iss: str
+    vendor: str
+    patient_id: str
+    instrument: str
+    answers: dict[str, str]  # linkId → answer code
+    authored: str
+    author: str | None
+    encounter_id: str | None
+    sex: str | None
+    plan_kind: str
+    plan_types: list[str]
+    plan_reason: str
+    registry: Target = field(default_factory=Target)
+    ehr: Target = field(default_factory=Target)
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ScreeningRecord:
+        data = json.loads(text)
+        data["registry"] = Target(**data["registry"])
+        data["ehr"] = Target(**data["ehr"])
+        return cls(**data)
+
+    def submission(self) -> Submission:
+        instrument = instrument_for(self.instrument)
+        if instrument is None:  # pragma: no cover - records are written from known instruments only
+            raise errors.TandemError(f"unknown instrument {self.instrument}")
+        answers: dict[str, Answer] = {}
+        for link_id, code in self.answers.items():
+            item = instrument.item(link_id)
+            answer = next((a for a in item.answers if a.code == code), None) if item else None
+            if answer is not None:
+                answers[link_id] = answer
+        result = score(instrument, answers, sex=self.sex)
+        return Submission(self.id, instrument, answers, result, self.patient_id,
+                          datetime.fromisoformat(self.authored), self.author, self.encounter_id)  # fmt: skip
+
+    @property
+    def result(self) -> ScoreResult:
+        return self.submission().result
+
+    @property
+    def complete(self) -> bool:
+        return self.registry.status in (SAVED, SKIPPED) and self.ehr.status in (SAVED, SKIPPED)
+
+    @property
+    def needs_acknowledgement(self) -> bool:
+        return self.result.has_safety_flag and self.acknowledged_at is None
+
+
+def end_of_day(moment: datetime) -> datetime:
+    return moment.replace(hour=23, minute=59, second=0, microsecond=0)
+
+
+class ScreeningService:
+    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+
+    # --- records ----------------------------------------------------------------------------------
+
+    def save(self, record: ScreeningRecord) -> None:
+        self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL)
+        index = f"screenings:{record.iss}|{record.patient_id}"
+        self.store.add_to_set(index, record.id)
+        if record.complete:
+            self.store.remove_from_set(PENDING_INDEX, record.id)
+        else:
+            self.store.add_to_set(PENDING_INDEX, record.id)
+
+    def load(self, record_id: str) -> ScreeningRecord | None:
+        raw = self.store.get(f"screening:{record_id}")
+        return ScreeningRecord.from_json(raw) if raw else None
+
+    def for_patient(self, iss: str, patient_id: str) -> list[ScreeningRecord]:
+        records = [self.load(i) for i in self.store.set_members(f"screenings:{iss}|{patient_id}")]
+        return sorted((r for r in records if r), key=lambda r: r.authored, reverse=True)
+
+    def pending(self) -> list[ScreeningRecord]:
+        records = [self.load(i) for i in self.store.set_members(PENDING_INDEX)]
+        return sorted((r for r in records if r), key=lambda r: r.authored)
+
+    def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None,
+               plan: WritebackPlan) -> ScreeningRecord:  # fmt: skip
+        """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
+        existing = self.load(submission.submission_id)
+        if existing is not None:
+            return existing
+        record = ScreeningRecord(
+            id=submission.submission_id,
+            iss=iss,
+            vendor=vendor,
+            patient_id=submission.patient_id,
+            instrument=submission.instrument.key,
+            answers={link_id: answer.code for link_id, answer in submission.answers.items()},
+            authored=submission.authored.isoformat(),
+            author=submission.author,
+            encounter_id=submission.encounter_id,
+            sex=sex,
+            plan_kind=plan.kind,
+            plan_types=list(plan.ehr_types),
+            plan_reason=plan.reason,
+        )
+        if not plan.ehr_types:
+            record.ehr = Target(status=SKIPPED, detail=plan.reason)
+        if self.registry is None:
+            record.registry = Target(
+                status=FAILED, detail="No registry store is configured (TANDEM_REGISTRY_URL)."
+            )
+        self.save(record)
+        if record.result.has_safety_flag:
+            log.warning("screening recorded with a safety flag (%s)", submission.instrument.name)
+        return record
+
+    def acknowledge(self, record: ScreeningRecord, user: str | None) -> ScreeningRecord:
+        record.acknowledged_at = datetime.now(UTC).isoformat()
+        record.acknowledged_by = user
+        self.save(record)
+        return record
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def run(self, record: ScreeningRecord, ehr: FHIRClient | None, *, force: bool = False) -> ScreeningRecord:
+        """Write whatever is pending (and due, unless forced). Never raises for a failed write: the record says."""
+        now = self.clock()
+        if record.registry.status == PENDING or (
+            force and record.registry.status == FAILED and self.registry
+        ):
+            if force or record.registry.next_attempt_at <= now:
+                self._attempt(record, record.registry, lambda: self._write_registry(record))
+        if record.ehr.status == PENDING or (force and record.ehr.status == FAILED):
+            if ehr is None:
+                record.ehr.detail = (
+                    "Waiting for the next launch from the EHR (the write needs the user's session)."
+                )
+            elif force or record.ehr.next_attempt_at <= now:
+                self._attempt(record, record.ehr, lambda: self._write_ehr(record, ehr))
+        self.save(record)
+        return record
+
+    def _attempt(self, record: ScreeningRecord, target: Target, write: Any) -> None:
+        target.attempts += 1
+        try:
+            target.resources = write()
+            target.status, target.detail = SAVED, ""
+        except TRANSIENT as error:
+            wait = min(30 * 2 ** (target.attempts - 1), MAX_BACKOFF_SECONDS)
+            target.status, target.next_attempt_at = PENDING, self.clock() + wait
+            target.detail = f"{error.message}. Tandem will retry in {wait // 60 or 1} min."
+            log.warning("write-back deferred after attempt %d: %s", target.attempts, type(error).__name__)
+        except errors.TandemError as error:
+            target.status, target.detail = (
+                FAILED,
+                error.message + "".join(f" ({i})" for i in getattr(error, "issues", [])),
+            )
+            log.warning("write-back failed: %s", type(error).__name__)
+
+    def _validated(self, resource: dict[str, Any]) -> dict[str, Any]:
+        problems = r4_errors(resource)
+        if problems:
+            raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
+        return resource
+
+    def _write_registry(self, record: ScreeningRecord) -> list[str]:
+        if self.registry is None:
+            raise errors.ConfigurationError("no registry store is configured")
+        self.publish_questionnaires()
+        submission = record.submission()
+        bundle = registry_transaction(submission, end_of_day(submission.authored))
+        for entry in bundle["entry"]:
+            self._validated(entry["resource"])
+        self._validated(bundle)
+        self.registry.transaction(bundle)
+        return [entry["request"]["url"] for entry in bundle["entry"]]
+
+    def _existing(
+        self, ehr: FHIRClient, resource_type: str, identifier: dict[str, str], patient: str
+    ) -> str | None:
+        """Whether an earlier attempt already created it (for servers that ignore If-None-Exist)."""
+        try:
+            bundle = ehr.search(resource_type, {"identifier": f"{identifier['system']}|{identifier['value']}",
+                                                "patient": patient})  # fmt: skip
+        except errors.FHIRError:
+            return None
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") == resource_type and resource.get("id"):
+                return f"{resource_type}/{resource['id']}"
+        return None
+
+    def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], attempt: int, patient: str) -> str:
+        resource = {k: v for k, v in resource.items() if k != "id"}  # the EHR assigns its own ids
+        identifier = (
+            resource["identifier"][0] if isinstance(resource["identifier"], list) else resource["identifier"]
+        )
+        if attempt > 1:
+            found = self._existing(ehr, resource["resourceType"], identifier, patient)
+            if found:
+                return found
+        created = ehr.create(self._validated(resource),
+                             if_none_exist=f"identifier={identifier['system']}|{identifier['value']}")  # fmt: skip
+        return f"{resource['resourceType']}/{created.get('id', '?')}"
+
+    def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:
+        submission = record.submission()
+        attempt = record.ehr.attempts
+        if record.plan_types == ["DocumentReference"]:
+            return [self._create_once(ehr, clinical_note(submission), attempt, record.patient_id)]
+        written = [self._create_once(ehr, questionnaire_response(submission), attempt, record.patient_id)]
+        for observation in screening_observations(submission, written[0]):
+            written.append(self._create_once(ehr, observation, attempt, record.patient_id))
+        return written
+
+    # --- questionnaires ---------------------------------------------------------------------------
+
+    def publish_questionnaires(self) -> None:
+        """Each instrument's Questionnaire in the registry store, once per version (canonical URL + version)."""
+        from fhir_mappings.instruments import INSTRUMENTS
+
+        if self.registry is None:
+            return
+        for instrument in INSTRUMENTS.values():
+            marker = f"questionnaire-published:{self.registry.base_url}:{instrument.canonical}"
+            if self.store.get(marker):
+                continue
+            resource = self._validated(questionnaire(instrument))
+            try:
+                self.registry.create(
+                    resource, if_none_exist=f"url={instrument.url}&version={instrument.version}"
+                )
+            except errors.FHIRBadRequest:
+                # Stores without Questionnaire search parameters (sekmet-fhir) refuse the condition:
+                # update-as-create with the deterministic id is just as duplicate-free.
+                self.registry.update(resource)
+            self.store.set(marker, "1", 7 * 24 * 3600)

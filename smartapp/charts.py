@@ -1,0 +1,76 @@
+"""Server-rendered SVG trend charts with severity bands (no JavaScript, no CDN)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+from fhir_mappings.history import ScorePoint
+
+# (low, high, label, fill) per instrument; fills are light enough for the line and labels to keep contrast.
+BANDS: dict[str, tuple[int, tuple[tuple[int, int, str, str], ...]]] = {
+    "PHQ-9": (27, ((0, 4, "minimal", "#eef7ee"), (5, 9, "mild", "#f7f6e4"), (10, 14, "moderate", "#fbeedd"),
+                   (15, 19, "moderately severe", "#f9e1d6"), (20, 27, "severe", "#f5d5d5"))),
+    "GAD-7": (21, ((0, 4, "minimal", "#eef7ee"), (5, 9, "mild", "#f7f6e4"), (10, 14, "moderate", "#fbeedd"),
+                   (15, 21, "severe", "#f5d5d5"))),
+    "EPDS": (30, ((0, 9, "unlikely", "#eef7ee"), (10, 12, "possible", "#fbeedd"), (13, 30, "probable", "#f5d5d5"))),
+}  # fmt: skip
+
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 44, 120, 12, 28
+
+
+def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
+    """A line of the scores over time on the instrument's severity bands; accessible name and a title per point."""
+    if instrument not in BANDS or not points:
+        return Markup("")
+    top, bands = BANDS[instrument]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    times = [p.when.timestamp() for p in points]
+    start, end = min(times), max(times)
+    span = (end - start) or 1.0
+
+    def x(when: datetime) -> float:
+        return LEFT + (plot_w / 2 if end == start else (when.timestamp() - start) / span * plot_w)
+
+    def y(value: float) -> float:
+        return TOP + plot_h - (value / top) * plot_h
+
+    latest = points[-1]
+    label = (f"{instrument} trend: {len(points)} scores from {points[0].day.isoformat()} to "
+             f"{latest.day.isoformat()}; first {points[0].score}, latest {latest.score}.")  # fmt: skip
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" role="img" aria-label="{escape(label)}" '
+             f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">']  # fmt: skip
+    for low, high, name, fill in bands:
+        y_top, y_bottom = y(high + (1 if high < top else 0)), y(low)
+        parts.append(
+            f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" fill="{fill}"/>'
+        )
+        parts.append(f'<text x="{LEFT + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" class="band">'
+                     f"{escape(name)} ({low}–{high})</text>")  # fmt: skip
+    for tick in range(0, top + 1, 5):
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
+        )
+    parts.append(
+        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#555"/>'
+    )
+    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="axis">{points[0].day.isoformat()}</text>')
+    if len(points) > 1:
+        parts.append(f'<text x="{LEFT + plot_w}" y="{HEIGHT - 8}" text-anchor="end" class="axis">'
+                     f"{latest.day.isoformat()}</text>")  # fmt: skip
+    coordinates = " ".join(f"{x(p.when):.1f},{y(p.score):.1f}" for p in points)
+    parts.append(f'<polyline points="{coordinates}" fill="none" stroke="#12355b" stroke-width="2"/>')
+    for point in points:
+        shape = "rect" if point.source == "Tandem" else "circle"
+        cx, cy = x(point.when), y(point.score)
+        title = f"<title>{escape(point.day.isoformat())}: {point.score} ({escape(point.source)})</title>"
+        if shape == "circle":
+            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="#12355b">{title}</circle>')
+        else:
+            parts.append(
+                f'<rect x="{cx - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="#b35900">{title}</rect>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
