@@ -258,8 +258,19 @@ class ScreeningService:
             found = self._existing(ehr, resource["resourceType"], identifier, patient)
             if found:
                 return found
-        created = ehr.create(self._validated(resource),
-                             if_none_exist=f"identifier={identifier['system']}|{identifier['value']}")  # fmt: skip
+        self._validated(resource)
+        try:
+            created = ehr.create(
+                resource, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
+            )
+        except errors.FHIRBadRequest:
+            # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
+            # QuestionnaireResponse). Nothing of ours can be there yet unless an earlier attempt timed out, and
+            # that case was searched for above where the server allows it.
+            log.info(
+                "conditional create refused; creating %s without the condition", resource["resourceType"]
+            )
+            created = ehr.create(resource)
         return f"{resource['resourceType']}/{created.get('id', '?')}"
 
     def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:

@@ -99,6 +99,7 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                     mode=mode,
                     practitioner=practitioner,
                     patient=patient,
+                    encounter=f"{patient}-enc" if patient else None,  # today's visit (sandbox/data.py)
                     need_patient_banner=request.args.get("banner", "1") == "1",
                     intent="worklist" if target == "worklist" else None,
                 )
@@ -117,7 +118,11 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         practitioner = request.args.get("practitioner", "pr-pcp-1")
         urls = []
         for patient in (request.args.get("a", "pt-0001"), request.args.get("b", "pt-0002")):
-            launch = store.new_launch(LaunchContext(mode=mode, practitioner=practitioner, patient=patient))
+            launch = store.new_launch(
+                LaunchContext(
+                    mode=mode, practitioner=practitioner, patient=patient, encounter=f"{patient}-enc"
+                )
+            )
             urls.append(
                 f"{config.tandem_url.rstrip('/')}/launch?{urlencode({'iss': config.iss(mode), 'launch': launch})}"
             )

@@ -167,6 +167,13 @@ def generate(size: int = 50, seed: int = 7, as_of: date | None = None) -> Cohort
             "birthDate": (today - timedelta(days=age_days)).isoformat(),
             "generalPractitioner": [{"reference": f"Practitioner/{'pr-ped-1' if kind == 'child' else rng.choice(['pr-pcp-1', 'pr-pcp-2'])}"}],
         })  # fmt: skip
+        cohort.add({
+            "resourceType": "Encounter", "id": f"{pid}-enc", "status": "in-progress",
+            "class": _coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory"),
+            "type": [{"text": "Office visit"}],
+            "subject": {"reference": f"Patient/{pid}"},
+            "period": {"start": today.isoformat()},
+        })  # fmt: skip
         if kind in ("adult", "teen"):
             _depression_history(cohort, rng, pid, kind, today, with_item9=not item9_done)
             item9_done = True

@@ -141,7 +141,11 @@ def vendor_capability(capability: dict[str, Any], mode: str, base_url: str) -> d
     for rest in capability.get("rest") or []:
         rest = dict(rest)
         resources = []
-        for resource in rest.get("resource") or []:
+        declared = {r.get("type") for r in rest.get("resource") or []}
+        # The local server accepts these but leaves them out of its CapabilityStatement (a known sekmet-fhir gap).
+        extra = [{"type": t, "interaction": [{"code": c} for c in ("read", "create", "update", "search-type")]}
+                 for t in ("Questionnaire", "QuestionnaireResponse") if t not in declared]  # fmt: skip
+        for resource in [*(rest.get("resource") or []), *extra]:
             resource = dict(resource)
             if resource.get("type") in REFUSED_CREATES[mode]:
                 resource["interaction"] = [
