@@ -37,6 +37,15 @@ def accepts_create(capability: Mapping[str, Any] | None, resource_type: str) -> 
     return "create" in interactions(capability, resource_type)
 
 
+def supports_conditional_create(capability: Mapping[str, Any] | None, resource_type: str) -> bool:
+    """Whether the server declares `conditionalCreate` for the type (so If-None-Exist makes a create safe to replay)."""
+    for rest in _server_rest(capability):
+        for resource in rest.get("resource") or []:
+            if isinstance(resource, Mapping) and resource.get("type") == resource_type:
+                return resource.get("conditionalCreate") is True
+    return False
+
+
 def system_interactions(capability: Mapping[str, Any] | None) -> set[str]:
     """Whole-system interactions such as `transaction` and `batch`."""
     return {

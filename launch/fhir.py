@@ -211,15 +211,18 @@ class FHIRClient:
             if isinstance(entry.get("resource"), dict)
         ]
 
-    def create(self, resource: Mapping[str, Any], *, if_none_exist: str | None = None) -> dict[str, Any]:
-        """POST a resource; with if_none_exist, a conditional create that is safe to retry."""
+    def create(
+        self, resource: Mapping[str, Any], *, if_none_exist: str | None = None, retry_safe: bool | None = None
+    ) -> dict[str, Any]:
+        """POST a resource; with if_none_exist, a conditional create, replayed on transient failures unless
+        `retry_safe` is False (a server that ignores If-None-Exist would store a replay twice)."""
         resource_type = check_type(str(resource.get("resourceType")))
         headers = {"Prefer": "return=representation"}
         if if_none_exist:
             headers["If-None-Exist"] = if_none_exist
         response = self._send(
             "POST", f"{self.base_url}/{resource_type}", what=f"create {resource_type}", headers=headers,
-            json_body=resource, idempotent=bool(if_none_exist),
+            json_body=resource, idempotent=bool(if_none_exist) if retry_safe is None else retry_safe and bool(if_none_exist),
         )  # fmt: skip
         return self._written(response, resource, f"create {resource_type}")
 

@@ -66,6 +66,8 @@ class ScreeningRecord:
     plan_kind: str
     plan_types: list[str]
     plan_reason: str
+    #: The EHR declares conditionalCreate for what Tandem writes there: a lost answer may be replayed at once.
+    ehr_conditional_create: bool = False
     registry: Target = field(default_factory=Target)
     ehr: Target = field(default_factory=Target)
     acknowledged_at: str | None = None
@@ -141,8 +143,8 @@ class ScreeningService:
         records = [self.load(i) for i in self.store.set_members(PENDING_INDEX)]
         return sorted((r for r in records if r), key=lambda r: r.authored)
 
-    def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None,
-               plan: WritebackPlan) -> ScreeningRecord:  # fmt: skip
+    def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
+               ehr_conditional_create: bool = False) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -161,6 +163,7 @@ class ScreeningService:
             plan_kind=plan.kind,
             plan_types=list(plan.ehr_types),
             plan_reason=plan.reason,
+            ehr_conditional_create=ehr_conditional_create,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)
@@ -249,7 +252,8 @@ class ScreeningService:
                 return f"{resource_type}/{resource['id']}"
         return None
 
-    def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], attempt: int, patient: str) -> str:
+    def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], attempt: int, patient: str,
+                     conditional: bool) -> str:  # fmt: skip
         resource = {k: v for k, v in resource.items() if k != "id"}  # the EHR assigns its own ids
         identifier = (
             resource["identifier"][0] if isinstance(resource["identifier"], list) else resource["identifier"]
@@ -261,7 +265,9 @@ class ScreeningService:
         self._validated(resource)
         try:
             created = ehr.create(
-                resource, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
+                resource,
+                if_none_exist=f"identifier={identifier['system']}|{identifier['value']}",
+                retry_safe=conditional,
             )
         except errors.FHIRBadRequest:
             # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
@@ -277,10 +283,16 @@ class ScreeningService:
         submission = record.submission()
         attempt = record.ehr.attempts
         if record.plan_types == ["DocumentReference"]:
-            return [self._create_once(ehr, clinical_note(submission), attempt, record.patient_id)]
-        written = [self._create_once(ehr, questionnaire_response(submission), attempt, record.patient_id)]
+            return [self._create_once(ehr, clinical_note(submission), attempt, record.patient_id,
+                                      record.ehr_conditional_create)]  # fmt: skip
+        conditional = record.ehr_conditional_create
+        written = [
+            self._create_once(
+                ehr, questionnaire_response(submission), attempt, record.patient_id, conditional
+            )
+        ]
         for observation in screening_observations(submission, written[0]):
-            written.append(self._create_once(ehr, observation, attempt, record.patient_id))
+            written.append(self._create_once(ehr, observation, attempt, record.patient_id, conditional))
         return written
 
     # --- questionnaires ---------------------------------------------------------------------------

@@ -180,7 +180,7 @@ class HttpTransport:
         """
         method = method.upper()
         may_retry = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
-        attempts = self.retry.attempts if may_retry else 1
+        attempts = self.retry.attempts
         for attempt in range(1, attempts + 1):
             self.counter.add(method)
             if counter is not None:
@@ -197,7 +197,7 @@ class HttpTransport:
                 )
             except requests.Timeout:
                 log.warning("%s timed out after %.1fs (attempt %d/%d)", what, self.timeout, attempt, attempts)
-                if attempt == attempts:
+                if attempt == attempts or not may_retry:
                     raise errors.FHIRTimeout(f"{what} timed out after {self.timeout:.0f} s") from None
                 self.sleep(self.retry.wait_for(attempt, None))
                 continue
@@ -205,14 +205,18 @@ class HttpTransport:
                 log.warning(
                     "%s could not connect: %s (attempt %d/%d)", what, type(error).__name__, attempt, attempts
                 )
-                if attempt == attempts:
+                if attempt == attempts or not may_retry:
                     raise errors.FHIRTransportError(f"{what}: the server could not be reached") from None
                 self.sleep(self.retry.wait_for(attempt, None))
                 continue
             log.debug(
                 "%s → %s in %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1000
             )
-            if response.status_code in RETRYABLE_STATUS and attempt < attempts:
+            # A 429 was refused unprocessed, so any request may be replayed; 502-504 only when idempotent.
+            retryable = response.status_code == 429 or (
+                response.status_code in RETRYABLE_STATUS and may_retry
+            )
+            if retryable and attempt < attempts:
                 wait = self.retry.wait_for(attempt, parse_retry_after(response.headers.get("Retry-After")))
                 log.info("%s answered %s; retrying in %.1fs", what, response.status_code, wait)
                 response.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
+from fhir_mappings.capability import supports_conditional_create
 from fhir_mappings.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.due import DueItem, due_screenings
 from fhir_mappings.history import ScorePoint, merge_history, score_points, series
@@ -193,7 +194,11 @@ def screen(launch_id: str, key: str) -> Any:
     plan = plan_writeback(
         capability, session.scope.split(), vendor, has_encounter=bool(session.context.encounter)
     )
-    record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan)
+    conditional = bool(plan.ehr_types) and all(
+        supports_conditional_create(capability, t) for t in plan.ehr_types
+    )
+    record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
+                                   ehr_conditional_create=conditional)  # fmt: skip
     svc.screenings.run(record, ehr)
     return redirect(url_for("chart.result", launch_id=launch_id, record_id=record.id), code=303)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import requests
 import responses
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -99,6 +100,12 @@ class RecordedEHR:
     expires_in: int | None = None
     valid_tokens: set[str] = field(default_factory=set)
     refreshes: int = 0
+    #: DocumentReferences created through the API, and faults to inject into the next creates:
+    #: "500", "429", "timeout-after-create" (the server stores it, the client never hears back).
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    create_faults: list[str] = field(default_factory=list)
+    create_attempts: int = 0
+    honours_conditional: bool = True
 
     def __post_init__(self) -> None:
         shape = self.shape
@@ -127,9 +134,10 @@ class RecordedEHR:
         )
         self.rsps.add_callback(
             responses.GET,
-            re.compile(rf"{re.escape(shape.iss)}/(Observation|Condition)(\?.*)?$"),
+            re.compile(rf"{re.escape(shape.iss)}/(Observation|Condition|DocumentReference)(\?.*)?$"),
             callback=self._fhir_search,
         )
+        self.rsps.add_callback(responses.POST, f"{shape.iss}/DocumentReference", callback=self._create_note)
 
     # --- token endpoint ----------------------------------------------------------------------------
 
@@ -216,8 +224,50 @@ class RecordedEHR:
                 {"Content-Type": "application/fhir+json"},
                 json.dumps({"resourceType": "OperationOutcome"}),
             )
-        body = load_fixture(f"{self.shape.vendor}/{resource_type}-search.json")
+        if resource_type == "DocumentReference":
+            wanted = parse_qs(request.path_url.split("?", 1)[-1]).get("identifier", [""])[0]
+            found = [
+                n
+                for n in self.notes
+                if f"{n['identifier'][0]['system']}|{n['identifier'][0]['value']}" == wanted
+            ]
+            body = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": n} for n in found]}
+        else:
+            body = load_fixture(f"{self.shape.vendor}/{resource_type}-search.json")
         return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
+
+    def _create_note(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.create_attempts += 1
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self.valid_tokens:
+            return (
+                401,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps({"resourceType": "OperationOutcome"}),
+            )
+        fault = self.create_faults.pop(0) if self.create_faults else None
+        if fault == "500":
+            return (
+                500,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps({"resourceType": "OperationOutcome"}),
+            )
+        if fault == "429":
+            return 429, {"Retry-After": "2"}, ""
+        note = json.loads(request.body)
+        condition = request.headers.get("If-None-Exist", "").removeprefix("identifier=")
+        existing = [
+            n
+            for n in self.notes
+            if f"{n['identifier'][0]['system']}|{n['identifier'][0]['value']}" == condition
+        ]
+        if existing and self.honours_conditional:
+            return 200, {"Content-Type": "application/fhir+json"}, json.dumps(existing[0])
+        note["id"] = f"note-{len(self.notes) + 1}"
+        self.notes.append(note)
+        if fault == "timeout-after-create":
+            raise requests.Timeout("the answer was lost")
+        return 201, {"Content-Type": "application/fhir+json"}, json.dumps(note)
 
     def revoke_all_tokens(self) -> None:
         self.valid_tokens.clear()

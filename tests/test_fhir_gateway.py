@@ -280,3 +280,12 @@ def test_retry_after_is_capped(fhir: FHIRClient, sleeps: Sleeps) -> None:
     responses.get(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
     fhir.read("Patient", "p1")
     assert sleeps == [10.0]
+
+
+@responses.activate
+def test_429_is_replayed_even_for_a_plain_create(fhir: FHIRClient, sleeps: Sleeps) -> None:
+    """A 429 means the server refused the request unprocessed, so replaying it cannot duplicate anything."""
+    responses.post(f"{BASE}/Observation", status=429, headers={"Retry-After": "3"})
+    responses.post(f"{BASE}/Observation", status=201, json={"resourceType": "Observation", "id": "o2"})
+    assert fhir.create({"resourceType": "Observation"})["id"] == "o2"
+    assert sleeps == [3.0] and fhir.counter.total == 2

@@ -1,0 +1,183 @@
+"""Fault injection on write-back: timeouts, 500, 429 with Retry-After, a token that dies mid-write, everything
+down. A screening is never lost and never duplicated; a safety alert is never hidden."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc.jwk import RSAKey
+
+from smartapp import create_app
+
+from .conftest import APP_BASE, full_launch, make_ehr
+from .ehr import RecordedEHR, load_fixture
+
+REGISTRY = "https://registry.test/fhir"
+ITEM9_POSITIVE = {f"phq9-{n}": "LA6569-3" for n in range(1, 10)}
+
+
+class RegistryStore:
+    """The registry store's side of the wire: PUT-only transactions stored by id, with injectable faults."""
+
+    def __init__(self, rsps: responses.RequestsMock) -> None:
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.transactions = 0
+        self.faults: list[int] = []
+        rsps.add_callback(responses.POST, REGISTRY, callback=self._transaction)
+        rsps.add_callback(
+            responses.POST, re.compile(rf"{REGISTRY}/Questionnaire$"), callback=self._questionnaire
+        )
+        rsps.add_callback(responses.GET, re.compile(rf"{REGISTRY}/Observation.*"), callback=self._search)
+
+    def _transaction(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.transactions += 1
+        if self.faults:
+            return self.faults.pop(0), {"Content-Type": "application/fhir+json"}, "{}"
+        bundle = json.loads(request.body)
+        for entry in bundle["entry"]:
+            assert entry["request"]["method"] == "PUT"
+            self.resources[entry["request"]["url"]] = entry["resource"]
+        answer = {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(answer)
+
+    def _questionnaire(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 201, {"Content-Type": "application/fhir+json"}, request.body
+
+    def _search(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return (
+            200,
+            {"Content-Type": "application/fhir+json"},
+            json.dumps({"resourceType": "Bundle", "type": "searchset"}),
+        )
+
+    def of_type(self, resource_type: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources.values() if r["resourceType"] == resource_type]
+
+
+@pytest.fixture
+def app(environ: dict[str, str], redis_store: Any) -> Flask:
+    app = create_app(environ={**environ, "TANDEM_REGISTRY_URL": REGISTRY})
+    services = app.extensions["tandem"]
+    services.transport.sleep = app.config.setdefault("SLEEPS", []).append  # record, don't wait
+    services.registry.transport.sleep = app.config["SLEEPS"].append
+    return app
+
+
+@pytest.fixture
+def registry(rsps: responses.RequestsMock) -> RegistryStore:
+    return RegistryStore(rsps)
+
+
+@pytest.fixture
+def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
+    return make_ehr("epic", rsps, ehr_signing_key)
+
+
+def submit(client: FlaskClient, launch_id: str, answers: dict[str, str]) -> tuple[str, str]:
+    form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
+    hidden = dict(re.findall(r'name="(csrf_token|submission_id)" value="([^"]+)"', form))
+    answer = client.post(f"/app/{launch_id}/screen/phq9", data={**hidden, **answers}, base_url=APP_BASE)
+    assert answer.status_code == 303
+    page = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
+    return hidden["submission_id"], page
+
+
+def retry(client: FlaskClient, launch_id: str) -> str:
+    page = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    client.post(f"/app/{launch_id}/writebacks/retry", data={"csrf_token": token}, base_url=APP_BASE)
+    return client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+
+
+def test_registry_500_waits_and_is_retried_without_duplicates(app: Flask, client: FlaskClient, epic: RecordedEHR,
+                                                              registry: RegistryStore) -> None:  # fmt: skip
+    registry.faults = [500]  # a 500 is not retried by the transport: the write waits for the next retry
+    launch_id = full_launch(client, epic)
+    submission, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert re.search(r'<td>Tandem registry</td><td class="status-pending">pending', page)
+    assert "Safety alert" in page  # shown at once, whatever the writes did
+    assert len(epic.notes) == 1  # the EHR note went through
+    record = app.extensions["tandem"].screenings.load(submission)
+    assert record.answers["phq9-9"] == "LA6569-3"  # nothing lost
+
+    listing = retry(client, launch_id)
+    assert "Every screening has been written" in listing
+    assert len(registry.of_type("Task")) == 1 and len(registry.of_type("QuestionnaireResponse")) == 1
+    assert len(epic.notes) == 1
+
+
+def test_lost_answer_from_a_server_with_conditional_create_is_replayed_at_once(
+    app: Flask, client: FlaskClient, epic: RecordedEHR, registry: RegistryStore, rsps: responses.RequestsMock
+) -> None:
+    capability = load_fixture("epic/metadata.json")
+    for resource in capability["rest"][0]["resource"]:
+        resource["conditionalCreate"] = True
+    rsps.replace(responses.GET, f"{epic.shape.iss}/metadata", json=capability)
+    epic.create_faults = ["timeout-after-create"]  # stored, but the answer is lost
+    launch_id = full_launch(client, epic)
+    _, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert re.search(r'<td>EHR \(Epic \(test\)\)</td><td class="status-saved">saved', page)
+    assert epic.create_attempts == 2 and len(epic.notes) == 1  # the replay matched If-None-Exist
+
+
+def test_lost_answer_from_a_server_without_conditional_create_is_found_before_retrying(
+    app: Flask, client: FlaskClient, epic: RecordedEHR, registry: RegistryStore
+) -> None:
+    epic.honours_conditional = False  # ignores If-None-Exist, and does not declare conditionalCreate
+    epic.create_faults = ["timeout-after-create"]
+    launch_id = full_launch(client, epic)
+    _, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert re.search(r'<td>EHR \(Epic \(test\)\)</td><td class="status-pending">pending', page)
+    assert epic.create_attempts == 1  # not replayed blindly
+    listing = retry(client, launch_id)
+    assert "Every screening has been written" in listing
+    assert len(epic.notes) == 1 and epic.create_attempts == 1  # found by identifier, not created again
+
+
+def test_429_with_retry_after_is_honoured(app: Flask, client: FlaskClient, epic: RecordedEHR,
+                                          registry: RegistryStore) -> None:  # fmt: skip
+    epic.create_faults = ["429"]
+    launch_id = full_launch(client, epic)
+    _, page = submit(client, launch_id, {**ITEM9_POSITIVE, "phq9-9": "LA6568-5"})
+    assert re.search(r'<td>EHR \(Epic \(test\)\)</td><td class="status-saved">saved', page)
+    assert 2.0 in app.config["SLEEPS"]
+    assert len(epic.notes) == 1 and "Safety alert" not in page
+
+
+def test_token_expiring_in_the_middle_of_the_write_is_refreshed(app: Flask, client: FlaskClient,
+                                                               epic: RecordedEHR, registry: RegistryStore) -> None:  # fmt: skip
+    launch_id = full_launch(client, epic)
+    form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
+    hidden = dict(re.findall(r'name="(csrf_token|submission_id)" value="([^"]+)"', form))
+    epic.revoke_all_tokens()  # the EHR now answers 401 to the token Tandem holds
+    answer = client.post(
+        f"/app/{launch_id}/screen/phq9", data={**hidden, **ITEM9_POSITIVE}, base_url=APP_BASE
+    )
+    page = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
+    assert re.search(r'<td>EHR \(Epic \(test\)\)</td><td class="status-saved">saved', page)
+    assert epic.refreshes == 1 and len(epic.notes) == 1
+
+
+def test_everything_down_loses_nothing_and_still_shows_the_alert(app: Flask, client: FlaskClient,
+                                                                 epic: RecordedEHR, registry: RegistryStore) -> None:  # fmt: skip
+    registry.faults = [503] * 3  # 503 is retried at once, three times in all (the transaction is all PUTs)
+    epic.create_faults = ["500"]
+    launch_id = full_launch(client, epic)
+    submission, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert "Safety alert" in page and 'id="acknowledge"' in page
+    assert "status-pending" in page
+    chart = client.get(f"/app/{launch_id}/", base_url=APP_BASE).get_data(as_text=True)
+    assert "Safety alert — not yet acknowledged" in chart
+    listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    assert "PHQ9" in listing and "safety" in listing
+    # The servers recover: one retry writes everything, once.
+    listing = retry(client, launch_id)
+    assert "Every screening has been written" in listing
+    assert len(registry.of_type("Task")) == 1 and len(epic.notes) == 1
+    assert app.extensions["tandem"].screenings.load(submission).complete
