@@ -160,8 +160,12 @@ def _safety(
                 f"The self-harm question ({_label(instrument, item)}) was not answered: ask it today."
             )
         elif answer.score >= threshold:
-            flags.append(SafetyFlag("self-harm", f"{instrument.name} {_label(instrument, item)}: “{answer.display}”. "
-                                    "Assess suicide risk today and arrange same-day follow-up.", link_id))  # fmt: skip
+            flags.append(SafetyFlag(
+                "self-harm",
+                f"{instrument.name} question {instrument.items.index(item) + 1} (“{item.text}”) was answered "
+                f"“{answer.display}”. Assess suicide risk today and arrange same-day follow-up.",
+                link_id,
+            ))  # fmt: skip
     return tuple(flags), tuple(notes)
 
 

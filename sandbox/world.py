@@ -63,6 +63,7 @@ class SandboxWorld:
     def start(self) -> SandboxWorld:
         from smartapp import create_app
         from smartapp.config import Settings
+        from smartapp.services import publish_questionnaires
 
         if self.workdir is None:  # set in __post_init__
             raise RuntimeError("no work directory")
@@ -111,6 +112,7 @@ class SandboxWorld:
             }
             if self.start_tandem:
                 self.tandem_app = create_app(Settings.from_env(self.environ), environ=self.environ)
+                publish_questionnaires(self.tandem_app.extensions["tandem"])
                 self.components.append(ThreadedApp(self.tandem_app, self.tandem_port).start())
                 wait_until_up(f"{self.tandem_url}/healthz")
             wait_until_up(f"{self.sandbox_url}/generic/fhir/.well-known/smart-configuration")

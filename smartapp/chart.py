@@ -64,6 +64,7 @@ def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
             )
     reg = svc.registrations.get(session.iss)
     return {
+        "names": {instrument.key: instrument.name for instrument in INSTRUMENTS.values()},
         "launch": session,
         "ehr_name": reg.label if reg else session.iss,
         "patient": patient,

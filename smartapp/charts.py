@@ -18,7 +18,7 @@ BANDS: dict[str, tuple[int, tuple[tuple[int, int, str, str], ...]]] = {
     "EPDS": (30, ((0, 9, "unlikely", "#eef7ee"), (10, 12, "possible", "#fbeedd"), (13, 30, "probable", "#f5d5d5"))),
 }  # fmt: skip
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 220, 44, 120, 12, 28
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 680, 220, 44, 170, 12, 28
 
 
 def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:

@@ -17,6 +17,7 @@ from launch.registrations import load_registrations
 from launch.scopes import Vendor
 
 from .config import Settings
+from .services import publish_questionnaires
 from .serving import PathOnlyLogHandler
 
 
@@ -42,6 +43,7 @@ def serve(host: str, port: int) -> None:
         settings = Settings.from_env()
         _configure_logging(settings.log_level)
         app = create_app(settings)
+        publish_questionnaires(app.extensions["tandem"])
     except ConfigurationError as error:
         click.echo(f"tandem: {error.message}", err=True)
         sys.exit(2)

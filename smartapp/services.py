@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from launch.backend import BackendServicesAuth
 from launch.discovery import Discovery
+from launch.errors import TandemError
 from launch.fhir import FHIRClient
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
@@ -42,6 +43,17 @@ class Services:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
         tokens = SessionTokens(self.sessions, session, self.oauth, self.discovery, self.registrations)
         return FHIRClient(session.iss, self.transport, tokens, name="EHR")
+
+
+def publish_questionnaires(services: Services) -> None:
+    """Publish the instrument Questionnaires to the registry store at start-up; if it cannot be reached now,
+    the same happens before the first screening is saved."""
+    try:
+        services.screenings.publish_questionnaires()
+    except TandemError as error:
+        log.warning(
+            "could not publish the Questionnaires yet (%s); will retry on the first screening", error.message
+        )
 
 
 def build_services(settings: Settings, environ: Mapping[str, str] | None = None) -> Services:

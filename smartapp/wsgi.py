@@ -7,9 +7,11 @@ import os
 
 from . import create_app
 from .config import Settings
+from .services import publish_questionnaires
 
 _settings = Settings.from_env()
 logging.basicConfig(
     level=_settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )
 app = create_app(_settings, environ=os.environ)
+publish_questionnaires(app.extensions["tandem"])

@@ -210,3 +210,9 @@ def world(redis_url: str) -> Iterator[Any]:
 
     with SandboxWorld(size=20, seed=11, redis_url=redis_url) as started:
         yield started
+
+
+@pytest.fixture
+def tandem(world: Any) -> Any:
+    """The services of the Tandem app running in the sandbox world."""
+    return world.tandem_app.extensions["tandem"]

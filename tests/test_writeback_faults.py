@@ -175,7 +175,7 @@ def test_everything_down_loses_nothing_and_still_shows_the_alert(app: Flask, cli
     chart = client.get(f"/app/{launch_id}/", base_url=APP_BASE).get_data(as_text=True)
     assert "Safety alert — not yet acknowledged" in chart
     listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
-    assert "PHQ9" in listing and "safety" in listing
+    assert "PHQ-9" in listing and "safety" in listing
     # The servers recover: one retry writes everything, once.
     listing = retry(client, launch_id)
     assert "Every screening has been written" in listing

@@ -42,11 +42,6 @@ def sandbox_state(world: SandboxWorld) -> Any:
     return world.sandbox_app.extensions["sandbox"]
 
 
-@pytest.fixture
-def tandem(world: SandboxWorld) -> Any:
-    return world.tandem_app.extensions["tandem"]
-
-
 def launch_url(world: SandboxWorld, mode: str, patient: str | None = "pt-0001", target: str = "chart",
                practitioner: str = "pr-pcp-1", banner: bool = True) -> str:  # fmt: skip
     params = f"mode={mode}&practitioner={practitioner}&target={target}&banner={'1' if banner else '0'}"

@@ -127,3 +127,21 @@ def test_invalid_answers_are_refused_and_nothing_is_written(
     )
     assert 'value="LA6568-5" checked' in refused.text  # what was entered is kept
     assert tandem.screenings.load(hidden["submission_id"]) is None
+
+
+def test_questionnaires_are_published_once_per_version(world: SandboxWorld, tandem: Any) -> None:
+    from fhir_mappings.instruments import INSTRUMENTS
+
+    def ours() -> list[str]:
+        found = tandem.registry.search_all("Questionnaire", {"_count": "200"})
+        return sorted(q["id"] for q in found if q.get("url", "").startswith("https://tandem.health/"))
+
+    assert ours() == sorted(f"tandem-{key}" for key in INSTRUMENTS)
+    for key in list(INSTRUMENTS):  # forget that they were published, as a new deployment would
+        tandem.store.delete(
+            f"questionnaire-published:{tandem.registry.base_url}:{INSTRUMENTS[key].canonical}"
+        )
+    tandem.screenings.publish_questionnaires()
+    assert ours() == sorted(f"tandem-{key}" for key in INSTRUMENTS)
+    phq9 = tandem.registry.read("Questionnaire", "tandem-phq9")
+    assert phq9["url"] == INSTRUMENTS["phq9"].url and phq9["version"] == INSTRUMENTS["phq9"].version
