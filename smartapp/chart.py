@@ -15,7 +15,7 @@ from fhir_mappings.capability import supports_conditional_create
 from fhir_mappings.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.due import DueItem, due_screenings
 from fhir_mappings.history import ScorePoint, merge_history, score_points, series
-from fhir_mappings.instruments import HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
+from fhir_mappings.instruments import AUDIT_C, HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
 from fhir_mappings.patient import (
     administrative_gender,
     age_in_years,
@@ -162,10 +162,9 @@ def screen(launch_id: str, key: str) -> Any:
         raise errors.InvalidLaunchRequest("screenings need a patient in context: open Tandem from a chart")
     svc = services()
     ehr = svc.ehr_client(session)
-    page = _common(session, ehr)
     if request.method == "GET":
-        return render_template("screen_form.html", **page, instrument=instrument, submission_id=uuid.uuid4().hex,
-                               selected={}, problems={})  # fmt: skip
+        return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
+                               submission_id=uuid.uuid4().hex, selected={}, problems={})  # fmt: skip
     check_csrf(session)
     submission_id = request.form.get("submission_id", "")
     if len(submission_id) != 32 or not all(c in "0123456789abcdef" for c in submission_id):
@@ -173,9 +172,13 @@ def screen(launch_id: str, key: str) -> Any:
     raw = {k: v for k, v in request.form.items() if k not in ("csrf_token", "submission_id")}
     answers, problems = parse_answers(instrument, raw)
     if problems:
-        return render_template("screen_form.html", **page, instrument=instrument, submission_id=submission_id,
-                               selected=raw, problems={p.link_id: p.message for p in problems}), 422  # fmt: skip
-    sex = administrative_gender(page["patient"])
+        return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
+                               submission_id=submission_id, selected=raw,
+                               problems={p.link_id: p.message for p in problems}), 422  # fmt: skip
+    # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit).
+    sex = (
+        administrative_gender(ehr.read("Patient", session.context.patient)) if instrument is AUDIT_C else None
+    )
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
