@@ -90,6 +90,7 @@ def test_phq9_observations_and_safety_task() -> None:
     assert all(o["derivedFrom"] == [{"reference": "QuestionnaireResponse/qr-1"}] for o in observations)
     assert all(o["category"][0]["coding"][0]["code"] == "survey" for o in observations)
     assert observations[0]["valueInteger"] == 9
+    assert observations[0]["note"][0]["text"].startswith("SAFETY ALERT: PHQ-9 question 9")
     bundle = registry_transaction(submission, NOW + timedelta(hours=8))
     task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
     assert task["priority"] == "stat" and task["restriction"]["period"]["end"].startswith("2026-11-22T23:30")
