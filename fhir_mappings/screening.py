@@ -203,7 +203,9 @@ def screening_observations(
                                              questionnaire_response_ref))  # fmt: skip
     if result.safety and observations:
         # The safety line travels with the score, whichever way it is written back.
-        observations[0]["note"] = [{"text": "SAFETY ALERT: " + " ".join(flag.message for flag in result.safety)}]
+        observations[0]["note"] = [
+            {"text": "SAFETY ALERT: " + " ".join(flag.message for flag in result.safety)}
+        ]
     return observations
 
 

@@ -1,0 +1,259 @@
+"""The care manager's worklist: one row per enrolled patient, flags, caseload statistics, sorting, CSV. Pure."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from .billing import MonthCode, month_code, month_of
+from .history import ScorePoint
+from .registry import Contact, Enrolment, WorkTask
+
+FLAG_LABELS = {
+    "safety": "Safety",
+    "not-improving": "Not improving",
+    "no-contact": "No recent contact",
+    "overdue": "Follow-up overdue",
+    "review": "Flagged for review",
+    "new": "New (never reviewed)",
+}
+
+
+@dataclass(frozen=True)
+class Scores:
+    first: int | None
+    latest: int | None
+    change_pct: float | None  # negative = improvement
+
+    @classmethod
+    def of(cls, points: list[ScorePoint]) -> Scores:
+        if not points:
+            return cls(None, None, None)
+        ordered = sorted(points, key=lambda p: p.when)
+        first, latest = ordered[0].score, ordered[-1].score
+        change = None if first == 0 else round((latest - first) / first * 100, 1)
+        return cls(first, latest, change)
+
+
+@dataclass(frozen=True)
+class Row:
+    enrolment: Enrolment
+    weeks_in_treatment: int
+    last_contact: date | None
+    contacts_by_type: dict[str, int]
+    phq9: Scores
+    gad7: Scores
+    response: bool
+    remission: bool
+    flags: tuple[str, ...]
+    last_review: date | None
+    last_recommendations: str | None
+    minutes_this_month: int
+    billing: MonthCode
+    open_tasks: tuple[WorkTask, ...] = field(default_factory=tuple)
+
+    @property
+    def patient(self) -> str:
+        return self.enrolment.patient_name or self.enrolment.patient_id
+
+    def member_name(self, role: str) -> str:
+        member = self.enrolment.member(role)
+        return (member.display or member.reference) if member else ""
+
+    def sort_value(self, column: str) -> Any:
+        e = self.enrolment
+        values: dict[str, Any] = {
+            "patient": self.patient.lower(),
+            "pcp": self.member_name("pcp"),
+            "care_manager": self.member_name("care-manager"),
+            "consultant": self.member_name("psychiatric-consultant"),
+            "program": e.program,
+            "enrolled": e.start,
+            "weeks": self.weeks_in_treatment,
+            "last_contact": self.last_contact or date.min,
+            "contacts": sum(self.contacts_by_type.values()),
+            "phq9_first": self.phq9.first if self.phq9.first is not None else -1,
+            "phq9_latest": self.phq9.latest if self.phq9.latest is not None else -1,
+            "phq9_change": self.phq9.change_pct if self.phq9.change_pct is not None else 999.0,
+            "gad7_first": self.gad7.first if self.gad7.first is not None else -1,
+            "gad7_latest": self.gad7.latest if self.gad7.latest is not None else -1,
+            "gad7_change": self.gad7.change_pct if self.gad7.change_pct is not None else 999.0,
+            "flags": (len(self.flags), "safety" in self.flags),
+            "last_review": self.last_review or date.min,
+            "status": e.phase,
+            "minutes": self.minutes_this_month,
+            "billing": self.billing.label,
+        }
+        return values.get(column, self.patient.lower())
+
+
+COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
+           "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
+           "last_review", "status", "minutes", "billing")  # fmt: skip
+
+
+def build_rows(
+    enrolments: Iterable[Enrolment],
+    contacts: Iterable[Contact],
+    tasks: Iterable[WorkTask],
+    scores: Mapping[str, list[ScorePoint]],  # patient id → registry score points
+    today: date,
+    *,
+    no_contact_weeks: int = 4,
+    unacknowledged_safety: Iterable[str] = (),
+) -> list[Row]:
+    contacts_by_plan: dict[str, list[Contact]] = {}
+    for contact in contacts:
+        contacts_by_plan.setdefault(contact.careplan_id, []).append(contact)
+    tasks_by_plan: dict[str, list[WorkTask]] = {}
+    tasks_by_patient: dict[str, list[WorkTask]] = {}
+    for task in tasks:
+        if task.careplan_id:
+            tasks_by_plan.setdefault(task.careplan_id, []).append(task)
+        if task.patient_id:
+            tasks_by_patient.setdefault(task.patient_id, []).append(task)
+    alerts = set(unacknowledged_safety)
+    rows = []
+    for e in enrolments:
+        if not e.active:
+            continue
+        mine = contacts_by_plan.get(e.id, [])
+        plan_tasks = tasks_by_plan.get(e.id, [])
+        patient_tasks = tasks_by_patient.get(e.patient_id, [])
+        points = scores.get(e.patient_id, [])
+        phq = Scores.of(
+            [p for p in points if p.instrument == "PHQ-9" and p.day >= e.start - timedelta(days=30)]
+        )
+        gad = Scores.of(
+            [p for p in points if p.instrument == "GAD-7" and p.day >= e.start - timedelta(days=30)]
+        )
+        weeks = max(0, (today - e.start).days // 7)
+        last_contact = max((c.when for c in mine), default=None)
+        reviews = [t for t in plan_tasks if t.kind == "case-review" and not t.open and t.completed]
+        last_review = max(reviews, key=lambda t: t.completed or date.min, default=None)
+        response = phq.change_pct is not None and phq.change_pct <= -50
+        remission = phq.latest is not None and phq.latest < 5 and phq.first is not None
+        flags = []
+        if e.patient_id in alerts or any(t.kind == "safety-follow-up" and t.open for t in patient_tasks):
+            flags.append("safety")
+        if weeks >= 10 and phq.first is not None and not response:
+            flags.append("not-improving")
+        reference_day = last_contact or e.start
+        if (today - reference_day).days > 7 * no_contact_weeks:
+            flags.append("no-contact")
+        if any(t.kind == "follow-up" and t.open and t.due and t.due < today for t in plan_tasks):
+            flags.append("overdue")
+        if e.flagged_for_review or any(t.kind == "case-review" and t.open for t in plan_tasks):
+            flags.append("review")
+        if last_review is None:
+            flags.append("new")
+        rows.append(Row(
+            enrolment=e,
+            weeks_in_treatment=weeks,
+            last_contact=last_contact,
+            contacts_by_type=dict(Counter(c.contact_type for c in mine)),
+            phq9=phq,
+            gad7=gad,
+            response=response,
+            remission=remission,
+            flags=tuple(flags),
+            last_review=last_review.completed if last_review else None,
+            last_recommendations=last_review.recommendations if last_review else None,
+            minutes_this_month=sum(c.minutes for c in mine if month_of(c.when) == month_of(today)),
+            billing=month_code(e, mine, today),
+            open_tasks=tuple(t for t in plan_tasks + [t for t in patient_tasks if t.careplan_id is None] if t.open),
+        ))  # fmt: skip
+    return rows
+
+
+def filter_rows(rows: Iterable[Row], *, flag: str | None = None, care_manager: str | None = None,
+                program: str | None = None, text: str | None = None) -> list[Row]:  # fmt: skip
+    result = []
+    for row in rows:
+        cm = row.enrolment.member("care-manager")
+        if flag and flag not in row.flags:
+            continue
+        if care_manager and (cm is None or cm.reference != care_manager):
+            continue
+        if program and row.enrolment.program != program:
+            continue
+        if text and text.lower() not in row.patient.lower():
+            continue
+        result.append(row)
+    return result
+
+
+def sort_rows(rows: Iterable[Row], column: str, descending: bool = False) -> list[Row]:
+    column = column if column in COLUMNS else "patient"
+    return sorted(rows, key=lambda r: (r.sort_value(column), r.patient.lower()), reverse=descending)
+
+
+@dataclass(frozen=True)
+class CaseloadStats:
+    size: int
+    contacted_30d: int
+    improving: int
+    remission: int
+    with_baseline: int
+
+    @staticmethod
+    def pct(part: int, whole: int) -> str:
+        return f"{round(100 * part / whole)}%" if whole else "—"
+
+
+def caseload_stats(rows: list[Row], today: date) -> CaseloadStats:
+    baseline = [r for r in rows if r.phq9.first is not None and r.phq9.latest is not None]
+    return CaseloadStats(
+        size=len(rows),
+        contacted_30d=sum(1 for r in rows if r.last_contact and (today - r.last_contact).days <= 30),
+        improving=sum(1 for r in baseline if r.phq9.change_pct is not None and r.phq9.change_pct <= -50),
+        remission=sum(1 for r in baseline if r.remission),
+        with_baseline=len(baseline),
+    )
+
+
+def review_priority(rows: Iterable[Row]) -> list[Row]:
+    """Psychiatric case review order: safety first, then not improving, then new to the caseload, then flagged."""
+
+    def rank(row: Row) -> tuple[int, int]:
+        for index, flag in enumerate(("safety", "not-improving", "new", "review")):
+            if flag in row.flags:
+                return index, -row.weeks_in_treatment
+        return 9, -row.weeks_in_treatment
+
+    return [r for r in sorted(rows, key=rank) if rank(r)[0] < 9]
+
+
+def rows_csv(rows: Iterable[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["Patient", "Patient id", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",
+                     "Enrolled", "Weeks in treatment", "Last contact", "Contacts", "PHQ-9 first", "PHQ-9 latest",
+                     "PHQ-9 change %", "GAD-7 first", "GAD-7 latest", "GAD-7 change %", "Response", "Remission",
+                     "Flags", "Last review", "Recommendations", "Minutes this month", "Billing this month"])  # fmt: skip
+    for r in rows:
+        e = r.enrolment
+        name = r.member_name
+        writer.writerow([_safe(r.patient), e.patient_id, _safe(name("pcp")), _safe(name("care-manager")),
+                         _safe(name("psychiatric-consultant")), e.program, e.phase, e.start.isoformat(),
+                         r.weeks_in_treatment, r.last_contact.isoformat() if r.last_contact else "",
+                         sum(r.contacts_by_type.values()), _n(r.phq9.first), _n(r.phq9.latest), _n(r.phq9.change_pct),
+                         _n(r.gad7.first), _n(r.gad7.latest), _n(r.gad7.change_pct), "yes" if r.response else "no",
+                         "yes" if r.remission else "no", " ".join(r.flags),
+                         r.last_review.isoformat() if r.last_review else "", _safe(r.last_recommendations or ""),
+                         r.minutes_this_month, r.billing.label])  # fmt: skip
+    return out.getvalue()
+
+
+def _n(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _safe(text: str) -> str:
+    """No formula injection when the CSV is opened in a spreadsheet."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -1,0 +1,204 @@
+"""The CoCM registry model: CarePlan/Task round trips, billing by month, worklist flags, sorting and CSV."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from fhir_mappings.billing import bhi_code, cocm_code, month_code
+from fhir_mappings.history import ScorePoint
+from fhir_mappings.registry import (
+    Contact,
+    Enrolment,
+    Member,
+    careplan,
+    completed_review,
+    contact_from,
+    contact_task,
+    enrolment_from,
+    with_phase,
+    work_task,
+    work_task_from,
+)
+from fhir_mappings.validation import r4_errors
+from fhir_mappings.worklist import (
+    build_rows,
+    caseload_stats,
+    filter_rows,
+    review_priority,
+    rows_csv,
+    sort_rows,
+)
+
+ISS = "https://ehr.example.org/fhir"
+TODAY = date(2026, 11, 22)
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
+
+
+def enrolment(**changes: object) -> Enrolment:
+    base = dict(id="cp-1", iss=ISS, patient_id="p1", patient_name="Ana Rivera", program="cocm-depression",
+                phase="active-treatment", start=date(2026, 8, 3),
+                team={"pcp": Member("Practitioner/pcp-1", "Dana Whitfield"), "care-manager": CM,
+                      "psychiatric-consultant": Member("Practitioner/psy-1", "Irene Castellanos")},
+                consent_given=True, consent_date=date(2026, 8, 3), consent_method="verbal")  # fmt: skip
+    base.update(changes)
+    return Enrolment(**base)  # type: ignore[arg-type]
+
+
+def _valid(resource: dict) -> dict:
+    assert r4_errors(resource) == []
+    model = get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return json.loads(model.model_dump_json(exclude_none=True))
+
+
+def test_careplan_round_trip() -> None:
+    original = enrolment(flagged_for_review=True, version="3")
+    resource = _valid(careplan(original))
+    assert resource["status"] == "active" and resource["subject"]["identifier"] == {
+        "system": ISS,
+        "value": "p1",
+    }
+    assert {c["resourceType"] for c in resource["contained"]} == {"CareTeam", "Goal"}
+    assert enrolment_from(resource) == original
+    discharged = with_phase(original, "discharged", TODAY)
+    assert _valid(careplan(discharged))["status"] == "completed"
+    assert enrolment_from(careplan(discharged)) == discharged and discharged.end == TODAY
+    assert enrolment_from(careplan(with_phase(original, "relapse-prevention", TODAY))).active
+
+
+def test_task_round_trips() -> None:
+    e = enrolment()
+    contact = Contact("c-1", "cp-1", date(2026, 11, 3), 25, "phone", "care-manager", CM, "Discussed sleep")
+    assert contact_from(_valid(contact_task(contact, e, NOW))) == contact
+    review = _valid(work_task("case-review", "r-1", e, NOW, description="Not improving at week 12"))
+    parsed = work_task_from(review)
+    assert (
+        parsed is not None and parsed.open and parsed.kind == "case-review" and parsed.careplan_id == "cp-1"
+    )
+    done = work_task_from(_valid(completed_review(review, "Increase sertraline to 100 mg", NOW, CM)))
+    assert done is not None and not done.open and done.recommendations == "Increase sertraline to 100 mg"
+    assert done.completed == TODAY
+    follow_up = work_task_from(_valid(work_task("follow-up", "f-1", e, NOW, due=date(2026, 11, 20))))
+    assert follow_up is not None and follow_up.due == date(2026, 11, 20)
+
+
+@pytest.mark.parametrize("odd", [None, {}, {"resourceType": "CarePlan", "id": "x"}, {"resourceType": "Task"},
+                                 {"resourceType": "CarePlan", "id": "x", "category": "nope"}])  # fmt: skip
+def test_mappings_are_total(odd: object) -> None:
+    assert enrolment_from(odd) is None and contact_from(odd) is None and work_task_from(odd) is None
+
+
+@pytest.mark.parametrize(
+    ("minutes", "first", "label"),
+    [
+        (0, True, "—"), (15, True, "—"), (16, True, "G2214"), (35, True, "G2214"), (36, True, "99492"),
+        (70, True, "99492"), (85, True, "99492"), (86, True, "99492 + 99494×1"), (115, True, "99492 + 99494×1"),
+        (116, True, "99492 + 99494×2"),
+        (15, False, "—"), (16, False, "G2214"), (30, False, "G2214"), (31, False, "99493"), (75, False, "99493"),
+        (76, False, "99493 + 99494×1"), (105, False, "99493 + 99494×1"), (106, False, "99493 + 99494×2"),
+    ],
+)  # fmt: skip
+def test_cocm_thresholds(minutes: int, first: bool, label: str) -> None:
+    assert cocm_code(minutes, first_month=first).label == label
+
+
+@pytest.mark.parametrize(
+    ("minutes", "licensed", "label"), [(19, False, "—"), (20, False, "99484"), (20, True, "G0323")]
+)
+def test_general_bhi(minutes: int, licensed: bool, label: str) -> None:
+    assert bhi_code(minutes, licensed).label == label
+
+
+def _contacts(*items: tuple[date, int]) -> list[Contact]:
+    return [
+        Contact(f"c{i}", "cp-1", day, minutes, "phone", "care-manager", CM)
+        for i, (day, minutes) in enumerate(items)
+    ]
+
+
+def test_month_boundaries_first_month_and_discharge() -> None:
+    e = enrolment(start=date(2026, 8, 20))
+    contacts = _contacts(
+        (date(2026, 8, 31), 20), (date(2026, 9, 1), 20), (date(2026, 8, 20), 20), (date(2026, 9, 30), 15)
+    )
+    assert month_code(e, contacts, date(2026, 8, 1)).label == "99492"  # 40 min in the first calendar month
+    assert month_code(e, contacts, date(2026, 9, 15)).label == "99493"  # 35 min the next month
+    assert month_code(e, contacts, date(2026, 7, 1)).code is None  # before enrolment
+    discharged = with_phase(e, "discharged", date(2026, 9, 10))
+    assert (
+        month_code(discharged, contacts, date(2026, 9, 1)).label == "G2214"
+    )  # only the 20 min before discharge
+    assert month_code(discharged, contacts, date(2026, 10, 1)).minutes == 0
+
+
+def _points(patient: str, *scores: tuple[date, int]) -> list[ScorePoint]:
+    return [
+        ScorePoint("PHQ-9", datetime(d.year, d.month, d.day, tzinfo=UTC), s, "Tandem", "44261-6")
+        for d, s in scores
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("improving", {"new"}),
+        ("not-improving", {"not-improving", "new"}),
+        ("too-early", {"new"}),
+        ("no-contact", {"no-contact", "new"}),
+        ("overdue", {"overdue", "new"}),
+        ("flagged", {"review", "new"}),
+        ("safety", {"safety", "new"}),
+        ("reviewed", set()),
+    ],
+)
+def test_flags(case: str, expected: set[str]) -> None:
+    start = TODAY - timedelta(weeks=12) if case != "too-early" else TODAY - timedelta(weeks=6)
+    e = enrolment(start=start, flagged_for_review=case == "flagged")
+    scores = {
+        "p1": _points("p1", (start, 16), (TODAY - timedelta(days=3), 13 if case == "not-improving" else 6))
+    }
+    contacts = _contacts((TODAY - timedelta(days=40 if case == "no-contact" else 5), 30))
+    tasks = []
+    if case == "overdue":
+        tasks.append(work_task_from(work_task("follow-up", "f", e, NOW, due=TODAY - timedelta(days=1))))
+    if case == "safety":
+        tasks.append(work_task_from(work_task("safety-follow-up", "s", e, NOW)))
+    if case == "reviewed":
+        tasks.append(
+            work_task_from(completed_review(work_task("case-review", "r", e, NOW), "Continue", NOW, CM))
+        )
+    (row,) = build_rows([e], contacts, [t for t in tasks if t], scores, TODAY)
+    assert set(row.flags) == expected
+
+
+def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
+    a = enrolment(id="cp-a", patient_id="pa", patient_name="Ana", start=TODAY - timedelta(weeks=12))
+    b = enrolment(id="cp-b", patient_id="pb", patient_name="=Bob", start=TODAY - timedelta(weeks=6),
+                  team={"care-manager": Member("Practitioner/cm-2", "Jamal Ortega")})  # fmt: skip
+    c = with_phase(enrolment(id="cp-c", patient_id="pc", patient_name="Cy"), "discharged", TODAY)
+    scores = {"pa": _points("pa", (a.start, 20), (TODAY, 4)), "pb": _points("pb", (b.start, 12), (TODAY, 12))}
+    contacts = [Contact("x", "cp-a", TODAY, 40, "phone", "care-manager", CM)]
+    rows = build_rows([a, b, c], contacts, [], scores, TODAY)
+    assert [r.patient for r in rows] == ["Ana", "=Bob"]  # discharged patients leave the worklist
+    ana = rows[0]
+    assert ana.phq9.first == 20 and ana.phq9.latest == 4 and ana.phq9.change_pct == -80.0
+    assert ana.response and ana.remission and ana.minutes_this_month == 40 and ana.billing.label == "99493"
+    stats = caseload_stats(rows, TODAY)
+    assert (stats.size, stats.contacted_30d, stats.improving, stats.remission) == (2, 1, 1, 1)
+    assert [r.patient for r in sort_rows(rows, "phq9_latest")] == ["Ana", "=Bob"]
+    assert [r.patient for r in sort_rows(rows, "weeks", descending=True)] == ["Ana", "=Bob"]
+    assert [r.patient for r in sort_rows(rows, "care_manager")] == ["=Bob", "Ana"]
+    assert [r.patient for r in filter_rows(rows, care_manager="Practitioner/cm-1")] == ["Ana"]
+    assert [r.patient for r in filter_rows(rows, flag="no-contact")] == ["=Bob"]
+    assert [r.patient for r in filter_rows(rows, text="an")] == ["Ana"]
+    assert [r.patient for r in review_priority(rows)] == [
+        "Ana",
+        "=Bob",
+    ]  # both new; longer in treatment first
+    text = rows_csv(rows)
+    assert text.splitlines()[0].startswith("Patient,Patient id,PCP")
+    assert "'=Bob" in text and "99493" in text
