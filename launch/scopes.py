@@ -26,6 +26,8 @@ _CLINICAL_SCOPES = (
     "patient/Observation.c",
     "patient/QuestionnaireResponse.c",
     "patient/DocumentReference.c",
+    # The care team picker (PCP, care manager, psychiatric consultant) for enrolment.
+    "user/Practitioner.rs",
 )
 
 PROFILE_SCOPES: dict[Vendor, tuple[str, ...]] = {

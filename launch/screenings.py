@@ -29,6 +29,7 @@ from fhir_mappings.writeback import WritebackPlan
 
 from . import errors
 from .fhir import FHIRClient
+from .registry import invalidate_registry_cache
 from .store import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,7 @@ class ScreeningService:
             self._validated(entry["resource"])
         self._validated(bundle)
         self.registry.transaction(bundle)
+        invalidate_registry_cache(self.store)
         return [entry["request"]["url"] for entry in bundle["entry"]]
 
     def _existing(

@@ -32,11 +32,12 @@ def create_app(
     app.config.update(SECRET_KEY=services.secret_key, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
     app.extensions["tandem"] = services
 
-    from . import chart, launch_views, site
+    from . import caseload, chart, launch_views, site
 
     app.register_blueprint(site.bp)
     app.register_blueprint(launch_views.bp)
     app.register_blueprint(chart.bp)
+    app.register_blueprint(caseload.bp)
 
     @app.errorhandler(errors.TandemError)
     def tandem_error(error: errors.TandemError) -> tuple[str, int]:

@@ -129,11 +129,19 @@ def _retry_due(session: LaunchSession, ehr: FHIRClient) -> list[ScreeningRecord]
 
 
 @bp.get("/")
-def home(launch_id: str) -> str:
+def home(launch_id: str) -> Any:
     session = current_launch(launch_id)
+    if not session.context.patient:  # launched without a patient (user context): the care manager's worklist
+        return redirect(url_for("caseload.worklist", launch_id=launch_id), code=303)
     ehr = services().ehr_client(session)
     page = _common(session, ehr)
     chart = load_chart(session, ehr, page["patient"]) if page["patient"] else None
+    try:
+        enrolments = services().caseload.enrolments_for(session.iss, session.context.patient)
+    except errors.TandemError as error:
+        enrolments = []
+        if chart:
+            chart.notices.append(f"Registry enrolments could not be read ({error.message}).")
     records = _retry_due(session, ehr)
     trends = []
     if chart:
@@ -148,6 +156,7 @@ def home(launch_id: str) -> str:
         trends=trends,
         instruments=list(INSTRUMENTS.values()),
         alerts=[r for r in records if r.needs_acknowledgement],
+        enrolments=enrolments,
         unfinished=[r for r in records if not r.complete],
     )
 

@@ -15,6 +15,7 @@ from launch.fhir import FHIRClient
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
 from launch.registrations import Registrations, load_registrations
+from launch.registry import RegistryService
 from launch.screenings import ScreeningService
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
@@ -38,6 +39,7 @@ class Services:
     sessions: SessionStore
     registry: FHIRClient | None
     screenings: ScreeningService
+    caseload: RegistryService
 
     def ehr_client(self, session: LaunchSession) -> FHIRClient:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
@@ -115,4 +117,5 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
         screenings=ScreeningService(store, registry),
+        caseload=RegistryService(store, registry),
     )

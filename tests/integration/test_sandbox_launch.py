@@ -52,7 +52,8 @@ def test_worklist_launch_has_a_user_and_no_patient(world: SandboxWorld, browser:
         launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
     )
     assert page.status_code == 200
-    assert "No patient is in context" in page.text
+    assert page.url.endswith("/worklist") and "Caseload worklist" in page.text
+    assert 'class="patient-banner"' not in page.text
     assert "Signed in as <strong>Teresa Lindqvist</strong>" in page.text
 
 

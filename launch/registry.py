@@ -1,0 +1,237 @@
+"""The registry store as the care manager's system of record: enrolments, contacts, follow-ups, reviews.
+
+Reads for the worklist are a few per-type searches joined in memory (requests grow with N / page size, never
+one query per patient), cached in the key-value store and invalidated by every write Tandem makes. Updates use
+If-Match; a stale version raises EnrolmentChanged, which says what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fhir_mappings.history import ScorePoint, score_points
+from fhir_mappings.instruments import HISTORY_CODES, LOINC
+from fhir_mappings.registry import (
+    Contact,
+    Enrolment,
+    Member,
+    WorkTask,
+    careplan,
+    completed_review,
+    contact_from,
+    contact_task,
+    enrolment_from,
+    work_task,
+    work_task_from,
+)
+from fhir_mappings.validation import r4_errors
+
+from . import errors
+from .fhir import FHIRClient, etag_for
+from .store import KeyValueStore
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+CACHE_TTL = 300
+SCORE_CODES = ",".join(f"{LOINC}|{code}" for codes in HISTORY_CODES.values() for code in codes)
+
+
+class EnrolmentChanged(errors.FHIRPreconditionFailed):
+    """Someone else saved this enrolment since it was opened; `changes` says what differs."""
+
+    def __init__(self, message: str, current: Enrolment, changes: list[str]) -> None:
+        super().__init__(message, http_status=412)
+        self.current = current
+        self.changes = changes
+
+
+@dataclass
+class RegistryData:
+    enrolments: list[Enrolment]
+    contacts: list[Contact]
+    tasks: list[WorkTask]
+    scores: dict[str, list[ScorePoint]]  # patient id → points
+    requests: int  # how many FHIR requests loading it cost (0 when it came from the cache)
+
+
+def _validated(resource: dict[str, Any]) -> dict[str, Any]:
+    problems = r4_errors(resource)
+    if problems:
+        raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
+    return resource
+
+
+def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
+    changes = []
+    if mine.phase != theirs.phase:
+        changes.append(f"status is now {theirs.phase.replace('-', ' ')} (was {mine.phase.replace('-', ' ')})")
+    if mine.flagged_for_review != theirs.flagged_for_review:
+        changes.append("flagged for review" if theirs.flagged_for_review else "no longer flagged for review")
+    for role in ("pcp", "care-manager", "psychiatric-consultant"):
+        if mine.member(role) != theirs.member(role):
+            member = theirs.member(role)
+            changes.append(
+                f"{role.replace('-', ' ')} is now {(member.display or member.reference) if member else 'none'}"
+            )
+    if mine.program != theirs.program:
+        changes.append(f"program is now {theirs.program}")
+    return changes or ["saved by someone else (no visible field changed)"]
+
+
+def invalidate_registry_cache(store: KeyValueStore) -> None:
+    """Every write to the registry store makes the cached worklist data stale."""
+    store.set("registry:generation", secrets.token_hex(8))
+
+
+class RegistryService:
+    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+
+    def _client(self) -> FHIRClient:
+        if self.registry is None:
+            raise errors.ConfigurationError("no registry store is configured (TANDEM_REGISTRY_URL)")
+        return self.registry
+
+    # --- cache ------------------------------------------------------------------------------------
+
+    def _generation(self) -> str:
+        generation = self.store.get("registry:generation")
+        if generation is None:
+            generation = secrets.token_hex(8)
+            self.store.set("registry:generation", generation)
+        return generation
+
+    def invalidate(self) -> None:
+        invalidate_registry_cache(self.store)
+
+    def load(self, *, use_cache: bool = True) -> RegistryData:
+        key = f"registry:data:{self._generation()}"
+        if use_cache:
+            cached = self.store.get(key)
+            if cached is not None:
+                return self._parse(json.loads(cached), requests=0)
+        client = self._client()
+        before = client.counter.total
+        raw = {
+            "careplans": client.search_all("CarePlan", {"_count": str(PAGE_SIZE)}, max_pages=1000),
+            "tasks": client.search_all("Task", {"_count": str(PAGE_SIZE)}, max_pages=1000),
+            "observations": client.search_all(
+                "Observation", {"code": SCORE_CODES, "_count": str(PAGE_SIZE)}, max_pages=1000
+            ),  # fmt: skip
+        }
+        self.store.set(key, json.dumps(raw), CACHE_TTL)
+        return self._parse(raw, requests=client.counter.total - before)
+
+    @staticmethod
+    def _parse(raw: dict[str, list[dict[str, Any]]], *, requests: int) -> RegistryData:
+        enrolments = [e for e in (enrolment_from(r) for r in raw["careplans"]) if e]
+        contacts = [c for c in (contact_from(r) for r in raw["tasks"]) if c]
+        tasks = [t for t in (work_task_from(r) for r in raw["tasks"]) if t]
+        scores: dict[str, list[ScorePoint]] = {}
+        for observation in raw["observations"]:
+            subject = (observation.get("subject") or {}).get("reference", "")
+            if subject.startswith("Patient/"):
+                scores.setdefault(subject.split("/", 1)[1], []).extend(score_points([observation], "Tandem"))
+        return RegistryData(enrolments, contacts, tasks, scores, requests)
+
+    # --- enrolments -------------------------------------------------------------------------------
+
+    def enrolments_for(self, iss: str, patient_id: str) -> list[Enrolment]:
+        data = self.load()
+        return sorted((e for e in data.enrolments if e.patient_id == patient_id and e.iss in (iss, "")),
+                      key=lambda e: e.start, reverse=True)  # fmt: skip
+
+    def get(self, careplan_id: str) -> Enrolment:
+        resource = self._client().read("CarePlan", careplan_id)
+        enrolment = enrolment_from(resource)
+        if enrolment is None:
+            raise errors.FHIRNotFound("this is not a Tandem enrolment")
+        return enrolment
+
+    def enrol(self, enrolment: Enrolment) -> Enrolment:
+        for existing in self.enrolments_for(enrolment.iss, enrolment.patient_id):
+            if existing.active and existing.program == enrolment.program:
+                raise errors.FHIRConflict(
+                    f"the patient is already enrolled in {existing.program} (since {existing.start})"
+                )
+        written = self._client().update(_validated(careplan(replace(enrolment, version=None))))
+        self.invalidate()
+        return enrolment_from(written) or enrolment
+
+    def save(self, enrolment: Enrolment) -> Enrolment:
+        """Update with If-Match on the version the user saw; a stale one raises EnrolmentChanged."""
+        resource = _validated(careplan(enrolment))
+        try:
+            written = self._client().update(resource, if_match=etag_for(resource))
+        except errors.FHIRPreconditionFailed:
+            current = self.get(enrolment.id)
+            self.invalidate()
+            raise EnrolmentChanged("someone else changed this enrolment", current,
+                                   describe_changes(enrolment, current)) from None  # fmt: skip
+        self.invalidate()
+        return enrolment_from(written) or enrolment
+
+    # --- tasks ------------------------------------------------------------------------------------
+
+    def log_contact(self, enrolment: Enrolment, when: date, minutes: int, contact_type: str, role: str,
+                    owner: Member | None, note: str | None, contact_id: str | None = None) -> Contact:  # fmt: skip
+        contact = Contact(contact_id or f"contact-{uuid.uuid4().hex}", enrolment.id, when, minutes, contact_type, role,
+                          owner, note)  # fmt: skip
+        self._client().update(_validated(contact_task(contact, enrolment, datetime.now(UTC))))
+        self.invalidate()
+        return contact
+
+    def add_task(self, kind: str, enrolment: Enrolment, *, due: date | None = None, description: str | None = None
+                 ) -> str:  # fmt: skip
+        task_id = f"{kind}-{uuid.uuid4().hex}"
+        self._client().update(_validated(work_task(kind, task_id, enrolment, datetime.now(UTC), due=due,
+                                                   description=description)))  # fmt: skip
+        self.invalidate()
+        return task_id
+
+    def request_review(self, enrolment: Enrolment, reason: str) -> Enrolment:
+        updated = self.save(replace(enrolment, flagged_for_review=True))
+        self.add_task("case-review", updated, description=reason)
+        return updated
+
+    def record_review(self, enrolment: Enrolment, recommendations: str, reviewer: Member | None) -> Enrolment:
+        """Close every open review Task of the enrolment with the recommendations (or record one), unflag it."""
+        client = self._client()
+        now = datetime.now(UTC)
+        open_reviews = [t for t in self.load(use_cache=False).tasks
+                        if t.careplan_id == enrolment.id and t.kind == "case-review" and t.open]  # fmt: skip
+        if not open_reviews:
+            task_id = self.add_task("case-review", enrolment, description="Weekly caseload review")
+            open_reviews = [
+                WorkTask(task_id, "case-review", "requested", enrolment.patient_id, enrolment.id, None, None)
+            ]
+        for task in open_reviews:
+            current = client.read("Task", task.id)
+            client.update(
+                _validated(completed_review(current, recommendations, now, reviewer)),
+                if_match=etag_for(current),
+            )
+        updated = (
+            self.save(replace(enrolment, flagged_for_review=False))
+            if enrolment.flagged_for_review
+            else enrolment
+        )
+        self.invalidate()
+        return updated
+
+    def complete_task(self, task_id: str) -> None:
+        client = self._client()
+        current = client.read("Task", task_id)
+        client.update({**current, "status": "completed", "lastModified": datetime.now(UTC).isoformat()},
+                      if_match=etag_for(current))  # fmt: skip
+        self.invalidate()

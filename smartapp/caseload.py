@@ -1,0 +1,368 @@
+"""The care manager's side: enrolment, worklist, patient detail, contacts, psychiatric case review, billing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import uuid
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from fhir_mappings.billing import month_code, month_of
+from fhir_mappings.history import series
+from fhir_mappings.patient import display_name
+from fhir_mappings.registry import CONTACT_TYPES, PHASES, PROGRAMS, ROLES, Enrolment, Member
+from fhir_mappings.worklist import (
+    COLUMNS,
+    FLAG_LABELS,
+    build_rows,
+    caseload_stats,
+    filter_rows,
+    review_priority,
+    rows_csv,
+    sort_rows,
+)
+from launch import errors
+from launch.fhir import FHIRClient
+from launch.registry import EnrolmentChanged
+from launch.sessions import LaunchSession
+
+from .charts import trend_svg
+from .web import check_csrf, csrf_token, current_launch, services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>")
+
+NO_CONTACT_WEEKS = 4
+
+
+def _user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
+    reference = session.context.fhir_user
+    if not reference or session.context.fhir_user_type != "Practitioner":
+        return None
+    reference = "Practitioner/" + reference.rstrip("/").split("/")[-1]
+    try:
+        name = display_name(ehr.read_reference(reference))
+    except errors.FHIRError:
+        name = None
+    return Member(reference, name)
+
+
+def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, Any]:
+    reg = services().registrations.get(session.iss)
+    user = _user(session, ehr)
+    return {
+        "launch": session,
+        "ehr_name": reg.label if reg else session.iss,
+        "user_reference": user.reference if user else session.context.fhir_user,
+        "user_name": user.display if user else None,
+        "user": user,
+        "csrf_token": csrf_token(session),
+        "patient": None,
+        "show_banner": False,
+        "programs": PROGRAMS,
+        "phases": PHASES,
+        "roles": ROLES,
+        "contact_types": CONTACT_TYPES,
+        "flag_labels": FLAG_LABELS,
+        **extra,
+    }
+
+
+def _rows(today: date) -> tuple[list[Any], int]:
+    svc = services()
+    data = svc.caseload.load()
+    alerts = {r.patient_id for r in svc.screenings.pending() if r.needs_acknowledgement}
+    rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
+                      no_contact_weeks=NO_CONTACT_WEEKS, unacknowledged_safety=alerts)  # fmt: skip
+    return rows, data.requests
+
+
+def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str, str]]:
+    args = {k: request.args.get(k, "") for k in ("flag", "who", "program", "q", "sort", "order")}
+    who = args["who"] or ("mine" if user else "all")
+    args["who"] = who
+    chosen = filter_rows(rows, flag=args["flag"] or None, program=args["program"] or None, text=args["q"] or None,
+                         care_manager=user.reference if who == "mine" and user else None)  # fmt: skip
+    chosen = sort_rows(chosen, args["sort"] or "flags", descending=(args["order"] or
+                                                                   ("desc" if not args["sort"] else "asc")) == "desc")  # fmt: skip
+    return chosen, args
+
+
+@bp.get("/worklist")
+def worklist(launch_id: str) -> str:
+    session = current_launch(launch_id)
+    ehr = services().ehr_client(session)
+    page = _page(session, ehr)
+    today = date.today()
+    rows, requests_made = _rows(today)
+    chosen, args = _filtered(rows, page["user"])
+    return render_template("worklist.html", **page, rows=chosen, args=args, columns=COLUMNS,
+                           stats=caseload_stats(chosen, today), total=len(rows), requests_made=requests_made)  # fmt: skip
+
+
+@bp.get("/worklist.csv")
+def worklist_csv(launch_id: str) -> Response:
+    session = current_launch(launch_id)
+    ehr = services().ehr_client(session)
+    rows, _ = _rows(date.today())
+    chosen, _ = _filtered(rows, _user(session, ehr))
+    return Response(rows_csv(chosen), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=caseload-{date.today()}.csv"})  # fmt: skip
+
+
+def _enrolment(careplan_id: str) -> Enrolment:
+    try:
+        return services().caseload.get(careplan_id)
+    except errors.FHIRNotFound:
+        abort(404)
+
+
+@bp.get("/registry/<careplan_id>")
+def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None) -> Any:
+    session = current_launch(launch_id)
+    svc = services()
+    ehr = svc.ehr_client(session)
+    enrolment = conflict.current if conflict else _enrolment(careplan_id)
+    data = svc.caseload.load()
+    rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today())
+    contacts = sorted(
+        (c for c in data.contacts if c.careplan_id == enrolment.id), key=lambda c: c.when, reverse=True
+    )
+    points = data.scores.get(enrolment.patient_id, [])
+    trends = [(name, series(points, name), trend_svg(series(points, name), name)) for name in ("PHQ-9", "GAD-7")
+              if series(points, name)]  # fmt: skip
+    months = sorted({c.when.replace(day=1) for c in contacts} | {date.today().replace(day=1)}, reverse=True)
+    billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
+    tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or (t.patient_id == enrolment.patient_id and
+                                                                          t.kind == "safety-follow-up")]  # fmt: skip
+    return render_template("registry_detail.html", **_page(session, ehr), enrolment=enrolment,
+                           row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
+                           tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
+                           conflict=conflict, today=date.today()), (409 if conflict else 200)  # fmt: skip
+
+
+def _form_date(name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.form.get(name) or default.isoformat())
+    except ValueError:
+        raise errors.InvalidLaunchRequest(f"{name} is not a date (YYYY-MM-DD)") from None
+
+
+@bp.post("/registry/<careplan_id>/contact")
+def log_contact(launch_id: str, careplan_id: str) -> Response:
+    session = current_launch(launch_id)
+    check_csrf(session)
+    svc = services()
+    enrolment = _enrolment(careplan_id)
+    try:
+        minutes = int(request.form.get("minutes", ""))
+    except ValueError:
+        minutes = -1
+    contact_type = request.form.get("contact_type", "")
+    role = request.form.get("role", "care-manager")
+    when = _form_date("date", date.today())
+    if (
+        not 1 <= minutes <= 600
+        or contact_type not in CONTACT_TYPES
+        or role not in ROLES
+        or when > date.today()
+    ):
+        raise errors.InvalidLaunchRequest(
+            "a contact needs a date (not in the future), a type, a role and 1-600 minutes"
+        )
+    ehr = svc.ehr_client(session)
+    contact_id = request.form.get("contact_id") or None  # from the form: a resubmission writes the same Task
+    svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, _user(session, ehr),
+                             (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
+    if request.form.get("discuss"):
+        svc.caseload.request_review(svc.caseload.get(careplan_id), "Discuss with the psychiatric consultant")
+    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+
+
+@bp.post("/registry/<careplan_id>/update")
+def update(launch_id: str, careplan_id: str) -> Any:
+    """Phase changes and review flags, saved with If-Match on the version the user saw."""
+    session = current_launch(launch_id)
+    check_csrf(session)
+    svc = services()
+    current = _enrolment(careplan_id)
+    seen = replace(current, version=request.form.get("version") or current.version)
+    changed = seen
+    phase = request.form.get("phase")
+    if phase:
+        if phase not in PHASES:
+            raise errors.InvalidLaunchRequest("unknown status")
+        ends = phase in ("discharged", "withdrawn")
+        changed = replace(changed, phase=phase, end=date.today() if ends else None)
+    if "flag" in request.form:
+        changed = replace(changed, flagged_for_review=request.form["flag"] == "1")
+    try:
+        svc.caseload.save(changed)
+    except EnrolmentChanged as conflict:
+        return detail(launch_id, careplan_id, conflict=conflict)
+    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)
+
+
+@bp.post("/registry/<careplan_id>/follow-up")
+def follow_up(launch_id: str, careplan_id: str) -> Response:
+    session = current_launch(launch_id)
+    check_csrf(session)
+    due = _form_date("due", date.today() + timedelta(days=14))
+    services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
+                                 description=(request.form.get("description") or "Follow-up contact")[:200])  # fmt: skip
+    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+
+
+@bp.post("/registry/<careplan_id>/tasks/<task_id>/done")
+def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
+    session = current_launch(launch_id)
+    check_csrf(session)
+    services().caseload.complete_task(task_id)
+    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+
+
+@bp.get("/review")
+def review(launch_id: str) -> str:
+    session = current_launch(launch_id)
+    ehr = services().ehr_client(session)
+    rows, _ = _rows(date.today())
+    return render_template("review.html", **_page(session, ehr), rows=review_priority(rows))
+
+
+@bp.post("/review/<careplan_id>")
+def record_review(launch_id: str, careplan_id: str) -> Response:
+    session = current_launch(launch_id)
+    check_csrf(session)
+    recommendations = (request.form.get("recommendations") or "").strip()
+    if not recommendations:
+        raise errors.InvalidLaunchRequest("write the consultant's recommendations before closing the review")
+    svc = services()
+    svc.caseload.record_review(
+        _enrolment(careplan_id), recommendations[:2000], _user(session, svc.ehr_client(session))
+    )
+    return redirect(url_for("caseload.review", launch_id=launch_id), code=303)  # type: ignore[return-value]
+
+
+@bp.get("/billing")
+def billing(launch_id: str) -> Any:
+    session = current_launch(launch_id)
+    ehr = services().ehr_client(session)
+    try:
+        month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
+    except ValueError:
+        abort(400)
+    data = services().caseload.load()
+    lines: list[dict[str, Any]] = []
+    for enrolment in data.enrolments:
+        if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):
+            continue
+        contacts = [c for c in data.contacts if c.careplan_id == enrolment.id]
+        code = month_code(enrolment, contacts, month)
+        by_owner: dict[str, int] = {}
+        for c in contacts:
+            if month_of(c.when) == month:
+                owner = (c.owner.display or c.owner.reference) if c.owner else "unknown"
+                by_owner[owner] = by_owner.get(owner, 0) + c.minutes
+        cm = enrolment.member("care-manager")
+        lines.append({"care_manager": (cm.display or cm.reference) if cm else "unassigned", "enrolment": enrolment,
+                      "code": code, "by_owner": by_owner})  # fmt: skip
+    lines.sort(key=lambda line: (line["care_manager"], line["enrolment"].patient_name or ""))
+    if request.args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            ["Month", "Care manager", "Patient", "Patient id", "Program", "Minutes", "Code", "Add-on units"]
+        )
+        for line in lines:
+            e = line["enrolment"]
+            writer.writerow([month.strftime("%Y-%m"), line["care_manager"], e.patient_name or "", e.patient_id,
+                             e.program, line["code"].minutes, line["code"].code or "", line["code"].units])  # fmt: skip
+        return Response(out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=billing-{month:%Y-%m}.csv"})  # fmt: skip
+    return render_template("billing.html", **_page(session, ehr), lines=lines, month=month)
+
+
+# --- enrolment from the chart -------------------------------------------------------------------------
+
+
+def suggest_program(history: list[Any], conditions: list[Any]) -> tuple[str, list[str]]:
+    """The program suggested from the latest scores and the EHR conditions, with cautions to show."""
+    latest = {p.instrument: p for p in sorted(history, key=lambda p: p.when)}
+    cautions = []
+    if any(c.group == "bipolar disorder" and c.active for c in conditions):
+        cautions.append("Bipolar disorder is on the problem list: depression CoCM needs the psychiatric consultant's "
+                        "review before treatment starts (antidepressant monotherapy risk).")  # fmt: skip
+    phq, gad = latest.get("PHQ-9"), latest.get("GAD-7")
+    depression = any(c.group == "depression" and c.active for c in conditions)
+    anxiety = any(c.group == "anxiety" and c.active for c in conditions)
+    if (gad and gad.score >= 10 and not (phq and phq.score >= gad.score)) or (
+        anxiety and not depression and not phq
+    ):
+        return "cocm-anxiety", cautions
+    return "cocm-depression", cautions
+
+
+@bp.route("/enrol", methods=["GET", "POST"])
+def enrol(launch_id: str) -> Any:
+    from .chart import _common, load_chart
+
+    session = current_launch(launch_id)
+    if not session.context.patient:
+        raise errors.InvalidLaunchRequest("enrolment needs a patient in context: open Tandem from a chart")
+    svc = services()
+    ehr = svc.ehr_client(session)
+    page = _common(session, ehr)
+    chart = load_chart(session, ehr, page["patient"])
+    suggested, cautions = suggest_program(chart.history, chart.conditions)
+    try:
+        practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
+    except errors.FHIRError:
+        practitioners = []
+    people = [(f"Practitioner/{p['id']}", display_name(p) or p["id"]) for p in practitioners]
+    user = _user(session, ehr)
+    existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
+    if request.method == "GET":
+        gp = next((g.get("reference") for g in page["patient"].get("generalPractitioner") or []), None)
+        return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
+                               defaults={"pcp": gp, "care-manager": user.reference if user else None},
+                               existing=existing, programs=PROGRAMS, roles=ROLES, problem=None,
+                               enrolment_id=uuid.uuid4().hex, today=date.today())  # fmt: skip
+    check_csrf(session)
+    form = request.form
+    names = dict(people)
+    team = {role: Member(form[role], names.get(form[role])) for role in ROLES if form.get(role)}
+    program = form.get("program", "")
+    problem = None
+    if program not in PROGRAMS:
+        problem = "Choose a program."
+    elif form.get("consent") != "yes":
+        problem = "CoCM needs the patient's consent (verbal or written), documented before enrolment."
+    elif form.get("consent_method") not in ("verbal", "written"):
+        problem = "Record how consent was given (verbal or written)."
+    if problem:
+        return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
+                               defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAMS,
+                               roles=ROLES, problem=problem, enrolment_id=form.get("enrolment_id") or uuid.uuid4().hex,
+                               today=date.today()), 422  # fmt: skip
+    enrolment_id = form.get("enrolment_id") or uuid.uuid4().hex
+    enrolment = Enrolment(
+        id=f"cocm-{enrolment_id}"[:64],
+        iss=session.iss,
+        patient_id=session.context.patient,
+        patient_name=page["patient_name"],
+        program=program,
+        phase="active-treatment",
+        start=date.today(),
+        team=team,
+        consent_given=True,
+        consent_date=_form_date("consent_date", date.today()),
+        consent_method=form.get("consent_method"),
+    )
+    if not any(e.id == enrolment.id for e in existing):  # a resubmitted form must not enrol twice
+        svc.caseload.enrol(enrolment)
+    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=enrolment.id), code=303)
