@@ -72,7 +72,8 @@ def _validated(resource: dict[str, Any]) -> dict[str, Any]:
 def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
     changes = []
     if mine.phase != theirs.phase:
-        changes.append(f"status is now {theirs.phase.replace('-', ' ')} (was {mine.phase.replace('-', ' ')})")
+        changes.append(f"status is now {theirs.phase.replace('-', ' ')} (you were changing it to "
+                       f"{mine.phase.replace('-', ' ')})")  # fmt: skip
     if mine.flagged_for_review != theirs.flagged_for_review:
         changes.append("flagged for review" if theirs.flagged_for_review else "no longer flagged for review")
     for role in ("pcp", "care-manager", "psychiatric-consultant"):

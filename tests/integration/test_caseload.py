@@ -1,0 +1,145 @@
+"""The care manager's side over HTTP against the sandbox: enrol, contacts, worklist, case review, billing,
+and two care managers editing one enrolment."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import pytest
+
+from sandbox.world import SandboxWorld
+
+from .conftest import Browser, launch_id_of, launch_url
+
+pytestmark = pytest.mark.integration
+
+
+def _hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, name
+    return match.group(1)
+
+
+def enrol(
+    world: SandboxWorld, browser: Browser, patient: str, program: str = "cocm-depression"
+) -> tuple[str, str]:
+    chart = browser.follow(launch_url(world, "generic", patient=patient, practitioner="pr-cm-1"))
+    launch_id = launch_id_of(chart)
+    assert "Enrol in the registry" in chart.text
+    form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
+    assert form.status_code == 200
+    fields = {"csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
+              "program": program, "pcp": "Practitioner/pr-pcp-1", "care-manager": "Practitioner/pr-cm-1",
+              "psychiatric-consultant": "Practitioner/pr-psy-1", "consent": "yes", "consent_method": "verbal"}  # fmt: skip
+    done = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data=fields, allow_redirects=False)
+    assert done.status_code == 303, done.text[-1500:]
+    again = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data=fields, allow_redirects=False)
+    assert again.headers["Location"] == done.headers["Location"]  # a resubmitted form enrols once
+    return launch_id, done.headers["Location"].rstrip("/").split("/")[-1]
+
+
+def test_enrolment_needs_consent(world: SandboxWorld, browser: Browser) -> None:
+    launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient="pt-0011")))
+    form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
+    refused = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data={
+        "csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
+        "program": "cocm-depression"})  # fmt: skip
+    assert refused.status_code == 422 and "needs the patient&#39;s consent" in refused.text
+
+
+def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -> None:
+    launch_id, careplan_id = enrol(world, browser, "pt-0012")
+    base = f"{world.tandem_url}/app/{launch_id}"
+    detail = browser.get(f"{base}/registry/{careplan_id}")
+    assert detail.status_code == 200 and "Active treatment" in detail.text
+    token = _hidden(detail.text, "csrf_token")
+    enrolment = tandem.caseload.get(careplan_id)
+    assert enrolment.consent_given and enrolment.consent_method == "verbal"
+    assert enrolment.member("care-manager").display == "Teresa Lindqvist"
+
+    for minutes, kind in ((25, "phone"), (20, "in-person")):
+        logged = browser.post(f"{base}/registry/{careplan_id}/contact", allow_redirects=False, data={
+            "csrf_token": token, "minutes": str(minutes), "contact_type": kind, "role": "care-manager",
+            "note": "Behavioral activation plan"})  # fmt: skip
+        assert logged.status_code == 303
+    browser.post(f"{base}/registry/{careplan_id}/contact", data={
+        "csrf_token": token, "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
+    detail = browser.get(f"{base}/registry/{careplan_id}")
+    assert "99492" in detail.text  # 55 minutes in the first month
+    assert "Flagged for review" in detail.text
+
+    worklist = browser.get(f"{base}/worklist", params={"who": "all"})
+    row = re.search(
+        rf'<a href="/app/{launch_id}/registry/{careplan_id}">([^<]+)</a>(.*?)</tr>', worklist.text, re.S
+    )
+    assert row, worklist.text[-2000:]
+    assert "Flagged for review" in row.group(2) and "New (never reviewed)" in row.group(2)
+    assert ">55<" in row.group(2)
+    mine = browser.get(f"{base}/worklist", params={"who": "mine", "flag": "review"})
+    assert careplan_id in mine.text
+    exported = browser.get(f"{base}/worklist.csv", params={"who": "all"})
+    records = list(csv.DictReader(io.StringIO(exported.text)))
+    me = next(r for r in records if r["Patient id"] == "pt-0012")
+    assert (
+        me["Minutes this month"] == "55" and "review" in me["Flags"] and me["Billing this month"] == "99492"
+    )
+
+    review = browser.get(f"{base}/review")
+    assert careplan_id in review.text
+    closed = browser.post(f"{base}/review/{careplan_id}", allow_redirects=False,
+                          data={"csrf_token": token, "recommendations": "Start sertraline 50 mg; PHQ-9 in 2 weeks"})  # fmt: skip
+    assert closed.status_code == 303
+    after = tandem.caseload.get(careplan_id)
+    assert not after.flagged_for_review
+    tasks = [t for t in tandem.caseload.load(use_cache=False).tasks if t.careplan_id == careplan_id]
+    assert tasks and all(not t.open for t in tasks if t.kind == "case-review")
+    assert any(t.recommendations == "Start sertraline 50 mg; PHQ-9 in 2 weeks" for t in tasks)
+    worklist = browser.get(f"{base}/worklist", params={"who": "all"})
+    row = re.search(rf'registry/{careplan_id}">[^<]+</a>(.*?)</tr>', worklist.text, re.S)
+    assert row and "New (never reviewed)" not in row.group(1) and "Flagged for review" not in row.group(1)
+
+    report = browser.get(f"{base}/billing", params={"format": "csv"})
+    lines = list(csv.DictReader(io.StringIO(report.text)))
+    mine_line = next(line for line in lines if line["Patient id"] == "pt-0012")
+    assert (
+        mine_line["Code"] == "99492"
+        and mine_line["Minutes"] == "55"
+        and mine_line["Care manager"] == "Teresa Lindqvist"
+    )
+
+
+def test_two_care_managers_editing_one_enrolment(world: SandboxWorld, tandem: Any) -> None:
+    first, second = Browser(), Browser()
+    launch_id, careplan_id = enrol(world, first, "pt-0013")
+    other_launch = launch_id_of(second.follow(launch_url(world, "generic", patient=None, target="worklist",
+                                                         practitioner="pr-cm-2")))  # fmt: skip
+    page_a = first.get(f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}").text
+    page_b = second.get(f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}").text
+    version = _hidden(page_a, "version")
+    assert version == _hidden(page_b, "version")
+    saved = first.post(f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}/update", allow_redirects=False,
+                       data={"csrf_token": _hidden(page_a, "csrf_token"), "version": version,
+                             "phase": "relapse-prevention", "flag": "0"})  # fmt: skip
+    assert saved.status_code == 303
+    stale = second.post(f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}/update",
+                        data={"csrf_token": _hidden(page_b, "csrf_token"), "version": version,
+                              "phase": "discharged", "flag": "0"})  # fmt: skip
+    assert stale.status_code == 409
+    assert "Someone else changed this enrolment" in stale.text
+    assert "status is now relapse prevention (you were changing it to discharged)" in stale.text
+    assert tandem.caseload.get(careplan_id).phase == "relapse-prevention"  # the second write was not applied
+    assert _hidden(stale.text, "version") != version  # the page now carries the latest version
+
+
+def test_worklist_requests_grow_with_pages_not_patients_and_are_cached(world: SandboxWorld, browser: Browser,
+                                                                        tandem: Any) -> None:  # fmt: skip
+    tandem.caseload.invalidate()
+    cold = tandem.caseload.load()
+    assert 3 <= cold.requests <= 6  # CarePlans, Tasks, Observations: one page each at this size
+    warm = tandem.caseload.load()
+    assert warm.requests == 0 and len(warm.enrolments) == len(cold.enrolments)
+    enrol(world, browser, "pt-0014", program="cocm-anxiety")  # a write invalidates the cache
+    assert any(e.patient_id == "pt-0014" for e in tandem.caseload.load().enrolments)
