@@ -37,8 +37,6 @@ from .web import check_csrf, csrf_token, current_launch, services
 log = logging.getLogger(__name__)
 bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>")
 
-NO_CONTACT_WEEKS = 4
-
 
 def _user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
     reference = session.context.fhir_user
@@ -78,7 +76,7 @@ def _rows(today: date) -> tuple[list[Any], int]:
     data = svc.caseload.load()
     alerts = {r.patient_id for r in svc.screenings.pending() if r.needs_acknowledgement}
     rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
-                      no_contact_weeks=NO_CONTACT_WEEKS, unacknowledged_safety=alerts)  # fmt: skip
+                      no_contact_weeks=svc.settings.no_contact_weeks, unacknowledged_safety=alerts)  # fmt: skip
     return rows, data.requests
 
 

@@ -38,6 +38,8 @@ class Settings:
     discovery_ttl: int = 3600
     session_ttl: int = 12 * 3600
     log_level: str = "INFO"
+    #: Worklist flag "no recent contact" after this many weeks without a contact.
+    no_contact_weeks: int = 4
 
     @property
     def production(self) -> bool:
@@ -97,6 +99,8 @@ class Settings:
                     problems.append(
                         f"TANDEM_{name.upper()}: required when TANDEM_REGISTRY_AUTH=backend-services"
                     )
+        if not 1 <= self.no_contact_weeks <= 52:
+            problems.append("TANDEM_NO_CONTACT_WEEKS: must be between 1 and 52")
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:
