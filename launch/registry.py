@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -69,6 +69,46 @@ def _validated(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _member(data: dict[str, Any] | None) -> Member | None:
+    return Member(data["reference"], data.get("display")) if data else None
+
+
+def _to_cache(data: RegistryData) -> dict[str, Any]:
+    return {
+        "enrolments": [{**asdict(e), "start": _iso(e.start), "end": _iso(e.end), "consent_date": _iso(e.consent_date)}
+                       for e in data.enrolments],
+        "contacts": [{**asdict(c), "when": _iso(c.when)} for c in data.contacts],
+        "tasks": [{**asdict(t), "due": _iso(t.due), "authored": _iso(t.authored), "completed": _iso(t.completed)}
+                  for t in data.tasks],
+        "scores": {pid: [[p.instrument, p.when.isoformat(), p.score, p.code, p.submission] for p in points]
+                   for pid, points in data.scores.items()},
+    }  # fmt: skip
+
+
+def _from_cache(payload: dict[str, Any]) -> RegistryData:
+    enrolments = [
+        Enrolment(**{**e, "start": _day(e["start"]), "end": _day(e["end"]), "consent_date": _day(e["consent_date"]),
+                     "team": {role: Member(**m) for role, m in e["team"].items()}})
+        for e in payload["enrolments"]
+    ]  # fmt: skip
+    contacts = [
+        Contact(**{**c, "when": _day(c["when"]), "owner": _member(c["owner"])}) for c in payload["contacts"]
+    ]
+    tasks = [WorkTask(**{**t, "due": _day(t["due"]), "authored": _day(t["authored"]), "completed": _day(t["completed"])})
+             for t in payload["tasks"]]  # fmt: skip
+    scores = {pid: [ScorePoint(i, datetime.fromisoformat(w), s, "Tandem", c, sub) for i, w, s, c, sub in points]
+              for pid, points in payload["scores"].items()}  # fmt: skip
+    return RegistryData(enrolments, contacts, tasks, scores, requests=0)
+
+
 def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
     changes = []
     if mine.phase != theirs.phase:
@@ -116,11 +156,13 @@ class RegistryService:
         invalidate_registry_cache(self.store)
 
     def load(self, *, use_cache: bool = True) -> RegistryData:
+        """The registry's enrolments, contacts, tasks and scores: from the cache (a compact domain form, no FHIR
+        parsing) or from three paged per-type searches."""
         key = f"registry:data:{self._generation()}"
         if use_cache:
             cached = self.store.get(key)
             if cached is not None:
-                return self._parse(json.loads(cached), requests=0)
+                return _from_cache(json.loads(cached))
         client = self._client()
         before = client.counter.total
         raw = {
@@ -130,19 +172,21 @@ class RegistryService:
                 "Observation", {"code": SCORE_CODES, "_count": str(PAGE_SIZE)}, max_pages=1000
             ),  # fmt: skip
         }
-        self.store.set(key, json.dumps(raw), CACHE_TTL)
-        return self._parse(raw, requests=client.counter.total - before)
+        data = self._parse(raw, requests=client.counter.total - before)
+        self.store.set(key, json.dumps(_to_cache(data)), CACHE_TTL)
+        return data
 
     @staticmethod
     def _parse(raw: dict[str, list[dict[str, Any]]], *, requests: int) -> RegistryData:
         enrolments = [e for e in (enrolment_from(r) for r in raw["careplans"]) if e]
         contacts = [c for c in (contact_from(r) for r in raw["tasks"]) if c]
         tasks = [t for t in (work_task_from(r) for r in raw["tasks"]) if t]
-        scores: dict[str, list[ScorePoint]] = {}
+        by_patient: dict[str, list[dict[str, Any]]] = {}
         for observation in raw["observations"]:
             subject = (observation.get("subject") or {}).get("reference", "")
             if subject.startswith("Patient/"):
-                scores.setdefault(subject.split("/", 1)[1], []).extend(score_points([observation], "Tandem"))
+                by_patient.setdefault(subject.split("/", 1)[1], []).append(observation)
+        scores = {pid: score_points(observations, "Tandem") for pid, observations in by_patient.items()}
         return RegistryData(enrolments, contacts, tasks, scores, requests)
 
     # --- enrolments -------------------------------------------------------------------------------
