@@ -194,7 +194,7 @@ class RegistryService:
     def enrolments_for(self, iss: str, patient_id: str) -> list[Enrolment]:
         data = self.load()
         return sorted((e for e in data.enrolments if e.patient_id == patient_id and e.iss in (iss, "")),
-                      key=lambda e: e.start, reverse=True)  # fmt: skip
+                      key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
 
     def get(self, careplan_id: str) -> Enrolment:
         resource = self._client().read("CarePlan", careplan_id)

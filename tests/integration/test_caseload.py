@@ -28,7 +28,7 @@ def enrol(
 ) -> tuple[str, str]:
     chart = browser.follow(launch_url(world, "generic", patient=patient, practitioner="pr-cm-1"))
     launch_id = launch_id_of(chart)
-    assert "Enrol in the registry" in chart.text
+    assert "nrol in the registry" in chart.text  # "Enrol", or "Re-enrol" after a discharge
     form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
     assert form.status_code == 200
     fields = {"csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
@@ -143,3 +143,22 @@ def test_worklist_requests_grow_with_pages_not_patients_and_are_cached(world: Sa
     assert warm.requests == 0 and len(warm.enrolments) == len(cold.enrolments)
     enrol(world, browser, "pt-0014", program="cocm-anxiety")  # a write invalidates the cache
     assert any(e.patient_id == "pt-0014" for e in tandem.caseload.load().enrolments)
+
+
+def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tandem: Any) -> None:
+    launch_id, careplan_id = enrol(world, browser, "pt-0017")
+    base = f"{world.tandem_url}/app/{launch_id}"
+    page = browser.get(f"{base}/registry/{careplan_id}").text
+    discharged = browser.post(f"{base}/registry/{careplan_id}/update", allow_redirects=False, data={
+        "csrf_token": _hidden(page, "csrf_token"), "version": _hidden(page, "version"), "phase": "discharged",
+        "flag": "0"})  # fmt: skip
+    assert discharged.status_code == 303
+    first = tandem.caseload.get(careplan_id)
+    assert first.phase == "discharged" and first.end is not None
+    chart = browser.get(f"{base}/")
+    assert "Re-enrol in the registry" in chart.text and "discharged" in chart.text
+    worklist = browser.get(f"{base}/worklist", params={"who": "all"})
+    assert careplan_id not in worklist.text  # discharged patients leave the worklist
+    _, second_id = enrol(world, browser, "pt-0017")
+    assert second_id != careplan_id
+    assert [e.active for e in tandem.caseload.enrolments_for(world.iss("generic"), "pt-0017")] == [True, False]
