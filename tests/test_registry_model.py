@@ -214,5 +214,7 @@ def test_worklist_cache_form_round_trips() -> None:
     points = _points("p1", (date(2026, 8, 3), 16))
     data = RegistryData([e], [contact, anonymous], [task], {"p1": points}, requests=7)  # type: ignore[list-item]
     again = _from_cache(json.loads(json.dumps(_to_cache(data))))
-    assert again.enrolments == data.enrolments and again.contacts == data.contacts and again.tasks == data.tasks
+    assert (
+        again.enrolments == data.enrolments and again.contacts == data.contacts and again.tasks == data.tasks
+    )
     assert again.scores == data.scores and again.requests == 0

@@ -161,4 +161,7 @@ def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tande
     assert careplan_id not in worklist.text  # discharged patients leave the worklist
     _, second_id = enrol(world, browser, "pt-0017")
     assert second_id != careplan_id
-    assert [e.active for e in tandem.caseload.enrolments_for(world.iss("generic"), "pt-0017")] == [True, False]
+    assert [e.active for e in tandem.caseload.enrolments_for(world.iss("generic"), "pt-0017")] == [
+        True,
+        False,
+    ]
