@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -224,7 +224,3 @@ class HttpTransport:
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 import requests
 from authlib.oauth2 import OAuth2Error
@@ -302,8 +302,3 @@ def _role(practitioner: dict[str, Any]) -> str:
         if text:
             return str(text)
     return ""
-
-
-def split_url(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)

@@ -32,34 +32,15 @@ from launch.registry import EnrolmentChanged
 from launch.sessions import LaunchSession
 
 from .charts import trend_svg
-from .web import check_csrf, csrf_token, current_launch, services
+from .web import check_csrf, current_launch, current_user, header_context, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>")
 
 
-def _user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
-    reference = session.context.fhir_user
-    if not reference or session.context.fhir_user_type != "Practitioner":
-        return None
-    reference = "Practitioner/" + reference.rstrip("/").split("/")[-1]
-    try:
-        name = display_name(ehr.read_reference(reference))
-    except errors.FHIRError:
-        name = None
-    return Member(reference, name)
-
-
 def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, Any]:
-    reg = services().registrations.get(session.iss)
-    user = _user(session, ehr)
     return {
-        "launch": session,
-        "ehr_name": reg.label if reg else session.iss,
-        "user_reference": user.reference if user else session.context.fhir_user,
-        "user_name": user.display if user else None,
-        "user": user,
-        "csrf_token": csrf_token(session),
+        **header_context(session, ehr),
         "patient": None,
         "show_banner": False,
         "programs": PROGRAMS,
@@ -108,7 +89,7 @@ def worklist_csv(launch_id: str) -> Response:
     session = current_launch(launch_id)
     ehr = services().ehr_client(session)
     rows, _ = _rows(date.today())
-    chosen, _ = _filtered(rows, _user(session, ehr))
+    chosen, _ = _filtered(rows, current_user(session, ehr))
     return Response(rows_csv(chosen), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=caseload-{date.today()}.csv"})  # fmt: skip
 
@@ -175,7 +156,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
         )
     ehr = svc.ehr_client(session)
     contact_id = request.form.get("contact_id") or None  # from the form: a resubmission writes the same Task
-    svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, _user(session, ehr),
+    svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
     if request.form.get("discuss"):
         svc.caseload.request_review(svc.caseload.get(careplan_id), "Discuss with the psychiatric consultant")
@@ -241,7 +222,7 @@ def record_review(launch_id: str, careplan_id: str) -> Response:
         raise errors.InvalidLaunchRequest("write the consultant's recommendations before closing the review")
     svc = services()
     svc.caseload.record_review(
-        _enrolment(careplan_id), recommendations[:2000], _user(session, svc.ehr_client(session))
+        _enrolment(careplan_id), recommendations[:2000], current_user(session, svc.ehr_client(session))
     )
     return redirect(url_for("caseload.review", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
@@ -322,7 +303,7 @@ def enrol(launch_id: str) -> Any:
     except errors.FHIRError:
         practitioners = []
     people = [(f"Practitioner/{p['id']}", display_name(p) or p["id"]) for p in practitioners]
-    user = _user(session, ehr)
+    user = current_user(session, ehr)
     existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
     if request.method == "GET":
         gp = next((g.get("reference") for g in page["patient"].get("generalPractitioner") or []), None)

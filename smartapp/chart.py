@@ -33,7 +33,7 @@ from launch.screenings import ScreeningRecord
 from launch.sessions import LaunchSession
 
 from .charts import trend_svg
-from .web import check_csrf, csrf_token, current_launch, services
+from .web import check_csrf, current_launch, header_context, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>")
@@ -50,23 +50,12 @@ class ChartData:
 
 
 def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
-    """What every chart page shows: the banner, the user, the EHR, the CSRF token."""
-    svc = services()
+    """What every chart page shows: the header, and the patient banner."""
     context = session.context
     patient = ehr.read("Patient", context.patient) if context.patient else None
-    user_name = None
-    if context.fhir_user:
-        try:
-            user_name = display_name(ehr.read_reference(context.fhir_user))
-        except (errors.FHIRForbidden, errors.FHIRNotFound, errors.UnsafeURL, errors.FHIRBadRequest):
-            user_name = (
-                None  # the user's resource is not always readable; the reference still identifies them
-            )
-    reg = svc.registrations.get(session.iss)
     return {
+        **header_context(session, ehr),
         "names": {instrument.key: instrument.name for instrument in INSTRUMENTS.values()},
-        "launch": session,
-        "ehr_name": reg.label if reg else session.iss,
         "patient": patient,
         "patient_name": display_name(patient),
         "birth_date": birth_date_text(patient),
@@ -74,9 +63,6 @@ def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
         "gender": administrative_gender(patient),
         "mrn": identifier_value(patient),
         "show_banner": context.need_patient_banner,
-        "user_reference": context.fhir_user,
-        "user_name": user_name,
-        "csrf_token": csrf_token(session),
     }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import cast
+from typing import Any, cast
 
 from flask import Response, current_app, g, request
 
+from fhir_mappings.patient import display_name
+from fhir_mappings.registry import Member
 from launch import errors
+from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 
 from .services import Services
@@ -54,3 +57,30 @@ def current_launch(launch_id: str) -> LaunchSession:
     session = services().sessions.get(launch_id, request.cookies.get(SESSION_COOKIE))
     g.launch = session
     return session
+
+
+def current_user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
+    """The signed-in user from `fhirUser` (a relative reference), with a name when the EHR lets us read it."""
+    reference = session.context.fhir_user
+    if not reference or not session.context.fhir_user_type:
+        return None
+    relative = f"{session.context.fhir_user_type}/{reference.rstrip('/').split('/')[-1]}"
+    try:
+        name = display_name(ehr.read_reference(reference))
+    except (errors.FHIRForbidden, errors.FHIRNotFound, errors.UnsafeURL, errors.FHIRBadRequest):
+        name = None  # the user's own resource is not always readable; the reference still identifies them
+    return Member(relative, name)
+
+
+def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
+    """What every page of a launch shows in its header: the user, the EHR, the CSRF token for its forms."""
+    reg = services().registrations.get(session.iss)
+    user = current_user(session, ehr)
+    return {
+        "launch": session,
+        "ehr_name": reg.label if reg else session.iss,
+        "user": user,
+        "user_reference": session.context.fhir_user,
+        "user_name": user.display if user else None,
+        "csrf_token": csrf_token(session),
+    }
