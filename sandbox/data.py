@@ -240,26 +240,27 @@ def _dyad(cohort: Cohort, rng: random.Random, child: str, family: str, today: da
                                       born + timedelta(days=30 * months), focus=f"RelatedPerson/{caregiver}"))  # fmt: skip
 
 
+def _measurement(oid: str, pid: str, when: date, category: dict[str, Any], code: str, display: str,
+                 quantity: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final", "category": [category],
+        "code": {"coding": [_coding(LOINC, code, display)]},
+        "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when.isoformat(),
+        "valueQuantity": {**quantity, "system": "http://unitsofmeasure.org"},
+    }  # fmt: skip
+
+
 def _smi(cohort: Cohort, rng: random.Random, pid: str, today: date) -> None:
     _condition(
         cohort, pid, rng.choice(["schizophrenia", "bipolar"]), today - timedelta(days=rng.randint(400, 4000))
     )
     for visit in range(rng.randint(2, 4)):
         when = today - timedelta(days=90 * visit + rng.randint(0, 20))
-        cohort.add({
-            "resourceType": "Observation", "id": f"{pid}-bmi-{visit + 1}", "status": "final", "category": [VITALS],
-            "code": {"coding": [_coding(LOINC, "39156-5", "Body mass index (BMI) [Ratio]")]},
-            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when.isoformat(),
-            "valueQuantity": {"value": round(rng.uniform(22, 38), 1), "unit": "kg/m2",
-                              "system": "http://unitsofmeasure.org", "code": "kg/m2"},
-        })  # fmt: skip
-        cohort.add({
-            "resourceType": "Observation", "id": f"{pid}-a1c-{visit + 1}", "status": "final", "category": [LAB],
-            "code": {"coding": [_coding(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")]},
-            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when.isoformat(),
-            "valueQuantity": {"value": round(rng.uniform(5.1, 9.5), 1), "unit": "%",
-                              "system": "http://unitsofmeasure.org", "code": "%"},
-        })  # fmt: skip
+        cohort.add(_measurement(f"{pid}-bmi-{visit + 1}", pid, when, VITALS, "39156-5", "Body mass index (BMI) [Ratio]",
+                                {"value": round(rng.uniform(22, 38), 1), "unit": "kg/m2", "code": "kg/m2"}))  # fmt: skip
+        cohort.add(_measurement(f"{pid}-a1c-{visit + 1}", pid, when, LAB, "4548-4",
+                                "Hemoglobin A1c/Hemoglobin.total in Blood",
+                                {"value": round(rng.uniform(5.1, 9.5), 1), "unit": "%", "code": "%"}))  # fmt: skip
         cohort.add({
             "resourceType": "Observation", "id": f"{pid}-bp-{visit + 1}", "status": "final", "category": [VITALS],
             "code": {"coding": [_coding(LOINC, "85354-9", "Blood pressure panel")]},
