@@ -65,6 +65,19 @@ class Row:
         member = self.enrolment.member(role)
         return (member.display or member.reference) if member else ""
 
+    def display_value(self, column: str) -> str:
+        """The column's value as the worklist shows it (what a column filter matches)."""
+        value = self.sort_value(column)
+        if column == "flags":
+            return " ".join(FLAG_LABELS[f] for f in self.flags)
+        if column == "status":
+            return self.enrolment.phase.replace("-", " ")
+        if isinstance(value, date):
+            return "" if value == date.min else value.isoformat()
+        if isinstance(value, int | float) and value in (-1, 999.0):
+            return ""
+        return str(value)
+
     def sort_value(self, column: str) -> Any:
         e = self.enrolment
         values: dict[str, Any] = {
@@ -172,9 +185,14 @@ def build_rows(
 
 
 def filter_rows(rows: Iterable[Row], *, flag: str | None = None, care_manager: str | None = None,
-                program: str | None = None, text: str | None = None) -> list[Row]:  # fmt: skip
+                program: str | None = None, text: str | None = None, column: str | None = None,
+                value: str | None = None) -> list[Row]:  # fmt: skip
+    """Rows matching every given filter; `column` + `value` filters any column by what it shows (a number
+    with a comparison, such as `>=10` on PHQ-9 latest, or text contained in it)."""
     result = []
     for row in rows:
+        if column in COLUMNS and value and not _matches(row.display_value(column), value.strip()):
+            continue
         cm = row.enrolment.member("care-manager")
         if flag and flag not in row.flags:
             continue
@@ -186,6 +204,18 @@ def filter_rows(rows: Iterable[Row], *, flag: str | None = None, care_manager: s
             continue
         result.append(row)
     return result
+
+
+def _matches(shown: str, wanted: str) -> bool:
+    for operator in (">=", "<=", ">", "<", "="):
+        if wanted.startswith(operator):
+            try:
+                number, limit = float(shown), float(wanted[len(operator) :])
+            except ValueError:
+                return False
+            return {">=": number >= limit, "<=": number <= limit, ">": number > limit, "<": number < limit,
+                    "=": number == limit}[operator]  # fmt: skip
+    return wanted.lower() in shown.lower()
 
 
 def sort_rows(rows: Iterable[Row], column: str, descending: bool = False) -> list[Row]:

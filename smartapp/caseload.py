@@ -62,11 +62,15 @@ def _rows(today: date) -> tuple[list[Any], int]:
 
 
 def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str, str]]:
-    args = {k: request.args.get(k, "") for k in ("flag", "who", "program", "q", "sort", "order")}
+    args = {
+        k: request.args.get(k, "")
+        for k in ("flag", "who", "program", "q", "sort", "order", "column", "value")
+    }
     who = args["who"] or ("mine" if user else "all")
     args["who"] = who
     chosen = filter_rows(rows, flag=args["flag"] or None, program=args["program"] or None, text=args["q"] or None,
-                         care_manager=user.reference if who == "mine" and user else None)  # fmt: skip
+                         care_manager=user.reference if who == "mine" and user else None,
+                         column=args["column"] or None, value=args["value"] or None)  # fmt: skip
     chosen = sort_rows(chosen, args["sort"] or "flags", descending=(args["order"] or
                                                                    ("desc" if not args["sort"] else "asc")) == "desc")  # fmt: skip
     return chosen, args

@@ -195,6 +195,14 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
     assert [r.patient for r in filter_rows(rows, care_manager="Practitioner/cm-1")] == ["Ana"]
     assert [r.patient for r in filter_rows(rows, flag="no-contact")] == ["=Bob"]
     assert [r.patient for r in filter_rows(rows, text="an")] == ["Ana"]
+    # Any column, by what it shows: numbers with a comparison, anything else by text.
+    assert [r.patient for r in filter_rows(rows, column="phq9_latest", value=">=10")] == ["=Bob"]
+    assert [r.patient for r in filter_rows(rows, column="phq9_first", value="20")] == ["Ana"]
+    assert [r.patient for r in filter_rows(rows, column="care_manager", value="ortega")] == ["=Bob"]
+    assert [r.patient for r in filter_rows(rows, column="billing", value="99493")] == ["Ana"]
+    assert [r.patient for r in filter_rows(rows, column="flags", value="no recent")] == ["=Bob"]
+    assert [r.patient for r in filter_rows(rows, column="last_contact", value=str(TODAY))] == ["Ana"]
+    assert filter_rows(rows, column="weeks", value=">=99") == []
     assert [r.patient for r in review_priority(rows)] == [
         "Ana",
         "=Bob",

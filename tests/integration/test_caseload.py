@@ -80,6 +80,10 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     assert ">55<" in row.group(2)
     mine = browser.get(f"{base}/worklist", params={"who": "mine", "flag": "review"})
     assert careplan_id in mine.text
+    by_minutes = browser.get(f"{base}/worklist", params={"who": "all", "column": "minutes", "value": ">=50"})
+    assert careplan_id in by_minutes.text
+    assert careplan_id not in browser.get(f"{base}/worklist", params={"who": "all", "column": "minutes",
+                                                                      "value": "<50"}).text  # fmt: skip
     exported = browser.get(f"{base}/worklist.csv", params={"who": "all"})
     records = list(csv.DictReader(io.StringIO(exported.text)))
     me = next(r for r in records if r["Patient id"] == "pt-0012")
