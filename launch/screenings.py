@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from fhir_mappings.instruments import Answer, instrument_for
@@ -98,8 +99,9 @@ class ScreeningRecord:
         return Submission(self.id, instrument, answers, result, self.patient_id,
                           datetime.fromisoformat(self.authored), self.author, self.encounter_id)  # fmt: skip
 
-    @property
+    @cached_property
     def result(self) -> ScoreResult:
+        """Scored once per loaded record (the answers of a record never change)."""
         return self.submission().result
 
     @property
