@@ -21,6 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
+from .access import code as _concept_code
+from .access import field as _field
+from .access import obj, objs, reference_id, text, version_id
+from .identity import PatientKey, legacy_patient_id, patient_key
+
 TANDEM = "https://tandem.health/fhir"
 PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"
 PHASE_URL = f"{TANDEM}/StructureDefinition/phase"
@@ -30,6 +35,7 @@ ENROLMENT_SYSTEM = f"{TANDEM}/enrolment"
 TASK_SYSTEM = f"{TANDEM}/CodeSystem/task"
 ROLE_SYSTEM = f"{TANDEM}/CodeSystem/care-team-role"
 CONTACT_TYPE_SYSTEM = f"{TANDEM}/CodeSystem/contact-type"
+SAFETY_OUTCOME_SYSTEM = f"{TANDEM}/CodeSystem/safety-follow-up-outcome"
 UCUM = "http://unitsofmeasure.org"
 
 PROGRAMS = {
@@ -53,6 +59,13 @@ CONTACT_TYPES = {
     "video": "Video",
     "message": "Secure message",
     "group": "Group session",
+}
+#: How a same-day safety follow-up was closed: one is required, with a note.
+SAFETY_OUTCOMES = {
+    "assessed-no-current-risk": "Assessed: no current risk",
+    "safety-plan": "Safety plan made",
+    "referred": "Referred (crisis team, emergency department or behavioral health)",
+    "could-not-reach": "Could not reach the patient",
 }
 TASK_KINDS = {
     "contact": "Care management contact",
@@ -93,6 +106,10 @@ class Enrolment:
     def patient_reference(self) -> str:
         return f"Patient/{self.patient_id}"
 
+    @property
+    def key(self) -> PatientKey:
+        return PatientKey(self.iss, self.patient_id)
+
     def member(self, role: str) -> Member | None:
         return self.team.get(role)
 
@@ -124,6 +141,16 @@ class WorkTask:
     description: str | None = None
     recommendations: str | None = None
     version: str | None = None
+    #: The patient's EHR issuer ("" for a Task written before issuers were recorded).
+    iss: str = ""
+    #: How a safety follow-up was closed (outcome code and note), and by whom.
+    outcome: str | None = None
+    outcome_note: str | None = None
+    closed_by: str | None = None
+
+    @property
+    def key(self) -> PatientKey | None:
+        return PatientKey(self.iss, self.patient_id) if self.iss and self.patient_id else None
 
     @property
     def open(self) -> bool:
@@ -142,33 +169,24 @@ def _date(value: Any) -> date | None:
         return None
 
 
-def _ext(resource: Mapping[str, Any], url: str) -> Mapping[str, Any] | None:
-    return next(
-        (e for e in resource.get("extension") or [] if isinstance(e, Mapping) and e.get("url") == url), None
-    )
+def _ext(resource: Any, url: str) -> Mapping[str, Any] | None:
+    return next((e for e in objs(obj(resource).get("extension")) if e.get("url") == url), None)
 
 
 def _sub(extension: Mapping[str, Any] | None, url: str) -> Mapping[str, Any]:
-    if not extension:
-        return {}
-    return next(
-        (e for e in extension.get("extension") or [] if isinstance(e, Mapping) and e.get("url") == url), {}
-    )
+    return next((e for e in objs(obj(extension).get("extension")) if e.get("url") == url), {})
 
 
 def _code(concept: Any, system: str) -> str | None:
-    if not isinstance(concept, Mapping):
-        return None
-    return next((str(c.get("code")) for c in concept.get("coding") or []
-                 if isinstance(c, Mapping) and c.get("system") == system and c.get("code")), None)  # fmt: skip
+    return _concept_code(concept, system)
 
 
 def _id_of(reference: Any, resource_type: str) -> str | None:
-    if isinstance(reference, Mapping):
-        ref = reference.get("reference")
-        if isinstance(ref, str) and ref.startswith(f"{resource_type}/"):
-            return ref.split("/", 1)[1]
-    return None
+    return reference_id(reference, resource_type)
+
+
+def _careplan_of(resource: Any) -> str | None:
+    return next((i for i in (_id_of(b, "CarePlan") for b in objs(obj(resource).get("basedOn"))) if i), None)
 
 
 # --- CarePlan ------------------------------------------------------------------------------------------
@@ -181,12 +199,7 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
          "member": {"reference": m.reference, **({"display": m.display} if m.display else {})}}
         for role, m in enrolment.team.items() if role in ROLES
     ]  # fmt: skip
-    subject: dict[str, Any] = {
-        "reference": enrolment.patient_reference,
-        "identifier": {"system": enrolment.iss, "value": enrolment.patient_id},
-    }
-    if enrolment.patient_name:
-        subject["display"] = enrolment.patient_name
+    subject = enrolment.key.reference(enrolment.patient_name)
     consent: list[dict[str, Any]] = [{"url": "given", "valueBoolean": enrolment.consent_given}]
     if enrolment.consent_date:
         consent.append({"url": "date", "valueDate": enrolment.consent_date.isoformat()})
@@ -258,51 +271,48 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
 
 
 def enrolment_from(resource: Any) -> Enrolment | None:
-    if (
-        not isinstance(resource, Mapping)
-        or resource.get("resourceType") != "CarePlan"
-        or not resource.get("id")
-    ):
+    """The enrolment a CarePlan records; None for anything else. A CarePlan written before issuers were recorded
+    has iss "" (it belongs to no EHR until migrated)."""
+    if obj(resource).get("resourceType") != "CarePlan" or text(obj(resource).get("id")) is None:
         return None
-    program = next(
-        (_code(c, PROGRAM_SYSTEM) for c in resource.get("category") or [] if _code(c, PROGRAM_SYSTEM)), None
-    )
+    program = next((p for p in (_code(c, PROGRAM_SYSTEM) for c in objs(resource.get("category"))) if p), None)
     if program is None:
         return None
-    subject = resource.get("subject") or {}
-    identifier = subject.get("identifier") or {}
-    patient_id = identifier.get("value") or _id_of(subject, "Patient")
-    start = _date((resource.get("period") or {}).get("start"))
+    subject = resource.get("subject")
+    key = patient_key(subject)
+    patient_id = key.patient_id if key else legacy_patient_id(subject)
+    start = _date(_field(resource, "period", "start"))
     if not patient_id or start is None:
         return None
-    phase_ext = _ext(resource, PHASE_URL)
-    phase = str((phase_ext or {}).get("valueCode") or "active-treatment")
+    phase = text(obj(_ext(resource, PHASE_URL)).get("valueCode")) or "active-treatment"
     consent = _ext(resource, CONSENT_URL)
     team: dict[str, Member] = {}
-    for contained in resource.get("contained") or []:
-        if isinstance(contained, Mapping) and contained.get("resourceType") == "CareTeam":
-            for participant in contained.get("participant") or []:
-                role = next((_code(r, ROLE_SYSTEM) for r in participant.get("role") or [] if _code(r, ROLE_SYSTEM)),
-                            None)  # fmt: skip
-                member = participant.get("member") or {}
-                if role and isinstance(member.get("reference"), str):
-                    team[role] = Member(member["reference"], member.get("display"))
-    flag = _ext(resource, REVIEW_FLAG_URL)
+    for contained in objs(resource.get("contained")):
+        if contained.get("resourceType") != "CareTeam":
+            continue
+        for participant in objs(contained.get("participant")):
+            role = next(
+                (r for r in (_code(c, ROLE_SYSTEM) for c in objs(participant.get("role"))) if r), None
+            )
+            member = obj(participant.get("member"))
+            if role and text(member.get("reference")):
+                team[role] = Member(str(member["reference"]), text(member.get("display")))
+    method = text(_sub(consent, "method").get("valueCode"))
     return Enrolment(
         id=str(resource["id"]),
-        iss=str(identifier.get("system") or ""),
-        patient_id=str(patient_id),
-        patient_name=subject.get("display"),
+        iss=key.iss if key else "",
+        patient_id=patient_id,
+        patient_name=text(obj(subject).get("display")),
         program=program,
         phase=phase if phase in PHASES else "active-treatment",
         start=start,
-        end=_date((resource.get("period") or {}).get("end")),
+        end=_date(_field(resource, "period", "end")),
         team=team,
-        consent_given=bool(_sub(consent, "given").get("valueBoolean")),
+        consent_given=_sub(consent, "given").get("valueBoolean") is True,
         consent_date=_date(_sub(consent, "date").get("valueDate")),
-        consent_method=_sub(consent, "method").get("valueCode"),
-        flagged_for_review=bool((flag or {}).get("valueBoolean")),
-        version=(resource.get("meta") or {}).get("versionId"),
+        consent_method=method if method in ("verbal", "written") else None,
+        flagged_for_review=obj(_ext(resource, REVIEW_FLAG_URL)).get("valueBoolean") is True,
+        version=version_id(resource),
     )
 
 
@@ -327,10 +337,7 @@ def _task_base(
             "coding": [{"system": TASK_SYSTEM, "code": kind, "display": TASK_KINDS[kind]}],
             "text": TASK_KINDS[kind],
         },  # fmt: skip
-        "for": {
-            "reference": enrolment.patient_reference,
-            "identifier": {"system": enrolment.iss, "value": enrolment.patient_id},
-        },  # fmt: skip
+        "for": enrolment.key.reference(),
         "basedOn": [{"reference": f"CarePlan/{enrolment.id}"}],
         "authoredOn": authored.isoformat(),
     }
@@ -356,32 +363,32 @@ def contact_task(contact: Contact, enrolment: Enrolment, recorded: datetime) -> 
 
 
 def contact_from(resource: Any) -> Contact | None:
-    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Task":
+    resource = obj(resource)
+    if resource.get("resourceType") != "Task" or text(resource.get("id")) is None:
         return None
     if _code(resource.get("code"), TASK_SYSTEM) != "contact" or resource.get("status") != "completed":
         return None
-    careplan_id = next(
-        (_id_of(b, "CarePlan") for b in resource.get("basedOn") or [] if _id_of(b, "CarePlan")), None
-    )
-    when = _date((resource.get("executionPeriod") or {}).get("start"))
-    minutes = next((o.get("valueDuration", {}).get("value") for o in resource.get("output") or []
-                    if isinstance(o, Mapping) and isinstance(o.get("valueDuration"), Mapping)), None)  # fmt: skip
-    if careplan_id is None or when is None or not isinstance(minutes, int | float):
+    careplan_id = _careplan_of(resource)
+    when = _date(_field(resource, "executionPeriod", "start"))
+    minutes = next((m for m in (_field(o, "valueDuration", "value") for o in objs(resource.get("output")))
+                    if isinstance(m, int | float) and not isinstance(m, bool)), None)  # fmt: skip
+    if careplan_id is None or when is None or minutes is None:
         return None
-    contact_type = next((_code(i.get("valueCodeableConcept"), CONTACT_TYPE_SYSTEM) for i in resource.get("input") or []
-                         if isinstance(i, Mapping)), None) or "other"  # fmt: skip
-    role = next((_code(p, ROLE_SYSTEM) for p in resource.get("performerType") or [] if _code(p, ROLE_SYSTEM)),
-                "care-manager")  # fmt: skip
-    owner = resource.get("owner") if isinstance(resource.get("owner"), Mapping) else None
-    note = next((n.get("text") for n in resource.get("note") or [] if isinstance(n, Mapping)), None)
+    contact_type = next((c for c in (_code(i.get("valueCodeableConcept"), CONTACT_TYPE_SYSTEM)
+                                     for i in objs(resource.get("input"))) if c), None) or "other"  # fmt: skip
+    role = next((r for r in (_code(p, ROLE_SYSTEM) for p in objs(resource.get("performerType"))) if r), None)
+    owner = obj(resource.get("owner"))
+    note = next((t for t in (text(n.get("text")) for n in objs(resource.get("note"))) if t), None)
     return Contact(
-        id=str(resource.get("id")),
+        id=str(resource["id"]),
         careplan_id=careplan_id,
         when=when,
         minutes=int(minutes),
         contact_type=contact_type,
         role=role or "care-manager",
-        owner=Member(owner["reference"], owner.get("display")) if owner and owner.get("reference") else None,
+        owner=Member(str(owner["reference"]), text(owner.get("display")))
+        if text(owner.get("reference"))
+        else None,
         note=note,
     )
 
@@ -413,30 +420,63 @@ def completed_review(task: Mapping[str, Any], recommendations: str, completed: d
     return done
 
 
+def closed_safety_task(task: Mapping[str, Any], outcome: str, note: str, closed: datetime,
+                       closer: Member | None) -> dict[str, Any]:  # fmt: skip
+    """A safety follow-up Task closed by a person, with the outcome and note kept on the Task."""
+    done = {k: v for k, v in task.items() if k != "output"}
+    done["status"] = "completed"
+    done["lastModified"] = closed.isoformat()
+    done["executionPeriod"] = {**obj(task.get("executionPeriod")), "end": closed.isoformat()}
+    done["output"] = [
+        {"type": {"text": "outcome"}, "valueCodeableConcept": {"coding": [
+            {"system": SAFETY_OUTCOME_SYSTEM, "code": outcome, "display": SAFETY_OUTCOMES[outcome]}]}},
+        {"type": {"text": "outcome-note"}, "valueString": note},
+    ]  # fmt: skip
+    if closer:
+        done["owner"] = {
+            "reference": closer.reference,
+            **({"display": closer.display} if closer.display else {}),
+        }
+    return done
+
+
 def work_task_from(resource: Any) -> WorkTask | None:
-    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Task":
+    resource = obj(resource)
+    if resource.get("resourceType") != "Task" or text(resource.get("id")) is None:
         return None
     kind = _code(resource.get("code"), TASK_SYSTEM)
     if kind not in ("follow-up", "case-review", "safety-follow-up"):
         return None
-    careplan_id = next(
-        (_id_of(b, "CarePlan") for b in resource.get("basedOn") or [] if _id_of(b, "CarePlan")), None
-    )
-    subject = resource.get("for") or {}
-    patient_id = (subject.get("identifier") or {}).get("value") or _id_of(subject, "Patient")
-    recommendations = next((o.get("valueString") for o in resource.get("output") or [] if isinstance(o, Mapping)
-                            and isinstance(o.get("valueString"), str)), None)  # fmt: skip
+    subject = resource.get("for")
+    key = patient_key(subject)
+    patient_id = key.patient_id if key else legacy_patient_id(subject)
+    outputs = objs(resource.get("output"))
+
+    def output(name: str) -> str | None:
+        return next((text(o.get("valueString")) for o in outputs if text_of_type(o) == name
+                     and text(o.get("valueString"))), None)  # fmt: skip
+
+    outcome = next((c for c in (_code(o.get("valueCodeableConcept"), SAFETY_OUTCOME_SYSTEM) for o in outputs) if c),
+                   None)  # fmt: skip
+    status = text(resource.get("status")) or "requested"
     return WorkTask(
-        id=str(resource.get("id")),
+        id=str(resource["id"]),
         kind=kind,
-        status=str(resource.get("status") or "requested"),
-        patient_id=str(patient_id) if patient_id else None,
-        careplan_id=careplan_id,
-        due=_date(((resource.get("restriction") or {}).get("period") or {}).get("end")),
+        status=status,
+        patient_id=patient_id,
+        careplan_id=_careplan_of(resource),
+        due=_date(_field(resource, "restriction", "period", "end")),
         authored=_date(resource.get("authoredOn")),
-        completed=_date((resource.get("executionPeriod") or {}).get("end")) if resource.get("status") == "completed"
-        else None,
-        description=resource.get("description") if isinstance(resource.get("description"), str) else None,
-        recommendations=recommendations,
-        version=(resource.get("meta") or {}).get("versionId"),
-    )  # fmt: skip
+        completed=_date(_field(resource, "executionPeriod", "end")) if status == "completed" else None,
+        description=text(resource.get("description")),
+        recommendations=output("recommendations"),
+        version=version_id(resource),
+        iss=key.iss if key else "",
+        outcome=outcome,
+        outcome_note=output("outcome-note"),
+        closed_by=text(_field(resource, "owner", "reference")) if kind == "safety-follow-up" else None,
+    )
+
+
+def text_of_type(parameter: Mapping[str, Any]) -> str | None:
+    return text(_field(parameter, "type", "text"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .identity import PatientKey
 from .instruments import CSSRS, HUNGER_VITAL_SIGN, LOINC, Answer, Instrument
 from .scoring import ScoreResult
 
@@ -37,6 +38,8 @@ class Submission:
     encounter_id: str | None = None
     #: The caregiver the answers are about, in dyadic care (RelatedPerson/…): recorded on the child as focus.
     focus: str | None = None
+    #: The EHR issuer of the patient: the registry copy names the patient as (issuer, id).
+    iss: str | None = None
 
     def resource_id(self, part: str) -> str:
         return f"tandem-{self.submission_id}-{part}"[:64]
@@ -248,9 +251,10 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
 def note_text(submission: Submission) -> str:
     """The readable clinical note: instrument, date, answers, total, band, and the safety line."""
     instrument, result = submission.instrument, submission.result
-    lines = [f"{instrument.title}", f"Date: {submission.authored.strftime('%Y-%m-%d %H:%M %Z').strip()}", ""]
-    if result.safety:
+    lines = []
+    if result.safety:  # first, so no reader of the note (or of its preview) can miss it
         lines += ["SAFETY ALERT: " + " ".join(flag.message for flag in result.safety), ""]
+    lines += [f"{instrument.title}", f"Date: {submission.authored.strftime('%Y-%m-%d %H:%M %Z').strip()}", ""]
     lines.append(f"Result: {result.interpretation}")
     lines += [f"Note: {note}" for note in result.notes]
     lines += ["", "Answers:"]
@@ -310,11 +314,16 @@ def registry_transaction(submission: Submission, due: datetime) -> dict[str, Any
     """One transaction for the registry store. Ids derive from the submission id and every entry is a PUT
     (update-as-create), so replaying it never duplicates anything, also on stores that cannot search
     QuestionnaireResponse by identifier."""
-    qr = questionnaire_response(submission)
-    resources = [qr, *screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]
+    if not submission.iss:
+        raise ValueError("registry resources need the patient's EHR issuer")
+    patient = PatientKey(submission.iss, submission.patient_id).reference()
+    qr = {**questionnaire_response(submission), "subject": patient}
+    observations = [{**o, "subject": patient}
+                    for o in screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]  # fmt: skip
+    resources = [qr, *observations]
     task = safety_task(submission, due)
     if task:
-        resources.append(task)
+        resources.append({**task, "for": patient})
     return {
         "resourceType": "Bundle",
         "type": "transaction",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,7 +9,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from .billing import MonthCode, month_code, month_of
+from .export import csv_text
 from .history import ScorePoint
+from .identity import PatientKey
 from .registry import Contact, Enrolment, WorkTask
 
 FLAG_LABELS = {
@@ -114,31 +114,33 @@ def build_rows(
     enrolments: Iterable[Enrolment],
     contacts: Iterable[Contact],
     tasks: Iterable[WorkTask],
-    scores: Mapping[str, list[ScorePoint]],  # patient id → registry score points
+    scores: Mapping[PatientKey, list[ScorePoint]],
     today: date,
     *,
     no_contact_weeks: int = 4,
-    unacknowledged_safety: Iterable[str] = (),
+    safety_pending: Iterable[PatientKey] = (),
 ) -> list[Row]:
+    """One row per active enrolment. `safety_pending`: patients with a positive safety item whose safety Task
+    is not (yet) in the registry store: flagged until a person completes that Task."""
     contacts_by_plan: dict[str, list[Contact]] = {}
     for contact in contacts:
         contacts_by_plan.setdefault(contact.careplan_id, []).append(contact)
     tasks_by_plan: dict[str, list[WorkTask]] = {}
-    tasks_by_patient: dict[str, list[WorkTask]] = {}
+    tasks_by_patient: dict[PatientKey, list[WorkTask]] = {}
     for task in tasks:
         if task.careplan_id:
             tasks_by_plan.setdefault(task.careplan_id, []).append(task)
-        if task.patient_id:
-            tasks_by_patient.setdefault(task.patient_id, []).append(task)
-    alerts = set(unacknowledged_safety)
+        if task.key is not None:
+            tasks_by_patient.setdefault(task.key, []).append(task)
+    alerts = set(safety_pending)
     rows = []
     for e in enrolments:
         if not e.active:
             continue
         mine = contacts_by_plan.get(e.id, [])
         plan_tasks = tasks_by_plan.get(e.id, [])
-        patient_tasks = tasks_by_patient.get(e.patient_id, [])
-        points = scores.get(e.patient_id, [])
+        patient_tasks = tasks_by_patient.get(e.key, [])
+        points = scores.get(e.key, [])
         phq = Scores.of(
             [p for p in points if p.instrument == "PHQ-9" and p.day >= e.start - timedelta(days=30)]
         )
@@ -152,7 +154,7 @@ def build_rows(
         response = phq.change_pct is not None and phq.change_pct <= -50
         remission = phq.latest is not None and phq.latest < 5 and phq.first is not None
         flags = []
-        if e.patient_id in alerts or any(t.kind == "safety-follow-up" and t.open for t in patient_tasks):
+        if e.key in alerts or any(t.kind == "safety-follow-up" and t.open for t in patient_tasks):
             flags.append("safety")
         if weeks >= 10 and phq.first is not None and not response:
             flags.append("not-improving")
@@ -259,31 +261,21 @@ def review_priority(rows: Iterable[Row]) -> list[Row]:
     return [r for r in sorted(rows, key=rank) if rank(r)[0] < 9]
 
 
+CSV_HEADER = ("Patient", "Patient id", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",
+              "Enrolled", "Weeks in treatment", "Last contact", "Contacts", "PHQ-9 first", "PHQ-9 latest",
+              "PHQ-9 change %", "GAD-7 first", "GAD-7 latest", "GAD-7 change %", "Response", "Remission", "Flags",
+              "Last review", "Recommendations", "Minutes this month", "Billing this month")  # fmt: skip
+
+
 def rows_csv(rows: Iterable[Row]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["Patient", "Patient id", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",
-                     "Enrolled", "Weeks in treatment", "Last contact", "Contacts", "PHQ-9 first", "PHQ-9 latest",
-                     "PHQ-9 change %", "GAD-7 first", "GAD-7 latest", "GAD-7 change %", "Response", "Remission",
-                     "Flags", "Last review", "Recommendations", "Minutes this month", "Billing this month"])  # fmt: skip
-    for r in rows:
+    def line(r: Row) -> list[Any]:
         e = r.enrolment
-        name = r.member_name
-        writer.writerow([_safe(r.patient), e.patient_id, _safe(name("pcp")), _safe(name("care-manager")),
-                         _safe(name("psychiatric-consultant")), e.program, e.phase, e.start.isoformat(),
-                         r.weeks_in_treatment, r.last_contact.isoformat() if r.last_contact else "",
-                         sum(r.contacts_by_type.values()), _n(r.phq9.first), _n(r.phq9.latest), _n(r.phq9.change_pct),
-                         _n(r.gad7.first), _n(r.gad7.latest), _n(r.gad7.change_pct), "yes" if r.response else "no",
-                         "yes" if r.remission else "no", " ".join(r.flags),
-                         r.last_review.isoformat() if r.last_review else "", _safe(r.last_recommendations or ""),
-                         r.minutes_this_month, r.billing.label])  # fmt: skip
-    return out.getvalue()
+        return [r.patient, e.patient_id, r.member_name("pcp"), r.member_name("care-manager"),
+                r.member_name("psychiatric-consultant"), e.program, e.phase, e.start.isoformat(),
+                r.weeks_in_treatment, r.last_contact.isoformat() if r.last_contact else "",
+                sum(r.contacts_by_type.values()), r.phq9.first, r.phq9.latest, r.phq9.change_pct, r.gad7.first,
+                r.gad7.latest, r.gad7.change_pct, r.response, r.remission, " ".join(r.flags),
+                r.last_review.isoformat() if r.last_review else "", r.last_recommendations or "",
+                r.minutes_this_month, r.billing.label]  # fmt: skip
 
-
-def _n(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _safe(text: str) -> str:
-    """No formula injection when the CSV is opened in a spreadsheet."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return csv_text(CSV_HEADER, (line(r) for r in rows))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # Fields of the token response that are OAuth plumbing, not launch context.
@@ -50,8 +50,11 @@ class LaunchContext:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LaunchContext:
-        items = tuple(FhirContextItem(**item) for item in data.get("fhir_context") or ())
-        return cls(**{**data, "fhir_context": items})
+        item_fields = {f.name for f in fields(FhirContextItem)}
+        items = tuple(FhirContextItem(**{k: v for k, v in item.items() if k in item_fields})
+                      for item in data.get("fhir_context") or () if isinstance(item, Mapping))  # fmt: skip
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "fhir_context": items})
 
     @property
     def fhir_user_type(self) -> str | None:

@@ -82,6 +82,59 @@ class SessionExpired(LaunchError):
     advice = "Launch Tandem again from the EHR."
 
 
+class RegistrationProblem(TokenError):
+    """The EHR refused Tandem itself (invalid_client, invalid_scope, unauthorized_client, a redirect URI it does
+    not know, a wrong secret): relaunching cannot fix it; the registration needs the IT team."""
+
+    status_code = 502
+    title = "Tandem's registration at this EHR needs attention"
+    advice = (
+        "Relaunching will not help. Ask your IT help desk to check Tandem's registration at this EHR "
+        "(client id, secret or keys, redirect URI, allowed scopes); the details below are for them."
+    )
+
+
+class NotCareTeam(LaunchError):
+    """The signed-in user is a patient or a related person: Tandem has no patient-facing pages yet."""
+
+    status_code = 403
+    title = "Tandem is for the care team"
+    advice = (
+        "Tandem is used by your care team inside the clinic's record system. Your care team can tell you "
+        "about your results and your care plan."
+    )
+
+
+class NotPermitted(LaunchError):
+    """The launch does not give access to this (another patient, or the whole caseload from a chart launch)."""
+
+    status_code = 403
+    title = "This launch does not give access to that"
+    advice = (
+        "You opened Tandem from one patient's chart, so it shows that patient only. Open the worklist from the "
+        "EHR's Tandem worklist activity to see the caseload."
+    )
+
+
+class BadAddress(LaunchError):
+    """An id in the address or a form is not a valid id: refused before any request is sent."""
+
+    status_code = 400
+    title = "This address is not right"
+    advice = "Check the address, or go back and follow a link in Tandem."
+
+
+class StoreUnavailable(TandemError):
+    """Tandem's session store (Redis) does not answer."""
+
+    status_code = 503
+    title = "Tandem is temporarily unavailable"
+    advice = (
+        "Tandem's session store is not answering, so Tandem cannot check who you are right now. Nothing you "
+        "already saved is lost. Try again in a minute; the EHR itself is not affected."
+    )
+
+
 class CSRFError(LaunchError):
     status_code = 403
     title = "This form has expired"

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
@@ -119,6 +119,7 @@ class TokenResponse:
     refresh_token: str | None
     id_token: str | None
     raw: dict[str, Any]
+    issued_at: float = 0.0
 
 
 def parse_token_response(body: Any, *, now: float | None = None) -> TokenResponse:
@@ -131,9 +132,11 @@ def parse_token_response(body: Any, *, now: float | None = None) -> TokenRespons
         expires_in = float(body.get("expires_in", 300))
     except (TypeError, ValueError):
         expires_in = 300.0
+    issued_at = now if now is not None else time.time()
     return TokenResponse(
+        issued_at=issued_at,
         access_token=body["access_token"],
-        expires_at=(now if now is not None else time.time()) + expires_in,
+        expires_at=issued_at + expires_in,
         scope=str(body.get("scope") or ""),
         refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
         id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
@@ -229,9 +232,16 @@ class OAuthClient:
             claims_iss = _unverified_claim(id_token, "iss")
         except ValueError:
             raise errors.IdTokenInvalid("the id_token is not a JWT") from None
-        expected_iss = config.issuer or claims_iss
+        # The issuer (and so the keys) come only from the registered EHR's own discovery, never from the token:
+        # SMART discovery's `issuer`, else (CapabilityStatement fallback) the authorization server that issued
+        # the token, i.e. the origin of the discovered token endpoint.
+        expected_iss = config.issuer or _origin(config.token_endpoint)
         if not expected_iss:
-            raise errors.IdTokenInvalid("the id_token has no issuer")
+            raise errors.IdTokenInvalid("the EHR's discovery names no issuer for id_tokens")
+        if claims_iss is None or claims_iss.rstrip("/") != expected_iss.rstrip("/"):
+            log.warning("id_token refused: its issuer is not the registered EHR's")
+            raise errors.IdTokenInvalid("the id_token was not issued by this EHR's authorization server")
+        expected_iss = claims_iss
         jwks_uri = self.discovery.openid_jwks_uri(config, expected_iss)
         if not jwks_uri:
             raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")
@@ -262,6 +272,11 @@ class OAuthClient:
             log.warning("id_token claims rejected: %s", type(error).__name__)
             raise errors.IdTokenInvalid(f"the id_token claims are not valid ({error.error})") from None
         return dict(token.claims)
+
+
+def _origin(url: str | None) -> str | None:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("https", "http") and parts.netloc else None
 
 
 def _unverified_claim(token: str, name: str) -> str | None:

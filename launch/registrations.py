@@ -52,6 +52,29 @@ class Registration(BaseModel):
     #: Name of the environment variable (prefix TANDEM_) that holds the client secret; never the secret itself.
     client_secret_env: str | None = None
     scopes: list[str] | None = None
+    #: Origins allowed to frame Tandem for this EHR (CSP frame-ancestors); defaults to the issuer's own origin.
+    frame_ancestors: list[str] | None = None
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") \
+                    or parts.query or parts.fragment or "*" in origin.replace("://*.", "://"):  # fmt: skip
+                raise ValueError(
+                    f"frame_ancestors: {origin!r} is not an origin such as https://ehr.example.org"
+                )
+        return [o.rstrip("/") for o in value]
+
+    @property
+    def framing_origins(self) -> list[str]:
+        if self.frame_ancestors is not None:
+            return self.frame_ancestors
+        parts = urlsplit(self.iss)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     @field_validator("iss")
     @classmethod
@@ -120,6 +143,10 @@ class Registrations:
         if not iss:
             return None
         return self._by_iss.get(normalize_iss(iss))
+
+    def frame_ancestors(self) -> list[str]:
+        """Every origin any registered EHR may frame Tandem from."""
+        return list(dict.fromkeys(o for reg in self for o in reg.framing_origins))
 
 
 def _describe(error: ValidationError, data: Mapping[str, Any], source: str) -> str:

@@ -17,13 +17,16 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from fhir_mappings.history import ScorePoint, score_points
+from fhir_mappings.identity import PatientKey, legacy_patient_id, patient_key
 from fhir_mappings.instruments import HISTORY_CODES, LOINC
 from fhir_mappings.registry import (
+    SAFETY_OUTCOMES,
     Contact,
     Enrolment,
     Member,
     WorkTask,
     careplan,
+    closed_safety_task,
     completed_review,
     contact_from,
     contact_task,
@@ -41,7 +44,18 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 CACHE_TTL = 300
+#: Bumped whenever the cached form changes, so a deploy never reads an older release's entries.
+CACHE_SCHEMA = 2
 SCORE_CODES = ",".join(f"{LOINC}|{code}" for codes in HISTORY_CODES.values() for code in codes)
+
+
+#: Registry resource types that name a patient, and the field that does.
+MIGRATED_FIELDS = (
+    ("CarePlan", "subject"),
+    ("Task", "for"),
+    ("Observation", "subject"),
+    ("QuestionnaireResponse", "subject"),
+)
 
 
 class EnrolmentChanged(errors.FHIRPreconditionFailed):
@@ -58,8 +72,36 @@ class RegistryData:
     enrolments: list[Enrolment]
     contacts: list[Contact]
     tasks: list[WorkTask]
-    scores: dict[str, list[ScorePoint]]  # patient id → points
+    scores: dict[PatientKey, list[ScorePoint]]
     requests: int  # how many FHIR requests loading it cost (0 when it came from the cache)
+    #: Resources written before issuers were recorded: shown to nobody until `tandem registry migrate-issuer`.
+    unassigned: int = 0
+
+    def for_issuer(self, iss: str) -> RegistryData:
+        """Only this EHR's patients: what every page of a launch from `iss` may show."""
+        enrolments = [e for e in self.enrolments if e.iss == iss]
+        plans = {e.id for e in enrolments}
+        return RegistryData(
+            enrolments=enrolments,
+            contacts=[c for c in self.contacts if c.careplan_id in plans],
+            tasks=[t for t in self.tasks if t.iss == iss],
+            scores={k: v for k, v in self.scores.items() if k.iss == iss},
+            requests=self.requests,
+            unassigned=self.unassigned,
+        )
+
+    def for_patient(self, key: PatientKey) -> RegistryData:
+        mine = self.for_issuer(key.iss)
+        enrolments = [e for e in mine.enrolments if e.patient_id == key.patient_id]
+        plans = {e.id for e in enrolments}
+        return RegistryData(
+            enrolments=enrolments,
+            contacts=[c for c in mine.contacts if c.careplan_id in plans],
+            tasks=[t for t in mine.tasks if t.patient_id == key.patient_id],
+            scores={k: v for k, v in mine.scores.items() if k == key},
+            requests=self.requests,
+            unassigned=self.unassigned,
+        )
 
 
 def _validated(resource: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +130,9 @@ def _to_cache(data: RegistryData) -> dict[str, Any]:
         "contacts": [{**asdict(c), "when": _iso(c.when)} for c in data.contacts],
         "tasks": [{**asdict(t), "due": _iso(t.due), "authored": _iso(t.authored), "completed": _iso(t.completed)}
                   for t in data.tasks],
-        "scores": {pid: [[p.instrument, p.when.isoformat(), p.score, p.code, p.submission] for p in points]
-                   for pid, points in data.scores.items()},
+        "scores": [[key.iss, key.patient_id, [[p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
+                                               for p in points]] for key, points in data.scores.items()],
+        "unassigned": data.unassigned,
     }  # fmt: skip
 
 
@@ -104,9 +147,11 @@ def _from_cache(payload: dict[str, Any]) -> RegistryData:
     ]
     tasks = [WorkTask(**{**t, "due": _day(t["due"]), "authored": _day(t["authored"]), "completed": _day(t["completed"])})
              for t in payload["tasks"]]  # fmt: skip
-    scores = {pid: [ScorePoint(i, datetime.fromisoformat(w), s, "Tandem", c, sub) for i, w, s, c, sub in points]
-              for pid, points in payload["scores"].items()}  # fmt: skip
-    return RegistryData(enrolments, contacts, tasks, scores, requests=0)
+    scores = {PatientKey(iss, pid): [ScorePoint(i, datetime.fromisoformat(w), s, "Tandem", c, sub)
+                                     for i, w, s, c, sub in points] for iss, pid, points in payload["scores"]}  # fmt: skip
+    return RegistryData(
+        enrolments, contacts, tasks, scores, requests=0, unassigned=int(payload.get("unassigned", 0))
+    )
 
 
 def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
@@ -158,11 +203,14 @@ class RegistryService:
     def load(self, *, use_cache: bool = True) -> RegistryData:
         """The registry's enrolments, contacts, tasks and scores: from the cache (a compact domain form, no FHIR
         parsing) or from three paged per-type searches."""
-        key = f"registry:data:{self._generation()}"
+        key = f"registry:data:v{CACHE_SCHEMA}:{self._generation()}"
         if use_cache:
             cached = self.store.get(key)
             if cached is not None:
-                return _from_cache(json.loads(cached))
+                try:
+                    return _from_cache(json.loads(cached))
+                except (ValueError, TypeError, KeyError):  # written by another release: reload, never a 500
+                    log.warning("ignored a registry cache entry of another shape")
         client = self._client()
         before = client.counter.total
         raw = {
@@ -181,26 +229,34 @@ class RegistryService:
         enrolments = [e for e in (enrolment_from(r) for r in raw["careplans"]) if e]
         contacts = [c for c in (contact_from(r) for r in raw["tasks"]) if c]
         tasks = [t for t in (work_task_from(r) for r in raw["tasks"]) if t]
-        by_patient: dict[str, list[dict[str, Any]]] = {}
+        by_patient: dict[PatientKey, list[dict[str, Any]]] = {}
+        unassigned = sum(1 for e in enrolments if not e.iss) + sum(1 for t in tasks if not t.iss)
         for observation in raw["observations"]:
-            subject = (observation.get("subject") or {}).get("reference", "")
-            if subject.startswith("Patient/"):
-                by_patient.setdefault(subject.split("/", 1)[1], []).append(observation)
-        scores = {pid: score_points(observations, "Tandem") for pid, observations in by_patient.items()}
-        return RegistryData(enrolments, contacts, tasks, scores, requests)
+            key = patient_key(observation.get("subject")) if isinstance(observation, dict) else None
+            if key is not None:
+                by_patient.setdefault(key, []).append(observation)
+            elif isinstance(observation, dict) and legacy_patient_id(observation.get("subject")):
+                unassigned += 1
+        scores = {key: score_points(observations, "Tandem") for key, observations in by_patient.items()}
+        if unassigned:
+            log.warning(
+                "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`", unassigned
+            )
+        return RegistryData(enrolments, contacts, tasks, scores, requests, unassigned)
 
     # --- enrolments -------------------------------------------------------------------------------
 
     def enrolments_for(self, iss: str, patient_id: str) -> list[Enrolment]:
         data = self.load()
-        return sorted((e for e in data.enrolments if e.patient_id == patient_id and e.iss in (iss, "")),
+        return sorted((e for e in data.enrolments if e.patient_id == patient_id and e.iss == iss),
                       key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
 
-    def get(self, careplan_id: str) -> Enrolment:
+    def get(self, careplan_id: str, iss: str) -> Enrolment:
+        """The enrolment, only if it belongs to a patient of `iss` (another EHR's record is not found)."""
         resource = self._client().read("CarePlan", careplan_id)
         enrolment = enrolment_from(resource)
-        if enrolment is None:
-            raise errors.FHIRNotFound("this is not a Tandem enrolment")
+        if enrolment is None or enrolment.iss != iss:
+            raise errors.FHIRNotFound("no such enrolment")
         return enrolment
 
     def enrol(self, enrolment: Enrolment) -> Enrolment:
@@ -219,7 +275,7 @@ class RegistryService:
         try:
             written = self._client().update(resource, if_match=etag_for(resource))
         except errors.FHIRPreconditionFailed:
-            current = self.get(enrolment.id)
+            current = self.get(enrolment.id, enrolment.iss)
             self.invalidate()
             raise EnrolmentChanged("someone else changed this enrolment", current,
                                    describe_changes(enrolment, current)) from None  # fmt: skip
@@ -274,9 +330,64 @@ class RegistryService:
         self.invalidate()
         return updated
 
-    def complete_task(self, task_id: str) -> None:
+    def _task(self, task_id: str, iss: str, *, kind: str, careplan_id: str | None = None,
+              patient_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """The Task, only if it is of the expected kind and belongs to the enrolment / patient of `iss`."""
+        current = self._client().read("Task", task_id)
+        task = work_task_from(current)
+        if (
+            task is None
+            or task.kind != kind
+            or task.iss != iss
+            or (careplan_id is not None and task.careplan_id != careplan_id)
+            or (patient_id is not None and task.patient_id != patient_id)
+        ):
+            raise errors.FHIRNotFound("no such task")
+        return current
+
+    def complete_task(self, task_id: str, enrolment: Enrolment) -> None:
+        """Mark a follow-up of this enrolment done (safety follow-ups close with an outcome instead)."""
         client = self._client()
-        current = client.read("Task", task_id)
-        client.update({**current, "status": "completed", "lastModified": datetime.now(UTC).isoformat()},
+        current = self._task(task_id, enrolment.iss, kind="follow-up", careplan_id=enrolment.id)
+        if current.get("status") == "completed":
+            return
+        client.update({**current, "status": "completed", "lastModified": datetime.now(UTC).isoformat(),
+                       "executionPeriod": {"end": datetime.now(UTC).isoformat()}},
                       if_match=etag_for(current))  # fmt: skip
         self.invalidate()
+
+    def close_safety_task(self, task_id: str, key: PatientKey | None, iss: str, outcome: str, note: str,
+                          closer: Member | None) -> None:  # fmt: skip
+        """Close a same-day safety follow-up with its outcome; `key` limits it to one patient (patient launches)."""
+        if outcome not in SAFETY_OUTCOMES or not note.strip():
+            raise errors.FHIRBadRequest("closing a safety follow-up needs an outcome and a note")
+        current = self._task(
+            task_id, iss, kind="safety-follow-up", patient_id=key.patient_id if key else None
+        )
+        if current.get("status") == "completed":
+            return
+        self._client().update(_validated(closed_safety_task(current, outcome, note.strip(), datetime.now(UTC),
+                                                            closer)), if_match=etag_for(current))  # fmt: skip
+        self.invalidate()
+
+    # --- migration --------------------------------------------------------------------------------
+
+    def migrate_issuer(self, iss: str, *, dry_run: bool = False) -> dict[str, int]:
+        """Assign every registry resource written without an EHR issuer to `iss` (the only EHR a deployment had
+        before issuers were recorded). Updates with If-Match; returns counts by resource type."""
+        client = self._client()
+        counts: dict[str, int] = {}
+        for resource_type, field_name in MIGRATED_FIELDS:
+            for resource in client.search_all(resource_type, {"_count": str(PAGE_SIZE)}, max_pages=1000):
+                patient_id = legacy_patient_id(resource.get(field_name))
+                if patient_id is None:
+                    continue
+                counts[resource_type] = counts.get(resource_type, 0) + 1
+                if dry_run:
+                    continue
+                migrated = {**resource, field_name: {**resource[field_name],
+                                                     **PatientKey(iss, patient_id).reference()}}  # fmt: skip
+                client.update(_validated(migrated), if_match=etag_for(resource))
+        if not dry_run:
+            self.invalidate()
+        return counts

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -42,6 +43,13 @@ TRANSIENT = (errors.FHIRTransportError, errors.FHIRServerError, errors.FHIRRateL
              errors.SessionExpired, errors.TokenError)  # fmt: skip
 
 SAVED, PENDING, FAILED, SKIPPED = "saved", "pending", "failed", "not sent"
+#: The EHR may hold the resource from an attempt whose answer was lost, and the server offers no way to check:
+#: shown to a person ("check the chart") instead of being re-created blindly.
+UNCONFIRMED = "unconfirmed"
+#: Bumped when a record's shape changes; records of other versions still load (unknown fields are ignored).
+RECORD_SCHEMA = 2
+#: One attempt at a time per screening: two workers, two tabs, or a page and the worker never write it twice.
+LOCK_SECONDS = 120
 
 
 @dataclass
@@ -74,15 +82,22 @@ class ScreeningRecord:
     ehr: Target = field(default_factory=Target)
     acknowledged_at: str | None = None
     acknowledged_by: str | None = None
+    #: The launch whose user token may write it to the EHR (the worker uses it while it is valid).
+    launch_id: str | None = None
+    schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> ScreeningRecord:
+        """Tolerant: a field another release added is ignored, one it lacks gets its default."""
         data = json.loads(text)
-        data["registry"] = Target(**data["registry"])
-        data["ehr"] = Target(**data["ehr"])
+        known = {f.name for f in fields(cls)}
+        target_fields = {f.name for f in fields(Target)}
+        data = {k: v for k, v in data.items() if k in known}
+        for name in ("registry", "ehr"):
+            data[name] = Target(**{k: v for k, v in (data.get(name) or {}).items() if k in target_fields})
         return cls(**data)
 
     def submission(self) -> Submission:
@@ -97,7 +112,7 @@ class ScreeningRecord:
                 answers[link_id] = answer
         result = score(instrument, answers, sex=self.sex)
         return Submission(self.id, instrument, answers, result, self.patient_id,
-                          datetime.fromisoformat(self.authored), self.author, self.encounter_id)  # fmt: skip
+                          datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss)  # fmt: skip
 
     @cached_property
     def result(self) -> ScoreResult:
@@ -106,7 +121,8 @@ class ScreeningRecord:
 
     @property
     def complete(self) -> bool:
-        return self.registry.status in (SAVED, SKIPPED) and self.ehr.status in (SAVED, SKIPPED)
+        """Nothing left for Tandem to do (an unconfirmed EHR write waits for a person, not for a retry)."""
+        return self.registry.status in (SAVED, SKIPPED) and self.ehr.status in (SAVED, SKIPPED, UNCONFIRMED)
 
     @property
     def needs_acknowledgement(self) -> bool:
@@ -115,6 +131,18 @@ class ScreeningRecord:
 
 def end_of_day(moment: datetime) -> datetime:
     return moment.replace(hour=23, minute=59, second=0, microsecond=0)
+
+
+class Unconfirmed(errors.TandemError):
+    """An earlier attempt may have written it, and the server gives no way to check."""
+
+
+def _ignored_parameter(bundle: dict[str, Any], name: str) -> bool:
+    """Whether the server says (self link, or an OperationOutcome) that it ignored a search parameter."""
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "self":
+            return f"{name}=" not in str(link.get("url", ""))
+    return False
 
 
 class ScreeningService:
@@ -136,7 +164,13 @@ class ScreeningService:
 
     def load(self, record_id: str) -> ScreeningRecord | None:
         raw = self.store.get(f"screening:{record_id}")
-        return ScreeningRecord.from_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return ScreeningRecord.from_json(raw)
+        except (ValueError, TypeError, KeyError):
+            log.error("a screening record could not be read (schema mismatch); it is kept for inspection")
+            return None
 
     def for_patient(self, iss: str, patient_id: str) -> list[ScreeningRecord]:
         records = [self.load(i) for i in self.store.set_members(f"screenings:{iss}|{patient_id}")]
@@ -147,7 +181,7 @@ class ScreeningService:
         return sorted((r for r in records if r), key=lambda r: r.authored)
 
     def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
-               ehr_conditional_create: bool = False) -> ScreeningRecord:  # fmt: skip
+               ehr_conditional_create: bool = False, launch_id: str | None = None) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -167,6 +201,7 @@ class ScreeningService:
             plan_types=list(plan.ehr_types),
             plan_reason=plan.reason,
             ehr_conditional_create=ehr_conditional_create,
+            launch_id=launch_id,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)
@@ -174,6 +209,8 @@ class ScreeningService:
             record.registry = Target(
                 status=FAILED, detail="No registry store is configured (TANDEM_REGISTRY_URL)."
             )
+        if not self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL, only_if_absent=True):
+            return self.load(record.id) or record  # a concurrent post of the same form saved it first
         self.save(record)
         if record.result.has_safety_flag:
             log.warning("screening recorded with a safety flag (%s)", submission.instrument.name)
@@ -188,7 +225,23 @@ class ScreeningService:
     # --- writing ----------------------------------------------------------------------------------
 
     def run(self, record: ScreeningRecord, ehr: FHIRClient | None, *, force: bool = False) -> ScreeningRecord:
-        """Write whatever is pending (and due, unless forced). Never raises for a failed write: the record says."""
+        """Write whatever is pending (and due, unless forced), under the screening's lock: when another request
+        or worker holds it, nothing is sent and the stored record is returned. Never raises for a failed write:
+        the record says."""
+        lock = f"lock:screening:{record.id}"
+        token = secrets.token_hex(8)
+        if not self.store.set(lock, token, LOCK_SECONDS, only_if_absent=True):
+            return self.load(record.id) or record
+        try:
+            record = self.load(record.id) or record  # what the last holder of the lock left
+            self._run(record, ehr, force=force)
+            self.save(record)
+        finally:
+            if self.store.get(lock) == token:
+                self.store.delete(lock)
+        return record
+
+    def _run(self, record: ScreeningRecord, ehr: FHIRClient | None, *, force: bool) -> None:
         now = self.clock()
         if record.registry.status == PENDING or (
             force and record.registry.status == FAILED and self.registry
@@ -202,7 +255,12 @@ class ScreeningService:
                 )
             elif force or record.ehr.next_attempt_at <= now:
                 self._attempt(record, record.ehr, lambda: self._write_ehr(record, ehr))
-        self.save(record)
+
+    def mark_checked(self, record: ScreeningRecord, user: str | None) -> ScreeningRecord:
+        """A person checked the chart for an unconfirmed write-back and found it there."""
+        if record.ehr.status == UNCONFIRMED:
+            record.ehr.status, record.ehr.detail = SAVED, f"Checked in the chart by {user or 'the user'}."
+            self.save(record)
         return record
 
     def _attempt(self, record: ScreeningRecord, target: Target, write: Any) -> None:
@@ -210,6 +268,11 @@ class ScreeningService:
         try:
             target.resources = write()
             target.status, target.detail = SAVED, ""
+        except Unconfirmed as error:
+            target.status, target.detail = UNCONFIRMED, error.message
+            log.warning(
+                "write-back unconfirmed after attempt %d: the server cannot be searched", target.attempts
+            )
         except TRANSIENT as error:
             wait = min(30 * 2 ** (target.attempts - 1), MAX_BACKOFF_SECONDS)
             target.status, target.next_attempt_at = PENDING, self.clock() + wait
@@ -244,16 +307,46 @@ class ScreeningService:
     def _existing(
         self, ehr: FHIRClient, resource_type: str, identifier: dict[str, str], patient: str
     ) -> str | None:
-        """Whether an earlier attempt already created it (for servers that ignore If-None-Exist)."""
-        try:
-            bundle = ehr.search(resource_type, {"identifier": f"{identifier['system']}|{identifier['value']}",
-                                                "patient": patient})  # fmt: skip
-        except errors.FHIRError:
+        """Whether an earlier attempt (whose answer was lost) already created it: searched by identifier, else
+        among the patient's recent resources of that type. Raises Unconfirmed when the server allows neither."""
+        wanted = (identifier["system"], identifier["value"])
+
+        def ours(bundle: dict[str, Any]) -> str | None:
+            for entry in bundle.get("entry") or []:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+                    continue
+                found = resource.get("identifier")
+                ids = found if isinstance(found, list) else [found]
+                if any(isinstance(i, dict) and (i.get("system"), i.get("value")) == wanted for i in ids):
+                    return f"{resource_type}/{resource.get('id')}"
             return None
-        for entry in bundle.get("entry") or []:
-            resource = entry.get("resource") or {}
-            if resource.get("resourceType") == resource_type and resource.get("id"):
-                return f"{resource_type}/{resource['id']}"
+
+        searches = [
+            {"identifier": f"{identifier['system']}|{identifier['value']}", "patient": patient},
+            {"patient": patient, "_sort": "-_lastUpdated", "_count": "50"},
+            {"patient": patient, "_count": "100"},
+        ]
+        searched = False
+        for params in searches:
+            try:
+                bundle = ehr.search(resource_type, params)
+            except (
+                errors.FHIRBadRequest,
+                errors.FHIRForbidden,
+                errors.FHIRNotFound,
+                errors.FHIRUnprocessable,
+            ):
+                continue  # this server cannot answer that search: try the next way
+            searched = True
+            found = ours(bundle)
+            if found:
+                return found
+            if "identifier" in params and not _ignored_parameter(bundle, "identifier"):
+                return None  # a definite "not there"
+        if not searched:
+            raise Unconfirmed("The EHR did not confirm this write and cannot be searched for it: check the "
+                              "patient's chart before entering it again.")  # fmt: skip
         return None
 
     def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], attempt: int, patient: str,

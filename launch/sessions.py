@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from . import errors
@@ -26,7 +26,16 @@ from .store import KeyValueStore
 
 log = logging.getLogger(__name__)
 
+#: Refresh when less than this share of a token's lifetime is left, and at most this many seconds before expiry:
+#: an Oracle token of 570 s is refreshed 60 s early, a 60 s token 12 s early, and a new token never at once.
+REFRESH_SHARE = 0.2
 REFRESH_MARGIN_SECONDS = 60
+#: Bumped when a stored record's shape changes; older records still load (unknown fields are ignored).
+SESSION_SCHEMA = 2
+
+
+def refresh_margin(issued_at: float, expires_at: float) -> float:
+    return min(REFRESH_MARGIN_SECONDS, max(0.0, expires_at - issued_at) * REFRESH_SHARE)
 
 
 def fingerprint(secret: str) -> str:
@@ -61,6 +70,9 @@ class LaunchSession:
     scope: str
     context: LaunchContext
     created_at: float = field(default_factory=time.time)
+    #: When the current access token was issued (its lifetime decides how early it is refreshed).
+    issued_at: float = field(default_factory=time.time)
+    schema: int = SESSION_SCHEMA
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -69,8 +81,13 @@ class LaunchSession:
 
     @classmethod
     def from_json(cls, text: str) -> LaunchSession:
+        """Tolerant: fields a newer or older release wrote are ignored or defaulted, never a 500."""
         data: dict[str, Any] = json.loads(text)
-        data["context"] = LaunchContext.from_dict(data["context"])
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["context"] = LaunchContext.from_dict(data.get("context") or {})
+        if "issued_at" not in data:
+            data["issued_at"] = data.get("created_at", time.time())
         return cls(**data)
 
     def with_tokens(self, tokens: TokenResponse) -> LaunchSession:
@@ -81,6 +98,7 @@ class LaunchSession:
             expires_at=tokens.expires_at,
             refresh_token=tokens.refresh_token or self.refresh_token,
             scope=tokens.scope or self.scope,
+            issued_at=tokens.issued_at or time.time(),
         )
 
 
@@ -117,6 +135,7 @@ class SessionStore:
             refresh_token=tokens.refresh_token,
             scope=tokens.scope,
             context=context,
+            issued_at=tokens.issued_at or time.time(),
         )
         self.save(session)
         return session
@@ -165,7 +184,7 @@ class SessionTokens:
     def _fresh(self, session: LaunchSession) -> bool:
         return (
             session.access_token != self._rejected
-            and session.expires_at - REFRESH_MARGIN_SECONDS > self.clock()
+            and session.expires_at - refresh_margin(session.issued_at, session.expires_at) > self.clock()
         )
 
     def token(self) -> str | None:

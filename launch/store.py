@@ -7,11 +7,30 @@ store for single-process development when no Redis URL is configured.
 from __future__ import annotations
 
 import builtins
+import functools
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import redis
+
+from .errors import StoreUnavailable
+
+_T = TypeVar("_T")
+
+
+def _unavailable_on_redis_error(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A Redis outage surfaces as StoreUnavailable (503 with a page that says what still works), never a 500."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"the session store did not answer ({type(error).__name__})") from None
+
+    return wrapper
 
 
 class KeyValueStore(Protocol):
@@ -50,6 +69,7 @@ class RedisStore:
             url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
         )
 
+    @_unavailable_on_redis_error
     def get(self, key: str) -> str | None:
         value = self._redis.get(self.prefix + key)
         return None if value is None else str(value)
@@ -59,19 +79,24 @@ class RedisStore:
     ) -> bool:
         return bool(self._redis.set(self.prefix + key, value, ex=ttl_seconds, nx=only_if_absent))
 
+    @_unavailable_on_redis_error
     def take(self, key: str) -> str | None:
         value = self._redis.getdel(self.prefix + key)
         return None if value is None else str(value)
 
+    @_unavailable_on_redis_error
     def delete(self, key: str) -> None:
         self._redis.delete(self.prefix + key)
 
+    @_unavailable_on_redis_error
     def add_to_set(self, key: str, member: str) -> None:
         self._redis.sadd(self.prefix + key, member)
 
+    @_unavailable_on_redis_error
     def remove_from_set(self, key: str, member: str) -> None:
         self._redis.srem(self.prefix + key, member)
 
+    @_unavailable_on_redis_error
     def set_members(self, key: str) -> builtins.set[str]:
         return {str(m) for m in self._redis.smembers(self.prefix + key)}
 

@@ -141,7 +141,21 @@ def oauth_error_for(response: requests.Response, what: str) -> errors.TokenError
     text = f"{what} failed (HTTP {response.status_code}"
     text += f", {code}" if code else ""
     text += f": {description})" if description else ")"
-    return errors.TokenError(text, http_status=response.status_code, oauth_error=code)
+    cls = errors.RegistrationProblem if is_registration_problem(code, description, response.status_code) else (
+        errors.TokenError)  # fmt: skip
+    return cls(text, http_status=response.status_code, oauth_error=code)
+
+
+#: OAuth errors that mean the EHR refuses Tandem's registration, not this user's launch.
+REGISTRATION_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope"})
+
+
+def is_registration_problem(code: Any, description: Any = None, status: int | None = None) -> bool:
+    """invalid_client / unauthorized_client / invalid_scope, a 401 from the token endpoint (wrong secret or
+    key), or an error that names the redirect URI: relaunching cannot fix any of them."""
+    if code in REGISTRATION_ERRORS or status == 401:
+        return True
+    return isinstance(description, str) and "redirect" in description.lower()
 
 
 class HttpTransport:

@@ -32,17 +32,32 @@ def create_app(
     app.config.update(SECRET_KEY=services.secret_key, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
     app.extensions["tandem"] = services
 
-    from . import caseload, chart, launch_views, site
+    from . import caseload, chart, launch_views, safety, site
+    from .web import register_launch_loader
 
     app.register_blueprint(site.bp)
     app.register_blueprint(launch_views.bp)
     app.register_blueprint(chart.bp)
     app.register_blueprint(caseload.bp)
+    app.register_blueprint(safety.bp)
+    register_launch_loader(app)
 
     @app.errorhandler(errors.TandemError)
     def tandem_error(error: errors.TandemError) -> tuple[str, int]:
         log.warning("%s on %s: %s", type(error).__name__, request.endpoint, error.message)
+        if isinstance(error, errors.StoreUnavailable) and request.endpoint == "chart.screen" and request.form:
+            return screening_kept(error), error.status_code
         return render_template("error.html", error=error), error.status_code
+
+    def screening_kept(error: errors.StoreUnavailable) -> str:
+        """Redis is down while a screening is saved: the answers come back in the form, nothing is lost."""
+        from fhir_mappings.instruments import instrument_for
+
+        instrument = instrument_for((request.view_args or {}).get("key", ""))
+        if instrument is None:
+            return render_template("error.html", error=error)
+        return render_template("screen_kept.html", error=error, instrument=instrument, selected=request.form,
+                               launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
@@ -53,13 +68,16 @@ def create_app(
         page.status_code = status
         return render_template("error.html", error=page), status
 
+    frame_ancestors = " ".join(["'self'", *services.registrations.frame_ancestors()])
+
     @app.after_request
     def security_headers(response: Response) -> Response:
-        # No X-Frame-Options: EHRs embed Tandem in iframes.
+        # Framed only by Tandem itself and the EHR origins the deployment registers (no X-Frame-Options: it
+        # cannot list several origins, and EHRs embed Tandem in iframes).
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'",
+            f"base-uri 'none'; frame-ancestors {frame_ancestors}",
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         # Launch ids travel in paths: never leak them to another site.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import uuid
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from fhir_mappings.billing import month_code, month_of
+from fhir_mappings.export import csv_text
 from fhir_mappings.history import series
 from fhir_mappings.patient import display_name
 from fhir_mappings.registry import CONTACT_TYPES, PHASES, PROGRAMS, ROLES, Enrolment, Member
@@ -32,7 +30,18 @@ from launch.registry import EnrolmentChanged
 from launch.sessions import LaunchSession
 
 from .charts import trend_svg
-from .web import check_csrf, current_launch, current_user, header_context, services
+from .safety import safety_pending
+from .web import (
+    check_id,
+    current_access,
+    current_launch,
+    current_user,
+    form_id_valid,
+    header_context,
+    mint_form_id,
+    services,
+    sign_form_id,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>")
@@ -53,11 +62,12 @@ def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, An
 
 
 def _rows(today: date) -> tuple[list[Any], int]:
-    svc = services()
-    data = svc.caseload.load()
-    alerts = {r.patient_id for r in svc.screenings.pending() if r.needs_acknowledgement}
+    """The worklist rows of the launch's EHR only (the caseload needs user-level access)."""
+    svc, access = services(), current_access()
+    access.check_caseload()
+    data = svc.caseload.load().for_issuer(access.iss)
     rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
-                      no_contact_weeks=svc.settings.no_contact_weeks, unacknowledged_safety=alerts)  # fmt: skip
+                      no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access))  # fmt: skip
     return rows, data.requests
 
 
@@ -99,10 +109,14 @@ def worklist_csv(launch_id: str) -> Response:
 
 
 def _enrolment(careplan_id: str) -> Enrolment:
+    """The enrolment in the URL: another EHR's is not found, another patient's is refused to a patient launch."""
+    access = current_access()
     try:
-        return services().caseload.get(careplan_id)
+        enrolment = services().caseload.get(check_id(careplan_id, "registry id"), access.iss)
     except errors.FHIRNotFound:
         abort(404)
+    access.check_patient(enrolment.patient_id)
+    return enrolment
 
 
 @bp.get("/registry/<careplan_id>")
@@ -111,19 +125,21 @@ def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None =
     svc = services()
     ehr = svc.ehr_client(session)
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
-    data = svc.caseload.load()
-    rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today())
+    data = svc.caseload.load().for_patient(enrolment.key)
+    rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today(),
+                      safety_pending=safety_pending(current_access()))  # fmt: skip
     contacts = sorted(
         (c for c in data.contacts if c.careplan_id == enrolment.id), key=lambda c: c.when, reverse=True
     )
-    points = data.scores.get(enrolment.patient_id, [])
+    points = data.scores.get(enrolment.key, [])
     trends = [(name, series(points, name), trend_svg(series(points, name), name)) for name in ("PHQ-9", "GAD-7")
               if series(points, name)]  # fmt: skip
     months = sorted({c.when.replace(day=1) for c in contacts} | {date.today().replace(day=1)}, reverse=True)
     billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
-    tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or (t.patient_id == enrolment.patient_id and
-                                                                          t.kind == "safety-follow-up")]  # fmt: skip
+    tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or t.kind == "safety-follow-up"]
+    contact_id, contact_sig = mint_form_id("contact", session.id, enrolment.id)
     return render_template("registry_detail.html", **_page(session, ehr), enrolment=enrolment,
+                           contact_id=contact_id, contact_sig=contact_sig,
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
                            conflict=conflict, today=date.today()), (409 if conflict else 200)  # fmt: skip
@@ -139,7 +155,6 @@ def _form_date(name: str, default: date) -> date:
 @bp.post("/registry/<careplan_id>/contact")
 def log_contact(launch_id: str, careplan_id: str) -> Response:
     session = current_launch(launch_id)
-    check_csrf(session)
     svc = services()
     enrolment = _enrolment(careplan_id)
     try:
@@ -159,22 +174,30 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
             "a contact needs a date (not in the future), a type, a role and 1-600 minutes"
         )
     ehr = svc.ehr_client(session)
-    contact_id = request.form.get("contact_id") or None  # from the form: a resubmission writes the same Task
+    # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
+    # Task, and no form can name another record.
+    form_id = request.form.get("contact_id", "")
+    if not form_id_valid("contact", form_id, request.form.get("contact_sig", ""), session.id, enrolment.id):
+        raise errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
+    contact_id = f"contact-{form_id}"
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
     if request.form.get("discuss"):
-        svc.caseload.request_review(svc.caseload.get(careplan_id), "Discuss with the psychiatric consultant")
+        svc.caseload.request_review(
+            svc.caseload.get(careplan_id, enrolment.iss), "Discuss with the psychiatric consultant"
+        )
     return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
 
 
 @bp.post("/registry/<careplan_id>/update")
 def update(launch_id: str, careplan_id: str) -> Any:
     """Phase changes and review flags, saved with If-Match on the version the user saw."""
-    session = current_launch(launch_id)
-    check_csrf(session)
     svc = services()
     current = _enrolment(careplan_id)
-    seen = replace(current, version=request.form.get("version") or current.version)
+    version = request.form.get("version") or current.version
+    if version is not None and not version.isalnum():
+        raise errors.BadAddress("the form's version is not valid")
+    seen = replace(current, version=version)
     changed = seen
     phase = request.form.get("phase")
     if phase:
@@ -193,8 +216,6 @@ def update(launch_id: str, careplan_id: str) -> Any:
 
 @bp.post("/registry/<careplan_id>/follow-up")
 def follow_up(launch_id: str, careplan_id: str) -> Response:
-    session = current_launch(launch_id)
-    check_csrf(session)
     due = _form_date("due", date.today() + timedelta(days=14))
     services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
                                  description=(request.form.get("description") or "Follow-up contact")[:200])  # fmt: skip
@@ -203,9 +224,11 @@ def follow_up(launch_id: str, careplan_id: str) -> Response:
 
 @bp.post("/registry/<careplan_id>/tasks/<task_id>/done")
 def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
-    session = current_launch(launch_id)
-    check_csrf(session)
-    services().caseload.complete_task(task_id)
+    """A follow-up of this enrolment is done (it must exist, be a follow-up, and belong to the enrolment)."""
+    try:
+        services().caseload.complete_task(task_id, _enrolment(careplan_id))
+    except errors.FHIRNotFound:
+        abort(404)
     return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
 
 
@@ -220,7 +243,7 @@ def review(launch_id: str) -> str:
 @bp.post("/review/<careplan_id>")
 def record_review(launch_id: str, careplan_id: str) -> Response:
     session = current_launch(launch_id)
-    check_csrf(session)
+    current_access().check_caseload()
     recommendations = (request.form.get("recommendations") or "").strip()
     if not recommendations:
         raise errors.InvalidLaunchRequest("write the consultant's recommendations before closing the review")
@@ -234,12 +257,14 @@ def record_review(launch_id: str, careplan_id: str) -> Response:
 @bp.get("/billing")
 def billing(launch_id: str) -> Any:
     session = current_launch(launch_id)
+    access = current_access()
+    access.check_caseload()
     ehr = services().ehr_client(session)
     try:
         month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
     except ValueError:
         abort(400)
-    data = services().caseload.load()
+    data = services().caseload.load().for_issuer(access.iss)
     lines: list[dict[str, Any]] = []
     for enrolment in data.enrolments:
         if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):
@@ -256,16 +281,13 @@ def billing(launch_id: str) -> Any:
                       "code": code, "by_owner": by_owner})  # fmt: skip
     lines.sort(key=lambda line: (line["care_manager"], line["enrolment"].patient_name or ""))
     if request.args.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            ["Month", "Care manager", "Patient", "Patient id", "Program", "Minutes", "Code", "Add-on units"]
-        )
-        for line in lines:
-            e = line["enrolment"]
-            writer.writerow([month.strftime("%Y-%m"), line["care_manager"], e.patient_name or "", e.patient_id,
-                             e.program, line["code"].minutes, line["code"].code or "", line["code"].units])  # fmt: skip
-        return Response(out.getvalue(), mimetype="text/csv",
+        text = csv_text(
+            ("Month", "Care manager", "Patient", "Patient id", "Program", "Minutes", "Code", "Add-on units"),
+            ([month.strftime("%Y-%m"), line["care_manager"], line["enrolment"].patient_name or "",
+              line["enrolment"].patient_id, line["enrolment"].program, line["code"].minutes, line["code"].code or "",
+              line["code"].units] for line in lines),
+        )  # fmt: skip
+        return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename=billing-{month:%Y-%m}.csv"})  # fmt: skip
     return render_template("billing.html", **_page(session, ehr), lines=lines, month=month)
 
@@ -300,7 +322,7 @@ def enrol(launch_id: str) -> Any:
     svc = services()
     ehr = svc.ehr_client(session)
     page = _common(session, ehr)
-    chart = load_chart(session, ehr, page["patient"])
+    chart = load_chart(session, ehr, session.context.patient, page["patient"])
     suggested, cautions = suggest_program(chart.history, chart.conditions)
     try:
         practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
@@ -309,30 +331,46 @@ def enrol(launch_id: str) -> Any:
     people = [(f"Practitioner/{p['id']}", display_name(p) or p["id"]) for p in practitioners]
     user = current_user(session, ehr)
     existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
+    binding = (session.id, session.iss, session.context.patient)
     if request.method == "GET":
-        gp = next((g.get("reference") for g in page["patient"].get("generalPractitioner") or []), None)
+        gp = next((g.get("reference") for g in (page["patient"] or {}).get("generalPractitioner") or []
+                   if isinstance(g, dict)), None)  # fmt: skip
+        enrolment_id, enrolment_sig = mint_form_id("enrolment", *binding)
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
                                defaults={"pcp": gp, "care-manager": user.reference if user else None},
                                existing=existing, programs=PROGRAMS, roles=ROLES, problem=None,
-                               enrolment_id=uuid.uuid4().hex, today=date.today())  # fmt: skip
-    check_csrf(session)
+                               enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=date.today())  # fmt: skip
     form = request.form
+    enrolment_id = form.get("enrolment_id", "")
+    if not form_id_valid("enrolment", enrolment_id, form.get("enrolment_sig", ""), *binding):
+        raise errors.BadAddress(
+            "the enrolment form was not issued for this patient in this launch; reload it"
+        )
     names = dict(people)
-    team = {role: Member(form[role], names.get(form[role])) for role in ROLES if form.get(role)}
     program = form.get("program", "")
     problem = None
+    consent_date: date | None = None
+    try:
+        consent_date = date.fromisoformat(form.get("consent_date") or date.today().isoformat())
+    except ValueError:
+        consent_date = None
     if program not in PROGRAMS:
         problem = "Choose a program."
+    elif any(form.get(role) and form[role] not in names for role in ROLES):
+        problem = "Choose each care team member from the list (practitioners of this EHR)."
     elif form.get("consent") != "yes":
         problem = "CoCM needs the patient's consent (verbal or written), documented before enrolment."
     elif form.get("consent_method") not in ("verbal", "written"):
         problem = "Record how consent was given (verbal or written)."
+    elif consent_date is None or not date.today() - timedelta(days=365) <= consent_date <= date.today():
+        problem = "The consent date must be a date within the past year, not in the future."
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
                                defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAMS,
-                               roles=ROLES, problem=problem, enrolment_id=form.get("enrolment_id") or uuid.uuid4().hex,
+                               roles=ROLES, problem=problem, enrolment_id=enrolment_id,
+                               enrolment_sig=sign_form_id("enrolment", enrolment_id, *binding),
                                today=date.today()), 422  # fmt: skip
-    enrolment_id = form.get("enrolment_id") or uuid.uuid4().hex
+    team = {role: Member(form[role], names.get(form[role])) for role in ROLES if form.get(role)}
     enrolment = Enrolment(
         id=f"cocm-{enrolment_id}"[:64],
         iss=session.iss,
@@ -343,7 +381,7 @@ def enrol(launch_id: str) -> Any:
         start=date.today(),
         team=team,
         consent_given=True,
-        consent_date=_form_date("consent_date", date.today()),
+        consent_date=consent_date,
         consent_method=form.get("consent_method"),
     )
     if not any(e.id == enrolment.id for e in existing):  # a resubmitted form must not enrol twice

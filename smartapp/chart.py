@@ -4,10 +4,10 @@ with their results and safety alerts, and the state of every write-back."""
 from __future__ import annotations
 
 import logging
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
@@ -15,6 +15,7 @@ from fhir_mappings.capability import supports_conditional_create
 from fhir_mappings.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.due import DueItem, due_screenings
 from fhir_mappings.history import ScorePoint, merge_history, score_points, series
+from fhir_mappings.identity import PatientKey, patient_key
 from fhir_mappings.instruments import AUDIT_C, HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
 from fhir_mappings.patient import (
     administrative_gender,
@@ -33,11 +34,21 @@ from launch.screenings import ScreeningRecord
 from launch.sessions import LaunchSession
 
 from .charts import trend_svg
-from .web import check_csrf, current_launch, header_context, services
+from .web import (
+    check_id,
+    current_access,
+    current_launch,
+    form_id_valid,
+    header_context,
+    mint_form_id,
+    services,
+    sign_form_id,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>")
 
+_T = TypeVar("_T")
 HISTORY_CODE_PARAM = ",".join(f"{LOINC}|{code}" for codes in HISTORY_CODES.values() for code in codes)
 
 
@@ -50,13 +61,20 @@ class ChartData:
 
 
 def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
-    """What every chart page shows: the header, and the patient banner."""
+    """What every chart page shows: the header, and the patient banner (a failed Patient read leaves a notice,
+    never a broken page: the safety alert must still show)."""
     context = session.context
-    patient = ehr.read("Patient", context.patient) if context.patient else None
+    patient, notice = None, None
+    if context.patient:
+        try:
+            patient = ehr.read("Patient", context.patient)
+        except errors.TandemError as error:
+            notice = f"The patient's demographics could not be read from the EHR ({error.message})."
     return {
         **header_context(session, ehr),
         "names": {instrument.key: instrument.name for instrument in INSTRUMENTS.values()},
         "patient": patient,
+        "patient_notice": notice,
         "patient_name": display_name(patient),
         "birth_date": birth_date_text(patient),
         "age": age_in_years(patient, date.today()),
@@ -66,32 +84,35 @@ def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
     }
 
 
-def load_chart(session: LaunchSession, ehr: FHIRClient, patient: dict[str, Any]) -> ChartData:
+def _part(data: ChartData, what: str, load: Callable[[], _T], default: _T) -> _T:
+    """Load one part of the chart; a failure of its source leaves a short notice, never a broken page."""
+    try:
+        return load()
+    except (errors.LaunchError, errors.FHIRUnauthorized, errors.StoreUnavailable):
+        raise  # the launch itself is over (or Tandem's store is down): the whole page says so
+    except errors.TandemError as error:
+        log.warning("chart part %s failed: %s", what, type(error).__name__)
+        data.notices.append(f"{what} could not be read ({error.message}).")
+        return default
+
+
+def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
+               patient: dict[str, Any] | None) -> ChartData:  # fmt: skip
     svc = services()
     data = ChartData()
-    patient_id = str(patient["id"])
-    ehr_observations: list[dict[str, Any]] = []
-    try:
-        ehr_observations = ehr.search_all("Observation", {"patient": patient_id, "code": HISTORY_CODE_PARAM,
-                                                          "_count": "200"}, max_pages=10)  # fmt: skip
-    except (errors.FHIRForbidden, errors.FHIRBadRequest) as error:
-        data.notices.append(f"Screening results could not be read from the EHR ({error.message}).")
-    try:
-        data.conditions = behavioral_conditions(
-            ehr.search_all("Condition", {"patient": patient_id}, max_pages=10)
-        )
-    except (errors.FHIRForbidden, errors.FHIRBadRequest) as error:
-        data.notices.append(f"Conditions could not be read from the EHR ({error.message}).")
+    key = PatientKey(session.iss, patient_id)
+    ehr_observations: list[dict[str, Any]] = _part(data, "Screening results from the EHR", lambda: ehr.search_all(
+        "Observation", {"patient": patient_id, "code": HISTORY_CODE_PARAM, "_count": "200"}, max_pages=10), [])  # fmt: skip
+    data.conditions = _part(data, "Conditions from the EHR", lambda: behavioral_conditions(
+        ehr.search_all("Condition", {"patient": patient_id}, max_pages=10)), [])  # fmt: skip
     registry_observations: list[dict[str, Any]] = []
     if svc.registry is not None:
-        try:
-            registry_observations = svc.registry.search_all(
-                "Observation",
-                {"subject": f"Patient/{patient_id}", "code": HISTORY_CODE_PARAM, "_count": "200"},
-                max_pages=10,
-            )
-        except errors.FHIRError as error:
-            data.notices.append(f"The Tandem registry could not be read ({error.message}).")
+        registry = svc.registry
+        found: list[dict[str, Any]] = _part(data, "Screening results in the Tandem registry", lambda: registry.search_all(
+            "Observation", {"subject": key.relative, "code": HISTORY_CODE_PARAM, "_count": "200"}, max_pages=10),
+            [])  # fmt: skip
+        # Only this EHR's patient: the same id at another EHR is another person.
+        registry_observations = [o for o in found if patient_key(o.get("subject")) == key]
     data.history = merge_history(
         score_points(ehr_observations, "EHR"), score_points(registry_observations, "Tandem")
     )
@@ -102,39 +123,30 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient: dict[str, Any])
     return data
 
 
-def _retry_due(session: LaunchSession, ehr: FHIRClient) -> list[ScreeningRecord]:
-    """This patient's screenings, after retrying any pending write-back whose wait is over."""
-    svc = services()
-    if not session.context.patient:
-        return []
-    records = svc.screenings.for_patient(session.iss, session.context.patient)
-    for record in records:
-        if not record.complete:
-            svc.screenings.run(record, ehr)
-    return records
-
-
 @bp.get("/")
 def home(launch_id: str) -> Any:
     session = current_launch(launch_id)
     if not session.context.patient:  # launched without a patient (user context): the care manager's worklist
         return redirect(url_for("caseload.worklist", launch_id=launch_id), code=303)
-    ehr = services().ehr_client(session)
+    svc = services()
+    patient_id = session.context.patient
+    # The safety alerts first: they come from Tandem's own store and render whatever the FHIR servers do.
+    records = svc.screenings.for_patient(session.iss, patient_id)
+    ehr = svc.ehr_client(session)
     page = _common(session, ehr)
-    chart = load_chart(session, ehr, page["patient"]) if page["patient"] else None
-    try:
-        enrolments = services().caseload.enrolments_for(session.iss, session.context.patient)
-    except errors.TandemError as error:
-        enrolments = []
-        if chart:
-            chart.notices.append(f"Registry enrolments could not be read ({error.message}).")
-    records = _retry_due(session, ehr)
+    chart = load_chart(session, ehr, patient_id, page["patient"])
+    if page["patient_notice"]:
+        chart.notices.insert(0, page["patient_notice"])
+    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: svc.caseload.enrolments_for(session.iss, patient_id),
+                       [])  # fmt: skip
+    unfinished = [r for r in records if not r.complete]
+    # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
+    _part(chart, "Write-back status", lambda: svc.writebacks.schedule(unfinished, launch_id=session.id), None)
     trends = []
-    if chart:
-        for name in HISTORY_CODES:
-            points = series(chart.history, name)
-            if points:
-                trends.append((name, points, trend_svg(points, name)))
+    for name in HISTORY_CODES:
+        points = series(chart.history, name)
+        if points:
+            trends.append((name, points, trend_svg(points, name)))
     return render_template(
         "chart.html",
         **page,
@@ -143,8 +155,22 @@ def home(launch_id: str) -> Any:
         instruments=list(INSTRUMENTS.values()),
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
-        unfinished=[r for r in records if not r.complete],
+        unfinished=unfinished,
     )
+
+
+def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, *, selected: dict[str, str] | None = None,
+          problems: dict[str, str] | None = None, notice: str | None = None,
+          submission_id: str | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
+    """The screening form; a submission id is minted per form and bound to (issuer, patient, launch)."""
+    binding = (session.iss, session.context.patient or "", session.id)
+    if submission_id is None:
+        submission_id, signature = mint_form_id("submission", *binding)
+    else:
+        signature = sign_form_id("submission", submission_id, *binding)
+    return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
+                           submission_id=submission_id, submission_sig=signature, selected=selected or {},
+                           problems=problems or {}, form_notice=notice), status  # fmt: skip
 
 
 @bp.route("/screen/<key>", methods=["GET", "POST"])
@@ -158,18 +184,22 @@ def screen(launch_id: str, key: str) -> Any:
     svc = services()
     ehr = svc.ehr_client(session)
     if request.method == "GET":
-        return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
-                               submission_id=uuid.uuid4().hex, selected={}, problems={})  # fmt: skip
-    check_csrf(session)
+        return _form(session, ehr, instrument)
+    raw = {
+        k: v for k, v in request.form.items() if k not in ("csrf_token", "submission_id", "submission_sig")
+    }
     submission_id = request.form.get("submission_id", "")
-    if len(submission_id) != 32 or not all(c in "0123456789abcdef" for c in submission_id):
-        raise errors.CSRFError("the form has no valid submission id; reload it")
-    raw = {k: v for k, v in request.form.items() if k not in ("csrf_token", "submission_id")}
+    if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
+                         session.context.patient, session.id):  # fmt: skip
+        # Another launch's or another patient's form: keep what was entered, under a new id for this patient.
+        log.warning("screening form refused: its submission id belongs to another launch or patient")
+        return _form(session, ehr, instrument, selected=raw, status=409, notice=(
+            "This form was opened for another patient or in another Tandem window, so it was not saved. Your "
+            "answers are kept below: check that this is the right patient, then save again."))  # fmt: skip
     answers, problems = parse_answers(instrument, raw)
     if problems:
-        return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
-                               submission_id=submission_id, selected=raw,
-                               problems={p.link_id: p.message for p in problems}), 422  # fmt: skip
+        return _form(session, ehr, instrument, selected=raw, submission_id=submission_id, status=422,
+                     problems={p.link_id: p.message for p in problems})  # fmt: skip
     # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit).
     sex = (
         administrative_gender(ehr.read("Patient", session.context.patient)) if instrument is AUDIT_C else None
@@ -183,12 +213,13 @@ def screen(launch_id: str, key: str) -> Any:
         authored=datetime.now(UTC).replace(microsecond=0),
         author=session.context.fhir_user if session.context.fhir_user_type else None,
         encounter_id=session.context.encounter,
+        iss=session.iss,
     )
     reg = svc.registrations.get(session.iss)
     vendor = reg.vendor.value if reg else "generic"
     try:
         capability = svc.discovery.capability_statement(session.iss)
-    except errors.DiscoveryError:
+    except errors.TandemError:
         capability = {}
     plan = plan_writeback(
         capability, session.scope.split(), vendor, has_encounter=bool(session.context.encounter)
@@ -197,12 +228,16 @@ def screen(launch_id: str, key: str) -> Any:
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )
     record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
-                                   ehr_conditional_create=conditional)  # fmt: skip
-    svc.screenings.run(record, ehr)
+                                   ehr_conditional_create=conditional, launch_id=session.id)  # fmt: skip
+    # The first attempt runs now (under the screening's lock: a double-click storm writes once); anything left
+    # is the worker's.
+    record = svc.screenings.run(record, ehr)
+    svc.writebacks.schedule([record], launch_id=session.id)
     return redirect(url_for("chart.result", launch_id=launch_id, record_id=record.id), code=303)
 
 
 def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
+    check_id(record_id, "screening id")
     record = services().screenings.load(record_id)
     if record is None or record.iss != session.iss or record.patient_id != session.context.patient:
         abort(404)
@@ -222,10 +257,18 @@ def result(launch_id: str, record_id: str) -> str:
 @bp.post("/screenings/<record_id>/acknowledge")
 def acknowledge(launch_id: str, record_id: str) -> Response:
     session = current_launch(launch_id)
-    check_csrf(session)
     record = _record_for(session, record_id)
     services().screenings.acknowledge(record, session.context.fhir_user)
     return redirect(url_for("chart.result", launch_id=launch_id, record_id=record_id), code=303)  # type: ignore[return-value]
+
+
+def _visible_pending(session: LaunchSession) -> list[ScreeningRecord]:
+    access = current_access()
+    return [
+        r
+        for r in services().screenings.pending()
+        if r.iss == session.iss and access.allows_patient(r.patient_id)
+    ]
 
 
 @bp.get("/writebacks")
@@ -233,28 +276,20 @@ def writebacks(launch_id: str) -> str:
     session = current_launch(launch_id)
     svc = services()
     ehr = svc.ehr_client(session)
-    pending = [r for r in svc.screenings.pending() if r.iss == session.iss]
-    return render_template("writebacks.html", **_common(session, ehr), pending=pending)
+    return render_template("writebacks.html", **_common(session, ehr), pending=_visible_pending(session))
 
 
 @bp.post("/writebacks/retry")
 def retry_writebacks(launch_id: str) -> Response:
+    """Retry now: the worker takes every visible pending write-back at once (EHR writes of this launch's patient
+    with this launch's token)."""
     session = current_launch(launch_id)
-    check_csrf(session)
-    svc = services()
-    ehr = svc.ehr_client(session)
-    for record in svc.screenings.pending():
-        if record.iss != session.iss:
-            continue
-        # The EHR write needs this launch's patient; other patients' registry writes can go now.
-        same_patient = record.patient_id == session.context.patient
-        svc.screenings.run(record, ehr if same_patient else None, force=True)
+    services().writebacks.schedule(_visible_pending(session), launch_id=session.id, now=True, force=True)
     return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 @bp.post("/end")
 def end(launch_id: str) -> Response:
     session = current_launch(launch_id)
-    check_csrf(session)
     services().sessions.end(session.id)
     return redirect(url_for("site.ended"), code=303)  # type: ignore[return-value]

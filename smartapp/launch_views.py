@@ -11,6 +11,7 @@ from launch import errors
 from launch.context import parse_launch_context
 from launch.oauth import build_authorize_request, fhir_user_from_claims, new_code_verifier, new_state
 from launch.sessions import PendingAuthorization, fingerprint, new_secret
+from launch.transport import is_registration_problem
 
 from .web import SESSION_COOKIE, auth_cookie_name, services, session_path, set_secret_cookie
 
@@ -83,6 +84,11 @@ def callback() -> Response:
     if error:
         description = request.args.get("error_description", "")[:300]
         log.warning("authorization refused by the EHR: error=%s", error[:64])
+        if is_registration_problem(error, description):
+            raise errors.RegistrationProblem(
+                f"the EHR answered {error[:64]}" + (f": {description}" if description else ""),
+                oauth_error=error,
+            )
         raise errors.AuthorizationDenied(
             f"the EHR answered {error[:64]}" + (f": {description}" if description else ""), oauth_error=error
         )

@@ -22,6 +22,7 @@ from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
 
 from .config import RegistryAuth, Settings
+from .writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Services:
     registry: FHIRClient | None
     screenings: ScreeningService
     caseload: RegistryService
+    writebacks: WritebackQueue
 
     def ehr_client(self, session: LaunchSession) -> FHIRClient:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
@@ -105,7 +107,10 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     else:
         log.warning("TANDEM_REGISTRY_URL is not set: no registry store (development only)")
 
-    return Services(
+    writebacks: WritebackQueue = (
+        RQWritebacks(settings.redis_url) if settings.redis_url else ThreadWritebacks()
+    )
+    services = Services(
         settings=settings,
         secret_key=secret_key,
         store=store,
@@ -118,4 +123,8 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         registry=registry,
         screenings=ScreeningService(store, registry),
         caseload=RegistryService(store, registry),
+        writebacks=writebacks,
     )
+    if isinstance(writebacks, ThreadWritebacks):
+        writebacks.start(services)
+    return services

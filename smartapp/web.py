@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 from typing import Any, cast
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from fhir_mappings.patient import display_name
 from fhir_mappings.registry import Member
@@ -14,6 +16,7 @@ from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 
+from .access import Access, access_for
 from .services import Services
 
 #: Per launch, scoped to the launch's path /app/<id>/.
@@ -52,11 +55,75 @@ def check_csrf(session: LaunchSession) -> None:
         raise errors.CSRFError("the form's CSRF token is missing or wrong")
 
 
-def current_launch(launch_id: str) -> LaunchSession:
-    """The launch session named in the URL, only for the browser that started it."""
-    session = services().sessions.get(launch_id, request.cookies.get(SESSION_COOKIE))
+_LAUNCH_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+#: FHIR ids (and Tandem's record ids) in addresses and forms: checked before any request is sent.
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def check_id(value: str | None, what: str = "id") -> str:
+    if value is None or not FHIR_ID.match(value):
+        raise errors.BadAddress(f"the {what} in the address or form is not a valid id")
+    return value
+
+
+def load_launch() -> None:
+    """before_request of every `/app/<launch_id>/…` blueprint: the launch (only for the browser that started it),
+    the user's access (refused for anyone but the care team), the CSRF token of every POST, and the ids in the
+    address — all checked once, before any view runs or any request is sent."""
+    args = request.view_args or {}
+    launch_id = args.get("launch_id")
+    if launch_id is None:
+        return
+    if not _LAUNCH_ID.match(str(launch_id)):
+        raise errors.SessionExpired("no launch session for this request")
+    for name, value in args.items():
+        if name.endswith("_id") and name != "launch_id":
+            check_id(str(value), name.replace("_", " "))
+    session = services().sessions.get(str(launch_id), request.cookies.get(SESSION_COOKIE))
     g.launch = session
+    g.access = access_for(session)
+    if request.method == "POST":
+        check_csrf(session)
+
+
+def register_launch_loader(app: Flask) -> None:
+    app.before_request(load_launch)
+
+
+def current_launch(launch_id: str | None = None) -> LaunchSession:
+    """The launch session loaded for this request by `load_launch`."""
+    session = cast(LaunchSession | None, g.get("launch"))
+    if session is None or (launch_id is not None and session.id != launch_id):
+        raise errors.SessionExpired("no launch session for this request")
     return session
+
+
+def current_access() -> Access:
+    access = cast(Access | None, g.get("access"))
+    if access is None:
+        raise errors.SessionExpired("no launch session for this request")
+    return access
+
+
+# --- ids that forms carry -------------------------------------------------------------------------------
+
+
+def mint_form_id(kind: str, *binding: str) -> tuple[str, str]:
+    """A fresh id for a form (a submission, an enrolment, a contact) and its signature, bound to what the form is
+    about (launch, issuer, patient or enrolment): a form cannot name another record's id."""
+    value = secrets.token_hex(16)
+    return value, sign_form_id(kind, value, *binding)
+
+
+def sign_form_id(kind: str, value: str, *binding: str) -> str:
+    message = "\x1f".join(("form-id", kind, value, *binding)).encode()
+    return hmac.new(services().secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def form_id_valid(kind: str, value: str, signature: str, *binding: str) -> bool:
+    if not re.fullmatch(r"[0-9a-f]{32}", value or ""):
+        return False
+    return hmac.compare_digest(sign_form_id(kind, value, *binding), signature or "")
 
 
 def current_user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
@@ -73,14 +140,23 @@ def current_user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
 
 
 def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
-    """What every page of a launch shows in its header: the user, the EHR, the CSRF token for its forms."""
+    """What every page of a launch shows in its header: the user, the EHR, the CSRF token for its forms, whether
+    the worklist is open to this launch, and the count of open safety follow-ups (each part fails on its own)."""
+    from .safety import open_safety_count
+
     reg = services().registrations.get(session.iss)
-    user = current_user(session, ehr)
+    try:
+        user = current_user(session, ehr)
+    except errors.TandemError:
+        user = Member(session.context.fhir_user or "", None) if session.context.fhir_user else None
+    access = current_access()
     return {
         "launch": session,
+        "access": access,
         "ehr_name": reg.label if reg else session.iss,
         "user": user,
         "user_reference": session.context.fhir_user,
         "user_name": user.display if user else None,
         "csrf_token": csrf_token(session),
+        "safety_count": open_safety_count(access),
     }

@@ -157,8 +157,10 @@ def test_token_refreshed_before_expiry_not_after(app: Flask, client: FlaskClient
     sessions = app.extensions["tandem"].sessions
     session = sessions.load(launch_id)
     sessions.save(
-        session.__class__(**{**session.__dict__, "expires_at": time.time() + 30})
-    )  # inside the margin
+        session.__class__(
+            **{**session.__dict__, "issued_at": time.time() - 3210, "expires_at": time.time() + 30}
+        )
+    )  # a 3,240 s token with 30 s left: inside the margin
     client.get(f"/app/{launch_id}/", base_url=APP_BASE)
     assert epic.refreshes == 1
     client.get(f"/app/{launch_id}/", base_url=APP_BASE)

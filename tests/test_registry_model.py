@@ -10,6 +10,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from fhir_mappings.billing import bhi_code, cocm_code, month_code
 from fhir_mappings.history import ScorePoint
+from fhir_mappings.identity import PatientKey
 from fhir_mappings.registry import (
     Contact,
     Enrolment,
@@ -159,7 +160,9 @@ def test_flags(case: str, expected: set[str]) -> None:
     start = TODAY - timedelta(weeks=12) if case != "too-early" else TODAY - timedelta(weeks=6)
     e = enrolment(start=start, flagged_for_review=case == "flagged")
     scores = {
-        "p1": _points("p1", (start, 16), (TODAY - timedelta(days=3), 13 if case == "not-improving" else 6))
+        PatientKey(ISS, "p1"): _points(
+            "p1", (start, 16), (TODAY - timedelta(days=3), 13 if case == "not-improving" else 6)
+        )
     }
     contacts = _contacts((TODAY - timedelta(days=40 if case == "no-contact" else 5), 30))
     tasks = []
@@ -180,7 +183,9 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
     b = enrolment(id="cp-b", patient_id="pb", patient_name="=Bob", start=TODAY - timedelta(weeks=6),
                   team={"care-manager": Member("Practitioner/cm-2", "Jamal Ortega")})  # fmt: skip
     c = with_phase(enrolment(id="cp-c", patient_id="pc", patient_name="Cy"), "discharged", TODAY)
-    scores = {"pa": _points("pa", (a.start, 20), (TODAY, 4)), "pb": _points("pb", (b.start, 12), (TODAY, 12))}
+    scores = {PatientKey(ISS, "pa"): _points("pa", (a.start, 20), (TODAY, 4)),
+              PatientKey(ISS, "pb"): _points("pb", (b.start, 12), (TODAY, 12)),
+              PatientKey("https://other-ehr.example.org/fhir", "pb"): _points("pb", (b.start, 27))}  # fmt: skip
     contacts = [Contact("x", "cp-a", TODAY, 40, "phone", "care-manager", CM)]
     rows = build_rows([a, b, c], contacts, [], scores, TODAY)
     assert [r.patient for r in rows] == ["Ana", "=Bob"]  # discharged patients leave the worklist
@@ -220,7 +225,7 @@ def test_worklist_cache_form_round_trips() -> None:
     anonymous = Contact("c-2", "cp-1", date(2026, 11, 4), 5, "video", "care-manager", None)
     task = work_task_from(completed_review(work_task("case-review", "r-1", e, NOW), "Continue", NOW, CM))
     points = _points("p1", (date(2026, 8, 3), 16))
-    data = RegistryData([e], [contact, anonymous], [task], {"p1": points}, requests=7)  # type: ignore[list-item]
+    data = RegistryData([e], [contact, anonymous], [task], {PatientKey(ISS, "p1"): points}, requests=7)  # type: ignore[list-item]
     again = _from_cache(json.loads(json.dumps(_to_cache(data))))
     assert (
         again.enrolments == data.enrolments and again.contacts == data.contacts and again.tasks == data.tasks

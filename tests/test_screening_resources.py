@@ -33,7 +33,7 @@ NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 def _submission(instrument: Instrument, pick: int = -1) -> Submission:
     answers = {item.link_id: item.answers[pick] for item in instrument.items}
     return Submission("0123456789abcdef0123456789abcdef", instrument, answers, score(instrument, answers, sex="female"),
-                      "pt-1", NOW, "Practitioner/pr-1", "enc-1")  # fmt: skip
+                      "pt-1", NOW, "Practitioner/pr-1", "enc-1", iss="https://ehr.example.org/fhir")  # fmt: skip
 
 
 def _round_trip(resource: dict) -> None:

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
 from smartapp import create_app
+from smartapp.writebacks import work_burst
 
 from .conftest import APP_BASE, full_launch, make_ehr
 from .ehr import RecordedEHR, load_fixture
@@ -81,7 +82,7 @@ def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
 
 def submit(client: FlaskClient, launch_id: str, answers: dict[str, str]) -> tuple[str, str]:
     form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
-    hidden = dict(re.findall(r'name="(csrf_token|submission_id)" value="([^"]+)"', form))
+    hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
     answer = client.post(f"/app/{launch_id}/screen/phq9", data={**hidden, **answers}, base_url=APP_BASE)
     assert answer.status_code == 303
     page = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
@@ -92,6 +93,7 @@ def retry(client: FlaskClient, launch_id: str) -> str:
     page = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     client.post(f"/app/{launch_id}/writebacks/retry", data={"csrf_token": token}, base_url=APP_BASE)
+    work_burst(client.application.extensions["tandem"])  # the worker takes the queued jobs
     return client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
 
 
@@ -154,7 +156,7 @@ def test_token_expiring_in_the_middle_of_the_write_is_refreshed(app: Flask, clie
                                                                epic: RecordedEHR, registry: RegistryStore) -> None:  # fmt: skip
     launch_id = full_launch(client, epic)
     form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
-    hidden = dict(re.findall(r'name="(csrf_token|submission_id)" value="([^"]+)"', form))
+    hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
     epic.revoke_all_tokens()  # the EHR now answers 401 to the token Tandem holds
     answer = client.post(
         f"/app/{launch_id}/screen/phq9", data={**hidden, **ITEM9_POSITIVE}, base_url=APP_BASE

@@ -32,6 +32,7 @@ def enrol(
     form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
     assert form.status_code == 200
     fields = {"csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
+              "enrolment_sig": _hidden(form.text, "enrolment_sig"),
               "program": program, "pcp": "Practitioner/pr-pcp-1", "care-manager": "Practitioner/pr-cm-1",
               "psychiatric-consultant": "Practitioner/pr-psy-1", "consent": "yes", "consent_method": "verbal"}  # fmt: skip
     done = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data=fields, allow_redirects=False)
@@ -46,6 +47,7 @@ def test_enrolment_needs_consent(world: SandboxWorld, browser: Browser) -> None:
     form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
     refused = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data={
         "csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
+              "enrolment_sig": _hidden(form.text, "enrolment_sig"),
         "program": "cocm-depression"})  # fmt: skip
     assert refused.status_code == 422 and "needs the patient&#39;s consent" in refused.text
 
@@ -56,21 +58,32 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     detail = browser.get(f"{base}/registry/{careplan_id}")
     assert detail.status_code == 200 and "Active treatment" in detail.text
     token = _hidden(detail.text, "csrf_token")
-    enrolment = tandem.caseload.get(careplan_id)
+    enrolment = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert enrolment.consent_given and enrolment.consent_method == "verbal"
     assert enrolment.member("care-manager").display == "Teresa Lindqvist"
 
     for minutes, kind in ((25, "phone"), (20, "in-person")):
+        page = browser.get(f"{base}/registry/{careplan_id}").text
         logged = browser.post(f"{base}/registry/{careplan_id}/contact", allow_redirects=False, data={
             "csrf_token": token, "minutes": str(minutes), "contact_type": kind, "role": "care-manager",
+            "contact_id": _hidden(page, "contact_id"), "contact_sig": _hidden(page, "contact_sig"),
             "note": "Behavioral activation plan"})  # fmt: skip
         assert logged.status_code == 303
+    page = browser.get(f"{base}/registry/{careplan_id}").text
     browser.post(f"{base}/registry/{careplan_id}/contact", data={
-        "csrf_token": token, "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
+        "contact_id": _hidden(page, "contact_id"), "contact_sig": _hidden(page, "contact_sig"), "csrf_token": token, "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
     detail = browser.get(f"{base}/registry/{careplan_id}")
     assert "99492" in detail.text  # 55 minutes in the first month
     assert "Flagged for review" in detail.text
 
+    # The chart launch is for one patient: the caseload needs the EHR's worklist launch.
+    assert browser.get(f"{base}/worklist", params={"who": "all"}).status_code == 403
+    worklist = browser.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    launch_id = launch_id_of(worklist)
+    base = f"{world.tandem_url}/app/{launch_id}"
+    token = _hidden(worklist.text, "csrf_token")
     worklist = browser.get(f"{base}/worklist", params={"who": "all"})
     row = re.search(
         rf'<a href="/app/{launch_id}/registry/{careplan_id}">([^<]+)</a>(.*?)</tr>', worklist.text, re.S
@@ -96,7 +109,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     closed = browser.post(f"{base}/review/{careplan_id}", allow_redirects=False,
                           data={"csrf_token": token, "recommendations": "Start sertraline 50 mg; PHQ-9 in 2 weeks"})  # fmt: skip
     assert closed.status_code == 303
-    after = tandem.caseload.get(careplan_id)
+    after = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert not after.flagged_for_review
     tasks = [t for t in tandem.caseload.load(use_cache=False).tasks if t.careplan_id == careplan_id]
     assert tasks and all(not t.open for t in tasks if t.kind == "case-review")
@@ -134,7 +147,9 @@ def test_two_care_managers_editing_one_enrolment(world: SandboxWorld, tandem: An
     assert stale.status_code == 409
     assert "Someone else changed this enrolment" in stale.text
     assert "status is now relapse prevention (you were changing it to discharged)" in stale.text
-    assert tandem.caseload.get(careplan_id).phase == "relapse-prevention"  # the second write was not applied
+    assert (
+        tandem.caseload.get(careplan_id, world.iss("generic")).phase == "relapse-prevention"
+    )  # the second write was not applied
     assert _hidden(stale.text, "version") != version  # the page now carries the latest version
 
 
@@ -157,7 +172,7 @@ def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tande
         "csrf_token": _hidden(page, "csrf_token"), "version": _hidden(page, "version"), "phase": "discharged",
         "flag": "0"})  # fmt: skip
     assert discharged.status_code == 303
-    first = tandem.caseload.get(careplan_id)
+    first = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert first.phase == "discharged" and first.end is not None
     chart = browser.get(f"{base}/")
     assert "Re-enrol in the registry" in chart.text and "discharged" in chart.text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -72,13 +74,19 @@ def test_standalone_launch_lets_the_user_pick_a_patient(world: SandboxWorld, bro
 
 def test_token_refresh_against_the_real_authorization_server(world: SandboxWorld, browser: Browser,
                                                              sandbox_state: Any, tandem: Any) -> None:  # fmt: skip
-    sandbox_state["config"].lifetimes["oracle"] = 30  # inside Tandem's 60-second refresh margin
+    sandbox_state["config"].lifetimes["oracle"] = 30  # a short-lived token: shorter than the 60 s margin
     try:
         page = browser.follow(launch_url(world, "oracle"))
         launch_id = launch_id_of(page)
         first = tandem.sessions.load(launch_id)
         again = browser.get(f"{world.tandem_url}/app/{launch_id}/")
         assert again.status_code == 200 and 'data-patient-id="pt-0001"' in again.text
+        # A token just given is never refreshed (the defect: with tokens of 60 s or less, every request did).
+        assert tandem.sessions.load(launch_id).access_token == first.access_token
+        # With less than a fifth of its lifetime left, it is.
+        tandem.sessions.save(replace(first, issued_at=time.time() - 27, expires_at=time.time() + 3))
+        again = browser.get(f"{world.tandem_url}/app/{launch_id}/")
+        assert again.status_code == 200
         refreshed = tandem.sessions.load(launch_id)
         assert refreshed.access_token != first.access_token
         assert refreshed.refresh_token == first.refresh_token  # not rotated: the old one is kept

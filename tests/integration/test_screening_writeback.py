@@ -24,7 +24,10 @@ def _form(browser: Browser, world: SandboxWorld, launch_id: str, key: str) -> di
     page = browser.get(f"{world.tandem_url}/app/{launch_id}/screen/{key}")
     assert page.status_code == 200
     return dict(
-        re.findall(r'<input type="hidden" name="(csrf_token|submission_id)" value="([^"]+)"', page.text)
+        re.findall(
+            r'<input type="hidden" name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"',
+            page.text,
+        )
     )
 
 

@@ -1,0 +1,57 @@
+"""Who may see what: decided once per request from the launch's `fhirUser` and the scopes the EHR granted.
+
+- Only the care team uses Tandem: a user whose `fhirUser` is a Patient, RelatedPerson or Person (a portal launch)
+  gets "Tandem is for the care team" on every `/app/…` route. Without `fhirUser`, only a token with `user/`
+  scopes (which EHRs grant to their staff) counts as the care team.
+- Registry access mirrors what the EHR granted: a launch with a patient in context whose token grants only
+  patient-level access to patient data reads and writes that patient's registry data only. The caseload (worklist,
+  case review, billing, other patients) needs user-level access: a launch without a patient in context (the
+  EHR's worklist activity) or a token that grants `user/` read access to Patient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir_mappings.identity import PatientKey
+from launch import errors
+from launch.scopes import allows, granted
+from launch.sessions import LaunchSession
+
+CARE_TEAM_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+
+
+@dataclass(frozen=True)
+class Access:
+    iss: str
+    #: The patient in context (None for a worklist launch).
+    patient: str | None
+    #: User-level access: the issuer's whole caseload.
+    caseload: bool
+
+    def allows_patient(self, patient_id: str | None) -> bool:
+        return patient_id is not None and (self.caseload or patient_id == self.patient)
+
+    def check_patient(self, patient_id: str | None) -> None:
+        if not self.allows_patient(patient_id):
+            raise errors.NotPermitted("this launch gives access to its own patient only")
+
+    def check_caseload(self) -> None:
+        if not self.caseload:
+            raise errors.NotPermitted("the caseload needs user-level access (the EHR's worklist launch)")
+
+    @property
+    def patient_key(self) -> PatientKey | None:
+        return PatientKey(self.iss, self.patient) if self.patient else None
+
+
+def access_for(session: LaunchSession) -> Access:
+    """The launch's access, or NotCareTeam for a patient or related person."""
+    scopes = granted(session.scope)
+    user_type = session.context.fhir_user_type
+    has_user_scopes = any(scope.startswith("user/") for scope in scopes)
+    if user_type not in CARE_TEAM_TYPES and (user_type is not None or not has_user_scopes):
+        raise errors.NotCareTeam("the signed-in user is not a member of the care team")
+    patient = session.context.patient
+    caseload = patient is None or allows(scopes, "user", "Patient", "r")
+    return Access(iss=session.iss, patient=patient, caseload=caseload)

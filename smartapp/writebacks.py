@@ -1,0 +1,224 @@
+"""Write-backs drain by themselves: a job per screening on a real queue (RQ on Tandem's Redis, run by
+`tandem worker`), or — on the embedded default with no Redis — the same job code in a background thread.
+
+- Registry writes need no user token (backend services): retried with backoff until they succeed.
+- EHR writes need the user's token: retried while the launch that recorded them (or a later launch of the same
+  patient) has a session; otherwise they wait for the next launch, visible on the pending page and the worklist.
+- One attempt at a time per screening (ScreeningService.run holds a Redis lock), so two workers, two tabs, or a
+  page and the worker never write the same record twice. Pages only enqueue; a GET never writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from launch import errors
+from launch.screenings import FAILED, PENDING, ScreeningRecord
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "tandem-writebacks"
+#: How often the sweeper looks for pending write-backs whose wait is over (also catches any whose job could
+#: not be queued, e.g. while Redis was down).
+SWEEP_SECONDS = 15.0
+
+
+class WritebackQueue(Protocol):
+    def schedule(self, records: Iterable[ScreeningRecord], *, launch_id: str | None = None, now: bool = False,
+                 force: bool = False) -> None: ...  # fmt: skip
+
+
+def _due_in(record: ScreeningRecord, clock: float) -> float:
+    waits = [t.next_attempt_at - clock for t in (record.registry, record.ehr) if t.status == PENDING]
+    return max(0.0, min(waits)) if waits else 0.0
+
+
+def drain(services: Services, record_id: str, *, launch_id: str | None = None, force: bool = False
+          ) -> ScreeningRecord | None:  # fmt: skip
+    """The job: write what is pending for one screening. Returns the record as it is now."""
+    record = services.screenings.load(record_id)
+    if record is None or record.complete:
+        return record
+    ehr = None
+    wants_ehr = record.ehr.status == PENDING or (force and record.ehr.status == FAILED)
+    for candidate in dict.fromkeys(i for i in (launch_id, record.launch_id) if i):
+        session = services.sessions.load(candidate) if wants_ehr else None
+        if session and session.iss == record.iss and session.context.patient == record.patient_id:
+            ehr = services.ehr_client(session)
+            break
+    return services.screenings.run(record, ehr, force=force)
+
+
+def pending_due(services: Services) -> list[ScreeningRecord]:
+    clock = services.screenings.clock()
+    return [r for r in services.screenings.pending() if not r.complete and _due_in(r, clock) <= 0]
+
+
+# --- RQ ---------------------------------------------------------------------------------------------------
+
+_worker_services: Services | None = None
+
+
+def run_job(record_id: str, launch_id: str | None = None, force: bool = False) -> str:
+    """The RQ job (module-level so RQ can import it): drain one screening and queue the next attempt."""
+    if _worker_services is None:
+        raise RuntimeError("the worker's services are not set up (run `tandem worker`)")
+    services = _worker_services
+    record = drain(services, record_id, launch_id=launch_id, force=force)
+    if record is None:
+        return "gone"
+    if not record.complete:
+        services.writebacks.schedule([record], launch_id=launch_id)
+    return record.registry.status + "/" + record.ehr.status
+
+
+class RQWritebacks:
+    """Jobs on RQ (with its scheduler for the delayed retries)."""
+
+    def __init__(self, redis_url: str, clock: Any = time.time) -> None:
+        from redis import Redis
+        from rq import Queue
+
+        self.connection = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.queue = Queue(QUEUE_NAME, connection=self.connection)
+        self.clock = clock
+
+    def schedule(self, records: Iterable[ScreeningRecord], *, launch_id: str | None = None, now: bool = False,
+                 force: bool = False) -> None:  # fmt: skip
+        from redis import RedisError
+
+        try:
+            for record in records:
+                if record.complete:
+                    continue
+                args = (record.id, launch_id or record.launch_id, force)
+                delay = 0.0 if now or force else _due_in(record, self.clock())
+                # One job id per screening: queueing it again replaces the job, never adds a second writer.
+                job_id = f"writeback-{record.id}"
+                if delay <= 0:
+                    self.queue.enqueue(run_job, *args, job_id=job_id, result_ttl=600, failure_ttl=86400)
+                else:
+                    self.queue.enqueue_in(timedelta(seconds=delay), run_job, *args, job_id=job_id,
+                                          result_ttl=600, failure_ttl=86400)  # fmt: skip
+        except RedisError as error:
+            # The record is saved (or the page says it is not): the worker's sweeper queues it later.
+            raise errors.StoreUnavailable(f"the job queue did not answer ({type(error).__name__})") from None
+
+
+def sweep(services: Services) -> int:
+    """Queue every pending write-back whose wait is over; returns how many."""
+    due = pending_due(services)
+    services.writebacks.schedule(due)
+    return len(due)
+
+
+def run_worker(services: Services, *, burst: bool = False) -> None:
+    """`tandem worker`: an RQ worker with its scheduler, and a sweeper thread."""
+    global _worker_services
+    from rq import Worker
+
+    if not isinstance(services.writebacks, RQWritebacks):
+        raise errors.ConfigurationError(
+            "`tandem worker` needs TANDEM_REDIS_URL (the job queue lives in Redis)"
+        )
+    _worker_services = services
+    stop = threading.Event()
+
+    def sweeper() -> None:
+        while not stop.wait(SWEEP_SECONDS):
+            try:
+                count = sweep(services)
+                if count:
+                    log.info("queued %d pending write-back(s)", count)
+            except errors.TandemError as error:
+                log.warning("sweep failed: %s", type(error).__name__)
+
+    if burst:
+        sweep(services)
+    else:
+        threading.Thread(target=sweeper, name="tandem-sweeper", daemon=True).start()
+    queue = services.writebacks.queue
+    try:
+        Worker([queue], connection=queue.connection).work(with_scheduler=True, burst=burst,
+                                                         logging_level="WARNING")  # fmt: skip
+    finally:
+        stop.set()
+
+
+def work_burst(services: Services) -> int:
+    """Run every queued job now, in this process (RQ's SimpleWorker, no fork): for `tandem worker --burst` checks
+    and for tests, which then see the job's effects. Returns how many jobs ran."""
+    global _worker_services
+    from rq import SimpleWorker
+
+    if not isinstance(services.writebacks, RQWritebacks):
+        raise errors.ConfigurationError("the job queue needs TANDEM_REDIS_URL")
+    _worker_services = services
+    queue = services.writebacks.queue
+    before = queue.finished_job_registry.count + queue.failed_job_registry.count
+    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+    return int(queue.finished_job_registry.count + queue.failed_job_registry.count - before)
+
+
+# --- embedded ---------------------------------------------------------------------------------------------
+
+
+class ThreadWritebacks:
+    """The embedded default (no Redis): the same job code in one background thread of the process."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self.services: Services | None = None
+        self._wake = threading.Event()
+        self._asked: dict[str, tuple[str | None, bool]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, services: Services) -> None:
+        self.services = services
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="tandem-writebacks", daemon=True)
+            self._thread.start()
+
+    def schedule(self, records: Iterable[ScreeningRecord], *, launch_id: str | None = None, now: bool = False,
+                 force: bool = False) -> None:  # fmt: skip
+        with self._lock:
+            for record in records:
+                if not record.complete:
+                    self._asked[record.id] = (launch_id or record.launch_id, force)
+        if now or force:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.drain_once()
+            except Exception:  # noqa: BLE001 - the thread must survive any one failure
+                log.exception("background write-back drain failed")
+
+    def drain_once(self) -> int:
+        services = self.services
+        if services is None:
+            return 0
+        with self._lock:
+            asked, self._asked = self._asked, {}
+        done = 0
+        for record in pending_due(services):
+            launch_id, force = asked.pop(record.id, (record.launch_id, False))
+            drain(services, record.id, launch_id=launch_id, force=force)
+            done += 1
+        for record_id, (launch_id, force) in asked.items():  # forced retries of failed ones
+            if force:
+                drain(services, record_id, launch_id=launch_id, force=True)
+                done += 1
+        return done
