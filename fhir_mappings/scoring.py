@@ -191,15 +191,17 @@ def _score_cssrs(answers: Mapping[str, Answer]) -> ScoreResult:
     )
     missing = tuple(link_id for link_id in required if link_id not in answers)
     behaviour = answers.get("cssrs-6")
+    # The highest level any answered question reaches; an unanswered question never lowers it (it can only
+    # be asked): "yes" to 3 with 4 blank is moderate risk, not "incomplete".
     risk: str | None
     if yes("cssrs-4") or yes("cssrs-5") or (behaviour is not None and behaviour.code == "yes-3-months"):
         risk = "high"
-    elif missing:
-        risk = None
     elif yes("cssrs-3") or (behaviour is not None and behaviour.code == "yes-lifetime"):
         risk = "moderate"
     elif yes("cssrs-1") or yes("cssrs-2"):
         risk = "low"
+    elif missing:
+        risk = None  # nothing positive yet, but not everything was asked: no level can be given
     else:
         risk = "none"
     safety: tuple[SafetyFlag, ...] = ()
@@ -208,8 +210,12 @@ def _score_cssrs(answers: Mapping[str, Answer]) -> ScoreResult:
                              + ("do not leave the patient alone; arrange emergency evaluation."
                                 if risk == "high" else "arrange same-day follow-up with a behavioral health "
                                 "clinician.")),)  # fmt: skip
-    notes = ("Incomplete: " + ", ".join(missing) + " unanswered.",) if missing else ()
+    asked = ", ".join("question " + link_id.rsplit("-", 1)[-1] for link_id in missing)
+    notes = (f"Not answered: {asked}. Ask {'it' if len(missing) == 1 else 'them'} today: the risk level can "
+             "only go up.",) if missing else ()  # fmt: skip
     text = "C-SSRS screener: incomplete" if risk is None else f"C-SSRS screener: {risk} risk"
+    if risk is not None and missing:
+        text += f" (at least; {asked} not answered)"
     return ScoreResult(
         instrument=CSSRS.key,
         total=None,

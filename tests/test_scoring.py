@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fhir_mappings.instruments import (
@@ -201,7 +203,17 @@ YES, NO = "LA33-6", "LA32-8"
             "high",
             True,
         ),  # incomplete, but high is never delayed
-        ({"cssrs-1": YES, "cssrs-2": YES}, None, False),
+        # The highest level any answered question reaches; a blank never lowers it (issue: Q3 yes, Q4 blank
+        # was "incomplete" with no alert).
+        ({"cssrs-1": YES, "cssrs-2": YES}, "low", False),
+        ({"cssrs-1": YES, "cssrs-2": YES, "cssrs-3": YES}, "moderate", True),
+        ({"cssrs-1": YES, "cssrs-2": YES, "cssrs-3": YES, "cssrs-6": "no"}, "moderate", True),
+        ({"cssrs-2": YES, "cssrs-3": YES, "cssrs-5": NO}, "moderate", True),
+        ({"cssrs-6": "yes-lifetime"}, "moderate", True),
+        ({"cssrs-6": "yes-3-months"}, "high", True),
+        ({"cssrs-1": YES}, "low", False),
+        ({"cssrs-1": NO, "cssrs-2": NO}, None, False),  # nothing positive, question 6 not asked: no level
+        ({}, None, False),
     ],
 )
 def test_cssrs_risk_levels(answers: dict[str, str], risk: str | None, safety: bool) -> None:
@@ -209,6 +221,29 @@ def test_cssrs_risk_levels(answers: dict[str, str], risk: str | None, safety: bo
     assert errors == []
     result = score(CSSRS, parsed)
     assert result.risk_level == risk and result.has_safety_flag is safety
+    if result.missing:
+        assert "Ask" in result.notes[0] and (risk is None or "at least" in result.interpretation)
+
+
+@pytest.mark.parametrize(
+    ("instrument", "answers", "flagged"),
+    [
+        # Every instrument's safety item counts however many other items are blank.
+        (PHQ9, {"phq9-9": "LA6569-3"}, True),
+        (PHQ9, {"phq9-1": "LA6568-5", "phq9-9": "LA6570-1"}, True),
+        (PHQ9, {"phq9-1": "LA6568-5", "phq9-9": "LA6568-5"}, False),
+        (EPDS, {"epds-10": next(a.code for a in EPDS.item("epds-10").answers if a.score >= 1)}, True),  # type: ignore[union-attr]
+        (EPDS, {"epds-10": next(a.code for a in EPDS.item("epds-10").answers if a.score == 0)}, False),  # type: ignore[union-attr]
+    ],
+)
+def test_a_positive_safety_item_flags_even_when_the_rest_is_blank(instrument: Any, answers: dict[str, str],
+                                                                   flagged: bool) -> None:  # fmt: skip
+    parsed, errors = parse_answers(instrument, answers)
+    assert errors == []
+    result = score(instrument, parsed)
+    assert result.has_safety_flag is flagged
+    if result.total is None:
+        assert "no total" in " ".join(result.notes)
 
 
 @pytest.mark.parametrize(
