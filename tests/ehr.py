@@ -106,6 +106,10 @@ class RecordedEHR:
     create_faults: list[str] = field(default_factory=list)
     create_attempts: int = 0
     honours_conditional: bool = True
+    #: Sign in as someone else than the vendor's practitioner (e.g. "Patient/123" for a portal launch).
+    fhir_user: str | None = None
+    #: Grant these scopes instead of the fixture's.
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         shape = self.shape
@@ -149,7 +153,7 @@ class RecordedEHR:
             "aud": aud or self.shape.client_id,
             "iat": now,
             "exp": now + exp_in,
-            "fhirUser": self.shape.fhir_user,
+            "fhirUser": self.fhir_user or self.shape.fhir_user,
         }
         key = self.id_token_key or self.signing_key
         return jwt.encode({"alg": "RS256", "kid": "ehr-1"}, claims, key)
@@ -181,7 +185,10 @@ class RecordedEHR:
         return 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, json.dumps(body)
 
     def _launch_body(self) -> dict[str, Any]:
-        return copy.deepcopy(load_fixture(f"{self.shape.vendor}/token-ehr-launch.json"))
+        body: dict[str, Any] = copy.deepcopy(load_fixture(f"{self.shape.vendor}/token-ehr-launch.json"))
+        if self.scope is not None:
+            body["scope"] = self.scope
+        return body
 
     # --- FHIR --------------------------------------------------------------------------------------
 
