@@ -51,6 +51,70 @@ def serve(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLogHandler)
 
 
+def _services_or_exit() -> object:
+    from .services import build_services
+
+    try:
+        settings = Settings.from_env()
+        _configure_logging(settings.log_level)
+        return build_services(settings)
+    except ConfigurationError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Run what is queued and due now, then stop.")
+def worker(burst: bool) -> None:
+    """Drain write-backs: the RQ worker (with its scheduler) on TANDEM_REDIS_URL, plus a sweeper that queues any
+    pending write-back whose wait is over."""
+    from .services import Services
+    from .writebacks import run_worker
+
+    services = _services_or_exit()
+    assert isinstance(services, Services)  # noqa: S101
+    try:
+        click.echo("Tandem worker: draining write-backs" + (" (burst)" if burst else "; Ctrl-C stops it"))
+        run_worker(services, burst=burst)
+    except ConfigurationError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(2)
+
+
+@main.group()
+def registry() -> None:
+    """Maintenance of the registry store."""
+
+
+@registry.command("migrate-issuer")
+@click.option(
+    "--iss", required=True, help="The registered issuer that resources without an issuer belong to."
+)
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+def migrate_issuer(iss: str, dry_run: bool) -> None:
+    """Assign registry resources written before issuers were recorded (subject `Patient/<id>` only) to one EHR.
+
+    Until this runs, such resources are shown to nobody: ids are unique only within one EHR, so a bare id cannot
+    be trusted to name the right patient. Run it once per deployment that had a single EHR."""
+    from .services import Services
+
+    services = _services_or_exit()
+    assert isinstance(services, Services)  # noqa: S101
+    reg = services.registrations.get(iss)
+    if reg is None:
+        click.echo(f"tandem: {iss} is not in the registration file", err=True)
+        sys.exit(2)
+    try:
+        counts = services.caseload.migrate_issuer(reg.iss, dry_run=dry_run)
+    except TandemError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(1)
+    verb = "would assign" if dry_run else "assigned"
+    total = sum(counts.values())
+    detail = ", ".join(f"{n} {t}" for t, n in sorted(counts.items())) or "nothing to migrate"
+    click.echo(f"{verb} {total} resource(s) to {reg.label}: {detail}")
+
+
 @main.command()
 @click.option("--iss", required=True, help="The EHR's FHIR base URL (the iss it will launch with).")
 @click.option(
@@ -173,3 +237,7 @@ def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
     finally:
         click.echo("Stopping…")
         world.stop()
+
+
+if __name__ == "__main__":
+    main()

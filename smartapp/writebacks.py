@@ -133,13 +133,15 @@ def run_worker(services: Services, *, burst: bool = False) -> None:
     stop = threading.Event()
 
     def sweeper() -> None:
-        while not stop.wait(SWEEP_SECONDS):
+        while True:
             try:
                 count = sweep(services)
                 if count:
                     log.info("queued %d pending write-back(s)", count)
             except errors.TandemError as error:
                 log.warning("sweep failed: %s", type(error).__name__)
+            if stop.wait(SWEEP_SECONDS):
+                return
 
     if burst:
         sweep(services)
