@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("launch", __name__)
 
 _MAX_PARAM = 8192
+#: The longest /launch query Tandem accepts: what fits in gunicorn's largest request line (8190 bytes) with the
+#: method, path and protocol (docker/Dockerfile sets that limit).
+MAX_LAUNCH_QUERY = 8100
 
 
 def redirect_uri() -> str:
@@ -33,7 +36,9 @@ def launch() -> Response:
     launch_token = request.args.get("launch", "").strip() or None
     if not iss:
         raise errors.InvalidLaunchRequest("the launch request has no iss parameter")
-    if len(iss) > _MAX_PARAM or (launch_token and len(launch_token) > _MAX_PARAM):
+    if len(request.query_string) > MAX_LAUNCH_QUERY or len(iss) > _MAX_PARAM or (
+        launch_token and len(launch_token) > _MAX_PARAM
+    ):
         raise errors.InvalidLaunchRequest("the launch request parameters are too long")
     svc = services()
     reg = svc.registrations.get(iss)

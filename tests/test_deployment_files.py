@@ -95,3 +95,15 @@ def test_compose_environment_is_a_valid_production_configuration() -> None:
     mounts = COMPOSE["services"]["tandem"]["volumes"]
     assert any(m.endswith(":/config:ro") for m in mounts)
     assert settings.registrations and settings.registrations.startswith("/config/")
+
+
+def test_gunicorn_accepts_the_request_lines_tandem_accepts() -> None:
+    from smartapp.launch_views import MAX_LAUNCH_QUERY
+
+    text = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    assert '"--limit-request-line", "8190"' in text  # gunicorn's largest; its default (4094) gave 414
+    # "GET /launch?<query> HTTP/1.1" fits in it with Tandem's own limit; a 7,000-character Epic launch token too.
+    assert len("GET /launch?") + MAX_LAUNCH_QUERY + len(" HTTP/1.1") <= 8190
+    assert len("iss=https%3A%2F%2Ffhir.epic.com%2Finterconnect-fhir-oauth%2Fapi%2FFHIR%2FR4&launch=") + 7000 < (
+        MAX_LAUNCH_QUERY
+    )

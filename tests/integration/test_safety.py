@@ -1,0 +1,103 @@
+"""Safety flags that cannot be lost: every open safety Task is in the "Safety follow-ups" queue (enrolled or not),
+closing needs an outcome, acknowledging an alert never clears the flag, and a double-click storm writes once."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from sandbox.world import SandboxWorld
+
+from .conftest import Browser, launch_id_of, launch_url
+from .test_caseload import _hidden
+from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form
+
+pytestmark = pytest.mark.integration
+
+
+def _submit(browser: Browser, world: SandboxWorld, launch_id: str) -> str:
+    hidden = _form(browser, world, launch_id, "phq9")
+    answer = browser.post(f"{world.tandem_url}/app/{launch_id}/screen/phq9", data={**hidden, **PHQ9_ITEM9_POSITIVE},
+                          allow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303
+    return hidden["submission_id"]
+
+
+def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_outcome(
+    world: SandboxWorld, tandem: Any
+) -> None:
+    clinician = Browser()
+    launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0017")))
+    submission = _submit(clinician, world, launch_id)
+    record = tandem.screenings.load(submission)
+    # Acknowledging the alert records who and when; it does not close the follow-up.
+    result = clinician.get(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}")
+    clinician.post(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}/acknowledge",
+                   data={"csrf_token": _hidden(result.text, "csrf_token")})  # fmt: skip
+    record = tandem.screenings.load(submission)
+    assert record.acknowledged_at and record.acknowledged_by == "Practitioner/pr-pcp-1"
+
+    manager = Browser()
+    worklist = manager.follow(launch_url(world, "epic", patient=None, target="worklist", practitioner="pr-cm-1"))
+    base = f"{world.tandem_url}/app/{launch_id_of(worklist)}"
+    assert "Safety follow-ups (" in worklist.text
+    queue = manager.get(f"{base}/safety")
+    task_id = f"tandem-{submission}-safety"
+    assert "id pt-0017" in queue.text and task_id in queue.text  # not enrolled, still visible
+    token = _hidden(queue.text, "csrf_token")
+    refused = manager.post(f"{base}/safety/{task_id}/close", data={"csrf_token": token, "note": "called"})
+    assert refused.status_code == 400
+    assert tandem.registry.read("Task", task_id)["status"] == "requested"
+    closed = manager.post(f"{base}/safety/{task_id}/close", allow_redirects=False, data={
+        "csrf_token": token, "outcome": "safety-plan", "note": "Safety plan made with the patient by phone"})  # fmt: skip
+    assert closed.status_code == 303
+    task = tandem.registry.read("Task", task_id)
+    assert task["status"] == "completed" and task["owner"]["reference"] == "Practitioner/pr-cm-1"
+    assert any(o.get("valueString") == "Safety plan made with the patient by phone" for o in task["output"])
+    assert task_id not in manager.get(f"{base}/safety").text
+
+
+def test_a_patient_launch_cannot_close_another_patients_safety_task(world: SandboxWorld, tandem: Any) -> None:
+    other = Browser()
+    submission = _submit(other, world, launch_id_of(other.follow(launch_url(world, "epic", patient="pt-0018"))))
+    clinician = Browser()
+    launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0019")))
+    queue = clinician.get(f"{world.tandem_url}/app/{launch_id}/safety")
+    assert "id pt-0018" not in queue.text  # a chart launch lists its own patient only
+    attempt = clinician.post(f"{world.tandem_url}/app/{launch_id}/safety/tandem-{submission}-safety/close", data={
+        "csrf_token": _hidden(queue.text, "csrf_token"), "outcome": "referred", "note": "x"})  # fmt: skip
+    assert attempt.status_code == 404
+    assert tandem.registry.read("Task", f"tandem-{submission}-safety")["status"] == "requested"
+
+
+def test_a_double_click_storm_writes_the_screening_once(world: SandboxWorld, tandem: Any) -> None:
+    browser = Browser()
+    launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient="pt-0020")))
+    hidden = _form(browser, world, launch_id, "phq9")
+    statuses: list[int] = []
+
+    def post() -> None:
+        answer = browser.post(f"{world.tandem_url}/app/{launch_id}/screen/phq9",
+                              data={**hidden, **PHQ9_ITEM9_POSITIVE}, allow_redirects=False)  # fmt: skip
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [303] * 6
+    record = tandem.screenings.load(hidden["submission_id"])
+    assert record.ehr.status == "saved" and record.ehr.attempts == 1 and record.registry.attempts == 1
+    from .test_screening_writeback import _search
+
+    ehr_base = world.ehr.base_url
+    submission = hidden["submission_id"]
+    written = [r for r in _search(ehr_base, "QuestionnaireResponse", subject="Patient/pt-0020")
+               if (r.get("identifier") or {}).get("value") == submission]  # fmt: skip
+    if not written:  # the server may not search QuestionnaireResponse: page through them all
+        written = [r for r in _search(ehr_base, "QuestionnaireResponse")
+                   if (r.get("identifier") or {}).get("value") == submission]  # fmt: skip
+    assert len(written) == 1
