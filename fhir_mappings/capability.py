@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .access import objs, text
+
 #: Resource types Tandem may write back to an EHR.
 WRITE_BACK_TYPES = ("Observation", "QuestionnaireResponse", "DocumentReference", "Condition")
 
@@ -12,24 +14,16 @@ WRITE_BACK_TYPES = ("Observation", "QuestionnaireResponse", "DocumentReference",
 def _server_rest(capability: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     if not isinstance(capability, Mapping) or capability.get("resourceType") != "CapabilityStatement":
         return []
-    return [
-        rest
-        for rest in capability.get("rest") or []
-        if isinstance(rest, Mapping) and rest.get("mode", "server") == "server"
-    ]
+    return [rest for rest in objs(capability.get("rest")) if rest.get("mode", "server") == "server"]
 
 
 def interactions(capability: Mapping[str, Any] | None, resource_type: str) -> set[str]:
     """Type-level interaction codes (read, search-type, create, update, ...) declared for a resource type."""
     codes: set[str] = set()
     for rest in _server_rest(capability):
-        for resource in rest.get("resource") or []:
-            if isinstance(resource, Mapping) and resource.get("type") == resource_type:
-                codes.update(
-                    str(item["code"])
-                    for item in resource.get("interaction") or []
-                    if isinstance(item, Mapping) and isinstance(item.get("code"), str)
-                )
+        for resource in objs(rest.get("resource")):
+            if resource.get("type") == resource_type:
+                codes.update(c for c in (text(i.get("code")) for i in objs(resource.get("interaction"))) if c)
     return codes
 
 
@@ -40,20 +34,16 @@ def accepts_create(capability: Mapping[str, Any] | None, resource_type: str) -> 
 def supports_conditional_create(capability: Mapping[str, Any] | None, resource_type: str) -> bool:
     """Whether the server declares `conditionalCreate` for the type (so If-None-Exist makes a create safe to replay)."""
     for rest in _server_rest(capability):
-        for resource in rest.get("resource") or []:
-            if isinstance(resource, Mapping) and resource.get("type") == resource_type:
+        for resource in objs(rest.get("resource")):
+            if resource.get("type") == resource_type:
                 return resource.get("conditionalCreate") is True
     return False
 
 
 def system_interactions(capability: Mapping[str, Any] | None) -> set[str]:
     """Whole-system interactions such as `transaction` and `batch`."""
-    return {
-        str(item["code"])
-        for rest in _server_rest(capability)
-        for item in rest.get("interaction") or []
-        if isinstance(item, Mapping) and isinstance(item.get("code"), str)
-    }
+    return {c for rest in _server_rest(capability) for c in (text(i.get("code")) for i in objs(rest.get("interaction")))
+            if c}  # fmt: skip
 
 
 def software_name(capability: Mapping[str, Any] | None) -> str | None:

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .access import codes, obj, objs, text
+
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 
@@ -41,7 +43,9 @@ class ConditionRow:
 
 
 def _group(coding: Mapping[str, Any]) -> str | None:
-    code = str(coding.get("code") or "")
+    code = coding.get("code")
+    if not isinstance(code, str):
+        return None
     if coding.get("system") == ICD10:
         return next((group for group, prefixes in _ICD_GROUPS if code.startswith(prefixes)), None)
     if coding.get("system") == SNOMED:
@@ -54,22 +58,19 @@ def behavioral_conditions(conditions: Iterable[Any]) -> list[ConditionRow]:
     for condition in conditions:
         if not isinstance(condition, Mapping) or condition.get("resourceType") != "Condition":
             continue
-        verification = [
-            c.get("code") for c in (condition.get("verificationStatus") or {}).get("coding") or []
-        ]
+        verification = codes(condition.get("verificationStatus"))
         if "entered-in-error" in verification or "refuted" in verification:
             continue
-        concept = condition.get("code") or {}
-        codings = [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+        concept = obj(condition.get("code"))
+        codings = objs(concept.get("coding"))
         match = next(((c, g) for c in codings if (g := _group(c))), None)
         if match is None:
             continue
         coding, group = match
-        status = next((c.get("code") for c in (condition.get("clinicalStatus") or {}).get("coding") or []
-                       if isinstance(c, Mapping)), None)  # fmt: skip
+        status = next(iter(codes(condition.get("clinicalStatus"))), None)
         rows.append(ConditionRow(
             group=group,
-            display=str(concept.get("text") or coding.get("display") or coding.get("code")),
+            display=text(concept.get("text")) or text(coding.get("display")) or str(coding.get("code")),
             status=str(status or "unknown"),
             onset=condition.get("onsetDateTime") if isinstance(condition.get("onsetDateTime"), str) else None,
             code=str(coding.get("code")),

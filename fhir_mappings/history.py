@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .access import codes, field, objs, text
 from .instruments import HISTORY_CODES
 from .screening import SUBMISSION_SYSTEM
 
@@ -44,18 +45,22 @@ def parse_datetime(value: Any) -> datetime | None:
 
 
 def _value(observation: Mapping[str, Any]) -> int | None:
-    if isinstance(observation.get("valueInteger"), int):
+    if isinstance(observation.get("valueInteger"), int) and not isinstance(
+        observation.get("valueInteger"), bool
+    ):
         return int(observation["valueInteger"])
     quantity = observation.get("valueQuantity")
-    if isinstance(quantity, Mapping) and isinstance(quantity.get("value"), int | float):
+    if isinstance(quantity, Mapping) and isinstance(quantity.get("value"), int | float) \
+            and not isinstance(quantity.get("value"), bool) and abs(quantity["value"]) < 10**6:  # fmt: skip
         return int(round(quantity["value"]))
     return None
 
 
 def _submission(observation: Mapping[str, Any]) -> str | None:
-    for identifier in observation.get("identifier") or []:
-        if isinstance(identifier, Mapping) and identifier.get("system") == SUBMISSION_SYSTEM:
-            return str(identifier.get("value", "")).split("#", 1)[0] or None
+    for identifier in objs(observation.get("identifier")):
+        value = text(identifier.get("value"))
+        if identifier.get("system") == SUBMISSION_SYSTEM and value:
+            return value.split("#", 1)[0] or None
     return None
 
 
@@ -66,14 +71,9 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
             continue
         if observation.get("status") in ("entered-in-error", "cancelled"):
             continue
-        codes = [
-            c.get("code")
-            for c in (observation.get("code") or {}).get("coding") or []
-            if isinstance(c, Mapping)
-        ]
-        code = next((c for c in codes if c in _CODE_TO_INSTRUMENT), None)
-        when = parse_datetime(observation.get("effectiveDateTime") or (observation.get("effectivePeriod") or {})
-                              .get("start") or observation.get("issued"))  # fmt: skip
+        code = next((c for c in codes(observation.get("code")) if c in _CODE_TO_INSTRUMENT), None)
+        when = parse_datetime(observation.get("effectiveDateTime") or field(observation, "effectivePeriod", "start")
+                              or observation.get("issued"))  # fmt: skip
         value = _value(observation)
         if code is None or when is None or value is None:
             continue

@@ -6,20 +6,18 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from .access import codes, field, obj, objs
+
 _NAME_USE_ORDER = ("official", "usual", None, "nickname", "maiden", "temp", "anonymous", "old")
 
 
 def _pick_name(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    names = (
-        [n for n in resource.get("name") or [] if isinstance(n, Mapping)]
-        if isinstance(resource, Mapping)
-        else []
-    )
+    names = objs(obj(resource).get("name"))
     if not names:
         return None
     for use in _NAME_USE_ORDER:
         for name in names:
-            if name.get("use") == use and not (name.get("period") or {}).get("end"):
+            if name.get("use") == use and not field(name, "period", "end"):
                 return name
     return names[0]
 
@@ -34,7 +32,8 @@ def display_name(resource: Mapping[str, Any] | None) -> str | None:
     text = name.get("text")
     if isinstance(text, str) and text.strip():
         return text.strip()
-    given = [part for part in name.get("given") or [] if isinstance(part, str)]
+    given_value = name.get("given")
+    given = [part for part in (given_value if isinstance(given_value, list) else []) if isinstance(part, str)]
     family = name.get("family") if isinstance(name.get("family"), str) else None
     full = " ".join([*given, family] if family else given).strip()
     return full or None
@@ -79,10 +78,8 @@ def identifier_value(resource: Mapping[str, Any] | None, type_code: str = "MR") 
     """The first identifier whose type has the given v2-0203 code (MR = medical record number)."""
     if not isinstance(resource, Mapping):
         return None
-    for identifier in resource.get("identifier") or []:
-        if not isinstance(identifier, Mapping):
-            continue
-        for coding in (identifier.get("type") or {}).get("coding") or []:
-            if isinstance(coding, Mapping) and coding.get("code") == type_code and identifier.get("value"):
-                return str(identifier["value"])
+    for identifier in objs(resource.get("identifier")):
+        value = identifier.get("value")
+        if type_code in codes(identifier.get("type")) and isinstance(value, str | int) and str(value):
+            return str(value)
     return None

@@ -238,6 +238,9 @@ class RegistryService:
             elif isinstance(observation, dict) and legacy_patient_id(observation.get("subject")):
                 unassigned += 1
         scores = {key: score_points(observations, "Tandem") for key, observations in by_patient.items()}
+        unreadable = sum(1 for r in raw["careplans"] if enrolment_from(r) is None)
+        if unreadable:
+            log.warning("skipped %d registry CarePlans of an unexpected shape", unreadable)
         if unassigned:
             log.warning(
                 "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`", unassigned

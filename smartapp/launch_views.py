@@ -36,8 +36,10 @@ def launch() -> Response:
     launch_token = request.args.get("launch", "").strip() or None
     if not iss:
         raise errors.InvalidLaunchRequest("the launch request has no iss parameter")
-    if len(request.query_string) > MAX_LAUNCH_QUERY or len(iss) > _MAX_PARAM or (
-        launch_token and len(launch_token) > _MAX_PARAM
+    if (
+        len(request.query_string) > MAX_LAUNCH_QUERY
+        or len(iss) > _MAX_PARAM
+        or (launch_token and len(launch_token) > _MAX_PARAM)
     ):
         raise errors.InvalidLaunchRequest("the launch request parameters are too long")
     svc = services()

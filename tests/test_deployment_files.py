@@ -104,6 +104,6 @@ def test_gunicorn_accepts_the_request_lines_tandem_accepts() -> None:
     assert '"--limit-request-line", "8190"' in text  # gunicorn's largest; its default (4094) gave 414
     # "GET /launch?<query> HTTP/1.1" fits in it with Tandem's own limit; a 7,000-character Epic launch token too.
     assert len("GET /launch?") + MAX_LAUNCH_QUERY + len(" HTTP/1.1") <= 8190
-    assert len("iss=https%3A%2F%2Ffhir.epic.com%2Finterconnect-fhir-oauth%2Fapi%2FFHIR%2FR4&launch=") + 7000 < (
-        MAX_LAUNCH_QUERY
-    )
+    assert len(
+        "iss=https%3A%2F%2Ffhir.epic.com%2Finterconnect-fhir-oauth%2Fapi%2FFHIR%2FR4&launch="
+    ) + 7000 < (MAX_LAUNCH_QUERY)

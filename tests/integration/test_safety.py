@@ -40,7 +40,9 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     assert record.acknowledged_at and record.acknowledged_by == "Practitioner/pr-pcp-1"
 
     manager = Browser()
-    worklist = manager.follow(launch_url(world, "epic", patient=None, target="worklist", practitioner="pr-cm-1"))
+    worklist = manager.follow(
+        launch_url(world, "epic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
     base = f"{world.tandem_url}/app/{launch_id_of(worklist)}"
     assert "Safety follow-ups (" in worklist.text
     queue = manager.get(f"{base}/safety")
@@ -61,7 +63,9 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
 
 def test_a_patient_launch_cannot_close_another_patients_safety_task(world: SandboxWorld, tandem: Any) -> None:
     other = Browser()
-    submission = _submit(other, world, launch_id_of(other.follow(launch_url(world, "epic", patient="pt-0018"))))
+    submission = _submit(
+        other, world, launch_id_of(other.follow(launch_url(world, "epic", patient="pt-0018")))
+    )
     clinician = Browser()
     launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0019")))
     queue = clinician.get(f"{world.tandem_url}/app/{launch_id}/safety")

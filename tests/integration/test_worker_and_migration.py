@@ -72,7 +72,7 @@ def test_a_worker_process_drains_write_backs_with_no_page_open(world: SandboxWor
 def test_migrate_issuer_assigns_legacy_resources(world: SandboxWorld, tandem: Any) -> None:
     legacy = {
         "resourceType": "CarePlan", "id": "legacy-" + uuid.uuid4().hex[:12], "status": "active", "intent": "plan",
-        "subject": {"reference": "Patient/pt-0016"}, "period": {"start": "2026-09-01"},
+        "subject": {"reference": "Patient/pt-legacy-1"}, "period": {"start": "2026-09-01"},
         "category": [{"coding": [{"system": "https://tandem.health/fhir/CodeSystem/program",
                                   "code": "cocm-depression"}]}],
     }  # fmt: skip
@@ -80,18 +80,18 @@ def test_migrate_issuer_assigns_legacy_resources(world: SandboxWorld, tandem: An
     tandem.caseload.invalidate()
     iss = world.iss("generic")
     # Before: shown to nobody (a bare id could be any EHR's patient), and counted.
-    assert tandem.caseload.enrolments_for(iss, "pt-0016") == []
+    assert tandem.caseload.enrolments_for(iss, "pt-legacy-1") == []
     assert tandem.caseload.load().unassigned >= 1
     env = {**world.environ}
     runner = CliRunner()
     dry = runner.invoke(main, ["registry", "migrate-issuer", "--iss", iss, "--dry-run"], env=env)
     assert dry.exit_code == 0 and "would assign" in dry.output and "CarePlan" in dry.output, dry.output
-    assert tandem.caseload.enrolments_for(iss, "pt-0016") == []
+    assert tandem.caseload.enrolments_for(iss, "pt-legacy-1") == []
     done = runner.invoke(main, ["registry", "migrate-issuer", "--iss", iss], env=env)
     assert done.exit_code == 0 and "assigned" in done.output, done.output
     stored = tandem.registry.read("CarePlan", legacy["id"])
-    assert patient_key(stored["subject"]) == PatientKey(iss, "pt-0016")
-    assert [e.id for e in tandem.caseload.enrolments_for(iss, "pt-0016")] == [legacy["id"]]
+    assert patient_key(stored["subject"]) == PatientKey(iss, "pt-legacy-1")
+    assert [e.id for e in tandem.caseload.enrolments_for(iss, "pt-legacy-1")] == [legacy["id"]]
     again = runner.invoke(main, ["registry", "migrate-issuer", "--iss", iss], env=env)
     assert "nothing to migrate" in again.output
     unknown = runner.invoke(
