@@ -66,7 +66,10 @@ def test_wsgi_module_builds_the_app(monkeypatch) -> None:  # type: ignore[no-unt
 
 def test_compose_services_and_dependencies() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"tandem", "redis", "hapi"}
+    assert set(services) == {"tandem", "worker", "redis", "hapi"}
+    worker = services["worker"]  # drains write-backs with the web service's image and configuration
+    assert worker["command"] == ["tandem", "worker"] and worker["image"] == services["tandem"]["image"]
+    assert worker["environment"] == services["tandem"]["environment"]
     tandem = services["tandem"]
     assert (
         tandem["build"]["dockerfile"] == "docker/Dockerfile"
@@ -75,7 +78,7 @@ def test_compose_services_and_dependencies() -> None:
     assert set(tandem["depends_on"]) == {"redis", "hapi"}
     for name, service in services.items():
         image = service.get("image", "")
-        if name != "tandem":
+        if name not in ("tandem", "worker"):
             assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version"
     assert services["redis"]["healthcheck"]["test"][-1] == "ping"
     assert services["hapi"]["environment"]["hapi.fhir.fhir_version"] == "R4"
