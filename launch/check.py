@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_mappings.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
+from fhir_mappings.writeback import plan_writeback
 
 from .discovery import Discovery, SmartConfiguration
 from .oauth import requested_scopes
@@ -23,7 +24,10 @@ class ServerReport:
     ehr_launch_scopes: list[str]
     standalone_scopes: list[str]
     creates: dict[str, bool]
+    writeback: str = ""
     problems: list[str] = field(default_factory=list)
+    #: Worth knowing, not blocking (exit 0).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -48,10 +52,13 @@ class ServerReport:
             f"Signing algorithms: {', '.join(c.token_endpoint_auth_signing_alg_values_supported) or 'not advertised'}",
             "Accepts creates:",
             *[f"  {name:<22}{yes[ok]}" for name, ok in self.creates.items()],
+            f"Write-back:         {self.writeback}",
             "Scopes Tandem will ask for:",
             f"  EHR launch:        {' '.join(self.ehr_launch_scopes)}",
             f"  standalone launch: {' '.join(self.standalone_scopes)}",
         ]
+        if self.warnings:
+            out += ["Warnings:", *[f"  - {warning}" for warning in self.warnings]]
         if self.problems:
             out += ["Problems:", *[f"  - {problem}" for problem in self.problems]]
         return out
@@ -65,21 +72,34 @@ def inspect_server(iss: str, *, registration: Registration | None = None, vendor
     config = discovery.smart_configuration(iss)
     capability = discovery.capability_statement(iss)
     reg = registration or Registration(iss=iss, client_id="(your client id)", vendor=vendor)
-    problems = []
+    problems: list[str] = []
+    warnings: list[str] = []
     if c_methods := config.code_challenge_methods_supported:
         if "S256" not in c_methods:
             problems.append(
                 "the server does not offer PKCE S256, which SMART requires and Tandem always uses"
             )
     else:
-        problems.append(
-            "the server does not advertise code_challenge_methods_supported (PKCE S256 is required)"
+        warnings.append(
+            "the server does not advertise code_challenge_methods_supported; Tandem still sends PKCE S256 "
+            f"(discovery: {config.source})"
+        )
+    ehr_scopes = requested_scopes(reg, config, LaunchMode.EHR)
+    plan = plan_writeback(capability, ehr_scopes, reg.vendor.value, has_encounter=True)
+    writeback = {"structured": "structured results (QuestionnaireResponse and screening Observations)",
+                 "note": "a clinical note (DocumentReference), not structured results",
+                 "none": "none: results are kept in the Tandem registry only"}[plan.kind] + f". {plan.reason}"  # fmt: skip
+    if plan.kind == "note":
+        warnings.append(
+            "screening results will be written back as a clinical note, not as structured results"
         )
     return ServerReport(
+        writeback=writeback,
+        warnings=warnings,
         iss=iss,
         config=config,
         capability=capability,
-        ehr_launch_scopes=requested_scopes(reg, config, LaunchMode.EHR),
+        ehr_launch_scopes=ehr_scopes,
         standalone_scopes=requested_scopes(reg, config, LaunchMode.STANDALONE),
         creates={name: accepts_create(capability, name) for name in WRITE_BACK_TYPES},
         problems=problems,

@@ -129,7 +129,8 @@ class Discovery:
         try:
             response = self.transport.send("GET", url, what=what, headers={"Accept": accept})
         except errors.FHIRTransportError as error:
-            raise errors.DiscoveryError(f"{what}: {error.message}") from None
+            message = error.message if error.message.startswith(what) else f"{what}: {error.message}"
+            raise errors.DiscoveryError(message) from None
         if response.status_code != 200:
             return None
         try:
