@@ -110,6 +110,8 @@ class RecordedEHR:
     fhir_user: str | None = None
     #: Grant these scopes instead of the fixture's.
     scope: str | None = None
+    #: Mint id_tokens claiming this issuer (an attacker's), signed with `id_token_key` when set.
+    id_token_iss: str | None = None
 
     def __post_init__(self) -> None:
         shape = self.shape
@@ -148,7 +150,7 @@ class RecordedEHR:
     def id_token(self, *, aud: str | None = None, exp_in: int = 300) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.shape.id_token_issuer,
+            "iss": self.id_token_iss or self.shape.id_token_issuer,
             "sub": "user-1",
             "aud": aud or self.shape.client_id,
             "iat": now,
