@@ -59,6 +59,10 @@ class Target:
     resources: list[str] = field(default_factory=list)
     attempts: int = 0
     next_attempt_at: float = 0.0
+    #: The last attempt sent a create whose answer was lost (a timeout): it may be stored.
+    ambiguous: bool = False
+    #: Parts already written (identifier value → reference), so a retry never writes them again.
+    written: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,10 +150,12 @@ def _ignored_parameter(bundle: dict[str, Any], name: str) -> bool:
 
 
 class ScreeningService:
-    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time) -> None:
+    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time,
+                 retry_seconds: int = 30) -> None:  # fmt: skip
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.retry_seconds = retry_seconds
 
     # --- records ----------------------------------------------------------------------------------
 
@@ -267,14 +273,15 @@ class ScreeningService:
         target.attempts += 1
         try:
             target.resources = write()
-            target.status, target.detail = SAVED, ""
+            target.status, target.detail, target.ambiguous = SAVED, "", False
         except Unconfirmed as error:
             target.status, target.detail = UNCONFIRMED, error.message
             log.warning(
                 "write-back unconfirmed after attempt %d: the server cannot be searched", target.attempts
             )
         except TRANSIENT as error:
-            wait = min(30 * 2 ** (target.attempts - 1), MAX_BACKOFF_SECONDS)
+            target.ambiguous = isinstance(error, errors.FHIRTimeout)
+            wait = min(self.retry_seconds * 2 ** (target.attempts - 1), MAX_BACKOFF_SECONDS)
             target.status, target.next_attempt_at = PENDING, self.clock() + wait
             target.detail = f"{error.message}. Tandem will retry in {wait // 60 or 1} min."
             log.warning("write-back deferred after attempt %d: %s", target.attempts, type(error).__name__)
@@ -349,15 +356,18 @@ class ScreeningService:
                               "patient's chart before entering it again.")  # fmt: skip
         return None
 
-    def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], attempt: int, patient: str,
+    def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], target: Target, patient: str,
                      conditional: bool) -> str:  # fmt: skip
         resource = {k: v for k, v in resource.items() if k != "id"}  # the EHR assigns its own ids
         identifier = (
             resource["identifier"][0] if isinstance(resource["identifier"], list) else resource["identifier"]
         )
-        if attempt > 1:
+        if identifier["value"] in target.written:
+            return target.written[identifier["value"]]
+        if target.ambiguous:  # the last create of this part may be stored: look before writing again
             found = self._existing(ehr, resource["resourceType"], identifier, patient)
             if found:
+                target.written[identifier["value"]] = found
                 return found
         self._validated(resource)
         try:
@@ -368,28 +378,26 @@ class ScreeningService:
             )
         except errors.FHIRBadRequest:
             # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
-            # QuestionnaireResponse). Nothing of ours can be there yet unless an earlier attempt timed out, and
-            # that case was searched for above where the server allows it.
+            # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
             log.info(
                 "conditional create refused; creating %s without the condition", resource["resourceType"]
             )
             created = ehr.create(resource)
-        return f"{resource['resourceType']}/{created.get('id', '?')}"
+        reference = f"{resource['resourceType']}/{created.get('id', '?')}"
+        target.written[identifier["value"]] = reference
+        target.ambiguous = False
+        return reference
 
     def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:
         submission = record.submission()
-        attempt = record.ehr.attempts
+        target, conditional = record.ehr, record.ehr_conditional_create
         if record.plan_types == ["DocumentReference"]:
-            return [self._create_once(ehr, clinical_note(submission), attempt, record.patient_id,
-                                      record.ehr_conditional_create)]  # fmt: skip
-        conditional = record.ehr_conditional_create
+            return [self._create_once(ehr, clinical_note(submission), target, record.patient_id, conditional)]
         written = [
-            self._create_once(
-                ehr, questionnaire_response(submission), attempt, record.patient_id, conditional
-            )
+            self._create_once(ehr, questionnaire_response(submission), target, record.patient_id, conditional)
         ]
         for observation in screening_observations(submission, written[0]):
-            written.append(self._create_once(ehr, observation, attempt, record.patient_id, conditional))
+            written.append(self._create_once(ehr, observation, target, record.patient_id, conditional))
         return written
 
     # --- questionnaires ---------------------------------------------------------------------------

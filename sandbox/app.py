@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -31,6 +32,10 @@ class SandboxConfig:
     tandem_url: str  # Tandem's base URL: launch URL and redirect URI
     client_id: str = "tandem-sandbox"
     lifetimes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIFETIMES))
+    #: Fault injection for writes through the EHR endpoint (fault tests): None, "500" (refused), or "lost"
+    #: (stored, then the answer is held back past the client's timeout).
+    write_fault: str | None = None
+    lost_answer_seconds: float = 3.0
 
     def iss(self, mode: str) -> str:
         return f"{self.public_url.rstrip('/')}/{mode}/fhir"
@@ -269,6 +274,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             and any(not (isinstance(w, dict) and belongs_to(w, patient)) for w in writes)
         ):
             return _outcome(403, "forbidden", "A patient-scoped token may only write this patient's data")
+        if request.method in ("POST", "PUT") and config.write_fault == "500":
+            return _outcome(500, "exception", "Injected fault: the EHR failed")
         headers = {k: request.headers[k] for k in _FORWARDED_HEADERS if k in request.headers}
         headers["Accept"] = "application/fhir+json"
         upstream_base = config.fhir_url.rstrip("/")
@@ -276,6 +283,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             f"?{request.query_string.decode()}" if request.query_string else ""
         )
         answer = upstream.request(request.method, url, data=request.get_data(), headers=headers, timeout=30)
+        if request.method in ("POST", "PUT") and config.write_fault == "lost":
+            time.sleep(config.lost_answer_seconds)  # stored, but the client has given up waiting
         text = answer.text.replace(upstream_base, config.iss(mode))
         if (
             answer.ok

@@ -40,6 +40,8 @@ class Settings:
     log_level: str = "INFO"
     #: Worklist flag "no recent contact" after this many weeks without a contact.
     no_contact_weeks: int = 4
+    #: First wait before a failed write-back is retried (doubling up to an hour).
+    retry_seconds: int = 30
 
     @property
     def production(self) -> bool:
@@ -101,6 +103,8 @@ class Settings:
                     )
         if not 1 <= self.no_contact_weeks <= 52:
             problems.append("TANDEM_NO_CONTACT_WEEKS: must be between 1 and 52")
+        if not 1 <= self.retry_seconds <= 3600:
+            problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:

@@ -121,7 +121,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         oauth=OAuthClient(transport, keys, discovery, environ),
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
-        screenings=ScreeningService(store, registry),
+        screenings=ScreeningService(store, registry, retry_seconds=settings.retry_seconds),
         caseload=RegistryService(store, registry),
         writebacks=writebacks,
     )
