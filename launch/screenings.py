@@ -163,7 +163,8 @@ class ScreeningService:
         self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL)
         index = f"screenings:{record.iss}|{record.patient_id}"
         self.store.add_to_set(index, record.id)
-        if record.complete:
+        # An unconfirmed EHR write stays listed until a person has checked the chart.
+        if record.complete and record.ehr.status != UNCONFIRMED:
             self.store.remove_from_set(PENDING_INDEX, record.id)
         else:
             self.store.add_to_set(PENDING_INDEX, record.id)

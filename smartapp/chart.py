@@ -288,6 +288,14 @@ def retry_writebacks(launch_id: str) -> Response:
     return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
+@bp.post("/writebacks/<record_id>/checked")
+def checked(launch_id: str, record_id: str) -> Response:
+    """A person found an unconfirmed write-back in the EHR's chart: it is done (nothing is re-created)."""
+    session = current_launch(launch_id)
+    services().screenings.mark_checked(_record_for(session, record_id), session.context.fhir_user)
+    return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
+
+
 @bp.post("/end")
 def end(launch_id: str) -> Response:
     session = current_launch(launch_id)

@@ -183,3 +183,29 @@ def test_everything_down_loses_nothing_and_still_shows_the_alert(app: Flask, cli
     assert "Every screening has been written" in listing
     assert len(registry.of_type("Task")) == 1 and len(epic.notes) == 1
     assert app.extensions["tandem"].screenings.load(submission).complete
+
+
+def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(redis_store: Any) -> None:
+    from datetime import UTC, datetime
+
+    from fhir_mappings.instruments import PHQ9
+    from fhir_mappings.scoring import parse_answers, score
+    from fhir_mappings.screening import Submission
+    from fhir_mappings.writeback import NOTE, WritebackPlan
+    from launch.screenings import UNCONFIRMED, ScreeningService
+
+    service = ScreeningService(redis_store, None)
+    answers, _ = parse_answers(PHQ9, ITEM9_POSITIVE)
+    submission = Submission(
+        "1" * 32, PHQ9, answers, score(PHQ9, answers), "pt-1", datetime.now(UTC), iss="https://e"
+    )
+    record = service.record(
+        submission, iss="https://e", vendor="epic", sex=None, plan=WritebackPlan(NOTE, "note")
+    )
+    record.registry.status, record.ehr.status = "saved", UNCONFIRMED
+    service.save(record)
+    assert record.complete  # nothing for the worker to retry …
+    assert [r.id for r in service.pending()] == [record.id]  # … but a person must check the chart
+    service.mark_checked(record, "Practitioner/pr-1")
+    assert service.pending() == [] and service.load(record.id).ehr.status == "saved"
+    assert "Practitioner/pr-1" in service.load(record.id).ehr.detail

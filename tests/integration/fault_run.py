@@ -113,6 +113,8 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
 
         submitted: dict[str, dict[str, Any]] = {}
         kept_while_redis_down: list[tuple[Browser, str, dict[str, str]]] = []
+        forms: list[tuple[Browser, str, str, dict[str, str]]] = []
+        first_down = count
         answered_503 = 0
         per_phase = max(1, count // len(PHASES))
         for number in range(count):
@@ -130,21 +132,21 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
                     sandbox.write_fault = None
             browser, launch_id, mode, patient = launches[number % len(launches)]
             if phase == "redis down" and number % per_phase == 0:
-                # Forms the clinicians opened before the outage.
-                forms = [(b, lid, _hidden(b.get(f"{world.tandem_url}/app/{lid}/screen/phq9").text))
-                         for b, lid, _, _ in launches]  # fmt: skip
+                # Forms the clinicians opened before the outage, one per screening still to come.
+                first_down = number
+                forms = [(b, lid, mode_of, _hidden(b.get(f"{world.tandem_url}/app/{lid}/screen/phq9").text))
+                         for b, lid, mode_of, _ in (launches[k % len(launches)] for k in range(count - number))]  # fmt: skip
                 redis_server.stop()
             answers = POSITIVE if number % 4 == 0 else NEGATIVE
             if phase == "redis down":
-                form_browser, form_launch, hidden = forms[number % len(forms)]
+                form_browser, form_launch, form_mode, hidden = forms[number - first_down]
                 posted = form_browser.post(f"{world.tandem_url}/app/{form_launch}/screen/phq9",
                                            data={**hidden, **answers}, allow_redirects=False)  # fmt: skip
                 if posted.status_code == 503 and "answers are kept" in posted.text:
                     answered_503 += 1
                     kept_while_redis_down.append((form_browser, form_launch, {**hidden, **answers}))
-                forms[number % len(forms)] = (form_browser, form_launch, {})  # one form, one screening
-                submitted[hidden["submission_id"]] = {"mode": launches[number % len(forms)][2], "positive":
-                                                      answers is POSITIVE, "phase": phase}  # fmt: skip
+                submitted[hidden["submission_id"]] = {"mode": form_mode, "positive": answers is POSITIVE,
+                                                      "phase": phase}  # fmt: skip
                 continue
             hidden = _hidden(browser.get(f"{world.tandem_url}/app/{launch_id}/screen/phq9").text)
             posted = browser.post(f"{world.tandem_url}/app/{launch_id}/screen/phq9", data={**hidden, **answers},
@@ -226,6 +228,9 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
                 1
                 for sid, r in records.items()
                 if r and r.ehr.status == "unconfirmed" and ehr_copies.get(sid) == 1
+            ),  # fmt: skip
+            "unconfirmed listed as pending": sum(
+                1 for r in tandem.screenings.pending() if r.ehr.status == "unconfirmed" and r.id in submitted
             ),  # fmt: skip
             "positive item 9": len(positives),
             "safety Tasks in the registry": sum(

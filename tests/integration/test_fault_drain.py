@@ -19,3 +19,5 @@ def test_screenings_survive_every_fault_and_drain_without_a_page(redis_url: str)
     statuses = counts["EHR statuses"]
     assert set(statuses) <= {"EHR saved", "EHR unconfirmed"} and statuses.get("EHR saved", 0) >= 7
     assert counts["safety Tasks in the registry"] == counts["positive item 9"] >= 1
+    # Unconfirmed write-backs stay on the pending page for a person to check, never re-created.
+    assert counts["unconfirmed listed as pending"] == statuses.get("EHR unconfirmed", 0)
