@@ -209,3 +209,47 @@ def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(
     service.mark_checked(record, "Practitioner/pr-1")
     assert service.pending() == [] and service.load(record.id).ehr.status == "saved"
     assert "Practitioner/pr-1" in service.load(record.id).ehr.detail
+
+
+def test_records_and_sessions_of_another_release_load(redis_store: Any) -> None:
+    """A deploy that adds (or drops) a field does not turn every page into a 500."""
+    from launch.screenings import ScreeningRecord
+    from launch.sessions import LaunchSession
+
+    record = {"id": "2" * 32, "iss": "https://e", "vendor": "epic", "patient_id": "pt-1", "instrument": "phq9",
+              "answers": {}, "authored": "2026-11-24T10:00:00+00:00", "author": None, "encounter_id": None,
+              "sex": None, "plan_kind": "note", "plan_types": ["DocumentReference"], "plan_reason": "",
+              "registry": {"status": "saved", "a_future_field": 1}, "ehr": {"status": "pending"},
+              "a_field_from_a_newer_release": [1, 2]}  # fmt: skip
+    loaded = ScreeningRecord.from_json(json.dumps(record))
+    assert loaded.ehr.status == "pending" and loaded.launch_id is None and loaded.schema == 2
+    session = {"id": "s", "binding": "b", "iss": "https://e", "access_token": "t", "expires_at": 1.0,
+               "refresh_token": None, "scope": "", "created_at": 0.5, "context": {"patient": "p", "new": 1},
+               "unknown": True}  # fmt: skip
+    old = LaunchSession.from_json(json.dumps(session))
+    assert old.context.patient == "p" and old.issued_at == 0.5
+
+
+def test_the_embedded_default_drains_in_a_background_thread(environ: dict[str, str], registry: RegistryStore,
+                                                            epic: RecordedEHR) -> None:  # fmt: skip
+    """No Redis (`tandem demo`): the same job code runs in a thread of the process, with no page opened."""
+    import time
+
+    from smartapp.writebacks import ThreadWritebacks
+
+    embedded = {k: v for k, v in environ.items() if k != "TANDEM_REDIS_URL"}
+    app = create_app(environ={**embedded, "TANDEM_REGISTRY_URL": REGISTRY, "TANDEM_RETRY_SECONDS": "1"})
+    services = app.extensions["tandem"]
+    assert isinstance(services.writebacks, ThreadWritebacks)
+    services.writebacks.interval = 0.2
+    services.transport.sleep = services.registry.transport.sleep = lambda _s: None
+    client = app.test_client()
+    registry.faults = [500]
+    launch_id = full_launch(client, epic)
+    submission, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert services.screenings.load(submission).registry.status == "pending"
+    deadline = time.monotonic() + 10
+    while services.screenings.load(submission).registry.status != "saved" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert services.screenings.load(submission).registry.status == "saved"
+    assert len(registry.of_type("Task")) == 1 and len(registry.of_type("QuestionnaireResponse")) == 1
