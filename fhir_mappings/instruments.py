@@ -61,6 +61,8 @@ class Instrument:
     #: linkId → answer scores at or above which it is a safety flag.
     safety_items: dict[str, int] = field(default_factory=dict)
     copyright: str | None = None
+    #: False for a skeleton whose wording may not be distributed (EPDS): items are named by number only.
+    ships_wording: bool = True
 
     @property
     def url(self) -> str:
@@ -237,41 +239,30 @@ GAD7 = Instrument(
     copyright=PHQ_COPYRIGHT,
 )
 
-# EPDS: answers as printed; items 1, 2 and 4 score 0-3 top to bottom, items 3 and 5-10 are reverse-scored (3-0).
-_EPDS = (
-    ("I have been able to laugh and see the funny side of things",
-     ("As much as I always could", "Not quite so much now", "Definitely not so much now", "Not at all"), False),
-    ("I have looked forward with enjoyment to things",
-     ("As much as I ever did", "Rather less than I used to", "Definitely less than I used to", "Hardly at all"), False),
-    ("I have blamed myself unnecessarily when things went wrong",
-     ("Yes, most of the time", "Yes, some of the time", "Not very often", "No, never"), True),
-    ("I have been anxious or worried for no good reason",
-     ("No, not at all", "Hardly ever", "Yes, sometimes", "Yes, very often"), False),
-    ("I have felt scared or panicky for no very good reason",
-     ("Yes, quite a lot", "Yes, sometimes", "No, not much", "No, not at all"), True),
-    ("Things have been getting on top of me",
-     ("Yes, most of the time I haven't been able to cope at all",
-      "Yes, sometimes I haven't been coping as well as usual",
-      "No, most of the time I have coped quite well", "No, I have been coping as well as ever"), True),
-    ("I have been so unhappy that I have had difficulty sleeping",
-     ("Yes, most of the time", "Yes, sometimes", "Not very often", "No, not at all"), True),
-    ("I have felt sad or miserable",
-     ("Yes, most of the time", "Yes, quite often", "Not very often", "No, not at all"), True),
-    ("I have been so unhappy that I have been crying",
-     ("Yes, most of the time", "Yes, quite often", "Only occasionally", "No, never"), True),
-    ("The thought of harming myself has occurred to me",
-     ("Yes, quite often", "Sometimes", "Hardly ever", "Never"), True),
-)  # fmt: skip
+# EPDS ships as a skeleton (the CamCOPS pattern): the Royal College of Psychiatrists requires written permission to
+# distribute its wording in software, so no item or answer wording is here — only the scoring rules. The clinician
+# reads each question from the practice's licensed copy and picks the answer by its printed position. Items 1, 2
+# and 4 score 0-3 top to bottom; items 3 and 5-10 are reverse-scored (3-0).
+EPDS_REVERSED = frozenset({3, 5, 6, 7, 8, 9, 10})
+_POSITIONS = ("1st printed answer", "2nd printed answer", "3rd printed answer", "4th printed answer")
+EPDS_LICENCE = (
+    "EPDS © Royal College of Psychiatrists (Cox, Holden and Sagovsky, 1987). Its wording is not shipped with "
+    "Tandem: written permission from the RCPsych is needed to distribute it. Use the practice's licensed copy."
+)
 EPDS = Instrument(
     key="epds",
     name="EPDS",
     title="Edinburgh Postnatal Depression Scale (EPDS)",
-    preamble="Please choose the answer that comes closest to how you have felt in the past 7 days, not just how "
-    "you feel today.",
+    preamble="Read each question and its answers to the caregiver from the practice's licensed EPDS copy, then "
+    "choose the answer by its printed position (first to fourth).",
     items=tuple(
-        Item(f"epds-{n}", text, _local(*((d, 3 - i if reverse else i) for i, d in enumerate(displays))))
-        for n, (text, displays, reverse) in enumerate(_EPDS, start=1)
-    ),
+        Item(
+            f"epds-{n}",
+            f"EPDS question {n} (wording from the licensed copy)",
+            _local(*((d, 3 - i if n in EPDS_REVERSED else i) for i, d in enumerate(_POSITIONS))),
+        )
+        for n in range(1, 11)
+    ),  # fmt: skip
     panel_loinc="71354-5",
     total_loinc="99046-5",
     total_display="Edinburgh Postnatal Depression Scale total score",
@@ -283,7 +274,8 @@ EPDS = Instrument(
     ),
     positive_at=10,
     safety_items={"epds-10": 1},
-    copyright="EPDS: Cox, Holden and Sagovsky, British Journal of Psychiatry 1987; free to use with citation.",
+    copyright=EPDS_LICENCE,
+    ships_wording=False,
 )
 
 AUDIT_C = Instrument(

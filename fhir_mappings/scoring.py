@@ -160,10 +160,13 @@ def _safety(
                 f"The self-harm question ({_label(instrument, item)}) was not answered: ask it today."
             )
         elif answer.score >= threshold:
+            number = instrument.items.index(item) + 1
+            asked = (f"(“{item.text}”) was answered “{answer.display}”" if instrument.ships_wording
+                     else f"(self-harm) scored {answer.score} of 3")  # fmt: skip
             flags.append(SafetyFlag(
                 "self-harm",
-                f"{instrument.name} question {instrument.items.index(item) + 1} (“{item.text}”) was answered "
-                f"“{answer.display}”. Assess suicide risk today and arrange same-day follow-up.",
+                f"{instrument.name} question {number} {asked}. Assess suicide risk today and arrange same-day "
+                "follow-up.",
                 link_id,
             ))  # fmt: skip
     return tuple(flags), tuple(notes)

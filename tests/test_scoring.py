@@ -270,3 +270,15 @@ def test_every_instrument_scores_an_empty_form_without_raising() -> None:
     for instrument in INSTRUMENTS.values():
         result = score(instrument, {})
         assert result.total is None and result.positive is None
+
+
+def test_epds_ships_as_a_skeleton_without_its_wording() -> None:
+    """RCPsych requires written permission to distribute the EPDS wording in software (healthysteps.md §0 #1)."""
+    assert not EPDS.ships_wording and "permission" in (EPDS.copyright or "")
+    assert [item.text for item in EPDS.items] == [
+        f"EPDS question {n} (wording from the licensed copy)" for n in range(1, 11)
+    ]
+    assert {a.display for item in EPDS.items for a in item.answers} == {
+        "1st printed answer", "2nd printed answer", "3rd printed answer", "4th printed answer"}  # fmt: skip
+    answers, _ = parse_answers(EPDS, {"epds-10": EPDS.items[9].answers[0].code})
+    assert score(EPDS, answers).safety[0].message.startswith("EPDS question 10 (self-harm) scored 3 of 3.")
