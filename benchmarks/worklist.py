@@ -29,10 +29,10 @@ import requests
 from fhir_mappings.registry import Contact, Enrolment, Member, careplan, contact_task, work_task
 from fhir_mappings.worklist import build_rows
 from launch.fhir import FHIRClient
-from launch.registry import RegistryService
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
+from smartapp.registry import RegistryService
 
 ISS = "https://ehr.example.org/fhir"
 CM = Member("Practitioner/cm-1", "Teresa Lindqvist")

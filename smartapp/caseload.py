@@ -26,8 +26,8 @@ from fhir_mappings.worklist import (
 )
 from launch import errors
 from launch.fhir import FHIRClient
-from launch.registry import EnrolmentChanged
 from launch.sessions import LaunchSession
+from smartapp.registry import EnrolmentChanged
 
 from .charts import trend_svg
 from .safety import safety_pending

@@ -30,8 +30,8 @@ from fhir_mappings.screening import Submission
 from fhir_mappings.writeback import plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
-from launch.screenings import ScreeningRecord
 from launch.sessions import LaunchSession
+from smartapp.screenings import ScreeningRecord
 
 from .charts import trend_svg
 from .web import (

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from launch.check import inspect_server
 from launch.errors import ConfigurationError, TandemError
 from launch.keys import KeyRing, generate_key_set, write_key_set
 from launch.registrations import load_registrations
 from launch.scopes import Vendor
+from smartapp.check import inspect_server
 
 from .config import Settings
 from .services import publish_questionnaires

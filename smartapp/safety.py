@@ -15,7 +15,7 @@ from fhir_mappings.identity import PatientKey
 from fhir_mappings.patient import display_name
 from fhir_mappings.registry import SAFETY_OUTCOMES, WorkTask
 from launch import errors
-from launch.screenings import ScreeningRecord
+from smartapp.screenings import ScreeningRecord
 
 from .access import Access
 from .web import check_id, current_access, current_launch, current_user, header_context, services

@@ -15,11 +15,11 @@ from launch.fhir import FHIRClient
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
 from launch.registrations import Registrations, load_registrations
-from launch.registry import RegistryService
-from launch.screenings import ScreeningService
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
+from smartapp.registry import RegistryService
+from smartapp.screenings import ScreeningService
 
 from .config import RegistryAuth, Settings
 from .writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue

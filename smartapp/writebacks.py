@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from launch import errors
-from launch.screenings import FAILED, PENDING, ScreeningRecord
+from smartapp.screenings import FAILED, PENDING, ScreeningRecord
 
 if TYPE_CHECKING:
     from .services import Services

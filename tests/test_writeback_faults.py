@@ -192,7 +192,7 @@ def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(
     from fhir_mappings.scoring import parse_answers, score
     from fhir_mappings.screening import Submission
     from fhir_mappings.writeback import NOTE, WritebackPlan
-    from launch.screenings import UNCONFIRMED, ScreeningService
+    from smartapp.screenings import UNCONFIRMED, ScreeningService
 
     service = ScreeningService(redis_store, None)
     answers, _ = parse_answers(PHQ9, ITEM9_POSITIVE)
@@ -213,8 +213,8 @@ def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(
 
 def test_records_and_sessions_of_another_release_load(redis_store: Any) -> None:
     """A deploy that adds (or drops) a field does not turn every page into a 500."""
-    from launch.screenings import ScreeningRecord
     from launch.sessions import LaunchSession
+    from smartapp.screenings import ScreeningRecord
 
     record = {"id": "2" * 32, "iss": "https://e", "vendor": "epic", "patient_id": "pt-1", "instrument": "phq9",
               "answers": {}, "authored": "2026-11-24T10:00:00+00:00", "author": None, "encounter_id": None,

@@ -35,10 +35,9 @@ from fhir_mappings.registry import (
     work_task_from,
 )
 from fhir_mappings.validation import r4_errors
-
-from . import errors
-from .fhir import FHIRClient, etag_for
-from .store import KeyValueStore
+from launch import errors
+from launch.fhir import FHIRClient, etag_for
+from launch.store import KeyValueStore
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,12 @@ from typing import Any
 
 from fhir_mappings.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
 from fhir_mappings.writeback import plan_writeback
-
-from .discovery import Discovery, SmartConfiguration
-from .oauth import requested_scopes
-from .registrations import Registration
-from .scopes import LaunchMode, Vendor
-from .store import EmbeddedStore
-from .transport import HttpTransport
+from launch.discovery import Discovery, SmartConfiguration
+from launch.oauth import requested_scopes
+from launch.registrations import Registration
+from launch.scopes import LaunchMode, Vendor
+from launch.store import EmbeddedStore
+from launch.transport import HttpTransport
 
 
 @dataclass

@@ -28,11 +28,11 @@ from fhir_mappings.screening import (
 )
 from fhir_mappings.validation import r4_errors
 from fhir_mappings.writeback import WritebackPlan
+from launch import errors
+from launch.fhir import FHIRClient
+from launch.store import KeyValueStore
 
-from . import errors
-from .fhir import FHIRClient
 from .registry import invalidate_registry_cache
-from .store import KeyValueStore
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,37 @@
+"""Three rooms, arrows one way: launch/ (the SMART client) imports nothing of ours; fhir_mappings/ (the pure
+domain) imports neither the app nor any I/O library."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("launch", {"smartapp", "fhir_mappings", "sandbox"}),
+        ("fhir_mappings", {"smartapp", "launch", "sandbox", "flask", "requests", "redis", "rq"}),
+    ],
+)
+def test_arrows_point_one_way(package: str, forbidden: set[str]) -> None:
+    offenders = {path: sorted(names & forbidden) for path, names in imported_modules(package).items()
+                 if names & forbidden}  # fmt: skip
+    assert offenders == {}
