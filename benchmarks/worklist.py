@@ -68,7 +68,7 @@ def seed(base: str, size: int) -> None:
             resources.append({
                 "resourceType": "Observation", "id": f"o-{n}-{k}", "status": "final",
                 "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
-                "subject": {"reference": f"Patient/p{n}"},
+                "subject": e.key.reference(),  # (issuer, id), as Tandem writes it
                 "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat(), "valueInteger": max(0, 18 - 3 * k),
             })  # fmt: skip
     http = requests.Session()
