@@ -1,33 +1,13 @@
 """Tolerant access to FHIR JSON: every reader in fhir_mappings goes through these, so one odd element (a `coding`
 that is `true`, a `name` that is a number, an `identifier` that is a string) is skipped, never an exception.
-
-`skipped` counts what readers passed over, by reader name: logged as counts only (no PHI).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 _EMPTY: Mapping[str, Any] = {}
-_lock = threading.Lock()
-#: reader name → elements or resources skipped because their JSON had the wrong shape.
-skipped: Counter[str] = Counter()
-
-
-def note_skipped(reader: str, count: int = 1) -> None:
-    with _lock:
-        skipped[reader] += count
-
-
-def take_skipped() -> dict[str, int]:
-    """The counts since the last call (for a periodic log line), reset."""
-    with _lock:
-        counts = dict(skipped)
-        skipped.clear()
-    return counts
 
 
 def obj(value: Any) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from .access import code as _concept_code
+from .access import code as _code
 from .access import field as _field
 from .access import obj, objs, reference_id, text, version_id
 from .identity import PatientKey, legacy_patient_id, patient_key
@@ -177,16 +177,10 @@ def _sub(extension: Mapping[str, Any] | None, url: str) -> Mapping[str, Any]:
     return next((e for e in objs(obj(extension).get("extension")) if e.get("url") == url), {})
 
 
-def _code(concept: Any, system: str) -> str | None:
-    return _concept_code(concept, system)
-
-
-def _id_of(reference: Any, resource_type: str) -> str | None:
-    return reference_id(reference, resource_type)
-
-
 def _careplan_of(resource: Any) -> str | None:
-    return next((i for i in (_id_of(b, "CarePlan") for b in objs(obj(resource).get("basedOn"))) if i), None)
+    return next(
+        (i for i in (reference_id(b, "CarePlan") for b in objs(obj(resource).get("basedOn"))) if i), None
+    )
 
 
 # --- CarePlan ------------------------------------------------------------------------------------------
@@ -453,7 +447,7 @@ def work_task_from(resource: Any) -> WorkTask | None:
     outputs = objs(resource.get("output"))
 
     def output(name: str) -> str | None:
-        return next((text(o.get("valueString")) for o in outputs if text_of_type(o) == name
+        return next((text(o.get("valueString")) for o in outputs if _field(o, "type", "text") == name
                      and text(o.get("valueString"))), None)  # fmt: skip
 
     outcome = next((c for c in (_code(o.get("valueCodeableConcept"), SAFETY_OUTCOME_SYSTEM) for o in outputs) if c),
@@ -476,7 +470,3 @@ def work_task_from(resource: Any) -> WorkTask | None:
         outcome_note=output("outcome-note"),
         closed_by=text(_field(resource, "owner", "reference")) if kind == "safety-follow-up" else None,
     )
-
-
-def text_of_type(parameter: Mapping[str, Any]) -> str | None:
-    return text(_field(parameter, "type", "text"))

@@ -42,7 +42,7 @@ class Submission:
     iss: str | None = None
 
     def resource_id(self, part: str) -> str:
-        return f"tandem-{self.submission_id}-{part}"[:64]
+        return resource_id(self.submission_id, part)
 
     @property
     def identifier(self) -> dict[str, str]:
@@ -50,6 +50,11 @@ class Submission:
 
     def part_identifier(self, part: str) -> dict[str, str]:
         return {"system": SUBMISSION_SYSTEM, "value": f"{self.submission_id}#{part}"}
+
+
+def resource_id(submission_id: str, part: str) -> str:
+    """The registry id of one part (qr, total, item9, safety, note) of a submission."""
+    return f"tandem-{submission_id}-{part}"[:64]
 
 
 def _coding(answer: Answer) -> dict[str, str]:

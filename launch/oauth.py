@@ -241,7 +241,7 @@ class OAuthClient:
         if claims_iss is None or claims_iss.rstrip("/") != expected_iss.rstrip("/"):
             log.warning("id_token refused: its issuer is not the registered EHR's")
             raise errors.IdTokenInvalid("the id_token was not issued by this EHR's authorization server")
-        expected_iss = claims_iss
+        expected_iss = claims_iss  # the same issuer, as the token spells it (a trailing slash or not)
         jwks_uri = self.discovery.openid_jwks_uri(config, expected_iss)
         if not jwks_uri:
             raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")

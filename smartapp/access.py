@@ -29,11 +29,12 @@ class Access:
     #: User-level access: the issuer's whole caseload.
     caseload: bool
 
-    def allows_patient(self, patient_id: str | None) -> bool:
-        return patient_id is not None and (self.caseload or patient_id == self.patient)
+    def allows_patient(self, key: PatientKey | None) -> bool:
+        """Whether this launch may see the patient: of its own EHR, and its own patient unless user-level."""
+        return key is not None and key.iss == self.iss and (self.caseload or key.patient_id == self.patient)
 
-    def check_patient(self, patient_id: str | None) -> None:
-        if not self.allows_patient(patient_id):
+    def check_patient(self, key: PatientKey) -> None:
+        if not self.allows_patient(key):
             raise errors.NotPermitted("this launch gives access to its own patient only")
 
     def check_caseload(self) -> None:

@@ -32,13 +32,13 @@ from smartapp.registry import EnrolmentChanged
 from .charts import trend_svg
 from .safety import safety_pending
 from .web import (
-    check_id,
     current_access,
     current_launch,
     current_user,
     form_id_valid,
     header_context,
     mint_form_id,
+    registry_data,
     services,
     sign_form_id,
 )
@@ -65,7 +65,7 @@ def _rows(today: date) -> tuple[list[Any], int]:
     """The worklist rows of the launch's EHR only (the caseload needs user-level access)."""
     svc, access = services(), current_access()
     access.check_caseload()
-    data = svc.caseload.load().for_issuer(access.iss)
+    data = registry_data(access.iss)
     rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
                       no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access))  # fmt: skip
     return rows, data.requests
@@ -112,10 +112,10 @@ def _enrolment(careplan_id: str) -> Enrolment:
     """The enrolment in the URL: another EHR's is not found, another patient's is refused to a patient launch."""
     access = current_access()
     try:
-        enrolment = services().caseload.get(check_id(careplan_id, "registry id"), access.iss)
+        enrolment = services().caseload.get(careplan_id, access.iss)
     except errors.FHIRNotFound:
         abort(404)
-    access.check_patient(enrolment.patient_id)
+    access.check_patient(enrolment.key)
     return enrolment
 
 
@@ -125,7 +125,7 @@ def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None =
     svc = services()
     ehr = svc.ehr_client(session)
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
-    data = svc.caseload.load().for_patient(enrolment.key)
+    data = registry_data(enrolment.iss).for_patient(enrolment.key)
     rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today(),
                       safety_pending=safety_pending(current_access()))  # fmt: skip
     contacts = sorted(
@@ -264,7 +264,7 @@ def billing(launch_id: str) -> Any:
         month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
     except ValueError:
         abort(400)
-    data = services().caseload.load().for_issuer(access.iss)
+    data = registry_data(access.iss)
     lines: list[dict[str, Any]] = []
     for enrolment in data.enrolments:
         if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):

@@ -35,12 +35,13 @@ from smartapp.screenings import ScreeningRecord
 
 from .charts import trend_svg
 from .web import (
-    check_id,
     current_access,
     current_launch,
     form_id_valid,
     header_context,
     mint_form_id,
+    pending_records,
+    registry_data,
     services,
     sign_form_id,
 )
@@ -137,7 +138,7 @@ def home(launch_id: str) -> Any:
     chart = load_chart(session, ehr, patient_id, page["patient"])
     if page["patient_notice"]:
         chart.notices.insert(0, page["patient_notice"])
-    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: svc.caseload.enrolments_for(session.iss, patient_id),
+    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: registry_data(session.iss).enrolments_of(patient_id),
                        [])  # fmt: skip
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
@@ -237,7 +238,6 @@ def screen(launch_id: str, key: str) -> Any:
 
 
 def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
-    check_id(record_id, "screening id")
     record = services().screenings.load(record_id)
     if record is None or record.iss != session.iss or record.patient_id != session.context.patient:
         abort(404)
@@ -264,11 +264,7 @@ def acknowledge(launch_id: str, record_id: str) -> Response:
 
 def _visible_pending(session: LaunchSession) -> list[ScreeningRecord]:
     access = current_access()
-    return [
-        r
-        for r in services().screenings.pending()
-        if r.iss == session.iss and access.allows_patient(r.patient_id)
-    ]
+    return [r for r in pending_records() if access.allows_patient(r.key)]
 
 
 @bp.get("/writebacks")

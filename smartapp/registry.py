@@ -89,6 +89,11 @@ class RegistryData:
             unassigned=self.unassigned,
         )
 
+    def enrolments_of(self, patient_id: str) -> list[Enrolment]:
+        """One patient's enrolments (of this data's EHR), the active and latest first."""
+        return sorted((e for e in self.enrolments if e.patient_id == patient_id),
+                      key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
+
     def for_patient(self, key: PatientKey) -> RegistryData:
         mine = self.for_issuer(key.iss)
         enrolments = [e for e in mine.enrolments if e.patient_id == key.patient_id]
@@ -237,9 +242,11 @@ class RegistryService:
             elif isinstance(observation, dict) and legacy_patient_id(observation.get("subject")):
                 unassigned += 1
         scores = {key: score_points(observations, "Tandem") for key, observations in by_patient.items()}
-        unreadable = sum(1 for r in raw["careplans"] if enrolment_from(r) is None)
-        if unreadable:
-            log.warning("skipped %d registry CarePlans of an unexpected shape", unreadable)
+        if len(raw["careplans"]) > len(enrolments):
+            log.warning(
+                "skipped %d registry CarePlans of an unexpected shape",
+                len(raw["careplans"]) - len(enrolments),
+            )
         if unassigned:
             log.warning(
                 "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`", unassigned
@@ -249,9 +256,7 @@ class RegistryService:
     # --- enrolments -------------------------------------------------------------------------------
 
     def enrolments_for(self, iss: str, patient_id: str) -> list[Enrolment]:
-        data = self.load()
-        return sorted((e for e in data.enrolments if e.patient_id == patient_id and e.iss == iss),
-                      key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
+        return self.load().for_issuer(iss).enrolments_of(patient_id)
 
     def get(self, careplan_id: str, iss: str) -> Enrolment:
         """The enrolment, only if it belongs to a patient of `iss` (another EHR's record is not found)."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from fhir_mappings.identity import PatientKey
 from fhir_mappings.instruments import Answer, instrument_for
 from fhir_mappings.scoring import ScoreResult, score
 from fhir_mappings.screening import (
@@ -124,6 +125,10 @@ class ScreeningRecord:
         return self.submission().result
 
     @property
+    def key(self) -> PatientKey:
+        return PatientKey(self.iss, self.patient_id)
+
+    @property
     def complete(self) -> bool:
         """Nothing left for Tandem to do (an unconfirmed EHR write waits for a person, not for a retry)."""
         return self.registry.status in (SAVED, SKIPPED) and self.ehr.status in (SAVED, SKIPPED, UNCONFIRMED)
@@ -161,6 +166,9 @@ class ScreeningService:
 
     def save(self, record: ScreeningRecord) -> None:
         self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL)
+        self._index(record)
+
+    def _index(self, record: ScreeningRecord) -> None:
         index = f"screenings:{record.iss}|{record.patient_id}"
         self.store.add_to_set(index, record.id)
         # An unconfirmed EHR write stays listed until a person has checked the chart.
@@ -218,7 +226,7 @@ class ScreeningService:
             )
         if not self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL, only_if_absent=True):
             return self.load(record.id) or record  # a concurrent post of the same form saved it first
-        self.save(record)
+        self._index(record)
         if record.result.has_safety_flag:
             log.warning("screening recorded with a safety flag (%s)", submission.instrument.name)
         return record

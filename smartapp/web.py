@@ -17,6 +17,8 @@ from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 
 from .access import Access, access_for
+from .registry import RegistryData
+from .screenings import ScreeningRecord
 from .services import Services
 
 #: Per launch, scoped to the launch's path /app/<id>/.
@@ -96,6 +98,21 @@ def current_launch(launch_id: str | None = None) -> LaunchSession:
     if session is None or (launch_id is not None and session.id != launch_id):
         raise errors.SessionExpired("no launch session for this request")
     return session
+
+
+def registry_data(iss: str) -> RegistryData:
+    """This EHR's registry data, loaded once per request (the header, the page and its flags share it)."""
+    cache: dict[str, RegistryData] = g.setdefault("registry_data", {})
+    if iss not in cache:
+        cache[iss] = services().caseload.load().for_issuer(iss)
+    return cache[iss]
+
+
+def pending_records() -> list[ScreeningRecord]:
+    """Screenings with unfinished write-backs, read once per request."""
+    if "pending_records" not in g:
+        g.pending_records = services().screenings.pending()
+    return cast(list[ScreeningRecord], g.pending_records)
 
 
 def current_access() -> Access:

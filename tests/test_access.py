@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
+from fhir_mappings.identity import PatientKey
 from launch.sessions import LaunchSession
 from smartapp.access import access_for
 
@@ -108,8 +109,9 @@ def test_access_mirrors_what_the_ehr_granted(scope: str, patient: str | None, fh
                                              caseload: bool) -> None:  # fmt: skip
     access = access_for(_session(scope, patient, fhir_user))
     assert access.caseload is caseload
-    assert access.allows_patient("p1")
-    assert access.allows_patient("p2") is caseload
+    assert access.allows_patient(PatientKey("https://ehr.example.org/fhir", "p1"))
+    assert access.allows_patient(PatientKey("https://ehr.example.org/fhir", "p2")) is caseload
+    assert not access.allows_patient(PatientKey("https://other-ehr.example.org/fhir", "p1"))
 
 
 @pytest.mark.parametrize(
