@@ -64,7 +64,9 @@ def main() -> None:
             timings, ehr_requests, registry_requests, kinds = [], 0, 0, set()
             for _ in range(args.submits):
                 form = browser.get(f"{base}/screen/phq9").text
-                hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
+                hidden = dict(
+                    re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form)
+                )
                 ehr_before, registry_before = (
                     services.transport.counter.total,
                     services.registry.counter.total,

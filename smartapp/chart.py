@@ -138,7 +138,7 @@ def home(launch_id: str) -> Any:
     chart = load_chart(session, ehr, patient_id, page["patient"])
     if page["patient_notice"]:
         chart.notices.insert(0, page["patient_notice"])
-    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: registry_data(session.iss).enrolments_of(patient_id),
+    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: registry_data(session.iss).enrolments_of(PatientKey(session.iss, patient_id)),
                        [])  # fmt: skip
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).

@@ -89,9 +89,9 @@ class RegistryData:
             unassigned=self.unassigned,
         )
 
-    def enrolments_of(self, patient_id: str) -> list[Enrolment]:
-        """One patient's enrolments (of this data's EHR), the active and latest first."""
-        return sorted((e for e in self.enrolments if e.patient_id == patient_id),
+    def enrolments_of(self, key: PatientKey) -> list[Enrolment]:
+        """One patient's enrolments, the active and latest first."""
+        return sorted((e for e in self.enrolments if e.key == key),
                       key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
 
     def for_patient(self, key: PatientKey) -> RegistryData:
@@ -256,7 +256,7 @@ class RegistryService:
     # --- enrolments -------------------------------------------------------------------------------
 
     def enrolments_for(self, iss: str, patient_id: str) -> list[Enrolment]:
-        return self.load().for_issuer(iss).enrolments_of(patient_id)
+        return self.load().enrolments_of(PatientKey(iss, patient_id))
 
     def get(self, careplan_id: str, iss: str) -> Enrolment:
         """The enrolment, only if it belongs to a patient of `iss` (another EHR's record is not found)."""
