@@ -26,8 +26,8 @@ from typing import Any
 
 import requests
 
-from fhir_mappings.registry import Contact, Enrolment, Member, careplan, contact_task, work_task
-from fhir_mappings.worklist import build_rows
+from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
+from fhir_mappings.registry.worklist import build_rows
 from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport

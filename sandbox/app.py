@@ -14,7 +14,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request
 from joserfc.jwk import RSAKey
 
-from fhir_mappings.patient import birth_date_text, display_name
+from fhir_mappings.common.patient import birth_date_text, display_name
 
 from .oauth import LaunchContext, SandboxClient, SandboxStore, build_authorization_server
 from .rules import MODES, VENDOR_NAMES, belongs_to, scope_refusal, vendor_capability, vendor_refusal

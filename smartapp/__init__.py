@@ -51,7 +51,7 @@ def create_app(
 
     def screening_kept(error: errors.StoreUnavailable) -> str:
         """Redis is down while a screening is saved: the answers come back in the form, nothing is lost."""
-        from fhir_mappings.instruments import instrument_for
+        from fhir_mappings.screening.instruments import instrument_for
 
         instrument = instrument_for((request.view_args or {}).get("key", ""))
         if instrument is None:

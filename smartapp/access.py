@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_mappings.identity import PatientKey
+from fhir_mappings.common.identity import PatientKey
 from launch import errors
 from launch.scopes import allows, granted
 from launch.sessions import LaunchSession

@@ -9,12 +9,11 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from fhir_mappings.billing import month_code, month_of
-from fhir_mappings.export import csv_text
-from fhir_mappings.history import series
-from fhir_mappings.patient import display_name
-from fhir_mappings.registry import CONTACT_TYPES, PHASES, PROGRAMS, ROLES, Enrolment, Member
-from fhir_mappings.worklist import (
+from fhir_mappings.common.export import csv_text
+from fhir_mappings.common.patient import display_name
+from fhir_mappings.registry.billing import month_code, month_of
+from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAMS, ROLES, Enrolment, Member
+from fhir_mappings.registry.worklist import (
     COLUMNS,
     FLAG_LABELS,
     build_rows,
@@ -24,6 +23,7 @@ from fhir_mappings.worklist import (
     rows_csv,
     sort_rows,
 )
+from fhir_mappings.screening.history import series
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession

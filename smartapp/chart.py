@@ -11,13 +11,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from fhir_mappings.capability import supports_conditional_create
-from fhir_mappings.conditions import ConditionRow, behavioral_conditions
-from fhir_mappings.due import DueItem, due_screenings
-from fhir_mappings.history import ScorePoint, merge_history, score_points, series
-from fhir_mappings.identity import PatientKey, patient_key
-from fhir_mappings.instruments import AUDIT_C, HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
-from fhir_mappings.patient import (
+from fhir_mappings.common.capability import supports_conditional_create
+from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
+from fhir_mappings.common.identity import PatientKey, patient_key
+from fhir_mappings.common.patient import (
     administrative_gender,
     age_in_years,
     birth_date,
@@ -25,9 +22,12 @@ from fhir_mappings.patient import (
     display_name,
     identifier_value,
 )
-from fhir_mappings.scoring import parse_answers, score
-from fhir_mappings.screening import Submission
-from fhir_mappings.writeback import plan_writeback
+from fhir_mappings.screening.due import DueItem, due_screenings
+from fhir_mappings.screening.history import ScorePoint, merge_history, score_points, series
+from fhir_mappings.screening.instruments import AUDIT_C, HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
+from fhir_mappings.screening.resources import Submission
+from fhir_mappings.screening.scoring import parse_answers, score
+from fhir_mappings.screening.writeback import plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-from fhir_mappings.history import ScorePoint
+from fhir_mappings.screening.history import ScorePoint
 
 # (low, high, label, fill) per instrument; fills are light enough for the line and labels to keep contrast.
 BANDS: dict[str, tuple[int, tuple[tuple[int, int, str, str], ...]]] = {

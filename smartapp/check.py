@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_mappings.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
-from fhir_mappings.writeback import plan_writeback
+from fhir_mappings.common.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
+from fhir_mappings.screening.writeback import plan_writeback
 from launch.discovery import Discovery, SmartConfiguration
 from launch.oauth import requested_scopes
 from launch.registrations import Registration

@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from fhir_mappings.history import ScorePoint, score_points
-from fhir_mappings.identity import PatientKey, legacy_patient_id, patient_key
-from fhir_mappings.instruments import HISTORY_CODES, LOINC
-from fhir_mappings.registry import (
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.common.validation import r4_errors
+from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
     Contact,
     Enrolment,
@@ -34,7 +33,8 @@ from fhir_mappings.registry import (
     work_task,
     work_task_from,
 )
-from fhir_mappings.validation import r4_errors
+from fhir_mappings.screening.history import ScorePoint, score_points
+from fhir_mappings.screening.instruments import HISTORY_CODES, LOINC
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore

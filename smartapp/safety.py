@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
-from fhir_mappings.identity import PatientKey
-from fhir_mappings.patient import display_name
-from fhir_mappings.registry import SAFETY_OUTCOMES, WorkTask
-from fhir_mappings.screening import resource_id
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.patient import display_name
+from fhir_mappings.registry.resources import SAFETY_OUTCOMES, WorkTask
+from fhir_mappings.screening.resources import resource_id
 from launch import errors
 from smartapp.screenings import ScreeningRecord
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from fhir_mappings.identity import PatientKey
-from fhir_mappings.instruments import Answer, instrument_for
-from fhir_mappings.scoring import ScoreResult, score
-from fhir_mappings.screening import (
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.validation import r4_errors
+from fhir_mappings.screening.instruments import Answer, instrument_for
+from fhir_mappings.screening.resources import (
     Submission,
     clinical_note,
     questionnaire,
@@ -27,8 +27,8 @@ from fhir_mappings.screening import (
     registry_transaction,
     screening_observations,
 )
-from fhir_mappings.validation import r4_errors
-from fhir_mappings.writeback import WritebackPlan
+from fhir_mappings.screening.scoring import ScoreResult, score
+from fhir_mappings.screening.writeback import WritebackPlan
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
@@ -413,7 +413,7 @@ class ScreeningService:
 
     def publish_questionnaires(self) -> None:
         """Each instrument's Questionnaire in the registry store, once per version (canonical URL + version)."""
-        from fhir_mappings.instruments import INSTRUMENTS
+        from fhir_mappings.screening.instruments import INSTRUMENTS
 
         if self.registry is None:
             return

@@ -10,8 +10,8 @@ from typing import Any, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from fhir_mappings.patient import display_name
-from fhir_mappings.registry import Member
+from fhir_mappings.common.patient import display_name
+from fhir_mappings.registry.resources import Member
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession

@@ -10,8 +10,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fhir_mappings import capability, conditions, history, identity, patient, registry
-from fhir_mappings.registry import Enrolment, Member, careplan, contact_task, work_task
+from fhir_mappings.common import capability, conditions, identity, patient
+from fhir_mappings.registry import resources as registry
+from fhir_mappings.registry.resources import Enrolment, Member, careplan, contact_task, work_task
+from fhir_mappings.screening import history
 from launch.context import parse_launch_context
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=False),

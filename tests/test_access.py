@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
-from fhir_mappings.identity import PatientKey
+from fhir_mappings.common.identity import PatientKey
 from launch.sessions import LaunchSession
 from smartapp.access import access_for
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from fhir_mappings.patient import age_in_years, birth_date_text, display_name, identifier_value
+from fhir_mappings.common.patient import age_in_years, birth_date_text, display_name, identifier_value
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ def test_readers_never_raise(kind: str) -> None:
 
 
 def test_the_odd_resources_seen_in_the_field_are_skipped() -> None:
-    from fhir_mappings.conditions import behavioral_conditions
-    from fhir_mappings.patient import display_name, identifier_value
-    from fhir_mappings.registry import enrolment_from, work_task_from
+    from fhir_mappings.common.conditions import behavioral_conditions
+    from fhir_mappings.common.patient import display_name, identifier_value
+    from fhir_mappings.registry.resources import enrolment_from, work_task_from
     from launch.context import parse_launch_context
 
     assert behavioral_conditions([{"resourceType": "Condition", "code": {"coding": True}}]) == []

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from fhir_mappings.billing import bhi_code, cocm_code, month_code
-from fhir_mappings.history import ScorePoint
-from fhir_mappings.identity import PatientKey
-from fhir_mappings.registry import (
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.validation import r4_errors
+from fhir_mappings.registry.billing import bhi_code, cocm_code, month_code
+from fhir_mappings.registry.resources import (
     Contact,
     Enrolment,
     Member,
@@ -24,8 +24,7 @@ from fhir_mappings.registry import (
     work_task,
     work_task_from,
 )
-from fhir_mappings.validation import r4_errors
-from fhir_mappings.worklist import (
+from fhir_mappings.registry.worklist import (
     build_rows,
     caseload_stats,
     filter_rows,
@@ -33,6 +32,7 @@ from fhir_mappings.worklist import (
     rows_csv,
     sort_rows,
 )
+from fhir_mappings.screening.history import ScorePoint
 
 ISS = "https://ehr.example.org/fhir"
 TODAY = date(2026, 11, 22)

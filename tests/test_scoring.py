@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.instruments import (
+from fhir_mappings.screening.instruments import (
     AUDIT_C,
     CSSRS,
     EPDS,
@@ -18,7 +18,7 @@ from fhir_mappings.instruments import (
     PHQ9_TEEN,
     Instrument,
 )
-from fhir_mappings.scoring import parse_answers, score
+from fhir_mappings.screening.scoring import parse_answers, score
 
 
 def by_scores(

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from fhir_mappings.capability import accepts_create
-from fhir_mappings.conditions import behavioral_conditions
-from fhir_mappings.due import due_screenings
-from fhir_mappings.history import ScorePoint, merge_history, score_points
-from fhir_mappings.instruments import INSTRUMENTS, PHQ9, Instrument
-from fhir_mappings.scoring import score
-from fhir_mappings.screening import (
+from fhir_mappings.common.capability import accepts_create
+from fhir_mappings.common.conditions import behavioral_conditions
+from fhir_mappings.common.validation import r4_errors
+from fhir_mappings.screening.due import due_screenings
+from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
+from fhir_mappings.screening.instruments import INSTRUMENTS, PHQ9, Instrument
+from fhir_mappings.screening.resources import (
     Submission,
     clinical_note,
     questionnaire,
@@ -22,8 +22,8 @@ from fhir_mappings.screening import (
     registry_transaction,
     screening_observations,
 )
-from fhir_mappings.validation import r4_errors
-from fhir_mappings.writeback import NOTE, STRUCTURED, plan_writeback
+from fhir_mappings.screening.scoring import score
+from fhir_mappings.screening.writeback import NOTE, STRUCTURED, plan_writeback
 
 from .ehr import load_fixture
 

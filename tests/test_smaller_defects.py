@@ -10,7 +10,7 @@ import responses
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
-from fhir_mappings.export import csv_text, safe_cell
+from fhir_mappings.common.export import csv_text, safe_cell
 
 from .conftest import APP_BASE, make_ehr, start_launch
 
@@ -76,9 +76,9 @@ def test_every_csv_cell_is_formula_safe() -> None:
 def test_the_note_starts_with_its_safety_alert_line() -> None:
     from datetime import UTC, datetime
 
-    from fhir_mappings.instruments import PHQ9
-    from fhir_mappings.scoring import parse_answers, score
-    from fhir_mappings.screening import Submission, note_text
+    from fhir_mappings.screening.instruments import PHQ9
+    from fhir_mappings.screening.resources import Submission, note_text
+    from fhir_mappings.screening.scoring import parse_answers, score
 
     answers, _ = parse_answers(PHQ9, {f"phq9-{n}": "LA6568-5" for n in range(1, 9)} | {"phq9-9": "LA6569-3"})
     note = note_text(Submission("0" * 32, PHQ9, answers, score(PHQ9, answers), "pt-1", datetime.now(UTC)))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from fhir_mappings.screening import SUBMISSION_SYSTEM
+from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 
 pytestmark = pytest.mark.integration
 

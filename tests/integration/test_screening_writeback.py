@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from fhir_mappings.screening import SUBMISSION_SYSTEM
+from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 from sandbox.world import SandboxWorld
 
 from .conftest import Browser, launch_id_of, launch_url
@@ -133,7 +133,7 @@ def test_invalid_answers_are_refused_and_nothing_is_written(
 
 
 def test_questionnaires_are_published_once_per_version(world: SandboxWorld, tandem: Any) -> None:
-    from fhir_mappings.instruments import INSTRUMENTS
+    from fhir_mappings.screening.instruments import INSTRUMENTS
 
     def ours() -> list[str]:
         found = tandem.registry.search_all("Questionnaire", {"_count": "200"})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.identity import PatientKey, patient_key
+from fhir_mappings.common.identity import PatientKey, patient_key
 from sandbox.world import SandboxWorld
 
 from .conftest import Browser, launch_id_of, launch_url

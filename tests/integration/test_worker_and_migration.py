@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fhir_mappings.identity import PatientKey, patient_key
-from fhir_mappings.instruments import PHQ9
-from fhir_mappings.scoring import parse_answers, score
-from fhir_mappings.screening import Submission
-from fhir_mappings.writeback import WritebackPlan
+from fhir_mappings.common.identity import PatientKey, patient_key
+from fhir_mappings.screening.instruments import PHQ9
+from fhir_mappings.screening.resources import Submission
+from fhir_mappings.screening.scoring import parse_answers, score
+from fhir_mappings.screening.writeback import WritebackPlan
 from sandbox.world import SandboxWorld
 from smartapp.cli import main
 

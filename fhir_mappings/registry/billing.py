@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from .registry import Contact, Enrolment
+from fhir_mappings.registry.resources import Contact, Enrolment
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .capability import accepts_create
+from fhir_mappings.common.capability import accepts_create
 
 STRUCTURED = ("QuestionnaireResponse", "Observation")
 NOTE = ("DocumentReference",)

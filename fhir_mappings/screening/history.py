@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .access import codes, field, objs, text
-from .instruments import HISTORY_CODES
-from .screening import SUBMISSION_SYSTEM
+from fhir_mappings.common.access import codes, field, objs, text
+from fhir_mappings.screening.instruments import HISTORY_CODES
+from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 
 _CODE_TO_INSTRUMENT = {code: name for name, codes in HISTORY_CODES.items() for code in codes}
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from .instruments import AUDIT_C, CSSRS, HUNGER_VITAL_SIGN, Answer, Instrument, Item
+from fhir_mappings.screening.instruments import AUDIT_C, CSSRS, HUNGER_VITAL_SIGN, Answer, Instrument, Item
 
 
 @dataclass(frozen=True)

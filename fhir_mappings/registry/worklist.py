@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from .billing import MonthCode, month_code, month_of
-from .export import csv_text
-from .history import ScorePoint
-from .identity import PatientKey
-from .registry import Contact, Enrolment, WorkTask
+from fhir_mappings.common.export import csv_text
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.billing import MonthCode, month_code, month_of
+from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
+from fhir_mappings.screening.history import ScorePoint
 
 FLAG_LABELS = {
     "safety": "Safety",

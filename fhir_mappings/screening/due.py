@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from .conditions import ConditionRow
-from .history import ScorePoint
+from fhir_mappings.common.conditions import ConditionRow
+from fhir_mappings.screening.history import ScorePoint
 
 
 @dataclass(frozen=True)

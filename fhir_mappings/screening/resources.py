@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .identity import PatientKey
-from .instruments import CSSRS, HUNGER_VITAL_SIGN, LOINC, Answer, Instrument
-from .scoring import ScoreResult
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.screening.instruments import CSSRS, HUNGER_VITAL_SIGN, LOINC, Answer, Instrument
+from fhir_mappings.screening.scoring import ScoreResult
 
 SUBMISSION_SYSTEM = "https://tandem.health/fhir/submission"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"

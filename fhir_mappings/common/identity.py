@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .access import obj, reference_id, text
+from fhir_mappings.common.access import obj, reference_id, text
 
 
 @dataclass(frozen=True, order=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from .access import codes, field, obj, objs
+from fhir_mappings.common.access import codes, field, obj, objs
 
 _NAME_USE_ORDER = ("official", "usual", None, "nickname", "maiden", "temp", "anonymous", "old")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .access import objs, text
+from fhir_mappings.common.access import objs, text
 
 #: Resource types Tandem may write back to an EHR.
 WRITE_BACK_TYPES = ("Observation", "QuestionnaireResponse", "DocumentReference", "Condition")

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from .access import code as _code
-from .access import field as _field
-from .access import obj, objs, reference_id, text, version_id
-from .identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.common.access import code as _code
+from fhir_mappings.common.access import field as _field
+from fhir_mappings.common.access import obj, objs, reference_id, text, version_id
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
 
 TANDEM = "https://tandem.health/fhir"
 PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"

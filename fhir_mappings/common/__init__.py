@@ -1,0 +1,1 @@
+"""Shared readers: tolerant access, identity, dates, patient, conditions, capability, export."""

@@ -1,0 +1,1 @@
+"""The registry: programs, enrolment resources, worklist rows, billing."""

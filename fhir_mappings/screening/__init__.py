@@ -1,0 +1,1 @@
+"""Screening: the instrument catalogue, generic scoring, the resources a screening writes, history."""
