@@ -51,9 +51,7 @@ def create_app(
 
     def screening_kept(error: errors.StoreUnavailable) -> str:
         """Redis is down while a screening is saved: the answers come back in the form, nothing is lost."""
-        from fhir_mappings.screening.instruments import instrument_for
-
-        instrument = instrument_for((request.view_args or {}).get("key", ""))
+        instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error)
         return render_template("screen_kept.html", error=error, instrument=instrument, selected=request.form,

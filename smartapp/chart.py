@@ -16,6 +16,7 @@ from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.common.patient import (
     administrative_gender,
+    age_in_months,
     age_in_years,
     birth_date,
     birth_date_text,
@@ -23,8 +24,14 @@ from fhir_mappings.common.patient import (
     identifier_value,
 )
 from fhir_mappings.screening.due import DueItem, due_screenings
-from fhir_mappings.screening.history import ScorePoint, merge_history, score_points, series
-from fhir_mappings.screening.instruments import AUDIT_C, HISTORY_CODES, INSTRUMENTS, LOINC, instrument_for
+from fhir_mappings.screening.history import (
+    SCORE_CODE_PARAM,
+    SERIES_CODES,
+    ScorePoint,
+    merge_history,
+    score_points,
+    series,
+)
 from fhir_mappings.screening.resources import Submission
 from fhir_mappings.screening.scoring import parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
@@ -50,7 +57,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>")
 
 _T = TypeVar("_T")
-HISTORY_CODE_PARAM = ",".join(f"{LOINC}|{code}" for codes in HISTORY_CODES.values() for code in codes)
 
 
 @dataclass
@@ -73,12 +79,13 @@ def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
     return {
         **header_context(session, ehr),
-        "names": {instrument.key: instrument.name for instrument in INSTRUMENTS.values()},
+        "names": {instrument.key: instrument.name for instrument in services().catalogue},
         "patient": patient,
         "patient_notice": notice,
         "patient_name": display_name(patient),
         "birth_date": birth_date_text(patient),
         "age": age_in_years(patient, date.today()),
+        "age_months": age_in_months(patient, date.today()),
         "gender": administrative_gender(patient),
         "mrn": identifier_value(patient),
         "show_banner": context.need_patient_banner,
@@ -103,14 +110,14 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
     data = ChartData()
     key = PatientKey(session.iss, patient_id)
     ehr_observations: list[dict[str, Any]] = _part(data, "Screening results from the EHR", lambda: ehr.search_all(
-        "Observation", {"patient": patient_id, "code": HISTORY_CODE_PARAM, "_count": "200"}, max_pages=10), [])  # fmt: skip
+        "Observation", {"patient": patient_id, "code": SCORE_CODE_PARAM, "_count": "200"}, max_pages=10), [])  # fmt: skip
     data.conditions = _part(data, "Conditions from the EHR", lambda: behavioral_conditions(
         ehr.search_all("Condition", {"patient": patient_id}, max_pages=10)), [])  # fmt: skip
     registry_observations: list[dict[str, Any]] = []
     if svc.registry is not None:
         registry = svc.registry
         found: list[dict[str, Any]] = _part(data, "Screening results in the Tandem registry", lambda: registry.search_all(
-            "Observation", {"subject": key.relative, "code": HISTORY_CODE_PARAM, "_count": "200"}, max_pages=10),
+            "Observation", {"subject": key.relative, "code": SCORE_CODE_PARAM, "_count": "200"}, max_pages=10),
             [])  # fmt: skip
         # Only this EHR's patient: the same id at another EHR is another person.
         registry_observations = [o for o in found if patient_key(o.get("subject")) == key]
@@ -144,7 +151,7 @@ def home(launch_id: str) -> Any:
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
     _part(chart, "Write-back status", lambda: svc.writebacks.schedule(unfinished, launch_id=session.id), None)
     trends = []
-    for name in HISTORY_CODES:
+    for name in SERIES_CODES:
         points = series(chart.history, name)
         if points:
             trends.append((name, points, trend_svg(points, name)))
@@ -153,7 +160,7 @@ def home(launch_id: str) -> Any:
         **page,
         chart=chart,
         trends=trends,
-        instruments=list(INSTRUMENTS.values()),
+        instruments=[i for i in services().catalogue if i.for_age(page.get("age_months"))],
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
         unfinished=unfinished,
@@ -177,7 +184,7 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, *, selected:
 @bp.route("/screen/<key>", methods=["GET", "POST"])
 def screen(launch_id: str, key: str) -> Any:
     session = current_launch(launch_id)
-    instrument = instrument_for(key)
+    instrument = services().catalogue.get(key)
     if instrument is None:
         abort(404)
     if not session.context.patient:
@@ -203,7 +210,9 @@ def screen(launch_id: str, key: str) -> Any:
                      problems={p.link_id: p.message for p in problems})  # fmt: skip
     # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit).
     sex = (
-        administrative_gender(ehr.read("Patient", session.context.patient)) if instrument is AUDIT_C else None
+        administrative_gender(ehr.read("Patient", session.context.patient))
+        if instrument.positive_by_sex
+        else None
     )
     submission = Submission(
         submission_id=submission_id,
@@ -249,7 +258,7 @@ def result(launch_id: str, record_id: str) -> str:
     session = current_launch(launch_id)
     record = _record_for(session, record_id)
     ehr = services().ehr_client(session)
-    submission = record.submission()
+    submission = record.submission(services().catalogue)
     return render_template("screening_result.html", **_common(session, ehr), record=record, submission=submission,
                            result=submission.result)  # fmt: skip
 

@@ -42,6 +42,8 @@ class Settings:
     no_contact_weeks: int = 4
     #: First wait before a failed write-back is retried (doubling up to an hour).
     retry_seconds: int = 30
+    #: A folder of the practice's licensed copies of site-supplied instruments (`<key>.json`, e.g. epds.json).
+    site_instruments: str | None = None
 
     @property
     def production(self) -> bool:

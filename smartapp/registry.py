@@ -33,8 +33,7 @@ from fhir_mappings.registry.resources import (
     work_task,
     work_task_from,
 )
-from fhir_mappings.screening.history import ScorePoint, score_points
-from fhir_mappings.screening.instruments import HISTORY_CODES, LOINC
+from fhir_mappings.screening.history import SCORE_CODE_PARAM, ScorePoint, score_points
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
@@ -45,7 +44,6 @@ PAGE_SIZE = 200
 CACHE_TTL = 300
 #: Bumped whenever the cached form changes, so a deploy never reads an older release's entries.
 CACHE_SCHEMA = 2
-SCORE_CODES = ",".join(f"{LOINC}|{code}" for codes in HISTORY_CODES.values() for code in codes)
 
 
 #: Registry resource types that name a patient, and the field that does.
@@ -221,7 +219,7 @@ class RegistryService:
             "careplans": client.search_all("CarePlan", {"_count": str(PAGE_SIZE)}, max_pages=1000),
             "tasks": client.search_all("Task", {"_count": str(PAGE_SIZE)}, max_pages=1000),
             "observations": client.search_all(
-                "Observation", {"code": SCORE_CODES, "_count": str(PAGE_SIZE)}, max_pages=1000
+                "Observation", {"code": SCORE_CODE_PARAM, "_count": str(PAGE_SIZE)}, max_pages=1000
             ),  # fmt: skip
         }
         data = self._parse(raw, requests=client.counter.total - before)

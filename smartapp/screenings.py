@@ -18,7 +18,7 @@ from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.validation import r4_errors
-from fhir_mappings.screening.instruments import Answer, instrument_for
+from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
 from fhir_mappings.screening.resources import (
     Submission,
     clinical_note,
@@ -27,7 +27,7 @@ from fhir_mappings.screening.resources import (
     registry_transaction,
     screening_observations,
 )
-from fhir_mappings.screening.scoring import ScoreResult, score
+from fhir_mappings.screening.scoring import ScoreResult, parse_answers, score
 from fhir_mappings.screening.writeback import WritebackPlan
 from launch import errors
 from launch.fhir import FHIRClient
@@ -105,16 +105,13 @@ class ScreeningRecord:
             data[name] = Target(**{k: v for k, v in (data.get(name) or {}).items() if k in target_fields})
         return cls(**data)
 
-    def submission(self) -> Submission:
-        instrument = instrument_for(self.instrument)
+    def submission(self, catalogue: Catalogue = CATALOGUE) -> Submission:
+        """The submission as recorded, read with the catalogue's wording (the scores never depend on it)."""
+        instrument = catalogue.get(self.instrument)
         if instrument is None:  # pragma: no cover - records are written from known instruments only
             raise errors.TandemError(f"unknown instrument {self.instrument}")
-        answers: dict[str, Answer] = {}
-        for link_id, code in self.answers.items():
-            item = instrument.item(link_id)
-            answer = next((a for a in item.answers if a.code == code), None) if item else None
-            if answer is not None:
-                answers[link_id] = answer
+        answers: dict[str, Answer]
+        answers, _ = parse_answers(instrument, self.answers)
         result = score(instrument, answers, sex=self.sex)
         return Submission(self.id, instrument, answers, result, self.patient_id,
                           datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss)  # fmt: skip
@@ -155,9 +152,10 @@ def _ignored_parameter(bundle: dict[str, Any], name: str) -> bool:
 
 
 class ScreeningService:
-    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time,
-                 retry_seconds: int = 30) -> None:  # fmt: skip
+    def __init__(self, store: KeyValueStore, registry: FHIRClient | None, catalogue: Catalogue = CATALOGUE, *,
+                 clock: Any = time.time, retry_seconds: int = 30) -> None:  # fmt: skip
         self.store = store
+        self.catalogue = catalogue
         self.registry = registry
         self.clock = clock
         self.retry_seconds = retry_seconds
@@ -311,7 +309,7 @@ class ScreeningService:
         if self.registry is None:
             raise errors.ConfigurationError("no registry store is configured")
         self.publish_questionnaires()
-        submission = record.submission()
+        submission = record.submission(self.catalogue)
         bundle = registry_transaction(submission, end_of_day(submission.authored))
         for entry in bundle["entry"]:
             self._validated(entry["resource"])
@@ -398,7 +396,7 @@ class ScreeningService:
         return reference
 
     def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:
-        submission = record.submission()
+        submission = record.submission(self.catalogue)
         target, conditional = record.ehr, record.ehr_conditional_create
         if record.plan_types == ["DocumentReference"]:
             return [self._create_once(ehr, clinical_note(submission), target, record.patient_id, conditional)]
@@ -413,11 +411,9 @@ class ScreeningService:
 
     def publish_questionnaires(self) -> None:
         """Each instrument's Questionnaire in the registry store, once per version (canonical URL + version)."""
-        from fhir_mappings.screening.instruments import INSTRUMENTS
-
         if self.registry is None:
             return
-        for instrument in INSTRUMENTS.values():
+        for instrument in self.catalogue:
             marker = f"questionnaire-published:{self.registry.base_url}:{instrument.canonical}"
             if self.store.get(marker):
                 continue

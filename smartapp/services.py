@@ -7,10 +7,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from fhir_mappings.screening.instruments import Catalogue, InstrumentError, load_catalogue
 from launch.backend import BackendServicesAuth
 from launch.discovery import Discovery
-from launch.errors import TandemError
+from launch.errors import ConfigurationError, TandemError
 from launch.fhir import FHIRClient
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     secret_key: str
+    catalogue: Catalogue
     store: KeyValueStore
     keys: KeyRing
     registrations: Registrations
@@ -63,6 +66,10 @@ def publish_questionnaires(services: Services) -> None:
 def build_services(settings: Settings, environ: Mapping[str, str] | None = None) -> Services:
     """Everything the app needs, or a ConfigurationError that names what is wrong."""
     environ = os.environ if environ is None else environ
+    try:
+        catalogue = load_catalogue(Path(settings.site_instruments) if settings.site_instruments else None)
+    except InstrumentError as error:
+        raise ConfigurationError(f"TANDEM_SITE_INSTRUMENTS: {error}") from None
     if settings.redis_url:
         store: KeyValueStore = RedisStore(settings.redis_url)
     else:
@@ -113,6 +120,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     services = Services(
         settings=settings,
         secret_key=secret_key,
+        catalogue=catalogue,
         store=store,
         keys=keys,
         registrations=registrations,
@@ -121,7 +129,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         oauth=OAuthClient(transport, keys, discovery, environ),
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
-        screenings=ScreeningService(store, registry, retry_seconds=settings.retry_seconds),
+        screenings=ScreeningService(store, registry, catalogue, retry_seconds=settings.retry_seconds),
         caseload=RegistryService(store, registry),
         writebacks=writebacks,
     )

@@ -6,19 +6,17 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.screening.instruments import (
-    AUDIT_C,
-    CSSRS,
-    EPDS,
-    GAD7,
-    HUNGER_VITAL_SIGN,
-    INSTRUMENTS,
-    PHQ2,
-    PHQ9,
-    PHQ9_TEEN,
-    Instrument,
-)
+from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENTS, Instrument, load_catalogue
 from fhir_mappings.screening.scoring import parse_answers, score
+from sandbox import SITE_INSTRUMENTS
+
+PHQ9, PHQ9_TEEN, PHQ2, GAD7 = (INSTRUMENTS[k] for k in ("phq9", "phq9-teen", "phq2", "gad7"))
+AUDIT_C, HUNGER_VITAL_SIGN, CSSRS = (
+    INSTRUMENTS[k] for k in ("audit-c", "hunger-vital-sign", "cssrs-screener")
+)
+#: The shipped EPDS: a skeleton without wording. Item-by-item scoring is tested with the demo's placeholder site copy.
+EPDS_SKELETON = INSTRUMENTS["epds"]
+EPDS = load_catalogue(SITE_INSTRUMENTS).instruments["epds"]
 
 
 def by_scores(
@@ -274,11 +272,42 @@ def test_every_instrument_scores_an_empty_form_without_raising() -> None:
 
 def test_epds_ships_as_a_skeleton_without_its_wording() -> None:
     """RCPsych requires written permission to distribute the EPDS wording in software (healthysteps.md §0 #1)."""
-    assert not EPDS.ships_wording and "permission" in (EPDS.copyright or "")
-    assert [item.text for item in EPDS.items] == [
-        f"EPDS question {n} (wording from the licensed copy)" for n in range(1, 11)
-    ]
-    assert {a.display for item in EPDS.items for a in item.answers} == {
-        "1st printed answer", "2nd printed answer", "3rd printed answer", "4th printed answer"}  # fmt: skip
-    answers, _ = parse_answers(EPDS, {"epds-10": EPDS.items[9].answers[0].code})
-    assert score(EPDS, answers).safety[0].message.startswith("EPDS question 10 (self-harm) scored 3 of 3.")
+    assert EPDS_SKELETON.licence_class == "site-supplied" and not EPDS_SKELETON.ships_wording
+    assert "permission" in (EPDS_SKELETON.copyright or "")
+    assert all(not item.text and all(not a.display for a in item.answers) for item in EPDS_SKELETON.items)
+    shipped = (DATA_FOLDER / "epds.questionnaire.json").read_text() + (
+        DATA_FOLDER / "epds.scoring.json"
+    ).read_text()
+    for phrase in ("laugh", "blamed myself", "harming myself", "anxious or worried", "scared or panicky"):
+        assert phrase not in shipped.lower()
+
+
+def test_without_the_site_copy_the_epds_form_takes_the_total_and_item_10() -> None:
+    form = EPDS_SKELETON.form_items
+    assert [item.link_id for item in form] == ["total", "epds-10"]
+    assert form[0].kind == "integer" and (form[0].min_value, form[0].max_value) == (0, 30)
+    item10 = {a.display: a.code for a in form[1].answers}
+    answers, errors = parse_answers(EPDS_SKELETON, {"total": "14", "epds-10": item10["scored 2"]})
+    assert errors == []
+    result = score(EPDS_SKELETON, answers)
+    assert (result.total, result.band, result.positive) == (14, "probable depression", True)
+    assert result.safety[0].message.startswith("EPDS question 10 (self-harm) scored 2 of 3.")
+    assert score(EPDS_SKELETON, parse_answers(EPDS_SKELETON, {"total": "9", "epds-10": item10["scored 0"]})[0]
+                 ).safety == ()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [({"total": "31"}, "not a whole number from 0 to 30"), ({"total": "-1"}, "not a whole number from 0 to 30"),
+     ({"total": "ten"}, "not a whole number"), ({"total": "1", "epds-10": "a0-3"}, "lower than the score of"),
+     ({"epds-1": "a0-0"}, "'epds-1' is not a question of the EPDS")],
+)  # fmt: skip
+def test_entered_epds_scores_are_checked(raw: dict[str, str], message: str) -> None:
+    _, errors = parse_answers(EPDS_SKELETON, raw)
+    assert any(message in error.message for error in errors)
+
+
+def test_an_entered_form_without_a_total_has_none_but_keeps_the_safety_flag() -> None:
+    answers, _ = parse_answers(EPDS_SKELETON, {"epds-10": "a1-2"})
+    result = score(EPDS_SKELETON, answers)
+    assert result.total is None and result.has_safety_flag

@@ -13,7 +13,7 @@ from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.screening.due import due_screenings
 from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
-from fhir_mappings.screening.instruments import INSTRUMENTS, PHQ9, Instrument
+from fhir_mappings.screening.instruments import INSTRUMENTS, Instrument
 from fhir_mappings.screening.resources import (
     Submission,
     clinical_note,
@@ -28,6 +28,8 @@ from fhir_mappings.screening.writeback import NOTE, STRUCTURED, plan_writeback
 from .ehr import load_fixture
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
+
+PHQ9 = INSTRUMENTS["phq9"]
 
 
 def _submission(instrument: Instrument, pick: int = -1) -> Submission:

@@ -76,7 +76,9 @@ def test_every_csv_cell_is_formula_safe() -> None:
 def test_the_note_starts_with_its_safety_alert_line() -> None:
     from datetime import UTC, datetime
 
-    from fhir_mappings.screening.instruments import PHQ9
+    from fhir_mappings.screening.instruments import INSTRUMENTS
+
+    PHQ9 = INSTRUMENTS["phq9"]
     from fhir_mappings.screening.resources import Submission, note_text
     from fhir_mappings.screening.scoring import parse_answers, score
 

@@ -188,7 +188,9 @@ def test_everything_down_loses_nothing_and_still_shows_the_alert(app: Flask, cli
 def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(redis_store: Any) -> None:
     from datetime import UTC, datetime
 
-    from fhir_mappings.screening.instruments import PHQ9
+    from fhir_mappings.screening.instruments import INSTRUMENTS
+
+    PHQ9 = INSTRUMENTS["phq9"]
     from fhir_mappings.screening.resources import Submission
     from fhir_mappings.screening.scoring import parse_answers, score
     from fhir_mappings.screening.writeback import NOTE, WritebackPlan

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from fhir_mappings.common.access import codes, field, obj, objs
+from fhir_mappings.common.dates import parse_date
 
 _NAME_USE_ORDER = ("official", "usual", None, "nickname", "maiden", "temp", "anonymous", "old")
 
@@ -40,17 +41,8 @@ def display_name(resource: Mapping[str, Any] | None) -> str | None:
 
 
 def birth_date(resource: Mapping[str, Any] | None) -> date | None:
-    if not isinstance(resource, Mapping):
-        return None
-    value = resource.get("birthDate")
-    if not isinstance(value, str):
-        return None
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-    except ValueError:
-        return None
-    return None
+    value = resource.get("birthDate") if isinstance(resource, Mapping) else None
+    return parse_date(value) if isinstance(value, str) and len(value) == 10 else None
 
 
 def birth_date_text(resource: Mapping[str, Any] | None) -> str | None:
@@ -65,6 +57,13 @@ def age_in_years(resource: Mapping[str, Any] | None, today: date) -> int | None:
     if born is None or born > today:
         return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def age_in_months(resource: Mapping[str, Any] | None, today: date) -> int | None:
+    born = birth_date(resource)
+    if born is None or born > today:
+        return None
+    return (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
 
 
 def administrative_gender(resource: Mapping[str, Any] | None) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 from fhir_mappings.common.access import code as _code
 from fhir_mappings.common.access import field as _field
 from fhir_mappings.common.access import obj, objs, reference_id, text, version_id
+from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
 
 TANDEM = "https://tandem.health/fhir"
@@ -160,15 +161,6 @@ class WorkTask:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
 def _ext(resource: Any, url: str) -> Mapping[str, Any] | None:
     return next((e for e in objs(obj(resource).get("extension")) if e.get("url") == url), None)
 
@@ -275,7 +267,7 @@ def enrolment_from(resource: Any) -> Enrolment | None:
     subject = resource.get("subject")
     key = patient_key(subject)
     patient_id = key.patient_id if key else legacy_patient_id(subject)
-    start = _date(_field(resource, "period", "start"))
+    start = parse_date(_field(resource, "period", "start"))
     if not patient_id or start is None:
         return None
     phase = text(obj(_ext(resource, PHASE_URL)).get("valueCode")) or "active-treatment"
@@ -300,10 +292,10 @@ def enrolment_from(resource: Any) -> Enrolment | None:
         program=program,
         phase=phase if phase in PHASES else "active-treatment",
         start=start,
-        end=_date(_field(resource, "period", "end")),
+        end=parse_date(_field(resource, "period", "end")),
         team=team,
         consent_given=_sub(consent, "given").get("valueBoolean") is True,
-        consent_date=_date(_sub(consent, "date").get("valueDate")),
+        consent_date=parse_date(_sub(consent, "date").get("valueDate")),
         consent_method=method if method in ("verbal", "written") else None,
         flagged_for_review=obj(_ext(resource, REVIEW_FLAG_URL)).get("valueBoolean") is True,
         version=version_id(resource),
@@ -363,7 +355,7 @@ def contact_from(resource: Any) -> Contact | None:
     if _code(resource.get("code"), TASK_SYSTEM) != "contact" or resource.get("status") != "completed":
         return None
     careplan_id = _careplan_of(resource)
-    when = _date(_field(resource, "executionPeriod", "start"))
+    when = parse_date(_field(resource, "executionPeriod", "start"))
     minutes = next((m for m in (_field(o, "valueDuration", "value") for o in objs(resource.get("output")))
                     if isinstance(m, int | float) and not isinstance(m, bool)), None)  # fmt: skip
     if careplan_id is None or when is None or minutes is None:
@@ -459,9 +451,9 @@ def work_task_from(resource: Any) -> WorkTask | None:
         status=status,
         patient_id=patient_id,
         careplan_id=_careplan_of(resource),
-        due=_date(_field(resource, "restriction", "period", "end")),
-        authored=_date(resource.get("authoredOn")),
-        completed=_date(_field(resource, "executionPeriod", "end")) if status == "completed" else None,
+        due=parse_date(_field(resource, "restriction", "period", "end")),
+        authored=parse_date(resource.get("authoredOn")),
+        completed=parse_date(_field(resource, "executionPeriod", "end")) if status == "completed" else None,
         description=text(resource.get("description")),
         recommendations=output("recommendations"),
         version=version_id(resource),

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from fhir_mappings.common.access import codes, field, objs, text
-from fhir_mappings.screening.instruments import HISTORY_CODES
+from fhir_mappings.common.dates import parse_datetime
+from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 
-_CODE_TO_INSTRUMENT = {code: name for name, codes in HISTORY_CODES.items() for code in codes}
+#: Score series (PHQ-9, GAD-7, EPDS) → the LOINC codes of the totals read into them; teen PHQ-9 counts as PHQ-9.
+SERIES_CODES = CATALOGUE.history_codes()
+#: The one `code` search parameter for every score series (EHR and registry searches use it).
+SCORE_CODE_PARAM = CATALOGUE.score_code_param()
+_CODE_TO_INSTRUMENT = {code: name for name, codes in SERIES_CODES.items() for code in codes}
 
 
 @dataclass(frozen=True)
@@ -26,22 +31,6 @@ class ScorePoint:
     @property
     def day(self) -> date:
         return self.when.date()
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) < 4:
-        return None
-    text = value.replace("Z", "+00:00")
-    try:
-        if len(text) == 4:
-            parsed = datetime(int(text), 1, 1)
-        elif len(text) == 7:
-            parsed = datetime(int(text[:4]), int(text[5:7]), 1)
-        else:
-            parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _value(observation: Mapping[str, Any]) -> int | None:

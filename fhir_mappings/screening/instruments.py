@@ -1,17 +1,40 @@
-"""The screening instruments Tandem administers: items, answers, scores, bands and codes, in one table.
+"""The instrument catalogue: each instrument is an SDC Questionnaire file plus a scoring description, read from
+`fhir_mappings/data/instruments/` and validated when loaded (`InstrumentError` names the file and the problem).
 
-Codes: LOINC codes are used only where confirmed (clinical.md [C], or checked against published LOINC-coded
-questionnaires). Where a code is not confirmed (marked [?] in clinical.md) the item carries no code rather than a
-wrong one; its linkId and text identify it.
+Licence classes (shown to deployers by `tandem instruments`):
+- `bundled`: free to redistribute; Tandem ships the full wording.
+- `site-supplied`: free for a practice's own clinical use but not for redistribution in software (EPDS). Tandem
+  ships the structure, codes and scoring without wording; a deployment loads its licensed copy from a folder
+  (`<key>.json`), checked against that structure. Until then the form takes the total and the item scores the
+  scoring needs (the safety items).
+- `score-only`: no electronic reproduction at all (ASQ-3): Tandem's form records the scores the practice obtained
+  elsewhere, never the items.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fhir_mappings.common.validation import r4_errors
 
 LOINC = "http://loinc.org"
 TANDEM_ANSWERS = "https://tandem.health/fhir/CodeSystem/answer"
 QUESTIONNAIRE_BASE = "https://tandem.health/fhir/Questionnaire"
+ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "instruments"
+LICENCE_CLASSES = ("bundled", "site-supplied", "score-only")
+RESULT_KINDS = ("sum", "any-item", "levels")
+TOTAL = "total"
+
+
+class InstrumentError(ValueError):
+    """An instrument file that cannot be used: named, with the reason."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +43,8 @@ class Answer:
     display: str
     score: int
     system: str = LOINC
+    #: An entered number (score-only and total-entry forms) rather than a chosen answer.
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,10 @@ class Item:
     scored: bool = True
     #: Shown only when another item has one of these answers: (linkId, answer codes).
     enable_when: tuple[str, tuple[str, ...]] | None = None
+    #: "choice" (answers with weights) or "integer" (an entered score between min_value and max_value).
+    kind: str = "choice"
+    min_value: int = 0
+    max_value: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +68,14 @@ class Band:
     low: int
     high: int
     label: str
+
+
+@dataclass(frozen=True)
+class Level:
+    """A result level (C-SSRS risk, ASQ zone): reached when any (item, answer code) pair was answered."""
+
+    label: str
+    when: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -55,14 +92,37 @@ class Instrument:
     bands: tuple[Band, ...] = ()
     #: Total at or above which the screen is positive (None: not decided by the total alone).
     positive_at: int | None = None
+    #: Cutoffs by recorded sex (AUDIT-C); `positive_at` applies when sex is not recorded.
+    positive_by_sex: dict[str, int] = field(default_factory=dict)
     #: How many scored items may be missing and still allow a (prorated) total; see scoring.py.
     max_missing: int = 0
     version: str = "1.0.0"
     #: linkId → answer scores at or above which it is a safety flag.
     safety_items: dict[str, int] = field(default_factory=dict)
     copyright: str | None = None
-    #: False for a skeleton whose wording may not be distributed (EPDS): items are named by number only.
-    ships_wording: bool = True
+    licence_class: str = "bundled"
+    #: For a site-supplied instrument: whether the practice's licensed copy (its wording) is loaded.
+    site_copy_loaded: bool = False
+    result_kind: str = "sum"
+    levels: tuple[Level, ...] = ()
+    #: The level when no listed level is reached and everything needed was answered.
+    otherwise: str | None = None
+    #: How the result reads, e.g. "{name}: {level} risk".
+    phrase: str | None = None
+    #: Levels that raise a safety flag → the advice given.
+    safety_levels: dict[str, str] = field(default_factory=dict)
+    safety_flag: str = "self-harm"
+    #: any-item kind: the labels of a positive and a negative result, and the item score that is positive.
+    labels: dict[str, str] = field(default_factory=dict)
+    any_item_at_least: int = 1
+    #: The score series the chart and worklist read this instrument's results into (teen PHQ-9 → "PHQ-9").
+    history: str | None = None
+    #: Ages (in months) the instrument is for; None: any age.
+    ages_months: tuple[int, int] | None = None
+    #: Where the instrument sits in menus (lower first).
+    order: int = 0
+    #: The Questionnaire as published to the registry store (without wording for a site-supplied skeleton).
+    questionnaire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -73,344 +133,277 @@ class Instrument:
         return f"{self.url}|{self.version}"
 
     @property
+    def ships_wording(self) -> bool:
+        """Whether the form can show the questions: bundled, or a site copy is loaded."""
+        return self.licence_class == "bundled" or self.site_copy_loaded
+
+    @property
+    def enters_scores(self) -> bool:
+        """The form takes scores instead of answers: score-only, or a site-supplied one without its copy."""
+        return self.licence_class == "score-only" or not self.ships_wording
+
+    @property
+    def form_items(self) -> tuple[Item, ...]:
+        """What the form asks: the items, or the total and the items the scoring needs (safety items)."""
+        if self.licence_class != "site-supplied" or self.site_copy_loaded:
+            return self.items
+        total = Item(TOTAL, f"{self.total_display} (from the practice's licensed form)", (), self.total_loinc,
+                     kind="integer", min_value=0, max_value=self.max_total)  # fmt: skip
+        needed = tuple(
+            replace(item, text=f"{self.name} question {self.number(item)} — its score on the licensed form",
+                    answers=tuple(replace(a, display=f"scored {a.score}") for a in item.answers))
+            for item in self.items if item.link_id in self.safety_items
+        )  # fmt: skip
+        return (total, *needed)
+
+    @property
     def scored_items(self) -> tuple[Item, ...]:
         return tuple(item for item in self.items if item.scored)
 
     def item(self, link_id: str) -> Item | None:
-        return next((item for item in self.items if item.link_id == link_id), None)
+        return next((item for item in (*self.items, *self.form_items) if item.link_id == link_id), None)
+
+    def number(self, item: Item) -> int:
+        return next((n for n, candidate in enumerate(self.items, 1) if candidate.link_id == item.link_id), 0)
 
     def band(self, total: int | None) -> str | None:
         if total is None:
             return None
         return next((band.label for band in self.bands if band.low <= total <= band.high), None)
 
-
-# --- answer lists -----------------------------------------------------------------------------------
-
-FREQUENCY = (
-    Answer("LA6568-5", "Not at all", 0),
-    Answer("LA6569-3", "Several days", 1),
-    Answer("LA6570-1", "More than half the days", 2),
-    Answer("LA6571-9", "Nearly every day", 3),
-)
-DIFFICULTY = (
-    Answer("not-difficult", "Not difficult at all", 0, TANDEM_ANSWERS),
-    Answer("somewhat-difficult", "Somewhat difficult", 0, TANDEM_ANSWERS),
-    Answer("very-difficult", "Very difficult", 0, TANDEM_ANSWERS),
-    Answer("extremely-difficult", "Extremely difficult", 0, TANDEM_ANSWERS),
-)
-YES_NO = (Answer("LA33-6", "Yes", 1), Answer("LA32-8", "No", 0))
+    def for_age(self, months: int | None) -> bool:
+        return (
+            self.ages_months is None or months is None or self.ages_months[0] <= months <= self.ages_months[1]
+        )
 
 
-def _local(*pairs: tuple[str, int]) -> tuple[Answer, ...]:
-    """Answers without a confirmed LOINC answer code: a local code, the published wording and score."""
-    return tuple(
-        Answer(f"a{index}-{score}", display, score, TANDEM_ANSWERS)
-        for index, (display, score) in enumerate(pairs)
+# --- reading the files ------------------------------------------------------------------------------------------
+
+
+def _extension(element: Mapping[str, Any], url: str) -> Any:
+    return next((e for e in element.get("extension", []) if e.get("url") == url), {})
+
+
+def _loinc_code(element: Mapping[str, Any]) -> str | None:
+    return next((c.get("code") for c in element.get("code", []) if c.get("system") == LOINC), None)
+
+
+def _items(questionnaire: Mapping[str, Any], unscored: set[str]) -> tuple[Item, ...]:
+    items: list[Item] = []
+    for entry in questionnaire.get("item", []):
+        link_id = entry["linkId"]
+        if link_id == TOTAL:
+            continue
+        answers: list[Answer] = []
+        for option in entry.get("answerOption", []):
+            coding = option["valueCoding"]
+            weight = _extension(option, ITEM_WEIGHT).get("valueDecimal")
+            if not isinstance(weight, int | float) or int(weight) != weight:
+                raise InstrumentError(
+                    f"{link_id}: answer {coding.get('code')} has no whole-number itemWeight"
+                )
+            answers.append(Answer(coding["code"], coding.get("display", ""), int(weight),
+                                  coding.get("system", LOINC)))  # fmt: skip
+        enable_when = None
+        if entry.get("enableWhen"):
+            conditions = entry["enableWhen"]
+            enable_when = (conditions[0]["question"], tuple(c["answerCoding"]["code"] for c in conditions))
+        kind = entry.get("type")
+        if kind not in ("choice", "integer"):
+            raise InstrumentError(f"{link_id}: type {kind!r} (a scored item is a choice or an integer)")
+        if kind == "choice" and not answers:
+            raise InstrumentError(f"{link_id}: a choice item without answer options")
+        items.append(Item(
+            link_id, entry.get("text", ""), tuple(answers), _loinc_code(entry), link_id not in unscored,
+            enable_when, kind, int(_extension(entry, MIN_VALUE).get("valueInteger", 0)),
+            int(_extension(entry, MAX_VALUE).get("valueInteger", 0)),
+        ))  # fmt: skip
+    return tuple(items)
+
+
+def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) -> None:
+    link_ids = {item.link_id for item in items}
+    if rules.get("key") != key:
+        raise InstrumentError(f"key {rules.get('key')!r} does not match the file name {key!r}")
+    licence = rules.get("licence", {})
+    if licence.get("class") not in LICENCE_CLASSES or not licence.get("text"):
+        raise InstrumentError(f"licence must name a class ({', '.join(LICENCE_CLASSES)}) and its text")
+    result = rules.get("result", {})
+    if result.get("kind") not in RESULT_KINDS:
+        raise InstrumentError(f"result.kind must be one of {', '.join(RESULT_KINDS)}")
+    named = [s["item"] for s in rules.get("safety", [])] + list(rules.get("unscored", []))
+    named += list(rules.get("reverse_scored", []))
+    named += [c["item"] for level in result.get("levels", []) for c in level.get("when", [])]
+    unknown = sorted(set(named) - link_ids)
+    if unknown:
+        raise InstrumentError(
+            f"the scoring names items the Questionnaire does not have: {', '.join(unknown)}"
+        )
+    bands = rules.get("bands", [])
+    for low, high in zip(bands, bands[1:], strict=False):
+        if low["high"] + 1 != high["low"]:
+            raise InstrumentError(f"bands {low['label']!r} and {high['label']!r} leave a gap or overlap")
+    if bands and (bands[0]["low"] != 0 or bands[-1]["high"] != result.get("max")):
+        raise InstrumentError("bands must cover 0 to result.max")
+    for link_id in rules.get("reverse_scored", []):
+        item = next(i for i in items if i.link_id == link_id)
+        scores = [a.score for a in item.answers]
+        if scores != sorted(scores, reverse=True):
+            raise InstrumentError(
+                f"{link_id} is listed as reverse-scored but its weights do not run high to low"
+            )
+
+
+def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any]) -> Instrument:
+    problems = r4_errors(questionnaire)
+    if problems:
+        raise InstrumentError(f"not a valid R4 Questionnaire: {problems[0]}")
+    items = _items(questionnaire, set(rules.get("unscored", [])))
+    _check_scoring(key, rules, items)
+    result = rules["result"]
+    positive = rules.get("positive", {})
+    ages = rules.get("ages_months")
+    return Instrument(
+        key=key,
+        name=rules["name"],
+        title=questionnaire.get("title", rules["name"]),
+        items=items,
+        preamble=questionnaire.get("description", ""),
+        panel_loinc=_loinc_code(questionnaire),
+        total_loinc=result.get("code"),
+        total_display=result.get("display", rules["name"]),
+        max_total=int(result.get("max", 0)),
+        bands=tuple(Band(b["low"], b["high"], b["label"]) for b in rules.get("bands", [])),
+        positive_at=positive.get("at_least", positive.get("otherwise")),
+        positive_by_sex=dict(positive.get("at_least_by_sex", {})),
+        max_missing=int(rules.get("missing", {}).get("prorate_up_to", 0)),
+        version=questionnaire.get("version", "1.0.0"),
+        safety_items={s["item"]: int(s["at_least"]) for s in rules.get("safety", [])},
+        copyright=rules["licence"]["text"],
+        licence_class=rules["licence"]["class"],
+        result_kind=result["kind"],
+        levels=tuple(
+            Level(level["level"], tuple((c["item"], c["answer"]) for c in level["when"]))
+            for level in result.get("levels", [])
+        ),  # fmt: skip
+        otherwise=result.get("otherwise"),
+        phrase=result.get("phrase"),
+        safety_levels={s["level"]: s["advice"] for s in rules.get("safety_levels", [])},
+        safety_flag=rules.get("safety_flag", "suicide-risk" if rules.get("safety_levels") else "self-harm"),
+        labels=dict(result.get("labels", {})),
+        any_item_at_least=int(result.get("at_least", 1)),
+        history=result.get("history"),
+        ages_months=(int(ages[0]), int(ages[1])) if ages else None,
+        order=int(rules.get("order", 0)),
+        questionnaire={
+            **questionnaire,
+            "id": f"tandem-{key}",
+            "url": f"{QUESTIONNAIRE_BASE}/{key}",
+            "copyright": rules["licence"]["text"],
+        },  # fmt: skip
     )
 
 
-DEPRESSION_BANDS = (
-    Band(0, 4, "minimal"),
-    Band(5, 9, "mild"),
-    Band(10, 14, "moderate"),
-    Band(15, 19, "moderately severe"),
-    Band(20, 27, "severe"),
-)
-PHQ9_ITEMS = (
-    ("44250-9", "Little interest or pleasure in doing things"),
-    ("44255-8", "Feeling down, depressed, or hopeless"),
-    ("44259-0", "Trouble falling or staying asleep, or sleeping too much"),
-    ("44254-1", "Feeling tired or having little energy"),
-    ("44251-7", "Poor appetite or overeating"),
-    ("44258-2", "Feeling bad about yourself — or that you are a failure or have let yourself or your family down"),
-    ("44252-5", "Trouble concentrating on things, such as reading the newspaper or watching television"),
-    ("44253-3", "Moving or speaking so slowly that other people could have noticed? Or the opposite — being so "
-                "fidgety or restless that you have been moving around a lot more than usual"),
-    ("44260-8", "Thoughts that you would be better off dead, or of hurting yourself in some way"),
-)  # fmt: skip
-PHQ_COPYRIGHT = (
-    "PHQ and GAD-7: developed by Drs. Spitzer, Williams, Kroenke and colleagues; no permission required."
-)
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InstrumentError(f"{path.name}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise InstrumentError(f"{path.name}: not a JSON object")
+    return data
 
-PHQ9 = Instrument(
-    key="phq9",
-    name="PHQ-9",
-    title="Patient Health Questionnaire (PHQ-9)",
-    preamble="Over the last 2 weeks, how often have you been bothered by any of the following problems?",
-    items=(
-        *(Item(f"phq9-{n}", text, FREQUENCY, loinc) for n, (loinc, text) in enumerate(PHQ9_ITEMS, start=1)),
-        Item(
-            "phq9-difficulty",
-            "If you checked off any problems, how difficult have these problems made it for "
-            "you to do your work, take care of things at home, or get along with other people?",
-            DIFFICULTY,
-            "69722-7",
-            scored=False,
-        ),
-    ),  # fmt: skip
-    panel_loinc="44249-1",
-    total_loinc="44261-6",
-    total_display="PHQ-9 total score",
-    max_total=27,
-    bands=DEPRESSION_BANDS,
-    positive_at=10,
-    max_missing=2,
-    safety_items={"phq9-9": 1},
-    copyright=PHQ_COPYRIGHT,
-)
 
-TEEN_ITEMS = (
-    "Feeling down, depressed, irritable, or hopeless",
-    "Little interest or pleasure in doing things",
-    "Trouble falling asleep, staying asleep, or sleeping too much",
-    "Poor appetite, weight loss, or overeating",
-    "Feeling tired, or having little energy",
-    "Feeling bad about yourself — or feeling that you are a failure, or that you have let yourself or your "
-    "family down",
-    "Trouble concentrating on things like school work, reading, or watching TV",
-    "Moving or speaking so slowly that other people could have noticed? Or the opposite — being so fidgety or "
-    "restless that you were moving around a lot more than usual",
-    "Thoughts that you would be better off dead, or of hurting yourself in some way",
-)
-PHQ9_TEEN = Instrument(
-    key="phq9-teen",
-    name="PHQ-9 (teen)",
-    title="PHQ-9 modified for teens (PHQ-A)",
-    preamble="How often have you been bothered by each of the following symptoms during the past two weeks?",
-    # Item-level LOINC codes for the teen form are not confirmed: linkIds only.
-    items=tuple(Item(f"phq9teen-{n}", text, FREQUENCY) for n, text in enumerate(TEEN_ITEMS, start=1)),
-    panel_loinc=None,  # [?] in clinical.md
-    total_loinc="89204-2",
-    total_display="PHQ-9 modified for teens total score",
-    max_total=27,
-    bands=DEPRESSION_BANDS,
-    positive_at=10,
-    max_missing=2,
-    safety_items={"phq9teen-9": 1},
-    copyright=PHQ_COPYRIGHT,
-)
+def _with_site_copy(instrument: Instrument, site: Mapping[str, Any]) -> Instrument:
+    """The skeleton with the wording of the practice's licensed copy, which must have the same structure."""
+    problems = r4_errors(dict(site))
+    if problems:
+        raise InstrumentError(f"not a valid R4 Questionnaire: {problems[0]}")
+    site_items = {entry.get("linkId"): entry for entry in site.get("item", []) if isinstance(entry, Mapping)}
+    worded: list[Item] = []
+    for item in instrument.items:
+        entry = site_items.get(item.link_id)
+        if entry is None:
+            raise InstrumentError(f"item {item.link_id} is missing from the site copy")
+        options = [o.get("valueCoding", {}) for o in entry.get("answerOption", [])]
+        if [(o.get("system"), o.get("code")) for o in options] != [(a.system, a.code) for a in item.answers]:
+            raise InstrumentError(f"item {item.link_id}: the answer codes differ from Tandem's structure")
+        weights = [_extension(o, ITEM_WEIGHT).get("valueDecimal") for o in entry.get("answerOption", [])]
+        if any(w is not None and w != a.score for w, a in zip(weights, item.answers, strict=True)):
+            raise InstrumentError(f"item {item.link_id}: the answer weights differ from Tandem's scoring")
+        if not entry.get("text"):
+            raise InstrumentError(f"item {item.link_id} has no wording in the site copy")
+        answers = tuple(replace(a, display=o.get("display") or a.display)
+                        for a, o in zip(item.answers, options, strict=True))  # fmt: skip
+        worded.append(replace(item, text=entry["text"], answers=answers))
+    extra = sorted(str(k) for k in set(site_items) - {i.link_id for i in instrument.items} - {TOTAL})
+    if extra:
+        raise InstrumentError(f"the site copy has items Tandem's structure does not: {', '.join(extra)}")
+    preamble = site.get("description") or instrument.preamble
+    return replace(instrument, items=tuple(worded), preamble=preamble, site_copy_loaded=True)
 
-PHQ2 = Instrument(
-    key="phq2",
-    name="PHQ-2",
-    title="Patient Health Questionnaire (PHQ-2)",
-    preamble="Over the last 2 weeks, how often have you been bothered by the following problems?",
-    items=(
-        Item("phq2-1", PHQ9_ITEMS[0][1], FREQUENCY, PHQ9_ITEMS[0][0]),
-        Item("phq2-2", PHQ9_ITEMS[1][1], FREQUENCY, PHQ9_ITEMS[1][0]),
-    ),
-    panel_loinc=None,  # 55757-9 is [?] in clinical.md
-    total_loinc="55758-7",
-    total_display="PHQ-2 total score",
-    max_total=6,
-    bands=(Band(0, 2, "negative"), Band(3, 6, "positive")),
-    positive_at=3,
-    copyright=PHQ_COPYRIGHT,
-)
 
-GAD7 = Instrument(
-    key="gad7",
-    name="GAD-7",
-    title="Generalized Anxiety Disorder (GAD-7)",
-    preamble="Over the last 2 weeks, how often have you been bothered by the following problems?",
-    items=tuple(
-        Item(f"gad7-{n}", text, FREQUENCY, loinc)
-        for n, (loinc, text) in enumerate(
-            [
-                ("69725-0", "Feeling nervous, anxious, or on edge"),
-                ("68509-9", "Not being able to stop or control worrying"),
-                ("69733-4", "Worrying too much about different things"),
-                ("69734-2", "Trouble relaxing"),
-                ("69735-9", "Being so restless that it is hard to sit still"),
-                ("69689-8", "Becoming easily annoyed or irritable"),
-                ("69736-7", "Feeling afraid, as if something awful might happen"),
-            ],
-            start=1,
-        )
-    ),
-    panel_loinc="69737-5",
-    total_loinc="70274-6",
-    total_display="GAD-7 total score",
-    max_total=21,
-    bands=(Band(0, 4, "minimal"), Band(5, 9, "mild"), Band(10, 14, "moderate"), Band(15, 21, "severe")),
-    positive_at=10,
-    max_missing=2,
-    copyright=PHQ_COPYRIGHT,
-)
+@dataclass(frozen=True)
+class Catalogue:
+    """Every instrument Tandem knows, keyed by its key, with the site copies a deployment loaded."""
 
-# EPDS ships as a skeleton (the CamCOPS pattern): the Royal College of Psychiatrists requires written permission to
-# distribute its wording in software, so no item or answer wording is here — only the scoring rules. The clinician
-# reads each question from the practice's licensed copy and picks the answer by its printed position. Items 1, 2
-# and 4 score 0-3 top to bottom; items 3 and 5-10 are reverse-scored (3-0).
-EPDS_REVERSED = frozenset({3, 5, 6, 7, 8, 9, 10})
-_POSITIONS = ("1st printed answer", "2nd printed answer", "3rd printed answer", "4th printed answer")
-EPDS_LICENCE = (
-    "EPDS © Royal College of Psychiatrists (Cox, Holden and Sagovsky, 1987). Its wording is not shipped with "
-    "Tandem: written permission from the RCPsych is needed to distribute it. Use the practice's licensed copy."
-)
-EPDS = Instrument(
-    key="epds",
-    name="EPDS",
-    title="Edinburgh Postnatal Depression Scale (EPDS)",
-    preamble="Read each question and its answers to the caregiver from the practice's licensed EPDS copy, then "
-    "choose the answer by its printed position (first to fourth).",
-    items=tuple(
-        Item(
-            f"epds-{n}",
-            f"EPDS question {n} (wording from the licensed copy)",
-            _local(*((d, 3 - i if n in EPDS_REVERSED else i) for i, d in enumerate(_POSITIONS))),
-        )
-        for n in range(1, 11)
-    ),  # fmt: skip
-    panel_loinc="71354-5",
-    total_loinc="99046-5",
-    total_display="Edinburgh Postnatal Depression Scale total score",
-    max_total=30,
-    bands=(
-        Band(0, 9, "depression unlikely"),
-        Band(10, 12, "possible depression"),
-        Band(13, 30, "probable depression"),
-    ),
-    positive_at=10,
-    safety_items={"epds-10": 1},
-    copyright=EPDS_LICENCE,
-    ships_wording=False,
-)
+    instruments: Mapping[str, Instrument]
 
-AUDIT_C = Instrument(
-    key="audit-c",
-    name="AUDIT-C",
-    title="Alcohol Use Disorders Identification Test – Consumption (AUDIT-C)",
-    preamble="Please answer about your drinking in the past year.",
-    items=(
-        Item(
-            "auditc-1",
-            "How often do you have a drink containing alcohol?",
-            _local(
-                ("Never", 0),
-                ("Monthly or less", 1),
-                ("2-4 times a month", 2),
-                ("2-3 times a week", 3),
-                ("4 or more times a week", 4),
-            ),
-        ),
-        Item(
-            "auditc-2",
-            "How many standard drinks containing alcohol do you have on a typical day?",
-            _local(("1 or 2", 0), ("3 or 4", 1), ("5 or 6", 2), ("7 to 9", 3), ("10 or more", 4)),
-        ),
-        Item(
-            "auditc-3",
-            "How often do you have six or more drinks on one occasion?",
-            _local(
-                ("Never", 0),
-                ("Less than monthly", 1),
-                ("Monthly", 2),
-                ("Weekly", 3),
-                ("Daily or almost daily", 4),
-            ),
-        ),
-    ),  # fmt: skip
-    panel_loinc="72109-2",
-    total_loinc="75626-2",
-    total_display="AUDIT-C total score",
-    max_total=12,
-    positive_at=None,  # by sex: ≥4 men, ≥3 women (scoring.py)
-)
+    def get(self, key: str | None) -> Instrument | None:
+        return self.instruments.get(key or "")
 
-HUNGER_VITAL_SIGN = Instrument(
-    key="hunger-vital-sign",
-    name="Hunger Vital Sign",
-    title="Hunger Vital Sign",
-    preamble="Please tell us whether each statement was often true, sometimes true, or never true for your "
-    "household in the last 12 months.",
-    items=(
-        Item(
-            "hvs-1",
-            "Within the past 12 months we worried whether our food would run out before we got money to "
-            "buy more.",
-            _local(("Often true", 2), ("Sometimes true", 1), ("Never true", 0)),
-            "88122-7",
-        ),
-        Item(
-            "hvs-2",
-            "Within the past 12 months the food we bought just didn't last and we didn't have money to "
-            "get more.",
-            _local(("Often true", 2), ("Sometimes true", 1), ("Never true", 0)),
-            "88123-5",
-        ),
-    ),  # fmt: skip
-    panel_loinc="88121-9",
-    total_loinc="88124-3",  # the derived food insecurity risk
-    total_display="Food insecurity risk [HVS]",
-    max_total=4,
-    positive_at=1,  # either item "often" or "sometimes" true
-)
+    def __iter__(self) -> Any:
+        return iter(self.instruments.values())
 
-_CSSRS_Q6 = (
-    Answer("yes-3-months", "Yes, in the past 3 months", 2, TANDEM_ANSWERS),
-    Answer("yes-lifetime", "Yes, but more than 3 months ago", 1, TANDEM_ANSWERS),
-    Answer("no", "No", 0, TANDEM_ANSWERS),
-)
-CSSRS = Instrument(
-    key="cssrs-screener",
-    name="C-SSRS screener",
-    title="Columbia Suicide Severity Rating Scale – screener (recent)",
-    preamble="Ask questions 1 and 2. If the answer to question 2 is yes, ask questions 3, 4 and 5. Always ask "
-    "question 6. Questions 1-5 are about the past month.",
-    items=(
-        Item(
-            "cssrs-1",
-            "Have you wished you were dead or wished you could go to sleep and not wake up?",
-            YES_NO,
-        ),
-        Item("cssrs-2", "Have you actually had any thoughts of killing yourself?", YES_NO),
-        Item(
-            "cssrs-3",
-            "Have you been thinking about how you might do this?",
-            YES_NO,
-            enable_when=("cssrs-2", ("LA33-6",)),
-        ),
-        Item(
-            "cssrs-4",
-            "Have you had these thoughts and had some intention of acting on them?",
-            YES_NO,
-            enable_when=("cssrs-2", ("LA33-6",)),
-        ),
-        Item(
-            "cssrs-5",
-            "Have you started to work out or worked out the details of how to kill yourself? Do you "
-            "intend to carry out this plan?",
-            YES_NO,
-            enable_when=("cssrs-2", ("LA33-6",)),
-        ),
-        Item(
-            "cssrs-6",
-            "Have you ever done anything, started to do anything, or prepared to do anything to end "
-            "your life?",
-            _CSSRS_Q6,
-        ),
-    ),  # fmt: skip
-    panel_loinc="93373-9",
-    total_loinc="93374-7",  # the risk level
-    total_display="C-SSRS screener risk level",
-    max_total=0,
-    copyright="C-SSRS: The Columbia Lighthouse Project; free for clinical use.",
-)
+    def history_codes(self) -> dict[str, tuple[str, ...]]:
+        """Score series name → the LOINC codes of the totals read into it."""
+        series: dict[str, tuple[str, ...]] = {}
+        for instrument in self.instruments.values():
+            if instrument.history and instrument.total_loinc:
+                series[instrument.history] = (*series.get(instrument.history, ()), instrument.total_loinc)
+        return series
 
-INSTRUMENTS: dict[str, Instrument] = {
-    instrument.key: instrument
-    for instrument in (PHQ9, PHQ9_TEEN, PHQ2, GAD7, EPDS, AUDIT_C, HUNGER_VITAL_SIGN, CSSRS)
-}
+    def series_instrument(self, series: str) -> Instrument | None:
+        """The instrument whose bands and scale a score series is drawn on (the first one feeding it)."""
+        return next((i for i in self.instruments.values() if i.history == series), None)
 
-#: Total-score codes read as each instrument's history (teen PHQ-9 results count as PHQ-9).
-HISTORY_CODES: dict[str, tuple[str, ...]] = {
-    "PHQ-9": ("44261-6", "89204-2"),
-    "GAD-7": ("70274-6",),
-    "EPDS": ("99046-5",),
-}
+    def score_code_param(self) -> str:
+        """The `code` search parameter for every score series."""
+        return ",".join(f"{LOINC}|{code}" for codes in self.history_codes().values() for code in codes)
+
+
+def load_catalogue(site_folder: Path | None = None, folder: Path = DATA_FOLDER) -> Catalogue:
+    """Read and check every instrument; a site folder supplies licensed copies (`<key>.json`)."""
+    instruments: dict[str, Instrument] = {}
+    for path in sorted(folder.glob("*.scoring.json")):
+        key = path.name.removesuffix(".scoring.json")
+        try:
+            instrument = _instrument(key, _read_json(folder / f"{key}.questionnaire.json"), _read_json(path))
+            site_copy = site_folder / f"{key}.json" if site_folder else None
+            if site_copy is not None and site_copy.is_file():
+                if instrument.licence_class != "site-supplied":
+                    raise InstrumentError(
+                        f"{site_copy} is a site copy, but {key} is {instrument.licence_class}"
+                    )
+                instrument = _with_site_copy(instrument, _read_json(site_copy))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise InstrumentError(f"instrument {key}: missing or malformed {exc}") from None
+        except InstrumentError as exc:
+            raise InstrumentError(f"instrument {key}: {exc}") from None
+        instruments[key] = instrument
+    if site_folder is not None and not site_folder.is_dir():
+        raise InstrumentError(f"the site instrument folder {site_folder} does not exist")
+    return Catalogue(dict(sorted(instruments.items(), key=lambda pair: (pair[1].order, pair[0]))))
+
+
+def copies_in(folder: Path | None) -> Iterable[str]:
+    return sorted(p.stem for p in folder.glob("*.json")) if folder and folder.is_dir() else []
+
+
+#: The shipped catalogue without site copies: what pure code and tests read.
+CATALOGUE = load_catalogue()
+INSTRUMENTS: Mapping[str, Instrument] = CATALOGUE.instruments
 
 
 def instrument_for(key: str | None) -> Instrument | None:
-    return INSTRUMENTS.get(key or "")
+    return CATALOGUE.get(key)

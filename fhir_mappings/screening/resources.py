@@ -4,24 +4,20 @@ clinical note, and the registry transaction. Pure functions over the scored resu
 from __future__ import annotations
 
 import base64
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.screening.instruments import CSSRS, HUNGER_VITAL_SIGN, LOINC, Answer, Instrument
+from fhir_mappings.screening.instruments import LOINC, TOTAL, Answer, Instrument
 from fhir_mappings.screening.scoring import ScoreResult
 
 SUBMISSION_SYSTEM = "https://tandem.health/fhir/submission"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 SCREENING_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
 QR_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"
-ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
-ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
-CALCULATED_EXPRESSION = (
-    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
-)
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,8 @@ def resource_id(submission_id: str, part: str) -> str:
 
 
 def _coding(answer: Answer) -> dict[str, str]:
-    return {"system": answer.system, "code": answer.code, "display": answer.display}
+    coding = {"system": answer.system, "code": answer.code}
+    return {**coding, "display": answer.display} if answer.display else coding
 
 
 def _loinc(code: str, display: str) -> dict[str, Any]:
@@ -66,80 +63,26 @@ def _loinc(code: str, display: str) -> dict[str, Any]:
 
 
 def questionnaire(instrument: Instrument) -> dict[str, Any]:
-    """The instrument as an SDC-style Questionnaire: answer scores in itemWeight, a calculated total."""
-    items: list[dict[str, Any]] = []
-    for item in instrument.items:
-        entry: dict[str, Any] = {
-            "linkId": item.link_id,
-            "text": item.text,
-            "type": "choice",
-            "required": item.scored and item.enable_when is None,
-            "answerOption": [
-                {
-                    "valueCoding": _coding(answer),
-                    "extension": [
-                        {"url": ITEM_WEIGHT, "valueDecimal": answer.score},
-                        {"url": ORDINAL_VALUE, "valueDecimal": answer.score},
-                    ],
-                }
-                for answer in item.answers
-            ],
-        }
-        if item.loinc:
-            entry["code"] = [{"system": LOINC, "code": item.loinc, "display": item.text[:200]}]
-        if item.enable_when:
-            link_id, codes = item.enable_when
-            question = instrument.item(link_id)
-            answer = next(a for a in question.answers if a.code in codes) if question else None
-            if answer:
-                entry["enableWhen"] = [
-                    {"question": link_id, "operator": "=", "answerCoding": _coding(answer)}
-                ]
-        items.append(entry)
-    if instrument.total_loinc and instrument not in (CSSRS, HUNGER_VITAL_SIGN):
-        scored = ", ".join(f"'{item.link_id}'" for item in instrument.scored_items)
-        items.append({
-            "linkId": "total",
-            "text": instrument.total_display,
-            "type": "integer",
-            "readOnly": True,
-            "code": [{"system": LOINC, "code": instrument.total_loinc, "display": instrument.total_display}],
-            "extension": [{"url": CALCULATED_EXPRESSION, "valueExpression": {
-                "language": "text/fhirpath",
-                "expression": f"%resource.item.where(linkId in ({scored})).answer.value.weight().sum()",
-            }}],
-        })  # fmt: skip
-    resource: dict[str, Any] = {
-        "resourceType": "Questionnaire",
-        "id": f"tandem-{instrument.key}",
-        "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
-        "url": instrument.url,
-        "version": instrument.version,
-        "name": instrument.name.replace("-", "").replace(" ", "").replace("(", "").replace(")", ""),
-        "title": instrument.title,
-        "status": "active",
-        "subjectType": ["Patient"],
-        "description": instrument.preamble,
-        "item": items,
-    }
-    if instrument.panel_loinc:
-        resource["code"] = [{"system": LOINC, "code": instrument.panel_loinc, "display": instrument.title}]
-    if instrument.copyright:
-        resource["copyright"] = instrument.copyright
-    return resource
+    """The instrument's SDC Questionnaire as published to the registry store (its file; no licensed wording)."""
+    return copy.deepcopy(dict(instrument.questionnaire))
+
+
+def _answer_value(answer: Answer) -> dict[str, Any]:
+    return {"valueInteger": answer.score} if answer.integer else {"valueCoding": _coding(answer)}
 
 
 def questionnaire_response(submission: Submission) -> dict[str, Any]:
     instrument, result = submission.instrument, submission.result
     items: list[dict[str, Any]] = []
-    for item in instrument.items:
+    for item in instrument.form_items:
         answer = submission.answers.get(item.link_id)
-        if answer is None:
+        if answer is None or item.link_id == TOTAL:
             continue
-        items.append(
-            {"linkId": item.link_id, "text": item.text, "answer": [{"valueCoding": _coding(answer)}]}
-        )
-    if result.total is not None and instrument.total_loinc and instrument not in (CSSRS, HUNGER_VITAL_SIGN):
+        entry: dict[str, Any] = {"linkId": item.link_id, "answer": [_answer_value(answer)]}
+        if item.text:
+            entry["text"] = item.text
+        items.append(entry)
+    if result.total is not None and instrument.total_loinc and instrument.result_kind == "sum":
         items.append(
             {"linkId": "total", "text": instrument.total_display, "answer": [{"valueInteger": result.total}]}
         )
@@ -263,10 +206,14 @@ def note_text(submission: Submission) -> str:
     lines.append(f"Result: {result.interpretation}")
     lines += [f"Note: {note}" for note in result.notes]
     lines += ["", "Answers:"]
-    for number, item in enumerate(instrument.items, start=1):
+    for number, item in enumerate(instrument.form_items, start=1):
         answer = submission.answers.get(item.link_id)
-        shown = f"{answer.display} ({answer.score})" if answer and item.scored else (answer.display if answer else
-                                                                                    "not answered")  # fmt: skip
+        if answer is None:
+            shown = "not answered"
+        elif answer.integer or not item.scored:
+            shown = answer.display
+        else:
+            shown = f"{answer.display} ({answer.score})"
         lines.append(f"  {number}. {item.text} — {shown}")
     if result.safety:
         lines += ["", "Safety: same-day follow-up requested in the Tandem registry."]

@@ -1,10 +1,17 @@
-"""Scoring by each instrument's published rules. Pure and total: odd input gives errors or None, never raises.
+"""One scoring engine for every instrument, driven by its scoring description (data/instruments/*.scoring.json).
+Pure and total: odd input gives errors or None, never raises.
+
+Result kinds: `sum` (a total, bands, a positive cutoff — by sex where the description says so), `any-item` (positive
+when any item reaches a score: Hunger Vital Sign) and `levels` (the highest level any answered question reaches:
+C-SSRS risk, ASQ zones).
 
 Rules for incomplete answers (stated here and shown to clinicians):
 - PHQ-9, teen PHQ-9 and GAD-7: with up to 2 scored items unanswered the total is prorated (the mean of the
   answered items times the number of items, rounded half up) and marked as prorated; with more, there is no total.
 - PHQ-2, EPDS, AUDIT-C and the Hunger Vital Sign: every item is needed; otherwise there is no total.
 - C-SSRS screener: questions 1, 2 and 6 are always needed, and 3-5 when question 2 is yes.
+- A site-supplied instrument without its licensed copy (EPDS): the entered total, checked against the range, and
+  the safety item's score; a total lower than the safety item's score is refused.
 - A safety item that is unanswered never counts as negative: the result says it must be asked.
 """
 
@@ -14,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from fhir_mappings.screening.instruments import AUDIT_C, CSSRS, HUNGER_VITAL_SIGN, Answer, Instrument, Item
+from fhir_mappings.screening.instruments import TOTAL, Answer, Instrument, Item
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,9 @@ class ScoreResult:
 
 
 def _label(instrument: Instrument, item: Item) -> str:
-    number = instrument.items.index(item) + 1
+    number = instrument.number(item)
+    if not item.text or number == 0:
+        return item.text or f"question {number}"
     return f"question {number} ({item.text[:60]}{'…' if len(item.text) > 60 else ''})"
 
 
@@ -63,31 +72,54 @@ def _enabled(item: Item, answers: Mapping[str, Answer]) -> bool:
     return answer is not None and answer.code in codes
 
 
+def _integer(item: Item, value: str) -> Answer | None:
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    if not item.min_value <= number <= item.max_value:
+        return None
+    return Answer(str(number), str(number), number, "", integer=True)
+
+
 def parse_answers(
     instrument: Instrument, raw: Mapping[str, str]
 ) -> tuple[dict[str, Answer], list[AnswerError]]:
-    """Answers keyed by linkId from submitted answer codes; every invalid answer is named in an error."""
+    """Answers keyed by linkId from submitted answer codes (or entered scores); every invalid one is named."""
     answers: dict[str, Answer] = {}
     errors: list[AnswerError] = []
+    form = instrument.form_items
     for link_id in raw:
-        if instrument.item(link_id) is None:
+        if not any(item.link_id == link_id for item in form):
             errors.append(AnswerError(link_id, f"{link_id!r} is not a question of the {instrument.name}"))
-    for item in instrument.items:
+    for item in form:
         value = (raw.get(item.link_id) or "").strip()
         if not value:
             continue
-        answer = next((a for a in item.answers if a.code == value), None)
-        if answer is None:
-            errors.append(
-                AnswerError(item.link_id, f"{_label(instrument, item)}: {value!r} is not one of its answers")
-            )
-            continue
+        if item.kind == "integer":
+            answer = _integer(item, value)
+            if answer is None:
+                errors.append(AnswerError(item.link_id, f"{item.text or item.link_id}: {value!r} is not a whole "
+                                                        f"number from {item.min_value} to {item.max_value}"))  # fmt: skip
+                continue
+        else:
+            answer = next((a for a in item.answers if a.code == value), None)
+            if answer is None:
+                errors.append(AnswerError(item.link_id, f"{_label(instrument, item)}: {value!r} is not one of "
+                                                        "its answers"))  # fmt: skip
+                continue
         answers[item.link_id] = answer
-    for item in instrument.items:
+    for item in form:
         if item.link_id in answers and not _enabled(item, answers):
+            asked = instrument.item(item.enable_when[0]) if item.enable_when else None
+            number = instrument.number(asked) if asked else 0
             errors.append(AnswerError(item.link_id, f"{_label(instrument, item)} is asked only when question "
-                                                    f"{item.enable_when[0].rsplit('-', 1)[-1] if item.enable_when else ''}"
-                                                    " is yes"))  # fmt: skip
+                                                    f"{number} is yes"))  # fmt: skip
+    entered = answers.get(TOTAL)
+    for link_id in instrument.safety_items:
+        if entered is not None and link_id in answers and answers[link_id].score > entered.score:
+            errors.append(AnswerError(TOTAL, f"the total ({entered.score}) is lower than the score of "
+                                             f"{_label(instrument, instrument.item(link_id) or form[0])}"))  # fmt: skip
     return answers, errors
 
 
@@ -96,39 +128,54 @@ def _round_half_up(value: Decimal) -> int:
 
 
 def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | None = None) -> ScoreResult:
-    if instrument is CSSRS:
-        return _score_cssrs(answers)
-    scored = [item for item in instrument.scored_items if _enabled(item, answers)]
-    item_scores = {item.link_id: answers[item.link_id].score for item in scored if item.link_id in answers}
-    missing = tuple(item.link_id for item in scored if item.link_id not in answers)
+    if instrument.result_kind == "levels":
+        return _score_levels(instrument, answers)
     safety, notes = _safety(instrument, answers)
-
     total: int | None = None
     prorated = False
-    if not missing:
-        total = sum(item_scores.values())
-    elif len(missing) <= instrument.max_missing and item_scores:
-        total = _round_half_up(Decimal(sum(item_scores.values())) * len(scored) / len(item_scores))
-        prorated = True
-        notes += (
-            f"{len(missing)} of {len(scored)} items unanswered: total prorated from the answered items.",
-        )
+    if instrument.enters_scores and instrument.result_kind == "sum":
+        entered = answers.get(TOTAL)
+        item_scores = {k: a.score for k, a in answers.items() if k != TOTAL}
+        missing: tuple[str, ...] = () if entered else (TOTAL,)
+        total = entered.score if entered else None
+        notes += ("Total entered from the practice's licensed form." if entered else
+                  f"No total entered: the {instrument.name} needs it.",)  # fmt: skip
     else:
-        notes += (f"{len(missing)} of {len(scored)} items unanswered: no total (the {instrument.name} allows "
-                  f"{instrument.max_missing}).",)  # fmt: skip
+        scored = [item for item in instrument.scored_items if _enabled(item, answers)]
+        item_scores = {
+            item.link_id: answers[item.link_id].score for item in scored if item.link_id in answers
+        }
+        missing = tuple(item.link_id for item in scored if item.link_id not in answers)
+        if not missing:
+            total = sum(item_scores.values())
+        elif len(missing) <= instrument.max_missing and item_scores:
+            total = _round_half_up(Decimal(sum(item_scores.values())) * len(scored) / len(item_scores))
+            prorated = True
+            notes += (
+                f"{len(missing)} of {len(scored)} items unanswered: total prorated from the answered items.",
+            )
+        else:
+            notes += (f"{len(missing)} of {len(scored)} items unanswered: no total (the {instrument.name} allows "
+                      f"{instrument.max_missing}).",)  # fmt: skip
 
-    if instrument is HUNGER_VITAL_SIGN:
-        at_risk = None if missing else any(s >= 1 for s in item_scores.values())
-        risk = None if at_risk is None else ("at risk" if at_risk else "no risk")
-        text = "Incomplete" if risk is None else f"Food insecurity: {risk}"
+    if instrument.result_kind == "any-item":
+        at_risk = None if missing else any(s >= instrument.any_item_at_least for s in item_scores.values())
+        risk = None if at_risk is None else instrument.labels.get("positive" if at_risk else "negative")
+        text = (
+            "Incomplete"
+            if risk is None
+            else (instrument.phrase or "{level}").format(name=instrument.name, level=risk)
+        )
         return ScoreResult(instrument.key, None, risk, at_risk, text, safety, item_scores, missing, False, risk,
                            notes)  # fmt: skip
 
     positive_at = instrument.positive_at
-    if instrument is AUDIT_C:
-        positive_at = 4 if sex == "male" else 3
-        notes += ("Positive at ≥4 for men and ≥3 for women" + ("" if sex in ("male", "female") else
-                  "; sex not recorded, so the lower cutoff (≥3) applies") + ".",)  # fmt: skip
+    if instrument.positive_by_sex:
+        positive_at = instrument.positive_by_sex.get(sex or "", instrument.positive_at)
+        cutoffs = " and ".join(f"≥{cut} for {'men' if s == 'male' else 'women' if s == 'female' else s}"
+                               for s, cut in instrument.positive_by_sex.items())  # fmt: skip
+        notes += (f"Positive at {cutoffs}" + ("" if sex in instrument.positive_by_sex else
+                  f"; sex not recorded, so the cutoff ≥{instrument.positive_at} applies") + ".",)  # fmt: skip
     positive = None if total is None or positive_at is None else total >= positive_at
     band = instrument.band(total)
     return ScoreResult(
@@ -160,11 +207,12 @@ def _safety(
                 f"The self-harm question ({_label(instrument, item)}) was not answered: ask it today."
             )
         elif answer.score >= threshold:
-            number = instrument.items.index(item) + 1
+            number = instrument.number(item)
+            top = max((a.score for a in item.answers), default=answer.score)
             asked = (f"(“{item.text}”) was answered “{answer.display}”" if instrument.ships_wording
-                     else f"(self-harm) scored {answer.score} of 3")  # fmt: skip
+                     else f"(self-harm) scored {answer.score} of {top}")  # fmt: skip
             flags.append(SafetyFlag(
-                "self-harm",
+                instrument.safety_flag,
                 f"{instrument.name} question {number} {asked}. Assess suicide risk today and arrange same-day "
                 "follow-up.",
                 link_id,
@@ -184,50 +232,43 @@ def _interpretation(instrument: Instrument, total: int | None, band: str | None,
     return text
 
 
-def _score_cssrs(answers: Mapping[str, Answer]) -> ScoreResult:
-    def yes(link_id: str) -> bool:
-        answer = answers.get(link_id)
-        return answer is not None and answer.code == "LA33-6"
-
-    required = ["cssrs-1", "cssrs-2", "cssrs-6"] + (
-        ["cssrs-3", "cssrs-4", "cssrs-5"] if yes("cssrs-2") else []
-    )
-    missing = tuple(link_id for link_id in required if link_id not in answers)
-    behaviour = answers.get("cssrs-6")
-    # The highest level any answered question reaches; an unanswered question never lowers it (it can only
-    # be asked): "yes" to 3 with 4 blank is moderate risk, not "incomplete".
-    risk: str | None
-    if yes("cssrs-4") or yes("cssrs-5") or (behaviour is not None and behaviour.code == "yes-3-months"):
-        risk = "high"
-    elif yes("cssrs-3") or (behaviour is not None and behaviour.code == "yes-lifetime"):
-        risk = "moderate"
-    elif yes("cssrs-1") or yes("cssrs-2"):
-        risk = "low"
-    elif missing:
-        risk = None  # nothing positive yet, but not everything was asked: no level can be given
-    else:
-        risk = "none"
+def _score_levels(instrument: Instrument, answers: Mapping[str, Answer]) -> ScoreResult:
+    """The highest level any answered question reaches; an unanswered question never lowers it (it can only be
+    asked): "yes" to C-SSRS question 3 with 4 blank is moderate risk, not "incomplete"."""
+    required = [item for item in instrument.items if item.scored and _enabled(item, answers)]
+    missing = tuple(item.link_id for item in required if item.link_id not in answers)
+    level: str | None = next(
+        (level.label for level in instrument.levels
+         if any(answers.get(link_id) is not None and answers[link_id].code == code for link_id, code in level.when)),
+        None,
+    )  # fmt: skip
+    if level is None and not missing:
+        level = instrument.otherwise
     safety: tuple[SafetyFlag, ...] = ()
-    if risk in ("moderate", "high"):
-        safety = (SafetyFlag("suicide-risk", f"C-SSRS screener: {risk} risk. Assess today; "
-                             + ("do not leave the patient alone; arrange emergency evaluation."
-                                if risk == "high" else "arrange same-day follow-up with a behavioral health "
-                                "clinician.")),)  # fmt: skip
-    asked = ", ".join("question " + link_id.rsplit("-", 1)[-1] for link_id in missing)
-    notes = (f"Not answered: {asked}. Ask {'it' if len(missing) == 1 else 'them'} today: the risk level can "
-             "only go up.",) if missing else ()  # fmt: skip
-    text = "C-SSRS screener: incomplete" if risk is None else f"C-SSRS screener: {risk} risk"
-    if risk is not None and missing:
+    if level in instrument.safety_levels:
+        safety = (SafetyFlag(instrument.safety_flag, f"{instrument.name}: {level} risk. Assess today; "
+                             f"{instrument.safety_levels[level]}"),)  # fmt: skip
+    numbers = [instrument.number(item) for item in required if item.link_id in missing]
+    asked = ", ".join(f"question {number}" for number in numbers)
+    notes = (f"Not answered: {asked}. Ask {'it' if len(missing) == 1 else 'them'} today: the "
+             f"{'risk ' if instrument.safety_levels else ''}level can only go up.",) if missing else ()  # fmt: skip
+    phrase = instrument.phrase or "{name}: {level}"
+    text = (
+        f"{instrument.name}: incomplete"
+        if level is None
+        else phrase.format(name=instrument.name, level=level)
+    )
+    if level is not None and missing:
         text += f" (at least; {asked} not answered)"
     return ScoreResult(
-        instrument=CSSRS.key,
+        instrument=instrument.key,
         total=None,
-        band=risk,
-        positive=None if risk is None else risk != "none",
+        band=level,
+        positive=None if level is None else level != instrument.otherwise,
         interpretation=text,
         safety=safety,
         item_scores={k: a.score for k, a in answers.items()},
         missing=missing,
-        risk_level=risk,
+        risk_level=level,
         notes=notes,
     )

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from fhir_mappings.common.identity import PatientKey, patient_key
-from fhir_mappings.screening.instruments import PHQ9
+from fhir_mappings.screening.instruments import INSTRUMENTS
 from fhir_mappings.screening.resources import Submission
 from fhir_mappings.screening.scoring import parse_answers, score
 from fhir_mappings.screening.writeback import WritebackPlan
@@ -23,6 +23,7 @@ from sandbox.world import SandboxWorld
 from smartapp.cli import main
 
 pytestmark = pytest.mark.integration
+PHQ9 = INSTRUMENTS["phq9"]
 
 ANSWERS = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6569-3"}
 
