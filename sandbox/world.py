@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.keys import KeyRing, generate_key_set, write_key_set
+from sandbox import SITE_INSTRUMENTS
 
 from .app import SandboxConfig, create_sandbox_app
 from .data import generate
@@ -107,6 +108,8 @@ class SandboxWorld:
                 "TANDEM_REGISTRY_TOKEN_URL": self.registry.token_url,
                 "TANDEM_REGISTRY_KEY_ID": rs384,
                 "TANDEM_REGISTRY_SCOPES": "system/*.cruds",
+                # The demo's placeholder stands in for the practice's licensed EPDS (no EPDS wording in it).
+                "TANDEM_SITE_INSTRUMENTS": str(SITE_INSTRUMENTS),
                 **({"TANDEM_REDIS_URL": self.redis_url} if self.redis_url else {}),
                 **self.extra_env,
             }

@@ -8,24 +8,32 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from fhir_mappings.screening.history import ScorePoint
+from fhir_mappings.screening.instruments import CATALOGUE
 
-# (low, high, label, fill) per instrument; fills are light enough for the line and labels to keep contrast.
-BANDS: dict[str, tuple[int, tuple[tuple[int, int, str, str], ...]]] = {
-    "PHQ-9": (27, ((0, 4, "minimal", "#eef7ee"), (5, 9, "mild", "#f7f6e4"), (10, 14, "moderate", "#fbeedd"),
-                   (15, 19, "moderately severe", "#f9e1d6"), (20, 27, "severe", "#f5d5d5"))),
-    "GAD-7": (21, ((0, 4, "minimal", "#eef7ee"), (5, 9, "mild", "#f7f6e4"), (10, 14, "moderate", "#fbeedd"),
-                   (15, 21, "severe", "#f5d5d5"))),
-    "EPDS": (30, ((0, 9, "unlikely", "#eef7ee"), (10, 12, "possible", "#fbeedd"), (13, 30, "probable", "#f5d5d5"))),
-}  # fmt: skip
+#: Fills from the least to the most severe band, light enough for the line and labels to keep contrast.
+SEVERITY_FILLS = ("#eef7ee", "#f7f6e4", "#fbeedd", "#f9e1d6", "#f5d5d5")
+
+
+def series_bands(series: str) -> tuple[int, tuple[tuple[int, int, str, str], ...]] | None:
+    """The scale top and (low, high, label, fill) bands of a score series, from its instrument's scoring file."""
+    instrument = CATALOGUE.series_instrument(series)
+    if instrument is None or not instrument.bands:
+        return None
+    count = len(instrument.bands)
+    fills = [SEVERITY_FILLS[round(i * (len(SEVERITY_FILLS) - 1) / max(count - 1, 1))] for i in range(count)]
+    return instrument.max_total, tuple((b.low, b.high, b.label, fill) for b, fill in zip(instrument.bands, fills,
+                                                                                        strict=True))  # fmt: skip
+
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 680, 220, 44, 170, 12, 28
 
 
 def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
     """A line of the scores over time on the instrument's severity bands; accessible name and a title per point."""
-    if instrument not in BANDS or not points:
+    scale = series_bands(instrument)
+    if scale is None or not points:
         return Markup("")
-    top, bands = BANDS[instrument]
+    top, bands = scale
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     times = [p.when.timestamp() for p in points]
     start, end = min(times), max(times)

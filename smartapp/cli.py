@@ -158,6 +158,32 @@ def check(iss: str, vendor: str | None, registrations_path: str | None, timeout:
         sys.exit(1)
 
 
+@main.command()
+@click.option("--site-folder", default=None, type=click.Path(file_okay=False),
+              help="The licensed copies to check. Default: TANDEM_SITE_INSTRUMENTS.")  # fmt: skip
+def instruments(site_folder: str | None) -> None:
+    """List the instruments: licence class, and whether a site-supplied one has the practice's copy loaded."""
+    from fhir_mappings.screening.instruments import InstrumentError, load_catalogue
+
+    try:
+        folder = site_folder or Settings.from_env().site_instruments
+        catalogue = load_catalogue(Path(folder) if folder else None)
+    except (InstrumentError, ConfigurationError) as error:
+        click.echo(f"tandem: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"{'key':18} {'name':18} {'licence':14} form")
+    for instrument in catalogue:
+        if instrument.licence_class == "site-supplied":
+            form = ("site copy loaded: item by item" if instrument.site_copy_loaded
+                    else "no site copy: total and safety items entered")  # fmt: skip
+        elif instrument.licence_class == "score-only":
+            form = "scores entered (no items)"
+        else:
+            form = "item by item (shipped)"
+        click.echo(f"{instrument.key:18} {instrument.name:18} {instrument.licence_class:14} {form}")
+    click.echo(f"\nSite copies from: {folder or '(none: TANDEM_SITE_INSTRUMENTS is not set)'}")
+
+
 @main.group()
 def keys() -> None:
     """Tandem's signing keys (private_key_jwt and backend services)."""

@@ -221,8 +221,32 @@ def _items(questionnaire: Mapping[str, Any], unscored: set[str]) -> tuple[Item, 
     return tuple(items)
 
 
+SCORING_KEYS = frozenset(
+    {
+        "key",
+        "name",
+        "order",
+        "licence",
+        "result",
+        "unscored",
+        "missing",
+        "bands",
+        "positive",
+        "safety",
+        "safety_levels",
+        "safety_flag",
+        "reverse_scored",
+        "ages_months",
+        "_comment",
+    }
+)
+
+
 def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) -> None:
     link_ids = {item.link_id for item in items}
+    unknown_keys = sorted(set(rules) - SCORING_KEYS)
+    if unknown_keys:
+        raise InstrumentError(f"unknown scoring field(s): {', '.join(unknown_keys)}")
     if rules.get("key") != key:
         raise InstrumentError(f"key {rules.get('key')!r} does not match the file name {key!r}")
     licence = rules.get("licence", {})
