@@ -96,3 +96,9 @@ def allows(granted_scopes: Iterable[str], context: str, resource_type: str, inte
         if perm not in ("read", "write") and interaction in perm:
             return True
     return False
+
+
+def allows_create(granted_scopes: Iterable[str], resource_type: str) -> bool:
+    """Whether a patient- or user-level scope lets the app create this resource type."""
+    scopes = list(granted_scopes)
+    return allows(scopes, "patient", resource_type, "c") or allows(scopes, "user", resource_type, "c")

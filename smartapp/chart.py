@@ -37,6 +37,7 @@ from fhir_mappings.screening.scoring import parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
+from launch.scopes import allows_create
 from launch.sessions import LaunchSession
 from smartapp.screenings import ScreeningRecord
 
@@ -231,9 +232,9 @@ def screen(launch_id: str, key: str) -> Any:
         capability = svc.discovery.capability_statement(session.iss)
     except errors.TandemError:
         capability = {}
-    plan = plan_writeback(
-        capability, session.scope.split(), vendor, has_encounter=bool(session.context.encounter)
-    )
+    granted = session.scope.split()
+    plan = plan_writeback(capability, lambda resource_type: allows_create(granted, resource_type), vendor,
+                          has_encounter=bool(session.context.encounter))  # fmt: skip
     conditional = bool(plan.ehr_types) and all(
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )

@@ -10,7 +10,7 @@ from fhir_mappings.screening.writeback import plan_writeback
 from launch.discovery import Discovery, SmartConfiguration
 from launch.oauth import requested_scopes
 from launch.registrations import Registration
-from launch.scopes import LaunchMode, Vendor
+from launch.scopes import LaunchMode, Vendor, allows_create
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 
@@ -84,7 +84,12 @@ def inspect_server(iss: str, *, registration: Registration | None = None, vendor
             f"(discovery: {config.source})"
         )
     ehr_scopes = requested_scopes(reg, config, LaunchMode.EHR)
-    plan = plan_writeback(capability, ehr_scopes, reg.vendor.value, has_encounter=True)
+    plan = plan_writeback(
+        capability,
+        lambda resource_type: allows_create(ehr_scopes, resource_type),
+        reg.vendor.value,
+        has_encounter=True,
+    )
     writeback = {"structured": "structured results (QuestionnaireResponse and screening Observations)",
                  "note": "a clinical note (DocumentReference), not structured results",
                  "none": "none: results are kept in the Tandem registry only"}[plan.kind] + f". {plan.reason}"  # fmt: skip

@@ -22,8 +22,9 @@ from fhir_mappings.screening.resources import (
     registry_transaction,
     screening_observations,
 )
-from fhir_mappings.screening.scoring import score
+from fhir_mappings.screening.scoring import parse_answers, score
 from fhir_mappings.screening.writeback import NOTE, STRUCTURED, plan_writeback
+from launch.scopes import allows_create
 
 from .ehr import load_fixture
 
@@ -33,7 +34,10 @@ PHQ9 = INSTRUMENTS["phq9"]
 
 
 def _submission(instrument: Instrument, pick: int = -1) -> Submission:
-    answers = {item.link_id: item.answers[pick] for item in instrument.items}
+    raw = {item.link_id: str(item.max_value) if item.kind == "integer" else item.answers[pick].code
+           for item in instrument.form_items}  # fmt: skip
+    answers, problems = parse_answers(instrument, raw)
+    assert problems == []
     return Submission("0123456789abcdef0123456789abcdef", instrument, answers, score(instrument, answers, sex="female"),
                       "pt-1", NOW, "Practitioner/pr-1", "enc-1", iss="https://ehr.example.org/fhir")  # fmt: skip
 
@@ -126,7 +130,7 @@ WRITE = ["patient/Observation.c", "patient/QuestionnaireResponse.c", "patient/Do
 )  # fmt: skip
 def test_writeback_plan(capability: dict, scopes: list[str], vendor: str, encounter: bool,
                         expected: tuple[str, ...]) -> None:  # fmt: skip
-    plan = plan_writeback(capability, scopes, vendor, has_encounter=encounter)
+    plan = plan_writeback(capability, lambda t: allows_create(scopes, t), vendor, has_encounter=encounter)
     assert plan.ehr_types == expected and plan.reason
 
 

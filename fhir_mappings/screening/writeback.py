@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,25 +26,12 @@ class WritebackPlan:
         return {STRUCTURED: "structured", NOTE: "note"}.get(self.ehr_types, "none")
 
 
-def _scope_allows_create(scopes: Iterable[str], resource_type: str) -> bool:
-    for scope in scopes:
-        context, _, rest = scope.partition("/")
-        if context not in ("patient", "user") or "." not in rest:
-            continue
-        kind, _, permission = rest.partition(".")
-        permission = permission.split("?", 1)[0]
-        if kind in (resource_type, "*") and (permission in ("write", "*") or (
-                permission not in ("read",) and "c" in permission)):  # fmt: skip
-            return True
-    return False
-
-
-def plan_writeback(capability: Mapping[str, Any] | None, granted_scopes: Iterable[str], vendor: str,
+def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Callable[[str], bool], vendor: str,
                    *, has_encounter: bool) -> WritebackPlan:  # fmt: skip
-    scopes = list(granted_scopes)
+    """`scopes_allow_create(type)` answers from the granted scopes (the SMART client's one scope grammar)."""
 
     def can_create(resource_type: str) -> bool:
-        return accepts_create(capability, resource_type) and _scope_allows_create(scopes, resource_type)
+        return accepts_create(capability, resource_type) and scopes_allow_create(resource_type)
 
     if vendor not in NO_STRUCTURED_SCREENINGS and all(can_create(t) for t in STRUCTURED):
         return WritebackPlan(
