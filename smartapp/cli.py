@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -223,6 +224,27 @@ def keys_public(keys_file: str | None) -> None:
     click.echo(json.dumps(ring.public_jwks(), indent=2))
 
 
+DEMO_ENTRY_POINTS = "tandem.demo"
+INSTALL_SANDBOX = "python3 -m pip install -e '.[sandbox]' (from a clone of the Tandem repository)"
+
+
+def _demo_world() -> Any:
+    """The sandbox's world, found through its entry point: smartapp never imports the sandbox."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=DEMO_ENTRY_POINTS)
+    if not found:
+        click.echo(f"tandem demo needs the sandbox, which is not installed: {INSTALL_SANDBOX}", err=True)
+        sys.exit(2)
+    try:
+        return next(iter(found)).load()
+    except ImportError as error:  # the entry point is declared but the sandbox or its extra is missing
+        click.echo(
+            f"tandem demo needs the sandbox extra ({error.name or error}): {INSTALL_SANDBOX}", err=True
+        )
+        sys.exit(2)
+
+
 @main.command()
 @click.option(
     "--size", default=50, show_default=True, type=click.IntRange(1, 5000), help="Synthetic patients."
@@ -235,13 +257,7 @@ def keys_public(keys_file: str | None) -> None:
 def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
     """Start the whole demo: local FHIR servers, the sandbox EHR with synthetic patients, and Tandem."""
     _configure_logging("WARNING")
-    try:
-        from sandbox.world import SandboxWorld
-    except ImportError as error:
-        click.echo(
-            f"tandem demo needs the sandbox extra: python3 -m pip install -e '.[sandbox]' ({error})", err=True
-        )
-        sys.exit(2)
+    SandboxWorld = _demo_world()  # noqa: N806 - a class found through an entry point
     import signal
     import threading
 

@@ -29,9 +29,33 @@ def imported_modules(package: str) -> dict[str, set[str]]:
     [
         ("launch", {"smartapp", "fhir_mappings", "sandbox"}),
         ("fhir_mappings", {"smartapp", "launch", "sandbox", "flask", "requests", "redis", "rq"}),
+        # The sandbox is a development tool: the demo finds it through the `tandem.demo` entry point.
+        ("smartapp", {"sandbox"}),
     ],
 )
 def test_arrows_point_one_way(package: str, forbidden: set[str]) -> None:
     offenders = {path: sorted(names & forbidden) for path, names in imported_modules(package).items()
                  if names & forbidden}  # fmt: skip
     assert offenders == {}
+
+
+def test_the_docker_image_leaves_the_sandbox_out() -> None:
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    copies = [
+        line.split()[1]
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY") and "--from" not in line
+    ]
+    assert "sandbox" not in " ".join(copies) and {"smartapp", "launch", "fhir_mappings"} <= set(copies)
+
+
+def test_demo_without_the_sandbox_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from click.testing import CliRunner
+
+    from smartapp.cli import main
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [])
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 2 and "pip install -e '.[sandbox]'" in result.output

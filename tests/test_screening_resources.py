@@ -37,7 +37,9 @@ def _submission(instrument: Instrument, pick: int = -1) -> Submission:
     raw = {item.link_id: str(item.max_value) if item.kind == "integer" else item.answers[pick].code
            for item in instrument.form_items}  # fmt: skip
     answers, problems = parse_answers(instrument, raw)
-    assert all("only when" in problem.message for problem in problems)  # C-SSRS 3-5 answered after a "no" to 2
+    assert all(
+        "only when" in problem.message for problem in problems
+    )  # C-SSRS 3-5 answered after a "no" to 2
     return Submission("0123456789abcdef0123456789abcdef", instrument, answers, score(instrument, answers, sex="female"),
                       "pt-1", NOW, "Practitioner/pr-1", "enc-1", iss="https://ehr.example.org/fhir")  # fmt: skip
 
