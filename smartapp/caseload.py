@@ -12,12 +12,13 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.patient import display_name
 from fhir_mappings.registry.billing import month_code, month_of
-from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAMS, ROLES, Enrolment, Member
+from fhir_mappings.registry.programs import PROGRAMS, suggest_program
+from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAM_TITLES, ROLES, Enrolment, Member
 from fhir_mappings.registry.worklist import (
-    COLUMNS,
     FLAG_LABELS,
     build_rows,
     caseload_stats,
+    columns_for,
     filter_rows,
     review_priority,
     rows_csv,
@@ -52,7 +53,7 @@ def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, An
         **header_context(session, ehr),
         "patient": None,
         "show_banner": False,
-        "programs": PROGRAMS,
+        "programs": PROGRAM_TITLES,
         "phases": PHASES,
         "roles": ROLES,
         "contact_types": CONTACT_TYPES,
@@ -94,7 +95,7 @@ def worklist(launch_id: str) -> str:
     today = date.today()
     rows, requests_made = _rows(today)
     chosen, args = _filtered(rows, page["user"])
-    return render_template("worklist.html", **page, rows=chosen, args=args, columns=COLUMNS,
+    return render_template("worklist.html", **page, rows=chosen, args=args, columns=columns_for({r.enrolment.program for r in rows} or PROGRAMS),
                            stats=caseload_stats(chosen, today), total=len(rows), requests_made=requests_made)  # fmt: skip
 
 
@@ -295,23 +296,6 @@ def billing(launch_id: str) -> Any:
 # --- enrolment from the chart -------------------------------------------------------------------------
 
 
-def suggest_program(history: list[Any], conditions: list[Any]) -> tuple[str, list[str]]:
-    """The program suggested from the latest scores and the EHR conditions, with cautions to show."""
-    latest = {p.instrument: p for p in sorted(history, key=lambda p: p.when)}
-    cautions = []
-    if any(c.group == "bipolar disorder" and c.active for c in conditions):
-        cautions.append("Bipolar disorder is on the problem list: depression CoCM needs the psychiatric consultant's "
-                        "review before treatment starts (antidepressant monotherapy risk).")  # fmt: skip
-    phq, gad = latest.get("PHQ-9"), latest.get("GAD-7")
-    depression = any(c.group == "depression" and c.active for c in conditions)
-    anxiety = any(c.group == "anxiety" and c.active for c in conditions)
-    if (gad and gad.score >= 10 and not (phq and phq.score >= gad.score)) or (
-        anxiety and not depression and not phq
-    ):
-        return "cocm-anxiety", cautions
-    return "cocm-depression", cautions
-
-
 @bp.route("/enrol", methods=["GET", "POST"])
 def enrol(launch_id: str) -> Any:
     from .chart import _common, load_chart
@@ -338,7 +322,7 @@ def enrol(launch_id: str) -> Any:
         enrolment_id, enrolment_sig = mint_form_id("enrolment", *binding)
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
                                defaults={"pcp": gp, "care-manager": user.reference if user else None},
-                               existing=existing, programs=PROGRAMS, roles=ROLES, problem=None,
+                               existing=existing, programs=PROGRAM_TITLES, roles=ROLES, problem=None,
                                enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=date.today())  # fmt: skip
     form = request.form
     enrolment_id = form.get("enrolment_id", "")
@@ -358,15 +342,15 @@ def enrol(launch_id: str) -> Any:
         problem = "Choose a program."
     elif any(form.get(role) and form[role] not in names for role in ROLES):
         problem = "Choose each care team member from the list (practitioners of this EHR)."
-    elif form.get("consent") != "yes":
-        problem = "CoCM needs the patient's consent (verbal or written), documented before enrolment."
+    elif PROGRAMS[program].consent_required and form.get("consent") != "yes":
+        problem = f"{PROGRAMS[program].title} needs the patient's consent (verbal or written), documented before enrolment."
     elif form.get("consent_method") not in ("verbal", "written"):
         problem = "Record how consent was given (verbal or written)."
     elif consent_date is None or not date.today() - timedelta(days=365) <= consent_date <= date.today():
         problem = "The consent date must be a date within the past year, not in the future."
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
-                               defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAMS,
+                               defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAM_TITLES,
                                roles=ROLES, problem=problem, enrolment_id=enrolment_id,
                                enrolment_sig=sign_form_id("enrolment", enrolment_id, *binding),
                                today=date.today()), 422  # fmt: skip

@@ -3,7 +3,8 @@
 CoCM: the first calendar month of an episode bills 99492 from 36 minutes (70 nominal), later months 99493 from 31
 (60 nominal); each further 30 minutes adds a 99494 once 16 of them are reached; when 99492/99493 is not reached,
 G2214 from 16 minutes. General BHI (not CoCM): 99484 from 20 minutes by clinical staff, G0323 from 20 by a
-psychologist, LCSW, counselor or MFT — never in a month billed as CoCM.
+psychologist, LCSW, counselor or MFT — never in a month billed as CoCM. Which rule applies is the program
+definition's `billing` ("cocm" or "bhi").
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
+from fhir_mappings.registry.programs import program_for
 from fhir_mappings.registry.resources import Contact, Enrolment
 
 
@@ -73,4 +75,8 @@ def month_code(enrolment: Enrolment, contacts: Iterable[Contact], month: date) -
     if first < month_of(enrolment.start) or (enrolment.end and first > month_of(enrolment.end)):
         return MonthCode(None, 0, 0, "Not enrolled this month")
     minutes = minutes_in_month(contacts, first, enrolment)
+    program = program_for(enrolment.program)
+    if program is not None and program.billing == "bhi":
+        # Care-manager contacts are clinical staff time; G0323 (psychologist, LCSW, …) is chosen by the biller.
+        return bhi_code(minutes, licensed_clinician=False)
     return cocm_code(minutes, first_month=first == month_of(enrolment.start))

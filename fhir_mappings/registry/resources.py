@@ -26,6 +26,7 @@ from fhir_mappings.common.access import field as _field
 from fhir_mappings.common.access import obj, objs, reference_id, text, version_id
 from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.registry.programs import PROGRAMS
 
 TANDEM = "https://tandem.health/fhir"
 PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"
@@ -39,10 +40,8 @@ CONTACT_TYPE_SYSTEM = f"{TANDEM}/CodeSystem/contact-type"
 SAFETY_OUTCOME_SYSTEM = f"{TANDEM}/CodeSystem/safety-follow-up-outcome"
 UCUM = "http://unitsofmeasure.org"
 
-PROGRAMS = {
-    "cocm-depression": "Collaborative Care — depression",
-    "cocm-anxiety": "Collaborative Care — anxiety",
-}
+#: Program key → title, from the program definitions (data/programs/); an unknown key shows as itself.
+PROGRAM_TITLES = {key: program.title for key, program in PROGRAMS.items()}
 PHASES = {
     "active-treatment": ("active", "Active treatment"),
     "relapse-prevention": ("active", "Relapse prevention plan"),
@@ -211,12 +210,12 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
                     {
                         "system": PROGRAM_SYSTEM,
                         "code": enrolment.program,
-                        "display": PROGRAMS.get(enrolment.program, enrolment.program),
+                        "display": PROGRAM_TITLES.get(enrolment.program, enrolment.program),
                     }
                 ]
             }
         ],  # fmt: skip
-        "title": f"{PROGRAMS.get(enrolment.program, enrolment.program)} ({phase_display})",
+        "title": f"{PROGRAM_TITLES.get(enrolment.program, enrolment.program)} ({phase_display})",
         "subject": subject,
         "period": period,
         "contained": [

@@ -11,6 +11,7 @@ from typing import Any
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
+from fhir_mappings.registry.programs import COLUMNS, PROGRAMS, Program, program_for
 from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
 from fhir_mappings.screening.history import ScorePoint
 
@@ -56,6 +57,10 @@ class Row:
     minutes_this_month: int
     billing: MonthCode
     open_tasks: tuple[WorkTask, ...] = field(default_factory=tuple)
+
+    @property
+    def program(self) -> Program:
+        return program_for(self.enrolment.program) or DEFAULT_PROGRAM
 
     @property
     def patient(self) -> str:
@@ -105,9 +110,13 @@ class Row:
         return values.get(column, self.patient.lower())
 
 
-COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
-           "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
-           "last_review", "status", "minutes", "billing")  # fmt: skip
+DEFAULT_PROGRAM = next(p for p in PROGRAMS.values() if p.default)
+
+
+def columns_for(programs: Iterable[str]) -> tuple[str, ...]:
+    """The worklist columns the shown programs' definitions ask for, in the standard order."""
+    wanted = {c for key in programs for c in (program_for(key) or DEFAULT_PROGRAM).worklist_columns}
+    return tuple(c for c in COLUMNS if c in wanted)
 
 
 def build_rows(
@@ -141,22 +150,26 @@ def build_rows(
         plan_tasks = tasks_by_plan.get(e.id, [])
         patient_tasks = tasks_by_patient.get(e.key, [])
         points = scores.get(e.key, [])
-        phq = Scores.of(
-            [p for p in points if p.instrument == "PHQ-9" and p.day >= e.start - timedelta(days=30)]
-        )
-        gad = Scores.of(
-            [p for p in points if p.instrument == "GAD-7" and p.day >= e.start - timedelta(days=30)]
-        )
+        program = program_for(e.program) or DEFAULT_PROGRAM
+        rules = program.outcome
+        since = e.start - timedelta(days=rules.baseline_days_before_enrolment)
+        phq = Scores.of([p for p in points if p.instrument == "PHQ-9" and p.day >= since])
+        gad = Scores.of([p for p in points if p.instrument == "GAD-7" and p.day >= since])
+        outcome = Scores.of([p for p in points if p.instrument == rules.series and p.day >= since])
         weeks = max(0, (today - e.start).days // 7)
         last_contact = max((c.when for c in mine), default=None)
         reviews = [t for t in plan_tasks if t.kind == "case-review" and not t.open and t.completed]
         last_review = max(reviews, key=lambda t: t.completed or date.min, default=None)
-        response = phq.change_pct is not None and phq.change_pct <= -50
-        remission = phq.latest is not None and phq.latest < 5 and phq.first is not None
+        response = outcome.change_pct is not None and outcome.change_pct <= -rules.response_drop_pct
+        remission = (
+            outcome.latest is not None
+            and outcome.latest < rules.remission_below
+            and outcome.first is not None
+        )
         flags = []
         if e.key in alerts or any(t.kind == "safety-follow-up" and t.open for t in patient_tasks):
             flags.append("safety")
-        if weeks >= 10 and phq.first is not None and not response:
+        if weeks >= rules.not_improving_after_weeks and outcome.first is not None and not response:
             flags.append("not-improving")
         reference_day = last_contact or e.start
         if (today - reference_day).days > 7 * no_contact_weeks:
@@ -167,6 +180,9 @@ def build_rows(
             flags.append("review")
         if last_review is None:
             flags.append("new")
+        flags = [
+            flag for flag in flags if flag in program.flags or flag == "safety"
+        ]  # safety is never hidden
         rows.append(Row(
             enrolment=e,
             weeks_in_treatment=weeks,
@@ -250,7 +266,8 @@ def caseload_stats(rows: list[Row], today: date) -> CaseloadStats:
 
 
 def review_priority(rows: Iterable[Row]) -> list[Row]:
-    """Psychiatric case review order: safety first, then not improving, then new to the caseload, then flagged."""
+    """Psychiatric case review order: safety first, then not improving, then new to the caseload, then flagged.
+    Only programs whose definition has case review (CoCM) come to it."""
 
     def rank(row: Row) -> tuple[int, int]:
         for index, flag in enumerate(("safety", "not-improving", "new", "review")):
@@ -258,7 +275,7 @@ def review_priority(rows: Iterable[Row]) -> list[Row]:
                 return index, -row.weeks_in_treatment
         return 9, -row.weeks_in_treatment
 
-    return [r for r in sorted(rows, key=rank) if rank(r)[0] < 9]
+    return [r for r in sorted(rows, key=rank) if rank(r)[0] < 9 and r.program.case_review]
 
 
 CSV_HEADER = ("Patient", "Patient id", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",

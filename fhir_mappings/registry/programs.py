@@ -1,0 +1,218 @@
+"""Program definitions: one validated file per program in `fhir_mappings/data/programs/`. A definition names who is
+eligible, the measures and their cadence, the outcome rules, the worklist flags and columns, the billing model,
+the care team and who works it. Enrolment, the worklist, case review, billing and the chart's "due" list read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from fhir_mappings.common.conditions import ConditionRow
+from fhir_mappings.screening.history import ScorePoint
+from fhir_mappings.screening.instruments import CATALOGUE
+
+DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "programs"
+FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new")
+BILLING_MODELS = ("cocm", "bhi")
+ROLES = ("pcp", "care-manager", "psychiatric-consultant")
+COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
+           "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
+           "last_review", "status", "minutes", "billing")  # fmt: skip
+KEYS = frozenset({"key", "title", "model", "order", "eligibility", "measures", "outcome", "flags", "worklist_columns",
+                  "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment"})  # fmt: skip
+
+
+class ProgramError(ValueError):
+    """A program file that cannot be used: named, with the reason."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    series: str
+    instrument: str
+    every_days: int
+    teen_instrument: str | None = None
+    only_with_condition: str | None = None
+
+    def instrument_for(self, age_years: int | None) -> str:
+        teen = self.teen_instrument and age_years is not None and 12 <= age_years < 18
+        return self.teen_instrument if teen and self.teen_instrument else self.instrument
+
+
+@dataclass(frozen=True)
+class Outcome:
+    series: str
+    response_drop_pct: int
+    remission_below: int
+    not_improving_after_weeks: int
+    baseline_days_before_enrolment: int
+
+
+@dataclass(frozen=True)
+class SuggestRule:
+    series: str | None = None
+    at_least: int | None = None
+    above_series: str | None = None
+    condition: str | None = None
+    without_condition: str | None = None
+    without_series: str | None = None
+
+
+@dataclass(frozen=True)
+class Program:
+    key: str
+    title: str
+    model: str
+    order: int
+    min_age_years: int | None
+    conditions: tuple[str, ...]
+    default: bool
+    cautions: tuple[tuple[str, str], ...]
+    suggest_when: tuple[SuggestRule, ...]
+    measures: tuple[Measure, ...]
+    outcome: Outcome
+    flags: tuple[str, ...]
+    worklist_columns: tuple[str, ...]
+    billing: str
+    care_team_roles: tuple[str, ...]
+    worked_by: tuple[str, ...]
+    case_review: bool
+    consent_required: bool
+
+    def suggested_by(self, latest: Mapping[str, ScorePoint], active_conditions: set[str]) -> bool:
+        return any(_rule_holds(rule, latest, active_conditions) for rule in self.suggest_when)
+
+    def cautions_for(self, active_conditions: set[str]) -> list[str]:
+        return [text for condition, text in self.cautions if condition in active_conditions]
+
+
+def _rule_holds(rule: SuggestRule, latest: Mapping[str, ScorePoint], active: set[str]) -> bool:
+    if rule.series is not None:
+        point = latest.get(rule.series)
+        if point is None or (rule.at_least is not None and point.score < rule.at_least):
+            return False
+        other = latest.get(rule.above_series) if rule.above_series else None
+        if other is not None and other.score >= point.score:
+            return False
+    if rule.condition is not None and rule.condition not in active:
+        return False
+    if rule.without_condition is not None and rule.without_condition in active:
+        return False
+    return not (rule.without_series is not None and rule.without_series in latest)
+
+
+def _program(data: Mapping[str, Any], key: str) -> Program:
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise ProgramError(f"unknown field(s): {', '.join(unknown)}")
+    if data.get("key") != key:
+        raise ProgramError(f"key {data.get('key')!r} does not match the file name")
+    series = set(CATALOGUE.history_codes())
+    measures = tuple(Measure(m["series"], m["instrument"], int(m["every_days"]), m.get("teen_instrument"),
+                             m.get("only_with_condition")) for m in data["measures"])  # fmt: skip
+    for measure in measures:
+        for instrument in filter(None, (measure.instrument, measure.teen_instrument)):
+            if CATALOGUE.get(instrument) is None:
+                raise ProgramError(f"measure names an unknown instrument {instrument!r}")
+        if measure.series not in series or measure.every_days < 1:
+            raise ProgramError(f"measure {measure.series!r}: not a score series, or no cadence")
+    outcome = Outcome(**data["outcome"])
+    if outcome.series not in series:
+        raise ProgramError(
+            f"outcome series {outcome.series!r} is not a score series ({', '.join(sorted(series))})"
+        )
+    flags = tuple(data["flags"])
+    if set(flags) - set(FLAGS):
+        raise ProgramError(f"unknown flag(s): {', '.join(sorted(set(flags) - set(FLAGS)))}")
+    columns = tuple(data["worklist_columns"])
+    if set(columns) - set(COLUMNS):
+        raise ProgramError(f"unknown worklist column(s): {', '.join(sorted(set(columns) - set(COLUMNS)))}")
+    if data["billing"] not in BILLING_MODELS:
+        raise ProgramError(f"billing must be one of {', '.join(BILLING_MODELS)}")
+    roles = tuple(data["care_team_roles"]) + tuple(data["worked_by"])
+    if set(roles) - set(ROLES):
+        raise ProgramError(f"unknown role(s): {', '.join(sorted(set(roles) - set(ROLES)))}")
+    if data["case_review"] and "psychiatric-consultant" not in data["care_team_roles"]:
+        raise ProgramError("case review needs a psychiatric consultant on the care team")
+    eligibility = data["eligibility"]
+    return Program(
+        key=key,
+        title=data["title"],
+        model=data["model"],
+        order=int(data.get("order", 0)),
+        min_age_years=eligibility.get("min_age_years"),
+        conditions=tuple(eligibility.get("conditions", [])),
+        default=bool(eligibility.get("default", False)),
+        cautions=tuple((c["condition"], c["text"]) for c in eligibility.get("cautions", [])),
+        suggest_when=tuple(SuggestRule(**rule) for rule in eligibility.get("suggest_when", [])),
+        measures=measures,
+        outcome=outcome,
+        flags=flags,
+        worklist_columns=columns,
+        billing=data["billing"],
+        care_team_roles=tuple(data["care_team_roles"]),
+        worked_by=tuple(data["worked_by"]),
+        case_review=bool(data["case_review"]),
+        consent_required=bool(data["consent_required"]),
+    )
+
+
+def load_programs(folder: Path = DATA_FOLDER) -> dict[str, Program]:
+    """Every program definition, checked; a broken file raises ProgramError naming it."""
+    programs: dict[str, Program] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            programs[path.stem] = _program(json.loads(path.read_text(encoding="utf-8")), path.stem)
+        except (KeyError, TypeError, ValueError) as exc:
+            reason = exc if isinstance(exc, ProgramError) else f"missing or malformed {exc}"
+            raise ProgramError(f"program {path.stem}: {reason}") from None
+    if sum(p.default for p in programs.values()) != 1:
+        raise ProgramError("exactly one program must be the default suggestion (eligibility.default)")
+    return dict(sorted(programs.items(), key=lambda pair: (pair[1].order, pair[0])))
+
+
+PROGRAMS: dict[str, Program] = load_programs()
+
+
+def program_for(key: str | None) -> Program | None:
+    return PROGRAMS.get(key or "")
+
+
+def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[ConditionRow],
+                    programs: Mapping[str, Program] = PROGRAMS) -> tuple[str, list[str]]:  # fmt: skip
+    """The program suggested from the latest scores and the EHR conditions, with the cautions to show."""
+    latest = {p.instrument: p for p in sorted(history, key=lambda p: p.when)}
+    active = {c.group for c in conditions if c.active}
+    chosen = next((p for p in programs.values() if p.suggested_by(latest, active)), None)
+    chosen = chosen or next(p for p in programs.values() if p.default)
+    return chosen.key, chosen.cautions_for(active)
+
+
+@dataclass(frozen=True)
+class DueMeasure:
+    instrument: str
+    reason: str
+
+
+def measures_due(program: Program, history: Iterable[ScorePoint], active_conditions: set[str],
+                 age_years: int | None, today: date) -> list[DueMeasure]:  # fmt: skip
+    """The program's measures whose cadence has come round (or that were never taken)."""
+    due = []
+    points = list(history)
+    for measure in program.measures:
+        if measure.only_with_condition and measure.only_with_condition not in active_conditions:
+            continue
+        taken = [p for p in points if p.instrument == measure.series]
+        last = max(taken, key=lambda p: p.when) if taken else None
+        if last is None or today - last.day >= timedelta(days=measure.every_days):
+            when = (
+                "never recorded" if last is None else f"last {last.score}, {(today - last.day).days} days ago"
+            )
+            due.append(DueMeasure(measure.instrument_for(age_years), f"{program.title}: {measure.series} every "
+                                  f"{measure.every_days // 7} weeks ({when})."))  # fmt: skip
+    return due
