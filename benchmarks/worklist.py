@@ -32,7 +32,7 @@ from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
-from smartapp.registry import RegistryService
+from smartapp.caseload.service import RegistryService
 
 ISS = "https://ehr.example.org/fhir"
 CM = Member("Practitioner/cm-1", "Teresa Lindqvist")

@@ -10,9 +10,8 @@ from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from launch import errors
-
-from .config import Settings
-from .services import Services, build_services
+from smartapp.config import Settings
+from smartapp.services import Services, build_services
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +31,15 @@ def create_app(
     app.config.update(SECRET_KEY=services.secret_key, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
     app.extensions["tandem"] = services
 
-    from . import caseload, chart, launch_views, safety, site
-    from .web import register_launch_loader
+    from smartapp import site
+    from smartapp.caseload import views as caseload
+    from smartapp.chart import views as chart
+    from smartapp.request_context import register_launch_loader
+    from smartapp.safety import views as safety
+    from smartapp.signin import views as signin
 
-    app.register_blueprint(site.bp)
-    app.register_blueprint(launch_views.bp)
-    app.register_blueprint(chart.bp)
-    app.register_blueprint(caseload.bp)
-    app.register_blueprint(safety.bp)
+    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, safety.bp):
+        app.register_blueprint(blueprint)
     register_launch_loader(app)
 
     @app.errorhandler(errors.TandemError)

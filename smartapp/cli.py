@@ -16,10 +16,9 @@ from launch.keys import KeyRing, generate_key_set, write_key_set
 from launch.registrations import load_registrations
 from launch.scopes import Vendor
 from smartapp.check import inspect_server
-
-from .config import Settings
-from .services import publish_questionnaires
-from .serving import PathOnlyLogHandler
+from smartapp.config import Settings
+from smartapp.services import publish_questionnaires
+from smartapp.serving import PathOnlyLogHandler
 
 
 def _configure_logging(level: str) -> None:
@@ -53,7 +52,7 @@ def serve(host: str, port: int) -> None:
 
 
 def _services_or_exit() -> object:
-    from .services import build_services
+    from smartapp.services import build_services
 
     try:
         settings = Settings.from_env()
@@ -69,8 +68,8 @@ def _services_or_exit() -> object:
 def worker(burst: bool) -> None:
     """Drain write-backs: the RQ worker (with its scheduler) on TANDEM_REDIS_URL, plus a sweeper that queues any
     pending write-back whose wait is over."""
-    from .services import Services
-    from .writebacks import run_worker
+    from smartapp.screening.writebacks import run_worker
+    from smartapp.services import Services
 
     services = _services_or_exit()
     assert isinstance(services, Services)  # noqa: S101
@@ -97,7 +96,7 @@ def migrate_issuer(iss: str, dry_run: bool) -> None:
 
     Until this runs, such resources are shown to nobody: ids are unique only within one EHR, so a bare id cannot
     be trusted to name the right patient. Run it once per deployment that had a single EHR."""
-    from .services import Services
+    from smartapp.services import Services
 
     services = _services_or_exit()
     assert isinstance(services, Services)  # noqa: S101

@@ -20,11 +20,10 @@ from launch.registrations import Registrations, load_registrations
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
-from smartapp.registry import RegistryService
-from smartapp.screenings import ScreeningService
-
-from .config import RegistryAuth, Settings
-from .writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
+from smartapp.caseload.service import RegistryService
+from smartapp.config import RegistryAuth, Settings
+from smartapp.screening.service import ScreeningService
+from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ import logging
 from flask import Blueprint, Response, jsonify, render_template
 
 from launch import errors
-
-from .web import services
+from smartapp.request_context import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("site", __name__)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
+from smartapp.config import Settings
+from smartapp.services import publish_questionnaires
+
 from . import create_app
-from .config import Settings
-from .services import publish_questionnaires
 
 _settings = Settings.from_env()
 logging.basicConfig(

@@ -218,7 +218,7 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
 
 
 def test_worklist_cache_form_round_trips() -> None:
-    from smartapp.registry import RegistryData, _from_cache, _to_cache
+    from smartapp.caseload.service import RegistryData, _from_cache, _to_cache
 
     e = enrolment(end=date(2026, 11, 30), phase="discharged")
     contact = Contact("c-1", "cp-1", date(2026, 11, 3), 25, "phone", "care-manager", CM, "note")

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
 from smartapp import create_app
-from smartapp.writebacks import work_burst
+from smartapp.screening.writebacks import work_burst
 
 from .conftest import APP_BASE, full_launch, make_ehr
 from .ehr import RecordedEHR, load_fixture
@@ -194,7 +194,7 @@ def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(
     from fhir_mappings.screening.resources import Submission
     from fhir_mappings.screening.scoring import parse_answers, score
     from fhir_mappings.screening.writeback import NOTE, WritebackPlan
-    from smartapp.screenings import UNCONFIRMED, ScreeningService
+    from smartapp.screening.service import UNCONFIRMED, ScreeningService
 
     service = ScreeningService(redis_store, None)
     answers, _ = parse_answers(PHQ9, ITEM9_POSITIVE)
@@ -216,7 +216,7 @@ def test_an_unconfirmed_write_back_stays_listed_until_a_person_checks_the_chart(
 def test_records_and_sessions_of_another_release_load(redis_store: Any) -> None:
     """A deploy that adds (or drops) a field does not turn every page into a 500."""
     from launch.sessions import LaunchSession
-    from smartapp.screenings import ScreeningRecord
+    from smartapp.screening.service import ScreeningRecord
 
     record = {"id": "2" * 32, "iss": "https://e", "vendor": "epic", "patient_id": "pt-1", "instrument": "phq9",
               "answers": {}, "authored": "2026-11-24T10:00:00+00:00", "author": None, "encounter_id": None,
@@ -237,7 +237,7 @@ def test_the_embedded_default_drains_in_a_background_thread(environ: dict[str, s
     """No Redis (`tandem demo`): the same job code runs in a thread of the process, with no page opened."""
     import time
 
-    from smartapp.writebacks import ThreadWritebacks
+    from smartapp.screening.writebacks import ThreadWritebacks
 
     embedded = {k: v for k, v in environ.items() if k != "TANDEM_REDIS_URL"}
     app = create_app(environ={**embedded, "TANDEM_REGISTRY_URL": REGISTRY, "TANDEM_RETRY_SECONDS": "1"})

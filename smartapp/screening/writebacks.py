@@ -18,10 +18,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from launch import errors
-from smartapp.screenings import FAILED, PENDING, ScreeningRecord
+from smartapp.screening.service import FAILED, PENDING, ScreeningRecord
 
 if TYPE_CHECKING:
-    from .services import Services
+    from smartapp.services import Services
 
 log = logging.getLogger(__name__)
 

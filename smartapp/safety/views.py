@@ -16,21 +16,22 @@ from fhir_mappings.common.patient import display_name
 from fhir_mappings.registry.resources import SAFETY_OUTCOMES, WorkTask
 from fhir_mappings.screening.resources import resource_id
 from launch import errors
-from smartapp.screenings import ScreeningRecord
-
-from .access import Access
-from .web import (
+from smartapp.access import Access
+from smartapp.request_context import (
     current_access,
+    current_ehr,
     current_launch,
     current_user,
     header_context,
+    launch_required,
     pending_records,
     registry_data,
     services,
 )
+from smartapp.screening.service import ScreeningRecord
 
 log = logging.getLogger(__name__)
-bp = Blueprint("safety", __name__, url_prefix="/app/<launch_id>")
+bp = Blueprint("safety", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,10 @@ def open_safety_count(access: Access) -> int | None:
 
 
 @bp.get("/safety")
+@launch_required
 def queue(launch_id: str) -> str:
-    session, access = current_launch(launch_id), current_access()
-    svc = services()
-    ehr = svc.ehr_client(session)
+    session, access = current_launch(), current_access()
+    ehr = current_ehr()
     items = safety_items(access)
     names: dict[PatientKey, str] = {}
     for key in sorted({item.key for item in items})[:50]:
@@ -95,14 +96,15 @@ def queue(launch_id: str) -> str:
 
 
 @bp.post("/safety/<task_id>/close")
+@launch_required
 def close(launch_id: str, task_id: str) -> Any:
-    session, access = current_launch(launch_id), current_access()
+    session, access = current_launch(), current_access()
     svc = services()
     outcome = request.form.get("outcome", "")
     note = (request.form.get("note") or "").strip()[:1000]
     if outcome not in SAFETY_OUTCOMES or not note:
         raise errors.InvalidLaunchRequest("closing a safety follow-up needs an outcome and a note")
-    closer = current_user(session, svc.ehr_client(session))
+    closer = current_user(session, current_ehr())
     svc.caseload.close_safety_task(task_id, None if access.caseload else access.patient_key, access.iss, outcome,
                                    note, closer)  # fmt: skip
     return redirect(url_for("safety.queue", launch_id=launch_id), code=303)

@@ -32,8 +32,7 @@ from fhir_mappings.screening.writeback import WritebackPlan
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
-
-from .registry import invalidate_registry_cache
+from smartapp.caseload.service import invalidate_registry_cache
 
 log = logging.getLogger(__name__)
 

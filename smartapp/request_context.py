@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, g, request
@@ -15,11 +17,10 @@ from fhir_mappings.registry.resources import Member
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
-
-from .access import Access, access_for
-from .registry import RegistryData
-from .screenings import ScreeningRecord
-from .services import Services
+from smartapp.access import Access, access_for
+from smartapp.caseload.service import RegistryData
+from smartapp.screening.service import ScreeningRecord
+from smartapp.services import Services
 
 #: Per launch, scoped to the launch's path /app/<id>/.
 SESSION_COOKIE = "tandem_session"
@@ -92,6 +93,26 @@ def register_launch_loader(app: Flask) -> None:
     app.before_request(load_launch)
 
 
+def launch_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A view that needs the launch `load_launch` loaded for this request (flaskr's `login_required`)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.get("launch") is None:
+            raise errors.SessionExpired("no launch session for this request")
+        return view(*args, **kwargs)
+
+    wrapped.launch_required = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def current_ehr() -> FHIRClient:
+    """The EHR's FHIR client with this launch's token, made once per request."""
+    if "ehr" not in g:
+        g.ehr = services().ehr_client(current_launch())
+    return cast(FHIRClient, g.ehr)
+
+
 def current_launch(launch_id: str | None = None) -> LaunchSession:
     """The launch session loaded for this request by `load_launch`."""
     session = cast(LaunchSession | None, g.get("launch"))
@@ -159,7 +180,7 @@ def current_user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
 def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
     """What every page of a launch shows in its header: the user, the EHR, the CSRF token for its forms, whether
     the worklist is open to this launch, and the count of open safety follow-ups (each part fails on its own)."""
-    from .safety import open_safety_count
+    from smartapp.safety.views import open_safety_count
 
     reg = services().registrations.get(session.iss)
     try:

@@ -40,23 +40,24 @@ from launch import errors
 from launch.fhir import FHIRClient
 from launch.scopes import allows_create
 from launch.sessions import LaunchSession
-from smartapp.screenings import ScreeningRecord
-
-from .charts import trend_svg
-from .web import (
+from smartapp.chart.trends import trend_svg
+from smartapp.request_context import (
     current_access,
+    current_ehr,
     current_launch,
     form_id_valid,
     header_context,
+    launch_required,
     mint_form_id,
     pending_records,
     registry_data,
     services,
     sign_form_id,
 )
+from smartapp.screening.service import ScreeningRecord
 
 log = logging.getLogger(__name__)
-bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>")
+bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 
 _T = TypeVar("_T")
 
@@ -134,15 +135,16 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
 
 
 @bp.get("/")
+@launch_required
 def home(launch_id: str) -> Any:
-    session = current_launch(launch_id)
+    session = current_launch()
     if not session.context.patient:  # launched without a patient (user context): the care manager's worklist
         return redirect(url_for("caseload.worklist", launch_id=launch_id), code=303)
     svc = services()
     patient_id = session.context.patient
     # The safety alerts first: they come from Tandem's own store and render whatever the FHIR servers do.
     records = svc.screenings.for_patient(session.iss, patient_id)
-    ehr = svc.ehr_client(session)
+    ehr = current_ehr()
     page = _common(session, ehr)
     chart = load_chart(session, ehr, patient_id, page["patient"])
     if page["patient_notice"]:
@@ -202,15 +204,16 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, *, selected:
 
 
 @bp.route("/screen/<key>", methods=["GET", "POST"])
+@launch_required
 def screen(launch_id: str, key: str) -> Any:
-    session = current_launch(launch_id)
+    session = current_launch()
     instrument = services().catalogue.get(key)
     if instrument is None:
         abort(404)
     if not session.context.patient:
         raise errors.InvalidLaunchRequest("screenings need a patient in context: open Tandem from a chart")
     svc = services()
-    ehr = svc.ehr_client(session)
+    ehr = current_ehr()
     if request.method == "GET":
         return _form(session, ehr, instrument)
     raw = {
@@ -274,18 +277,20 @@ def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
 
 
 @bp.get("/screenings/<record_id>")
+@launch_required
 def result(launch_id: str, record_id: str) -> str:
-    session = current_launch(launch_id)
+    session = current_launch()
     record = _record_for(session, record_id)
-    ehr = services().ehr_client(session)
+    ehr = current_ehr()
     submission = record.submission(services().catalogue)
     return render_template("screening_result.html", **_common(session, ehr), record=record, submission=submission,
                            result=submission.result)  # fmt: skip
 
 
 @bp.post("/screenings/<record_id>/acknowledge")
+@launch_required
 def acknowledge(launch_id: str, record_id: str) -> Response:
-    session = current_launch(launch_id)
+    session = current_launch()
     record = _record_for(session, record_id)
     services().screenings.acknowledge(record, session.context.fhir_user)
     return redirect(url_for("chart.result", launch_id=launch_id, record_id=record_id), code=303)  # type: ignore[return-value]
@@ -297,32 +302,35 @@ def _visible_pending(session: LaunchSession) -> list[ScreeningRecord]:
 
 
 @bp.get("/writebacks")
+@launch_required
 def writebacks(launch_id: str) -> str:
-    session = current_launch(launch_id)
-    svc = services()
-    ehr = svc.ehr_client(session)
+    session = current_launch()
+    ehr = current_ehr()
     return render_template("writebacks.html", **_common(session, ehr), pending=_visible_pending(session))
 
 
 @bp.post("/writebacks/retry")
+@launch_required
 def retry_writebacks(launch_id: str) -> Response:
     """Retry now: the worker takes every visible pending write-back at once (EHR writes of this launch's patient
     with this launch's token)."""
-    session = current_launch(launch_id)
+    session = current_launch()
     services().writebacks.schedule(_visible_pending(session), launch_id=session.id, now=True, force=True)
     return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 @bp.post("/writebacks/<record_id>/checked")
+@launch_required
 def checked(launch_id: str, record_id: str) -> Response:
     """A person found an unconfirmed write-back in the EHR's chart: it is done (nothing is re-created)."""
-    session = current_launch(launch_id)
+    session = current_launch()
     services().screenings.mark_checked(_record_for(session, record_id), session.context.fhir_user)
     return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 @bp.post("/end")
+@launch_required
 def end(launch_id: str) -> Response:
-    session = current_launch(launch_id)
+    session = current_launch()
     services().sessions.end(session.id)
     return redirect(url_for("site.ended"), code=303)  # type: ignore[return-value]

@@ -12,11 +12,16 @@ from launch.context import parse_launch_context
 from launch.oauth import build_authorize_request, fhir_user_from_claims, new_code_verifier, new_state
 from launch.sessions import PendingAuthorization, fingerprint, new_secret
 from launch.transport import is_registration_problem
-
-from .web import SESSION_COOKIE, auth_cookie_name, services, session_path, set_secret_cookie
+from smartapp.request_context import (
+    SESSION_COOKIE,
+    auth_cookie_name,
+    services,
+    session_path,
+    set_secret_cookie,
+)
 
 log = logging.getLogger(__name__)
-bp = Blueprint("launch", __name__)
+bp = Blueprint("launch", __name__, template_folder="templates")
 
 _MAX_PARAM = 8192
 #: The longest /launch query Tandem accepts: what fits in gunicorn's largest request line (8190 bytes) with the

@@ -28,24 +28,25 @@ from fhir_mappings.screening.history import series
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
-from smartapp.registry import EnrolmentChanged
-
-from .charts import trend_svg
-from .safety import safety_pending
-from .web import (
+from smartapp.caseload.service import EnrolmentChanged
+from smartapp.chart.trends import trend_svg
+from smartapp.request_context import (
     current_access,
+    current_ehr,
     current_launch,
     current_user,
     form_id_valid,
     header_context,
+    launch_required,
     mint_form_id,
     registry_data,
     services,
     sign_form_id,
 )
+from smartapp.safety.views import safety_pending
 
 log = logging.getLogger(__name__)
-bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>")
+bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 
 
 def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, Any]:
@@ -88,9 +89,10 @@ def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str
 
 
 @bp.get("/worklist")
+@launch_required
 def worklist(launch_id: str) -> str:
-    session = current_launch(launch_id)
-    ehr = services().ehr_client(session)
+    session = current_launch()
+    ehr = current_ehr()
     page = _page(session, ehr)
     today = date.today()
     rows, requests_made = _rows(today)
@@ -100,9 +102,10 @@ def worklist(launch_id: str) -> str:
 
 
 @bp.get("/worklist.csv")
+@launch_required
 def worklist_csv(launch_id: str) -> Response:
-    session = current_launch(launch_id)
-    ehr = services().ehr_client(session)
+    session = current_launch()
+    ehr = current_ehr()
     rows, _ = _rows(date.today())
     chosen, _ = _filtered(rows, current_user(session, ehr))
     return Response(rows_csv(chosen), mimetype="text/csv",
@@ -121,10 +124,10 @@ def _enrolment(careplan_id: str) -> Enrolment:
 
 
 @bp.get("/registry/<careplan_id>")
+@launch_required
 def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None) -> Any:
-    session = current_launch(launch_id)
-    svc = services()
-    ehr = svc.ehr_client(session)
+    session = current_launch()
+    ehr = current_ehr()
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
     data = registry_data(enrolment.iss).for_patient(enrolment.key)
     rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today(),
@@ -154,8 +157,9 @@ def _form_date(name: str, default: date) -> date:
 
 
 @bp.post("/registry/<careplan_id>/contact")
+@launch_required
 def log_contact(launch_id: str, careplan_id: str) -> Response:
-    session = current_launch(launch_id)
+    session = current_launch()
     svc = services()
     enrolment = _enrolment(careplan_id)
     try:
@@ -174,7 +178,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
         raise errors.InvalidLaunchRequest(
             "a contact needs a date (not in the future), a type, a role and 1-600 minutes"
         )
-    ehr = svc.ehr_client(session)
+    ehr = current_ehr()
     # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
     # Task, and no form can name another record.
     form_id = request.form.get("contact_id", "")
@@ -191,6 +195,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
 
 
 @bp.post("/registry/<careplan_id>/update")
+@launch_required
 def update(launch_id: str, careplan_id: str) -> Any:
     """Phase changes and review flags, saved with If-Match on the version the user saw."""
     svc = services()
@@ -216,6 +221,7 @@ def update(launch_id: str, careplan_id: str) -> Any:
 
 
 @bp.post("/registry/<careplan_id>/follow-up")
+@launch_required
 def follow_up(launch_id: str, careplan_id: str) -> Response:
     due = _form_date("due", date.today() + timedelta(days=14))
     services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
@@ -224,6 +230,7 @@ def follow_up(launch_id: str, careplan_id: str) -> Response:
 
 
 @bp.post("/registry/<careplan_id>/tasks/<task_id>/done")
+@launch_required
 def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
     """A follow-up of this enrolment is done (it must exist, be a follow-up, and belong to the enrolment)."""
     try:
@@ -234,33 +241,36 @@ def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
 
 
 @bp.get("/review")
+@launch_required
 def review(launch_id: str) -> str:
-    session = current_launch(launch_id)
-    ehr = services().ehr_client(session)
+    session = current_launch()
+    ehr = current_ehr()
     rows, _ = _rows(date.today())
     return render_template("review.html", **_page(session, ehr), rows=review_priority(rows))
 
 
 @bp.post("/review/<careplan_id>")
+@launch_required
 def record_review(launch_id: str, careplan_id: str) -> Response:
-    session = current_launch(launch_id)
+    session = current_launch()
     current_access().check_caseload()
     recommendations = (request.form.get("recommendations") or "").strip()
     if not recommendations:
         raise errors.InvalidLaunchRequest("write the consultant's recommendations before closing the review")
     svc = services()
     svc.caseload.record_review(
-        _enrolment(careplan_id), recommendations[:2000], current_user(session, svc.ehr_client(session))
+        _enrolment(careplan_id), recommendations[:2000], current_user(session, current_ehr())
     )
     return redirect(url_for("caseload.review", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 @bp.get("/billing")
+@launch_required
 def billing(launch_id: str) -> Any:
-    session = current_launch(launch_id)
+    session = current_launch()
     access = current_access()
     access.check_caseload()
-    ehr = services().ehr_client(session)
+    ehr = current_ehr()
     try:
         month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
     except ValueError:
@@ -297,14 +307,15 @@ def billing(launch_id: str) -> Any:
 
 
 @bp.route("/enrol", methods=["GET", "POST"])
+@launch_required
 def enrol(launch_id: str) -> Any:
-    from .chart import _common, load_chart
+    from smartapp.chart.views import _common, load_chart
 
-    session = current_launch(launch_id)
+    session = current_launch()
     if not session.context.patient:
         raise errors.InvalidLaunchRequest("enrolment needs a patient in context: open Tandem from a chart")
     svc = services()
-    ehr = svc.ehr_client(session)
+    ehr = current_ehr()
     page = _common(session, ehr)
     chart = load_chart(session, ehr, session.context.patient, page["patient"])
     suggested, cautions = suggest_program(chart.history, chart.conditions)

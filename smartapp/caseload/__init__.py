@@ -1,0 +1,1 @@
+"""The caseload: worklist, registry record, enrolment, contacts, case review, billing."""

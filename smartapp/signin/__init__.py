@@ -1,0 +1,1 @@
+"""The SMART launch as Flask views: /launch, /callback, the session cookie."""
