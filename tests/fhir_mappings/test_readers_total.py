@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from .fuzz_readers import READERS, mutated
+from ..fuzz_readers import READERS, mutated
 
 
 @pytest.mark.parametrize("kind", sorted(READERS))

@@ -15,8 +15,8 @@ from fhir_mappings.common.identity import PatientKey
 from launch.sessions import LaunchSession
 from smartapp.access import access_for
 
-from .conftest import APP_BASE, full_launch, make_ehr
-from .ehr import RecordedEHR
+from ..conftest import APP_BASE, full_launch, make_ehr
+from ..ehr import RecordedEHR
 
 SAMPLE_VALUES = {"key": "phq9", "careplan_id": "cocm-0123", "task_id": "safety-0123", "record_id": "0" * 32}
 

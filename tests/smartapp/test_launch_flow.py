@@ -12,8 +12,8 @@ from joserfc.jwk import KeySet, RSAKey
 from launch.keys import KeyRing
 from launch.oauth import code_challenge_s256
 
-from .conftest import APP_BASE, finish_launch, full_launch, make_ehr, query, start_launch
-from .ehr import EPIC, GENERIC, ORACLE, RecordedEHR, basic_credentials
+from ..conftest import APP_BASE, finish_launch, full_launch, make_ehr, query, start_launch
+from ..ehr import EPIC, GENERIC, ORACLE, RecordedEHR, basic_credentials
 
 EXPECTED_READ_SCOPES_V2 = {"patient/Patient.r", "patient/Observation.rs", "patient/Condition.rs"}
 EXPECTED_READ_SCOPES_V1 = {"patient/Patient.read", "patient/Observation.read", "patient/Condition.read"}

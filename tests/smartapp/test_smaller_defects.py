@@ -12,7 +12,7 @@ from joserfc.jwk import RSAKey
 
 from fhir_mappings.common.export import csv_text, safe_cell
 
-from .conftest import APP_BASE, make_ehr, start_launch
+from ..conftest import APP_BASE, make_ehr, start_launch
 
 
 @pytest.mark.parametrize("oauth_error", ["invalid_client", "invalid_scope", "unauthorized_client"])

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
-from .conftest import APP_BASE, finish_launch, full_launch, make_ehr, query, start_launch
-from .ehr import RecordedEHR, load_fixture
+from ..conftest import APP_BASE, finish_launch, full_launch, make_ehr, query, start_launch
+from ..ehr import RecordedEHR, load_fixture
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from fhir_mappings.screening.scoring import parse_answers, score
 from fhir_mappings.screening.writeback import NOTE, STRUCTURED, plan_writeback
 from launch.scopes import allows_create
 
-from .ehr import load_fixture
+from ..ehr import load_fixture
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import socket
 
 from smartapp import create_app
 
-from .conftest import APP_BASE
+from ..conftest import APP_BASE
 
 
 def _closed_port() -> int:

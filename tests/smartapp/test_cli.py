@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from smartapp.cli import main
 
-from .ehr import EPIC, GENERIC, ORACLE, load_fixture
+from ..ehr import EPIC, GENERIC, ORACLE, load_fixture
 
 
 @pytest.fixture

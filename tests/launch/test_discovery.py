@@ -11,7 +11,7 @@ from launch.discovery import Discovery, parse_smart_configuration
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport, RetryPolicy
 
-from .ehr import load_fixture
+from ..ehr import load_fixture
 
 ISS = "https://ehr.example.org/fhir"
 

@@ -83,7 +83,7 @@ def test_file_errors(tmp_path: Path) -> None:
 
 
 def test_example_registration_file_is_valid() -> None:
-    path = Path(__file__).parent.parent / "examples" / "registrations.toml"
+    path = Path(__file__).resolve().parents[2] / "examples" / "registrations.toml"
     regs = load_registrations(path, environ={"TANDEM_SECRET_SMART_LAUNCHER": "x"})
     assert len(regs) >= 1
 

@@ -14,8 +14,8 @@ from markupsafe import escape
 
 from launch.sessions import LaunchSession
 
-from .conftest import APP_BASE, finish_launch, full_launch, make_ehr, start_launch
-from .ehr import EPIC, RecordedEHR, load_fixture
+from ..conftest import APP_BASE, finish_launch, full_launch, make_ehr, start_launch
+from ..ehr import EPIC, RecordedEHR, load_fixture
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from joserfc.jwk import RSAKey
 from smartapp import create_app
 from smartapp.screening.writebacks import work_burst
 
-from .conftest import APP_BASE, full_launch, make_ehr
-from .ehr import RecordedEHR, load_fixture
+from ..conftest import APP_BASE, full_launch, make_ehr
+from ..ehr import RecordedEHR, load_fixture
 
 REGISTRY = "https://registry.test/fhir"
 ITEM9_POSITIVE = {f"phq9-{n}": "LA6569-3" for n in range(1, 10)}
