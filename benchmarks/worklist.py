@@ -32,7 +32,7 @@ from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
-from smartapp.caseload.service import RegistryService
+from smartapp.caseload.service import CaseloadService
 
 ISS = "https://ehr.example.org/fhir"
 CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
@@ -136,9 +136,9 @@ def main() -> None:
                         transport = HttpTransport(timeout=120, session=DelayedSession(delay))
                         return FHIRClient(base, transport, name="registry")
 
-                    service = RegistryService(EmbeddedStore(), client())
+                    service = CaseloadService(EmbeddedStore(), client())
 
-                    def per_type(service: RegistryService = service, cached: bool = True) -> None:
+                    def per_type(service: CaseloadService = service, cached: bool = True) -> None:
                         data = service.load(use_cache=cached)
                         build_rows(data.enrolments, data.contacts, data.tasks, data.scores, TODAY)
 

@@ -20,7 +20,7 @@ from launch.registrations import Registrations, load_registrations
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
-from smartapp.caseload.service import RegistryService
+from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
@@ -42,7 +42,7 @@ class Services:
     sessions: SessionStore
     registry: FHIRClient | None
     screenings: ScreeningService
-    caseload: RegistryService
+    caseload: CaseloadService
     writebacks: WritebackQueue
 
     def ehr_client(self, session: LaunchSession) -> FHIRClient:
@@ -129,7 +129,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
         screenings=ScreeningService(store, registry, catalogue, retry_seconds=settings.retry_seconds),
-        caseload=RegistryService(store, registry),
+        caseload=CaseloadService(store, registry),
         writebacks=writebacks,
     )
     if isinstance(writebacks, ThreadWritebacks):

@@ -179,7 +179,7 @@ def invalidate_registry_cache(store: KeyValueStore) -> None:
     store.set("registry:generation", secrets.token_hex(8))
 
 
-class RegistryService:
+class CaseloadService:
     def __init__(self, store: KeyValueStore, registry: FHIRClient | None, *, clock: Any = time.time) -> None:
         self.store = store
         self.registry = registry
