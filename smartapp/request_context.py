@@ -113,10 +113,10 @@ def current_ehr() -> FHIRClient:
     return cast(FHIRClient, g.ehr)
 
 
-def current_launch(launch_id: str | None = None) -> LaunchSession:
-    """The launch session loaded for this request by `load_launch`."""
+def current_launch() -> LaunchSession:
+    """The launch session loaded for this request by `load_launch` (for the launch id in the address)."""
     session = cast(LaunchSession | None, g.get("launch"))
-    if session is None or (launch_id is not None and session.id != launch_id):
+    if session is None:
         raise errors.SessionExpired("no launch session for this request")
     return session
 

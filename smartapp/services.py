@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fhir_mappings.screening.instruments import Catalogue, InstrumentError, load_catalogue
+from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
 from launch.backend import BackendServicesAuth
 from launch.discovery import Discovery
 from launch.errors import ConfigurationError, TandemError
@@ -66,7 +66,10 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     """Everything the app needs, or a ConfigurationError that names what is wrong."""
     environ = os.environ if environ is None else environ
     try:
-        catalogue = load_catalogue(Path(settings.site_instruments) if settings.site_instruments else None)
+        # Without site copies the catalogue is the shipped one, already read and checked at import.
+        catalogue = (
+            load_catalogue(Path(settings.site_instruments)) if settings.site_instruments else CATALOGUE
+        )
     except InstrumentError as error:
         raise ConfigurationError(f"TANDEM_SITE_INSTRUMENTS: {error}") from None
     if settings.redis_url:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_mappings.common.conditions import ConditionRow
+from fhir_mappings.screening.due import DueItem
 from fhir_mappings.screening.history import ScorePoint
 from fhir_mappings.screening.instruments import CATALOGUE
 
@@ -179,8 +180,16 @@ def load_programs(folder: Path = DATA_FOLDER) -> dict[str, Program]:
 PROGRAMS: dict[str, Program] = load_programs()
 
 
+DEFAULT_PROGRAM = next(p for p in PROGRAMS.values() if p.default)
+
+
 def program_for(key: str | None) -> Program | None:
     return PROGRAMS.get(key or "")
+
+
+def program_or_default(key: str | None) -> Program:
+    """The program's definition; an enrolment in a program this deployment no longer defines reads as the default."""
+    return PROGRAMS.get(key or "", DEFAULT_PROGRAM)
 
 
 def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[ConditionRow],
@@ -193,14 +202,8 @@ def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[Conditio
     return chosen.key, chosen.cautions_for(active)
 
 
-@dataclass(frozen=True)
-class DueMeasure:
-    instrument: str
-    reason: str
-
-
 def measures_due(program: Program, history: Iterable[ScorePoint], active_conditions: set[str],
-                 age_years: int | None, today: date) -> list[DueMeasure]:  # fmt: skip
+                 age_years: int | None, today: date) -> list[DueItem]:  # fmt: skip
     """The program's measures whose cadence has come round (or that were never taken)."""
     due = []
     points = list(history)
@@ -213,6 +216,21 @@ def measures_due(program: Program, history: Iterable[ScorePoint], active_conditi
             when = (
                 "never recorded" if last is None else f"last {last.score}, {(today - last.day).days} days ago"
             )
-            due.append(DueMeasure(measure.instrument_for(age_years), f"{program.title}: {measure.series} every "
-                                  f"{measure.every_days // 7} weeks ({when})."))  # fmt: skip
+            due.append(DueItem(measure.instrument_for(age_years), f"{program.title}: {measure.series} every "
+                               f"{measure.every_days // 7} weeks ({when})."))  # fmt: skip
     return due
+
+
+def due_with_programs(due: Iterable[DueItem], enrolled_in: Iterable[str], history: Iterable[ScorePoint],
+                      active_conditions: set[str], age_years: int | None, today: date) -> list[DueItem]:  # fmt: skip
+    """A due list with the measures of the programs the patient is actively enrolled in, one item per instrument."""
+    points = list(history)
+    found = list(due)
+    for key in enrolled_in:
+        program = program_for(key)
+        if program is not None:
+            found += measures_due(program, points, active_conditions, age_years, today)
+    unique: dict[str, DueItem] = {}
+    for item in found:
+        unique.setdefault(item.instrument, item)
+    return list(unique.values())

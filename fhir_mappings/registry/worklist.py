@@ -11,7 +11,7 @@ from typing import Any
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
-from fhir_mappings.registry.programs import COLUMNS, PROGRAMS, Program, program_for
+from fhir_mappings.registry.programs import COLUMNS, Program, program_or_default
 from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
 from fhir_mappings.screening.history import ScorePoint
 
@@ -60,7 +60,7 @@ class Row:
 
     @property
     def program(self) -> Program:
-        return program_for(self.enrolment.program) or DEFAULT_PROGRAM
+        return program_or_default(self.enrolment.program)
 
     @property
     def patient(self) -> str:
@@ -110,12 +110,9 @@ class Row:
         return values.get(column, self.patient.lower())
 
 
-DEFAULT_PROGRAM = next(p for p in PROGRAMS.values() if p.default)
-
-
 def columns_for(programs: Iterable[str]) -> tuple[str, ...]:
     """The worklist columns the shown programs' definitions ask for, in the standard order."""
-    wanted = {c for key in programs for c in (program_for(key) or DEFAULT_PROGRAM).worklist_columns}
+    wanted = {c for key in programs for c in program_or_default(key).worklist_columns}
     return tuple(c for c in COLUMNS if c in wanted)
 
 
@@ -150,7 +147,7 @@ def build_rows(
         plan_tasks = tasks_by_plan.get(e.id, [])
         patient_tasks = tasks_by_patient.get(e.key, [])
         points = scores.get(e.key, [])
-        program = program_for(e.program) or DEFAULT_PROGRAM
+        program = program_or_default(e.program)
         rules = program.outcome
         since = e.start - timedelta(days=rules.baseline_days_before_enrolment)
         phq = Scores.of([p for p in points if p.instrument == "PHQ-9" and p.day >= since])

@@ -14,8 +14,9 @@ Licence classes (shown to deployers by `tandem instruments`):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ class Instrument:
         """The form takes scores instead of answers: score-only, or a site-supplied one without its copy."""
         return self.licence_class == "score-only" or not self.ships_wording
 
-    @property
+    @cached_property
     def form_items(self) -> tuple[Item, ...]:
         """What the form asks: the items, or the total and the items the scoring needs (safety items)."""
         if self.licence_class != "site-supplied" or self.site_copy_loaded:
@@ -376,7 +377,7 @@ class Catalogue:
     def get(self, key: str | None) -> Instrument | None:
         return self.instruments.get(key or "")
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Instrument]:
         return iter(self.instruments.values())
 
     def history_codes(self) -> dict[str, tuple[str, ...]]:
@@ -418,10 +419,6 @@ def load_catalogue(site_folder: Path | None = None, folder: Path = DATA_FOLDER) 
     if site_folder is not None and not site_folder.is_dir():
         raise InstrumentError(f"the site instrument folder {site_folder} does not exist")
     return Catalogue(dict(sorted(instruments.items(), key=lambda pair: (pair[1].order, pair[0]))))
-
-
-def copies_in(folder: Path | None) -> Iterable[str]:
-    return sorted(p.stem for p in folder.glob("*.json")) if folder and folder.is_dir() else []
 
 
 #: The shipped catalogue without site copies: what pure code and tests read.

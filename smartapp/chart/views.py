@@ -23,7 +23,7 @@ from fhir_mappings.common.patient import (
     display_name,
     identifier_value,
 )
-from fhir_mappings.registry.programs import measures_due, program_for
+from fhir_mappings.registry.programs import due_with_programs
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.history import (
     SCORE_CODE_PARAM,
@@ -151,7 +151,14 @@ def home(launch_id: str) -> Any:
         chart.notices.insert(0, page["patient_notice"])
     enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: registry_data(session.iss).enrolments_of(PatientKey(session.iss, patient_id)),
                        [])  # fmt: skip
-    chart.due = with_program_measures(chart.due, enrolments, chart, page.get("age"))
+    chart.due = due_with_programs(
+        chart.due,
+        [e.program for e in enrolments if e.active],
+        chart.history,
+        {c.group for c in chart.conditions if c.active},
+        page.get("age"),
+        date.today(),
+    )
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
     _part(chart, "Write-back status", lambda: svc.writebacks.schedule(unfinished, launch_id=session.id), None)
@@ -170,23 +177,6 @@ def home(launch_id: str) -> Any:
         enrolments=enrolments,
         unfinished=unfinished,
     )
-
-
-def with_program_measures(due: list[DueItem], enrolments: list[Any], chart: Any, age_years: int | None
-                          ) -> list[DueItem]:  # fmt: skip
-    """The chart's due list with the measures of each active enrolment's program definition, one per instrument."""
-    active_conditions = {c.group for c in chart.conditions if c.active}
-    found = list(due)
-    for enrolment in enrolments:
-        program = program_for(enrolment.program)
-        if program is None or not enrolment.active:
-            continue
-        for measure in measures_due(program, chart.history, active_conditions, age_years, date.today()):
-            found.append(DueItem(measure.instrument, measure.reason))
-    unique: dict[str, DueItem] = {}
-    for item in found:
-        unique.setdefault(item.instrument, item)
-    return list(unique.values())
 
 
 def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, *, selected: dict[str, str] | None = None,
