@@ -14,6 +14,7 @@ from launch.backend import BackendServicesAuth
 from launch.discovery import Discovery
 from launch.errors import ConfigurationError, TandemError
 from launch.fhir import FHIRClient
+from launch.flow import LaunchFlow
 from launch.keys import KeyRing
 from launch.oauth import OAuthClient
 from launch.registrations import Registrations, load_registrations
@@ -44,6 +45,11 @@ class Services:
     screenings: ScreeningService
     caseload: CaseloadService
     writebacks: WritebackQueue
+
+    @property
+    def launch_flow(self) -> LaunchFlow:
+        """The SMART launch's two steps over this deployment's registrations, discovery, tokens and sessions."""
+        return LaunchFlow(self.registrations, self.discovery, self.oauth, self.sessions)
 
     def ehr_client(self, session: LaunchSession) -> FHIRClient:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""

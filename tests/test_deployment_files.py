@@ -101,7 +101,7 @@ def test_compose_environment_is_a_valid_production_configuration() -> None:
 
 
 def test_gunicorn_accepts_the_request_lines_tandem_accepts() -> None:
-    from smartapp.signin.views import MAX_LAUNCH_QUERY
+    from launch.flow import MAX_LAUNCH_QUERY
 
     text = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
     assert '"--limit-request-line", "8190"' in text  # gunicorn's largest; its default (4094) gave 414
