@@ -7,10 +7,13 @@ import os
 from collections.abc import Mapping
 
 from flask import Flask, Response, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from launch import errors
+from launch.errors import StoreUnavailable, TandemError
 from smartapp.config import Settings
+from smartapp.error_pages import ErrorPage, page_for
+from smartapp.errors import FormExpired
 from smartapp.services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -28,43 +31,67 @@ def create_app(
         settings = settings or Settings.from_env(environ)
         services = build_services(settings, environ)
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=services.secret_key, MAX_CONTENT_LENGTH=2 * 1024 * 1024)
+    app.config.update(
+        SECRET_KEY=services.secret_key,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        # Flask's session holds only Flask-WTF's CSRF secret, one cookie per launch (LaunchFormSession).
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="None",
+        SESSION_COOKIE_PARTITIONED=True,
+        # A form's token lives as long as its launch: a screening filled in slowly is not refused for age.
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+
     app.extensions["tandem"] = services
 
     from smartapp import site
     from smartapp.caseload import views as caseload
     from smartapp.chart import views as chart
-    from smartapp.request_context import register_launch_loader
+    from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.signin import views as signin
 
     for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, safety.bp):
         app.register_blueprint(blueprint)
+    app.session_interface = LaunchFormSession()
     register_launch_loader(app)
+    # After the launch loader: an ended session says so before a form's token is judged.
+    CSRFProtect(app)
 
-    @app.errorhandler(errors.TandemError)
-    def tandem_error(error: errors.TandemError) -> tuple[str, int]:
+    @app.errorhandler(TandemError)
+    def tandem_error(error: TandemError) -> tuple[str, int]:
         log.warning("%s on %s: %s", type(error).__name__, request.endpoint, error.message)
-        if isinstance(error, errors.StoreUnavailable) and request.endpoint == "chart.screen" and request.form:
-            return screening_kept(error), error.status_code
-        return render_template("error.html", error=error), error.status_code
+        page = page_for(error)
+        if (
+            isinstance(error, StoreUnavailable | FormExpired)
+            and request.endpoint == "chart.screen"
+            and request.form
+        ):
+            return screening_kept(error, page), page.status
+        return render_template("error.html", error=error, page=page), page.status
 
-    def screening_kept(error: errors.StoreUnavailable) -> str:
-        """Redis is down while a screening is saved: the answers come back in the form, nothing is lost."""
+    def screening_kept(error: TandemError, page: ErrorPage) -> str:
+        """A screening that could not be saved (Redis down, or its form's token refused) comes back in the form,
+        answers and all: nothing a clinician entered is lost."""
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
-            return render_template("error.html", error=error)
-        return render_template("screen_kept.html", error=error, instrument=instrument, selected=request.form,
+            return render_template("error.html", error=error, page=page)
+        answers = {name: value for name, value in request.form.items() if name != "csrf_token"}
+        return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
+                               store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip
+
+    @app.errorhandler(CSRFError)
+    def form_expired(error: CSRFError) -> tuple[str, int]:
+        return tandem_error(FormExpired(f"the form was refused: {error.description}"))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
-        status = error.code or 500
-        page = errors.TandemError(error.description or "")
-        page.title = error.name
-        page.advice = "Check the address, or launch Tandem again from the EHR."
-        page.status_code = status
-        return render_template("error.html", error=page), status
+        page = ErrorPage(
+            error.code or 500, error.name, "Check the address, or launch Tandem again from the EHR."
+        )
+        return render_template("error.html", error=None, detail=error.description, page=page), page.status
 
     frame_ancestors = " ".join(["'self'", *services.registrations.frame_ancestors()])
 
@@ -78,8 +105,9 @@ def create_app(
             f"base-uri 'none'; frame-ancestors {frame_ancestors}",
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
-        # Launch ids travel in paths: never leak them to another site.
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Launch ids travel in paths: never leak them to another site. Same-origin requests keep the Referer,
+        # which Flask-WTF checks on HTTPS form posts.
+        response.headers["Referrer-Policy"] = "same-origin"
         if request.path.startswith(("/app/", "/callback", "/launch")):
             response.headers["Cache-Control"] = "no-store"
         return response

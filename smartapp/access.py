@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_mappings.common.identity import PatientKey
-from launch import errors
 from launch.scopes import allows, granted
 from launch.sessions import LaunchSession
+from smartapp import errors as app_errors
 
 CARE_TEAM_TYPES = frozenset({"Practitioner", "PractitionerRole"})
 
@@ -35,11 +35,11 @@ class Access:
 
     def check_patient(self, key: PatientKey) -> None:
         if not self.allows_patient(key):
-            raise errors.NotPermitted("this launch gives access to its own patient only")
+            raise app_errors.NotPermitted("this launch gives access to its own patient only")
 
     def check_caseload(self) -> None:
         if not self.caseload:
-            raise errors.NotPermitted("the caseload needs user-level access (the EHR's worklist launch)")
+            raise app_errors.NotPermitted("the caseload needs user-level access (the EHR's worklist launch)")
 
     @property
     def patient_key(self) -> PatientKey | None:
@@ -52,7 +52,7 @@ def access_for(session: LaunchSession) -> Access:
     user_type = session.context.fhir_user_type
     has_user_scopes = any(scope.startswith("user/") for scope in scopes)
     if user_type not in CARE_TEAM_TYPES and (user_type is not None or not has_user_scopes):
-        raise errors.NotCareTeam("the signed-in user is not a member of the care team")
+        raise app_errors.NotCareTeam("the signed-in user is not a member of the care team")
     patient = session.context.patient
     caseload = patient is None or allows(scopes, "user", "Patient", "r")
     return Access(iss=session.iss, patient=patient, caseload=caseload)

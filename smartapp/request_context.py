@@ -10,13 +10,15 @@ import secrets
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from fhir_mappings.common.patient import display_name
 from fhir_mappings.registry.resources import Member
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
+from smartapp import errors as app_errors
 from smartapp.access import Access, access_for
 from smartapp.caseload.service import RegistryData
 from smartapp.screening.service import ScreeningRecord
@@ -47,32 +49,49 @@ def session_path(launch_id: str) -> str:
     return f"/app/{launch_id}/"
 
 
-def csrf_token(session: LaunchSession) -> str:
-    message = f"csrf:{session.id}:{session.binding}".encode()
-    return hmac.new(services().secret_key.encode(), message, hashlib.sha256).hexdigest()
-
-
-def check_csrf(session: LaunchSession) -> None:
-    sent = request.form.get("csrf_token", "")
-    if not hmac.compare_digest(sent, csrf_token(session)):
-        raise errors.CSRFError("the form's CSRF token is missing or wrong")
-
-
 _LAUNCH_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_LAUNCH_PATH = re.compile(r"^/app/([A-Za-z0-9_-]{16,64})/")
+#: Flask's session cookie: per launch, scoped like SESSION_COOKIE; it holds only Flask-WTF's CSRF secret.
+FORM_COOKIE = "tandem_form"
+
+
+def launch_id_in_path(path: str) -> str | None:
+    match = _LAUNCH_PATH.match(path)
+    return match.group(1) if match else None
+
+
+class LaunchFormSession(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, one per launch: scoped to `/app/<launch id>/` like the launch cookie, so
+    side-by-side launches in one browser each keep their own CSRF secret and a form from one launch is refused
+    by another. Outside a launch there are no forms and no session (Flask's null session)."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if launch_id_in_path(request.path) is None:
+            return None
+        return super().open_session(app, request)
+
+    def get_cookie_name(self, app: Flask) -> str:
+        return FORM_COOKIE
+
+    def get_cookie_path(self, app: Flask) -> str:
+        launch_id = launch_id_in_path(request.path)
+        return session_path(launch_id) if launch_id else "/"
+
+
 #: FHIR ids (and Tandem's record ids) in addresses and forms: checked before any request is sent.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def check_id(value: str | None, what: str = "id") -> str:
     if value is None or not FHIR_ID.match(value):
-        raise errors.BadAddress(f"the {what} in the address or form is not a valid id")
+        raise app_errors.BadAddress(f"the {what} in the address or form is not a valid id")
     return value
 
 
 def load_launch() -> None:
     """before_request of every `/app/<launch_id>/…` blueprint: the launch (only for the browser that started it),
-    the user's access (refused for anyone but the care team), the CSRF token of every POST, and the ids in the
-    address — all checked once, before any view runs or any request is sent."""
+    the user's access (refused for anyone but the care team) and the ids in the address — all checked once,
+    before any view runs or any request is sent. Flask-WTF's CSRFProtect then checks every POST's token."""
     args = request.view_args or {}
     launch_id = args.get("launch_id")
     if launch_id is None:
@@ -85,8 +104,6 @@ def load_launch() -> None:
     session = services().sessions.get(str(launch_id), request.cookies.get(SESSION_COOKIE))
     g.launch = session
     g.access = access_for(session)
-    if request.method == "POST":
-        check_csrf(session)
 
 
 def register_launch_loader(app: Flask) -> None:
@@ -178,8 +195,9 @@ def current_user(session: LaunchSession, ehr: FHIRClient) -> Member | None:
 
 
 def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
-    """What every page of a launch shows in its header: the user, the EHR, the CSRF token for its forms, whether
-    the worklist is open to this launch, and the count of open safety follow-ups (each part fails on its own)."""
+    """What every page of a launch shows in its header: the user, the EHR, whether the worklist is open to this
+    launch, and the count of open safety follow-ups (each part fails on its own). Forms take their CSRF token
+    from Flask-WTF's `csrf_token()`."""
     from smartapp.safety.views import open_safety_count
 
     reg = services().registrations.get(session.iss)
@@ -195,6 +213,5 @@ def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
         "user": user,
         "user_reference": session.context.fhir_user,
         "user_name": user.display if user else None,
-        "csrf_token": csrf_token(session),
         "safety_count": open_safety_count(access),
     }

@@ -17,6 +17,7 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
+from werkzeug.test import TestResponse
 
 from launch.keys import KeyRing, generate_key_set, write_key_set
 from launch.store import RedisStore
@@ -24,6 +25,7 @@ from smartapp import create_app
 from smartapp.config import Settings
 
 from .ehr import EPIC, GENERIC, ORACLE, VENDORS, RecordedEHR
+from .forms import form_in
 
 APP_BASE = "https://tandem.test"
 
@@ -201,6 +203,53 @@ def finish_launch(client: FlaskClient, state: str, code: str = "auth-code-1") ->
 
 def full_launch(client: FlaskClient, ehr: RecordedEHR, launch: str | None = "launch-abc") -> str:
     return finish_launch(client, start_launch(client, ehr, launch)["state"])
+
+
+def post_from(client: FlaskClient, page: str, target: str, data: dict[str, str]) -> TestResponse:
+    """POST `data` to `target` as a form on `page` would: over HTTPS, with the page as Referer."""
+    return client.post(target, data=data, base_url=APP_BASE, headers={"Referer": APP_BASE + page})
+
+
+def submit(client: FlaskClient, page: str, data: dict[str, str] | None = None, *,
+           action: str | None = None) -> TestResponse:  # fmt: skip
+    """Open `page`, fill its form (the one posting to `action`, by default back to the page) with `data` beside
+    the form's own hidden fields (CSRF token, minted ids), and submit it."""
+    shown = client.get(page, base_url=APP_BASE)
+    assert shown.status_code == 200, (page, shown.status_code)
+    form = form_in(shown.get_data(as_text=True), action or page.rstrip("/"), page=page)
+    return post_from(client, page, form.action or page, {**form.hidden, **(data or {})})
+
+
+class Actions:
+    """flaskr's AuthActions for Tandem: launch from an EHR, then use the launch's pages and forms."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.launch_id = ""
+
+    def launch(self, ehr: RecordedEHR, launch: str | None = "launch-abc") -> str:
+        self.launch_id = full_launch(self.client, ehr, launch)
+        return self.launch_id
+
+    def path(self, page: str = "") -> str:
+        return f"/app/{self.launch_id}/{page.lstrip('/')}"
+
+    def get(self, page: str = "") -> TestResponse:
+        return self.client.get(self.path(page), base_url=APP_BASE)
+
+    def submit(
+        self, page: str, data: dict[str, str] | None = None, *, action: str | None = None
+    ) -> TestResponse:
+        return submit(self.client, self.path(page), data, action=action)
+
+    def post(self, target: str, data: dict[str, str], *, page: str = "") -> TestResponse:
+        """A hand-made POST (a forged or stale form) from one of this launch's pages."""
+        return post_from(self.client, self.path(page), self.path(target), data)
+
+
+@pytest.fixture
+def actions(client: FlaskClient) -> Actions:
+    return Actions(client)
 
 
 @pytest.fixture(scope="session")

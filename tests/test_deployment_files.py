@@ -88,7 +88,8 @@ def test_compose_environment_is_a_valid_production_configuration() -> None:
     env = {k: str(v) for k, v in COMPOSE["services"]["tandem"]["environment"].items()}
     resolved = {
         k: re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: {"TANDEM_BASE_URL": "https://tandem.example.org",
-                                                     "TANDEM_SECRET_KEY": "s" * 40}[m.group(1)], v)
+                                                     "TANDEM_SECRET_KEY": "s" * 40,
+                                                     "TANDEM_PROXY_IPS": "10.0.0.5"}[m.group(1)], v)
         for k, v in env.items()
     }  # fmt: skip
     settings = Settings.from_env(resolved)  # raises on an unknown or invalid variable
@@ -98,6 +99,8 @@ def test_compose_environment_is_a_valid_production_configuration() -> None:
     mounts = COMPOSE["services"]["tandem"]["volumes"]
     assert any(m.endswith(":/config:ro") for m in mounts)
     assert settings.registrations and settings.registrations.startswith("/config/")
+    # gunicorn trusts the TLS proxy's X-Forwarded-Proto: Tandem sees HTTPS, and Flask-WTF checks the Referer.
+    assert resolved["FORWARDED_ALLOW_IPS"] == "10.0.0.5"
 
 
 def test_gunicorn_accepts_the_request_lines_tandem_accepts() -> None:

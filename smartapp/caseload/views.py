@@ -28,6 +28,7 @@ from fhir_mappings.screening.history import series
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
+from smartapp import errors as app_errors
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
@@ -183,7 +184,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
     # Task, and no form can name another record.
     form_id = request.form.get("contact_id", "")
     if not form_id_valid("contact", form_id, request.form.get("contact_sig", ""), session.id, enrolment.id):
-        raise errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
+        raise app_errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
     contact_id = f"contact-{form_id}"
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
@@ -202,7 +203,7 @@ def update(launch_id: str, careplan_id: str) -> Any:
     current = _enrolment(careplan_id)
     version = request.form.get("version") or current.version
     if version is not None and not version.isalnum():
-        raise errors.BadAddress("the form's version is not valid")
+        raise app_errors.BadAddress("the form's version is not valid")
     seen = replace(current, version=version)
     changed = seen
     phase = request.form.get("phase")
@@ -338,7 +339,7 @@ def enrol(launch_id: str) -> Any:
     form = request.form
     enrolment_id = form.get("enrolment_id", "")
     if not form_id_valid("enrolment", enrolment_id, form.get("enrolment_sig", ""), *binding):
-        raise errors.BadAddress(
+        raise app_errors.BadAddress(
             "the enrolment form was not issued for this patient in this launch; reload it"
         )
     names = dict(people)

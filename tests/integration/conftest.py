@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
 
 from sandbox.world import SandboxWorld
+
+from ..forms import Form, form_in
 
 
 class Browser(requests.Session):
@@ -30,6 +33,25 @@ class Browser(requests.Session):
                 location = re.match(r"https?://[^/]+", response.url).group(0) + location  # type: ignore[union-attr]
             response = self.get(location, allow_redirects=False)
         raise AssertionError("too many redirects")
+
+    def form(self, page: str, action: str | None = None) -> tuple[Form, str]:
+        """Open `page`; its POST form that targets `action` (by default the page itself), and that form's URL."""
+        shown = self.get(page)
+        assert shown.status_code == 200, (page, shown.status_code, shown.text[-500:])
+        path = urlsplit(page).path
+        form = form_in(shown.text, action or path, page=path)
+        return form, urljoin(page, form.action or path)
+
+    def submit(self, page: str, data: dict[str, str] | None = None, *, action: str | None = None,
+               **kwargs: Any) -> requests.Response:  # fmt: skip
+        """Open `page`, fill its form with `data` beside the form's hidden fields, and submit it."""
+        form, target = self.form(page, action)
+        return self.post_from(page, target, {**form.hidden, **(data or {})}, **kwargs)
+
+    def post_from(self, page: str, target: str, data: dict[str, str], **kwargs: Any) -> requests.Response:
+        """POST as a form on `page` does (with the page as Referer); redirects are not followed."""
+        kwargs.setdefault("allow_redirects", False)
+        return self.post(target, data=data, headers={"Referer": page}, **kwargs)
 
 
 @pytest.fixture

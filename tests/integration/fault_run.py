@@ -6,7 +6,6 @@ screenings) and by `benchmarks/fault_drain.py` (100, printing the counts)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import requests
 from sandbox.processes import free_port
 from sandbox.world import SandboxWorld
 
+from ..forms import form_in
 from .conftest import Browser, launch_id_of, launch_url
 
 POSITIVE = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6569-3"}
@@ -69,8 +69,8 @@ class RedisServer:
 
 
 def _hidden(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"',
-                           html))  # fmt: skip
+    """The hidden fields of a PHQ-9 form (as first shown, or kept after a refused save)."""
+    return form_in(html, "/screen/phq9", page="/screen/phq9").hidden
 
 
 def _all(base: str, resource_type: str) -> list[dict[str, Any]]:
@@ -144,7 +144,8 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
                                            data={**hidden, **answers}, allow_redirects=False)  # fmt: skip
                 if posted.status_code == 503 and "answers are kept" in posted.text:
                     answered_503 += 1
-                    kept_while_redis_down.append((form_browser, form_launch, {**hidden, **answers}))
+                    # "Save again" re-posts the kept form: the answers and ids, with a fresh CSRF token.
+                    kept_while_redis_down.append((form_browser, form_launch, _hidden(posted.text)))
                 submitted[hidden["submission_id"]] = {"mode": form_mode, "positive": answers is POSITIVE,
                                                       "phase": phase}  # fmt: skip
                 continue

@@ -12,15 +12,10 @@ import pytest
 
 from sandbox.world import SandboxWorld
 
+from ..forms import form_in
 from .conftest import Browser, launch_id_of, launch_url
 
 pytestmark = pytest.mark.integration
-
-
-def _hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, name
-    return match.group(1)
 
 
 def enrol(
@@ -29,26 +24,21 @@ def enrol(
     chart = browser.follow(launch_url(world, "generic", patient=patient, practitioner="pr-cm-1"))
     launch_id = launch_id_of(chart)
     assert "nrol in the registry" in chart.text  # "Enrol", or "Re-enrol" after a discharge
-    form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
-    assert form.status_code == 200
-    fields = {"csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
-              "enrolment_sig": _hidden(form.text, "enrolment_sig"),
-              "program": program, "pcp": "Practitioner/pr-pcp-1", "care-manager": "Practitioner/pr-cm-1",
-              "psychiatric-consultant": "Practitioner/pr-psy-1", "consent": "yes", "consent_method": "verbal"}  # fmt: skip
-    done = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data=fields, allow_redirects=False)
+    page = f"{world.tandem_url}/app/{launch_id}/enrol"
+    form, target = browser.form(page)
+    fields = {**form.hidden, "program": program, "pcp": "Practitioner/pr-pcp-1",
+              "care-manager": "Practitioner/pr-cm-1", "psychiatric-consultant": "Practitioner/pr-psy-1",
+              "consent": "yes", "consent_method": "verbal"}  # fmt: skip
+    done = browser.post_from(page, target, fields)
     assert done.status_code == 303, done.text[-1500:]
-    again = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data=fields, allow_redirects=False)
+    again = browser.post_from(page, target, fields)
     assert again.headers["Location"] == done.headers["Location"]  # a resubmitted form enrols once
     return launch_id, done.headers["Location"].rstrip("/").split("/")[-1]
 
 
 def test_enrolment_needs_consent(world: SandboxWorld, browser: Browser) -> None:
     launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient="pt-0011")))
-    form = browser.get(f"{world.tandem_url}/app/{launch_id}/enrol")
-    refused = browser.post(f"{world.tandem_url}/app/{launch_id}/enrol", data={
-        "csrf_token": _hidden(form.text, "csrf_token"), "enrolment_id": _hidden(form.text, "enrolment_id"),
-              "enrolment_sig": _hidden(form.text, "enrolment_sig"),
-        "program": "cocm-depression"})  # fmt: skip
+    refused = browser.submit(f"{world.tandem_url}/app/{launch_id}/enrol", {"program": "cocm-depression"})
     assert refused.status_code == 422 and "needs the patient&#39;s consent" in refused.text
 
 
@@ -57,21 +47,18 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     base = f"{world.tandem_url}/app/{launch_id}"
     detail = browser.get(f"{base}/registry/{careplan_id}")
     assert detail.status_code == 200 and "Active treatment" in detail.text
-    token = _hidden(detail.text, "csrf_token")
     enrolment = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert enrolment.consent_given and enrolment.consent_method == "verbal"
     assert enrolment.member("care-manager").display == "Teresa Lindqvist"
 
     for minutes, kind in ((25, "phone"), (20, "in-person")):
-        page = browser.get(f"{base}/registry/{careplan_id}").text
-        logged = browser.post(f"{base}/registry/{careplan_id}/contact", allow_redirects=False, data={
-            "csrf_token": token, "minutes": str(minutes), "contact_type": kind, "role": "care-manager",
-            "contact_id": _hidden(page, "contact_id"), "contact_sig": _hidden(page, "contact_sig"),
+        logged = browser.submit(f"{base}/registry/{careplan_id}", action="/contact", data={
+            "minutes": str(minutes), "contact_type": kind, "role": "care-manager",
             "note": "Behavioral activation plan"})  # fmt: skip
         assert logged.status_code == 303
-    page = browser.get(f"{base}/registry/{careplan_id}").text
-    browser.post(f"{base}/registry/{careplan_id}/contact", data={
-        "contact_id": _hidden(page, "contact_id"), "contact_sig": _hidden(page, "contact_sig"), "csrf_token": token, "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
+    discussed = browser.submit(f"{base}/registry/{careplan_id}", action="/contact", data={
+        "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
+    assert discussed.status_code == 303
     detail = browser.get(f"{base}/registry/{careplan_id}")
     assert "99492" in detail.text  # 55 minutes in the first month
     assert "Flagged for review" in detail.text
@@ -83,7 +70,6 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     )
     launch_id = launch_id_of(worklist)
     base = f"{world.tandem_url}/app/{launch_id}"
-    token = _hidden(worklist.text, "csrf_token")
     worklist = browser.get(f"{base}/worklist", params={"who": "all"})
     row = re.search(
         rf'<a href="/app/{launch_id}/registry/{careplan_id}">([^<]+)</a>(.*?)</tr>', worklist.text, re.S
@@ -106,8 +92,8 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
 
     review = browser.get(f"{base}/review")
     assert careplan_id in review.text
-    closed = browser.post(f"{base}/review/{careplan_id}", allow_redirects=False,
-                          data={"csrf_token": token, "recommendations": "Start sertraline 50 mg; PHQ-9 in 2 weeks"})  # fmt: skip
+    closed = browser.submit(f"{base}/review", action=f"/review/{careplan_id}",
+                            data={"recommendations": "Start sertraline 50 mg; PHQ-9 in 2 weeks"})  # fmt: skip
     assert closed.status_code == 303
     after = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert not after.flagged_for_review
@@ -133,24 +119,24 @@ def test_two_care_managers_editing_one_enrolment(world: SandboxWorld, tandem: An
     launch_id, careplan_id = enrol(world, first, "pt-0013")
     other_launch = launch_id_of(second.follow(launch_url(world, "generic", patient=None, target="worklist",
                                                          practitioner="pr-cm-2")))  # fmt: skip
-    page_a = first.get(f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}").text
-    page_b = second.get(f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}").text
-    version = _hidden(page_a, "version")
-    assert version == _hidden(page_b, "version")
-    saved = first.post(f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}/update", allow_redirects=False,
-                       data={"csrf_token": _hidden(page_a, "csrf_token"), "version": version,
-                             "phase": "relapse-prevention", "flag": "0"})  # fmt: skip
+    page_a = f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}"
+    page_b = f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}"
+    form_a, target_a = first.form(page_a, "/update")
+    form_b, target_b = second.form(page_b, "/update")  # both opened the page before either saved
+    version = form_a.hidden["version"]
+    assert version == form_b.hidden["version"]
+    saved = first.post_from(page_a, target_a, {**form_a.hidden, "phase": "relapse-prevention", "flag": "0"})
     assert saved.status_code == 303
-    stale = second.post(f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}/update",
-                        data={"csrf_token": _hidden(page_b, "csrf_token"), "version": version,
-                              "phase": "discharged", "flag": "0"})  # fmt: skip
+    stale = second.post_from(page_b, target_b, {**form_b.hidden, "phase": "discharged", "flag": "0"})
     assert stale.status_code == 409
     assert "Someone else changed this enrolment" in stale.text
     assert "status is now relapse prevention (you were changing it to discharged)" in stale.text
     assert (
         tandem.caseload.get(careplan_id, world.iss("generic")).phase == "relapse-prevention"
     )  # the second write was not applied
-    assert _hidden(stale.text, "version") != version  # the page now carries the latest version
+    assert (
+        form_in(stale.text, "/update", page=page_b).hidden["version"] != version
+    )  # the page now has the latest
 
 
 def test_worklist_requests_grow_with_pages_not_patients_and_are_cached(world: SandboxWorld, browser: Browser,
@@ -167,10 +153,8 @@ def test_worklist_requests_grow_with_pages_not_patients_and_are_cached(world: Sa
 def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tandem: Any) -> None:
     launch_id, careplan_id = enrol(world, browser, "pt-0017")
     base = f"{world.tandem_url}/app/{launch_id}"
-    page = browser.get(f"{base}/registry/{careplan_id}").text
-    discharged = browser.post(f"{base}/registry/{careplan_id}/update", allow_redirects=False, data={
-        "csrf_token": _hidden(page, "csrf_token"), "version": _hidden(page, "version"), "phase": "discharged",
-        "flag": "0"})  # fmt: skip
+    discharged = browser.submit(f"{base}/registry/{careplan_id}", {"phase": "discharged", "flag": "0"},
+                                action="/update")  # fmt: skip
     assert discharged.status_code == 303
     first = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert first.phase == "discharged" and first.end is not None

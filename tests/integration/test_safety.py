@@ -11,7 +11,6 @@ import pytest
 from sandbox.world import SandboxWorld
 
 from .conftest import Browser, launch_id_of, launch_url
-from .test_caseload import _hidden
 from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form
 
 pytestmark = pytest.mark.integration
@@ -19,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 def _submit(browser: Browser, world: SandboxWorld, launch_id: str) -> str:
     hidden = _form(browser, world, launch_id, "phq9")
-    answer = browser.post(f"{world.tandem_url}/app/{launch_id}/screen/phq9", data={**hidden, **PHQ9_ITEM9_POSITIVE},
-                          allow_redirects=False)  # fmt: skip
+    page = f"{world.tandem_url}/app/{launch_id}/screen/phq9"
+    answer = browser.post_from(page, page, {**hidden, **PHQ9_ITEM9_POSITIVE})
     assert answer.status_code == 303
     return hidden["submission_id"]
 
@@ -33,9 +32,9 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     submission = _submit(clinician, world, launch_id)
     record = tandem.screenings.load(submission)
     # Acknowledging the alert records who and when; it does not close the follow-up.
-    result = clinician.get(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}")
-    clinician.post(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}/acknowledge",
-                   data={"csrf_token": _hidden(result.text, "csrf_token")})  # fmt: skip
+    acknowledged = clinician.submit(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}",
+                                    action=f"/screenings/{submission}/acknowledge")  # fmt: skip
+    assert acknowledged.status_code == 303
     record = tandem.screenings.load(submission)
     assert record.acknowledged_at and record.acknowledged_by == "Practitioner/pr-pcp-1"
 
@@ -48,12 +47,11 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     queue = manager.get(f"{base}/safety")
     task_id = f"tandem-{submission}-safety"
     assert "id pt-0017" in queue.text and task_id in queue.text  # not enrolled, still visible
-    token = _hidden(queue.text, "csrf_token")
-    refused = manager.post(f"{base}/safety/{task_id}/close", data={"csrf_token": token, "note": "called"})
+    refused = manager.submit(f"{base}/safety", {"note": "called"}, action=f"/safety/{task_id}/close")
     assert refused.status_code == 400
     assert tandem.registry.read("Task", task_id)["status"] == "requested"
-    closed = manager.post(f"{base}/safety/{task_id}/close", allow_redirects=False, data={
-        "csrf_token": token, "outcome": "safety-plan", "note": "Safety plan made with the patient by phone"})  # fmt: skip
+    closed = manager.submit(f"{base}/safety", action=f"/safety/{task_id}/close", data={
+        "outcome": "safety-plan", "note": "Safety plan made with the patient by phone"})  # fmt: skip
     assert closed.status_code == 303
     task = tandem.registry.read("Task", task_id)
     assert task["status"] == "completed" and task["owner"]["reference"] == "Practitioner/pr-cm-1"
@@ -68,10 +66,11 @@ def test_a_patient_launch_cannot_close_another_patients_safety_task(world: Sandb
     )
     clinician = Browser()
     launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0019")))
-    queue = clinician.get(f"{world.tandem_url}/app/{launch_id}/safety")
-    assert "id pt-0018" not in queue.text  # a chart launch lists its own patient only
-    attempt = clinician.post(f"{world.tandem_url}/app/{launch_id}/safety/tandem-{submission}-safety/close", data={
-        "csrf_token": _hidden(queue.text, "csrf_token"), "outcome": "referred", "note": "x"})  # fmt: skip
+    queue = f"{world.tandem_url}/app/{launch_id}/safety"
+    assert "id pt-0018" not in clinician.get(queue).text  # a chart launch lists its own patient only
+    token = clinician.form(queue, "/end")[0].hidden["csrf_token"]  # a valid token, from the page's own form
+    attempt = clinician.post_from(queue, f"{queue}/tandem-{submission}-safety/close", {
+        "csrf_token": token, "outcome": "referred", "note": "x"})  # fmt: skip
     assert attempt.status_code == 404
     assert tandem.registry.read("Task", f"tandem-{submission}-safety")["status"] == "requested"
 

@@ -21,14 +21,9 @@ PHQ9_ITEM9_POSITIVE = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9"
 
 
 def _form(browser: Browser, world: SandboxWorld, launch_id: str, key: str) -> dict[str, str]:
-    page = browser.get(f"{world.tandem_url}/app/{launch_id}/screen/{key}")
-    assert page.status_code == 200
-    return dict(
-        re.findall(
-            r'<input type="hidden" name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"',
-            page.text,
-        )
-    )
+    """The hidden fields of a freshly opened screening form: its CSRF token and its server-minted id."""
+    form, _ = browser.form(f"{world.tandem_url}/app/{launch_id}/screen/{key}")
+    return form.hidden
 
 
 def _search(base: str, resource_type: str, **params: str) -> list[dict[str, Any]]:
@@ -110,8 +105,10 @@ def test_phq9_with_positive_item_9_is_written_everywhere_once(world: SandboxWorl
     chart = browser.get(f"{world.tandem_url}/app/{launch_id}/")
     assert "Safety alert — not yet acknowledged" in chart.text
     assert chart.text.count("<td>17</td>") == 1
-    ack = browser.post(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}/acknowledge",
-                       data={"csrf_token": hidden["csrf_token"]}, allow_redirects=False)  # fmt: skip
+    ack = browser.submit(
+        f"{world.tandem_url}/app/{launch_id}/screenings/{submission}",
+        action=f"/screenings/{submission}/acknowledge",
+    )
     assert ack.status_code == 303
     assert "not yet acknowledged" not in browser.get(f"{world.tandem_url}/app/{launch_id}/").text
 

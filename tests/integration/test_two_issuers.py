@@ -13,7 +13,6 @@ from fhir_mappings.common.identity import PatientKey, patient_key
 from sandbox.world import SandboxWorld
 
 from .conftest import Browser, launch_id_of, launch_url
-from .test_caseload import _hidden
 from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form
 
 pytestmark = pytest.mark.integration
@@ -39,11 +38,8 @@ def test_same_patient_id_at_two_ehrs_never_crosses(world: SandboxWorld, tandem: 
     posted = at_epic.post(f"{base}/screen/phq9", data={**_form(at_epic, world, launch_id, "phq9"),
                                                        **PHQ9_ITEM9_POSITIVE}, allow_redirects=False)  # fmt: skip
     assert posted.status_code == 303
-    form = at_epic.get(f"{base}/enrol").text
-    enrolled = at_epic.post(f"{base}/enrol", allow_redirects=False, data={
-        "csrf_token": _hidden(form, "csrf_token"), "enrolment_id": _hidden(form, "enrolment_id"),
-        "enrolment_sig": _hidden(form, "enrolment_sig"), "program": "cocm-depression",
-        "care-manager": "Practitioner/pr-cm-1", "consent": "yes", "consent_method": "verbal"})  # fmt: skip
+    enrolled = at_epic.submit(f"{base}/enrol", {"program": "cocm-depression", "care-manager": "Practitioner/pr-cm-1",
+                                               "consent": "yes", "consent_method": "verbal"})  # fmt: skip
     assert enrolled.status_code == 303, enrolled.text[-800:]
     careplan_id = enrolled.headers["Location"].rstrip("/").split("/")[-1]
 

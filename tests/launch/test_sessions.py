@@ -1,4 +1,4 @@
-"""Launch-scoped sessions: isolation between launches and browsers, CSRF on POST forms."""
+"""Launch-scoped sessions: isolation between launches and browsers (CSRF on forms: tests/smartapp/test_forms.py)."""
 
 from __future__ import annotations
 
@@ -108,32 +108,3 @@ def test_simultaneous_launches_started_before_any_cookie_came_back(app: Flask, e
 
 def _state(response) -> str:  # type: ignore[no-untyped-def]
     return query(response.headers["Location"])["state"]
-
-
-def test_post_without_csrf_token_is_refused(client: FlaskClient, epic: RecordedEHR) -> None:
-    launch_id = full_launch(client, epic)
-    refused = client.post(f"/app/{launch_id}/end", data={}, base_url=APP_BASE)
-    assert refused.status_code == 403
-    wrong = client.post(f"/app/{launch_id}/end", data={"csrf_token": "0" * 64}, base_url=APP_BASE)
-    assert wrong.status_code == 403
-    assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 200  # still alive
-
-
-def test_post_with_the_pages_csrf_token_ends_the_session(client: FlaskClient, epic: RecordedEHR) -> None:
-    launch_id = full_launch(client, epic)
-    html = client.get(f"/app/{launch_id}/", base_url=APP_BASE).get_data(as_text=True)
-    token = html.split('name="csrf_token" value="')[1].split('"')[0]
-    ended = client.post(f"/app/{launch_id}/end", data={"csrf_token": token}, base_url=APP_BASE)
-    assert ended.status_code == 303 and ended.headers["Location"].endswith("/ended")
-    assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 401
-
-
-def test_csrf_token_of_one_launch_does_not_work_for_another(client: FlaskClient, epic: RecordedEHR) -> None:
-    launch_a = full_launch(client, epic)
-    launch_b = full_launch(client, epic)
-    html = client.get(f"/app/{launch_a}/", base_url=APP_BASE).get_data(as_text=True)
-    token_a = html.split('name="csrf_token" value="')[1].split('"')[0]
-    assert (
-        client.post(f"/app/{launch_b}/end", data={"csrf_token": token_a}, base_url=APP_BASE).status_code
-        == 403
-    )

@@ -14,8 +14,9 @@ from joserfc.jwk import RSAKey
 from fhir_mappings.common.identity import PatientKey
 from launch.sessions import LaunchSession
 from smartapp.access import access_for
+from smartapp.errors import NotCareTeam
 
-from ..conftest import APP_BASE, full_launch, make_ehr
+from ..conftest import APP_BASE, full_launch, make_ehr, post_from
 from ..ehr import RecordedEHR
 
 SAMPLE_VALUES = {"key": "phq9", "careplan_id": "cocm-0123", "task_id": "safety-0123", "record_id": "0" * 32}
@@ -61,7 +62,7 @@ def test_every_post_refuses_a_missing_or_wrong_csrf_token(app: Flask, client: Fl
     assert len(posts) >= 8
     for path in posts:
         for data in ({}, {"csrf_token": "0" * 64}):
-            answer = client.post(fill(path, launch_id), data=data, base_url=APP_BASE)
+            answer = post_from(client, f"/app/{launch_id}/", fill(path, launch_id), data)
             assert answer.status_code == 403, (path, answer.status_code)
             assert "This form has expired" in answer.get_data(as_text=True)
 
@@ -120,9 +121,7 @@ def test_access_mirrors_what_the_ehr_granted(scope: str, patient: str | None, fh
      ("launch user/Patient.rs", "RelatedPerson/9")],
 )  # fmt: skip
 def test_not_the_care_team(scope: str, fhir_user: str | None) -> None:
-    from launch import errors
-
-    with pytest.raises(errors.NotCareTeam):
+    with pytest.raises(NotCareTeam):
         access_for(_session(scope, "p1", fhir_user))
 
 

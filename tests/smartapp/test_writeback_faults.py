@@ -16,8 +16,10 @@ from joserfc.jwk import RSAKey
 from smartapp import create_app
 from smartapp.screening.writebacks import work_burst
 
-from ..conftest import APP_BASE, full_launch, make_ehr
+from ..conftest import APP_BASE, full_launch, make_ehr, post_from
+from ..conftest import submit as submit_form
 from ..ehr import RecordedEHR, load_fixture
+from ..forms import form_in
 
 REGISTRY = "https://registry.test/fhir"
 ITEM9_POSITIVE = {f"phq9-{n}": "LA6569-3" for n in range(1, 10)}
@@ -81,18 +83,16 @@ def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
 
 
 def submit(client: FlaskClient, launch_id: str, answers: dict[str, str]) -> tuple[str, str]:
-    form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
-    hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
-    answer = client.post(f"/app/{launch_id}/screen/phq9", data={**hidden, **answers}, base_url=APP_BASE)
+    page = f"/app/{launch_id}/screen/phq9"
+    form = form_in(client.get(page, base_url=APP_BASE).get_data(as_text=True), page, page=page)
+    answer = post_from(client, page, page, {**form.hidden, **answers})
     assert answer.status_code == 303
-    page = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
-    return hidden["submission_id"], page
+    result = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
+    return form.hidden["submission_id"], result
 
 
 def retry(client: FlaskClient, launch_id: str) -> str:
-    page = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    client.post(f"/app/{launch_id}/writebacks/retry", data={"csrf_token": token}, base_url=APP_BASE)
+    submit_form(client, f"/app/{launch_id}/writebacks", action="/writebacks/retry")
     work_burst(client.application.extensions["tandem"])  # the worker takes the queued jobs
     return client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
 
@@ -155,12 +155,10 @@ def test_429_with_retry_after_is_honoured(app: Flask, client: FlaskClient, epic:
 def test_token_expiring_in_the_middle_of_the_write_is_refreshed(app: Flask, client: FlaskClient,
                                                                epic: RecordedEHR, registry: RegistryStore) -> None:  # fmt: skip
     launch_id = full_launch(client, epic)
-    form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
-    hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
+    page = f"/app/{launch_id}/screen/phq9"
+    form = form_in(client.get(page, base_url=APP_BASE).get_data(as_text=True), page, page=page)
     epic.revoke_all_tokens()  # the EHR now answers 401 to the token Tandem holds
-    answer = client.post(
-        f"/app/{launch_id}/screen/phq9", data={**hidden, **ITEM9_POSITIVE}, base_url=APP_BASE
-    )
+    answer = post_from(client, page, page, {**form.hidden, **ITEM9_POSITIVE})
     page = client.get(answer.headers["Location"], base_url=APP_BASE).get_data(as_text=True)
     assert re.search(r'<td>EHR \(Epic \(test\)\)</td><td class="status-saved">saved', page)
     assert epic.refreshes == 1 and len(epic.notes) == 1

@@ -1,0 +1,25 @@
+"""The application's errors, in the one hierarchy rooted at `launch.errors.TandemError`."""
+
+from __future__ import annotations
+
+from launch.errors import TandemError
+
+
+class AccessError(TandemError):
+    """The signed-in user or this launch may not see or do what was asked."""
+
+
+class NotCareTeam(AccessError):
+    """The signed-in user is a patient or a related person: Tandem has no patient-facing pages yet."""
+
+
+class NotPermitted(AccessError):
+    """The launch does not give access to this (another patient, or the whole caseload from a chart launch)."""
+
+
+class BadAddress(TandemError):
+    """An id in the address or a form is not a valid id: refused before any request is sent."""
+
+
+class FormExpired(TandemError):
+    """A form came back without this launch's CSRF token, or with a wrong or stale one."""
