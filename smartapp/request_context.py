@@ -20,7 +20,7 @@ from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
 from smartapp.access import Access, access_for
-from smartapp.caseload.service import RegistryData
+from smartapp.caseload.service import CaseloadData
 from smartapp.screening.service import ScreeningRecord
 from smartapp.services import Services
 
@@ -138,9 +138,9 @@ def current_launch() -> LaunchSession:
     return session
 
 
-def registry_data(iss: str) -> RegistryData:
+def caseload_data(iss: str) -> CaseloadData:
     """This EHR's registry data, loaded once per request (the header, the page and its flags share it)."""
-    cache: dict[str, RegistryData] = g.setdefault("registry_data", {})
+    cache: dict[str, CaseloadData] = g.setdefault("caseload_data", {})
     if iss not in cache:
         cache[iss] = services().caseload.load().for_issuer(iss)
     return cache[iss]

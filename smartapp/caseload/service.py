@@ -65,7 +65,7 @@ class EnrolmentChanged(errors.FHIRPreconditionFailed):
 
 
 @dataclass
-class RegistryData:
+class CaseloadData:
     enrolments: list[Enrolment]
     contacts: list[Contact]
     tasks: list[WorkTask]
@@ -74,11 +74,11 @@ class RegistryData:
     #: Resources written before issuers were recorded: shown to nobody until `tandem registry migrate-issuer`.
     unassigned: int = 0
 
-    def for_issuer(self, iss: str) -> RegistryData:
+    def for_issuer(self, iss: str) -> CaseloadData:
         """Only this EHR's patients: what every page of a launch from `iss` may show."""
         enrolments = [e for e in self.enrolments if e.iss == iss]
         plans = {e.id for e in enrolments}
-        return RegistryData(
+        return CaseloadData(
             enrolments=enrolments,
             contacts=[c for c in self.contacts if c.careplan_id in plans],
             tasks=[t for t in self.tasks if t.iss == iss],
@@ -92,11 +92,11 @@ class RegistryData:
         return sorted((e for e in self.enrolments if e.key == key),
                       key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
 
-    def for_patient(self, key: PatientKey) -> RegistryData:
+    def for_patient(self, key: PatientKey) -> CaseloadData:
         mine = self.for_issuer(key.iss)
         enrolments = [e for e in mine.enrolments if e.patient_id == key.patient_id]
         plans = {e.id for e in enrolments}
-        return RegistryData(
+        return CaseloadData(
             enrolments=enrolments,
             contacts=[c for c in mine.contacts if c.careplan_id in plans],
             tasks=[t for t in mine.tasks if t.patient_id == key.patient_id],
@@ -125,7 +125,7 @@ def _member(data: dict[str, Any] | None) -> Member | None:
     return Member(data["reference"], data.get("display")) if data else None
 
 
-def _to_cache(data: RegistryData) -> dict[str, Any]:
+def _to_cache(data: CaseloadData) -> dict[str, Any]:
     return {
         "enrolments": [{**asdict(e), "start": _iso(e.start), "end": _iso(e.end), "consent_date": _iso(e.consent_date)}
                        for e in data.enrolments],
@@ -138,7 +138,7 @@ def _to_cache(data: RegistryData) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _from_cache(payload: dict[str, Any]) -> RegistryData:
+def _from_cache(payload: dict[str, Any]) -> CaseloadData:
     enrolments = [
         Enrolment(**{**e, "start": _day(e["start"]), "end": _day(e["end"]), "consent_date": _day(e["consent_date"]),
                      "team": {role: Member(**m) for role, m in e["team"].items()}})
@@ -151,7 +151,7 @@ def _from_cache(payload: dict[str, Any]) -> RegistryData:
              for t in payload["tasks"]]  # fmt: skip
     scores = {PatientKey(iss, pid): [ScorePoint(i, datetime.fromisoformat(w), s, "Tandem", c, sub)
                                      for i, w, s, c, sub in points] for iss, pid, points in payload["scores"]}  # fmt: skip
-    return RegistryData(
+    return CaseloadData(
         enrolments, contacts, tasks, scores, requests=0, unassigned=int(payload.get("unassigned", 0))
     )
 
@@ -202,7 +202,7 @@ class CaseloadService:
     def invalidate(self) -> None:
         invalidate_registry_cache(self.store)
 
-    def load(self, *, use_cache: bool = True) -> RegistryData:
+    def load(self, *, use_cache: bool = True) -> CaseloadData:
         """The registry's enrolments, contacts, tasks and scores: from the cache (a compact domain form, no FHIR
         parsing) or from three paged per-type searches."""
         key = f"registry:data:v{CACHE_SCHEMA}:{self._generation()}"
@@ -227,7 +227,7 @@ class CaseloadService:
         return data
 
     @staticmethod
-    def _parse(raw: dict[str, list[dict[str, Any]]], *, requests: int) -> RegistryData:
+    def _parse(raw: dict[str, list[dict[str, Any]]], *, requests: int) -> CaseloadData:
         enrolments = [e for e in (enrolment_from(r) for r in raw["careplans"]) if e]
         contacts = [c for c in (contact_from(r) for r in raw["tasks"]) if c]
         tasks = [t for t in (work_task_from(r) for r in raw["tasks"]) if t]
@@ -249,7 +249,7 @@ class CaseloadService:
             log.warning(
                 "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`", unassigned
             )
-        return RegistryData(enrolments, contacts, tasks, scores, requests, unassigned)
+        return CaseloadData(enrolments, contacts, tasks, scores, requests, unassigned)
 
     # --- enrolments -------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from smartapp import errors as app_errors
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
+    caseload_data,
     current_access,
     current_ehr,
     current_launch,
@@ -40,7 +41,6 @@ from smartapp.request_context import (
     header_context,
     launch_required,
     mint_form_id,
-    registry_data,
     services,
     sign_form_id,
 )
@@ -68,7 +68,7 @@ def _rows(today: date) -> tuple[list[Any], int]:
     """The worklist rows of the launch's EHR only (the caseload needs user-level access)."""
     svc, access = services(), current_access()
     access.check_caseload()
-    data = registry_data(access.iss)
+    data = caseload_data(access.iss)
     rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
                       no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access))  # fmt: skip
     return rows, data.requests
@@ -124,13 +124,13 @@ def _enrolment(careplan_id: str) -> Enrolment:
     return enrolment
 
 
-@bp.get("/registry/<careplan_id>")
+@bp.get("/enrolments/<careplan_id>")
 @launch_required
-def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None) -> Any:
+def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None) -> Any:
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
-    data = registry_data(enrolment.iss).for_patient(enrolment.key)
+    data = caseload_data(enrolment.iss).for_patient(enrolment.key)
     rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today(),
                       safety_pending=safety_pending(current_access()))  # fmt: skip
     contacts = sorted(
@@ -143,7 +143,7 @@ def detail(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None =
     billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
     tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or t.kind == "safety-follow-up"]
     contact_id, contact_sig = mint_form_id("contact", session.id, enrolment.id)
-    return render_template("registry_detail.html", **_page(session, ehr), enrolment=enrolment,
+    return render_template("enrolment.html", **_page(session, ehr), enrolment=enrolment,
                            contact_id=contact_id, contact_sig=contact_sig,
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
@@ -157,7 +157,7 @@ def _form_date(name: str, default: date) -> date:
         raise errors.InvalidLaunchRequest(f"{name} is not a date (YYYY-MM-DD)") from None
 
 
-@bp.post("/registry/<careplan_id>/contact")
+@bp.post("/enrolments/<careplan_id>/contact")
 @launch_required
 def log_contact(launch_id: str, careplan_id: str) -> Response:
     session = current_launch()
@@ -192,10 +192,12 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
         svc.caseload.request_review(
             svc.caseload.get(careplan_id, enrolment.iss), "Discuss with the psychiatric consultant"
         )
-    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )  # type: ignore[return-value]
 
 
-@bp.post("/registry/<careplan_id>/update")
+@bp.post("/enrolments/<careplan_id>/update")
 @launch_required
 def update(launch_id: str, careplan_id: str) -> Any:
     """Phase changes and review flags, saved with If-Match on the version the user saw."""
@@ -217,20 +219,24 @@ def update(launch_id: str, careplan_id: str) -> Any:
     try:
         svc.caseload.save(changed)
     except EnrolmentChanged as conflict:
-        return detail(launch_id, careplan_id, conflict=conflict)
-    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)
+        return enrolment_page(launch_id, careplan_id, conflict=conflict)
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )
 
 
-@bp.post("/registry/<careplan_id>/follow-up")
+@bp.post("/enrolments/<careplan_id>/follow-up")
 @launch_required
 def follow_up(launch_id: str, careplan_id: str) -> Response:
     due = _form_date("due", date.today() + timedelta(days=14))
     services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
                                  description=(request.form.get("description") or "Follow-up contact")[:200])  # fmt: skip
-    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )  # type: ignore[return-value]
 
 
-@bp.post("/registry/<careplan_id>/tasks/<task_id>/done")
+@bp.post("/enrolments/<careplan_id>/tasks/<task_id>/done")
 @launch_required
 def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
     """A follow-up of this enrolment is done (it must exist, be a follow-up, and belong to the enrolment)."""
@@ -238,7 +244,9 @@ def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
         services().caseload.complete_task(task_id, _enrolment(careplan_id))
     except errors.FHIRNotFound:
         abort(404)
-    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=careplan_id), code=303)  # type: ignore[return-value]
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )  # type: ignore[return-value]
 
 
 @bp.get("/review")
@@ -276,7 +284,7 @@ def billing(launch_id: str) -> Any:
         month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
     except ValueError:
         abort(400)
-    data = registry_data(access.iss)
+    data = caseload_data(access.iss)
     lines: list[dict[str, Any]] = []
     for enrolment in data.enrolments:
         if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):
@@ -382,4 +390,6 @@ def enrol(launch_id: str) -> Any:
     )
     if not any(e.id == enrolment.id for e in existing):  # a resubmitted form must not enrol twice
         svc.caseload.enrol(enrolment)
-    return redirect(url_for("caseload.detail", launch_id=launch_id, careplan_id=enrolment.id), code=303)
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=enrolment.id), code=303
+    )

@@ -18,6 +18,7 @@ from fhir_mappings.screening.resources import resource_id
 from launch import errors
 from smartapp.access import Access
 from smartapp.request_context import (
+    caseload_data,
     current_access,
     current_ehr,
     current_launch,
@@ -25,7 +26,6 @@ from smartapp.request_context import (
     header_context,
     launch_required,
     pending_records,
-    registry_data,
     services,
 )
 from smartapp.screening.service import ScreeningRecord
@@ -54,7 +54,7 @@ def _unsaved_safety_records(access: Access) -> list[ScreeningRecord]:
 
 
 def safety_items(access: Access) -> list[SafetyItem]:
-    data = registry_data(access.iss)
+    data = caseload_data(access.iss)
     items = [
         SafetyItem(t.key, t.authored or date.min, t.description or "Same-day safety follow-up", task=t)
         for t in data.tasks
@@ -90,7 +90,7 @@ def queue(launch_id: str) -> str:
             names[key] = display_name(ehr.read("Patient", key.patient_id)) or ""
         except errors.TandemError:
             continue  # the id still identifies the patient within this EHR
-    enrolled = {e.key for e in registry_data(access.iss).enrolments if e.active}
+    enrolled = {e.key for e in caseload_data(access.iss).enrolments if e.active}
     return render_template("safety.html", **header_context(session, ehr), patient=None, show_banner=False,
                            items=items, names=names, enrolled=enrolled, outcomes=SAFETY_OUTCOMES)  # fmt: skip
 

@@ -45,21 +45,21 @@ def test_enrolment_needs_consent(world: SandboxWorld, browser: Browser) -> None:
 def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -> None:
     launch_id, careplan_id = enrol(world, browser, "pt-0012")
     base = f"{world.tandem_url}/app/{launch_id}"
-    detail = browser.get(f"{base}/registry/{careplan_id}")
+    detail = browser.get(f"{base}/enrolments/{careplan_id}")
     assert detail.status_code == 200 and "Active treatment" in detail.text
     enrolment = tandem.caseload.get(careplan_id, world.iss("generic"))
     assert enrolment.consent_given and enrolment.consent_method == "verbal"
     assert enrolment.member("care-manager").display == "Teresa Lindqvist"
 
     for minutes, kind in ((25, "phone"), (20, "in-person")):
-        logged = browser.submit(f"{base}/registry/{careplan_id}", action="/contact", data={
+        logged = browser.submit(f"{base}/enrolments/{careplan_id}", action="/contact", data={
             "minutes": str(minutes), "contact_type": kind, "role": "care-manager",
             "note": "Behavioral activation plan"})  # fmt: skip
         assert logged.status_code == 303
-    discussed = browser.submit(f"{base}/registry/{careplan_id}", action="/contact", data={
+    discussed = browser.submit(f"{base}/enrolments/{careplan_id}", action="/contact", data={
         "minutes": "10", "contact_type": "video", "role": "care-manager", "discuss": "1"})  # fmt: skip
     assert discussed.status_code == 303
-    detail = browser.get(f"{base}/registry/{careplan_id}")
+    detail = browser.get(f"{base}/enrolments/{careplan_id}")
     assert "99492" in detail.text  # 55 minutes in the first month
     assert "Flagged for review" in detail.text
 
@@ -72,7 +72,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     base = f"{world.tandem_url}/app/{launch_id}"
     worklist = browser.get(f"{base}/worklist", params={"who": "all"})
     row = re.search(
-        rf'<a href="/app/{launch_id}/registry/{careplan_id}">([^<]+)</a>(.*?)</tr>', worklist.text, re.S
+        rf'<a href="/app/{launch_id}/enrolments/{careplan_id}">([^<]+)</a>(.*?)</tr>', worklist.text, re.S
     )
     assert row, worklist.text[-2000:]
     assert "Flagged for review" in row.group(2) and "New (never reviewed)" in row.group(2)
@@ -101,7 +101,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     assert tasks and all(not t.open for t in tasks if t.kind == "case-review")
     assert any(t.recommendations == "Start sertraline 50 mg; PHQ-9 in 2 weeks" for t in tasks)
     worklist = browser.get(f"{base}/worklist", params={"who": "all"})
-    row = re.search(rf'registry/{careplan_id}">[^<]+</a>(.*?)</tr>', worklist.text, re.S)
+    row = re.search(rf'enrolments/{careplan_id}">[^<]+</a>(.*?)</tr>', worklist.text, re.S)
     assert row and "New (never reviewed)" not in row.group(1) and "Flagged for review" not in row.group(1)
 
     report = browser.get(f"{base}/billing", params={"format": "csv"})
@@ -119,8 +119,8 @@ def test_two_care_managers_editing_one_enrolment(world: SandboxWorld, tandem: An
     launch_id, careplan_id = enrol(world, first, "pt-0013")
     other_launch = launch_id_of(second.follow(launch_url(world, "generic", patient=None, target="worklist",
                                                          practitioner="pr-cm-2")))  # fmt: skip
-    page_a = f"{world.tandem_url}/app/{launch_id}/registry/{careplan_id}"
-    page_b = f"{world.tandem_url}/app/{other_launch}/registry/{careplan_id}"
+    page_a = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}"
+    page_b = f"{world.tandem_url}/app/{other_launch}/enrolments/{careplan_id}"
     form_a, target_a = first.form(page_a, "/update")
     form_b, target_b = second.form(page_b, "/update")  # both opened the page before either saved
     version = form_a.hidden["version"]
@@ -153,7 +153,7 @@ def test_worklist_requests_grow_with_pages_not_patients_and_are_cached(world: Sa
 def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tandem: Any) -> None:
     launch_id, careplan_id = enrol(world, browser, "pt-0017")
     base = f"{world.tandem_url}/app/{launch_id}"
-    discharged = browser.submit(f"{base}/registry/{careplan_id}", {"phase": "discharged", "flag": "0"},
+    discharged = browser.submit(f"{base}/enrolments/{careplan_id}", {"phase": "discharged", "flag": "0"},
                                 action="/update")  # fmt: skip
     assert discharged.status_code == 303
     first = tandem.caseload.get(careplan_id, world.iss("generic"))

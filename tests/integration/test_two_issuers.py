@@ -58,13 +58,13 @@ def test_same_patient_id_at_two_ehrs_never_crosses(world: SandboxWorld, tandem: 
     assert "Safety alert" not in chart.text
     assert "Open the registry record" not in chart.text and "Enrol in the registry" in chart.text
     assert "Safety follow-ups (0)" in chart.text
-    foreign = at_oracle.get(f"{world.tandem_url}/app/{oracle_launch}/registry/{careplan_id}")
+    foreign = at_oracle.get(f"{world.tandem_url}/app/{oracle_launch}/enrolments/{careplan_id}")
     assert foreign.status_code == 404  # another issuer's registry id
 
     # Worklists: the Epic one has the row and the safety flag, the Oracle one has neither.
     epic_launch, epic_rows = _worklist(at_epic, world, "epic")
-    assert f"registry/{careplan_id}" in epic_rows.text
-    row = re.search(rf'registry/{careplan_id}">[^<]+</a>(.*?)</tr>', epic_rows.text, re.S)
+    assert f"enrolments/{careplan_id}" in epic_rows.text
+    row = re.search(rf'enrolments/{careplan_id}">[^<]+</a>(.*?)</tr>', epic_rows.text, re.S)
     assert row and "Safety" in row.group(1)
     _, oracle_rows = _worklist(at_oracle, world, "oracle")
     assert careplan_id not in oracle_rows.text
