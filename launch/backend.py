@@ -7,10 +7,9 @@ import threading
 import time
 from collections.abc import Sequence
 
-from . import errors
 from .keys import SigningKey
-from .oauth import make_client_assertion, parse_token_response
-from .transport import HttpTransport, oauth_error_for
+from .oauth import make_client_assertion, parse_token_response, token_request
+from .transport import HttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +55,7 @@ class BackendServicesAuth:
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
             "client_assertion": make_client_assertion(self.client_id, self.token_url, self.signing_key),
         }
-        what = "backend services token"
-        try:
-            response = self.transport.send(
-                "POST",
-                self.token_url,
-                what=what,
-                idempotent=False,
-                headers={"Accept": "application/json"},
-                data=form,
-            )
-        except errors.FHIRTransportError as error:
-            raise errors.TokenError(f"{what}: {error.message}") from None
-        if response.status_code != 200:
-            raise oauth_error_for(response, what)
-        try:
-            body = response.json()
-        except ValueError:
-            raise errors.TokenError(f"{what}: the token endpoint did not answer JSON") from None
+        body = token_request(self.transport, self.token_url, form, "backend services token")
         tokens = parse_token_response(body)
         self._token, self._expires_at = tokens.access_token, tokens.expires_at
         log.info("obtained a backend services token (expires in %.0f s)", tokens.expires_at - time.time())

@@ -109,6 +109,31 @@ def make_client_assertion(
     return jwt.encode(header, claims, signing_key.key, algorithms=[signing_key.alg])
 
 
+def token_request(
+    transport: HttpTransport,
+    token_url: str,
+    form: Mapping[str, str],
+    what: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """POST to a token endpoint and return its JSON: the one helper for launches, refreshes and backend services.
+    Token requests are not idempotent (codes are single use): never retried. Errors become TokenError."""
+    try:
+        response = transport.send(
+            "POST", token_url, what=what, idempotent=False,
+            headers={**(headers or {}), "Accept": "application/json"}, data=dict(form),
+        )  # fmt: skip
+    except errors.FHIRTransportError as error:
+        raise errors.TokenError(f"{what}: {error.message}") from None
+    if response.status_code != 200:
+        raise oauth_error_for(response, what)
+    try:
+        return response.json()
+    except ValueError:
+        raise errors.TokenError(f"{what}: the token endpoint did not answer JSON") from None
+
+
 @dataclass(frozen=True)
 class TokenResponse:
     """A parsed, checked token endpoint answer. `raw` keeps every field (context, vendor extras)."""
@@ -180,21 +205,9 @@ class OAuthClient:
         self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str
     ) -> Any:
         headers, auth_fields = self._client_auth(reg, config.token_endpoint)
-        headers = {**headers, "Accept": "application/json"}
-        try:
-            # Token requests are not idempotent (codes are single use): never retried.
-            response = self.transport.send(
-                "POST", config.token_endpoint, what=what, idempotent=False, headers=headers,
-                data={**form, **auth_fields},
-            )  # fmt: skip
-        except errors.FHIRTransportError as error:
-            raise errors.TokenError(f"{what}: {error.message}") from None
-        if response.status_code != 200:
-            raise oauth_error_for(response, what)
-        try:
-            return response.json()
-        except ValueError:
-            raise errors.TokenError(f"{what}: the token endpoint did not answer JSON") from None
+        return token_request(
+            self.transport, config.token_endpoint, {**form, **auth_fields}, what, headers=headers
+        )
 
     def exchange_code(
         self,
