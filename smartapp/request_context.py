@@ -13,6 +13,7 @@ from typing import Any, cast
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import display_name
 from fhir_mappings.registry.resources import Member
 from launch import errors
@@ -20,7 +21,7 @@ from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
 from smartapp.access import Access, access_for
-from smartapp.caseload.service import CaseloadData
+from smartapp.caseload.snapshot import CaseloadData
 from smartapp.screening.service import ScreeningRecord
 from smartapp.services import Services
 
@@ -139,11 +140,26 @@ def current_launch() -> LaunchSession:
 
 
 def caseload_data(iss: str) -> CaseloadData:
-    """This EHR's registry data, loaded once per request (the header, the page and its flags share it)."""
+    """The registry data this launch may see, loaded once per request (the header, the page and its flags share
+    it): the EHR's whole caseload for a user-level launch, or just the patient's for a chart launch (three patient
+    searches, whatever the caseload's size)."""
     cache: dict[str, CaseloadData] = g.setdefault("caseload_data", {})
     if iss not in cache:
-        cache[iss] = services().caseload.load().for_issuer(iss)
+        access = g.get("access")
+        key = access.patient_key if access is not None and not access.caseload else None
+        if key is not None and key.iss == iss:
+            cache[iss] = patient_caseload(key)
+        else:
+            cache[iss] = services().caseload.load().for_issuer(iss)
     return cache[iss]
+
+
+def patient_caseload(key: PatientKey) -> CaseloadData:
+    """One patient's registry data by patient searches, once per request (the chart's registry part)."""
+    cache: dict[PatientKey, CaseloadData] = g.setdefault("patient_caseload", {})
+    if key not in cache:
+        cache[key] = services().caseload.load_patient(key)
+    return cache[key]
 
 
 def pending_records() -> list[ScreeningRecord]:

@@ -1,7 +1,8 @@
 """The registry store as the care manager's system of record: enrolments, contacts, follow-ups, reviews.
 
 Reads for the worklist are a few per-type searches joined in memory (requests grow with N / page size, never
-one query per patient), cached in the key-value store and invalidated by every write Tandem makes. Updates use
+one query per patient), kept as a snapshot by id in the key-value store and patched with what changed since (a
+write marks it behind; it is never thrown away for one change). A chart reads one patient by patient searches. Updates use
 If-Match; a stale version raises EnrolmentChanged, which says what changed.
 """
 
@@ -12,11 +13,13 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.common.dates import parse_datetime
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
@@ -27,23 +30,39 @@ from fhir_mappings.registry.resources import (
     careplan,
     closed_safety_task,
     completed_review,
-    contact_from,
     contact_task,
     enrolment_from,
     work_task,
     work_task_from,
 )
-from fhir_mappings.screening.history import SCORE_CODE_PARAM, ScorePoint, score_points
+from fhir_mappings.screening.history import SCORE_CODE_PARAM
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
+from smartapp.caseload.snapshot import SNAPSHOT_SCHEMA, CaseloadData, Snapshot
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 200
-CACHE_TTL = 300
-#: Bumped whenever the cached form changes, so a deploy never reads an older release's entries.
-CACHE_SCHEMA = 2
+#: Asked of the registry per page (servers cap it: sekmet-fhir and HAPI at 1,000).
+PAGE_SIZE = 1000
+#: Without a write, a snapshot synced less than this long ago is used as it is.
+FRESH_SECONDS = 15
+#: A full reload this often drops resources deleted outside Tandem (Tandem itself never deletes).
+FULL_RELOAD_SECONDS = 900
+#: An incremental search starts this long before the server time of the last one (writes in flight).
+SYNC_OVERLAP_SECONDS = 5
+#: When the server gives no time, Tandem's clock is used with this much more overlap (clock skew).
+LOCAL_CLOCK_OVERLAP_SECONDS = 300
+SNAPSHOT_TTL = 24 * 3600
+GENERATION_KEY = "registry:generation"
+SNAPSHOT_KEY = f"registry:snapshot:v{SNAPSHOT_SCHEMA}"
+SNAPSHOT_META_KEY = f"registry:snapshot-meta:v{SNAPSHOT_SCHEMA}"
+#: The caseload's searches: one per resource type.
+CASELOAD_SEARCHES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("CarePlan", {}),
+    ("Task", {}),
+    ("Observation", {"code": SCORE_CODE_PARAM}),
+)
 
 
 #: Registry resource types that name a patient, and the field that does.
@@ -64,96 +83,11 @@ class EnrolmentChanged(errors.FHIRPreconditionFailed):
         self.changes = changes
 
 
-@dataclass
-class CaseloadData:
-    enrolments: list[Enrolment]
-    contacts: list[Contact]
-    tasks: list[WorkTask]
-    scores: dict[PatientKey, list[ScorePoint]]
-    requests: int  # how many FHIR requests loading it cost (0 when it came from the cache)
-    #: Resources written before issuers were recorded: shown to nobody until `tandem registry migrate-issuer`.
-    unassigned: int = 0
-
-    def for_issuer(self, iss: str) -> CaseloadData:
-        """Only this EHR's patients: what every page of a launch from `iss` may show."""
-        enrolments = [e for e in self.enrolments if e.iss == iss]
-        plans = {e.id for e in enrolments}
-        return CaseloadData(
-            enrolments=enrolments,
-            contacts=[c for c in self.contacts if c.careplan_id in plans],
-            tasks=[t for t in self.tasks if t.iss == iss],
-            scores={k: v for k, v in self.scores.items() if k.iss == iss},
-            requests=self.requests,
-            unassigned=self.unassigned,
-        )
-
-    def enrolments_of(self, key: PatientKey) -> list[Enrolment]:
-        """One patient's enrolments, the active and latest first."""
-        return sorted((e for e in self.enrolments if e.key == key),
-                      key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
-
-    def for_patient(self, key: PatientKey) -> CaseloadData:
-        mine = self.for_issuer(key.iss)
-        enrolments = [e for e in mine.enrolments if e.patient_id == key.patient_id]
-        plans = {e.id for e in enrolments}
-        return CaseloadData(
-            enrolments=enrolments,
-            contacts=[c for c in mine.contacts if c.careplan_id in plans],
-            tasks=[t for t in mine.tasks if t.patient_id == key.patient_id],
-            scores={k: v for k, v in mine.scores.items() if k == key},
-            requests=self.requests,
-            unassigned=self.unassigned,
-        )
-
-
 def _validated(resource: dict[str, Any]) -> dict[str, Any]:
     problems = r4_errors(resource)
     if problems:
         raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
     return resource
-
-
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _day(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
-def _member(data: dict[str, Any] | None) -> Member | None:
-    return Member(data["reference"], data.get("display")) if data else None
-
-
-def _to_cache(data: CaseloadData) -> dict[str, Any]:
-    return {
-        "enrolments": [{**asdict(e), "start": _iso(e.start), "end": _iso(e.end), "consent_date": _iso(e.consent_date)}
-                       for e in data.enrolments],
-        "contacts": [{**asdict(c), "when": _iso(c.when)} for c in data.contacts],
-        "tasks": [{**asdict(t), "due": _iso(t.due), "authored": _iso(t.authored), "completed": _iso(t.completed)}
-                  for t in data.tasks],
-        "scores": [[key.iss, key.patient_id, [[p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
-                                               for p in points]] for key, points in data.scores.items()],
-        "unassigned": data.unassigned,
-    }  # fmt: skip
-
-
-def _from_cache(payload: dict[str, Any]) -> CaseloadData:
-    enrolments = [
-        Enrolment(**{**e, "start": _day(e["start"]), "end": _day(e["end"]), "consent_date": _day(e["consent_date"]),
-                     "team": {role: Member(**m) for role, m in e["team"].items()}})
-        for e in payload["enrolments"]
-    ]  # fmt: skip
-    contacts = [
-        Contact(**{**c, "when": _day(c["when"]), "owner": _member(c["owner"])}) for c in payload["contacts"]
-    ]
-    tasks = [WorkTask(**{**t, "due": _day(t["due"]), "authored": _day(t["authored"]), "completed": _day(t["completed"])})
-             for t in payload["tasks"]]  # fmt: skip
-    scores = {PatientKey(iss, pid): [ScorePoint(i, datetime.fromisoformat(w), s, "Tandem", c, sub)
-                                     for i, w, s, c, sub in points] for iss, pid, points in payload["scores"]}  # fmt: skip
-    return CaseloadData(
-        enrolments, contacts, tasks, scores, requests=0, unassigned=int(payload.get("unassigned", 0))
-    )
 
 
 def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
@@ -175,8 +109,29 @@ def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
 
 
 def invalidate_registry_cache(store: KeyValueStore) -> None:
-    """Every write to the registry store makes the cached worklist data stale."""
-    store.set("registry:generation", secrets.token_hex(8))
+    """Every write to the registry store marks the snapshot as behind (the next load patches it)."""
+    store.set(GENERATION_KEY, secrets.token_hex(8))
+
+
+def _json_or_none(raw: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _bundle_time(page: Mapping[str, Any]) -> str | None:
+    meta = page.get("meta")
+    value = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _page_resources(page: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for entry in page.get("entry") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("resource"), dict):
+            if (entry.get("search") or {}).get("mode", "match") == "match":
+                yield entry["resource"]
 
 
 class CaseloadService:
@@ -184,72 +139,106 @@ class CaseloadService:
         self.store = store
         self.registry = registry
         self.clock = clock
+        #: This process's copy of the latest snapshot (by stamp) and the data built from it.
+        self._memo: tuple[str, Snapshot, CaseloadData] | None = None
 
     def _client(self) -> FHIRClient:
         if self.registry is None:
             raise errors.ConfigurationError("no registry store is configured (TANDEM_REGISTRY_URL)")
         return self.registry
 
-    # --- cache ------------------------------------------------------------------------------------
+    # --- reading ----------------------------------------------------------------------------------
 
     def _generation(self) -> str:
-        generation = self.store.get("registry:generation")
+        generation = self.store.get(GENERATION_KEY)
         if generation is None:
             generation = secrets.token_hex(8)
-            self.store.set("registry:generation", generation)
+            self.store.set(GENERATION_KEY, generation)
         return generation
 
     def invalidate(self) -> None:
+        """After a write: the next load brings the snapshot up to date (an incremental search, not a reload)."""
         invalidate_registry_cache(self.store)
 
     def load(self, *, use_cache: bool = True) -> CaseloadData:
-        """The registry's enrolments, contacts, tasks and scores: from the cache (a compact domain form, no FHIR
-        parsing) or from three paged per-type searches."""
-        key = f"registry:data:v{CACHE_SCHEMA}:{self._generation()}"
-        if use_cache:
-            cached = self.store.get(key)
-            if cached is not None:
-                try:
-                    return _from_cache(json.loads(cached))
-                except (ValueError, TypeError, KeyError):  # written by another release: reload, never a 500
-                    log.warning("ignored a registry cache entry of another shape")
+        """The registry's enrolments, contacts, tasks and scores.
+
+        Served from the snapshot while it is fresh and nothing was written; otherwise the snapshot is patched with
+        what changed since its server time (one search per type); a full reload (paged per-type searches sorted by
+        id, parsed page by page) happens the first time, after FULL_RELOAD_SECONDS (which also drops resources
+        deleted outside Tandem), or with use_cache=False."""
+        generation = self._generation()
+        meta = _json_or_none(self.store.get(SNAPSHOT_META_KEY)) if use_cache else None
+        snapshot: Snapshot | None = None
+        if meta is not None:
+            if self._memo is not None and self._memo[0] == meta.get("stamp"):
+                snapshot = self._memo[1]
+                if meta.get("generation") == generation and self.clock() - meta["synced_at"] < FRESH_SECONDS:
+                    return self._memo[2]
+            else:
+                snapshot = self._stored_snapshot(meta)
+        now = self.clock()
         client = self._client()
         before = client.counter.total
-        raw = {
-            "careplans": client.search_all("CarePlan", {"_count": str(PAGE_SIZE)}, max_pages=1000),
-            "tasks": client.search_all("Task", {"_count": str(PAGE_SIZE)}, max_pages=1000),
-            "observations": client.search_all(
-                "Observation", {"code": SCORE_CODE_PARAM, "_count": str(PAGE_SIZE)}, max_pages=1000
-            ),  # fmt: skip
-        }
-        data = self._parse(raw, requests=client.counter.total - before)
-        self.store.set(key, json.dumps(_to_cache(data)), CACHE_TTL)
+        full = snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS
+        if full or snapshot is None:
+            snapshot, full_at = Snapshot(), now
+            snapshot.since = self._fill(client, snapshot, since=None)
+        else:
+            assert meta is not None  # noqa: S101 - full is False only with a snapshot and its meta
+            full_at = meta["full_at"]
+            snapshot.since = self._fill(client, snapshot, since=snapshot.since)
+        stamp = secrets.token_hex(8)
+        self.store.set(SNAPSHOT_KEY, json.dumps({"stamp": stamp, **snapshot.to_json()}), SNAPSHOT_TTL)
+        self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": now,
+                                                      "full_at": full_at}), SNAPSHOT_TTL)  # fmt: skip
+        data = snapshot.data(client.counter.total - before)
+        if data.unassigned:
+            log.warning(
+                "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`",
+                data.unassigned,
+            )
+        self._memo = (stamp, snapshot, replace(data, requests=0))
         return data
 
-    @staticmethod
-    def _parse(raw: dict[str, list[dict[str, Any]]], *, requests: int) -> CaseloadData:
-        enrolments = [e for e in (enrolment_from(r) for r in raw["careplans"]) if e]
-        contacts = [c for c in (contact_from(r) for r in raw["tasks"]) if c]
-        tasks = [t for t in (work_task_from(r) for r in raw["tasks"]) if t]
-        by_patient: dict[PatientKey, list[dict[str, Any]]] = {}
-        unassigned = sum(1 for e in enrolments if not e.iss) + sum(1 for t in tasks if not t.iss)
-        for observation in raw["observations"]:
-            key = patient_key(observation.get("subject")) if isinstance(observation, dict) else None
-            if key is not None:
-                by_patient.setdefault(key, []).append(observation)
-            elif isinstance(observation, dict) and legacy_patient_id(observation.get("subject")):
-                unassigned += 1
-        scores = {key: score_points(observations, "Tandem") for key, observations in by_patient.items()}
-        if len(raw["careplans"]) > len(enrolments):
-            log.warning(
-                "skipped %d registry CarePlans of an unexpected shape",
-                len(raw["careplans"]) - len(enrolments),
-            )
-        if unassigned:
-            log.warning(
-                "%d registry resources name no EHR issuer: run `tandem registry migrate-issuer`", unassigned
-            )
-        return CaseloadData(enrolments, contacts, tasks, scores, requests, unassigned)
+    def _stored_snapshot(self, meta: dict[str, Any]) -> Snapshot | None:
+        payload = _json_or_none(self.store.get(SNAPSHOT_KEY))
+        if payload is None or payload.get("stamp") != meta.get("stamp"):
+            return None
+        try:
+            return Snapshot.from_json(payload)
+        except (ValueError, TypeError, KeyError):  # written by another release: reload, never a 500
+            log.warning("ignored a registry snapshot of another shape")
+            return None
+
+    def _fill(self, client: FHIRClient, snapshot: Snapshot, *, since: str | None) -> str | None:
+        """Read every caseload resource (or those changed since `since`) into `snapshot`, page by page; returns
+        the server time the snapshot is now current to, less an overlap for writes in flight."""
+        server_time: str | None = None
+        for resource_type, params in CASELOAD_SEARCHES:
+            query = {**params, "_sort": "_id", "_count": str(PAGE_SIZE)}
+            if since:
+                query["_lastUpdated"] = f"ge{since}"
+            for page in client.iter_pages(resource_type, query, max_pages=10_000):
+                server_time = server_time or _bundle_time(page)
+                snapshot.apply(resource_type, _page_resources(page))
+        stamp = parse_datetime(server_time) if server_time else None
+        if stamp is None:  # the server did not say its time: overlap generously with ours
+            stamp = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=LOCAL_CLOCK_OVERLAP_SECONDS)
+        return (stamp - timedelta(seconds=SYNC_OVERLAP_SECONDS)).isoformat(timespec="milliseconds")
+
+    def load_patient(self, key: PatientKey) -> CaseloadData:
+        """One patient's enrolments, tasks and scores by three patient searches, whatever the caseload's size
+        (the chart's registry part never reads the whole registry)."""
+        client = self._client()
+        before = client.counter.total
+        snapshot = Snapshot()
+        for resource_type, params in CASELOAD_SEARCHES:
+            patient_param = "patient" if resource_type == "Task" else "subject"
+            query = {**params, patient_param: key.relative, "_count": str(PAGE_SIZE)}
+            for page in client.iter_pages(resource_type, query, max_pages=100):
+                snapshot.apply(resource_type, _page_resources(page))
+        return snapshot.data(client.counter.total - before).for_patient(key)
 
     # --- enrolments -------------------------------------------------------------------------------
 
@@ -314,7 +303,7 @@ class CaseloadService:
         """Close every open review Task of the enrolment with the recommendations (or record one), unflag it."""
         client = self._client()
         now = datetime.now(UTC)
-        open_reviews = [t for t in self.load(use_cache=False).tasks
+        open_reviews = [t for t in self.load_patient(enrolment.key).tasks
                         if t.careplan_id == enrolment.id and t.kind == "case-review" and t.open]  # fmt: skip
         if not open_reviews:
             task_id = self.add_task("case-review", enrolment, description="Weekly caseload review")

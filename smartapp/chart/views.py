@@ -42,7 +42,6 @@ from launch.scopes import allows_create
 from launch.sessions import LaunchSession
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
-    caseload_data,
     current_access,
     current_ehr,
     current_launch,
@@ -50,6 +49,7 @@ from smartapp.request_context import (
     header_context,
     launch_required,
     mint_form_id,
+    patient_caseload,
     pending_records,
     services,
     sign_form_id,
@@ -149,7 +149,7 @@ def home(launch_id: str) -> Any:
     chart = load_chart(session, ehr, patient_id, page["patient"])
     if page["patient_notice"]:
         chart.notices.insert(0, page["patient_notice"])
-    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: caseload_data(session.iss).enrolments_of(PatientKey(session.iss, patient_id)),
+    enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: patient_caseload(PatientKey(session.iss, patient_id)).enrolments_of(PatientKey(session.iss, patient_id)),
                        [])  # fmt: skip
     chart.due = due_with_programs(
         chart.due,

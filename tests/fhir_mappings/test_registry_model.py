@@ -215,19 +215,3 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
     text = rows_csv(rows)
     assert text.splitlines()[0].startswith("Patient,Patient id,PCP")
     assert "'=Bob" in text and "99493" in text
-
-
-def test_worklist_cache_form_round_trips() -> None:
-    from smartapp.caseload.service import CaseloadData, _from_cache, _to_cache
-
-    e = enrolment(end=date(2026, 11, 30), phase="discharged")
-    contact = Contact("c-1", "cp-1", date(2026, 11, 3), 25, "phone", "care-manager", CM, "note")
-    anonymous = Contact("c-2", "cp-1", date(2026, 11, 4), 5, "video", "care-manager", None)
-    task = work_task_from(completed_review(work_task("case-review", "r-1", e, NOW), "Continue", NOW, CM))
-    points = _points("p1", (date(2026, 8, 3), 16))
-    data = CaseloadData([e], [contact, anonymous], [task], {PatientKey(ISS, "p1"): points}, requests=7)  # type: ignore[list-item]
-    again = _from_cache(json.loads(json.dumps(_to_cache(data))))
-    assert (
-        again.enrolments == data.enrolments and again.contacts == data.contacts and again.tasks == data.tasks
-    )
-    assert again.scores == data.scores and again.requests == 0

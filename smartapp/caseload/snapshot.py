@@ -1,0 +1,234 @@
+"""The registry's caseload resources held by id, so a load can be patched instead of redone.
+
+A snapshot is filled page by page (each page becomes domain objects at once; raw FHIR is never held), knows the
+registry server's time it is current to, and is brought up to date by searching what changed since then
+(`_lastUpdated=ge…`, overlapping by a few seconds, de-duplicated by id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.registry.resources import (
+    Contact,
+    Enrolment,
+    Member,
+    WorkTask,
+    contact_from,
+    enrolment_from,
+    work_task_from,
+)
+from fhir_mappings.screening.history import ScorePoint, score_points
+
+#: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
+SNAPSHOT_SCHEMA = 3
+
+
+@dataclass
+class CaseloadData:
+    enrolments: list[Enrolment]
+    contacts: list[Contact]
+    tasks: list[WorkTask]
+    scores: dict[PatientKey, list[ScorePoint]]
+    requests: int  # how many FHIR requests loading it cost (0 when it came from the cache)
+    #: Resources written before issuers were recorded: shown to nobody until `tandem registry migrate-issuer`.
+    unassigned: int = 0
+
+    def for_issuer(self, iss: str) -> CaseloadData:
+        """Only this EHR's patients: what every page of a launch from `iss` may show."""
+        enrolments = [e for e in self.enrolments if e.iss == iss]
+        plans = {e.id for e in enrolments}
+        return CaseloadData(
+            enrolments=enrolments,
+            contacts=[c for c in self.contacts if c.careplan_id in plans],
+            tasks=[t for t in self.tasks if t.iss == iss],
+            scores={k: v for k, v in self.scores.items() if k.iss == iss},
+            requests=self.requests,
+            unassigned=self.unassigned,
+        )
+
+    def enrolments_of(self, key: PatientKey) -> list[Enrolment]:
+        """One patient's enrolments, the active and latest first."""
+        return sorted((e for e in self.enrolments if e.key == key),
+                      key=lambda e: (e.active, e.start), reverse=True)  # fmt: skip
+
+    def for_patient(self, key: PatientKey) -> CaseloadData:
+        mine = self.for_issuer(key.iss)
+        enrolments = [e for e in mine.enrolments if e.patient_id == key.patient_id]
+        plans = {e.id for e in enrolments}
+        return CaseloadData(
+            enrolments=enrolments,
+            contacts=[c for c in mine.contacts if c.careplan_id in plans],
+            tasks=[t for t in mine.tasks if t.patient_id == key.patient_id],
+            scores={k: v for k, v in mine.scores.items() if k == key},
+            requests=self.requests,
+            unassigned=self.unassigned,
+        )
+
+
+@dataclass
+class Snapshot:
+    enrolments: dict[str, Enrolment] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    tasks: dict[str, WorkTask] = field(default_factory=dict)
+    #: Observation id → the patient and the score it records.
+    scores: dict[str, tuple[PatientKey, ScorePoint]] = field(default_factory=dict)
+    #: Observation ids written before issuers were recorded.
+    legacy_scores: set[str] = field(default_factory=set)
+    #: The registry server's time this snapshot is current to (its Bundle.meta.lastUpdated), minus an overlap.
+    since: str | None = None
+
+    def apply(self, resource_type: str, resources: Iterable[Any]) -> int:
+        """Take in one page of `resource_type` (new or changed resources replace what their id held)."""
+        count = 0
+        for resource in resources:
+            if not isinstance(resource, Mapping) or not isinstance(resource.get("id"), str):
+                continue
+            count += 1
+            rid = resource["id"]
+            if resource_type == "CarePlan":
+                enrolment = enrolment_from(resource)
+                _put(self.enrolments, rid, enrolment)
+            elif resource_type == "Task":
+                _put(self.contacts, rid, contact_from(resource))
+                _put(self.tasks, rid, work_task_from(resource))
+            elif resource_type == "Observation":
+                key = patient_key(resource.get("subject"))
+                points = score_points([resource], "Tandem")
+                _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
+                if key is None and legacy_patient_id(resource.get("subject")):
+                    self.legacy_scores.add(rid)
+                else:
+                    self.legacy_scores.discard(rid)
+        return count
+
+    @property
+    def unassigned(self) -> int:
+        return (
+            sum(1 for e in self.enrolments.values() if not e.iss)
+            + sum(1 for t in self.tasks.values() if not t.iss)
+            + len(self.legacy_scores)
+        )
+
+    def data(self, requests: int) -> CaseloadData:
+        scores: dict[PatientKey, list[ScorePoint]] = {}
+        for key, point in self.scores.values():
+            scores.setdefault(key, []).append(point)
+        for points in scores.values():
+            points.sort(key=lambda p: p.when)
+        return CaseloadData(
+            list(self.enrolments.values()),
+            list(self.contacts.values()),
+            list(self.tasks.values()),
+            scores,
+            requests,
+            self.unassigned,
+        )
+
+    # --- the stored form: plain JSON, field by field (no deep copies, nothing executable) -------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SNAPSHOT_SCHEMA,
+            "since": self.since,
+            "enrolments": [_enrolment_json(e) for e in self.enrolments.values()],
+            "contacts": [_contact_json(c) for c in self.contacts.values()],
+            "tasks": [_task_json(t) for t in self.tasks.values()],
+            "scores": [
+                [oid, k.iss, k.patient_id, p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
+                for oid, (k, p) in self.scores.items()
+            ],  # fmt: skip
+            "legacy_scores": sorted(self.legacy_scores),
+        }
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> Snapshot:
+        """Raises ValueError/KeyError/TypeError on another release's shape (the caller reloads)."""
+        if payload.get("schema") != SNAPSHOT_SCHEMA:
+            raise ValueError("snapshot of another schema")
+        snapshot = cls(since=payload.get("since"))
+        for e in payload["enrolments"]:
+            snapshot.enrolments[e["id"]] = _enrolment_from_json(e)
+        for c in payload["contacts"]:
+            snapshot.contacts[c["id"]] = _contact_from_json(c)
+        for t in payload["tasks"]:
+            snapshot.tasks[t["id"]] = _task_from_json(t)
+        for oid, iss, pid, instrument, when, score, code, submission in payload["scores"]:
+            point = ScorePoint(instrument, datetime.fromisoformat(when), score, "Tandem", code, submission)
+            snapshot.scores[oid] = (PatientKey(iss, pid), point)
+        snapshot.legacy_scores = set(payload.get("legacy_scores", []))
+        return snapshot
+
+
+def _put(table: dict[str, Any], rid: str, value: Any) -> None:
+    if value is None:
+        table.pop(rid, None)
+    else:
+        table[rid] = value
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _member_json(member: Member | None) -> list[str | None] | None:
+    return [member.reference, member.display] if member else None
+
+
+def _member_from_json(value: Any) -> Member | None:
+    return Member(value[0], value[1]) if value else None
+
+
+def _enrolment_json(e: Enrolment) -> dict[str, Any]:
+    return {
+        "id": e.id, "iss": e.iss, "patient_id": e.patient_id, "patient_name": e.patient_name,
+        "program": e.program, "phase": e.phase, "start": e.start.isoformat(), "end": _iso(e.end),
+        "team": {role: _member_json(m) for role, m in e.team.items()}, "consent_given": e.consent_given,
+        "consent_date": _iso(e.consent_date), "consent_method": e.consent_method,
+        "flagged_for_review": e.flagged_for_review, "version": e.version,
+    }  # fmt: skip
+
+
+def _enrolment_from_json(e: Mapping[str, Any]) -> Enrolment:
+    team = {role: m for role, m in ((r, _member_from_json(v)) for r, v in e["team"].items()) if m}
+    return Enrolment(
+        e["id"], e["iss"], e["patient_id"], e["patient_name"], e["program"], e["phase"],
+        date.fromisoformat(e["start"]), _day(e["end"]), team, e["consent_given"], _day(e["consent_date"]),
+        e["consent_method"], e["flagged_for_review"], e["version"],
+    )  # fmt: skip
+
+
+def _contact_json(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id, "careplan_id": c.careplan_id, "when": c.when.isoformat(), "minutes": c.minutes,
+        "contact_type": c.contact_type, "role": c.role, "owner": _member_json(c.owner), "note": c.note,
+    }  # fmt: skip
+
+
+def _contact_from_json(c: Mapping[str, Any]) -> Contact:
+    return Contact(c["id"], c["careplan_id"], date.fromisoformat(c["when"]), c["minutes"], c["contact_type"],
+                   c["role"], _member_from_json(c["owner"]), c["note"])  # fmt: skip
+
+
+_TASK_FIELDS = ("id", "kind", "status", "patient_id", "careplan_id", "description", "recommendations", "version",
+                "iss", "outcome", "outcome_note", "closed_by")  # fmt: skip
+_TASK_DATES = ("due", "authored", "completed")
+
+
+def _task_json(t: WorkTask) -> dict[str, Any]:
+    return {**{name: getattr(t, name) for name in _TASK_FIELDS},
+            **{name: _iso(getattr(t, name)) for name in _TASK_DATES}}  # fmt: skip
+
+
+def _task_from_json(t: Mapping[str, Any]) -> WorkTask:
+    values: dict[str, Any] = {name: t[name] for name in _TASK_FIELDS}
+    values.update({name: _day(t[name]) for name in _TASK_DATES})
+    return WorkTask(**values)
