@@ -9,6 +9,8 @@ trip): requests, cold and warm time, and peak memory for
   revinclude — CarePlan with _revinclude of its Tasks, plus the Observations per type;
   naive     — the CarePlans, then one Task search and one Observation search per patient;
 and the ratios against per-type. Warm = the cached worklist (Redis-style store), as a second page view sees it.
+For per-type it also prints the incremental refresh after 10 Tasks changed (what follows any write) and the
+chart's registry part (one patient's data by patient searches).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import Any
 
 import requests
 
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
 from fhir_mappings.registry.worklist import build_rows
 from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
-from smartapp.caseload.service import CaseloadService
+from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
 
 ISS = "https://ehr.example.org/fhir"
 CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
@@ -78,6 +81,16 @@ def seed(base: str, size: int) -> None:
             for r in resources[i : i + 500]]}  # fmt: skip
         answer = http.post(base, json=bundle, timeout=300, headers={"Content-Type": "application/fhir+json"})
         answer.raise_for_status()
+
+
+def change(base: str, count: int) -> None:
+    """Update `count` contact Tasks on the server (as another care manager's writes would)."""
+    http = requests.Session()
+    for n in range(count):
+        task = http.get(f"{base}/Task/c-{n}-0", timeout=30).json()
+        task["description"] = f"{task.get('description') or ''} (edited)"
+        http.put(f"{base}/Task/c-{n}-0", json=task, timeout=30,
+                 headers={"Content-Type": "application/fhir+json"}).raise_for_status()  # fmt: skip
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -130,6 +143,8 @@ def main() -> None:
             server = FhirServer(Path(workdir)).start()
             try:
                 seed(server.base_url, size)
+                # Past the incremental search's overlap: the refresh below reads only what changed after the load.
+                time.sleep(SYNC_OVERLAP_SECONDS + 1)
                 for delay in (0.0, args.delay_ms / 1000):
 
                     def client(base: str = server.base_url, delay: float = delay) -> FHIRClient:
@@ -149,6 +164,20 @@ def main() -> None:
                     warm = timed(per_type)
                     out(f"{size:>6} {delay * 1000:>4.0f}ms {'per-type':<11}{requests_made:>9}{cold:>9.2f}{warm:>9.3f}"
                         f"{peak:>9.1f}{1:>10.1f}×{1:>7.1f}×\n")  # fmt: skip
+                    # A care manager logs 10 contacts: the next load patches the snapshot instead of reloading.
+                    change(server.base_url, 10)
+                    service.invalidate()
+                    registry = service.registry
+                    assert registry is not None  # noqa: S101
+                    before = registry.counter.total
+                    incremental = timed(per_type)
+                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'incremental':<11}{registry.counter.total - before:>9}"
+                        f"{incremental:>9.2f}   (after 10 changed Tasks)\n")  # fmt: skip
+                    before = registry.counter.total
+                    key = PatientKey(ISS, f"p{size // 2}")
+                    chart = timed(lambda key=key, service=service: service.load_patient(key))
+                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'chart part':<11}{registry.counter.total - before:>9}"
+                        f"{chart:>9.3f}   (one patient's enrolments, tasks and scores)\n")  # fmt: skip
                     for name, strategy, estimate in (
                         # sekmet-fhir's _revinclude slows down with the number of Tasks (10 s at 1,000 here).
                         ("revinclude", revinclude, 10 * (size / 1000) ** 2 * 2),

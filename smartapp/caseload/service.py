@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -141,6 +142,8 @@ class CaseloadService:
         self.clock = clock
         #: This process's copy of the latest snapshot (by stamp) and the data built from it.
         self._memo: tuple[str, Snapshot, CaseloadData] | None = None
+        #: One sync at a time per process: threads share the memo's snapshot, which a sync patches in place.
+        self._sync_lock = threading.Lock()
 
     def _client(self) -> FHIRClient:
         if self.registry is None:
@@ -167,16 +170,22 @@ class CaseloadService:
         what changed since its server time (one search per type); a full reload (paged per-type searches sorted by
         id, parsed page by page) happens the first time, after FULL_RELOAD_SECONDS (which also drops resources
         deleted outside Tandem), or with use_cache=False."""
+        with self._sync_lock:
+            return self._load(use_cache)
+
+    def _load(self, use_cache: bool) -> CaseloadData:
         generation = self._generation()
         meta = _json_or_none(self.store.get(SNAPSHOT_META_KEY)) if use_cache else None
         snapshot: Snapshot | None = None
         if meta is not None:
-            if self._memo is not None and self._memo[0] == meta.get("stamp"):
+            fresh = meta.get("generation") == generation and self.clock() - meta["synced_at"] < FRESH_SECONDS
+            if self._memo is None or self._memo[0] != meta.get("stamp"):
+                stored = self._stored_snapshot(meta)  # synced by another process
+                self._memo = (meta["stamp"], stored, stored.data(0)) if stored is not None else None
+            if self._memo is not None:
                 snapshot = self._memo[1]
-                if meta.get("generation") == generation and self.clock() - meta["synced_at"] < FRESH_SECONDS:
+                if fresh:
                     return self._memo[2]
-            else:
-                snapshot = self._stored_snapshot(meta)
         now = self.clock()
         client = self._client()
         before = client.counter.total

@@ -1,0 +1,129 @@
+"""The caseload snapshot against a real FHIR server (sekmet-fhir): stable paging while records change, the
+incremental refresh after a write, and the chart's one-patient read."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
+from launch.fhir import FHIRClient
+from launch.store import EmbeddedStore
+from launch.transport import HttpTransport
+from sandbox.processes import FhirServer
+from smartapp.caseload import service as caseload_service
+from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
+
+pytestmark = pytest.mark.integration
+
+ISS = "https://ehr.example.org/fhir"
+CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
+PATIENTS = 30
+
+
+def _put(base: str, resources: list[dict[str, Any]]) -> None:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
+    requests.post(
+        base, json=bundle, timeout=60, headers={"Content-Type": "application/fhir+json"}
+    ).raise_for_status()
+
+
+def _edit_follow_up(base: str, n: int, text: str) -> None:
+    task = requests.get(f"{base}/Task/f-{n}", timeout=10).json()
+    task["description"] = text
+    requests.put(f"{base}/Task/f-{n}", json=task, timeout=10,
+                 headers={"Content-Type": "application/fhir+json"}).raise_for_status()  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
+    started = FhirServer(Path(tmp_path_factory.mktemp("caseload-sync"))).start()
+    now, today = datetime.now(UTC), date.today()
+    resources: list[dict[str, Any]] = []
+    for n in range(PATIENTS):
+        e = Enrolment(f"cp-{n:02d}", ISS, f"p{n:02d}", f"Patient {n}", "cocm-depression", "active-treatment",
+                      today - timedelta(weeks=3), team={"care-manager": CM}, consent_given=True)  # fmt: skip
+        resources += [careplan(e), work_task("follow-up", f"f-{n}", e, now, due=today, description="Call back"),
+                      contact_task(Contact(f"c-{n}", e.id, today, 20, "phone", "care-manager", CM), e, now)]  # fmt: skip
+    _put(started.base_url, resources)
+    time.sleep(SYNC_OVERLAP_SECONDS + 1)  # so an incremental refresh reads only what changes in a test
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _service(server: FhirServer) -> CaseloadService:
+    return CaseloadService(
+        EmbeddedStore(), FHIRClient(server.base_url, HttpTransport(timeout=30), name="registry")
+    )
+
+
+def test_records_changed_during_a_paged_load_are_neither_missed_nor_read_twice(
+    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caseload_service, "PAGE_SIZE", 7)  # 60 Tasks in 9 pages
+    service = _service(server)
+    client = service.registry
+    assert client is not None
+    pages_of = client.iter_pages
+    seen: list[str] = []
+
+    def pages_with_edits(resource_type: str, params: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        for number, page in enumerate(pages_of(resource_type, params, **kwargs)):
+            if resource_type == "Task":
+                seen.extend(e["resource"]["id"] for e in page.get("entry", []))
+            yield page
+            if resource_type == "Task" and number == 1:
+                for n in (0, 3, 17, 25, 29):  # some already read, some not yet
+                    _edit_follow_up(server.base_url, n, "Edited during the load")
+
+    monkeypatch.setattr(client, "iter_pages", pages_with_edits)
+    data = service.load(use_cache=False)
+    assert len(seen) == len(set(seen)) == 2 * PATIENTS  # every Task read once: none missed, none twice
+    assert len(data.tasks) == PATIENTS and len(data.contacts) == PATIENTS and len(data.enrolments) == PATIENTS
+
+    monkeypatch.setattr(client, "iter_pages", pages_of)
+    service.invalidate()
+    refreshed = service.load()
+    edited = {t.id for t in refreshed.tasks if t.description == "Edited during the load"}
+    assert edited == {"f-0", "f-3", "f-17", "f-25", "f-29"}  # the next refresh has every edit
+
+
+def test_a_write_is_patched_in_by_an_incremental_search_not_a_reload(server: FhirServer) -> None:
+    service = _service(server)
+    client = service.registry
+    assert client is not None
+    first = service.load()
+    assert first.requests == 3 and len(first.enrolments) == PATIENTS
+    assert service.load().requests == 0  # fresh and nothing written: no request at all
+
+    _edit_follow_up(server.base_url, 7, "Phoned, no answer")
+    service.invalidate()  # what every write through Tandem does
+    before = client.counter.total
+    patched = service.load()
+    assert client.counter.total - before == 3  # one search per type, each one page
+    assert next(t for t in patched.tasks if t.id == "f-7").description == "Phoned, no answer"
+    assert len(patched.tasks) == PATIENTS  # replaced by id, not added
+
+    other_process = _service(server)  # another web process shares the store, not the memo
+    other_process.store = service.store
+    assert other_process.load().requests == 0 and len(other_process.load().tasks) == PATIENTS
+
+
+def test_the_chart_reads_one_patient_with_three_searches(server: FhirServer) -> None:
+    service = _service(server)
+    key = PatientKey(ISS, "p12")
+    data = service.load_patient(key)
+    assert data.requests == 3
+    assert [e.id for e in data.enrolments] == ["cp-12"] and {t.id for t in data.tasks} == {"f-12"}
+    assert [c.id for c in data.contacts] == ["c-12"]
+    assert service.load_patient(PatientKey("https://other-ehr.example/fhir", "p12")).enrolments == []
