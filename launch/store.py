@@ -56,6 +56,14 @@ class KeyValueStore(Protocol):
 
     def set_members(self, key: str) -> builtins.set[str]: ...
 
+    def hash_set(self, key: str, field: str, value: str, ttl_seconds: int | None = None) -> None:
+        """Set one field of a hash (other fields are untouched); the TTL applies to the whole hash."""
+        ...
+
+    def hash_get(self, key: str, field: str) -> str | None: ...
+
+    def hash_all(self, key: str) -> dict[str, str]: ...
+
     def ping(self) -> bool: ...
 
 
@@ -74,6 +82,7 @@ class RedisStore:
         value = self._redis.get(self.prefix + key)
         return None if value is None else str(value)
 
+    @_unavailable_on_redis_error
     def set(
         self, key: str, value: str, ttl_seconds: int | None = None, *, only_if_absent: bool = False
     ) -> bool:
@@ -100,6 +109,23 @@ class RedisStore:
     def set_members(self, key: str) -> builtins.set[str]:
         return {str(m) for m in self._redis.smembers(self.prefix + key)}
 
+    @_unavailable_on_redis_error
+    def hash_set(self, key: str, field: str, value: str, ttl_seconds: int | None = None) -> None:
+        with self._redis.pipeline() as pipe:
+            pipe.hset(self.prefix + key, field, value)
+            if ttl_seconds is not None:
+                pipe.expire(self.prefix + key, ttl_seconds)
+            pipe.execute()
+
+    @_unavailable_on_redis_error
+    def hash_get(self, key: str, field: str) -> str | None:
+        value = self._redis.hget(self.prefix + key, field)
+        return None if value is None else str(value)
+
+    @_unavailable_on_redis_error
+    def hash_all(self, key: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._redis.hgetall(self.prefix + key).items()}
+
     def ping(self) -> bool:
         try:
             return bool(self._redis.ping())
@@ -113,6 +139,7 @@ class EmbeddedStore:
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
         self._sets: dict[str, builtins.set[str]] = {}
+        self._hashes: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def _live(self, key: str) -> str | None:
@@ -149,6 +176,7 @@ class EmbeddedStore:
         with self._lock:
             self._data.pop(key, None)
             self._sets.pop(key, None)
+            self._hashes.pop(key, None)
 
     def add_to_set(self, key: str, member: str) -> None:
         with self._lock:
@@ -161,6 +189,19 @@ class EmbeddedStore:
     def set_members(self, key: str) -> builtins.set[str]:
         with self._lock:
             return set(self._sets.get(key, set()))
+
+    def hash_set(self, key: str, field: str, value: str, ttl_seconds: int | None = None) -> None:
+        # In-process development store: hashes do not expire (the process's life bounds them).
+        with self._lock:
+            self._hashes.setdefault(key, {})[field] = value
+
+    def hash_get(self, key: str, field: str) -> str | None:
+        with self._lock:
+            return self._hashes.get(key, {}).get(field)
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._hashes.get(key, {}))
 
     def ping(self) -> bool:
         return True

@@ -150,7 +150,8 @@ def caseload_data(iss: str) -> CaseloadData:
         if key is not None and key.iss == iss:
             cache[iss] = patient_caseload(key)
         else:
-            cache[iss] = services().caseload.load().for_issuer(iss)
+            svc = services()
+            cache[iss] = svc.caseload.load().for_issuer(iss).with_ehr_scores(svc.ehr_scores.for_issuer(iss))
     return cache[iss]
 
 
@@ -158,7 +159,9 @@ def patient_caseload(key: PatientKey) -> CaseloadData:
     """One patient's registry data by patient searches, once per request (the chart's registry part)."""
     cache: dict[PatientKey, CaseloadData] = g.setdefault("patient_caseload", {})
     if key not in cache:
-        cache[key] = services().caseload.load_patient(key)
+        svc = services()
+        ehr_points = svc.ehr_scores.for_patient(key)
+        cache[key] = svc.caseload.load_patient(key).with_ehr_scores({key: ehr_points})
     return cache[key]
 
 

@@ -21,6 +21,7 @@ from launch.registrations import Registrations, load_registrations
 from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
+from smartapp.caseload.ehr_scores import EhrScores
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.screening.service import ScreeningService
@@ -44,6 +45,7 @@ class Services:
     registry: FHIRClient | None
     screenings: ScreeningService
     caseload: CaseloadService
+    ehr_scores: EhrScores
     writebacks: WritebackQueue
 
     @property
@@ -139,6 +141,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         registry=registry,
         screenings=ScreeningService(store, registry, catalogue, retry_seconds=settings.retry_seconds),
         caseload=CaseloadService(store, registry),
+        ehr_scores=EhrScores(store),
         writebacks=writebacks,
     )
     if isinstance(writebacks, ThreadWritebacks):

@@ -51,7 +51,9 @@ class Outcome:
     response_drop_pct: int
     remission_below: int
     not_improving_after_weeks: int
+    #: The baseline is the score closest to the enrolment day within this window (else the first after it).
     baseline_days_before_enrolment: int
+    baseline_days_after_enrolment: int
 
 
 @dataclass(frozen=True)

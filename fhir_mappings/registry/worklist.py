@@ -27,18 +27,36 @@ FLAG_LABELS = {
 
 @dataclass(frozen=True)
 class Scores:
+    """A score series over an enrolment: the baseline ("first"), the latest, and the change between them."""
+
     first: int | None
     latest: int | None
     change_pct: float | None  # negative = improvement
+    first_point: ScorePoint | None = None
+    latest_point: ScorePoint | None = None
 
     @classmethod
-    def of(cls, points: list[ScorePoint]) -> Scores:
+    def of(cls, points: list[ScorePoint], enrolled: date | None = None, before_days: int = 0,
+           after_days: int = 0) -> Scores:  # fmt: skip
+        """Without `enrolled`, the first point is the baseline. With it, the baseline is the point closest to the
+        enrolment day within [enrolled - before_days, enrolled + after_days] (the earlier on a tie), else the
+        first point after that window opens; points before the window are not this enrolment's."""
+        if enrolled is not None:
+            opens = enrolled - timedelta(days=before_days)
+            points = [p for p in points if p.day >= opens]
         if not points:
             return cls(None, None, None)
         ordered = sorted(points, key=lambda p: p.when)
-        first, latest = ordered[0].score, ordered[-1].score
-        change = None if first == 0 else round((latest - first) / first * 100, 1)
-        return cls(first, latest, change)
+        baseline = ordered[0]
+        if enrolled is not None:
+            closes = enrolled + timedelta(days=after_days)
+            in_window = [p for p in ordered if p.day <= closes]
+            if in_window:
+                baseline = min(in_window, key=lambda p: (abs((p.day - enrolled).days), p.when))
+        latest = ordered[-1]
+        first_score, latest_score = baseline.score, latest.score
+        change = None if first_score == 0 else round((latest_score - first_score) / first_score * 100, 1)
+        return cls(first_score, latest_score, change, baseline, latest)
 
 
 @dataclass(frozen=True)
@@ -149,10 +167,10 @@ def build_rows(
         points = scores.get(e.key, [])
         program = program_or_default(e.program)
         rules = program.outcome
-        since = e.start - timedelta(days=rules.baseline_days_before_enrolment)
-        phq = Scores.of([p for p in points if p.instrument == "PHQ-9" and p.day >= since])
-        gad = Scores.of([p for p in points if p.instrument == "GAD-7" and p.day >= since])
-        outcome = Scores.of([p for p in points if p.instrument == rules.series and p.day >= since])
+        window = (e.start, rules.baseline_days_before_enrolment, rules.baseline_days_after_enrolment)
+        phq = Scores.of([p for p in points if p.instrument == "PHQ-9"], *window)
+        gad = Scores.of([p for p in points if p.instrument == "GAD-7"], *window)
+        outcome = Scores.of([p for p in points if p.instrument == rules.series], *window)
         weeks = max(0, (today - e.start).days // 7)
         last_contact = max((c.when for c in mine), default=None)
         reviews = [t for t in plan_tasks if t.kind == "case-review" and not t.open and t.completed]

@@ -8,7 +8,7 @@ registry server's time it is current to, and is brought up to date by searching 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from fhir_mappings.registry.resources import (
     enrolment_from,
     work_task_from,
 )
-from fhir_mappings.screening.history import ScorePoint, score_points
+from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
 SNAPSHOT_SCHEMA = 3
@@ -50,6 +50,16 @@ class CaseloadData:
             requests=self.requests,
             unassigned=self.unassigned,
         )
+
+    def with_ehr_scores(self, ehr: Mapping[PatientKey, list[ScorePoint]]) -> CaseloadData:
+        """Each patient's registry scores merged with the EHR's (one screening in both counts once)."""
+        if not ehr:
+            return self
+        scores = dict(self.scores)
+        for key, points in ehr.items():
+            if points:
+                scores[key] = merge_history(points, scores.get(key, []))
+        return replace(self, scores=scores)
 
     def enrolments_of(self, key: PatientKey) -> list[Enrolment]:
         """One patient's enrolments, the active and latest first."""

@@ -68,6 +68,8 @@ class ChartData:
     conditions: list[ConditionRow] = field(default_factory=list)
     due: list[DueItem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    #: Whether the EHR's scores were read (a failed read must not replace the registry's copy with nothing).
+    ehr_scores_read: bool = False
 
 
 def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
@@ -112,8 +114,10 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
     svc = services()
     data = ChartData()
     key = PatientKey(session.iss, patient_id)
-    ehr_observations: list[dict[str, Any]] = _part(data, "Screening results from the EHR", lambda: ehr.search_all(
-        "Observation", {"patient": patient_id, "code": SCORE_CODE_PARAM, "_count": "200"}, max_pages=10), [])  # fmt: skip
+    read: list[dict[str, Any]] | None = _part(data, "Screening results from the EHR", lambda: ehr.search_all(
+        "Observation", {"patient": patient_id, "code": SCORE_CODE_PARAM, "_count": "200"}, max_pages=10), None)  # fmt: skip
+    data.ehr_scores_read = read is not None
+    ehr_observations = read or []
     data.conditions = _part(data, "Conditions from the EHR", lambda: behavioral_conditions(
         ehr.search_all("Condition", {"patient": patient_id}, max_pages=10)), [])  # fmt: skip
     registry_observations: list[dict[str, Any]] = []
@@ -151,6 +155,11 @@ def home(launch_id: str) -> Any:
         chart.notices.insert(0, page["patient_notice"])
     enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: patient_caseload(PatientKey(session.iss, patient_id)).enrolments_of(PatientKey(session.iss, patient_id)),
                        [])  # fmt: skip
+    key = PatientKey(session.iss, patient_id)
+    if chart.ehr_scores_read and any(e.active for e in enrolments):
+        # The worklist shows the EHR's scores too, without reading the EHR per patient: keep what was just read.
+        _part(chart, "Registry copy of the EHR scores",
+              lambda: svc.ehr_scores.remember(key, [p for p in chart.history if p.source == "EHR"]), None)  # fmt: skip
     chart.due = due_with_programs(
         chart.due,
         [e.program for e in enrolments if e.active],

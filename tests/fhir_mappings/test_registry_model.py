@@ -25,6 +25,7 @@ from fhir_mappings.registry.resources import (
     work_task_from,
 )
 from fhir_mappings.registry.worklist import (
+    Scores,
     build_rows,
     caseload_stats,
     filter_rows,
@@ -215,3 +216,42 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
     text = rows_csv(rows)
     assert text.splitlines()[0].startswith("Patient,Patient id,PCP")
     assert "'=Bob" in text and "99493" in text
+
+
+ENROLLED = date(2026, 9, 1)
+
+
+def _series(*days_and_scores: tuple[int, int], source: str = "EHR") -> list[ScorePoint]:
+    return [ScorePoint("PHQ-9", datetime.combine(ENROLLED + timedelta(days=d), datetime.min.time(), UTC), s, source,
+                       "44261-6") for d, s in days_and_scores]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("points", "baseline", "latest", "why"),
+    [
+        (
+            _series((-60, 22), (-3, 18), (20, 12), (80, 7)),
+            18,
+            7,
+            "closest before enrolment, older ones not this episode's",
+        ),
+        (_series((-20, 21), (2, 17), (40, 9)), 17, 9, "2 days after is closer than 20 days before"),
+        (_series((-2, 15), (2, 19)), 15, 19, "a tie goes to the earlier score"),
+        (_series((30, 16), (60, 10)), 16, 10, "nothing in the window: the first score after it opens"),
+        (_series((-45, 20)), None, None, "only scores before the window: no baseline for this enrolment"),
+        (_series((0, 14)), 14, 14, "one score is baseline and latest"),
+        ([], None, None, "no scores"),
+    ],
+)
+def test_the_baseline_is_the_score_closest_to_enrolment(points: list[ScorePoint], baseline: int | None,
+                                                        latest: int | None, why: str) -> None:  # fmt: skip
+    scores = Scores.of(points, ENROLLED, 30, 14)
+    assert (scores.first, scores.latest) == (baseline, latest), why
+
+
+def test_ehr_scores_give_a_worklist_row_its_baseline_and_outcome() -> None:
+    e = enrolment(start=ENROLLED)
+    points = _series((-5, 20), (30, 15), (75, 8))  # all from the EHR, none recorded in Tandem
+    (row,) = build_rows([e], [], [], {e.key: points}, ENROLLED + timedelta(days=80))
+    assert (row.phq9.first, row.phq9.latest) == (20, 8) and row.phq9.first_point is not None
+    assert row.phq9.first_point.source == "EHR" and row.response and "not-improving" not in row.flags

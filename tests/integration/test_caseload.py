@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import date
 from typing import Any
 
 import pytest
 
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.worklist import Scores
 from sandbox.world import SandboxWorld
 
 from ..forms import form_in
@@ -19,9 +22,13 @@ pytestmark = pytest.mark.integration
 
 
 def enrol(
-    world: SandboxWorld, browser: Browser, patient: str, program: str = "cocm-depression"
+    world: SandboxWorld,
+    browser: Browser,
+    patient: str,
+    program: str = "cocm-depression",
+    mode: str = "generic",
 ) -> tuple[str, str]:
-    chart = browser.follow(launch_url(world, "generic", patient=patient, practitioner="pr-cm-1"))
+    chart = browser.follow(launch_url(world, mode, patient=patient, practitioner="pr-cm-1"))
     launch_id = launch_id_of(chart)
     assert "nrol in the registry" in chart.text  # "Enrol", or "Re-enrol" after a discharge
     page = f"{world.tandem_url}/app/{launch_id}/enrol"
@@ -168,3 +175,28 @@ def test_discharge_and_re_enrolment(world: SandboxWorld, browser: Browser, tande
         True,
         False,
     ]
+
+
+def test_ehr_scores_reach_the_worklist_after_a_chart_open(
+    world: SandboxWorld, browser: Browser, tandem: Any
+) -> None:
+    """pt-0016 has seven PHQ-9s in the EHR and none recorded in Tandem (enrolled here at the Epic-like EHR: at the
+    generic one the browser tests enrol it)."""
+    launch_id, careplan_id = enrol(world, browser, "pt-0016", mode="epic")
+    key = PatientKey(world.iss("epic"), "pt-0016")
+    assert tandem.ehr_scores.for_patient(key) == []  # not enrolled when its chart was first opened
+    chart = browser.get(f"{world.tandem_url}/app/{launch_id}/")  # the next chart open copies what it read
+    assert chart.status_code == 200
+    copied = tandem.ehr_scores.for_patient(key)
+    assert len(copied) == 7 and {p.source for p in copied} == {"EHR"}
+
+    manager = Browser()
+    worklist = manager.follow(
+        launch_url(world, "epic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    page = manager.get(f"{world.tandem_url}/app/{launch_id_of(worklist)}/worklist", params={"who": "all"})
+    row = re.search(rf'enrolments/{careplan_id}">[^<]+</a>(.*?)</tr>', page.text, re.S)
+    assert row, page.text[-1500:]
+    expected = Scores.of(copied, date.today(), 30, 14)  # the program's baseline window
+    assert expected.first is not None and expected.latest is not None
+    assert f"<td>{expected.first}</td>\n      <td>{expected.latest}</td>" in row.group(1)

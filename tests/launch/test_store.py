@@ -67,3 +67,24 @@ def test_sets(store: KeyValueStore) -> None:
     store.remove_from_set("pending", "a")
     assert store.set_members("pending") == {"b"}
     assert store.set_members("empty") == set()
+
+
+def test_hashes_set_one_field_at_a_time(store: KeyValueStore) -> None:
+    store.hash_set("scores", "p1", "a", 60)
+    store.hash_set("scores", "p2", "b", 60)
+    store.hash_set("scores", "p1", "c", 60)  # two writers of different fields never overwrite each other
+    assert store.hash_all("scores") == {"p1": "c", "p2": "b"}
+    assert store.hash_all("nothing") == {}
+    assert store.hash_get("scores", "p2") == "b" and store.hash_get("scores", "p9") is None
+    store.delete("scores")
+    assert store.hash_all("scores") == {}
+
+
+def test_an_unreachable_redis_raises_store_unavailable_on_every_operation() -> None:
+    from launch.errors import StoreUnavailable
+
+    down = RedisStore("redis://127.0.0.1:1/0")
+    for operation in (lambda: down.get("k"), lambda: down.set("k", "v"), lambda: down.hash_set("h", "f", "v"),
+                      lambda: down.hash_all("h")):  # fmt: skip
+        with pytest.raises(StoreUnavailable):
+            operation()
