@@ -7,6 +7,7 @@ backoff, permanent ones are shown as failed and can be retried by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -50,6 +51,8 @@ UNCONFIRMED = "unconfirmed"
 RECORD_SCHEMA = 2
 #: One attempt at a time per screening: two workers, two tabs, or a page and the worker never write it twice.
 LOCK_SECONDS = 120
+#: How long a server's refusal of conditional create (for one resource type) is remembered.
+CONDITIONAL_REFUSAL_TTL = 24 * 3600
 
 
 @dataclass
@@ -376,19 +379,25 @@ class ScreeningService:
                 target.written[identifier["value"]] = found
                 return found
         self._validated(resource)
-        try:
-            created = ehr.create(
-                resource,
-                if_none_exist=f"identifier={identifier['system']}|{identifier['value']}",
-                retry_safe=conditional,
-            )
-        except errors.FHIRBadRequest:
-            # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
-            # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
-            log.info(
-                "conditional create refused; creating %s without the condition", resource["resourceType"]
-            )
+        # A server that refused the condition for this type once is not asked again (remembered per server).
+        refused = f"conditional-refused:{hashlib.sha256(ehr.base_url.encode()).hexdigest()[:24]}:{resource['resourceType']}"
+        if self.store.get(refused):
             created = ehr.create(resource)
+        else:
+            try:
+                created = ehr.create(
+                    resource,
+                    if_none_exist=f"identifier={identifier['system']}|{identifier['value']}",
+                    retry_safe=conditional,
+                )
+            except errors.FHIRBadRequest:
+                # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
+                # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
+                log.info(
+                    "conditional create refused; creating %s without the condition", resource["resourceType"]
+                )
+                self.store.set(refused, "1", CONDITIONAL_REFUSAL_TTL)
+                created = ehr.create(resource)
         reference = f"{resource['resourceType']}/{created.get('id', '?')}"
         target.written[identifier["value"]] = reference
         target.ambiguous = False

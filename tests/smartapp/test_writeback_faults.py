@@ -253,3 +253,44 @@ def test_the_embedded_default_drains_in_a_background_thread(environ: dict[str, s
         time.sleep(0.1)
     assert services.screenings.load(submission).registry.status == "saved"
     assert len(registry.of_type("Task")) == 1 and len(registry.of_type("QuestionnaireResponse")) == 1
+
+
+def test_a_server_that_refused_conditional_create_is_not_asked_again(rsps: responses.RequestsMock) -> None:
+    from launch.fhir import FHIRClient
+    from launch.store import EmbeddedStore
+    from launch.transport import HttpTransport, RetryPolicy
+    from smartapp.screening.service import ScreeningService, Target
+
+    base = "https://ehr.test/fhir"
+    conditional: list[bool] = []
+
+    def create(request: Any) -> tuple[int, dict[str, str], str]:
+        conditional.append("If-None-Exist" in request.headers)
+        if "If-None-Exist" in request.headers:
+            return (
+                400,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps(
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "not-supported"}],
+                    }
+                ),
+            )
+        return (
+            201,
+            {"Content-Type": "application/fhir+json"},
+            json.dumps({"resourceType": "QuestionnaireResponse", "id": f"qr-{len(conditional)}"}),
+        )
+
+    rsps.add_callback(responses.POST, f"{base}/QuestionnaireResponse", callback=create)
+    service = ScreeningService(EmbeddedStore(), None)
+    ehr = FHIRClient(base, HttpTransport(retry=RetryPolicy(attempts=1)), name="EHR")
+    for n in range(3):
+        resource = {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "identifier": {"system": "urn:tandem:submission", "value": f"sub-{n}"},
+        }
+        assert service._create_once(ehr, resource, Target(), "p1", False).startswith("QuestionnaireResponse/")
+    assert conditional == [True, False, False, False]  # refused once, then plain creates only
