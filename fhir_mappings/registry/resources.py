@@ -75,13 +75,13 @@ TASK_KINDS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     reference: str  # Practitioner/123
     display: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Enrolment:
     id: str
     iss: str
@@ -114,7 +114,7 @@ class Enrolment:
         return self.team.get(role)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contact:
     id: str
     careplan_id: str
@@ -126,7 +126,7 @@ class Contact:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkTask:
     """A follow-up, case review or safety Task."""
 

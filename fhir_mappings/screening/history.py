@@ -19,7 +19,7 @@ SCORE_CODE_PARAM = CATALOGUE.score_code_param()
 _CODE_TO_INSTRUMENT = {code: name for name, codes in SERIES_CODES.items() for code in codes}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScorePoint:
     instrument: str  # "PHQ-9", "GAD-7", "EPDS"
     when: datetime

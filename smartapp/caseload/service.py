@@ -198,7 +198,7 @@ class CaseloadService:
             full_at = meta["full_at"]
             snapshot.since = self._fill(client, snapshot, since=snapshot.since)
         stamp = secrets.token_hex(8)
-        self.store.set(SNAPSHOT_KEY, json.dumps({"stamp": stamp, **snapshot.to_json()}), SNAPSHOT_TTL)
+        self.store.set(SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL)
         self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": now,
                                                       "full_at": full_at}), SNAPSHOT_TTL)  # fmt: skip
         data = snapshot.data(client.counter.total - before)

@@ -7,7 +7,8 @@ registry server's time it is current to, and is brought up to date by searching 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -145,15 +146,29 @@ class Snapshot:
         return {
             "schema": SNAPSHOT_SCHEMA,
             "since": self.since,
-            "enrolments": [_enrolment_json(e) for e in self.enrolments.values()],
-            "contacts": [_contact_json(c) for c in self.contacts.values()],
-            "tasks": [_task_json(t) for t in self.tasks.values()],
-            "scores": [
-                [oid, k.iss, k.patient_id, p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
-                for oid, (k, p) in self.scores.items()
-            ],  # fmt: skip
+            **{name: list(rows) for name, rows in self._sections()},
             "legacy_scores": sorted(self.legacy_scores),
         }
+
+    def dumps(self) -> str:
+        """The stored form as JSON text, encoded one section at a time (the peak holds one section's rows)."""
+        parts = [f'{{"schema":{SNAPSHOT_SCHEMA},"since":{json.dumps(self.since)}']
+        for name, rows in self._sections():
+            parts.append(f',"{name}":{json.dumps(list(rows), separators=(",", ":"))}')
+        parts.append(f',"legacy_scores":{json.dumps(sorted(self.legacy_scores))}}}')
+        return "".join(parts)
+
+    def _sections(self) -> Iterator[tuple[str, Iterator[Any]]]:
+        yield "enrolments", (_enrolment_json(e) for e in self.enrolments.values())
+        yield "contacts", (_contact_json(c) for c in self.contacts.values())
+        yield "tasks", (_task_json(t) for t in self.tasks.values())
+        yield (
+            "scores",
+            (
+                [oid, k.iss, k.patient_id, p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
+                for oid, (k, p) in self.scores.items()
+            ),
+        )
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> Snapshot:
