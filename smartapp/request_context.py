@@ -147,21 +147,20 @@ def caseload_data(iss: str) -> CaseloadData:
     if iss not in cache:
         access = g.get("access")
         key = access.patient_key if access is not None and not access.caseload else None
+        svc = services()
         if key is not None and key.iss == iss:
-            cache[iss] = patient_caseload(key)
+            cache[iss] = patient_caseload(key).with_ehr_scores({key: svc.ehr_scores.for_patient(key)})
         else:
-            svc = services()
             cache[iss] = svc.caseload.load().for_issuer(iss).with_ehr_scores(svc.ehr_scores.for_issuer(iss))
     return cache[iss]
 
 
 def patient_caseload(key: PatientKey) -> CaseloadData:
-    """One patient's registry data by patient searches, once per request (the chart's registry part)."""
+    """One patient's registry data (registry scores only) by patient searches, once per request: the chart's
+    enrolments and Tandem scores, and a chart launch's `caseload_data`."""
     cache: dict[PatientKey, CaseloadData] = g.setdefault("patient_caseload", {})
     if key not in cache:
-        svc = services()
-        ehr_points = svc.ehr_scores.for_patient(key)
-        cache[key] = svc.caseload.load_patient(key).with_ehr_scores({key: ehr_points})
+        cache[key] = services().caseload.load_patient(key)
     return cache[key]
 
 

@@ -189,14 +189,11 @@ class CaseloadService:
         now = self.clock()
         client = self._client()
         before = client.counter.total
-        full = snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS
-        if full or snapshot is None:
+        if snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS:
             snapshot, full_at = Snapshot(), now
-            snapshot.since = self._fill(client, snapshot, since=None)
         else:
-            assert meta is not None  # noqa: S101 - full is False only with a snapshot and its meta
             full_at = meta["full_at"]
-            snapshot.since = self._fill(client, snapshot, since=snapshot.since)
+        snapshot.since = self._fill(client, snapshot, since=snapshot.since)  # None: a full load
         stamp = secrets.token_hex(8)
         self.store.set(SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL)
         self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": now,

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
-from fhir_mappings.common.identity import PatientKey, patient_key
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import (
     administrative_gender,
     age_in_months,
@@ -120,17 +120,12 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
     ehr_observations = read or []
     data.conditions = _part(data, "Conditions from the EHR", lambda: behavioral_conditions(
         ehr.search_all("Condition", {"patient": patient_id}, max_pages=10)), [])  # fmt: skip
-    registry_observations: list[dict[str, Any]] = []
+    registry_points: list[ScorePoint] = []
     if svc.registry is not None:
-        registry = svc.registry
-        found: list[dict[str, Any]] = _part(data, "Screening results in the Tandem registry", lambda: registry.search_all(
-            "Observation", {"subject": key.relative, "code": SCORE_CODE_PARAM, "_count": "200"}, max_pages=10),
-            [])  # fmt: skip
-        # Only this EHR's patient: the same id at another EHR is another person.
-        registry_observations = [o for o in found if patient_key(o.get("subject")) == key]
-    data.history = merge_history(
-        score_points(ehr_observations, "EHR"), score_points(registry_observations, "Tandem")
-    )
+        # The registry's own scores, from the same patient searches as the chart's enrolments (one read).
+        registry_points = _part(data, "Screening results in the Tandem registry",
+                                lambda: patient_caseload(key).scores.get(key, []), [])  # fmt: skip
+    data.history = merge_history(score_points(ehr_observations, "EHR"), registry_points)
     born = birth_date(patient)
     today = date.today()
     data.due = due_screenings(data.history, data.conditions, age_in_years(patient, today),
