@@ -41,7 +41,11 @@ def create_app(
         SESSION_COOKIE_PARTITIONED=True,
         # A form's token lives as long as its launch: a screening filled in slowly is not refused for age.
         WTF_CSRF_TIME_LIMIT=None,
+        TANDEM_TIME_ZONE=services.settings.time_zone,
     )
+    from smartapp.clock import local_time
+
+    app.jinja_env.filters["local_time"] = local_time
 
     app.extensions["tandem"] = services
 
@@ -65,7 +69,7 @@ def create_app(
         page = page_for(error)
         if (
             isinstance(error, StoreUnavailable | FormExpired)
-            and request.endpoint == "chart.screen"
+            and request.endpoint in ("chart.screen", "caseload.measure")
             and request.form
         ):
             return screening_kept(error, page), page.status

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from launch.errors import ConfigurationError
 
@@ -44,6 +45,8 @@ class Settings:
     retry_seconds: int = 30
     #: A folder of the practice's licensed copies of site-supplied instruments (`<key>.json`, e.g. epds.json).
     site_instruments: str | None = None
+    #: The time zone dates and times are shown in, and what "today" means (an IANA name).
+    time_zone: str = "UTC"
 
     @property
     def production(self) -> bool:
@@ -107,6 +110,12 @@ class Settings:
             problems.append("TANDEM_NO_CONTACT_WEEKS: must be between 1 and 52")
         if not 1 <= self.retry_seconds <= 3600:
             problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                f"TANDEM_TIME_ZONE: unknown time zone {self.time_zone!r} (use an IANA name such as America/Chicago)"
+            )
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:

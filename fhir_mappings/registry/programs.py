@@ -22,10 +22,10 @@ FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new")
 BILLING_MODELS = ("cocm", "bhi")
 ROLES = ("pcp", "care-manager", "psychiatric-consultant")
 COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
-           "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
+           "follow_up_due", "measure_due", "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
            "last_review", "status", "minutes", "billing")  # fmt: skip
 KEYS = frozenset({"key", "title", "model", "order", "eligibility", "measures", "outcome", "flags", "worklist_columns",
-                  "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment"})  # fmt: skip
+                  "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment", "follow_up"})  # fmt: skip
 
 
 class ProgramError(ValueError):
@@ -57,6 +57,18 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """The contact cadence: the first follow-up after enrolment, then every N days by phase."""
+
+    first_within_days: int
+    every_days_active: int
+    every_days_relapse_prevention: int
+
+    def every_days(self, phase: str) -> int:
+        return self.every_days_relapse_prevention if phase == "relapse-prevention" else self.every_days_active
+
+
+@dataclass(frozen=True)
 class SuggestRule:
     series: str | None = None
     at_least: int | None = None
@@ -79,6 +91,7 @@ class Program:
     suggest_when: tuple[SuggestRule, ...]
     measures: tuple[Measure, ...]
     outcome: Outcome
+    follow_up: FollowUp
     flags: tuple[str, ...]
     worklist_columns: tuple[str, ...]
     billing: str
@@ -129,6 +142,12 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         raise ProgramError(
             f"outcome series {outcome.series!r} is not a score series ({', '.join(sorted(series))})"
         )
+    follow_up = FollowUp(**{k: int(v) for k, v in data["follow_up"].items() if k != "_comment"})
+    if (
+        min(follow_up.first_within_days, follow_up.every_days_active, follow_up.every_days_relapse_prevention)
+        < 1
+    ):
+        raise ProgramError("follow_up: every cadence must be at least one day")
     flags = tuple(data["flags"])
     if set(flags) - set(FLAGS):
         raise ProgramError(f"unknown flag(s): {', '.join(sorted(set(flags) - set(FLAGS)))}")
@@ -155,6 +174,7 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         suggest_when=tuple(SuggestRule(**rule) for rule in eligibility.get("suggest_when", [])),
         measures=measures,
         outcome=outcome,
+        follow_up=follow_up,
         flags=flags,
         worklist_columns=columns,
         billing=data["billing"],

@@ -33,6 +33,9 @@ PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"
 PHASE_URL = f"{TANDEM}/StructureDefinition/phase"
 CONSENT_URL = f"{TANDEM}/StructureDefinition/consent"
 REVIEW_FLAG_URL = f"{TANDEM}/StructureDefinition/flagged-for-review"
+#: Who the patient is, copied from the EHR at enrolment (birth date, MRN), so lists tell namesakes apart
+#: without reading the EHR per patient.
+PATIENT_SUMMARY_URL = f"{TANDEM}/StructureDefinition/patient-summary"
 ENROLMENT_SYSTEM = f"{TANDEM}/enrolment"
 TASK_SYSTEM = f"{TANDEM}/CodeSystem/task"
 ROLE_SYSTEM = f"{TANDEM}/CodeSystem/care-team-role"
@@ -75,10 +78,18 @@ TASK_KINDS = {
 }
 
 
+UNNAMED = "Unnamed practitioner"
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     reference: str  # Practitioner/123
     display: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What a person sees: the name, never the reference (which goes to IT's details only)."""
+        return self.display or UNNAMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,8 @@ class Enrolment:
     consent_method: str | None = None  # verbal | written
     flagged_for_review: bool = False
     version: str | None = None  # meta.versionId, for If-Match
+    birth_date: date | None = None
+    mrn: str | None = None
 
     @property
     def active(self) -> bool:
@@ -112,6 +125,12 @@ class Enrolment:
 
     def member(self, role: str) -> Member | None:
         return self.team.get(role)
+
+    def age(self, today: date) -> int | None:
+        born = self.birth_date
+        if born is None or born > today:
+            return None
+        return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +269,13 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
         "careTeam": [{"reference": "#team"}],
         "goal": [{"reference": "#remission"}, {"reference": "#response"}],
     }
+    summary: list[dict[str, Any]] = []
+    if enrolment.birth_date:
+        summary.append({"url": "birthDate", "valueDate": enrolment.birth_date.isoformat()})
+    if enrolment.mrn:
+        summary.append({"url": "mrn", "valueString": enrolment.mrn})
+    if summary:
+        resource["extension"].append({"url": PATIENT_SUMMARY_URL, "extension": summary})
     if enrolment.version:
         resource["meta"] = {"versionId": enrolment.version}
     return resource
@@ -283,6 +309,7 @@ def enrolment_from(resource: Any) -> Enrolment | None:
             if role and text(member.get("reference")):
                 team[role] = Member(str(member["reference"]), text(member.get("display")))
     method = text(_sub(consent, "method").get("valueCode"))
+    summary = _ext(resource, PATIENT_SUMMARY_URL)
     return Enrolment(
         id=str(resource["id"]),
         iss=key.iss if key else "",
@@ -298,6 +325,8 @@ def enrolment_from(resource: Any) -> Enrolment | None:
         consent_method=method if method in ("verbal", "written") else None,
         flagged_for_review=obj(_ext(resource, REVIEW_FLAG_URL)).get("valueBoolean") is True,
         version=version_id(resource),
+        birth_date=parse_date(_sub(summary, "birthDate").get("valueDate")),
+        mrn=text(_sub(summary, "mrn").get("valueString")),
     )
 
 

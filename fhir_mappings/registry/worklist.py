@@ -15,6 +15,8 @@ from fhir_mappings.registry.programs import COLUMNS, Program, program_or_default
 from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
 from fhir_mappings.screening.history import ScorePoint
 
+#: Flags in the order a care manager works them: the default worklist order and the case review's.
+FLAG_PRIORITY = ("safety", "review", "not-improving", "overdue", "no-contact", "new")
 FLAG_LABELS = {
     "safety": "Safety",
     "not-improving": "Not improving",
@@ -75,6 +77,12 @@ class Row:
     minutes_this_month: int
     billing: MonthCode
     open_tasks: tuple[WorkTask, ...] = field(default_factory=tuple)
+    age: int | None = None
+    #: When the next contact is due: the earliest open follow-up Task, else the program's cadence.
+    follow_up_due: date | None = None
+    #: When the next program measure is due, and which series.
+    measure_due: date | None = None
+    measure_due_series: str | None = None
 
     @property
     def program(self) -> Program:
@@ -82,11 +90,28 @@ class Row:
 
     @property
     def patient(self) -> str:
-        return self.enrolment.patient_name or self.enrolment.patient_id
+        return self.enrolment.patient_name or "Name not recorded"
+
+    @property
+    def identity(self) -> str:
+        """Birth date, age and MRN: what tells two patients of one name apart."""
+        e = self.enrolment
+        parts = [f"DOB {e.birth_date.isoformat()}" if e.birth_date else "DOB not recorded"]
+        if self.age is not None:
+            parts.append(f"{self.age} y")
+        parts.append(f"MRN {e.mrn}" if e.mrn else "MRN not recorded")
+        return " · ".join(parts)
+
+    @property
+    def priority(self) -> int:
+        """The rank of the most urgent flag (0 = safety); rows without flags come last."""
+        return min(
+            (FLAG_PRIORITY.index(f) for f in self.flags if f in FLAG_PRIORITY), default=len(FLAG_PRIORITY)
+        )
 
     def member_name(self, role: str) -> str:
         member = self.enrolment.member(role)
-        return (member.display or member.reference) if member else ""
+        return member.name if member else ""
 
     def display_value(self, column: str) -> str:
         """The column's value as the worklist shows it (what a column filter matches)."""
@@ -96,7 +121,7 @@ class Row:
         if column == "status":
             return self.enrolment.phase.replace("-", " ")
         if isinstance(value, date):
-            return "" if value == date.min else value.isoformat()
+            return "" if value in (date.min, date.max) else value.isoformat()
         if isinstance(value, int | float) and value in (-1, 999.0):
             return ""
         return str(value)
@@ -119,7 +144,10 @@ class Row:
             "gad7_first": self.gad7.first if self.gad7.first is not None else -1,
             "gad7_latest": self.gad7.latest if self.gad7.latest is not None else -1,
             "gad7_change": self.gad7.change_pct if self.gad7.change_pct is not None else 999.0,
-            "flags": (len(self.flags), "safety" in self.flags),
+            "flags": (self.priority, -len(self.flags)),
+            "follow_up_due": self.follow_up_due or date.max,
+            "measure_due": self.measure_due or date.max,
+            "dob": e.birth_date or date.max,
             "last_review": self.last_review or date.min,
             "status": e.phase,
             "minutes": self.minutes_this_month,
@@ -198,6 +226,12 @@ def build_rows(
         flags = [
             flag for flag in flags if flag in program.flags or flag == "safety"
         ]  # safety is never hidden
+        follow_ups = [t.due for t in plan_tasks if t.kind == "follow-up" and t.open and t.due]
+        cadence = program.follow_up
+        follow_up_due = min(follow_ups) if follow_ups else (
+            last_contact + timedelta(days=cadence.every_days(e.phase)) if last_contact
+            else e.start + timedelta(days=cadence.first_within_days))  # fmt: skip
+        measure_due, measure_series = _next_measure(program, points, e.start)
         rows.append(Row(
             enrolment=e,
             weeks_in_treatment=weeks,
@@ -213,23 +247,47 @@ def build_rows(
             minutes_this_month=sum(c.minutes for c in mine if month_of(c.when) == month_of(today)),
             billing=month_code(e, mine, today),
             open_tasks=tuple(t for t in plan_tasks + [t for t in patient_tasks if t.careplan_id is None] if t.open),
+            age=e.age(today),
+            follow_up_due=follow_up_due,
+            measure_due=measure_due,
+            measure_due_series=measure_series,
         ))  # fmt: skip
     return rows
 
 
-def filter_rows(rows: Iterable[Row], *, flag: str | None = None, care_manager: str | None = None,
+def _next_measure(
+    program: Program, points: list[ScorePoint], enrolled: date
+) -> tuple[date | None, str | None]:
+    """The earliest due program measure: its last score plus its cadence, or the enrolment day if never taken
+    since. A measure only for a condition counts when the patient has scores in its series."""
+    due: list[tuple[date, str]] = []
+    for measure in program.measures:
+        taken = [p.day for p in points if p.instrument == measure.series]
+        if measure.only_with_condition and not taken:
+            continue
+        since = [
+            d for d in taken if d >= enrolled - timedelta(days=program.outcome.baseline_days_before_enrolment)
+        ]
+        due.append((max(since) + timedelta(days=measure.every_days) if since else enrolled, measure.series))
+    if not due:
+        return None, None
+    when, series = min(due)
+    return when, series
+
+
+def filter_rows(rows: Iterable[Row], *, flag: str | None = None, member: str | None = None,
                 program: str | None = None, text: str | None = None, column: str | None = None,
                 value: str | None = None) -> list[Row]:  # fmt: skip
-    """Rows matching every given filter; `column` + `value` filters any column by what it shows (a number
+    """Rows matching every given filter (`member`: the patients where that practitioner has any role on the care
+    team); `column` + `value` filters any column by what it shows (a number
     with a comparison, such as `>=10` on PHQ-9 latest, or text contained in it)."""
     result = []
     for row in rows:
         if column in COLUMNS and value and not _matches(row.display_value(column), value.strip()):
             continue
-        cm = row.enrolment.member("care-manager")
         if flag and flag not in row.flags:
             continue
-        if care_manager and (cm is None or cm.reference != care_manager):
+        if member and not any(m.reference == member for m in row.enrolment.team.values()):
             continue
         if program and row.enrolment.program != program:
             continue
@@ -252,8 +310,10 @@ def _matches(shown: str, wanted: str) -> bool:
 
 
 def sort_rows(rows: Iterable[Row], column: str, descending: bool = False) -> list[Row]:
-    column = column if column in COLUMNS else "patient"
-    return sorted(rows, key=lambda r: (r.sort_value(column), r.patient.lower()), reverse=descending)
+    """Sorted by a column, ties by name then date of birth (a stable order: a reload never reshuffles)."""
+    column = column if column in COLUMNS else "flags"
+    ordered = sorted(rows, key=lambda r: (r.patient.lower(), r.sort_value("dob"), r.enrolment.id))
+    return sorted(ordered, key=lambda r: r.sort_value(column), reverse=descending)
 
 
 @dataclass(frozen=True)
@@ -280,21 +340,34 @@ def caseload_stats(rows: list[Row], today: date) -> CaseloadStats:
     )
 
 
+REVIEW_GROUPS = (
+    ("safety", "Safety"),
+    ("review", "Flagged for review by the care manager"),
+    ("not-improving", "Not improving"),
+    ("new", "New to the caseload"),
+)
+
+
+def review_group(row: Row) -> str | None:
+    """The case review group a row belongs to (its most urgent), or None when it need not come to review."""
+    return next((key for key, _ in REVIEW_GROUPS if key in row.flags), None)
+
+
 def review_priority(rows: Iterable[Row]) -> list[Row]:
-    """Psychiatric case review order: safety first, then not improving, then new to the caseload, then flagged.
-    Only programs whose definition has case review (CoCM) come to it."""
+    """Psychiatric case review order: safety first, then patients the care manager flagged for review, then not
+    improving, then new to the caseload; longest in treatment first within a group, then by name. Only programs
+    whose definition has case review (CoCM) come to it."""
+    order = [key for key, _ in REVIEW_GROUPS]
+    chosen = [(review_group(r), r) for r in rows if r.program.case_review]
+    ranked = [(order.index(group), r) for group, r in chosen if group is not None]
+    ranked.sort(key=lambda pair: (pair[0], -pair[1].weeks_in_treatment, pair[1].patient.lower(),
+                                  pair[1].sort_value("dob")))  # fmt: skip
+    return [r for _, r in ranked]
 
-    def rank(row: Row) -> tuple[int, int]:
-        for index, flag in enumerate(("safety", "not-improving", "new", "review")):
-            if flag in row.flags:
-                return index, -row.weeks_in_treatment
-        return 9, -row.weeks_in_treatment
 
-    return [r for r in sorted(rows, key=rank) if rank(r)[0] < 9 and r.program.case_review]
-
-
-CSV_HEADER = ("Patient", "Patient id", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",
-              "Enrolled", "Weeks in treatment", "Last contact", "Contacts", "PHQ-9 first", "PHQ-9 latest",
+CSV_HEADER = ("Patient", "Date of birth", "Age", "MRN", "PCP", "Care manager", "Psychiatric consultant", "Program", "Status",
+              "Enrolled", "Weeks in treatment", "Last contact", "Contacts", "Next follow-up due", "Next measure due",
+              "PHQ-9 first", "PHQ-9 latest",
               "PHQ-9 change %", "GAD-7 first", "GAD-7 latest", "GAD-7 change %", "Response", "Remission", "Flags",
               "Last review", "Recommendations", "Minutes this month", "Billing this month")  # fmt: skip
 
@@ -302,10 +375,12 @@ CSV_HEADER = ("Patient", "Patient id", "PCP", "Care manager", "Psychiatric consu
 def rows_csv(rows: Iterable[Row]) -> str:
     def line(r: Row) -> list[Any]:
         e = r.enrolment
-        return [r.patient, e.patient_id, r.member_name("pcp"), r.member_name("care-manager"),
+        return [r.patient, e.birth_date.isoformat() if e.birth_date else "", r.age if r.age is not None else "",
+                e.mrn or "", r.member_name("pcp"), r.member_name("care-manager"),
                 r.member_name("psychiatric-consultant"), e.program, e.phase, e.start.isoformat(),
                 r.weeks_in_treatment, r.last_contact.isoformat() if r.last_contact else "",
-                sum(r.contacts_by_type.values()), r.phq9.first, r.phq9.latest, r.phq9.change_pct, r.gad7.first,
+                sum(r.contacts_by_type.values()), r.follow_up_due.isoformat() if r.follow_up_due else "",
+                r.measure_due.isoformat() if r.measure_due else "", r.phq9.first, r.phq9.latest, r.phq9.change_pct, r.gad7.first,
                 r.gad7.latest, r.gad7.change_pct, r.response, r.remission, " ".join(r.flags),
                 r.last_review.isoformat() if r.last_review else "", r.last_recommendations or "",
                 r.minutes_this_month, r.billing.label]  # fmt: skip

@@ -20,6 +20,13 @@ SCREENING_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-obs
 QR_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"
 
 
+#: How a follow-up measurement was taken. Tandem's own codes: no standard value set for survey administration mode
+#: is confirmed in the reference (clinical.md), so this is data, not a claimed standard code.
+MODE_SYSTEM = "https://tandem.health/fhir/CodeSystem/measurement-mode"
+MODE_URL = "https://tandem.health/fhir/StructureDefinition/measurement-mode"
+MEASUREMENT_MODES = {"phone": "By phone", "in-person": "In person", "video": "By video"}
+
+
 @dataclass(frozen=True)
 class Submission:
     """One screening as the clinician entered it, with who, whom and when."""
@@ -36,6 +43,8 @@ class Submission:
     focus: str | None = None
     #: The EHR issuer of the patient: the registry copy names the patient as (issuer, id).
     iss: str | None = None
+    #: How a follow-up measurement was taken (phone, in-person, video); None for a screening in the visit.
+    mode: str | None = None
 
     def resource_id(self, part: str) -> str:
         return resource_id(self.submission_id, part)
@@ -101,6 +110,9 @@ def questionnaire_response(submission: Submission) -> dict[str, Any]:
         resource["author"] = {"reference": submission.author}
     if submission.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
+    if submission.mode in MEASUREMENT_MODES:
+        resource["extension"] = [{"url": MODE_URL, "valueCoding": {"system": MODE_SYSTEM, "code": submission.mode,
+                                                                  "display": MEASUREMENT_MODES[submission.mode]}}]  # fmt: skip
     return resource
 
 
@@ -127,6 +139,10 @@ def _observation(submission: Submission, part: str, code: dict[str, Any], value:
         observation["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
     if submission.focus:
         observation["focus"] = [{"reference": submission.focus}]
+    if submission.mode in MEASUREMENT_MODES:
+        observation["method"] = {"coding": [{"system": MODE_SYSTEM, "code": submission.mode,
+                                             "display": MEASUREMENT_MODES[submission.mode]}],
+                                 "text": MEASUREMENT_MODES[submission.mode]}  # fmt: skip
     return observation
 
 

@@ -26,7 +26,7 @@ from fhir_mappings.registry.resources import (
 from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 3
+SNAPSHOT_SCHEMA = 4
 
 
 @dataclass
@@ -218,7 +218,8 @@ def _enrolment_json(e: Enrolment) -> dict[str, Any]:
         "program": e.program, "phase": e.phase, "start": e.start.isoformat(), "end": _iso(e.end),
         "team": {role: _member_json(m) for role, m in e.team.items()}, "consent_given": e.consent_given,
         "consent_date": _iso(e.consent_date), "consent_method": e.consent_method,
-        "flagged_for_review": e.flagged_for_review, "version": e.version,
+        "flagged_for_review": e.flagged_for_review, "version": e.version, "birth_date": _iso(e.birth_date),
+        "mrn": e.mrn,
     }  # fmt: skip
 
 
@@ -227,7 +228,7 @@ def _enrolment_from_json(e: Mapping[str, Any]) -> Enrolment:
     return Enrolment(
         e["id"], e["iss"], e["patient_id"], e["patient_name"], e["program"], e["phase"],
         date.fromisoformat(e["start"]), _day(e["end"]), team, e["consent_given"], _day(e["consent_date"]),
-        e["consent_method"], e["flagged_for_review"], e["version"],
+        e["consent_method"], e["flagged_for_review"], e["version"], _day(e["birth_date"]), e["mrn"],
     )  # fmt: skip
 
 

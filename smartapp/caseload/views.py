@@ -7,10 +7,10 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from fhir_mappings.common.export import csv_text
-from fhir_mappings.common.patient import display_name
+from fhir_mappings.common.patient import birth_date, display_name, identifier_value
 from fhir_mappings.registry.billing import month_code, month_of
 from fhir_mappings.registry.programs import PROGRAMS, suggest_program
 from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAM_TITLES, ROLES, Enrolment, Member
@@ -28,7 +28,10 @@ from fhir_mappings.screening.history import series
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
+from smartapp import clock
 from smartapp import errors as app_errors
+from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
+from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
@@ -82,11 +85,15 @@ def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str
     who = args["who"] or ("mine" if user else "all")
     args["who"] = who
     chosen = filter_rows(rows, flag=args["flag"] or None, program=args["program"] or None, text=args["q"] or None,
-                         care_manager=user.reference if who == "mine" and user else None,
+                         member=user.reference if who == "mine" and user else None,
                          column=args["column"] or None, value=args["value"] or None)  # fmt: skip
-    chosen = sort_rows(chosen, args["sort"] or "flags", descending=(args["order"] or
-                                                                   ("desc" if not args["sort"] else "asc")) == "desc")  # fmt: skip
+    # Default order: the most urgent flag first, then name, then date of birth.
+    chosen = sort_rows(chosen, args["sort"] or "flags", descending=args["order"] == "desc")
     return chosen, args
+
+
+def _prefs_user(session: LaunchSession) -> str | None:
+    return session.context.fhir_user or None
 
 
 @bp.get("/worklist")
@@ -95,11 +102,43 @@ def worklist(launch_id: str) -> str:
     session = current_launch()
     ehr = current_ehr()
     page = _page(session, ehr)
-    today = date.today()
+    today = clock.today()
     rows, requests_made = _rows(today)
     chosen, args = _filtered(rows, page["user"])
-    return render_template("worklist.html", **page, rows=chosen, args=args, columns=columns_for({r.enrolment.program for r in rows} or PROGRAMS),
-                           stats=caseload_stats(chosen, today), total=len(rows), requests_made=requests_made)  # fmt: skip
+    prefs = PrefsStore(services().store).load(session.iss, _prefs_user(session))
+    offered = available_columns(columns_for({r.enrolment.program for r in rows} or PROGRAMS))
+    try:
+        number = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(chosen) // prefs.page_size))
+    number = min(number, pages)
+    shown = chosen[(number - 1) * prefs.page_size : number * prefs.page_size]
+    return render_template("worklist.html", **page, rows=shown, args=args, columns=prefs.shown(offered),
+                           offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
+                           first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
+                           stats=caseload_stats(chosen, today), total=len(rows), matching=len(chosen),
+                           requests_made=requests_made, today=today)  # fmt: skip
+
+
+@bp.post("/worklist/columns")
+@launch_required
+def worklist_columns(launch_id: str) -> Response:
+    """Save this user's columns, their order, the density and the page size (or restore the defaults)."""
+    session = current_launch()
+    user = _prefs_user(session)
+    if not user:
+        raise errors.InvalidLaunchRequest(
+            "the EHR did not say who you are, so column choices cannot be saved"
+        )
+    store = PrefsStore(services().store)
+    if request.form.get("reset"):
+        store.reset(session.iss, user)
+        flash("Worklist columns restored to the defaults.")
+    else:
+        store.save(session.iss, user, WorklistPrefs.from_form(request.form, request.form.getlist("col")))
+        flash("Worklist columns saved.")
+    return redirect(url_for("caseload.worklist", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 @bp.get("/worklist.csv")
@@ -107,10 +146,10 @@ def worklist(launch_id: str) -> str:
 def worklist_csv(launch_id: str) -> Response:
     session = current_launch()
     ehr = current_ehr()
-    rows, _ = _rows(date.today())
+    rows, _ = _rows(clock.today())
     chosen, _ = _filtered(rows, current_user(session, ehr))
     return Response(rows_csv(chosen), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename=caseload-{date.today()}.csv"})  # fmt: skip
+                    headers={"Content-Disposition": f"attachment; filename=caseload-{clock.today()}.csv"})  # fmt: skip
 
 
 def _enrolment(careplan_id: str) -> Enrolment:
@@ -131,7 +170,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
     ehr = current_ehr()
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
     data = caseload_data(enrolment.iss).for_patient(enrolment.key)
-    rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, date.today(),
+    rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, clock.today(),
                       safety_pending=safety_pending(current_access()))  # fmt: skip
     contacts = sorted(
         (c for c in data.contacts if c.careplan_id == enrolment.id), key=lambda c: c.when, reverse=True
@@ -139,7 +178,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
     points = data.scores.get(enrolment.key, [])
     trends = [(name, series(points, name), trend_svg(series(points, name), name)) for name in ("PHQ-9", "GAD-7")
               if series(points, name)]  # fmt: skip
-    months = sorted({c.when.replace(day=1) for c in contacts} | {date.today().replace(day=1)}, reverse=True)
+    months = sorted({c.when.replace(day=1) for c in contacts} | {clock.today().replace(day=1)}, reverse=True)
     billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
     tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or t.kind == "safety-follow-up"]
     contact_id, contact_sig = mint_form_id("contact", session.id, enrolment.id)
@@ -147,7 +186,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            contact_id=contact_id, contact_sig=contact_sig,
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
-                           conflict=conflict, today=date.today()), (409 if conflict else 200)  # fmt: skip
+                           conflict=conflict, today=clock.today()), (409 if conflict else 200)  # fmt: skip
 
 
 def _form_date(name: str, default: date) -> date:
@@ -169,12 +208,12 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
         minutes = -1
     contact_type = request.form.get("contact_type", "")
     role = request.form.get("role", "care-manager")
-    when = _form_date("date", date.today())
+    when = _form_date("date", clock.today())
     if (
         not 1 <= minutes <= 600
         or contact_type not in CONTACT_TYPES
         or role not in ROLES
-        or when > date.today()
+        or when > clock.today()
     ):
         raise errors.InvalidLaunchRequest(
             "a contact needs a date (not in the future), a type, a role and 1-600 minutes"
@@ -213,7 +252,7 @@ def update(launch_id: str, careplan_id: str) -> Any:
         if phase not in PHASES:
             raise errors.InvalidLaunchRequest("unknown status")
         ends = phase in ("discharged", "withdrawn")
-        changed = replace(changed, phase=phase, end=date.today() if ends else None)
+        changed = replace(changed, phase=phase, end=clock.today() if ends else None)
     if "flag" in request.form:
         changed = replace(changed, flagged_for_review=request.form["flag"] == "1")
     try:
@@ -228,7 +267,7 @@ def update(launch_id: str, careplan_id: str) -> Any:
 @bp.post("/enrolments/<careplan_id>/follow-up")
 @launch_required
 def follow_up(launch_id: str, careplan_id: str) -> Response:
-    due = _form_date("due", date.today() + timedelta(days=14))
+    due = _form_date("due", clock.today() + timedelta(days=14))
     services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
                                  description=(request.form.get("description") or "Follow-up contact")[:200])  # fmt: skip
     return redirect(
@@ -249,12 +288,27 @@ def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
     )  # type: ignore[return-value]
 
 
+@bp.route("/enrolments/<careplan_id>/measure/<key>", methods=["GET", "POST"])
+@launch_required
+def measure(launch_id: str, careplan_id: str, key: str) -> Any:
+    """A follow-up measurement (PHQ-9, GAD-7, …) for an enrolled patient, from the worklist or the registry page:
+    no patient context needed, the patient is the enrolment's (of this EHR, and one this launch may see)."""
+    from smartapp.chart.views import Subject, screening_page
+
+    enrolment = _enrolment(careplan_id)
+    if not enrolment.active:
+        raise errors.InvalidLaunchRequest(
+            "this enrolment has ended: follow-up measurements are for active ones"
+        )
+    return screening_page(current_launch(), key, Subject(enrolment.patient_id, enrolment))
+
+
 @bp.get("/review")
 @launch_required
 def review(launch_id: str) -> str:
     session = current_launch()
     ehr = current_ehr()
-    rows, _ = _rows(date.today())
+    rows, _ = _rows(clock.today())
     return render_template("review.html", **_page(session, ehr), rows=review_priority(rows))
 
 
@@ -281,7 +335,7 @@ def billing(launch_id: str) -> Any:
     access.check_caseload()
     ehr = current_ehr()
     try:
-        month = date.fromisoformat((request.args.get("month") or date.today().strftime("%Y-%m")) + "-01")
+        month = date.fromisoformat((request.args.get("month") or clock.today().strftime("%Y-%m")) + "-01")
     except ValueError:
         abort(400)
     data = caseload_data(access.iss)
@@ -294,10 +348,10 @@ def billing(launch_id: str) -> Any:
         by_owner: dict[str, int] = {}
         for c in contacts:
             if month_of(c.when) == month:
-                owner = (c.owner.display or c.owner.reference) if c.owner else "unknown"
+                owner = c.owner.name if c.owner else "unknown"
                 by_owner[owner] = by_owner.get(owner, 0) + c.minutes
         cm = enrolment.member("care-manager")
-        lines.append({"care_manager": (cm.display or cm.reference) if cm else "unassigned", "enrolment": enrolment,
+        lines.append({"care_manager": cm.name if cm else "unassigned", "enrolment": enrolment,
                       "code": code, "by_owner": by_owner})  # fmt: skip
     lines.sort(key=lambda line: (line["care_manager"], line["enrolment"].patient_name or ""))
     if request.args.get("format") == "csv":
@@ -343,7 +397,7 @@ def enrol(launch_id: str) -> Any:
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
                                defaults={"pcp": gp, "care-manager": user.reference if user else None},
                                existing=existing, programs=PROGRAM_TITLES, roles=ROLES, problem=None,
-                               enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=date.today())  # fmt: skip
+                               enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=clock.today())  # fmt: skip
     form = request.form
     enrolment_id = form.get("enrolment_id", "")
     if not form_id_valid("enrolment", enrolment_id, form.get("enrolment_sig", ""), *binding):
@@ -355,7 +409,7 @@ def enrol(launch_id: str) -> Any:
     problem = None
     consent_date: date | None = None
     try:
-        consent_date = date.fromisoformat(form.get("consent_date") or date.today().isoformat())
+        consent_date = date.fromisoformat(form.get("consent_date") or clock.today().isoformat())
     except ValueError:
         consent_date = None
     if program not in PROGRAMS:
@@ -366,14 +420,14 @@ def enrol(launch_id: str) -> Any:
         problem = f"{PROGRAMS[program].title} needs the patient's consent (verbal or written), documented before enrolment."
     elif form.get("consent_method") not in ("verbal", "written"):
         problem = "Record how consent was given (verbal or written)."
-    elif consent_date is None or not date.today() - timedelta(days=365) <= consent_date <= date.today():
+    elif consent_date is None or not clock.today() - timedelta(days=365) <= consent_date <= clock.today():
         problem = "The consent date must be a date within the past year, not in the future."
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
                                defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAM_TITLES,
                                roles=ROLES, problem=problem, enrolment_id=enrolment_id,
                                enrolment_sig=sign_form_id("enrolment", enrolment_id, *binding),
-                               today=date.today()), 422  # fmt: skip
+                               today=clock.today()), 422  # fmt: skip
     team = {role: Member(form[role], names.get(form[role])) for role in ROLES if form.get(role)}
     enrolment = Enrolment(
         id=f"cocm-{enrolment_id}"[:64],
@@ -382,11 +436,13 @@ def enrol(launch_id: str) -> Any:
         patient_name=page["patient_name"],
         program=program,
         phase="active-treatment",
-        start=date.today(),
+        start=clock.today(),
         team=team,
         consent_given=True,
         consent_date=consent_date,
         consent_method=form.get("consent_method"),
+        birth_date=birth_date(page["patient"]),
+        mrn=identifier_value(page["patient"]),
     )
     if not any(e.id == enrolment.id for e in existing):  # a resubmitted form must not enrol twice
         svc.caseload.enrol(enrolment)

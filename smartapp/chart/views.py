@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -24,6 +24,7 @@ from fhir_mappings.common.patient import (
     identifier_value,
 )
 from fhir_mappings.registry.programs import due_with_programs
+from fhir_mappings.registry.resources import Enrolment
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.history import (
     SCORE_CODE_PARAM,
@@ -33,18 +34,20 @@ from fhir_mappings.screening.history import (
     score_points,
     series,
 )
-from fhir_mappings.screening.resources import Submission
-from fhir_mappings.screening.scoring import parse_answers, score
+from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission
+from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.scopes import allows_create
 from launch.sessions import LaunchSession
+from smartapp import clock
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
     current_access,
     current_ehr,
     current_launch,
+    current_user,
     form_id_valid,
     header_context,
     launch_required,
@@ -72,14 +75,16 @@ class ChartData:
     ehr_scores_read: bool = False
 
 
-def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
+def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = None) -> dict[str, Any]:
     """What every chart page shows: the header, and the patient banner (a failed Patient read leaves a notice,
-    never a broken page: the safety alert must still show)."""
+    never a broken page: the safety alert must still show). `patient_id`: a registry patient in a launch
+    without patient context (the banner is then always shown: the EHR is not showing one)."""
     context = session.context
     patient, notice = None, None
-    if context.patient:
+    patient_id = patient_id or context.patient
+    if patient_id:
         try:
-            patient = ehr.read("Patient", context.patient)
+            patient = ehr.read("Patient", patient_id)
         except errors.TandemError as error:
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
     return {
@@ -89,11 +94,12 @@ def _common(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
         "patient_notice": notice,
         "patient_name": display_name(patient),
         "birth_date": birth_date_text(patient),
-        "age": age_in_years(patient, date.today()),
-        "age_months": age_in_months(patient, date.today()),
+        "age": age_in_years(patient, clock.today()),
+        "age_months": age_in_months(patient, clock.today()),
         "gender": administrative_gender(patient),
         "mrn": identifier_value(patient),
-        "show_banner": context.need_patient_banner,
+        "show_banner": context.need_patient_banner
+        or (patient_id is not None and patient_id != context.patient),
     }
 
 
@@ -127,7 +133,7 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
                                 lambda: patient_caseload(key).scores.get(key, []), [])  # fmt: skip
     data.history = merge_history(score_points(ehr_observations, "EHR"), registry_points)
     born = birth_date(patient)
-    today = date.today()
+    today = clock.today()
     data.due = due_screenings(data.history, data.conditions, age_in_years(patient, today),
                               (today - born).days if born else None, today)  # fmt: skip
     return data
@@ -161,7 +167,7 @@ def home(launch_id: str) -> Any:
         chart.history,
         {c.group for c in chart.conditions if c.active},
         page.get("age"),
-        date.today(),
+        clock.today(),
     )
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
@@ -183,64 +189,95 @@ def home(launch_id: str) -> Any:
     )
 
 
-def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, *, selected: dict[str, str] | None = None,
-          problems: dict[str, str] | None = None, notice: str | None = None,
+@dataclass(frozen=True)
+class Subject:
+    """Whom a screening is for: the launch's patient, or, from the registry (a launch without patient context),
+    the patient of an enrolment the user may work."""
+
+    patient_id: str
+    enrolment: Enrolment | None = None
+
+    def form_url(self, launch_id: str, key: str) -> str:
+        if self.enrolment is not None:
+            return url_for("caseload.measure", launch_id=launch_id, careplan_id=self.enrolment.id, key=key)
+        return url_for("chart.screen", launch_id=launch_id, key=key)
+
+
+def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Subject, *,
+          selected: dict[str, str] | None = None, problems: dict[str, str] | None = None, notice: str | None = None,
           submission_id: str | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     """The screening form; a submission id is minted per form and bound to (issuer, patient, launch)."""
-    binding = (session.iss, session.context.patient or "", session.id)
+    binding = (session.iss, subject.patient_id, session.id)
     if submission_id is None:
         submission_id, signature = mint_form_id("submission", *binding)
     else:
         signature = sign_form_id("submission", submission_id, *binding)
-    return render_template("screen_form.html", **_common(session, ehr), instrument=instrument,
+    return render_template("screen_form.html", **_common(session, ehr, subject.patient_id), instrument=instrument,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
-                           problems=problems or {}, form_notice=notice), status  # fmt: skip
+                           problems=problems or {}, form_notice=notice, subject=subject,
+                           form_url=subject.form_url(session.id, instrument.key), modes=MEASUREMENT_MODES), status  # fmt: skip
 
 
 @bp.route("/screen/<key>", methods=["GET", "POST"])
 @launch_required
 def screen(launch_id: str, key: str) -> Any:
     session = current_launch()
+    if not session.context.patient:
+        raise errors.InvalidLaunchRequest(
+            "screenings need a patient: open Tandem from a chart, or record a follow-up from the worklist"
+        )
+    return screening_page(session, key, Subject(session.context.patient))
+
+
+def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
+    """The screening form (GET) and its submission (POST) for one subject."""
     instrument = services().catalogue.get(key)
     if instrument is None:
         abort(404)
-    if not session.context.patient:
-        raise errors.InvalidLaunchRequest("screenings need a patient in context: open Tandem from a chart")
     svc = services()
     ehr = current_ehr()
     if request.method == "GET":
-        return _form(session, ehr, instrument)
+        return _form(session, ehr, instrument, subject)
     raw = {
-        k: v for k, v in request.form.items() if k not in ("csrf_token", "submission_id", "submission_sig")
+        k: v
+        for k, v in request.form.items()
+        if k not in ("csrf_token", "submission_id", "submission_sig", "mode")
     }
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
-                         session.context.patient, session.id):  # fmt: skip
+                         subject.patient_id, session.id):  # fmt: skip
         # Another launch's or another patient's form: keep what was entered, under a new id for this patient.
         log.warning("screening form refused: its submission id belongs to another launch or patient")
-        return _form(session, ehr, instrument, selected=raw, status=409, notice=(
+        return _form(session, ehr, instrument, subject, selected=raw, status=409, notice=(
             "This form was opened for another patient or in another Tandem window, so it was not saved. Your "
             "answers are kept below: check that this is the right patient, then save again."))  # fmt: skip
     answers, problems = parse_answers(instrument, raw)
+    mode = request.form.get("mode") or None
+    if subject.enrolment is not None and mode not in MEASUREMENT_MODES:
+        problems = [
+            *problems,
+            AnswerError("mode", "Say how this follow-up was measured (phone, in person or video)."),
+        ]
     if problems:
-        return _form(session, ehr, instrument, selected=raw, submission_id=submission_id, status=422,
+        return _form(session, ehr, instrument, subject, selected={**raw, "mode": mode or ""},
+                     submission_id=submission_id, status=422,
                      problems={p.link_id: p.message for p in problems})  # fmt: skip
     # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit).
     sex = (
-        administrative_gender(ehr.read("Patient", session.context.patient))
-        if instrument.positive_by_sex
-        else None
+        administrative_gender(ehr.read("Patient", subject.patient_id)) if instrument.positive_by_sex else None
     )
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
         answers=answers,
         result=score(instrument, answers, sex=sex),
-        patient_id=session.context.patient,
+        patient_id=subject.patient_id,
         authored=datetime.now(UTC).replace(microsecond=0),
         author=session.context.fhir_user if session.context.fhir_user_type else None,
-        encounter_id=session.context.encounter,
+        # A registry follow-up is not part of the launch's encounter (there is none without a patient).
+        encounter_id=session.context.encounter if subject.enrolment is None else None,
         iss=session.iss,
+        mode=mode if mode in MEASUREMENT_MODES else None,
     )
     reg = svc.registrations.get(session.iss)
     vendor = reg.vendor.value if reg else "generic"
@@ -250,22 +287,29 @@ def screen(launch_id: str, key: str) -> Any:
         capability = {}
     granted = session.scope.split()
     plan = plan_writeback(capability, lambda resource_type: allows_create(granted, resource_type), vendor,
-                          has_encounter=bool(session.context.encounter))  # fmt: skip
+                          has_encounter=submission.encounter_id is not None)  # fmt: skip
     conditional = bool(plan.ehr_types) and all(
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )
     record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
-                                   ehr_conditional_create=conditional, launch_id=session.id)  # fmt: skip
+                                   ehr_conditional_create=conditional, launch_id=session.id,
+                                   careplan_id=subject.enrolment.id if subject.enrolment else None)  # fmt: skip
     # The first attempt runs now (under the screening's lock: a double-click storm writes once); anything left
     # is the worker's.
     record = svc.screenings.run(record, ehr)
     svc.writebacks.schedule([record], launch_id=session.id)
-    return redirect(url_for("chart.result", launch_id=launch_id, record_id=record.id), code=303)
+    return redirect(url_for("chart.result", launch_id=session.id, record_id=record.id), code=303)
 
 
 def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
+    """A screening of the launch's patient; in a launch without a patient, one the user's caseload may see."""
     record = services().screenings.load(record_id)
-    if record is None or record.iss != session.iss or record.patient_id != session.context.patient:
+    if record is None or record.iss != session.iss:
+        abort(404)
+    if session.context.patient:
+        if record.patient_id != session.context.patient:
+            abort(404)
+    elif not (current_access().caseload and current_access().allows_patient(record.key)):
         abort(404)
     return record
 
@@ -277,8 +321,8 @@ def result(launch_id: str, record_id: str) -> str:
     record = _record_for(session, record_id)
     ehr = current_ehr()
     submission = record.submission(services().catalogue)
-    return render_template("screening_result.html", **_common(session, ehr), record=record, submission=submission,
-                           result=submission.result)  # fmt: skip
+    return render_template("screening_result.html", **_common(session, ehr, record.patient_id), record=record,
+                           submission=submission, result=submission.result)  # fmt: skip
 
 
 @bp.post("/screenings/<record_id>/acknowledge")
@@ -286,7 +330,8 @@ def result(launch_id: str, record_id: str) -> str:
 def acknowledge(launch_id: str, record_id: str) -> Response:
     session = current_launch()
     record = _record_for(session, record_id)
-    services().screenings.acknowledge(record, session.context.fhir_user)
+    user = current_user(session, current_ehr())
+    services().screenings.acknowledge(record, session.context.fhir_user, user.display if user else None)
     return redirect(url_for("chart.result", launch_id=launch_id, record_id=record_id), code=303)  # type: ignore[return-value]
 
 

@@ -89,9 +89,13 @@ class ScreeningRecord:
     ehr: Target = field(default_factory=Target)
     acknowledged_at: str | None = None
     acknowledged_by: str | None = None
+    acknowledged_by_name: str | None = None
     #: The launch whose user token may write it to the EHR (the worker uses it while it is valid).
     launch_id: str | None = None
     schema: int = RECORD_SCHEMA
+    #: A follow-up measurement from the registry: how it was taken, and the enrolment it belongs to.
+    mode: str | None = None
+    careplan_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -116,7 +120,8 @@ class ScreeningRecord:
         answers, _ = parse_answers(instrument, self.answers)
         result = score(instrument, answers, sex=self.sex)
         return Submission(self.id, instrument, answers, result, self.patient_id,
-                          datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss)  # fmt: skip
+                          datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss,
+                          mode=self.mode)  # fmt: skip
 
     @cached_property
     def result(self) -> ScoreResult:
@@ -196,7 +201,8 @@ class ScreeningService:
         return sorted((r for r in records if r), key=lambda r: r.authored)
 
     def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
-               ehr_conditional_create: bool = False, launch_id: str | None = None) -> ScreeningRecord:  # fmt: skip
+               ehr_conditional_create: bool = False, launch_id: str | None = None,
+               careplan_id: str | None = None) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -217,6 +223,8 @@ class ScreeningService:
             plan_reason=plan.reason,
             ehr_conditional_create=ehr_conditional_create,
             launch_id=launch_id,
+            mode=submission.mode,
+            careplan_id=careplan_id,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)
@@ -231,9 +239,12 @@ class ScreeningService:
             log.warning("screening recorded with a safety flag (%s)", submission.instrument.name)
         return record
 
-    def acknowledge(self, record: ScreeningRecord, user: str | None) -> ScreeningRecord:
+    def acknowledge(
+        self, record: ScreeningRecord, user: str | None, name: str | None = None
+    ) -> ScreeningRecord:
         record.acknowledged_at = datetime.now(UTC).isoformat()
         record.acknowledged_by = user
+        record.acknowledged_by_name = name
         self.save(record)
         return record
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
@@ -15,6 +17,7 @@ from fhir_mappings.registry.resources import (
     Contact,
     Enrolment,
     Member,
+    WorkTask,
     careplan,
     completed_review,
     contact_from,
@@ -29,6 +32,7 @@ from fhir_mappings.registry.worklist import (
     build_rows,
     caseload_stats,
     filter_rows,
+    review_group,
     review_priority,
     rows_csv,
     sort_rows,
@@ -58,8 +62,9 @@ def _valid(resource: dict) -> dict:
 
 
 def test_careplan_round_trip() -> None:
-    original = enrolment(flagged_for_review=True, version="3")
+    original = enrolment(flagged_for_review=True, version="3", birth_date=date(1980, 5, 2), mrn="MRN100007")
     resource = _valid(careplan(original))
+    assert enrolment_from(careplan(enrolment())) == enrolment()  # no birth date or MRN: no empty extension
     assert resource["status"] == "active" and resource["subject"]["identifier"] == {
         "system": ISS,
         "value": "p1",
@@ -198,7 +203,7 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
     assert [r.patient for r in sort_rows(rows, "phq9_latest")] == ["Ana", "=Bob"]
     assert [r.patient for r in sort_rows(rows, "weeks", descending=True)] == ["Ana", "=Bob"]
     assert [r.patient for r in sort_rows(rows, "care_manager")] == ["=Bob", "Ana"]
-    assert [r.patient for r in filter_rows(rows, care_manager="Practitioner/cm-1")] == ["Ana"]
+    assert [r.patient for r in filter_rows(rows, member="Practitioner/cm-1")] == ["Ana"]
     assert [r.patient for r in filter_rows(rows, flag="no-contact")] == ["=Bob"]
     assert [r.patient for r in filter_rows(rows, text="an")] == ["Ana"]
     # Any column, by what it shows: numbers with a comparison, anything else by text.
@@ -214,7 +219,7 @@ def test_rows_stats_sorting_filtering_review_order_and_csv() -> None:
         "=Bob",
     ]  # both new; longer in treatment first
     text = rows_csv(rows)
-    assert text.splitlines()[0].startswith("Patient,Patient id,PCP")
+    assert text.splitlines()[0].startswith("Patient,Date of birth,Age,MRN,PCP")
     assert "'=Bob" in text and "99493" in text
 
 
@@ -255,3 +260,109 @@ def test_ehr_scores_give_a_worklist_row_its_baseline_and_outcome() -> None:
     (row,) = build_rows([e], [], [], {e.key: points}, ENROLLED + timedelta(days=80))
     assert (row.phq9.first, row.phq9.latest) == (20, 8) and row.phq9.first_point is not None
     assert row.phq9.first_point.source == "EHR" and row.response and "not-improving" not in row.flags
+
+
+def _flagged(name: str, flags: tuple[str, ...], weeks: int = 4, born: date | None = None) -> Any:
+    e = enrolment(id=f"cp-{name}", patient_id=f"p-{name}", patient_name=name, start=TODAY - timedelta(weeks=weeks),
+                  birth_date=born)  # fmt: skip
+    (row,) = build_rows([e], [], [], {}, TODAY)
+    return replace(row, flags=flags)
+
+
+def test_case_review_order_is_safety_then_flagged_then_not_improving_then_new() -> None:
+    rows = [
+        _flagged("New", ("new",), weeks=2),
+        _flagged("Stuck", ("not-improving",), weeks=12),
+        _flagged("Asked", ("review",), weeks=3),
+        _flagged("Risk", ("safety", "new"), weeks=1),
+        _flagged("Fine", ("no-contact",)),
+        _flagged("Stuck longer", ("not-improving", "new"), weeks=20),
+    ]
+    assert [r.patient for r in review_priority(rows)] == ["Risk", "Asked", "Stuck longer", "Stuck", "New"]
+    assert review_group(rows[0]) == "new" and review_group(rows[4]) is None
+
+
+def test_default_order_is_flag_priority_then_name_then_birth_date() -> None:
+    rows = [
+        _flagged("Lee", ("new",), born=date(1990, 1, 1)),
+        _flagged("Lee", ("new",), born=date(1970, 1, 1)),
+        _flagged("Abe", ("no-contact",)),
+        _flagged("Zed", ("safety",)),
+        _flagged("Ann", ()),
+        _flagged("Kim", ("review",)),
+    ]
+    ordered = [(r.patient, r.enrolment.birth_date) for r in sort_rows(rows, "flags")]
+    assert ordered == [("Zed", None), ("Kim", None), ("Abe", None), ("Lee", date(1970, 1, 1)),
+                       ("Lee", date(1990, 1, 1)), ("Ann", None)]  # fmt: skip
+
+
+def test_namesakes_are_told_apart_by_birth_date_age_and_mrn() -> None:
+    e = enrolment(patient_name="Maria Lopez", birth_date=date(1980, 5, 2), mrn="MRN100007",
+                  start=TODAY - timedelta(weeks=2))  # fmt: skip
+    (row,) = build_rows([e], [], [], {}, date(2026, 5, 1))
+    assert row.identity == "DOB 1980-05-02 · 45 y · MRN MRN100007"
+    (bare,) = build_rows([enrolment(patient_name=None)], [], [], {}, TODAY)
+    assert bare.patient == "Name not recorded" and "not recorded" in bare.identity
+    assert "p1" not in bare.patient  # never the FHIR id
+
+
+def test_my_caseload_means_any_role_on_the_care_team() -> None:
+    consultant = Member("Practitioner/psy-1", "Dr Rao")
+    mine = enrolment(id="cp-1", patient_name="A", team={"psychiatric-consultant": consultant})
+    theirs = enrolment(id="cp-2", patient_id="p2", patient_name="B", team={"care-manager": CM})
+    rows = build_rows([mine, theirs], [], [], {}, TODAY)
+    assert [r.patient for r in filter_rows(rows, member="Practitioner/psy-1")] == ["A"]
+    assert [r.patient for r in filter_rows(rows, member=CM.reference)] == ["B"]
+
+
+@pytest.mark.parametrize(
+    ("phase", "contacts", "tasks", "scores", "follow_up", "measure", "why"),
+    [
+        (
+            "active-treatment",
+            [],
+            [],
+            [],
+            28,
+            0,
+            "new: first contact within 28 days; the measure is due at once",
+        ),
+        (
+            "active-treatment",
+            [10],
+            [],
+            [(10, 15)],
+            24,
+            38,
+            "every 14 days after the last contact; 28 after a score",
+        ),
+        ("relapse-prevention", [10], [], [(10, 15)], 40, 38, "monthly contacts in relapse prevention"),
+        ("active-treatment", [10], [18], [], 18, 0, "an open follow-up Task's due date comes first"),
+        ("active-treatment", [], [], [(-5, 20)], 28, 23, "the baseline before enrolment counts as taken"),
+        (
+            "active-treatment",
+            [],
+            [],
+            [(-60, 20)],
+            28,
+            0,
+            "a score before the baseline window is not this episode's",
+        ),
+    ],
+)
+def test_next_follow_up_and_measure_come_from_the_program_cadence(
+    phase: str, contacts: list[int], tasks: list[int], scores: list[tuple[int, int]], follow_up: int, measure: int,
+    why: str,
+) -> None:  # fmt: skip
+    start = date(2026, 9, 1)
+    e = replace(enrolment(start=start), phase=phase)
+    contact_rows = [
+        Contact(f"c{d}", e.id, start + timedelta(days=d), 20, "phone", "care-manager", CM) for d in contacts
+    ]
+    task_rows = [WorkTask(f"t{d}", "follow-up", "requested", e.patient_id, e.id, start + timedelta(days=d), start,
+                          iss=ISS) for d in tasks]  # fmt: skip
+    points = [ScorePoint("PHQ-9", datetime.combine(start + timedelta(days=d), datetime.min.time(), UTC), s, "EHR",
+                         "44261-6") for d, s in scores]  # fmt: skip
+    (row,) = build_rows([e], contact_rows, task_rows, {e.key: points}, start + timedelta(days=30))
+    assert row.follow_up_due == start + timedelta(days=follow_up), why
+    assert row.measure_due == start + timedelta(days=measure) and row.measure_due_series == "PHQ-9", why
