@@ -27,6 +27,7 @@ from fhir_mappings.common.access import obj, objs, reference_id, text, version_i
 from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
 from fhir_mappings.registry.programs import PROGRAMS
+from fhir_mappings.registry.recommendations import Review, review_outputs
 
 TANDEM = "https://tandem.health/fhir"
 PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"
@@ -419,13 +420,15 @@ def work_task(kind: str, task_id: str, enrolment: Enrolment, authored: datetime,
     return task
 
 
-def completed_review(task: Mapping[str, Any], recommendations: str, completed: datetime,
+def completed_review(task: Mapping[str, Any], recommendations: str | Review, completed: datetime,
                      reviewer: Member | None) -> dict[str, Any]:  # fmt: skip
+    """The review Task closed with the recommendations: a summary text, and structured items when given."""
     done = dict(task)
     done["status"] = "completed"
     done["lastModified"] = completed.isoformat()
     done["executionPeriod"] = {"end": completed.isoformat()}
-    done["output"] = [{"type": {"text": "recommendations"}, "valueString": recommendations}]
+    review = recommendations if isinstance(recommendations, Review) else Review((), recommendations)
+    done["output"] = review_outputs(review)
     if reviewer:
         done["owner"] = {
             "reference": reviewer.reference,

@@ -95,12 +95,7 @@ class Row:
     @property
     def identity(self) -> str:
         """Birth date, age and MRN: what tells two patients of one name apart."""
-        e = self.enrolment
-        parts = [f"DOB {e.birth_date.isoformat()}" if e.birth_date else "DOB not recorded"]
-        if self.age is not None:
-            parts.append(f"{self.age} y")
-        parts.append(f"MRN {e.mrn}" if e.mrn else "MRN not recorded")
-        return " · ".join(parts)
+        return _identity(self.enrolment, self.age)
 
     @property
     def priority(self) -> int:
@@ -154,6 +149,19 @@ class Row:
             "billing": self.billing.label,
         }
         return values.get(column, self.patient.lower())
+
+
+def _identity(e: Enrolment, age: int | None) -> str:
+    parts = [f"DOB {e.birth_date.isoformat()}" if e.birth_date else "DOB not recorded"]
+    if age is not None:
+        parts.append(f"{age} y")
+    parts.append(f"MRN {e.mrn}" if e.mrn else "MRN not recorded")
+    return " · ".join(parts)
+
+
+def patient_identity(e: Enrolment, today: date) -> str:
+    """`DOB 1980-05-02 · 46 y · MRN 100007`: shown beside the name on every registry page."""
+    return _identity(e, e.age(today))
 
 
 def columns_for(programs: Iterable[str]) -> tuple[str, ...]:

@@ -45,3 +45,15 @@ def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Ca
                                    "results are kept in the Tandem registry.")  # fmt: skip
     return WritebackPlan((), "The EHR accepts no write-back from Tandem with the granted scopes; the result is kept "
                              "in the Tandem registry.")  # fmt: skip
+
+
+def plan_consult_note(capability: Mapping[str, Any] | None, scopes_allow_create: Callable[[str], bool], vendor: str,
+                      *, has_encounter: bool) -> WritebackPlan:  # fmt: skip
+    """Whether a case review's consult note (DocumentReference) can go to the EHR from this launch."""
+    if not (accepts_create(capability, "DocumentReference") and scopes_allow_create("DocumentReference")):
+        return WritebackPlan((), "The EHR does not accept clinical notes from Tandem with this launch's permissions: "
+                                 "the recommendations are kept in the Tandem registry and shown on Tandem's chart view.")  # fmt: skip
+    if vendor == "epic" and not has_encounter:
+        return WritebackPlan((), "Epic files clinical notes against an encounter and this launch has none: the "
+                                 "recommendations are kept in the Tandem registry and shown on Tandem's chart view.")  # fmt: skip
+    return WritebackPlan(NOTE, "The EHR accepts clinical notes (DocumentReference).")

@@ -22,6 +22,7 @@ from typing import Any
 from fhir_mappings.common.dates import parse_datetime
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id
 from fhir_mappings.common.validation import r4_errors
+from fhir_mappings.registry.recommendations import Review
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
     Contact,
@@ -305,8 +306,10 @@ class CaseloadService:
         self.add_task("case-review", updated, description=reason)
         return updated
 
-    def record_review(self, enrolment: Enrolment, recommendations: str, reviewer: Member | None) -> Enrolment:
-        """Close every open review Task of the enrolment with the recommendations (or record one), unflag it."""
+    def record_review(self, enrolment: Enrolment, recommendations: str | Review, reviewer: Member | None
+                      ) -> tuple[Enrolment, str]:  # fmt: skip
+        """Close every open review Task of the enrolment with the recommendations (or record one), unflag it.
+        Returns the enrolment and the id of the review Task closed first (the consult note's key)."""
         client = self._client()
         now = datetime.now(UTC)
         open_reviews = [t for t in self.load_patient(enrolment.key).tasks
@@ -328,7 +331,7 @@ class CaseloadService:
             else enrolment
         )
         self.invalidate()
-        return updated
+        return updated, open_reviews[0].id
 
     def _task(self, task_id: str, iss: str, *, kind: str, careplan_id: str | None = None,
               patient_id: str | None = None) -> dict[str, Any]:  # fmt: skip

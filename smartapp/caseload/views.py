@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value
+from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
 from fhir_mappings.registry.programs import PROGRAMS, suggest_program
+from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
+from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
 from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAM_TITLES, ROLES, Enrolment, Member
 from fhir_mappings.registry.worklist import (
     FLAG_LABELS,
+    REVIEW_GROUPS,
     build_rows,
     caseload_stats,
     columns_for,
     filter_rows,
+    patient_identity,
+    review_group,
     review_priority,
     rows_csv,
     sort_rows,
 )
 from fhir_mappings.screening.history import series
+from fhir_mappings.screening.writeback import plan_consult_note
 from launch import errors
 from launch.fhir import FHIRClient
+from launch.scopes import allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp import errors as app_errors
@@ -63,6 +72,7 @@ def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, An
         "roles": ROLES,
         "contact_types": CONTACT_TYPES,
         "flag_labels": FLAG_LABELS,
+        "identity": lambda e: patient_identity(e, clock.today()),
         **extra,
     }
 
@@ -189,6 +199,10 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            conflict=conflict, today=clock.today()), (409 if conflict else 200)  # fmt: skip
 
 
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
 def _form_date(name: str, default: date) -> date:
     try:
         return date.fromisoformat(request.form.get(name) or default.isoformat())
@@ -303,28 +317,119 @@ def measure(launch_id: str, careplan_id: str, key: str) -> Any:
     return screening_page(current_launch(), key, Subject(enrolment.patient_id, enrolment))
 
 
-@bp.get("/review")
-@launch_required
-def review(launch_id: str) -> str:
+REVIEW_PAGE_SIZE = 10
+
+
+def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any]] | None = None,
+                 status: int = 200) -> tuple[str, int]:  # fmt: skip
+    """The case review list: grouped in review order, paged, each case with its trend and last recommendations.
+    `problem`: (careplan id, messages, what was entered) of a review form that needs correcting."""
     session = current_launch()
     ehr = current_ehr()
+    page = _page(session, ehr)
+    user = page["user"]
     rows, _ = _rows(clock.today())
-    return render_template("review.html", **_page(session, ehr), rows=review_priority(rows))
+    to_review = review_priority(rows)
+    on_team = user is not None and any(
+        m.reference == user.reference for r in to_review for m in r.enrolment.team.values()
+    )
+    who = request.args.get("who") or ("mine" if on_team else "all")
+    if who == "mine" and user is not None:
+        to_review = [
+            r for r in to_review if any(m.reference == user.reference for m in r.enrolment.team.values())
+        ]
+    if problem is not None:  # the case whose form needs correcting is shown whatever page it is on
+        to_review = [r for r in to_review if r.enrolment.id == problem[0]] or to_review
+    try:
+        number = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(to_review) // REVIEW_PAGE_SIZE))
+    number = min(number, pages)
+    shown = to_review[(number - 1) * REVIEW_PAGE_SIZE : number * REVIEW_PAGE_SIZE]
+    data = caseload_data(session.iss)
+    trends = {}
+    for row in shown:
+        points = series(data.scores.get(row.enrolment.key, []), row.program.outcome.series)
+        trends[row.enrolment.id] = trend_svg(points, row.program.outcome.series) if points else ""
+    groups = [(key, label, [r for r in shown if review_group(r) == key]) for key, label in REVIEW_GROUPS]
+    counts = {key: sum(1 for r in to_review if review_group(r) == key) for key, _ in REVIEW_GROUPS}
+    return render_template("review.html", **page, groups=[g for g in groups if g[2]], counts=counts,
+                           total=len(to_review), who=who, page_number=number, pages=pages, trends=trends,
+                           kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3), status  # fmt: skip
+
+
+@bp.get("/review")
+@launch_required
+def review(launch_id: str) -> tuple[str, int]:
+    return _review_page(launch_id)
 
 
 @bp.post("/review/<careplan_id>")
 @launch_required
-def record_review(launch_id: str, careplan_id: str) -> Response:
+def record_review(launch_id: str, careplan_id: str) -> Any:
+    """Close the case's review with structured recommendations; write them to the EHR as a consult note where
+    the EHR accepts notes from this launch. The registry copy is written first: nothing is lost if the EHR refuses."""
     session = current_launch()
     current_access().check_caseload()
-    recommendations = (request.form.get("recommendations") or "").strip()
-    if not recommendations:
-        raise errors.InvalidLaunchRequest("write the consultant's recommendations before closing the review")
+    enrolment = _enrolment(careplan_id)
+    kinds, details = request.form.getlist("kind"), request.form.getlist("detail")
+    free_text = request.form.get("recommendations") or ""
+    entered = {"kind": kinds, "detail": details, "text": free_text}
+    review, problems = review_from_form(kinds, details, free_text)
+    if problems:
+        return _review_page(launch_id, problem=(careplan_id, problems, entered), status=422)
     svc = services()
-    svc.caseload.record_review(
-        _enrolment(careplan_id), recommendations[:2000], current_user(session, current_ehr())
+    ehr = current_ehr()
+    reviewer = current_user(session, ehr)
+    _, task_id = svc.caseload.record_review(enrolment, review, reviewer)
+    outcome = _write_consult_note(session, ehr, enrolment, review, task_id, reviewer)
+    flash(
+        f"Review recorded for {enrolment.patient_name or 'the patient'}: {review.summary()[:160]}. {outcome}"
     )
-    return redirect(url_for("caseload.review", launch_id=launch_id), code=303)  # type: ignore[return-value]
+    return redirect(url_for("caseload.review", launch_id=launch_id, who=request.args.get("who")), code=303)
+
+
+def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enrolment, review: Review,
+                        task_id: str, reviewer: Member | None) -> str:  # fmt: skip
+    """One attempt at the consult note; what happened, in words for the consultant."""
+    svc = services()
+    reg = svc.registrations.get(session.iss)
+    vendor = reg.vendor.value if reg else "generic"
+    try:
+        capability = svc.discovery.capability_statement(session.iss)
+    except errors.TandemError:
+        capability = {}
+    granted = session.scope.split()
+    plan = plan_consult_note(capability, lambda t: allows_create(granted, t), vendor,
+                             has_encounter=bool(session.context.encounter))  # fmt: skip
+    if not plan.ehr_types:
+        return plan.reason
+    row = next(iter(build_rows([enrolment], [], [], caseload_data(session.iss).scores, clock.today())), None)
+    scores = {}
+    if row is not None and row.phq9.latest is not None:
+        scores["PHQ-9"] = f"baseline {row.phq9.first}, latest {row.phq9.latest}"
+    if row is not None and row.gad7.latest is not None:
+        scores["GAD-7"] = f"baseline {row.gad7.first}, latest {row.gad7.latest}"
+    note = consult_note(review, patient_id=enrolment.patient_id, task_id=task_id, reviewed=datetime.now(UTC),
+                        reviewer=session.context.fhir_user if session.context.fhir_user_type else None,
+                        reviewer_name=reviewer.display if reviewer else None,
+                        program_title=PROGRAM_TITLES.get(enrolment.program, enrolment.program), scores=scores)  # fmt: skip
+    if session.context.encounter:
+        note["context"] = {"encounter": [{"reference": f"Encounter/{session.context.encounter}"}]}
+    problems = r4_errors(note)
+    if problems:  # pragma: no cover - the note is built from validated parts
+        log.error("consult note failed R4 validation: %s", problems[0])
+        return "The consult note could not be built; the recommendations are kept in the Tandem registry."
+    identifier = note["identifier"][0]
+    try:
+        ehr.create(note, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
+                   if supports_conditional_create(capability, "DocumentReference") else None)  # fmt: skip
+    except errors.TandemError as error:
+        log.warning("consult note not written to the EHR: %s", type(error).__name__)
+        return (f"The consult note was not written to the EHR ({error.message}); the recommendations are kept in "
+                "the Tandem registry and shown on Tandem's chart view.")  # fmt: skip
+    return "Written to the EHR as a consult note."
 
 
 @bp.get("/billing")
@@ -356,10 +461,11 @@ def billing(launch_id: str) -> Any:
     lines.sort(key=lambda line: (line["care_manager"], line["enrolment"].patient_name or ""))
     if request.args.get("format") == "csv":
         text = csv_text(
-            ("Month", "Care manager", "Patient", "Patient id", "Program", "Minutes", "Code", "Add-on units"),
+            ("Month", "Care manager", "Patient", "Date of birth", "MRN", "Program", "Minutes", "Code",
+             "Add-on units"),
             ([month.strftime("%Y-%m"), line["care_manager"], line["enrolment"].patient_name or "",
-              line["enrolment"].patient_id, line["enrolment"].program, line["code"].minutes, line["code"].code or "",
-              line["code"].units] for line in lines),
+              _iso(line["enrolment"].birth_date), line["enrolment"].mrn or "", line["enrolment"].program,
+              line["code"].minutes, line["code"].code or "", line["code"].units] for line in lines),
         )  # fmt: skip
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename=billing-{month:%Y-%m}.csv"})  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -24,7 +24,7 @@ from fhir_mappings.common.patient import (
     identifier_value,
 )
 from fhir_mappings.registry.programs import due_with_programs
-from fhir_mappings.registry.resources import Enrolment
+from fhir_mappings.registry.resources import Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.history import (
     SCORE_CODE_PARAM,
@@ -157,6 +157,15 @@ def home(launch_id: str) -> Any:
     enrolments: list[Any] = _part(chart, "Registry enrolments", lambda: patient_caseload(PatientKey(session.iss, patient_id)).enrolments_of(PatientKey(session.iss, patient_id)),
                        [])  # fmt: skip
     key = PatientKey(session.iss, patient_id)
+    # The PCP sees the consultant's latest recommendations for each enrolment (from the same patient searches).
+    no_tasks: list[WorkTask] = []
+    tasks = _part(chart, "Registry reviews", lambda: patient_caseload(key).tasks, no_tasks) if enrolments else []
+    reviews: dict[str, WorkTask] = {}
+    for task in sorted(
+        (t for t in tasks if t.kind == "case-review" and t.completed), key=lambda t: t.completed or date.min
+    ):
+        if task.careplan_id:
+            reviews[task.careplan_id] = task
     if chart.ehr_scores_read and any(e.active for e in enrolments):
         # The worklist shows the EHR's scores too, without reading the EHR per patient: keep what was just read.
         _part(chart, "Registry copy of the EHR scores",
@@ -185,6 +194,7 @@ def home(launch_id: str) -> Any:
         instruments=[i for i in services().catalogue if i.for_age(page.get("age_months"))],
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
+        reviews=reviews,
         unfinished=unfinished,
     )
 

@@ -83,7 +83,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
     )
     assert row, worklist.text[-2000:]
     assert "Flagged for review" in row.group(2) and "New (never reviewed)" in row.group(2)
-    assert ">55<" in row.group(2)
+    assert re.search(r"<td>55 <span", row.group(2))  # minutes this month, with the code they reach
     mine = browser.get(f"{base}/worklist", params={"who": "mine", "flag": "review"})
     assert careplan_id in mine.text
     by_minutes = browser.get(f"{base}/worklist", params={"who": "all", "column": "minutes", "value": ">=50"})
@@ -92,7 +92,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
                                                                       "value": "<50"}).text  # fmt: skip
     exported = browser.get(f"{base}/worklist.csv", params={"who": "all"})
     records = list(csv.DictReader(io.StringIO(exported.text)))
-    me = next(r for r in records if r["Patient id"] == "pt-0012")
+    me = next(r for r in records if r["MRN"] == "MRN100011")
     assert (
         me["Minutes this month"] == "55" and "review" in me["Flags"] and me["Billing this month"] == "99492"
     )
@@ -113,7 +113,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
 
     report = browser.get(f"{base}/billing", params={"format": "csv"})
     lines = list(csv.DictReader(io.StringIO(report.text)))
-    mine_line = next(line for line in lines if line["Patient id"] == "pt-0012")
+    mine_line = next(line for line in lines if line["MRN"] == "MRN100011")
     assert (
         mine_line["Code"] == "99492"
         and mine_line["Minutes"] == "55"
@@ -199,4 +199,5 @@ def test_ehr_scores_reach_the_worklist_after_a_chart_open(
     assert row, page.text[-1500:]
     expected = Scores.of(copied, date.today(), 30, 14)  # the program's baseline window
     assert expected.first is not None and expected.latest is not None
-    assert f"<td>{expected.first}</td>\n      <td>{expected.latest}</td>" in row.group(1)
+    assert f"{expected.first} → <strong>{expected.latest}</strong>" in row.group(1)
+    assert '<span class="source small">EHR</span>' in row.group(1)  # each score says where it came from
