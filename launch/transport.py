@@ -119,6 +119,9 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
+_HANDLED_BY_CALLERS = frozenset({400, 404, 409, 410, 412, 422})
+
+
 def fhir_error_for(response: requests.Response, what: str) -> errors.FHIRError:
     """Map an error response from a FHIR server to the typed error; log its OperationOutcome (never PHI)."""
     status = response.status_code
@@ -127,8 +130,11 @@ def fhir_error_for(response: requests.Response, what: str) -> errors.FHIRError:
     challenge = response.headers.get("WWW-Authenticate", "")
     if status == 403 and "insufficient_scope" in challenge:
         issues.append("insufficient_scope: the granted scopes do not allow this interaction")
-    # `what` names the interaction and resource type, never ids or query values that could carry PHI.
-    log.warning("FHIR %s failed: HTTP %s %s", what, status, "; ".join(issues) or "(no OperationOutcome)")
+    # `what` names the interaction and resource type, never ids or query values that could carry PHI. Refusals
+    # the caller handles (a condition the server does not support, a missing resource, a version conflict) are
+    # INFO: the caller's own handling decides whether a person or IT needs to hear of it.
+    level = logging.INFO if status in _HANDLED_BY_CALLERS else logging.WARNING
+    log.log(level, "FHIR %s failed: HTTP %s %s", what, status, "; ".join(issues) or "(no OperationOutcome)")
     return cls(f"{what} failed with HTTP {status}", http_status=status, issues=issues)
 
 

@@ -36,6 +36,8 @@ class SandboxConfig:
     #: (stored, then the answer is held back past the client's timeout).
     write_fault: str | None = None
     lost_answer_seconds: float = 3.0
+    #: Scenario labels of seeded patients (patient id → what the worklist shows for them), for the launcher.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def iss(self, mode: str) -> str:
         return f"{self.public_url.rstrip('/')}/{mode}/fhir"
@@ -72,17 +74,35 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         data: dict[str, Any] = response.json()
         return data
 
+    def all_patients() -> list[dict[str, Any]]:
+        """Every patient, page by page (a launcher for 5,000 patients lists 5,000, sorted by family name)."""
+        found: list[dict[str, Any]] = []
+        bundle: dict[str, Any] | None = fhir_get("Patient", {"_count": "500", "_sort": "family"})
+        while bundle:
+            found += [e["resource"] for e in bundle.get("entry", [])]
+            link = next((x["url"] for x in bundle.get("link", []) if x.get("relation") == "next"), None)
+            if not link:
+                break
+            response = upstream.get(link, timeout=15, headers={"Accept": "application/fhir+json"})
+            response.raise_for_status()
+            bundle = response.json()
+        return found
+
+    def patient_choices(patients: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+        return [(p["id"], display_name(p) or p["id"], birth_date_text(p) or "", config.labels.get(p["id"], ""))
+                for p in patients]  # fmt: skip
+
     # --- launcher ----------------------------------------------------------------------------------
 
     @app.get("/")
     def launcher() -> str:
-        patients = [
-            e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])
-        ]
+        patients = all_patients()
         practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
+        labelled = [c for c in patient_choices(patients) if c[3]]
         return render_template(
             "launcher.html",
-            patients=[(p["id"], display_name(p) or p["id"], birth_date_text(p) or "") for p in patients],
+            patients=patient_choices(patients),
+            scenarios=sorted(labelled, key=lambda c: c[3]),
             practitioners=[(p["id"], display_name(p) or p["id"], _role(p)) for p in practitioners],
             modes=[(mode, VENDOR_NAMES[mode]) for mode in MODES],
         )
@@ -201,16 +221,14 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         )
 
     def _standalone_picker(mode: str) -> str:
-        patients = [
-            e["resource"] for e in fhir_get("Patient", {"_count": "200", "_sort": "family"}).get("entry", [])
-        ]
+        patients = all_patients()
         practitioners = [e["resource"] for e in fhir_get("Practitioner", {"_count": "50"}).get("entry", [])]
         hidden = {k: v for k, v in request.values.items() if not k.startswith("sandbox_")}
         return render_template(
             "standalone.html",
             hidden=hidden,
             mode_name=VENDOR_NAMES[mode],
-            patients=[(p["id"], display_name(p) or p["id"], birth_date_text(p) or "") for p in patients],
+            patients=patient_choices(patients),
             practitioners=[(p["id"], display_name(p) or p["id"], _role(p)) for p in practitioners],
         )
 

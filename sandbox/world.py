@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ class SandboxWorld:
     lifetimes: dict[str, int] | None = None
     start_tandem: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Seed a running program in the registry (the demo): enrolments, contacts, reviews, safety Tasks.
+    seed_caseload: bool = False
+    #: Patients the seeding leaves un-enrolled (tests enrol them themselves).
+    seed_skip: frozenset[str] = frozenset()
+    #: No per-request lines on the console (the demo: a person needs the URLs, not the traffic).
+    quiet: bool = False
 
     def __post_init__(self) -> None:
         self._own_workdir = self.workdir is None
@@ -77,7 +84,8 @@ class SandboxWorld:
 
             self.ehr = FhirServer(self.workdir / "ehr-fhir", self.ehr_port).start()
             self.components.append(self.ehr)
-            loaded = load_cohort(self.ehr.base_url, generate(self.size, self.seed).transaction_bundles())
+            self.cohort = generate(self.size, self.seed)
+            loaded = load_cohort(self.ehr.base_url, self.cohort.transaction_bundles())
             log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
 
             self.registry = FhirServer(
@@ -116,8 +124,16 @@ class SandboxWorld:
             if self.start_tandem:
                 self.tandem_app = create_app(Settings.from_env(self.environ), environ=self.environ)
                 publish_questionnaires(self.tandem_app.extensions["tandem"])
-                self.components.append(ThreadedApp(self.tandem_app, self.tandem_port).start())
+                self.components.append(
+                    ThreadedApp(self.tandem_app, self.tandem_port, quiet=self.quiet).start()
+                )
                 wait_until_up(f"{self.tandem_url}/healthz")
+                if self.seed_caseload:
+                    from .caseload_seed import seed_caseload
+
+                    sandbox_config.labels.update(seed_caseload(
+                        self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today(),
+                        seed=self.seed, skip=self.seed_skip))  # fmt: skip
             wait_until_up(f"{self.sandbox_url}/generic/fhir/.well-known/smart-configuration")
         except BaseException:
             self.stop()

@@ -263,14 +263,22 @@ def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor stopping the demo
         signal.signal(signum, lambda *_: stop.set())
-    world = SandboxWorld(size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port)
+    world = SandboxWorld(
+        size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port, seed_caseload=True
+    )
     click.echo(f"Starting the sandbox ({size} synthetic patients)…")
     try:
         world.start()
     except (RuntimeError, OSError, TandemError) as error:
         click.echo(f"tandem demo: could not start: {error}", err=True)
         sys.exit(1)
-    click.echo(f"\nSandbox EHR launcher: {world.sandbox_url}/\nTandem:               {world.tandem_url}/\n")
+    click.echo(
+        f"\nOpen the sandbox EHR's launcher: {world.sandbox_url}/\n"
+        "  Care manager's week: sign in as Teresa Lindqvist, press 'Open worklist'.\n"
+        "  Case review: sign in as Irene Castellanos, open the worklist, then 'Psychiatric case review'.\n"
+        "  A chart: pick a patient (the scenario patients are listed first).\n"
+        f"Tandem itself runs at {world.tandem_url}/ (it is opened through the launcher).\n"
+    )
     click.echo("Press Ctrl-C to stop everything.")
     try:
         while not stop.wait(0.5):

@@ -59,7 +59,9 @@ class Review:
         return not self.items and not self.text
 
 
-def review_from_form(kinds: Iterable[str], details: Iterable[str], free_text: str) -> tuple[Review, list[str]]:
+def review_from_form(
+    kinds: Iterable[str], details: Iterable[str], free_text: str
+) -> tuple[Review, list[str]]:
     """A review from the form's rows of (kind, detail) and its free text, and the problems to show on the form.
     A row with neither is ignored; a detail without a kind, or an unknown kind, is a problem."""
     items: list[Recommendation] = []

@@ -159,7 +159,9 @@ def home(launch_id: str) -> Any:
     key = PatientKey(session.iss, patient_id)
     # The PCP sees the consultant's latest recommendations for each enrolment (from the same patient searches).
     no_tasks: list[WorkTask] = []
-    tasks = _part(chart, "Registry reviews", lambda: patient_caseload(key).tasks, no_tasks) if enrolments else []
+    tasks = (
+        _part(chart, "Registry reviews", lambda: patient_caseload(key).tasks, no_tasks) if enrolments else []
+    )
     reviews: dict[str, WorkTask] = {}
     for task in sorted(
         (t for t in tasks if t.kind == "case-review" and t.completed), key=lambda t: t.completed or date.min
