@@ -14,10 +14,18 @@ from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
-from fhir_mappings.registry.programs import PROGRAMS, suggest_program
+from fhir_mappings.registry.programs import PROGRAMS, program_or_default, suggest_program
 from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
 from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
-from fhir_mappings.registry.resources import CONTACT_TYPES, PHASES, PROGRAM_TITLES, ROLES, Enrolment, Member
+from fhir_mappings.registry.resources import (
+    CONTACT_TYPES,
+    PHASES,
+    PROGRAM_TITLES,
+    ROLES,
+    Contact,
+    Enrolment,
+    Member,
+)
 from fhir_mappings.registry.worklist import (
     FLAG_LABELS,
     REVIEW_GROUPS,
@@ -175,7 +183,8 @@ def _enrolment(careplan_id: str) -> Enrolment:
 
 @bp.get("/enrolments/<careplan_id>")
 @launch_required
-def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None) -> Any:
+def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None,
+                   problem: str | None = None, entered: dict[str, str] | None = None) -> Any:  # fmt: skip
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else _enrolment(careplan_id)
@@ -196,7 +205,9 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            contact_id=contact_id, contact_sig=contact_sig,
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
-                           conflict=conflict, today=clock.today()), (409 if conflict else 200)  # fmt: skip
+                           conflict=conflict, today=clock.today(), problem=problem, entered=entered or {},
+                           measures=[m for m in program_or_default(enrolment.program).measures]), (
+                               409 if conflict else 422 if problem else 200)  # fmt: skip
 
 
 def _iso(day: date | None) -> str:
@@ -212,7 +223,7 @@ def _form_date(name: str, default: date) -> date:
 
 @bp.post("/enrolments/<careplan_id>/contact")
 @launch_required
-def log_contact(launch_id: str, careplan_id: str) -> Response:
+def log_contact(launch_id: str, careplan_id: str) -> Any:
     session = current_launch()
     svc = services()
     enrolment = _enrolment(careplan_id)
@@ -223,14 +234,19 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
     contact_type = request.form.get("contact_type", "")
     role = request.form.get("role", "care-manager")
     when = _form_date("date", clock.today())
-    if (
-        not 1 <= minutes <= 600
-        or contact_type not in CONTACT_TYPES
-        or role not in ROLES
-        or when > clock.today()
-    ):
-        raise errors.InvalidLaunchRequest(
-            "a contact needs a date (not in the future), a type, a role and 1-600 minutes"
+    problem = None
+    if not 1 <= minutes <= 600:
+        problem = "Enter the minutes spent (1 to 600)."
+    elif contact_type not in CONTACT_TYPES or role not in ROLES:
+        problem = "Choose the contact's type and your role from the lists."
+    elif when > clock.today():
+        problem = "The contact's date cannot be in the future."
+    if problem:  # the form comes back with what was entered
+        return enrolment_page(
+            launch_id,
+            careplan_id,
+            problem=problem,
+            entered={k: v for k, v in request.form.items() if k != "csrf_token"},
         )
     ehr = current_ehr()
     # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
@@ -241,13 +257,20 @@ def log_contact(launch_id: str, careplan_id: str) -> Response:
     contact_id = f"contact-{form_id}"
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
+    month = caseload_data(enrolment.iss).for_patient(enrolment.key)
+    contacts = [c for c in month.contacts if c.careplan_id == enrolment.id]
+    if not any(c.id == contact_id for c in contacts):  # the cache may not have it yet: count it once
+        contacts.append(Contact(contact_id, enrolment.id, when, minutes, contact_type, role, None))
+    code = month_code(enrolment, contacts, when)
+    reached = f"{code.label} reached this month" if code.code else f"no code reached yet ({code.description})"
+    flash(f"Contact saved: {minutes} min on {when.isoformat()}, {code.minutes} min in {when:%B}; {reached}.")
     if request.form.get("discuss"):
         svc.caseload.request_review(
             svc.caseload.get(careplan_id, enrolment.iss), "Discuss with the psychiatric consultant"
         )
     return redirect(
         url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
-    )  # type: ignore[return-value]
+    )
 
 
 @bp.post("/enrolments/<careplan_id>/update")
@@ -273,6 +296,10 @@ def update(launch_id: str, careplan_id: str) -> Any:
         svc.caseload.save(changed)
     except EnrolmentChanged as conflict:
         return enrolment_page(launch_id, careplan_id, conflict=conflict)
+    said = [f"status {PHASES[changed.phase][1].lower()}"] if changed.phase != current.phase else []
+    if changed.flagged_for_review != current.flagged_for_review:
+        said.append("flagged for psychiatric review" if changed.flagged_for_review else "review flag removed")
+    flash(f"Saved: {', '.join(said)}." if said else "Nothing changed.")
     return redirect(
         url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
     )
@@ -280,13 +307,18 @@ def update(launch_id: str, careplan_id: str) -> Any:
 
 @bp.post("/enrolments/<careplan_id>/follow-up")
 @launch_required
-def follow_up(launch_id: str, careplan_id: str) -> Response:
-    due = _form_date("due", clock.today() + timedelta(days=14))
-    services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due,
-                                 description=(request.form.get("description") or "Follow-up contact")[:200])  # fmt: skip
+def follow_up(launch_id: str, careplan_id: str) -> Any:
+    try:
+        due = date.fromisoformat(request.form.get("due") or "")
+    except ValueError:
+        return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.",
+                              entered={k: v for k, v in request.form.items() if k != "csrf_token"})  # fmt: skip
+    description = (request.form.get("description") or "Follow-up contact")[:200]
+    services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due, description=description)
+    flash(f"Follow-up added: {description}, due {due.isoformat()}.")
     return redirect(
         url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
-    )  # type: ignore[return-value]
+    )
 
 
 @bp.post("/enrolments/<careplan_id>/tasks/<task_id>/done")
@@ -297,6 +329,7 @@ def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
         services().caseload.complete_task(task_id, _enrolment(careplan_id))
     except errors.FHIRNotFound:
         abort(404)
+    flash("Follow-up marked done.")
     return redirect(
         url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
     )  # type: ignore[return-value]
