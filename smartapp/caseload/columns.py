@@ -79,12 +79,13 @@ class WorklistPrefs:
     def from_form(cls, form: Mapping[str, object], chosen: list[str]) -> WorklistPrefs:
         """From the column form: the ticked columns ordered by their position numbers (unknown names dropped)."""
 
-        def position(key: str) -> tuple[float, int]:
-            raw = form.get(f"pos-{key}")
+        def position(key: str) -> tuple[float, int, int]:
+            """By the number typed; on a tie, the column whose number was just changed goes first."""
+            raw, was = str(form.get(f"pos-{key}") or ""), str(form.get(f"was-{key}") or "")
             try:
-                return float(str(raw)), list(COLUMNS).index(key)
+                return float(raw), 0 if raw != was else 1, list(COLUMNS).index(key)
             except ValueError:
-                return 999.0, list(COLUMNS).index(key)
+                return 999.0, 1, list(COLUMNS).index(key)
 
         columns = tuple(sorted((k for k in dict.fromkeys(chosen) if k in COLUMNS), key=position))
         density = str(form.get("density") or "compact")

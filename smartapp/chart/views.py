@@ -39,7 +39,7 @@ from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
-from launch.scopes import allows_create
+from launch.scopes import allows, allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp.chart.trends import trend_svg
@@ -201,6 +201,15 @@ def home(launch_id: str) -> Any:
     )
 
 
+def registry_banner(enrolment: Enrolment) -> dict[str, Any]:
+    """The banner from what the registry copied at enrolment, when this launch may not read the EHR's Patient
+    (a worklist launch with patient-level scopes only): name, birth date, age and MRN still identify the patient."""
+    born = enrolment.birth_date
+    return {"patient": {"resourceType": "Patient"}, "patient_name": enrolment.patient_name,
+            "birth_date": born.isoformat() if born else None, "age": enrolment.age(clock.today()),
+            "mrn": enrolment.mrn, "gender": None, "show_banner": True, "patient_notice": None}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Subject:
     """Whom a screening is for: the launch's patient, or, from the registry (a launch without patient context),
@@ -224,7 +233,10 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
         submission_id, signature = mint_form_id("submission", *binding)
     else:
         signature = sign_form_id("submission", submission_id, *binding)
-    return render_template("screen_form.html", **_common(session, ehr, subject.patient_id), instrument=instrument,
+    common = _common(session, ehr, subject.patient_id)
+    if common["patient"] is None and subject.enrolment is not None:
+        common.update(registry_banner(subject.enrolment))
+    return render_template("screen_form.html", **common, instrument=instrument,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,
                            form_url=subject.form_url(session.id, instrument.key), modes=MEASUREMENT_MODES), status  # fmt: skip
@@ -298,8 +310,11 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     except errors.TandemError:
         capability = {}
     granted = session.scope.split()
-    plan = plan_writeback(capability, lambda resource_type: allows_create(granted, resource_type), vendor,
-                          has_encounter=submission.encounter_id is not None)  # fmt: skip
+    if subject.patient_id == session.context.patient:
+        may_create = lambda resource_type: allows_create(granted, resource_type)  # noqa: E731
+    else:  # a registry patient outside the launch's context: only user-level scopes reach their chart
+        may_create = lambda resource_type: allows(granted, "user", resource_type, "c")  # noqa: E731
+    plan = plan_writeback(capability, may_create, vendor, has_encounter=submission.encounter_id is not None)
     conditional = bool(plan.ehr_types) and all(
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )
@@ -333,8 +348,14 @@ def result(launch_id: str, record_id: str) -> str:
     record = _record_for(session, record_id)
     ehr = current_ehr()
     submission = record.submission(services().catalogue)
-    return render_template("screening_result.html", **_common(session, ehr, record.patient_id), record=record,
-                           submission=submission, result=submission.result)  # fmt: skip
+    common = _common(session, ehr, record.patient_id)
+    if common["patient"] is None and record.careplan_id:
+        try:
+            common.update(registry_banner(services().caseload.get(record.careplan_id, record.iss)))
+        except errors.TandemError:
+            pass  # the result still shows; the notice says the demographics could not be read
+    return render_template("screening_result.html", **common, record=record, submission=submission,
+                           result=submission.result)  # fmt: skip
 
 
 @bp.post("/screenings/<record_id>/acknowledge")

@@ -49,3 +49,26 @@ def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def demo_world() -> Iterator[Any]:
+    """The demo as `tandem demo` starts it: a seeded registry caseload (its own embedded store)."""
+    from sandbox.world import SandboxWorld
+
+    with SandboxWorld(size=40, seed=7, seed_caseload=True, quiet=True) as started:
+        yield started
+
+
+@pytest.fixture
+def frame_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page the size of an EHR's embedded activity: 1024×700."""
+    context = chromium.new_context(viewport={"width": 1024, "height": 700})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    finally:
+        context.close()

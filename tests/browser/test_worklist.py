@@ -32,23 +32,23 @@ def test_worklist_sorting_filtering_and_case_review(page: Any, world: Any) -> No
     page.get_by_role("heading", name="Caseload worklist").wait_for()
     rows = page.locator("table.worklist tbody tr")
     assert rows.count() >= 2
-    page.get_by_role("link", name="Minutes (month)").click()  # sort ascending, then descending
-    page.get_by_role("link", name="Minutes (month) ▲").click()
+    page.get_by_role("link", name="Minutes this month").click()  # sort ascending, then descending
+    page.get_by_role("link", name="Minutes this month ▲").click()
     first_row = page.locator("table.worklist tbody tr").first
     assert "40" in first_row.inner_text()
-    page.get_by_label("Flag").select_option("new")
+    page.get_by_label("Flag", exact=True).select_option("new")
     page.get_by_role("button", name="Apply").click()
     assert page.locator("table.worklist tbody tr").count() >= 2
     page.screenshot(path=str(_artifacts() / "worklist.png"), full_page=True)
 
     page.get_by_role("link", name="Psychiatric case review").first.click()
     page.get_by_role("heading", name="Psychiatric case review").wait_for()
-    case = page.locator("section.review-case").first
-    name = case.locator("h2 a").inner_text()
-    case.get_by_label("Recommendations").fill("Continue; add CBT referral")
+    case = page.locator("article.review-case").first
+    name = case.locator("h3 a").inner_text()
+    case.get_by_label("Notes").fill("Continue; add CBT referral")
     case.get_by_role("button", name="Record review and close").click()
     page.get_by_role("heading", name="Psychiatric case review").wait_for()
-    remaining = [h.inner_text() for h in page.locator("section.review-case h2 a").all()]
+    remaining = [h.inner_text() for h in page.locator("article.review-case h3 a").all()]
     assert name not in remaining
     page.screenshot(path=str(_artifacts() / "case-review.png"), full_page=True)
 
