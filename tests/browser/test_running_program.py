@@ -21,7 +21,9 @@ def _visible_text(page: Any) -> str:
     return str(page.locator("main").inner_text())  # closed "details for IT" are not rendered
 
 
-def test_the_worklist_fits_a_1024_by_700_frame_and_keeps_each_users_columns(frame_page: Any, demo_world: Any) -> None:
+def test_the_worklist_fits_a_1024_by_700_frame_and_keeps_each_users_columns(
+    frame_page: Any, demo_world: Any
+) -> None:
     page = frame_page
     _worklist(page, demo_world, "pr-cm-1")
     rows = page.locator("table.worklist tbody tr")
@@ -103,11 +105,15 @@ def test_the_case_review_puts_safety_first_then_flagged_then_not_improving_then_
 
     flagged = page.locator("section.review-group", has_text="Flagged for review").locator("article").first
     name = flagged.locator("h3 a").inner_text()
-    flagged.get_by_role("button", name="Record review and close").click()  # nothing written: stays on the form
+    flagged.get_by_role(
+        "button", name="Record review and close"
+    ).click()  # nothing written: stays on the form
     page.get_by_role("alert").filter(has_text="Write at least one recommendation").wait_for()
     flagged = page.locator("article.review-case", has_text=name)
     flagged.get_by_label("Recommendation 1", exact=True).select_option("dose-change")
-    flagged.get_by_label("Details of recommendation 1 (medication, dose, therapy, to whom)").fill("sertraline 100 mg")
+    flagged.get_by_label("Details of recommendation 1 (medication, dose, therapy, to whom)").fill(
+        "sertraline 100 mg"
+    )
     flagged.get_by_label("Notes").fill("PHQ-9 in 2 weeks")
     flagged.get_by_role("button", name="Record review and close").click()
     page.get_by_role("status").filter(has_text="Review recorded").wait_for()

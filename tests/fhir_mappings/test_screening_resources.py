@@ -182,3 +182,53 @@ def test_what_is_due() -> None:
     assert [d.instrument for d in due_screenings([], [], 15, None, today)] == ["phq9-teen"]
     assert due_screenings([], [], 8, None, today) == []
     assert [d.instrument for d in due_screenings([], [], 0, 61, today)] == ["epds"]  # the 2-month visit
+
+
+def test_a_follow_up_measurement_records_how_it_was_taken() -> None:
+    from dataclasses import replace
+
+    from fhir_mappings.screening.resources import MODE_SYSTEM, questionnaire_response, screening_observations
+
+    submission = replace(_submission(INSTRUMENTS["phq9"], 0), mode="phone", encounter_id=None)
+    qr = questionnaire_response(submission)
+    _round_trip(qr)
+    assert qr["extension"][0]["valueCoding"] == {
+        "system": MODE_SYSTEM,
+        "code": "phone",
+        "display": "By phone",
+    }
+    observations = screening_observations(submission, "QuestionnaireResponse/x")
+    for observation in observations:
+        _round_trip(observation)
+        assert observation["method"]["coding"][0]["code"] == "phone"
+    unknown = replace(submission, mode="carrier-pigeon")  # not a mode: nothing claimed
+    assert "extension" not in questionnaire_response(unknown)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "creatable", "scoped", "encounter", "writes", "why"),
+    [
+        ("generic", True, True, False, True, "a server that accepts notes gets the consult note"),
+        ("oracle", True, True, False, True, "Oracle accepts notes without an encounter"),
+        (
+            "epic",
+            True,
+            True,
+            False,
+            False,
+            "Epic files notes against an encounter; a worklist launch has none",
+        ),
+        ("epic", True, True, True, True, "Epic with an encounter"),
+        ("generic", False, True, True, False, "the server does not accept DocumentReference"),
+        ("generic", True, False, True, False, "the granted scopes do not allow it"),
+    ],
+)
+def test_consult_note_plan(vendor: str, creatable: bool, scoped: bool, encounter: bool, writes: bool,
+                           why: str) -> None:  # fmt: skip
+    from fhir_mappings.screening.writeback import plan_consult_note
+
+    capability = {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+        {"type": "DocumentReference", "interaction": [{"code": "create"}] if creatable else []}]}]}  # fmt: skip
+    plan = plan_consult_note(capability, lambda _t: scoped, vendor, has_encounter=encounter)
+    assert (plan.ehr_types == NOTE) is writes, why
+    assert plan.reason

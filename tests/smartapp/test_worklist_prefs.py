@@ -1,0 +1,60 @@
+"""Each user's worklist columns, and the deployment's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from launch.errors import ConfigurationError
+from launch.store import EmbeddedStore
+from smartapp.caseload.columns import DEFAULT_COLUMNS, PrefsStore, WorklistPrefs, available_columns
+from smartapp.config import Settings
+
+ISS = "https://ehr.example.org/fhir"
+
+
+def test_columns_are_ordered_by_position_and_a_changed_number_wins_a_tie() -> None:
+    form = MultiDict({"pos-flags": "2", "was-flags": "2", "pos-care_manager": "2", "was-care_manager": "",
+                      "pos-weeks": "3", "was-weeks": "3", "density": "comfortable", "page_size": "25"})  # fmt: skip
+    prefs = WorklistPrefs.from_form(form, ["flags", "care_manager", "weeks", "no-such-column"])
+    assert prefs.columns == ("care_manager", "flags", "weeks")
+    assert (prefs.density, prefs.page_size) == ("comfortable", 25)
+    odd = WorklistPrefs.from_form(MultiDict({"density": "huge", "page_size": "9999"}), [])
+    assert odd == WorklistPrefs()  # nothing usable: the defaults
+    shown = [c.key for c in prefs.shown(["care_manager", "flags"])]
+    assert shown == ["patient", "care_manager", "flags"]  # patient always first; weeks not offered
+
+
+def test_preferences_are_kept_per_user_and_ehr() -> None:
+    store = PrefsStore(EmbeddedStore())
+    mine = WorklistPrefs(("flags", "minutes"), "comfortable", 100)
+    store.save(ISS, "Practitioner/cm-1", mine)
+    assert store.load(ISS, "Practitioner/cm-1") == mine
+    assert store.load(ISS, "Practitioner/cm-2").columns == DEFAULT_COLUMNS
+    assert store.load("https://other.example.org/fhir", "Practitioner/cm-1") == WorklistPrefs()
+    assert store.load(ISS, None) == WorklistPrefs()
+    store.reset(ISS, "Practitioner/cm-1")
+    assert store.load(ISS, "Practitioner/cm-1") == WorklistPrefs()
+
+
+def test_available_columns_follow_the_programs() -> None:
+    assert "phq9" in available_columns(["phq9_latest"]) and "gad7" not in available_columns(["phq9_latest"])
+
+
+def test_time_zone_is_validated_and_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="TANDEM_TIME_ZONE"):
+        Settings.from_env({"TANDEM_TIME_ZONE": "Mars/Olympus"})
+    assert Settings.from_env({"TANDEM_TIME_ZONE": "America/Chicago"}).time_zone == "America/Chicago"
+    from flask import Flask
+
+    from smartapp.clock import local_time
+
+    app = Flask(__name__)
+    app.config["TANDEM_TIME_ZONE"] = "America/Chicago"
+    with app.app_context():
+        assert local_time("2026-11-24T02:30:00+00:00") == "2026-11-23 20:30 CST"
+        assert local_time(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01 07:00 CDT"
+        assert local_time("2026-11-24") == "2026-11-24" and local_time(None) == ""
+        assert local_time("not a time at all") == "not a time at all"
