@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -45,6 +46,8 @@ class Settings:
     retry_seconds: int = 30
     #: A folder of the practice's licensed copies of site-supplied instruments (`<key>.json`, e.g. epds.json).
     site_instruments: str | None = None
+    #: The site's psychiatric consultant, preselected at enrolment (a reference such as Practitioner/123).
+    default_consultant: str | None = None
     #: The time zone dates and times are shown in, and what "today" means (an IANA name).
     time_zone: str = "UTC"
 
@@ -110,6 +113,12 @@ class Settings:
             problems.append("TANDEM_NO_CONTACT_WEEKS: must be between 1 and 52")
         if not 1 <= self.retry_seconds <= 3600:
             problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
+        if self.default_consultant and not re.fullmatch(
+            r"Practitioner/[A-Za-z0-9\-.]{1,64}", self.default_consultant
+        ):
+            problems.append(
+                "TANDEM_DEFAULT_CONSULTANT: must be a Practitioner reference such as Practitioner/123"
+            )
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):

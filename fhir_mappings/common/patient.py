@@ -82,3 +82,19 @@ def identifier_value(resource: Mapping[str, Any] | None, type_code: str = "MR") 
         if type_code in codes(identifier.get("type")) and isinstance(value, str | int) and str(value):
             return str(value)
     return None
+
+
+def qualification_text(resource: Mapping[str, Any] | None) -> str | None:
+    """A practitioner's first qualification as text (its `code.text`, else a coding's display): the role a picker
+    shows beside the name."""
+    if not isinstance(resource, Mapping):
+        return None
+    for qualification in objs(resource.get("qualification")):
+        code = qualification.get("code")
+        if isinstance(code, Mapping):
+            if isinstance(code.get("text"), str) and code["text"].strip():
+                return str(code["text"]).strip()
+            for coding in objs(code.get("coding")):
+                if isinstance(coding.get("display"), str) and coding["display"].strip():
+                    return str(coding["display"]).strip()
+    return None

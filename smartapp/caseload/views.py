@@ -11,7 +11,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.export import csv_text
-from fhir_mappings.common.patient import birth_date, display_name, identifier_value
+from fhir_mappings.common.patient import birth_date, display_name, identifier_value, qualification_text
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
 from fhir_mappings.registry.programs import PROGRAMS, program_or_default, suggest_program
@@ -525,7 +525,8 @@ def enrol(launch_id: str) -> Any:
         practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
     except errors.FHIRError:
         practitioners = []
-    people = [(f"Practitioner/{p['id']}", display_name(p) or p["id"]) for p in practitioners]
+    people = [(f"Practitioner/{p['id']}", display_name(p) or "Unnamed practitioner", qualification_text(p) or "")
+              for p in practitioners if isinstance(p.get("id"), str)]  # fmt: skip
     user = current_user(session, ehr)
     existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
     binding = (session.id, session.iss, session.context.patient)
@@ -534,7 +535,8 @@ def enrol(launch_id: str) -> Any:
                    if isinstance(g, dict)), None)  # fmt: skip
         enrolment_id, enrolment_sig = mint_form_id("enrolment", *binding)
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
-                               defaults={"pcp": gp, "care-manager": user.reference if user else None},
+                               defaults={"pcp": gp, "care-manager": user.reference if user else None,
+                                         "psychiatric-consultant": svc.settings.default_consultant},
                                existing=existing, programs=PROGRAM_TITLES, roles=ROLES, problem=None,
                                enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=clock.today())  # fmt: skip
     form = request.form
@@ -543,7 +545,7 @@ def enrol(launch_id: str) -> Any:
         raise app_errors.BadAddress(
             "the enrolment form was not issued for this patient in this launch; reload it"
         )
-    names = dict(people)
+    names = {ref: name for ref, name, _ in people}
     program = form.get("program", "")
     problem = None
     consent_date: date | None = None

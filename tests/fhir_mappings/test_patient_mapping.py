@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,20 @@ def test_mrn() -> None:
                               {"type": {"coding": [{"code": "MR"}]}, "value": "203713"}]}  # fmt: skip
     assert identifier_value(patient) == "203713"
     assert identifier_value({"identifier": [{"type": {"coding": [{"code": "MR"}]}}]}) is None
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ({"qualification": [{"code": {"text": "Psychiatric consultant"}}]}, "Psychiatric consultant"),
+        ({"qualification": [{"code": {"coding": [{"display": "Psychiatrist"}]}}]}, "Psychiatrist"),
+        ({"qualification": [{"code": {"text": "  "}}, {"code": {"text": "LCSW"}}]}, "LCSW"),
+        ({"qualification": "odd"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_a_practitioners_role_for_the_pickers(resource: Any, expected: str | None) -> None:
+    from fhir_mappings.common.patient import qualification_text
+
+    assert qualification_text(resource) == expected

@@ -33,6 +33,7 @@ def enrol(
     assert "nrol in the registry" in chart.text  # "Enrol", or "Re-enrol" after a discharge
     page = f"{world.tandem_url}/app/{launch_id}/enrol"
     form, target = browser.form(page)
+    assert "Irene Castellanos — Psychiatric consultant" in browser.get(page).text  # pickers show roles
     fields = {**form.hidden, "program": program, "pcp": "Practitioner/pr-pcp-1",
               "care-manager": "Practitioner/pr-cm-1", "psychiatric-consultant": "Practitioner/pr-psy-1",
               "consent": "yes", "consent_method": "verbal"}  # fmt: skip

@@ -58,3 +58,9 @@ def test_time_zone_is_validated_and_used(monkeypatch: pytest.MonkeyPatch) -> Non
         assert local_time(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01 07:00 CDT"
         assert local_time("2026-11-24") == "2026-11-24" and local_time(None) == ""
         assert local_time("not a time at all") == "not a time at all"
+
+
+def test_the_default_consultant_must_be_a_practitioner_reference() -> None:
+    assert Settings.from_env({"TANDEM_DEFAULT_CONSULTANT": "Practitioner/pr-psy-1"}).default_consultant
+    with pytest.raises(ConfigurationError, match="TANDEM_DEFAULT_CONSULTANT"):
+        Settings.from_env({"TANDEM_DEFAULT_CONSULTANT": "Irene"})
