@@ -233,3 +233,15 @@ def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
         "user_name": user.display if user else None,
         "safety_count": open_safety_count(access),
     }
+
+
+def ehr_profile(session: LaunchSession) -> tuple[str, dict[str, Any]]:
+    """The launch's EHR vendor and its CapabilityStatement ({} when it cannot be read: write-back plans then
+    choose nothing), for deciding what may be written back."""
+    svc = services()
+    reg = svc.registrations.get(session.iss)
+    try:
+        capability = svc.discovery.capability_statement(session.iss)
+    except errors.TandemError:
+        capability = {}
+    return (reg.vendor.value if reg else "generic"), capability

@@ -127,6 +127,10 @@ class Enrolment:
     def member(self, role: str) -> Member | None:
         return self.team.get(role)
 
+    def has_member(self, reference: str) -> bool:
+        """Whether the practitioner has any role on this enrolment's care team."""
+        return any(m.reference == reference for m in self.team.values())
+
     def age(self, today: date) -> int | None:
         born = self.birth_date
         if born is None or born > today:

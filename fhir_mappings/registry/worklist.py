@@ -295,7 +295,7 @@ def filter_rows(rows: Iterable[Row], *, flag: str | None = None, member: str | N
             continue
         if flag and flag not in row.flags:
             continue
-        if member and not any(m.reference == member for m in row.enrolment.team.values()):
+        if member and not row.enrolment.has_member(member):
             continue
         if program and row.enrolment.program != program:
             continue

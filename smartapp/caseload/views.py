@@ -57,6 +57,7 @@ from smartapp.request_context import (
     current_ehr,
     current_launch,
     current_user,
+    ehr_profile,
     form_id_valid,
     header_context,
     launch_required,
@@ -110,6 +111,17 @@ def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str
     return chosen, args
 
 
+def _paged(items: list[Any], size: int) -> tuple[list[Any], int, int]:
+    """The page the `page` argument asks for (clamped), its number, and the number of pages."""
+    try:
+        number = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(items) // size))
+    number = min(number, pages)
+    return items[(number - 1) * size : number * size], number, pages
+
+
 def _prefs_user(session: LaunchSession) -> str | None:
     return session.context.fhir_user or None
 
@@ -125,13 +137,7 @@ def worklist(launch_id: str) -> str:
     chosen, args = _filtered(rows, page["user"])
     prefs = PrefsStore(services().store).load(session.iss, _prefs_user(session))
     offered = available_columns(columns_for({r.enrolment.program for r in rows} or PROGRAMS))
-    try:
-        number = max(1, int(request.args.get("page") or 1))
-    except ValueError:
-        number = 1
-    pages = max(1, -(-len(chosen) // prefs.page_size))
-    number = min(number, pages)
-    shown = chosen[(number - 1) * prefs.page_size : number * prefs.page_size]
+    shown, number, pages = _paged(chosen, prefs.page_size)
     return render_template("worklist.html", **page, rows=shown, args=args, columns=prefs.shown(offered),
                            offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
                            first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
@@ -255,12 +261,13 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
     if not form_id_valid("contact", form_id, request.form.get("contact_sig", ""), session.id, enrolment.id):
         raise app_errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
     contact_id = f"contact-{form_id}"
+    # The enrolment's contacts as loaded for this request (before the write: no reload after it).
+    earlier = [c for c in caseload_data(enrolment.iss).for_patient(enrolment.key).contacts
+               if c.careplan_id == enrolment.id]  # fmt: skip
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
-    month = caseload_data(enrolment.iss).for_patient(enrolment.key)
-    contacts = [c for c in month.contacts if c.careplan_id == enrolment.id]
-    if not any(c.id == contact_id for c in contacts):  # the cache may not have it yet: count it once
-        contacts.append(Contact(contact_id, enrolment.id, when, minutes, contact_type, role, None))
+    contacts = [c for c in earlier if c.id != contact_id]
+    contacts.append(Contact(contact_id, enrolment.id, when, minutes, contact_type, role, None))
     code = month_code(enrolment, contacts, when)
     reached = f"{code.label} reached this month" if code.code else f"no code reached yet ({code.description})"
     flash(f"Contact saved: {minutes} min on {when.isoformat()}, {code.minutes} min in {when:%B}; {reached}.")
@@ -363,9 +370,7 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     user = page["user"]
     rows, _ = _rows(clock.today())
     to_review = review_priority(rows)
-    on_team = user is not None and any(
-        m.reference == user.reference for r in to_review for m in r.enrolment.team.values()
-    )
+    on_team = user is not None and any(r.enrolment.has_member(user.reference) for r in to_review)
     who = request.args.get("who") or ("mine" if on_team else "all")
     if who == "mine" and user is not None:
         to_review = [
@@ -373,13 +378,7 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
         ]
     if problem is not None:  # the case whose form needs correcting is shown whatever page it is on
         to_review = [r for r in to_review if r.enrolment.id == problem[0]] or to_review
-    try:
-        number = max(1, int(request.args.get("page") or 1))
-    except ValueError:
-        number = 1
-    pages = max(1, -(-len(to_review) // REVIEW_PAGE_SIZE))
-    number = min(number, pages)
-    shown = to_review[(number - 1) * REVIEW_PAGE_SIZE : number * REVIEW_PAGE_SIZE]
+    shown, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
     data = caseload_data(session.iss)
     trends = {}
     for row in shown:
@@ -426,13 +425,7 @@ def record_review(launch_id: str, careplan_id: str) -> Any:
 def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enrolment, review: Review,
                         task_id: str, reviewer: Member | None) -> str:  # fmt: skip
     """One attempt at the consult note; what happened, in words for the consultant."""
-    svc = services()
-    reg = svc.registrations.get(session.iss)
-    vendor = reg.vendor.value if reg else "generic"
-    try:
-        capability = svc.discovery.capability_statement(session.iss)
-    except errors.TandemError:
-        capability = {}
+    vendor, capability = ehr_profile(session)
     granted = session.scope.split()
     plan = plan_consult_note(capability, lambda t: allows_create(granted, t), vendor,
                              has_encounter=bool(session.context.encounter))  # fmt: skip

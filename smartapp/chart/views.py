@@ -48,6 +48,7 @@ from smartapp.request_context import (
     current_ehr,
     current_launch,
     current_user,
+    ehr_profile,
     form_id_valid,
     header_context,
     launch_required,
@@ -303,12 +304,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         iss=session.iss,
         mode=mode if mode in MEASUREMENT_MODES else None,
     )
-    reg = svc.registrations.get(session.iss)
-    vendor = reg.vendor.value if reg else "generic"
-    try:
-        capability = svc.discovery.capability_statement(session.iss)
-    except errors.TandemError:
-        capability = {}
+    vendor, capability = ehr_profile(session)
     granted = session.scope.split()
     if subject.patient_id == session.context.patient:
         may_create = lambda resource_type: allows_create(granted, resource_type)  # noqa: E731
@@ -355,7 +351,7 @@ def result(launch_id: str, record_id: str) -> str:
         except errors.TandemError:
             pass  # the result still shows; the notice says the demographics could not be read
     return render_template("screening_result.html", **common, record=record, submission=submission,
-                           result=submission.result)  # fmt: skip
+                           result=submission.result, modes=MEASUREMENT_MODES)  # fmt: skip
 
 
 @bp.post("/screenings/<record_id>/acknowledge")
