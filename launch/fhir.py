@@ -117,6 +117,7 @@ class FHIRClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         idempotent: bool | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         if not same_origin(url, self.base_url):
             # Never send a bearer token to a host other than the server's own.
@@ -128,7 +129,7 @@ class FHIRClient:
         for attempt in (1, 2):
             response = self.transport.send(
                 method, url, what=what, headers=self._headers(headers), data=body,
-                idempotent=idempotent, counter=self.counter,
+                idempotent=idempotent, counter=self.counter, stream=stream,
             )  # fmt: skip
             if response.status_code == 401 and attempt == 1:
                 self.auth.invalidate()  # the token may have expired mid-flight: refresh once and retry
@@ -149,6 +150,12 @@ class FHIRClient:
         if expected_type and body["resourceType"] != expected_type:
             raise errors.MalformedResource(f"{what}: expected {expected_type}, got {body['resourceType']}")
         return body
+
+    def send(self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None = None,
+             stream: bool = False) -> requests.Response:  # fmt: skip
+        """A raw interaction with this server (Bulk Data status and file URLs): the same origin, token, retry and
+        error rules as every other; a 4xx/5xx raises the typed error."""
+        return self._send(method, url, what=what, headers=headers, stream=stream)
 
     # --- interactions ------------------------------------------------------------------------------
 

@@ -38,6 +38,36 @@ def _check_url(value: str, field: str) -> str:
     return value
 
 
+#: What the score refresh reads, in the v2 spelling (spelled v1 for servers that only speak v1).
+BACKEND_SCOPES = ("system/Patient.rs", "system/Observation.rs", "system/Group.rs")
+
+
+class BackendServices(BaseModel):
+    """Tandem's SMART Backend Services registration at this EHR (a separate client there: Epic and Oracle register
+    backend apps apart from user-facing ones). Used by the worker to refresh enrolled patients' EHR scores."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: Annotated[str, Field(min_length=1)]
+    #: A kid from the Tandem key file: the key the client assertions are signed with.
+    key_id: Annotated[str, Field(min_length=1)]
+    scopes: list[str] = Field(default_factory=lambda: list(BACKEND_SCOPES))
+    #: The token endpoint; by default the one the EHR's SMART configuration names.
+    token_url: str | None = None
+    #: A Group of the EHR's behavioral-health patients for Bulk Data `$export` (with `_since`). Without it,
+    #: scores are searched per patient (Epic requires a `patient` parameter on Observation searches).
+    group_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")] = None
+    #: Per-patient searches in flight at once (be gentle with the EHR).
+    concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    #: With a Group, a full export (which also drops scores the EHR deleted) at least this often; `_since` between.
+    full_export_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, "token_url")
+
+
 class Registration(BaseModel):
     """One trusted issuer (an EHR's FHIR base URL) and how Tandem is registered there."""
 
@@ -54,6 +84,8 @@ class Registration(BaseModel):
     scopes: list[str] | None = None
     #: Origins allowed to frame Tandem for this EHR (CSP frame-ancestors); defaults to the issuer's own origin.
     frame_ancestors: list[str] | None = None
+    #: Backend services for the worker's score refresh; without it, EHR scores come only from chart opens.
+    backend: BackendServices | None = None
 
     @field_validator("frame_ancestors")
     @classmethod
@@ -186,6 +218,10 @@ def parse_registrations(
         where = f"[[issuer]] #{index + 1} ({reg.iss})"
         if reg.auth is ClientAuth.PRIVATE_KEY_JWT and key_ids is not None and reg.key_id not in key_ids:
             problems.append(f"  {where} key_id: no key with kid {reg.key_id!r} in the Tandem key file")
+        if reg.backend is not None and key_ids is not None and reg.backend.key_id not in key_ids:
+            problems.append(
+                f"  {where} backend.key_id: no key with kid {reg.backend.key_id!r} in the Tandem key file"
+            )
         if reg.auth is ClientAuth.CLIENT_SECRET_BASIC and not reg.client_secret(env):
             problems.append(
                 f"  {where} client_secret_env: environment variable {reg.client_secret_env} is not set"

@@ -15,9 +15,18 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template, re
 from joserfc.jwk import RSAKey
 
 from fhir_mappings.common.patient import birth_date_text, display_name
+from launch.scopes import allows
 
-from .oauth import LaunchContext, SandboxClient, SandboxStore, build_authorization_server
-from .rules import MODES, VENDOR_NAMES, belongs_to, scope_refusal, vendor_capability, vendor_refusal
+from .oauth import BackendClient, LaunchContext, SandboxClient, SandboxStore, build_authorization_server
+from .rules import (
+    MODES,
+    VENDOR_NAMES,
+    Refusal,
+    belongs_to,
+    scope_refusal,
+    vendor_capability,
+    vendor_refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +47,15 @@ class SandboxConfig:
     lost_answer_seconds: float = 3.0
     #: Scenario labels of seeded patients (patient id → what the worklist shows for them), for the launcher.
     labels: dict[str, str] = field(default_factory=dict)
+    #: Tandem's public keys: with them each EHR registers a backend services client `tandem-backend-<mode>`.
+    backend_jwks: dict[str, Any] | None = None
 
     def iss(self, mode: str) -> str:
         return f"{self.public_url.rstrip('/')}/{mode}/fhir"
+
+
+def backend_client_id(mode: str) -> str:
+    return f"tandem-backend-{mode}"
 
 
 def _outcome(status: int, code: str, message: str, challenge: str | None = None) -> Response:
@@ -60,8 +75,14 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     store.clients[config.client_id] = SandboxClient(
         client_id=config.client_id, redirect_uris=[f"{config.tandem_url.rstrip('/')}/callback"]
     )
+    if config.backend_jwks:
+        for mode in MODES:
+            store.clients[backend_client_id(mode)] = BackendClient(
+                client_id=backend_client_id(mode), redirect_uris=[], mode=mode, jwks=config.backend_jwks
+            )
     signing_key = RSAKey.generate_key(2048, parameters={"kid": "sandbox-1", "alg": "RS256", "use": "sig"})
-    server = build_authorization_server(store, signing_key, config.iss, config.lifetimes)
+    server = build_authorization_server(store, signing_key, config.iss, config.lifetimes,
+                                        f"{config.public_url.rstrip('/')}/auth/token")  # fmt: skip
     app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
     server.init_app(app)
     upstream = requests.Session()
@@ -167,13 +188,15 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             jwks_uri=f"{root}/auth/jwks",
             authorization_endpoint=f"{root}/auth/authorize",
             token_endpoint=f"{root}/auth/token",
-            token_endpoint_auth_methods_supported=["none", "client_secret_basic"],
-            grant_types_supported=["authorization_code", "refresh_token"],
+            token_endpoint_auth_methods_supported=["none", "client_secret_basic", "private_key_jwt"],
+            token_endpoint_auth_signing_alg_values_supported=["RS384", "ES384"],
+            grant_types_supported=["authorization_code", "refresh_token", "client_credentials"],
             scopes_supported=["openid", "fhirUser", "launch", "launch/patient", "online_access", "offline_access"],
             response_types_supported=["code"],
             code_challenge_methods_supported=["S256"],
             capabilities=[
                 "launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
+                "client-confidential-asymmetric",
                 "context-ehr-patient", "context-ehr-encounter", "context-standalone-patient", "context-banner",
                 "context-style", "permission-patient", "permission-user", "permission-v1", "permission-v2",
                 "permission-online", "sso-openid-connect", "authorize-post",
@@ -269,8 +292,12 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         own_user = request.method == "GET" and parts == ["Practitioner", issued.context.practitioner]
         if own_user and "fhirUser" in scopes:
             refusal = None  # `openid fhirUser` lets the user read their own resource
+        elif parts and parts[0] in ("bulk-status", "bulk-files"):
+            # A Bulk Data export's status and files: for the backend client that may export (system scopes).
+            refusal = None if issued.context.system and allows(scopes, "system", "Group", "r") else Refusal(
+                403, "forbidden", "Bulk Data exports are for backend services clients")  # fmt: skip
         elif parts:
-            refusal = vendor_refusal(mode, request.method, parts, body) or scope_refusal(
+            refusal = vendor_refusal(mode, request.method, parts, body, query) or scope_refusal(
                 scopes, patient, request.method, parts, query
             )
             if request.method in ("POST", "PUT"):

@@ -1,5 +1,5 @@
 """A running program for the demo: enrolments weeks to months old, contacts and minutes near the billing
-thresholds, the EHR's scores copied into the registry (as chart opens would), a flagged patient, an open safety
+thresholds, the EHR's scores read by the worker's refresh (backend services, Bulk Data export), a flagged patient, an open safety
 follow-up, and past reviews with recommendations. Written through Tandem's own caseload service, so the registry
 holds exactly what a team using Tandem would have written. Each patient's launcher label is computed from the row
 the worklist then shows, never asserted."""
@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value
 from fhir_mappings.registry.recommendations import Recommendation, Review
 from fhir_mappings.registry.resources import PROGRAM_TITLES, Enrolment, Member
 from fhir_mappings.registry.worklist import build_rows
 from fhir_mappings.screening.history import ScorePoint, score_points
+from smartapp.caseload.ehr_refresh import ScoreRefresh
 
 from .data import Cohort
 
@@ -57,8 +57,6 @@ def seed_caseload(cohort: Cohort, services: Any, iss: str, *, today: date, seed:
         phq = sorted((p for p in points if p.instrument == "PHQ-9"), key=lambda p: p.when)
         if not phq:
             continue
-        key = PatientKey(iss, patient_id)
-        ehr_scores.remember(key, points)  # what a chart open copies (or the worker's refresh)
         has_gad = any(p.instrument == "GAD-7" for p in points)
         program = (
             "cocm-anxiety"
@@ -111,6 +109,11 @@ def seed_caseload(cohort: Cohort, services: Any, iss: str, *, today: date, seed:
             caseload.add_task("follow-up", enrolment, due=today + timedelta(days=rng.randint(-5, 10)),
                               description="Follow-up contact with PHQ-9")  # fmt: skip
         labels[patient_id] = ""
+    # The EHR's scores reach the registry as they do in production: the worker's refresh with backend services.
+    reg = services.registrations.get(iss)
+    if reg is not None and reg.backend is not None:
+        report = ScoreRefresh(services, reg).run(full=True)
+        log.info("demo caseload: EHR scores %s", report.summary() if report else "not refreshed")
     data = caseload.load(use_cache=False).for_issuer(iss).with_ehr_scores(ehr_scores.for_issuer(iss))
     for row in build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today):
         labels[row.enrolment.patient_id] = scenario_label(row, PROGRAM_TITLES)

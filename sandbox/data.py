@@ -129,6 +129,9 @@ def _trajectory(rng: random.Random, kind: str, visits: int, top: int) -> list[in
     return scores
 
 
+BH_GROUP_ID = "bh-registry"
+
+
 def generate(size: int = 50, seed: int = 7, as_of: date | None = None) -> Cohort:
     """A cohort of `size` patients (50 by default, up to 5,000): adults, teens, children 0–3 with a caregiver,
     and adults with serious mental illness, with screening histories, conditions and practitioners."""
@@ -181,6 +184,12 @@ def generate(size: int = 50, seed: int = 7, as_of: date | None = None) -> Cohort
             _dyad(cohort, rng, pid, family, today)
         else:
             _smi(cohort, rng, pid, today)
+    # The EHR-side registry Group a health system's IT sets up for backend services (Bulk Data `$export`).
+    cohort.add({
+        "resourceType": "Group", "id": BH_GROUP_ID, "type": "person", "actual": True,
+        "name": "Behavioral health registry",
+        "member": [{"entity": {"reference": f"Patient/{p['id']}"}} for p in cohort.of_type("Patient")],
+    })  # fmt: skip
     return cohort
 
 

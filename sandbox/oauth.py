@@ -9,10 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin, grants
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, InvalidClientError, TokenMixin, grants
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+
+#: SMART Backend Services: the client assertion is signed with one of these, and lives at most five minutes.
+ASSERTION_ALGORITHMS = ["RS384", "ES384"]
+MAX_ASSERTION_SECONDS = 300
 
 
 @dataclass
@@ -50,6 +56,24 @@ class SandboxClient(ClientMixin):  # type: ignore[misc]
 
 
 @dataclass
+class BackendClient(SandboxClient):
+    """A SMART Backend Services client of one of the sandbox's EHRs: client_credentials, private_key_jwt, system
+    scopes only."""
+
+    mode: str = "generic"
+    jwks: dict[str, Any] = field(default_factory=dict)
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return " ".join(s for s in scope.split() if s.startswith("system/"))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == "private_key_jwt"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+@dataclass
 class LaunchContext:
     """What the EHR knows when it launches an app: the user, and the patient on screen (if any)."""
 
@@ -59,6 +83,8 @@ class LaunchContext:
     encounter: str | None = None
     need_patient_banner: bool = True
     intent: str | None = None
+    #: A backend services token: no user, no patient, system scopes.
+    system: bool = False
 
 
 @dataclass
@@ -121,6 +147,7 @@ class SandboxStore:
         self.codes: dict[str, AuthorizationCode] = {}
         self.tokens: dict[str, IssuedToken] = {}
         self.refresh_tokens: dict[str, IssuedToken] = {}
+        self.used_jtis: set[str] = set()
 
     def new_launch(self, context: LaunchContext) -> str:
         launch = secrets.token_urlsafe(24)
@@ -200,6 +227,57 @@ class SmartRefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
                 old.revoked = True
 
 
+class SmartClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        client = self.request.client
+        if not isinstance(client, BackendClient):
+            raise InvalidClientError(description="not a backend services client")
+        if not client.get_allowed_scope(self.request.payload.scope or ""):
+            from authlib.oauth2.rfc6749 import InvalidScopeError
+
+            raise InvalidScopeError(description="backend services clients may ask for system/ scopes only")
+        self.request.sandbox_context = LaunchContext(mode=client.mode, practitioner="", system=True)
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 client authentication as SMART Backend Services profiles it: RS384/ES384, `aud` = the token URL,
+    `exp` at most five minutes ahead, every `jti` used once."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, token_url: str, store: SandboxStore) -> None:
+        super().__init__(leeway=30)
+        self.audience = token_url
+        self.store = store
+
+    def get_audiences(self) -> list[str]:
+        return [self.audience]
+
+    def resolve_client_public_key(self, client: Any) -> KeySet:
+        return KeySet.import_key_set(client.jwks)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except JoseError as error:
+            raise InvalidClientError(description=error.description) from error
+        self.verify_claims(token.claims)
+        if int(token.claims["exp"]) > time.time() + MAX_ASSERTION_SECONDS + self.leeway:
+            raise InvalidClientError(description="the client assertion may live at most five minutes")
+        return token.claims
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        key = f"{claims['sub']}:{jti}"
+        with self.store.lock:
+            if key in self.store.used_jtis:
+                return False
+            self.store.used_jtis.add(key)
+        return True
+
+
 class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(
         self, store: SandboxStore, signing_key: RSAKey, issuer_for: Any, lifetimes: dict[str, int]
@@ -215,7 +293,8 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         context: LaunchContext = request.sandbox_context
-        lifetime = self.lifetimes.get(context.mode, 3600)
+        # Backend services tokens live at most five minutes (SMART Backend Services).
+        lifetime = 300 if context.system else self.lifetimes.get(context.mode, 3600)
         token["expires_in"] = lifetime
         record = IssuedToken(
             access_token=token["access_token"],
@@ -238,6 +317,8 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def add_launch_context(self, token: dict[str, Any], context: LaunchContext, client_id: str) -> None:
         """SMART launch context and the OpenID id_token in the token response."""
+        if context.system:
+            return
         if context.patient:
             token["patient"] = context.patient
         if context.encounter:
@@ -269,9 +350,11 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
 
 def build_authorization_server(
-    store: SandboxStore, signing_key: RSAKey, issuer_for: Any, lifetimes: dict[str, int]
+    store: SandboxStore, signing_key: RSAKey, issuer_for: Any, lifetimes: dict[str, int], token_url: str
 ) -> SandboxAuthorizationServer:
     server = SandboxAuthorizationServer(store, signing_key, issuer_for, lifetimes)
     server.register_grant(SmartAuthorizationCodeGrant, [S256Only(required=True)])
     server.register_grant(SmartRefreshTokenGrant)
+    server.register_grant(SmartClientCredentialsGrant)
+    server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(token_url, store))
     return server

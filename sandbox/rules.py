@@ -64,11 +64,24 @@ def _categories(resource: Mapping[str, Any]) -> set[str]:
     }
 
 
-def vendor_refusal(mode: str, method: str, path_parts: list[str], body: Any) -> Refusal | None:
+#: Types whose searches each EHR answers only with a `patient` (or `subject`) parameter. Epic's Observation and
+#: Condition searches need one (so a population job reads per patient or by Bulk export); not assumed for Oracle.
+PATIENT_REQUIRED_SEARCHES: dict[str, frozenset[str]] = {
+    "generic": frozenset(),
+    "epic": frozenset({"Observation", "Condition"}),
+    "oracle": frozenset(),
+}
+
+
+def vendor_refusal(mode: str, method: str, path_parts: list[str], body: Any,
+                   query: Mapping[str, list[str]] | None = None) -> Refusal | None:  # fmt: skip
     """What the EHR of this vendor refuses regardless of scopes."""
     resource_type, interaction = interaction_for(method, path_parts)
     if resource_type is None and method.upper() == "POST" and mode != "generic":
         return Refusal(405, "not-supported", "This EHR does not accept batch or transaction Bundles")
+    if interaction == "s" and resource_type in PATIENT_REQUIRED_SEARCHES[mode] \
+            and not any((query or {}).get(p) for p in ("patient", "subject", "_id")):  # fmt: skip
+        return Refusal(400, "required", f"This EHR searches {resource_type} only with a patient parameter")
     if interaction != "c" or resource_type is None:
         return None
     if resource_type in REFUSED_CREATES[mode]:
@@ -95,6 +108,8 @@ def scope_refusal(
     )
     if resource_type is None:
         return None  # transactions are checked entry by entry by the caller
+    if allows(scopes, "system", resource_type, interaction):
+        return None  # a backend services token (the authorization server grants system/ scopes only to those)
     if allows(scopes, "user", resource_type, interaction):
         return None
     if not allows(scopes, "patient", resource_type, interaction):

@@ -14,8 +14,8 @@ from typing import Any
 from launch.keys import KeyRing, generate_key_set, write_key_set
 from sandbox import SITE_INSTRUMENTS
 
-from .app import SandboxConfig, create_sandbox_app
-from .data import generate
+from .app import SandboxConfig, backend_client_id, create_sandbox_app
+from .data import BH_GROUP_ID, generate
 from .processes import FhirServer, ThreadedApp, free_port, load_cohort, wait_until_up
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,20 @@ class SandboxWorld:
     def iss(self, mode: str) -> str:
         return f"{self.sandbox_url}/{mode}/fhir"
 
-    def registrations_toml(self) -> str:
+    def registrations_toml(self, backend_key_id: str | None = None) -> str:
+        """Every sandbox EHR, each with a backend services client when a key is given (the generic EHR exports
+        its registry Group in bulk; the Epic-like and Oracle-like ones are read per patient)."""
         blocks = []
         for mode in ("generic", "epic", "oracle"):
-            blocks.append(
+            block = (
                 f'[[issuer]]\niss = "{self.iss(mode)}"\nname = "Sandbox EHR ({mode})"\n'
                 f'client_id = "{TANDEM_CLIENT_ID}"\nvendor = "{mode}"\nauth = "public"\n'
             )
+            if backend_key_id:
+                block += f'[issuer.backend]\nclient_id = "{backend_client_id(mode)}"\nkey_id = "{backend_key_id}"\n'
+                if mode == "generic":
+                    block += f'group_id = "{BH_GROUP_ID}"\n'
+            blocks.append(block)
         return "\n".join(blocks)
 
     def start(self) -> SandboxWorld:
@@ -98,14 +105,15 @@ class SandboxWorld:
             self.components.append(self.registry)
 
             sandbox_config = SandboxConfig(public_url=self.sandbox_url, fhir_url=self.ehr.base_url,
-                                           tandem_url=self.tandem_url, client_id=TANDEM_CLIENT_ID)  # fmt: skip
+                                           tandem_url=self.tandem_url, client_id=TANDEM_CLIENT_ID,
+                                           backend_jwks=ring.public_jwks())  # fmt: skip
             if self.lifetimes:
                 sandbox_config.lifetimes.update(self.lifetimes)
             self.sandbox_app = create_sandbox_app(sandbox_config)
             self.components.append(ThreadedApp(self.sandbox_app, self.sandbox_port, quiet=True).start())
 
             registrations = self.workdir / "registrations.toml"
-            registrations.write_text(self.registrations_toml(), encoding="utf-8")
+            registrations.write_text(self.registrations_toml(rs384), encoding="utf-8")
             self.environ = {
                 "TANDEM_REGISTRATIONS": str(registrations),
                 "TANDEM_KEYS_FILE": str(keys_path),

@@ -66,19 +66,60 @@ def _services_or_exit() -> object:
 @main.command()
 @click.option("--burst", is_flag=True, help="Run what is queued and due now, then stop.")
 def worker(burst: bool) -> None:
-    """Drain write-backs: the RQ worker (with its scheduler) on TANDEM_REDIS_URL, plus a sweeper that queues any
-    pending write-back whose wait is over."""
-    from smartapp.screening.writebacks import run_worker
+    """Drain write-backs and refresh EHR scores: the RQ worker (with its scheduler) on TANDEM_REDIS_URL, plus a
+    sweeper that queues pending write-backs whose wait is over and the score refreshes that are due
+    (TANDEM_EHR_REFRESH_MINUTES)."""
     from smartapp.services import Services
+    from smartapp.worker import run_worker
 
     services = _services_or_exit()
     assert isinstance(services, Services)  # noqa: S101
     try:
-        click.echo("Tandem worker: draining write-backs" + (" (burst)" if burst else "; Ctrl-C stops it"))
+        click.echo(
+            "Tandem worker: write-backs and EHR score refreshes"
+            + (" (burst)" if burst else "; Ctrl-C stops it")
+        )
         run_worker(services, burst=burst)
     except ConfigurationError as error:
         click.echo(f"tandem: {error.message}", err=True)
         sys.exit(2)
+
+
+@main.group("ehr-scores")
+def ehr_scores() -> None:
+    """Enrolled patients' scores read from the EHR with backend services."""
+
+
+@ehr_scores.command("refresh")
+@click.option(
+    "--iss", default=None, help="Only this issuer (default: every issuer with an [issuer.backend])."
+)
+@click.option("--full", is_flag=True, help="A full export even where `_since` would do.")
+def refresh_ehr_scores(iss: str | None, full: bool) -> None:
+    """Refresh now, in this process, and print what was read."""
+    from smartapp.caseload.ehr_refresh import ScoreRefresh, refreshable
+    from smartapp.services import Services
+
+    services = _services_or_exit()
+    assert isinstance(services, Services)  # noqa: S101
+    chosen = services.registrations.get(iss) if iss else None
+    regs = list(refreshable(services, chosen.iss if chosen else iss))
+    if not regs:
+        click.echo(
+            "tandem: no issuer " + (f"{iss} " if iss else "") + "has an [issuer.backend] registration",
+            err=True,
+        )
+        sys.exit(2)
+    failed = False
+    for reg in regs:
+        try:
+            report = ScoreRefresh(services, reg).run(full=full)
+        except TandemError as error:
+            click.echo(f"{reg.label}: failed: {error.message}", err=True)
+            failed = True
+            continue
+        click.echo(f"{reg.label}: " + (report.summary() if report else "a refresh is already running"))
+    sys.exit(1 if failed else 0)
 
 
 @main.group()

@@ -50,6 +50,8 @@ class Settings:
     default_consultant: str | None = None
     #: The time zone dates and times are shown in, and what "today" means (an IANA name).
     time_zone: str = "UTC"
+    #: How often the worker refreshes enrolled patients' EHR scores per issuer with backend services (0: never).
+    ehr_refresh_minutes: int = 60
 
     @property
     def production(self) -> bool:
@@ -111,6 +113,8 @@ class Settings:
                     )
         if not 1 <= self.no_contact_weeks <= 52:
             problems.append("TANDEM_NO_CONTACT_WEEKS: must be between 1 and 52")
+        if not 0 <= self.ehr_refresh_minutes <= 7 * 24 * 60:
+            problems.append("TANDEM_EHR_REFRESH_MINUTES: must be between 0 (never) and 10080 (a week)")
         if not 1 <= self.retry_seconds <= 3600:
             problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
         if self.default_consultant and not re.fullmatch(

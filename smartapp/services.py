@@ -22,6 +22,7 @@ from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
 from smartapp.caseload.ehr_scores import EhrScores
+from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.screening.service import ScreeningService
@@ -146,4 +147,5 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)
+        ThreadRefresher(services).start()
     return services

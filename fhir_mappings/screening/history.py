@@ -27,6 +27,8 @@ class ScorePoint:
     source: str  # "EHR" or "Tandem"
     code: str
     submission: str | None = None
+    #: The Observation's id where it was read (EHR points: patched by id when the EHR reports a change).
+    resource_id: str | None = None
 
     @property
     def day(self) -> date:
@@ -67,7 +69,8 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
         if code is None or when is None or value is None:
             continue
         points.append(
-            ScorePoint(_CODE_TO_INSTRUMENT[code], when, value, source, code, _submission(observation))
+            ScorePoint(_CODE_TO_INSTRUMENT[code], when, value, source, code, _submission(observation),
+                       text(observation.get("id")))
         )
     return points
 

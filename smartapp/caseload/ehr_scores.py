@@ -1,8 +1,10 @@
 """EHR scores of registry patients, kept so the worklist never reads the EHR per patient.
 
-Every chart open of an enrolled patient copies the scores it already read from the EHR here (one hash per
-issuer, one field per patient, replaced whole at each read); the worklist merges them with the registry's own
-scores (one screening written to both counts once). Kept for EHR_SCORES_TTL after the last write.
+Two writers fill it: every chart open of an enrolled patient copies the scores it already read from the EHR, and
+the worker's refresh (backend services: per-patient searches or a Bulk Data export) reads them for every enrolled
+patient. One hash per issuer, one field per patient; a full read replaces the patient's copy, an incremental one
+(`_since`) patches it by Observation id. The worklist merges them with the registry's own scores (one screening
+written to both counts once). Kept for EHR_SCORES_TTL after the last write.
 """
 
 from __future__ import annotations
@@ -35,12 +37,23 @@ class EhrScores:
         self, key: PatientKey, points: Iterable[ScorePoint], *, read_at: datetime | None = None
     ) -> None:
         """The EHR's scores for this patient as just read (all of them: this replaces the earlier copy)."""
+        self._write(key, [p for p in points if p.source == "EHR"], read_at)
+
+    def patch(self, key: PatientKey, changed: Iterable[ScorePoint], removed_ids: Iterable[str], *,
+              read_at: datetime | None = None) -> None:  # fmt: skip
+        """What changed in the EHR since the last read: changed points replace theirs (same Observation id),
+        removed ids (entered in error, no longer a score) go."""
+        changed = [p for p in changed if p.source == "EHR"]
+        gone = set(removed_ids) | {p.resource_id for p in changed if p.resource_id}
+        kept = [p for p in self.for_patient(key) if p.resource_id is None or p.resource_id not in gone]
+        self._write(key, [*kept, *changed], read_at)
+
+    def _write(self, key: PatientKey, points: list[ScorePoint], read_at: datetime | None) -> None:
         stored = {
             "read_at": (read_at or datetime.now(UTC)).isoformat(),
             "points": [
-                [p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
+                [p.instrument, p.when.isoformat(), p.score, p.code, p.submission, p.resource_id]
                 for p in points
-                if p.source == "EHR"
             ],  # fmt: skip
         }
         self.store.hash_set(_hash_key(key.iss), key.patient_id, json.dumps(stored), EHR_SCORES_TTL)
@@ -61,8 +74,10 @@ def _points(raw: str | None) -> list[ScorePoint] | None:
     if raw is None:
         return None
     try:
-        return [ScorePoint(i, datetime.fromisoformat(w), s, "EHR", c, sub)
-                for i, w, s, c, sub in json.loads(raw)["points"]]  # fmt: skip
-    except (ValueError, TypeError, KeyError):
+        # Entries written before Observation ids were kept have five fields.
+        return [ScorePoint(item[0], datetime.fromisoformat(item[1]), item[2], "EHR", item[3], item[4],
+                           item[5] if len(item) > 5 else None)
+                for item in json.loads(raw)["points"]]  # fmt: skip
+    except (ValueError, TypeError, KeyError, IndexError):
         log.warning("ignored a cached EHR score entry of another shape")
         return None

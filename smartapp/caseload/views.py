@@ -49,6 +49,7 @@ from smartapp import clock
 from smartapp import errors as app_errors
 from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
 from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
+from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
@@ -142,7 +143,18 @@ def worklist(launch_id: str) -> str:
                            offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
                            first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
                            stats=caseload_stats(chosen, today), total=len(rows), matching=len(chosen),
-                           requests_made=requests_made, today=today)  # fmt: skip
+                           requests_made=requests_made, today=today, **_refresh_status(session.iss))  # fmt: skip
+
+
+def _refresh_status(iss: str) -> dict[str, Any]:
+    """When the worker last read this EHR's scores (a failed read of the status only hides it)."""
+    try:
+        last = last_refresh(services(), iss)
+    except errors.StoreUnavailable:
+        last = None
+    summary = RefreshReport(**last).summary() if last and set(last) <= set(RefreshReport.__dataclass_fields__) \
+        else None  # fmt: skip
+    return {"ehr_refresh": last if summary else None, "ehr_refresh_summary": summary}
 
 
 @bp.post("/worklist/columns")

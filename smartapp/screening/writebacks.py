@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "tandem-writebacks"
-#: How often the sweeper looks for pending write-backs whose wait is over (also catches any whose job could
-#: not be queued, e.g. while Redis was down).
-SWEEP_SECONDS = 15.0
 
 
 class WritebackQueue(Protocol):
@@ -64,14 +61,12 @@ def pending_due(services: Services) -> list[ScreeningRecord]:
 
 # --- RQ ---------------------------------------------------------------------------------------------------
 
-_worker_services: Services | None = None
-
 
 def run_job(record_id: str, launch_id: str | None = None, force: bool = False) -> str:
     """The RQ job (module-level so RQ can import it): drain one screening and queue the next attempt."""
-    if _worker_services is None:
-        raise RuntimeError("the worker's services are not set up (run `tandem worker`)")
-    services = _worker_services
+    from smartapp.worker import job_services
+
+    services = job_services()
     record = drain(services, record_id, launch_id=launch_id, force=force)
     if record is None:
         return "gone"
@@ -118,56 +113,6 @@ def sweep(services: Services) -> int:
     due = pending_due(services)
     services.writebacks.schedule(due)
     return len(due)
-
-
-def run_worker(services: Services, *, burst: bool = False) -> None:
-    """`tandem worker`: an RQ worker with its scheduler, and a sweeper thread."""
-    global _worker_services
-    from rq import Worker
-
-    if not isinstance(services.writebacks, RQWritebacks):
-        raise errors.ConfigurationError(
-            "`tandem worker` needs TANDEM_REDIS_URL (the job queue lives in Redis)"
-        )
-    _worker_services = services
-    stop = threading.Event()
-
-    def sweeper() -> None:
-        while True:
-            try:
-                count = sweep(services)
-                if count:
-                    log.info("queued %d pending write-back(s)", count)
-            except errors.TandemError as error:
-                log.warning("sweep failed: %s", type(error).__name__)
-            if stop.wait(SWEEP_SECONDS):
-                return
-
-    if burst:
-        sweep(services)
-    else:
-        threading.Thread(target=sweeper, name="tandem-sweeper", daemon=True).start()
-    queue = services.writebacks.queue
-    try:
-        Worker([queue], connection=queue.connection).work(with_scheduler=True, burst=burst,
-                                                         logging_level="WARNING")  # fmt: skip
-    finally:
-        stop.set()
-
-
-def work_burst(services: Services) -> int:
-    """Run every queued job now, in this process (RQ's SimpleWorker, no fork): for `tandem worker --burst` checks
-    and for tests, which then see the job's effects. Returns how many jobs ran."""
-    global _worker_services
-    from rq import SimpleWorker
-
-    if not isinstance(services.writebacks, RQWritebacks):
-        raise errors.ConfigurationError("the job queue needs TANDEM_REDIS_URL")
-    _worker_services = services
-    queue = services.writebacks.queue
-    before = queue.finished_job_registry.count + queue.failed_job_registry.count
-    SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
-    return int(queue.finished_job_registry.count + queue.failed_job_registry.count - before)
 
 
 # --- embedded ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
 from smartapp import create_app
-from smartapp.screening.writebacks import work_burst
+from smartapp.worker import work_burst
 
 from ..conftest import APP_BASE, full_launch, make_ehr, post_from
 from ..conftest import submit as submit_form
