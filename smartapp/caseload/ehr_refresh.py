@@ -207,8 +207,13 @@ class ScoreRefresh:
             full_at = state.get("full_at")
             stale = not full_at or datetime.fromisoformat(full_at) < datetime.now(UTC) - timedelta(
                 hours=self.backend.full_export_hours)  # fmt: skip
+            # A patient enrolled since the last full export has older scores `_since` would never bring.
+            known = {k.patient_id for k in self.scores.for_issuer(self.reg.iss)} | set(
+                state.get("not_in_group") or []
+            )
+            newly_enrolled = bool(enrolled - known)
             # Epic's Group export has no `_since` (../shared/reference/ehr-integration.md §2): always full there.
-            full = force_full or not since or stale or self.reg.vendor is Vendor.EPIC
+            full = force_full or not since or stale or newly_enrolled or self.reg.vendor is Vendor.EPIC
             status_url = bulk.kick_off_group(
                 self.backend.group_id, types=["Observation"],
                 # Commas inside one query of _typeFilter are escaped (the parameter itself is comma-separated).
@@ -249,6 +254,7 @@ class ScoreRefresh:
             report.scores += len(points)
         if full:
             report.not_in_group = len(enrolled - members)
+            state["not_in_group"] = sorted(enrolled - members)
         state.pop("status_url", None)
         state.pop("status_full", None)
         state["since"] = manifest.transaction_time

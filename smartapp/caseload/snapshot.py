@@ -183,7 +183,9 @@ class Snapshot:
         for t in payload["tasks"]:
             snapshot.tasks[t["id"]] = _task_from_json(t)
         for oid, iss, pid, instrument, when, score, code, submission in payload["scores"]:
-            point = ScorePoint(instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid)
+            point = ScorePoint(
+                instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid
+            )
             snapshot.scores[oid] = (PatientKey(iss, pid), point)
         snapshot.legacy_scores = set(payload.get("legacy_scores", []))
         return snapshot

@@ -14,6 +14,7 @@ from smartapp import create_app
 from smartapp.config import Settings
 
 GOOD = {"iss": "https://ehr.example.org/fhir/R4/", "client_id": "abc", "vendor": "oracle"}
+BACKEND = {"client_id": "tandem-backend", "key_id": "k1"}
 
 
 def test_a_good_registration_is_normalized() -> None:
@@ -40,6 +41,19 @@ def test_a_good_registration_is_normalized() -> None:
         ({**GOOD, "client_secret_env": "EPIC_SECRET", "auth": "client_secret_basic"}, "client_secret_env: "),
         ({**GOOD, "key_id": "k1"}, "key_id is only used with auth = 'private_key_jwt'"),
         ({**GOOD, "scope": ["openid"]}, "scope: Extra inputs are not permitted"),
+        ({**GOOD, "backend": {"key_id": "k1"}}, "backend.client_id: Field required"),
+        ({**GOOD, "backend": {"client_id": "b"}}, "backend.key_id: Field required"),
+        (
+            {**GOOD, "backend": {**BACKEND, "group_id": "a/b"}},
+            "backend.group_id: String should match pattern",
+        ),
+        ({**GOOD, "backend": {**BACKEND, "concurrency": 0}}, "backend.concurrency: Input should be greater"),
+        ({**GOOD, "backend": {**BACKEND, "concurrency": 64}}, "backend.concurrency: Input should be less"),
+        (
+            {**GOOD, "backend": {**BACKEND, "token_url": "http://ehr.example.org/token"}},
+            "token_url must use https",
+        ),
+        ({**GOOD, "backend": {**BACKEND, "group": "g"}}, "backend.group: Extra inputs are not permitted"),
     ],
 )
 def test_bad_registrations_name_the_field(entry: dict[str, object], expected: str) -> None:
@@ -60,6 +74,19 @@ def test_key_id_must_exist_in_the_key_file(key_ring: KeyRing) -> None:
         parse_registrations({"issuer": [entry]}, key_ids=key_ring.kids)
     kid = sorted(key_ring.kids)[0]
     assert parse_registrations({"issuer": [{**entry, "key_id": kid}]}, key_ids=key_ring.kids)
+
+
+def test_a_backend_services_registration_has_sensible_defaults_and_a_known_key(key_ring: KeyRing) -> None:
+    kid = sorted(key_ring.kids)[0]
+    reg = parse_registrations(
+        {"issuer": [{**GOOD, "backend": {**BACKEND, "key_id": kid}}]}, key_ids=key_ring.kids
+    )
+    backend = next(iter(reg)).backend
+    assert backend is not None and backend.group_id is None and backend.concurrency == 4
+    assert backend.scopes == ["system/Patient.rs", "system/Observation.rs", "system/Group.rs"]
+    assert next(iter(parse_registrations({"issuer": [GOOD]}))).backend is None
+    with pytest.raises(ConfigurationError, match="backend.key_id: no key with kid 'k1'"):
+        parse_registrations({"issuer": [{**GOOD, "backend": BACKEND}]}, key_ids=key_ring.kids)
 
 
 def test_client_secret_variable_must_be_set() -> None:
@@ -104,6 +131,8 @@ def test_example_registration_file_is_valid() -> None:
             "TANDEM_SECRET_KEY: must be at least 32",
         ),
         ({"TANDEM_ENV": "production", "TANDEM_BASE_URL": "http://t.example"}, "must use https in production"),
+        ({"TANDEM_EHR_REFRESH_MINUTES": "-1"}, "TANDEM_EHR_REFRESH_MINUTES: must be between 0 (never)"),
+        ({"TANDEM_EHR_REFRESH_MINUTES": "hourly"}, "TANDEM_EHR_REFRESH_MINUTES: must be a whole number"),
     ],
 )
 def test_bad_environment_fails_fast_naming_the_variable(environ: dict[str, str], expected: str) -> None:
