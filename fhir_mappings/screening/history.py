@@ -69,8 +69,15 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
         if code is None or when is None or value is None:
             continue
         points.append(
-            ScorePoint(_CODE_TO_INSTRUMENT[code], when, value, source, code, _submission(observation),
-                       text(observation.get("id")))
+            ScorePoint(
+                _CODE_TO_INSTRUMENT[code],
+                when,
+                value,
+                source,
+                code,
+                _submission(observation),
+                text(observation.get("id")),
+            )
         )
     return points
 
