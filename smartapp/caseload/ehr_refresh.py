@@ -57,12 +57,16 @@ class RefreshReport:
     full: bool = True
     requests: int = 0
     seconds: float = 0.0
+    #: Of those, the time the EHR took to build the export (bulk only).
+    export_seconds: float = 0.0
     finished_at: str = ""
 
     def summary(self) -> str:
         parts = [f"{self.method}{' (full)' if self.method == 'bulk export' and self.full else ''}",
                  f"{self.patients_updated} of {self.enrolled} enrolled patients updated", f"{self.scores} scores",
                  f"{self.requests} EHR requests", f"{self.seconds:.1f} s"]  # fmt: skip
+        if self.method == "bulk export":
+            parts[-1] += f" ({self.export_seconds:.1f} s for the EHR to build the export)"
         if self.failed:
             parts.append(f"{self.failed} could not be read")
         if self.not_in_group:
@@ -222,6 +226,7 @@ class ScoreRefresh:
             )  # fmt: skip
             state.update(status_url=status_url, status_full=full)
             self._save(state)
+        waiting = time.perf_counter()
         try:
             manifest = bulk.wait(
                 status_url, on_progress=lambda p: log.info("bulk export: %s", p or "in progress")
@@ -231,7 +236,8 @@ class ScoreRefresh:
             state.pop("status_url", None)
             self._save(state)
             raise
-        report = RefreshReport(self.reg.iss, "bulk export", len(enrolled), full=full)
+        report = RefreshReport(self.reg.iss, "bulk export", len(enrolled), full=full,
+                               export_seconds=round(time.perf_counter() - waiting, 2))  # fmt: skip
         members = self._group_members() if full else enrolled
         by_patient: dict[str, list[dict[str, Any]]] = {}
         for observation in bulk.resources(manifest, "Observation"):
