@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import requests
+from delayed_session import DelayedSession  # benchmarks/, beside this script
 
 from fhir_mappings.registry.resources import Enrolment
 from fhir_mappings.registry.worklist import build_rows
@@ -38,16 +39,6 @@ from smartapp.caseload.ehr_refresh import ScoreRefresh
 def out(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-class DelayedSession(requests.Session):
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        time.sleep(self.delay)
-        return super().send(request, **kwargs)
 
 
 def client_for(services: Any, reg: Any, delay: float) -> FHIRClient:

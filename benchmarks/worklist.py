@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from delayed_session import DelayedSession  # benchmarks/, beside this script
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
@@ -40,18 +41,6 @@ from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
 ISS = "https://ehr.example.org/fhir"
 CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
 TODAY = date.today()
-
-
-class DelayedSession(requests.Session):
-    """A session that waits before every request, like a store across a network."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        time.sleep(self.delay)
-        return super().send(request, **kwargs)
 
 
 def seed(base: str, size: int) -> None:
