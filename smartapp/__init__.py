@@ -43,9 +43,11 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,
         TANDEM_TIME_ZONE=services.settings.time_zone,
     )
+    from fhir_mappings.common.dates import age_range_text
     from smartapp.clock import local_time
 
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services
 

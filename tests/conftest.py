@@ -257,7 +257,7 @@ def world(redis_url: str) -> Iterator[Any]:
     """The whole sandbox on loopback: two sekmet-fhir servers, the sandbox EHR and Tandem, over HTTP."""
     from sandbox.world import SandboxWorld
 
-    with SandboxWorld(size=20, seed=11, redis_url=redis_url) as started:
+    with SandboxWorld(size=24, seed=11, redis_url=redis_url) as started:
         yield started
 
 

@@ -31,3 +31,39 @@ def parse_date(value: Any) -> date | None:
         return date.fromisoformat(value[:10])
     except ValueError:
         return None
+
+
+def age_months(born: date | None, today: date) -> int | None:
+    """Completed months of age (a child born on the 31st is a month old on the last day of a shorter month only
+    once the day number is reached, as clinicians count); None when unknown or born after today."""
+    if born is None or born > today:
+        return None
+    return (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
+
+
+def age_text(born: date | None, today: date) -> str | None:
+    """Age as a clinician writes it: `12 days`, `9 mo` under two years, `2 y 4 mo` under three, then `46 y`."""
+    months = age_months(born, today)
+    if months is None or born is None:
+        return None
+    if months < 1:
+        days = (today - born).days
+        return f"{days} day{'s' if days != 1 else ''}"
+    if months < 24:
+        return f"{months} mo"
+    if months < 36:
+        return f"{months // 12} y {months % 12} mo" if months % 12 else f"{months // 12} y"
+    return f"{months // 12} y"
+
+
+def age_range_text(bounds: tuple[int, int | None] | None) -> str:
+    """`18 years and older`, `12 to 17 years`, `1 to 66 months` (bounds in completed months, the upper inclusive)."""
+    if bounds is None:
+        return "any age"
+    low, high = bounds
+    in_years = low % 12 == 0 and (high is None or (high + 1) % 12 == 0)
+    if high is None:
+        return f"{low // 12} years and older" if in_years else f"{low} months and older"
+    if in_years:
+        return f"{low // 12} to {(high + 1) // 12 - 1} years"
+    return f"{low} to {high} months"

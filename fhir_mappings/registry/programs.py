@@ -84,7 +84,8 @@ class Program:
     title: str
     model: str
     order: int
-    min_age_years: int | None
+    #: Ages (completed months) of the patients the program is for; the upper bound None: no upper limit.
+    ages_months: tuple[int, int | None]
     conditions: tuple[str, ...]
     default: bool
     cautions: tuple[tuple[str, str], ...]
@@ -99,6 +100,11 @@ class Program:
     worked_by: tuple[str, ...]
     case_review: bool
     consent_required: bool
+
+    def fits_age(self, months: int | None) -> bool:
+        """Whether the program is for a patient of this age (an unknown age does not rule it out)."""
+        low, high = self.ages_months
+        return months is None or (low <= months and (high is None or months <= high))
 
     def suggested_by(self, latest: Mapping[str, ScorePoint], active_conditions: set[str]) -> bool:
         return any(_rule_holds(rule, latest, active_conditions) for rule in self.suggest_when)
@@ -167,7 +173,7 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         title=data["title"],
         model=data["model"],
         order=int(data.get("order", 0)),
-        min_age_years=eligibility.get("min_age_years"),
+        ages_months=_ages(eligibility.get("ages_months")),
         conditions=tuple(eligibility.get("conditions", [])),
         default=bool(eligibility.get("default", False)),
         cautions=tuple((c["condition"], c["text"]) for c in eligibility.get("cautions", [])),
@@ -183,6 +189,17 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         case_review=bool(data["case_review"]),
         consent_required=bool(data["consent_required"]),
     )
+
+
+def _ages(value: Any) -> tuple[int, int | None]:
+    if value is None:
+        return (0, None)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and value[0] >= 0
+            and (value[1] is None or isinstance(value[1], int) and value[1] >= value[0])):  # fmt: skip
+        raise ProgramError(
+            "eligibility.ages_months must be [lowest, highest] completed months (highest may be null)"
+        )
+    return int(value[0]), None if value[1] is None else int(value[1])
 
 
 def load_programs(folder: Path = DATA_FOLDER) -> dict[str, Program]:
@@ -214,14 +231,22 @@ def program_or_default(key: str | None) -> Program:
     return PROGRAMS.get(key or "", DEFAULT_PROGRAM)
 
 
-def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[ConditionRow],
-                    programs: Mapping[str, Program] = PROGRAMS) -> tuple[str, list[str]]:  # fmt: skip
-    """The program suggested from the latest scores and the EHR conditions, with the cautions to show."""
+def programs_for_age(months: int | None, programs: Mapping[str, Program] = PROGRAMS) -> dict[str, Program]:
+    """The programs a patient of this age may be enrolled in (no adult CoCM for an infant)."""
+    return {key: p for key, p in programs.items() if p.fits_age(months)}
+
+
+def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[ConditionRow], age_months: int | None = None,
+                    programs: Mapping[str, Program] = PROGRAMS) -> tuple[str | None, list[str]]:  # fmt: skip
+    """The program suggested from the latest scores and the EHR conditions among those for the patient's age,
+    with the cautions to show; None when no program is for this age."""
+    fitting = programs_for_age(age_months, programs)
     latest = {p.instrument: p for p in sorted(history, key=lambda p: p.when)}
     active = {c.group for c in conditions if c.active}
-    chosen = next((p for p in programs.values() if p.suggested_by(latest, active)), None)
-    chosen = chosen or next(p for p in programs.values() if p.default)
-    return chosen.key, chosen.cautions_for(active)
+    chosen = next((p for p in fitting.values() if p.suggested_by(latest, active)), None)
+    chosen = chosen or next((p for p in fitting.values() if p.default), None)
+    chosen = chosen or next(iter(fitting.values()), None)
+    return (chosen.key, chosen.cautions_for(active)) if chosen else (None, [])
 
 
 def measures_due(program: Program, history: Iterable[ScorePoint], active_conditions: set[str],

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from fhir_mappings.common.dates import age_text
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
@@ -78,6 +79,8 @@ class Row:
     billing: MonthCode
     open_tasks: tuple[WorkTask, ...] = field(default_factory=tuple)
     age: int | None = None
+    #: The age as shown: months under two years (`9 mo`), years and months under three.
+    age_label: str | None = None
     #: When the next contact is due: the earliest open follow-up Task, else the program's cadence.
     follow_up_due: date | None = None
     #: When the next program measure is due, and which series.
@@ -95,7 +98,7 @@ class Row:
     @property
     def identity(self) -> str:
         """Birth date, age and MRN: what tells two patients of one name apart."""
-        return _identity(self.enrolment, self.age)
+        return _identity(self.enrolment, self.age_label)
 
     @property
     def priority(self) -> int:
@@ -151,17 +154,17 @@ class Row:
         return values.get(column, self.patient.lower())
 
 
-def _identity(e: Enrolment, age: int | None) -> str:
+def _identity(e: Enrolment, age: str | None) -> str:
     parts = [f"DOB {e.birth_date.isoformat()}" if e.birth_date else "DOB not recorded"]
     if age is not None:
-        parts.append(f"{age} y")
+        parts.append(age)
     parts.append(f"MRN {e.mrn}" if e.mrn else "MRN not recorded")
     return " · ".join(parts)
 
 
 def patient_identity(e: Enrolment, today: date) -> str:
     """`DOB 1980-05-02 · 46 y · MRN 100007`: shown beside the name on every registry page."""
-    return _identity(e, e.age(today))
+    return _identity(e, age_text(e.birth_date, today))
 
 
 def columns_for(programs: Iterable[str]) -> tuple[str, ...]:
@@ -256,6 +259,7 @@ def build_rows(
             billing=month_code(e, mine, today),
             open_tasks=tuple(t for t in plan_tasks + [t for t in patient_tasks if t.careplan_id is None] if t.open),
             age=e.age(today),
+            age_label=age_text(e.birth_date, today),
             follow_up_due=follow_up_due,
             measure_due=measure_due,
             measure_due_series=measure_series,

@@ -118,8 +118,11 @@ class Instrument:
     any_item_at_least: int = 1
     #: The score series the chart and worklist read this instrument's results into (teen PHQ-9 → "PHQ-9").
     history: str | None = None
-    #: Ages (in months) the instrument is for; None: any age.
-    ages_months: tuple[int, int] | None = None
+    #: Ages (completed months) of a patient answering about themself; None: any age; an open upper bound: None.
+    ages_months: tuple[int, int | None] | None = None
+    #: A caregiver answers it about themself at the visit of a child of these ages (recorded on the child with
+    #: focus = the caregiver); None: not a caregiver screen.
+    caregiver_of_child_months: tuple[int, int | None] | None = None
     #: Where the instrument sits in menus (lower first).
     order: int = 0
     #: The Questionnaire as published to the registry store (without wording for a site-supplied skeleton).
@@ -173,9 +176,13 @@ class Instrument:
         return next((band.label for band in self.bands if band.low <= total <= band.high), None)
 
     def for_age(self, months: int | None) -> bool:
-        return (
-            self.ages_months is None or months is None or self.ages_months[0] <= months <= self.ages_months[1]
-        )
+        """Whether a patient of this age answers it about themself (an unknown age does not rule it out)."""
+        return _within(self.ages_months, months)
+
+    def for_caregiver_of(self, child_months: int | None) -> bool:
+        """Whether a caregiver answers it about themself at the visit of a child of this age."""
+        return self.caregiver_of_child_months is not None and child_months is not None and _within(
+            self.caregiver_of_child_months, child_months)  # fmt: skip
 
 
 # --- reading the files ------------------------------------------------------------------------------------------
@@ -222,6 +229,24 @@ def _items(questionnaire: Mapping[str, Any], unscored: set[str]) -> tuple[Item, 
     return tuple(items)
 
 
+def _within(bounds: tuple[int, int | None] | None, months: int | None) -> bool:
+    if bounds is None or months is None:
+        return True
+    low, high = bounds
+    return low <= months and (high is None or months <= high)
+
+
+def _age_bounds(value: Any, field_name: str) -> tuple[int, int | None] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and value[0] >= 0
+            and (value[1] is None or isinstance(value[1], int) and value[1] >= value[0])):  # fmt: skip
+        raise InstrumentError(
+            f"{field_name} must be [lowest, highest] completed months (highest may be null)"
+        )
+    return int(value[0]), None if value[1] is None else int(value[1])
+
+
 SCORING_KEYS = frozenset(
     {
         "key",
@@ -238,6 +263,7 @@ SCORING_KEYS = frozenset(
         "safety_flag",
         "reverse_scored",
         "ages_months",
+        "caregiver_of_child_months",
         "_comment",
     }
 )
@@ -287,7 +313,8 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
     _check_scoring(key, rules, items)
     result = rules["result"]
     positive = rules.get("positive", {})
-    ages = rules.get("ages_months")
+    ages = _age_bounds(rules.get("ages_months"), "ages_months")
+    caregiver_ages = _age_bounds(rules.get("caregiver_of_child_months"), "caregiver_of_child_months")
     return Instrument(
         key=key,
         name=rules["name"],
@@ -318,7 +345,8 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         labels=dict(result.get("labels", {})),
         any_item_at_least=int(result.get("at_least", 1)),
         history=result.get("history"),
-        ages_months=(int(ages[0]), int(ages[1])) if ages else None,
+        ages_months=ages,
+        caregiver_of_child_months=caregiver_ages,
         order=int(rules.get("order", 0)),
         questionnaire={
             **questionnaire,

@@ -10,11 +10,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from fhir_mappings.common.capability import supports_conditional_create
+from fhir_mappings.common.dates import age_months, age_range_text
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value, qualification_text
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
-from fhir_mappings.registry.programs import PROGRAMS, program_or_default, suggest_program
+from fhir_mappings.registry.programs import PROGRAMS, program_or_default, programs_for_age, suggest_program
 from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
 from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
 from fhir_mappings.registry.resources import (
@@ -525,7 +526,9 @@ def enrol(launch_id: str) -> Any:
     ehr = current_ehr()
     page = _common(session, ehr)
     chart = load_chart(session, ehr, session.context.patient, page["patient"])
-    suggested, cautions = suggest_program(chart.history, chart.conditions)
+    child_months = age_months(birth_date(page["patient"]), clock.today())
+    suggested, cautions = suggest_program(chart.history, chart.conditions, child_months)
+    offered = {k: p.title for k, p in programs_for_age(child_months).items()}
     try:
         practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
     except errors.FHIRError:
@@ -542,7 +545,7 @@ def enrol(launch_id: str) -> Any:
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
                                defaults={"pcp": gp, "care-manager": user.reference if user else None,
                                          "psychiatric-consultant": svc.settings.default_consultant},
-                               existing=existing, programs=PROGRAM_TITLES, roles=ROLES, problem=None,
+                               existing=existing, programs=PROGRAM_TITLES, offered=offered, roles=ROLES, problem=None,
                                enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=clock.today())  # fmt: skip
     form = request.form
     enrolment_id = form.get("enrolment_id", "")
@@ -560,6 +563,9 @@ def enrol(launch_id: str) -> Any:
         consent_date = None
     if program not in PROGRAMS:
         problem = "Choose a program."
+    elif program not in offered:
+        problem = (f"{PROGRAMS[program].title} is for patients aged {age_range_text(PROGRAMS[program].ages_months)}; "
+                   f"this patient is {page['age_label'] or 'of unknown age'}.")  # fmt: skip
     elif any(form.get(role) and form[role] not in names for role in ROLES):
         problem = "Choose each care team member from the list (practitioners of this EHR)."
     elif PROGRAMS[program].consent_required and form.get("consent") != "yes":
@@ -571,6 +577,7 @@ def enrol(launch_id: str) -> Any:
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
                                defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAM_TITLES,
+                               offered=offered,
                                roles=ROLES, problem=problem, enrolment_id=enrolment_id,
                                enrolment_sig=sign_form_id("enrolment", enrolment_id, *binding),
                                today=clock.today()), 422  # fmt: skip

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
+from fhir_mappings.common.dates import age_months, age_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import (
     administrative_gender,
@@ -96,6 +97,7 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
         "patient_name": display_name(patient),
         "birth_date": birth_date_text(patient),
         "age": age_in_years(patient, clock.today()),
+        "age_label": age_text(birth_date(patient), clock.today()),
         "age_months": age_in_months(patient, clock.today()),
         "gender": administrative_gender(patient),
         "mrn": identifier_value(patient),
@@ -195,6 +197,7 @@ def home(launch_id: str) -> Any:
         chart=chart,
         trends=trends,
         instruments=[i for i in services().catalogue if i.for_age(page.get("age_months"))],
+        own_keys={i.key for i in services().catalogue if i.for_age(page.get("age_months"))},
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
         reviews=reviews,
@@ -208,6 +211,7 @@ def registry_banner(enrolment: Enrolment) -> dict[str, Any]:
     born = enrolment.birth_date
     return {"patient": {"resourceType": "Patient"}, "patient_name": enrolment.patient_name,
             "birth_date": born.isoformat() if born else None, "age": enrolment.age(clock.today()),
+            "age_label": age_text(born, clock.today()),
             "mrn": enrolment.mrn, "gender": None, "show_banner": True, "patient_notice": None}  # fmt: skip
 
 
@@ -237,6 +241,11 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
     common = _common(session, ehr, subject.patient_id)
     if common["patient"] is None and subject.enrolment is not None:
         common.update(registry_banner(subject.enrolment))
+    born = birth_date(common["patient"]) or (subject.enrolment.birth_date if subject.enrolment else None)
+    if request.method == "GET" and not instrument.for_age(age_months(born, clock.today())):
+        # Offered only where it fits; an address typed or kept from elsewhere says why (a POST is still kept).
+        return render_template("not_for_age.html", **common, instrument=instrument, fitting=[
+            i for i in services().catalogue if i.for_age(age_months(born, clock.today()))]), 409  # fmt: skip
     return render_template("screen_form.html", **common, instrument=instrument,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,

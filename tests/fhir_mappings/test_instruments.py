@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENTS, InstrumentError, load_catalogue
+from fhir_mappings.screening.instruments import (
+    CATALOGUE,
+    DATA_FOLDER,
+    INSTRUMENTS,
+    InstrumentError,
+    load_catalogue,
+)
 from fhir_mappings.screening.scoring import parse_answers, score
 from sandbox import SITE_INSTRUMENTS
 
@@ -142,3 +148,35 @@ def test_asq3_refuses_a_domain_score_out_of_range() -> None:
     _, errors = parse_answers(ASQ, {"asq3-communication-score": "65"})
     assert errors and "0 to 60" in errors[0].message
     assert ASQ.enters_scores and ASQ.for_age(9) and not ASQ.for_age(30 * 12)
+
+
+# Who may answer what, by age (completed months): the patient about themself, or a caregiver about themself at
+# a child's visit (recorded on the child with focus = the caregiver).
+@pytest.mark.parametrize(
+    ("months", "own", "as_caregiver"),
+    [(0, set(), {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
+     (9, {"asq3"}, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
+     (12, {"asq3"}, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
+     (13, {"asq3"}, {"phq9", "phq2", "gad7", "audit-c", "hunger-vital-sign"}),  # EPDS: the first year
+     (36, {"asq3"}, {"phq9", "phq2", "gad7", "audit-c", "hunger-vital-sign"}),
+     (37, {"asq3"}, {"hunger-vital-sign"}),
+     (143, set(), {"hunger-vital-sign"}),
+     (144, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, {"hunger-vital-sign"}),
+     (215, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, {"hunger-vital-sign"}),
+     (216, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign", "cssrs-screener"}, set())],
+)  # fmt: skip
+def test_instruments_fit_ages_as_their_files_say(months: int, own: set[str], as_caregiver: set[str]) -> None:
+    assert {i.key for i in CATALOGUE if i.for_age(months)} == own
+    assert {i.key for i in CATALOGUE if i.for_caregiver_of(months)} == as_caregiver
+
+
+def test_an_unknown_age_rules_out_no_own_instrument_and_makes_no_caregiver_screen() -> None:
+    assert all(i.for_age(None) for i in CATALOGUE)
+    assert not any(i.for_caregiver_of(None) for i in CATALOGUE)
+
+
+@pytest.mark.parametrize("ages", [[12, 6], [-1, 5], [3], "12", [1.5, None]])
+def test_bad_age_bounds_are_refused(tmp_path: Path, ages: Any) -> None:
+    folder = _copy(tmp_path, "phq9", lambda q, s: s.update(ages_months=ages))
+    with pytest.raises(InstrumentError, match="ages_months must be"):
+        load_catalogue(folder=folder)

@@ -20,6 +20,7 @@ from fhir_mappings.registry.programs import (
     ProgramError,
     load_programs,
     measures_due,
+    programs_for_age,
     suggest_program,
 )
 from fhir_mappings.registry.resources import Contact, Enrolment, Member
@@ -57,7 +58,10 @@ def _broken(tmp_path: Path, change: Any) -> Path:
      (lambda d: d["worklist_columns"].append("bmi"), "unknown worklist column(s): bmi"),
      (lambda d: d.update(tier=2), "unknown field(s): tier"),
      (lambda d: d["eligibility"].update(default=False), "exactly one program must be the default"),
-     (lambda d: d.pop("outcome"), "missing or malformed 'outcome'")],
+     (lambda d: d.pop("outcome"), "missing or malformed 'outcome'"),
+     (lambda d: d["eligibility"].update(ages_months=[24, 12]), "ages_months must be [lowest, highest]"),
+     (lambda d: d["eligibility"].update(ages_months=[-1, None]), "ages_months must be [lowest, highest]"),
+     (lambda d: d["eligibility"].update(ages_months=12), "ages_months must be [lowest, highest]")],
 )  # fmt: skip
 def test_a_broken_program_file_is_refused_naming_it(tmp_path: Path, change: Any, message: str) -> None:
     with pytest.raises(ProgramError) as raised:
@@ -72,6 +76,20 @@ def _point(series: str, score: int, days_ago: int) -> ScorePoint:
 
 def _condition(group: str) -> ConditionRow:
     return ConditionRow(group, group, "active", None, None)
+
+
+@pytest.mark.parametrize(
+    ("months", "expected"),
+    [(None, "cocm-depression"),  # an unknown age rules nothing out
+     (9, None), (36, None), (143, None),  # no adult program for an infant or a child under 12
+     (144, "cocm-depression"), (216, "cocm-depression"), (900, "cocm-depression")],
+)  # fmt: skip
+def test_programs_are_offered_only_for_the_ages_they_are_for(
+    months: int | None, expected: str | None
+) -> None:
+    program, _ = suggest_program([_point("PHQ-9", 14, 3)], [], months)
+    assert program == expected
+    assert (set(programs_for_age(months)) == set(PROGRAMS)) is (expected is not None)
 
 
 @pytest.mark.parametrize(

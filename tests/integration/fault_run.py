@@ -26,7 +26,8 @@ from .conftest import Browser, launch_id_of, launch_url
 
 POSITIVE = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6569-3"}
 NEGATIVE = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6568-5"}
-PATIENTS = [f"pt-{n:04d}" for n in range(1, 11)]
+#: Adults and adults with SMI of the size-12 cohort (PHQ-9 is for patients from 18 y; pt-0002, -0006, -0008 are not).
+PATIENTS = ["pt-0001", "pt-0003", "pt-0004", "pt-0005", "pt-0007", "pt-0009", "pt-0010", "pt-0011", "pt-0012"]
 MODES = ("generic", "epic", "oracle")
 PHASES = ("normal", "registry down", "EHR 500", "EHR answer lost", "redis down")
 

@@ -124,7 +124,7 @@ def test_care_manager_flow(world: SandboxWorld, browser: Browser, tandem: Any) -
 
 def test_two_care_managers_editing_one_enrolment(world: SandboxWorld, tandem: Any) -> None:
     first, second = Browser(), Browser()
-    launch_id, careplan_id = enrol(world, first, "pt-0013")
+    launch_id, careplan_id = enrol(world, first, "pt-0019")
     other_launch = launch_id_of(second.follow(launch_url(world, "generic", patient=None, target="worklist",
                                                          practitioner="pr-cm-2")))  # fmt: skip
     page_a = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}"

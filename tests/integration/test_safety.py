@@ -16,10 +16,12 @@ from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form
 pytestmark = pytest.mark.integration
 
 
-def _submit(browser: Browser, world: SandboxWorld, launch_id: str) -> str:
-    hidden = _form(browser, world, launch_id, "phq9")
-    page = f"{world.tandem_url}/app/{launch_id}/screen/phq9"
-    answer = browser.post_from(page, page, {**hidden, **PHQ9_ITEM9_POSITIVE})
+def _submit(browser: Browser, world: SandboxWorld, launch_id: str, key: str = "phq9") -> str:
+    hidden = _form(browser, world, launch_id, key)
+    page = f"{world.tandem_url}/app/{launch_id}/screen/{key}"
+    answers = PHQ9_ITEM9_POSITIVE if key == "phq9" else {  # the teen form: same answers, its own link ids
+        k.replace("phq9-", "phq9teen-"): v for k, v in PHQ9_ITEM9_POSITIVE.items()}  # fmt: skip
+    answer = browser.post_from(page, page, {**hidden, **answers})
     assert answer.status_code == 303
     return hidden["submission_id"]
 
@@ -28,8 +30,8 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     world: SandboxWorld, tandem: Any
 ) -> None:
     clinician = Browser()
-    launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0017")))
-    submission = _submit(clinician, world, launch_id)
+    launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0017")))  # a teen
+    submission = _submit(clinician, world, launch_id, "phq9-teen")
     record = tandem.screenings.load(submission)
     # Acknowledging the alert records who and when; it does not close the follow-up.
     acknowledged = clinician.submit(f"{world.tandem_url}/app/{launch_id}/screenings/{submission}",

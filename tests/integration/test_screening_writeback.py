@@ -40,7 +40,9 @@ def _registry_search(tandem: Any, resource_type: str, **params: str) -> list[dic
 )
 def test_phq9_with_positive_item_9_is_written_everywhere_once(world: SandboxWorld, browser: Browser, tandem: Any,
                                                               mode: str, expected_ehr: str) -> None:  # fmt: skip
-    patient = {"generic": "pt-0006", "epic": "pt-0007", "oracle": "pt-0008"}[mode]
+    patient = {"generic": "pt-0021", "epic": "pt-0007", "oracle": "pt-0024"}[
+        mode
+    ]  # adults (PHQ-9 is from 18 y)
     launch_id = launch_id_of(browser.follow(launch_url(world, mode, patient=patient)))
     hidden = _form(browser, world, launch_id, "phq9")
     submitted = {**hidden, **PHQ9_ITEM9_POSITIVE}
