@@ -67,3 +67,12 @@ def age_range_text(bounds: tuple[int, int | None] | None) -> str:
     if in_years:
         return f"{low // 12} to {(high + 1) // 12 - 1} years"
     return f"{low} to {high} months"
+
+
+def age_bounds(value: Any) -> tuple[int, int | None] | None:
+    """`[lowest, highest]` completed months from a data file (highest may be null: no upper limit); None when the
+    value is not of that shape (the caller names the file and field)."""
+    if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int and value[0] >= 0
+            and (value[1] is None or type(value[1]) is int and value[1] >= value[0])):  # fmt: skip
+        return None
+    return value[0], value[1]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_mappings.common.conditions import ConditionRow
+from fhir_mappings.common.dates import age_bounds
 from fhir_mappings.screening.due import DueItem
 from fhir_mappings.screening.history import ScorePoint
 from fhir_mappings.screening.instruments import CATALOGUE
@@ -192,14 +193,12 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
 
 
 def _ages(value: Any) -> tuple[int, int | None]:
-    if value is None:
-        return (0, None)
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and value[0] >= 0
-            and (value[1] is None or isinstance(value[1], int) and value[1] >= value[0])):  # fmt: skip
+    bounds = age_bounds(value) if value is not None else (0, None)
+    if bounds is None:
         raise ProgramError(
             "eligibility.ages_months must be [lowest, highest] completed months (highest may be null)"
         )
-    return int(value[0]), None if value[1] is None else int(value[1])
+    return bounds
 
 
 def load_programs(folder: Path = DATA_FOLDER) -> dict[str, Program]:

@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from fhir_mappings.common.dates import age_bounds
 from fhir_mappings.common.validation import r4_errors
 
 LOINC = "http://loinc.org"
@@ -237,14 +238,12 @@ def _within(bounds: tuple[int, int | None] | None, months: int | None) -> bool:
 
 
 def _age_bounds(value: Any, field_name: str) -> tuple[int, int | None] | None:
-    if value is None:
-        return None
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and value[0] >= 0
-            and (value[1] is None or isinstance(value[1], int) and value[1] >= value[0])):  # fmt: skip
+    bounds = age_bounds(value)
+    if value is not None and bounds is None:
         raise InstrumentError(
             f"{field_name} must be [lowest, highest] completed months (highest may be null)"
         )
-    return int(value[0]), None if value[1] is None else int(value[1])
+    return bounds
 
 
 SCORING_KEYS = frozenset(
