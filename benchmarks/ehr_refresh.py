@@ -28,12 +28,10 @@ from delayed_session import DelayedSession  # benchmarks/, beside this script
 from fhir_mappings.registry.resources import Enrolment
 from fhir_mappings.registry.worklist import build_rows
 from fhir_mappings.screening.history import score_points
-from launch.backend import BackendServicesAuth
 from launch.fhir import FHIRClient
-from launch.scopes import spell_scopes
 from launch.transport import HttpTransport
 from sandbox.world import SandboxWorld
-from smartapp.caseload.ehr_refresh import ScoreRefresh
+from smartapp.caseload.ehr_refresh import ScoreRefresh, backend_client
 
 
 def out(text: str) -> None:
@@ -42,12 +40,8 @@ def out(text: str) -> None:
 
 
 def client_for(services: Any, reg: Any, delay: float) -> FHIRClient:
-    config = services.discovery.smart_configuration(reg.iss)
-    transport = HttpTransport(session=DelayedSession(delay)) if delay else HttpTransport()
-    auth = BackendServicesAuth(transport, token_url=config.token_endpoint, client_id=reg.backend.client_id,
-                               signing_key=services.keys.get(reg.backend.key_id),
-                               scopes=spell_scopes(reg.backend.scopes, config.capabilities))  # fmt: skip
-    return FHIRClient(reg.iss, transport, auth, name="EHR")
+    """The refresh's own backend services client, over a transport that waits `delay` before each request."""
+    return backend_client(services, reg, HttpTransport(session=DelayedSession(delay)) if delay else None)
 
 
 def enrol(world: SandboxWorld, services: Any, mode: str, count: int) -> int:

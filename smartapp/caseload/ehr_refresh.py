@@ -61,6 +61,16 @@ class RefreshReport:
     export_seconds: float = 0.0
     finished_at: str = ""
 
+    @classmethod
+    def from_json(cls, stored: dict[str, Any] | None) -> RefreshReport | None:
+        """A stored report; None when absent or written by a release with other fields."""
+        if not stored or not set(stored) <= set(cls.__dataclass_fields__):
+            return None
+        try:
+            return cls(**stored)
+        except TypeError:
+            return None
+
     def summary(self) -> str:
         parts = [f"{self.method}{' (full)' if self.method == 'bulk export' and self.full else ''}",
                  f"{self.patients_updated} of {self.enrolled} enrolled patients updated", f"{self.scores} scores",
@@ -74,16 +84,19 @@ class RefreshReport:
         return ", ".join(parts)
 
 
-def _state_key(iss: str) -> str:
+def state_key(iss: str) -> str:
+    """The Redis key of an issuer's refresh state (its lock and period marker are this plus a suffix)."""
     return f"ehr-refresh:v1:{hashlib.sha256(iss.encode()).hexdigest()[:24]}"
 
 
-def backend_client(services: Services, reg: Registration) -> FHIRClient:
+def backend_client(
+    services: Services, reg: Registration, transport: HttpTransport | None = None
+) -> FHIRClient:
     """The EHR's FHIR API with a backend services token of the issuer's registration."""
     if reg.backend is None:
         raise errors.ConfigurationError(f"{reg.label}: no [issuer.backend] registration for backend services")
     config = services.discovery.smart_configuration(reg.iss)
-    transport = HttpTransport(timeout=services.settings.http_timeout)
+    transport = transport or HttpTransport(timeout=services.settings.http_timeout)
     auth = BackendServicesAuth(
         transport, token_url=reg.backend.token_url or config.token_endpoint, client_id=reg.backend.client_id,
         signing_key=services.keys.get(reg.backend.key_id),
@@ -116,7 +129,7 @@ class ScoreRefresh:
     # --- state ------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        raw = self.store.get(_state_key(self.reg.iss))
+        raw = self.store.get(state_key(self.reg.iss))
         try:
             state = json.loads(raw) if raw else {}
         except ValueError:
@@ -124,13 +137,13 @@ class ScoreRefresh:
         return state if isinstance(state, dict) else {}
 
     def _save(self, state: dict[str, Any]) -> None:
-        self.store.set(_state_key(self.reg.iss), json.dumps(state), STATE_TTL)
+        self.store.set(state_key(self.reg.iss), json.dumps(state), STATE_TTL)
 
     # --- run --------------------------------------------------------------------------------------
 
     def run(self, *, full: bool = False) -> RefreshReport | None:
         """Refresh now; None when another refresh of this issuer is running."""
-        lock = _state_key(self.reg.iss) + ":running"
+        lock = state_key(self.reg.iss) + ":running"
         if not self.store.set(lock, "1", LOCK_SECONDS, only_if_absent=True):
             log.info("a score refresh of %s is already running", self.reg.label)
             return None
@@ -282,7 +295,7 @@ class ScoreRefresh:
 
 def last_refresh(services: Services, iss: str) -> dict[str, Any] | None:
     """The last finished refresh of this issuer (for the worklist's "EHR scores as of" and IT details)."""
-    raw = services.store.get(_state_key(iss))
+    raw = services.store.get(state_key(iss))
     try:
         last = json.loads(raw).get("last") if raw else None
     except (ValueError, AttributeError):

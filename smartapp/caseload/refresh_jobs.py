@@ -7,10 +7,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from launch import errors
-from smartapp.caseload.ehr_refresh import LOCK_SECONDS, ScoreRefresh, refreshable
+from smartapp.caseload.ehr_refresh import LOCK_SECONDS, ScoreRefresh, refreshable, state_key
 
 if TYPE_CHECKING:
     from rq import Queue
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_QUEUE = "tandem-ehr-refresh"
-
-
-def _due_key(iss: str) -> str:
-    return f"ehr-refresh:v1:{hashlib.sha256(iss.encode()).hexdigest()[:24]}:queued"
 
 
 def refresh_queue(services: Services) -> Queue:
@@ -56,7 +53,9 @@ def schedule_refreshes(services: Services, *, force: bool = False) -> int:
     queued = 0
     queue = None
     for reg in refreshable(services):
-        if not force and not services.store.set(_due_key(reg.iss), "1", minutes * 60, only_if_absent=True):
+        if not force and not services.store.set(
+            state_key(reg.iss) + ":queued", "1", minutes * 60, only_if_absent=True
+        ):
             continue
         queue = queue or refresh_queue(services)
         job_id = "ehr-refresh-" + hashlib.sha256(reg.iss.encode()).hexdigest()[:16]
@@ -72,7 +71,6 @@ class ThreadRefresher:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -84,11 +82,9 @@ class ThreadRefresher:
             self._thread = threading.Thread(target=self._loop, name="tandem-ehr-refresh", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def _loop(self) -> None:
-        while not self._stop.wait(self.services.settings.ehr_refresh_minutes * 60):
+        while True:
+            time.sleep(self.services.settings.ehr_refresh_minutes * 60)
             for reg in refreshable(self.services):
                 try:
                     ScoreRefresh(self.services, reg).run()

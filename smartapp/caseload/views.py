@@ -153,9 +153,11 @@ def _refresh_status(iss: str) -> dict[str, Any]:
         last = last_refresh(services(), iss)
     except errors.StoreUnavailable:
         last = None
-    summary = RefreshReport(**last).summary() if last and set(last) <= set(RefreshReport.__dataclass_fields__) \
-        else None  # fmt: skip
-    return {"ehr_refresh": last if summary else None, "ehr_refresh_summary": summary}
+    report = RefreshReport.from_json(last)
+    return {
+        "ehr_refresh": last if report else None,
+        "ehr_refresh_summary": report.summary() if report else None,
+    }
 
 
 @bp.post("/worklist/columns")
@@ -526,9 +528,9 @@ def enrol(launch_id: str) -> Any:
     ehr = current_ehr()
     page = _common(session, ehr)
     chart = load_chart(session, ehr, session.context.patient, page["patient"])
-    child_months = age_months(birth_date(page["patient"]), clock.today())
-    suggested, cautions = suggest_program(chart.history, chart.conditions, child_months)
-    offered = {k: p.title for k, p in programs_for_age(child_months).items()}
+    months = age_months(birth_date(page["patient"]), clock.today())
+    suggested, cautions = suggest_program(chart.history, chart.conditions, months)
+    offered = {k: p.title for k, p in programs_for_age(months).items()}
     try:
         practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
     except errors.FHIRError:

@@ -191,13 +191,14 @@ def home(launch_id: str) -> Any:
         points = series(chart.history, name)
         if points:
             trends.append((name, points, trend_svg(points, name)))
+    fitting = [i for i in services().catalogue if i.for_age(page.get("age_months"))]
     return render_template(
         "chart.html",
         **page,
         chart=chart,
         trends=trends,
-        instruments=[i for i in services().catalogue if i.for_age(page.get("age_months"))],
-        own_keys={i.key for i in services().catalogue if i.for_age(page.get("age_months"))},
+        instruments=fitting,
+        own_keys={i.key for i in fitting},
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
         reviews=reviews,
@@ -242,10 +243,11 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
     if common["patient"] is None and subject.enrolment is not None:
         common.update(registry_banner(subject.enrolment))
     born = birth_date(common["patient"]) or (subject.enrolment.birth_date if subject.enrolment else None)
-    if request.method == "GET" and not instrument.for_age(age_months(born, clock.today())):
+    months = age_months(born, clock.today())
+    if request.method == "GET" and not instrument.for_age(months):
         # Offered only where it fits; an address typed or kept from elsewhere says why (a POST is still kept).
         return render_template("not_for_age.html", **common, instrument=instrument, fitting=[
-            i for i in services().catalogue if i.for_age(age_months(born, clock.today()))]), 409  # fmt: skip
+            i for i in services().catalogue if i.for_age(months)]), 409  # fmt: skip
     return render_template("screen_form.html", **common, instrument=instrument,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,

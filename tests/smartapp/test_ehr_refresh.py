@@ -23,7 +23,7 @@ from launch.fhir import FHIRClient, StaticToken
 from launch.registrations import parse_registrations
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport, RetryPolicy
-from smartapp.caseload.ehr_refresh import FAIL_FAST_AFTER, ScoreRefresh, _state_key, last_refresh
+from smartapp.caseload.ehr_refresh import FAIL_FAST_AFTER, ScoreRefresh, last_refresh, state_key
 from smartapp.caseload.ehr_scores import EhrScores, _hash_key
 from smartapp.caseload.snapshot import CaseloadData
 
@@ -166,7 +166,7 @@ def test_no_token_stops_the_refresh_at_once() -> None:
     with pytest.raises(errors.TokenError):
         _refresh(services, token=NoToken()).run()
     assert not responses.calls
-    assert services.store.get(_state_key(ISS) + ":running") is None  # released on failure too
+    assert services.store.get(state_key(ISS) + ":running") is None  # released on failure too
 
 
 @responses.activate
@@ -193,9 +193,9 @@ def test_reads_in_flight_never_exceed_the_registered_concurrency() -> None:
 def test_one_refresh_per_issuer_at_a_time() -> None:
     services = _services([_enrolment(1)])
     refresh = _refresh(services)
-    services.store.set(_state_key(ISS) + ":running", "1", 60)  # another worker's refresh
+    services.store.set(state_key(ISS) + ":running", "1", 60)  # another worker's refresh
     assert refresh.run() is None and not responses.calls
-    services.store.delete(_state_key(ISS) + ":running")
+    services.store.delete(state_key(ISS) + ":running")
     responses.get(f"{ISS}/Observation", body=_bundle())
     assert refresh.run() is not None
-    assert services.store.get(_state_key(ISS) + ":running") is None  # released when done
+    assert services.store.get(state_key(ISS) + ":running") is None  # released when done
