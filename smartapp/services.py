@@ -25,6 +25,7 @@ from smartapp.caseload.ehr_scores import EhrScores
 from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
+from smartapp.dyad.service import CaregiverService
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
 
@@ -48,6 +49,7 @@ class Services:
     caseload: CaseloadService
     ehr_scores: EhrScores
     writebacks: WritebackQueue
+    caregivers: CaregiverService
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -144,6 +146,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         caseload=CaseloadService(store, registry),
         ehr_scores=EhrScores(store),
         writebacks=writebacks,
+        caregivers=CaregiverService(registry),
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

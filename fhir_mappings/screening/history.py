@@ -29,6 +29,8 @@ class ScorePoint:
     submission: str | None = None
     #: The Observation's id where it was read (EHR points: patched by id when the EHR reports a change).
     resource_id: str | None = None
+    #: A caregiver's screen recorded on the child (Observation.focus, RelatedPerson/…); None: the patient's own.
+    focus: str | None = None
 
     @property
     def day(self) -> date:
@@ -55,6 +57,15 @@ def _submission(observation: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _focus(observation: Mapping[str, Any]) -> str | None:
+    """The first focus that names someone other than the patient (a RelatedPerson)."""
+    for reference in objs(observation.get("focus")):
+        ref = text(reference.get("reference"))
+        if ref and "RelatedPerson/" in ref:
+            return ref[ref.index("RelatedPerson/") :]
+    return None
+
+
 def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
     points = []
     for observation in observations:
@@ -77,6 +88,7 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
                 code,
                 _submission(observation),
                 text(observation.get("id")),
+                _focus(observation),
             )
         )
     return points
@@ -89,16 +101,22 @@ def merge_history(*sources: Iterable[ScorePoint]) -> list[ScorePoint]:
     for points in sources:
         for point in points:
             key: tuple[Any, ...] = (point.instrument, point.submission) if point.submission else (
-                point.instrument, point.score, point.when.replace(second=0, microsecond=0))  # fmt: skip
+                point.instrument, point.focus, point.score, point.when.replace(second=0, microsecond=0))  # fmt: skip
             if key not in merged or point.source == "Tandem":
                 merged[key] = point
     # A point with a submission id and its id-less twin (same minute, score) are still one screening.
     by_minute: dict[tuple[Any, ...], ScorePoint] = {}
     for point in sorted(merged.values(), key=lambda p: (p.submission is None, p.when)):
-        key = (point.instrument, point.score, point.when.replace(second=0, microsecond=0))
+        key = (point.instrument, point.focus, point.score, point.when.replace(second=0, microsecond=0))
         by_minute.setdefault(key, point)
     return sorted(by_minute.values(), key=lambda p: p.when)
 
 
-def series(points: Iterable[ScorePoint], instrument: str) -> list[ScorePoint]:
-    return [p for p in points if p.instrument == instrument]
+def series(points: Iterable[ScorePoint], instrument: str, focus: str | None = None) -> list[ScorePoint]:
+    """One score series: the patient's own (focus None), or one caregiver's screens recorded on the child."""
+    return [p for p in points if p.instrument == instrument and p.focus == focus]
+
+
+def own(points: Iterable[ScorePoint]) -> list[ScorePoint]:
+    """The patient's own scores, without caregivers' screens recorded on their chart."""
+    return [p for p in points if p.focus is None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,8 +39,13 @@ class Submission:
     authored: datetime
     author: str | None = None  # a reference, e.g. Practitioner/123
     encounter_id: str | None = None
-    #: The caregiver the answers are about, in dyadic care (RelatedPerson/…): recorded on the child as focus.
+    #: The caregiver the answers are about, in dyadic care (RelatedPerson/… in the registry): recorded on the child
+    #: as `focus`, and as the QuestionnaireResponse's author and source and the Observations' performer.
     focus: str | None = None
+    #: Whom the answers are about, as every reader is told ("Mother (Ana Diaz)").
+    focus_label: str | None = None
+    #: The same caregiver's RelatedPerson in the EHR, when the EHR holds one (None: only a note can say whose).
+    ehr_focus: str | None = None
     #: The EHR issuer of the patient: the registry copy names the patient as (issuer, id).
     iss: str | None = None
     #: How a follow-up measurement was taken (phone, in-person, video); None for a screening in the visit.
@@ -48,6 +53,15 @@ class Submission:
 
     def resource_id(self, part: str) -> str:
         return resource_id(self.submission_id, part)
+
+    @property
+    def about(self) -> str | None:
+        """'Caregiver's screen — Mother (Ana Diaz)' for a caregiver's answers; None for the patient's own."""
+        return f"Caregiver's screen — {self.focus_label or 'caregiver'}" if self.focus else None
+
+    def for_ehr(self) -> Submission:
+        """The submission as the EHR sees it: the caregiver named by the EHR's own RelatedPerson."""
+        return replace(self, focus=self.ehr_focus) if self.focus else self
 
     @property
     def identifier(self) -> dict[str, str]:
@@ -74,6 +88,11 @@ def _loinc(code: str, display: str) -> dict[str, Any]:
 def questionnaire(instrument: Instrument) -> dict[str, Any]:
     """The instrument's SDC Questionnaire as published to the registry store (its file; no licensed wording)."""
     return copy.deepcopy(dict(instrument.questionnaire))
+
+
+def _caregiver_ref(submission: Submission) -> dict[str, str]:
+    reference = {"reference": str(submission.focus)}
+    return {**reference, "display": submission.focus_label} if submission.focus_label else reference
 
 
 def _answer_value(answer: Answer) -> dict[str, Any]:
@@ -106,7 +125,10 @@ def questionnaire_response(submission: Submission) -> dict[str, Any]:
         "authored": submission.authored.isoformat(),
         "item": items,
     }
-    if submission.author:
+    if submission.focus:  # the caregiver answered about themself (healthysteps.md §5b)
+        caregiver = _caregiver_ref(submission)
+        resource["author"], resource["source"] = caregiver, caregiver
+    elif submission.author:
         resource["author"] = {"reference": submission.author}
     if submission.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
@@ -133,12 +155,13 @@ def _observation(submission: Submission, part: str, code: dict[str, Any], value:
     }
     if derived_from:
         observation["derivedFrom"] = [{"reference": derived_from}]
-    if submission.author:
+    if submission.focus:
+        observation["focus"] = [_caregiver_ref(submission)]
+        observation["performer"] = [_caregiver_ref(submission)]
+    elif submission.author:
         observation["performer"] = [{"reference": submission.author}]
     if submission.encounter_id:
         observation["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
-    if submission.focus:
-        observation["focus"] = [{"reference": submission.focus}]
     if submission.mode in MEASUREMENT_MODES:
         observation["method"] = {"coding": [{"system": MODE_SYSTEM, "code": submission.mode,
                                              "display": MEASUREMENT_MODES[submission.mode]}],
@@ -170,9 +193,7 @@ def screening_observations(
                                              questionnaire_response_ref))  # fmt: skip
     if result.safety and observations:
         # The safety line travels with the score, whichever way it is written back.
-        observations[0]["note"] = [
-            {"text": "SAFETY ALERT: " + " ".join(flag.message for flag in result.safety)}
-        ]
+        observations[0]["note"] = [{"text": safety_line(submission)}]
     return observations
 
 
@@ -181,6 +202,8 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
     if not submission.result.safety:
         return None
     reasons = "; ".join(flag.message for flag in submission.result.safety)
+    if submission.focus:
+        reasons = f"{submission.about}: {reasons}"
     task: dict[str, Any] = {
         "resourceType": "Task",
         "id": submission.resource_id("safety"),
@@ -209,7 +232,17 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
         task["requester"] = {"reference": submission.author}
     if submission.encounter_id:
         task["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
+    if submission.focus:  # the follow-up is for the caregiver; it is worked from the child's record
+        task["input"] = [{"type": {"text": "caregiver"}, "valueReference": _caregiver_ref(submission)}]
     return task
+
+
+def safety_line(submission: Submission) -> str:
+    """The alert as every reader sees it; a caregiver's is named as the caregiver's."""
+    messages = " ".join(flag.message for flag in submission.result.safety)
+    return (
+        f"SAFETY ALERT ({submission.about}): {messages}" if submission.focus else f"SAFETY ALERT: {messages}"
+    )
 
 
 def note_text(submission: Submission) -> str:
@@ -217,8 +250,11 @@ def note_text(submission: Submission) -> str:
     instrument, result = submission.instrument, submission.result
     lines = []
     if result.safety:  # first, so no reader of the note (or of its preview) can miss it
-        lines += ["SAFETY ALERT: " + " ".join(flag.message for flag in result.safety), ""]
+        lines += [safety_line(submission), ""]
     lines += [f"{instrument.title}", f"Date: {submission.authored.strftime('%Y-%m-%d %H:%M %Z').strip()}", ""]
+    if submission.focus:
+        lines += [f"{submission.about}. The caregiver answered about themself at the child's visit; this is "
+                  "not the child's own result.", ""]  # fmt: skip
     lines.append(f"Result: {result.interpretation}")
     lines += [f"Note: {note}" for note in result.notes]
     lines += ["", "Answers:"]
@@ -260,7 +296,8 @@ def clinical_note(submission: Submission) -> dict[str, Any]:
         ],  # fmt: skip
         "subject": {"reference": f"Patient/{submission.patient_id}"},
         "date": submission.authored.isoformat(),
-        "description": f"{submission.instrument.name} screening: {submission.result.interpretation}",
+        "description": (f"{submission.about}: " if submission.focus else "")
+        + f"{submission.instrument.name} screening: {submission.result.interpretation}",
         "content": [
             {
                 "attachment": {
@@ -278,17 +315,19 @@ def clinical_note(submission: Submission) -> dict[str, Any]:
     return note
 
 
-def registry_transaction(submission: Submission, due: datetime) -> dict[str, Any]:
+def registry_transaction(submission: Submission, due: datetime,
+                         caregiver: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """One transaction for the registry store. Ids derive from the submission id and every entry is a PUT
     (update-as-create), so replaying it never duplicates anything, also on stores that cannot search
-    QuestionnaireResponse by identifier."""
+    QuestionnaireResponse by identifier. A caregiver's screen carries the caregiver's RelatedPerson, so the focus
+    resolves in the registry whether the caregiver came from the EHR or was recorded in Tandem."""
     if not submission.iss:
         raise ValueError("registry resources need the patient's EHR issuer")
     patient = PatientKey(submission.iss, submission.patient_id).reference()
     qr = {**questionnaire_response(submission), "subject": patient}
     observations = [{**o, "subject": patient}
                     for o in screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]  # fmt: skip
-    resources = [qr, *observations]
+    resources = [*([dict(caregiver)] if caregiver else []), qr, *observations]
     task = safety_task(submission, due)
     if task:
         resources.append({**task, "for": patient})

@@ -27,13 +27,20 @@ class WritebackPlan:
 
 
 def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Callable[[str], bool], vendor: str,
-                   *, has_encounter: bool) -> WritebackPlan:  # fmt: skip
-    """`scopes_allow_create(type)` answers from the granted scopes (the SMART client's one scope grammar)."""
+                   *, has_encounter: bool, caregiver_in_ehr: bool | None = None) -> WritebackPlan:  # fmt: skip
+    """`scopes_allow_create(type)` answers from the granted scopes (the SMART client's one scope grammar).
+    `caregiver_in_ehr`: for a caregiver's screen recorded on the child, whether the EHR holds the caregiver's
+    RelatedPerson (structured results can then name it as `focus`); otherwise only a note can say whose it is."""
 
     def can_create(resource_type: str) -> bool:
         return accepts_create(capability, resource_type) and scopes_allow_create(resource_type)
 
-    if vendor not in NO_STRUCTURED_SCREENINGS and all(can_create(t) for t in STRUCTURED):
+    structured_focus_ok = caregiver_in_ehr is not False
+    if (
+        vendor not in NO_STRUCTURED_SCREENINGS
+        and all(can_create(t) for t in STRUCTURED)
+        and structured_focus_ok
+    ):
         return WritebackPlan(
             STRUCTURED, "The EHR accepts QuestionnaireResponse and screening Observation creates."
         )
@@ -41,6 +48,10 @@ def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Ca
         if vendor == "epic" and not has_encounter:
             return WritebackPlan((), "Epic files clinical notes against an encounter; this launch has none, so the "
                                      "result is kept in the Tandem registry only.")  # fmt: skip
+        if not structured_focus_ok:
+            return WritebackPlan(NOTE, "The caregiver is recorded only in Tandem, so a structured result in the EHR "
+                                       "could not say whose screen it is: a clinical note naming the caregiver goes "
+                                       "to the child's chart instead.")  # fmt: skip
         return WritebackPlan(NOTE, "The EHR accepts clinical notes (DocumentReference); structured screening "
                                    "results are kept in the Tandem registry.")  # fmt: skip
     return WritebackPlan((), "The EHR accepts no write-back from Tandem with the granted scopes; the result is kept "

@@ -52,7 +52,7 @@ class EhrScores:
         stored = {
             "read_at": (read_at or datetime.now(UTC)).isoformat(),
             "points": [
-                [p.instrument, p.when.isoformat(), p.score, p.code, p.submission, p.resource_id]
+                [p.instrument, p.when.isoformat(), p.score, p.code, p.submission, p.resource_id, p.focus]
                 for p in points
             ],  # fmt: skip
         }
@@ -74,9 +74,9 @@ def _points(raw: str | None) -> list[ScorePoint] | None:
     if raw is None:
         return None
     try:
-        # Entries written before Observation ids were kept have five fields.
+        # Entries written before Observation ids (or caregiver focus) were kept have five (or six) fields.
         return [ScorePoint(item[0], datetime.fromisoformat(item[1]), item[2], "EHR", item[3], item[4],
-                           item[5] if len(item) > 5 else None)
+                           item[5] if len(item) > 5 else None, item[6] if len(item) > 6 else None)
                 for item in json.loads(raw)["points"]]  # fmt: skip
     except (ValueError, TypeError, KeyError, IndexError):
         log.warning("ignored a cached EHR score entry of another shape")

@@ -26,7 +26,7 @@ from fhir_mappings.registry.resources import (
 from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 4
+SNAPSHOT_SCHEMA = 5
 
 
 @dataclass
@@ -165,7 +165,17 @@ class Snapshot:
         yield (
             "scores",
             (
-                [oid, k.iss, k.patient_id, p.instrument, p.when.isoformat(), p.score, p.code, p.submission]
+                [
+                    oid,
+                    k.iss,
+                    k.patient_id,
+                    p.instrument,
+                    p.when.isoformat(),
+                    p.score,
+                    p.code,
+                    p.submission,
+                    p.focus,
+                ]
                 for oid, (k, p) in self.scores.items()
             ),
         )
@@ -182,9 +192,9 @@ class Snapshot:
             snapshot.contacts[c["id"]] = _contact_from_json(c)
         for t in payload["tasks"]:
             snapshot.tasks[t["id"]] = _task_from_json(t)
-        for oid, iss, pid, instrument, when, score, code, submission in payload["scores"]:
+        for oid, iss, pid, instrument, when, score, code, submission, focus in payload["scores"]:
             point = ScorePoint(
-                instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid
+                instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid, focus
             )
             snapshot.scores[oid] = (PatientKey(iss, pid), point)
         snapshot.legacy_scores = set(payload.get("legacy_scores", []))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from fhir_mappings.common.capability import supports_conditional_create
+from fhir_mappings.common.caregivers import RELATIONSHIPS, Caregiver, find
 from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.common.dates import age_months, age_text
 from fhir_mappings.common.identity import PatientKey
@@ -44,6 +45,7 @@ from launch.scopes import allows, allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp.chart.trends import trend_svg
+from smartapp.dyad.service import CaregiverError
 from smartapp.request_context import (
     current_access,
     current_ehr,
@@ -65,6 +67,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 
 _T = TypeVar("_T")
+#: From this age (completed months) a patient has no caregiver section on their chart.
+ADULT_MONTHS = 216
 
 
 @dataclass
@@ -186,12 +190,25 @@ def home(launch_id: str) -> Any:
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
     _part(chart, "Write-back status", lambda: svc.writebacks.schedule(unfinished, launch_id=session.id), None)
+    months = page.get("age_months")
+    caregivers: list[Caregiver] = []
+    if months is not None and months < ADULT_MONTHS:
+        caregivers, caregiver_notices = services().caregivers.for_child(key, ehr, session.scope.split())
+        chart.notices += caregiver_notices
     trends = []
     for name in SERIES_CODES:
         points = series(chart.history, name)
         if points:
             trends.append((name, points, trend_svg(points, name)))
-    fitting = [i for i in services().catalogue if i.for_age(page.get("age_months"))]
+    # Caregivers' screens recorded on the child: a series per caregiver, always labelled with whose it is.
+    for focus in sorted({p.focus for p in chart.history if p.focus}):
+        whose = find(caregivers, focus)
+        label = whose.label if whose else "Caregiver"
+        for name in SERIES_CODES:
+            points = series(chart.history, name, focus)
+            if points:
+                trends.append((f"{label}: {name}", points, trend_svg(points, name)))
+    fitting = [i for i in services().catalogue if i.for_age(months)]
     return render_template(
         "chart.html",
         **page,
@@ -199,6 +216,10 @@ def home(launch_id: str) -> Any:
         trends=trends,
         instruments=fitting,
         own_keys={i.key for i in fitting},
+        caregivers=caregivers,
+        caregiver_instruments=[i for i in services().catalogue if i.for_caregiver_of(months)],
+        relationships=RELATIONSHIPS,
+        may_record_caregivers=services().registry is not None,
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
         reviews=reviews,
@@ -219,22 +240,31 @@ def registry_banner(enrolment: Enrolment) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Subject:
     """Whom a screening is for: the launch's patient, or, from the registry (a launch without patient context),
-    the patient of an enrolment the user may work."""
+    the patient of an enrolment the user may work; with a caregiver, the caregiver answers about themself at the
+    child's visit and it is recorded on the child."""
 
     patient_id: str
     enrolment: Enrolment | None = None
+    caregiver: Caregiver | None = None
 
     def form_url(self, launch_id: str, key: str) -> str:
         if self.enrolment is not None:
             return url_for("caseload.measure", launch_id=launch_id, careplan_id=self.enrolment.id, key=key)
+        if self.caregiver is not None:
+            return url_for("chart.screen", launch_id=launch_id, key=key, caregiver=self.caregiver.id)
         return url_for("chart.screen", launch_id=launch_id, key=key)
+
+    @property
+    def binding(self) -> tuple[str, ...]:
+        """What a form's submission id is bound to beyond the launch: the patient, and the caregiver answering."""
+        return (self.patient_id, self.caregiver.id) if self.caregiver else (self.patient_id,)
 
 
 def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Subject, *,
           selected: dict[str, str] | None = None, problems: dict[str, str] | None = None, notice: str | None = None,
           submission_id: str | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     """The screening form; a submission id is minted per form and bound to (issuer, patient, launch)."""
-    binding = (session.iss, subject.patient_id, session.id)
+    binding = (session.iss, *subject.binding, session.id)
     if submission_id is None:
         submission_id, signature = mint_form_id("submission", *binding)
     else:
@@ -244,10 +274,13 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
         common.update(registry_banner(subject.enrolment))
     born = birth_date(common["patient"]) or (subject.enrolment.birth_date if subject.enrolment else None)
     months = age_months(born, clock.today())
-    if request.method == "GET" and not instrument.for_age(months):
+    fits = instrument.for_caregiver_of(months) if subject.caregiver else instrument.for_age(months)
+    if request.method == "GET" and not fits:
         # Offered only where it fits; an address typed or kept from elsewhere says why (a POST is still kept).
-        return render_template("not_for_age.html", **common, instrument=instrument, fitting=[
-            i for i in services().catalogue if i.for_age(months)]), 409  # fmt: skip
+        fitting = [i for i in services().catalogue
+                   if (i.for_caregiver_of(months) if subject.caregiver else i.for_age(months))]  # fmt: skip
+        return render_template("not_for_age.html", **common, instrument=instrument, fitting=fitting,
+                               caregiver=subject.caregiver), 409  # fmt: skip
     return render_template("screen_form.html", **common, instrument=instrument,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,
@@ -262,7 +295,15 @@ def screen(launch_id: str, key: str) -> Any:
         raise errors.InvalidLaunchRequest(
             "screenings need a patient: open Tandem from a chart, or record a follow-up from the worklist"
         )
-    return screening_page(session, key, Subject(session.context.patient))
+    caregiver_id = request.values.get("caregiver")
+    caregiver = None
+    if caregiver_id:
+        key_ = PatientKey(session.iss, session.context.patient)
+        found, _ = services().caregivers.for_child(key_, current_ehr(), session.scope.split())
+        caregiver = next((c for c in found if c.id == caregiver_id), None)
+        if caregiver is None:
+            abort(404)
+    return screening_page(session, key, Subject(session.context.patient, caregiver=caregiver))
 
 
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
@@ -277,11 +318,11 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("csrf_token", "submission_id", "submission_sig", "mode")
+        if k not in ("csrf_token", "submission_id", "submission_sig", "mode", "caregiver")
     }
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
-                         subject.patient_id, session.id):  # fmt: skip
+                         *subject.binding, session.id):  # fmt: skip
         # Another launch's or another patient's form: keep what was entered, under a new id for this patient.
         log.warning("screening form refused: its submission id belongs to another launch or patient")
         return _form(session, ehr, instrument, subject, selected=raw, status=409, notice=(
@@ -298,10 +339,14 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         return _form(session, ehr, instrument, subject, selected={**raw, "mode": mode or ""},
                      submission_id=submission_id, status=422,
                      problems={p.link_id: p.message for p in problems})  # fmt: skip
-    # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit).
+    # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit). A
+    # caregiver's sex is not the child's: the cutoff for unrecorded sex applies.
     sex = (
-        administrative_gender(ehr.read("Patient", subject.patient_id)) if instrument.positive_by_sex else None
+        administrative_gender(ehr.read("Patient", subject.patient_id))
+        if instrument.positive_by_sex and subject.caregiver is None
+        else None
     )
+    caregiver = subject.caregiver
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
@@ -314,6 +359,9 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         encounter_id=session.context.encounter if subject.enrolment is None else None,
         iss=session.iss,
         mode=mode if mode in MEASUREMENT_MODES else None,
+        focus=caregiver.reference if caregiver else None,
+        focus_label=caregiver.label if caregiver else None,
+        ehr_focus=caregiver.ehr_reference if caregiver else None,
     )
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()
@@ -321,18 +369,51 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         may_create = lambda resource_type: allows_create(granted, resource_type)  # noqa: E731
     else:  # a registry patient outside the launch's context: only user-level scopes reach their chart
         may_create = lambda resource_type: allows(granted, "user", resource_type, "c")  # noqa: E731
-    plan = plan_writeback(capability, may_create, vendor, has_encounter=submission.encounter_id is not None)
+    plan = plan_writeback(
+        capability,
+        may_create,
+        vendor,
+        has_encounter=submission.encounter_id is not None,
+        caregiver_in_ehr=None if caregiver is None else caregiver.ehr_reference is not None,
+    )
     conditional = bool(plan.ehr_types) and all(
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )
     record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
                                    ehr_conditional_create=conditional, launch_id=session.id,
-                                   careplan_id=subject.enrolment.id if subject.enrolment else None)  # fmt: skip
+                                   careplan_id=subject.enrolment.id if subject.enrolment else None,
+                                   caregiver=caregiver)  # fmt: skip
     # The first attempt runs now (under the screening's lock: a double-click storm writes once); anything left
     # is the worker's.
     record = svc.screenings.run(record, ehr)
     svc.writebacks.schedule([record], launch_id=session.id)
     return redirect(url_for("chart.result", launch_id=session.id, record_id=record.id), code=303)
+
+
+@bp.post("/caregivers")
+@launch_required
+def add_caregiver(launch_id: str) -> Any:
+    """Record a caregiver of the launch's child in the registry (the EHR's own list is never written)."""
+    session = current_launch()
+    if not session.context.patient:
+        abort(404)
+    child = PatientKey(session.iss, session.context.patient)
+    svc = services()
+    existing = None
+    if request.form.get("caregiver"):
+        found, _ = svc.caregivers.for_child(child, current_ehr(), session.scope.split())
+        existing = next((c for c in found if c.id == request.form["caregiver"]), None)
+        if existing is None:
+            abort(404)
+    try:
+        svc.caregivers.record(child, name=request.form.get("name", ""),
+                              relationship=request.form.get("relationship", "") if existing is None
+                              else existing.relationship or "GUARD",
+                              patient_id=request.form.get("patient_id"), existing=existing)  # fmt: skip
+    except CaregiverError as error:
+        return render_template("caregiver_problem.html", **_common(session, current_ehr()),
+                               problem=error.message, entered=request.form, relationships=RELATIONSHIPS), 422  # fmt: skip
+    return redirect(url_for("chart.home", launch_id=launch_id) + "#caregivers-title", code=303)
 
 
 def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:

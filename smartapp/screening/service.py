@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from fhir_mappings.common.caregivers import Caregiver, caregiver_from_record, caregiver_record, related_person
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
@@ -96,6 +97,8 @@ class ScreeningRecord:
     #: A follow-up measurement from the registry: how it was taken, and the enrolment it belongs to.
     mode: str | None = None
     careplan_id: str | None = None
+    #: A caregiver's screen recorded on the child (dyadic care): the caregiver as recorded when it was entered.
+    caregiver: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -119,9 +122,22 @@ class ScreeningRecord:
         answers: dict[str, Answer]
         answers, _ = parse_answers(instrument, self.answers)
         result = score(instrument, answers, sex=self.sex)
+        caregiver = self.caregiver_of_record
         return Submission(self.id, instrument, answers, result, self.patient_id,
                           datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss,
-                          mode=self.mode)  # fmt: skip
+                          mode=self.mode, focus=caregiver.reference if caregiver else None,
+                          focus_label=caregiver.label if caregiver else None,
+                          ehr_focus=caregiver.ehr_reference if caregiver else None)  # fmt: skip
+
+    @property
+    def caregiver_of_record(self) -> Caregiver | None:
+        return caregiver_from_record(self.caregiver, self.key) if self.caregiver else None
+
+    @property
+    def about(self) -> str | None:
+        """Whose screen a caregiver's is ('Caregiver's screen — Mother (Ana Diaz)'); None for the patient's own."""
+        caregiver = self.caregiver_of_record
+        return f"Caregiver's screen — {caregiver.label}" if caregiver else None
 
     @cached_property
     def result(self) -> ScoreResult:
@@ -202,7 +218,7 @@ class ScreeningService:
 
     def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
                ehr_conditional_create: bool = False, launch_id: str | None = None,
-               careplan_id: str | None = None) -> ScreeningRecord:  # fmt: skip
+               careplan_id: str | None = None, caregiver: Caregiver | None = None) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -225,6 +241,7 @@ class ScreeningService:
             launch_id=launch_id,
             mode=submission.mode,
             careplan_id=careplan_id,
+            caregiver=caregiver_record(caregiver) if caregiver else None,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)
@@ -323,7 +340,9 @@ class ScreeningService:
             raise errors.ConfigurationError("no registry store is configured")
         self.publish_questionnaires()
         submission = record.submission(self.catalogue)
-        bundle = registry_transaction(submission, end_of_day(submission.authored))
+        caregiver = record.caregiver_of_record
+        bundle = registry_transaction(submission, end_of_day(submission.authored),
+                                      related_person(caregiver) if caregiver else None)  # fmt: skip
         for entry in bundle["entry"]:
             self._validated(entry["resource"])
         self._validated(bundle)
@@ -415,7 +434,9 @@ class ScreeningService:
         return reference
 
     def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:
-        submission = record.submission(self.catalogue)
+        # A caregiver's screen names the caregiver by the EHR's own RelatedPerson; the plan sent only a note (which
+        # says whose screen it is) when the EHR holds no such RelatedPerson.
+        submission = record.submission(self.catalogue).for_ehr()
         target, conditional = record.ehr, record.ehr_conditional_create
         if record.plan_types == ["DocumentReference"]:
             return [self._create_once(ehr, clinical_note(submission), target, record.patient_id, conditional)]

@@ -1,0 +1,1 @@
+"""Dyadic care: a child's caregivers, read from the EHR where it exposes them and otherwise held in the registry."""
