@@ -15,7 +15,7 @@ from typing import Any
 from fhir_mappings.common.conditions import ConditionRow
 from fhir_mappings.common.dates import age_bounds
 from fhir_mappings.screening.due import DueItem
-from fhir_mappings.screening.history import ScorePoint
+from fhir_mappings.screening.history import ScorePoint, own
 from fhir_mappings.screening.instruments import CATALOGUE
 
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "programs"
@@ -240,7 +240,7 @@ def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[Conditio
     """The program suggested from the latest scores and the EHR conditions among those for the patient's age,
     with the cautions to show; None when no program is for this age."""
     fitting = programs_for_age(age_months, programs)
-    latest = {p.instrument: p for p in sorted(history, key=lambda p: p.when)}
+    latest = {p.instrument: p for p in sorted(own(history), key=lambda p: p.when)}
     active = {c.group for c in conditions if c.active}
     chosen = next((p for p in fitting.values() if p.suggested_by(latest, active)), None)
     chosen = chosen or next((p for p in fitting.values() if p.default), None)
@@ -252,7 +252,7 @@ def measures_due(program: Program, history: Iterable[ScorePoint], active_conditi
                  age_years: int | None, today: date) -> list[DueItem]:  # fmt: skip
     """The program's measures whose cadence has come round (or that were never taken)."""
     due = []
-    points = list(history)
+    points = own(history)
     for measure in program.measures:
         if measure.only_with_condition and measure.only_with_condition not in active_conditions:
             continue

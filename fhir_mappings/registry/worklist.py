@@ -14,7 +14,7 @@ from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
 from fhir_mappings.registry.programs import COLUMNS, Program, program_or_default
 from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
-from fhir_mappings.screening.history import ScorePoint
+from fhir_mappings.screening.history import ScorePoint, own
 
 #: Flags in the order a care manager works them: the default worklist order and the case review's.
 FLAG_PRIORITY = ("safety", "review", "not-improving", "overdue", "no-contact", "new")
@@ -203,7 +203,7 @@ def build_rows(
         mine = contacts_by_plan.get(e.id, [])
         plan_tasks = tasks_by_plan.get(e.id, [])
         patient_tasks = tasks_by_patient.get(e.key, [])
-        points = scores.get(e.key, [])
+        points = own(scores.get(e.key, []))  # a caregiver's screens on the chart are not the patient's
         program = program_or_default(e.program)
         rules = program.outcome
         window = (e.start, rules.baseline_days_before_enrolment, rules.baseline_days_after_enrolment)

@@ -16,8 +16,9 @@ class DueItem:
     reason: str
 
 
-def _last(points: Iterable[ScorePoint], instrument: str) -> ScorePoint | None:
-    matching = [p for p in points if p.instrument == instrument]
+def _last(points: Iterable[ScorePoint], instrument: str, *, caregivers: bool = False) -> ScorePoint | None:
+    """The latest of the patient's own scores (or, for caregiver screens, of any caregiver's) in a series."""
+    matching = [p for p in points if p.instrument == instrument and (p.focus is not None) == caregivers]
     return max(matching, key=lambda p: p.when) if matching else None
 
 
@@ -46,7 +47,7 @@ def due_screenings(history: list[ScorePoint], conditions: list[ConditionRow], ag
             due.append(DueItem("gad7", "Active anxiety: GAD-7 every 4 weeks."))
     if age_days is not None and age_days < 7 * 31:
         visit_months = [m for m in (1, 2, 4, 6) if abs(age_days - 30.4 * m) <= 14]
-        last_epds = _last(history, "EPDS")
+        last_epds = _last(history, "EPDS", caregivers=True)
         if visit_months and (last_epds is None or (today - last_epds.day).days > 21):
             due.append(DueItem("epds", f"Caregiver depression screen at the {visit_months[0]}-month visit."))
     return due
