@@ -52,6 +52,8 @@ class Settings:
     time_zone: str = "UTC"
     #: How often the worker refreshes enrolled patients' EHR scores per issuer with backend services (0: never).
     ehr_refresh_minutes: int = 60
+    #: The site's own HealthySteps visit schedule (a JSON file like fhir_mappings/data/schedules/healthysteps.json).
+    schedule: str | None = None
 
     @property
     def production(self) -> bool:

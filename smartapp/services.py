@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
+from fhir_mappings.screening.schedule import HEALTHYSTEPS, Schedule, ScheduleError, load_schedule
 from launch.backend import BackendServicesAuth
 from launch.discovery import Discovery
 from launch.errors import ConfigurationError, TandemError
@@ -50,6 +51,7 @@ class Services:
     ehr_scores: EhrScores
     writebacks: WritebackQueue
     caregivers: CaregiverService
+    schedule: Schedule
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -83,6 +85,10 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         )
     except InstrumentError as error:
         raise ConfigurationError(f"TANDEM_SITE_INSTRUMENTS: {error}") from None
+    try:
+        schedule = load_schedule(Path(settings.schedule), catalogue) if settings.schedule else HEALTHYSTEPS
+    except ScheduleError as error:
+        raise ConfigurationError(f"TANDEM_SCHEDULE: {error}") from None
     if settings.redis_url:
         store: KeyValueStore = RedisStore(settings.redis_url)
     else:
@@ -147,6 +153,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         ehr_scores=EhrScores(store),
         writebacks=writebacks,
         caregivers=CaregiverService(registry),
+        schedule=schedule,
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

@@ -25,8 +25,8 @@ def _last(points: Iterable[ScorePoint], instrument: str, *, caregivers: bool = F
 def due_screenings(history: list[ScorePoint], conditions: list[ConditionRow], age_years: int | None,
                    age_days: int | None, today: date) -> list[DueItem]:  # fmt: skip
     """Measurement-based care: a PHQ-9 every 4 weeks while depression is active or the last PHQ-9 was ≥10; a
-    yearly depression screen from age 12; GAD-7 every 4 weeks with active anxiety; the caregiver's EPDS at the
-    1-, 2-, 4- and 6-month visits of an infant."""
+    yearly depression screen from age 12; GAD-7 every 4 weeks with active anxiety. A young child's visit
+    screens (their own and their caregivers') come from the visit schedule (schedule.py), not from here."""
     due: list[DueItem] = []
     phq_key = "phq9-teen" if age_years is not None and 12 <= age_years < 18 else "phq9"
     last_phq = _last(history, "PHQ-9")
@@ -45,9 +45,4 @@ def due_screenings(history: list[ScorePoint], conditions: list[ConditionRow], ag
     if any(c.group == "anxiety" and c.active for c in conditions):
         if last_gad is None or (today - last_gad.day).days >= 28:
             due.append(DueItem("gad7", "Active anxiety: GAD-7 every 4 weeks."))
-    if age_days is not None and age_days < 7 * 31:
-        visit_months = [m for m in (1, 2, 4, 6) if abs(age_days - 30.4 * m) <= 14]
-        last_epds = _last(history, "EPDS", caregivers=True)
-        if visit_months and (last_epds is None or (today - last_epds.day).days > 21):
-            due.append(DueItem("epds", f"Caregiver depression screen at the {visit_months[0]}-month visit."))
     return due

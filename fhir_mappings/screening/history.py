@@ -57,7 +57,7 @@ def _submission(observation: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _focus(observation: Mapping[str, Any]) -> str | None:
+def focus_of(observation: Mapping[str, Any]) -> str | None:
     """The first focus that names someone other than the patient (a RelatedPerson)."""
     for reference in objs(observation.get("focus")):
         ref = text(reference.get("reference"))
@@ -88,7 +88,7 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
                 code,
                 _submission(observation),
                 text(observation.get("id")),
-                _focus(observation),
+                focus_of(observation),
             )
         )
     return points

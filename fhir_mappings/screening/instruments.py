@@ -26,12 +26,15 @@ from fhir_mappings.common.validation import r4_errors
 LOINC = "http://loinc.org"
 TANDEM_ANSWERS = "https://tandem.health/fhir/CodeSystem/answer"
 QUESTIONNAIRE_BASE = "https://tandem.health/fhir/Questionnaire"
+#: Codes a result Observation carries when no LOINC code for the instrument's result is confirmed: Tandem's own,
+#: never presented as LOINC.
+INSTRUMENT_SYSTEM = "https://tandem.health/fhir/CodeSystem/instrument"
 ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "instruments"
 LICENCE_CLASSES = ("bundled", "site-supplied", "score-only")
-RESULT_KINDS = ("sum", "any-item", "levels")
+RESULT_KINDS = ("sum", "any-item", "levels", "subscales")
 TOTAL = "total"
 
 
@@ -70,6 +73,17 @@ class Band:
     low: int
     high: int
     label: str
+    #: What to do at this result (M-CHAT-R bands), shown with the result.
+    advice: str | None = None
+
+
+@dataclass(frozen=True)
+class AgeCutoff:
+    """An age form's cutoff (SWYC Milestones): a score at or below it needs review."""
+
+    low_months: int
+    high_months: int
+    needs_review_at_most: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,8 @@ class Level:
 
     label: str
     when: tuple[tuple[str, str], ...]
+    #: A level that means "monitor" rather than "refer" (ASQ monitoring zone).
+    monitor: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,18 @@ class Instrument:
     caregiver_of_child_months: tuple[int, int | None] | None = None
     #: Where the instrument sits in menus (lower first).
     order: int = 0
+    #: subscales kind (BPSC): (name, item linkIds); positive when any reaches `any_item_at_least`.
+    subscales: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Missing items count as 0 (BPSC) instead of leaving no result.
+    missing_counts_as_zero: bool = False
+    #: Domains of a needs screen (AHC HRSN): name → item linkIds; a positive item names its domain.
+    domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Per-age-form cutoffs where lower is worse (SWYC Milestones).
+    cutoffs_by_age: tuple[AgeCutoff, ...] = ()
+    #: Correct the age for prematurity below this age (months) when born at least this many weeks early.
+    corrects_for_prematurity: tuple[int, int] | None = None
+    #: A positive result is itself a safety alert (HITS): (flag, advice).
+    safety_when_positive: tuple[str, str] | None = None
     #: The Questionnaire as published to the registry store (without wording for a site-supplied skeleton).
     questionnaire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -136,6 +164,13 @@ class Instrument:
     @property
     def canonical(self) -> str:
         return f"{self.url}|{self.version}"
+
+    @property
+    def result_coding(self) -> tuple[str, str, str]:
+        """(system, code, display) of the result Observation: the confirmed LOINC total, else Tandem's code."""
+        if self.total_loinc:
+            return LOINC, self.total_loinc, self.total_display
+        return INSTRUMENT_SYSTEM, self.key, f"{self.name} result"
 
     @property
     def ships_wording(self) -> bool:
@@ -149,9 +184,14 @@ class Instrument:
 
     @cached_property
     def form_items(self) -> tuple[Item, ...]:
-        """What the form asks: the items, or the total and the items the scoring needs (safety items)."""
+        """What the form asks: the items; without a site copy, the total and the items the scoring needs (safety
+        items), or for a result that is not a sum (BPSC subscales) each item's score on the licensed form."""
         if self.licence_class != "site-supplied" or self.site_copy_loaded:
             return self.items
+        if self.result_kind != "sum":
+            return tuple(replace(item, text=f"{self.name} question {self.number(item)} — its score on the licensed form",
+                                 answers=tuple(replace(a, display=f"scored {a.score}") for a in item.answers))
+                         for item in self.items)  # fmt: skip
         total = Item(TOTAL, f"{self.total_display} (from the practice's licensed form)", (), self.total_loinc,
                      kind="integer", min_value=0, max_value=self.max_total)  # fmt: skip
         needed = tuple(
@@ -172,9 +212,18 @@ class Instrument:
         return next((n for n, candidate in enumerate(self.items, 1) if candidate.link_id == item.link_id), 0)
 
     def band(self, total: int | None) -> str | None:
+        found = self.band_of(total)
+        return found.label if found else None
+
+    def band_of(self, total: int | None) -> Band | None:
         if total is None:
             return None
-        return next((band.label for band in self.bands if band.low <= total <= band.high), None)
+        return next((band for band in self.bands if band.low <= total <= band.high), None)
+
+    def cutoff_for(self, age_months: int | None) -> AgeCutoff | None:
+        if age_months is None:
+            return None
+        return next((c for c in self.cutoffs_by_age if c.low_months <= age_months <= c.high_months), None)
 
     def for_age(self, months: int | None) -> bool:
         """Whether a patient of this age answers it about themself (an unknown age does not rule it out)."""
@@ -263,6 +312,10 @@ SCORING_KEYS = frozenset(
         "reverse_scored",
         "ages_months",
         "caregiver_of_child_months",
+        "domains",
+        "cutoffs_by_age",
+        "corrects_for_prematurity",
+        "safety_when_positive",
         "_comment",
     }
 )
@@ -284,6 +337,16 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     named = [s["item"] for s in rules.get("safety", [])] + list(rules.get("unscored", []))
     named += list(rules.get("reverse_scored", []))
     named += [c["item"] for level in result.get("levels", []) for c in level.get("when", [])]
+    named += [i for sub in result.get("subscales", []) for i in sub["items"]]
+    named += [i for members in rules.get("domains", {}).values() for i in members]
+    if result.get("kind") == "subscales" and not result.get("subscales"):
+        raise InstrumentError("a subscales result lists its subscales")
+    for cutoff in rules.get("cutoffs_by_age", []):
+        low, high = cutoff["months"]
+        if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
+            raise InstrumentError("cutoffs_by_age months must be [lowest, highest] completed months")
+        if not 0 <= int(cutoff["needs_review_at_most"]) <= int(result.get("max", 0)):
+            raise InstrumentError("a cutoff must lie between 0 and result.max")
     unknown = sorted(set(named) - link_ids)
     if unknown:
         raise InstrumentError(
@@ -324,7 +387,7 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         total_loinc=result.get("code"),
         total_display=result.get("display", rules["name"]),
         max_total=int(result.get("max", 0)),
-        bands=tuple(Band(b["low"], b["high"], b["label"]) for b in rules.get("bands", [])),
+        bands=tuple(Band(b["low"], b["high"], b["label"], b.get("advice")) for b in rules.get("bands", [])),
         positive_at=positive.get("at_least", positive.get("otherwise")),
         positive_by_sex=dict(positive.get("at_least_by_sex", {})),
         max_missing=int(rules.get("missing", {}).get("prorate_up_to", 0)),
@@ -334,7 +397,11 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         licence_class=rules["licence"]["class"],
         result_kind=result["kind"],
         levels=tuple(
-            Level(level["level"], tuple((c["item"], c["answer"]) for c in level["when"]))
+            Level(
+                level["level"],
+                tuple((c["item"], c["answer"]) for c in level["when"]),
+                bool(level.get("monitor")),
+            )
             for level in result.get("levels", [])
         ),  # fmt: skip
         otherwise=result.get("otherwise"),
@@ -347,6 +414,26 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         ages_months=ages,
         caregiver_of_child_months=caregiver_ages,
         order=int(rules.get("order", 0)),
+        subscales=tuple((str(s["name"]), tuple(s["items"])) for s in result.get("subscales", [])),
+        missing_counts_as_zero=bool(result.get("missing_counts_as_zero")),
+        domains={str(name): tuple(members) for name, members in rules.get("domains", {}).items()},
+        cutoffs_by_age=tuple(
+            AgeCutoff(int(c["months"][0]), int(c["months"][1]), int(c["needs_review_at_most"]))
+            for c in rules.get("cutoffs_by_age", [])
+        ),  # fmt: skip
+        corrects_for_prematurity=(
+            (
+                int(rules["corrects_for_prematurity"]["below_months"]),
+                int(rules["corrects_for_prematurity"]["weeks_early_at_least"]),
+            )
+            if rules.get("corrects_for_prematurity")
+            else None
+        ),  # fmt: skip
+        safety_when_positive=(
+            (str(rules["safety_when_positive"]["flag"]), str(rules["safety_when_positive"]["advice"]))
+            if rules.get("safety_when_positive")
+            else None
+        ),  # fmt: skip
         questionnaire={
             **questionnaire,
             "id": f"tandem-{key}",
@@ -418,6 +505,10 @@ class Catalogue:
     def series_instrument(self, series: str) -> Instrument | None:
         """The instrument whose bands and scale a score series is drawn on (the first one feeding it)."""
         return next((i for i in self.instruments.values() if i.history == series), None)
+
+    def by_result_code(self) -> dict[tuple[str, str], Instrument]:
+        """(system, code) of a result Observation → its instrument."""
+        return {i.result_coding[:2]: i for i in self.instruments.values()}
 
     def score_code_param(self) -> str:
         """The `code` search parameter for every score series."""

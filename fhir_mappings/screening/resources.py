@@ -20,6 +20,21 @@ SCREENING_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-obs
 QR_PROFILE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"
 
 
+#: A screen's result as the worklists flag it. Tandem's own codes (the v3 ObservationInterpretation POS/NEG pair
+#: has no "monitoring zone").
+RESULT_FLAG_SYSTEM = "https://tandem.health/fhir/CodeSystem/screen-result"
+RESULT_FLAGS = {"positive": "Positive screen", "monitor": "Monitoring zone", "negative": "Negative screen"}
+
+
+def result_flag(result: ScoreResult) -> str | None:
+    """positive / monitor / negative for a scored result; None when it is incomplete."""
+    if result.positive is None:
+        return None
+    if result.positive and result.monitor:
+        return "monitor"
+    return "positive" if result.positive else "negative"
+
+
 #: How a follow-up measurement was taken. Tandem's own codes: no standard value set for survey administration mode
 #: is confirmed in the reference (clinical.md), so this is data, not a claimed standard code.
 MODE_SYSTEM = "https://tandem.health/fhir/CodeSystem/measurement-mode"
@@ -175,14 +190,20 @@ def screening_observations(
     """The total (or risk level) and, for the PHQ-9 family, item 9; `derivedFrom` the QuestionnaireResponse."""
     instrument, result = submission.instrument, submission.result
     observations = []
-    if instrument.total_loinc:
-        code = _loinc(instrument.total_loinc, instrument.total_display)
-        if result.total is not None:
-            observations.append(_observation(submission, "total", code, {"valueInteger": result.total},
-                                             questionnaire_response_ref))  # fmt: skip
-        elif result.risk_level is not None:
-            observations.append(_observation(submission, "total", code, {"valueCodeableConcept": {
-                "text": result.risk_level}}, questionnaire_response_ref))  # fmt: skip
+    system, code_value, display = instrument.result_coding
+    code = {"coding": [{"system": system, "code": code_value, "display": display}], "text": display}
+    value: dict[str, Any] | None = None
+    if result.total is not None:
+        value = {"valueInteger": result.total}
+    elif result.risk_level is not None:
+        value = {"valueCodeableConcept": {"text": result.risk_level}}
+    if value is not None:
+        observation = _observation(submission, "total", code, value, questionnaire_response_ref)
+        flag = result_flag(result)
+        if flag is not None:
+            observation["interpretation"] = [{"coding": [{"system": RESULT_FLAG_SYSTEM, "code": flag,
+                                                          "display": RESULT_FLAGS[flag]}], "text": RESULT_FLAGS[flag]}]  # fmt: skip
+        observations.append(observation)
     for link_id in instrument.safety_items:
         item = instrument.item(link_id)
         answer = submission.answers.get(link_id)

@@ -18,7 +18,7 @@ Rules for incomplete answers (stated here and shown to clinicians):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from fhir_mappings.screening.instruments import TOTAL, Answer, Instrument, Item
@@ -51,6 +51,8 @@ class ScoreResult:
     #: C-SSRS risk level, or the Hunger Vital Sign's risk ("at risk" / "no risk").
     risk_level: str | None = None
     notes: tuple[str, ...] = ()
+    #: A positive result that means "monitor" rather than "refer" (ASQ monitoring zone).
+    monitor: bool = False
 
     @property
     def has_safety_flag(self) -> bool:
@@ -127,9 +129,23 @@ def _round_half_up(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | None = None) -> ScoreResult:
+def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | None = None,
+          age_months: int | None = None) -> ScoreResult:  # fmt: skip
+    """`age_months`: the child's age (corrected where the instrument says) for per-age-form cutoffs."""
     if instrument.result_kind == "levels":
         return _score_levels(instrument, answers)
+    if instrument.result_kind == "subscales":
+        return _score_subscales(instrument, answers)
+    result = _score(instrument, answers, sex, age_months)
+    if result.positive and instrument.safety_when_positive:
+        flag, advice = instrument.safety_when_positive
+        message = f"{instrument.name} positive ({result.interpretation}). {advice}"
+        result = replace(result, safety=(*result.safety, SafetyFlag(flag, message)))
+    return result
+
+
+def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | None,
+           age_months: int | None) -> ScoreResult:  # fmt: skip
     safety, notes = _safety(instrument, answers)
     total: int | None = None
     prorated = False
@@ -161,6 +177,10 @@ def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | N
     if instrument.result_kind == "any-item":
         at_risk = None if missing else any(s >= instrument.any_item_at_least for s in item_scores.values())
         risk = None if at_risk is None else instrument.labels.get("positive" if at_risk else "negative")
+        needs = [name for name, members in instrument.domains.items()
+                 if any(item_scores.get(m, 0) >= instrument.any_item_at_least for m in members)]  # fmt: skip
+        if needs:
+            notes += (f"Positive: {', '.join(needs)}.",)
         text = (
             "Incomplete"
             if risk is None
@@ -178,6 +198,11 @@ def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | N
                   f"; sex not recorded, so the cutoff ≥{instrument.positive_at} applies") + ".",)  # fmt: skip
     positive = None if total is None or positive_at is None else total >= positive_at
     band = instrument.band(total)
+    advice = instrument.band_of(total)
+    if advice is not None and advice.advice:
+        notes += (advice.advice,)
+    if instrument.cutoffs_by_age:
+        return _score_age_form(instrument, total, age_months, safety, item_scores, missing, notes)
     return ScoreResult(
         instrument=instrument.key,
         total=total,
@@ -189,6 +214,56 @@ def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | N
         missing=missing,
         prorated=prorated,
         notes=notes,
+    )
+
+
+def _score_age_form(instrument: Instrument, total: int | None, age_months: int | None,
+                    safety: tuple[SafetyFlag, ...], item_scores: dict[str, int], missing: tuple[str, ...],
+                    notes: tuple[str, ...]) -> ScoreResult:  # fmt: skip
+    """Lower is worse, and the cutoff is the age form's (SWYC Milestones): at or below it needs review. A form
+    whose cutoff the site has not set is recorded with the score and no verdict."""
+    cutoff = instrument.cutoff_for(age_months)
+    if total is None:
+        text, positive, band = f"{instrument.name}: incomplete, no score", None, None
+    elif cutoff is None:
+        where = f"the {age_months}-month form" if age_months is not None else "this form (age unknown)"
+        text, positive, band = f"{instrument.name} {total}", None, None
+        notes += (f"No cutoff is set in Tandem for {where}: read it from the SWYC scoring table.",)
+    else:
+        positive = total <= cutoff.needs_review_at_most
+        band = "needs review" if positive else "meets expectations"
+        text = (f"{instrument.name} {total}: {band} (needs review at ≤{cutoff.needs_review_at_most} on the "
+                f"{cutoff.low_months}–{cutoff.high_months}-month form)")  # fmt: skip
+    return ScoreResult(
+        instrument.key, total, band, positive, text, safety, item_scores, missing, False, None, notes
+    )
+
+
+def _score_subscales(instrument: Instrument, answers: Mapping[str, Answer]) -> ScoreResult:
+    """Each subscale's sum; positive when any reaches the cutoff (BPSC: ≥3 on any subscale). Missing items count
+    as 0 where the instrument says so; otherwise a subscale with a missing item has no score."""
+    item_scores = {k: a.score for k, a in answers.items()}
+    missing = tuple(item.link_id for item in instrument.scored_items if item.link_id not in answers)
+    sums: dict[str, int | None] = {}
+    for name, members in instrument.subscales:
+        answered = [m for m in members if m in item_scores]
+        # Missing items count as 0 (BPSC), but a subscale with nothing answered has no score: a blank form is
+        # incomplete, never negative.
+        if (instrument.missing_counts_as_zero and answered) or len(answered) == len(members):
+            sums[name] = sum(item_scores.get(m, 0) for m in members)
+        else:
+            sums[name] = None
+    cut = instrument.any_item_at_least
+    high = [name for name, value in sums.items() if value is not None and value >= cut]
+    positive: bool | None = True if high else (None if any(v is None for v in sums.values()) else False)
+    label = None if positive is None else instrument.labels.get("positive" if positive else "negative")
+    shown = ", ".join(f"{name} {'—' if value is None else value}" for name, value in sums.items())
+    text = f"{instrument.name}: {label or 'incomplete'} ({shown}; positive at ≥{cut} on any subscale)"
+    notes: tuple[str, ...] = ()
+    if missing and instrument.missing_counts_as_zero:
+        notes = (f"{len(missing)} item{'s' if len(missing) != 1 else ''} unanswered, counted as 0.",)
+    return ScoreResult(
+        instrument.key, None, label, positive, text, (), item_scores, missing, False, label, notes
     )
 
 
@@ -237,11 +312,12 @@ def _score_levels(instrument: Instrument, answers: Mapping[str, Answer]) -> Scor
     asked): "yes" to C-SSRS question 3 with 4 blank is moderate risk, not "incomplete"."""
     required = [item for item in instrument.items if item.scored and _enabled(item, answers)]
     missing = tuple(item.link_id for item in required if item.link_id not in answers)
-    level: str | None = next(
-        (level.label for level in instrument.levels
+    reached = next(
+        (level for level in instrument.levels
          if any(answers.get(link_id) is not None and answers[link_id].code == code for link_id, code in level.when)),
         None,
     )  # fmt: skip
+    level: str | None = reached.label if reached else None
     if level is None and not missing:
         level = instrument.otherwise
     safety: tuple[SafetyFlag, ...] = ()
@@ -271,4 +347,5 @@ def _score_levels(instrument: Instrument, answers: Mapping[str, Answer]) -> Scor
         missing=missing,
         risk_level=level,
         notes=notes,
+        monitor=bool(reached and reached.monitor),
     )

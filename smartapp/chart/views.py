@@ -15,7 +15,7 @@ from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.caregivers import RELATIONSHIPS, Caregiver, find
 from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.common.dates import age_months, age_text
-from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.common.patient import (
     administrative_gender,
     age_in_months,
@@ -28,6 +28,8 @@ from fhir_mappings.common.patient import (
 from fhir_mappings.registry.programs import due_with_programs
 from fhir_mappings.registry.resources import Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
+from fhir_mappings.screening.events import ScreenEvent, events_from_observations, events_from_points
+from fhir_mappings.screening.events import merged as merged_events
 from fhir_mappings.screening.history import (
     SCORE_CODE_PARAM,
     SERIES_CODES,
@@ -36,7 +38,8 @@ from fhir_mappings.screening.history import (
     score_points,
     series,
 )
-from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission
+from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission, result_flag
+from fhir_mappings.screening.schedule import ScheduledScreen, scheduled
 from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
 from launch import errors
@@ -195,6 +198,7 @@ def home(launch_id: str) -> Any:
     if months is not None and months < ADULT_MONTHS:
         caregivers, caregiver_notices = services().caregivers.for_child(key, ehr, session.scope.split())
         chart.notices += caregiver_notices
+    schedule_lines = _schedule_lines(chart, key, birth_date(page["patient"]), records)
     trends = []
     for name in SERIES_CODES:
         points = series(chart.history, name)
@@ -217,6 +221,8 @@ def home(launch_id: str) -> Any:
         instruments=fitting,
         own_keys={i.key for i in fitting},
         caregivers=caregivers,
+        schedule=services().schedule,
+        schedule_lines=schedule_lines,
         caregiver_instruments=[i for i in services().catalogue if i.for_caregiver_of(months)],
         relationships=RELATIONSHIPS,
         may_record_caregivers=services().registry is not None,
@@ -225,6 +231,31 @@ def home(launch_id: str) -> Any:
         reviews=reviews,
         unfinished=unfinished,
     )
+
+
+def _schedule_lines(
+    chart: ChartData, key: PatientKey, born: date | None, records: list[ScreeningRecord]
+) -> list[ScheduledScreen]:
+    """The visit schedule's due and overdue screens for a child in its ages (nothing for anyone else). Screens
+    done come from the registry's result Observations, the EHR's scores and Tandem's own records not yet
+    written; a registry that cannot be read leaves a notice and no schedule (never a wrong "due")."""
+    svc = services()
+    schedule = svc.schedule
+    today = clock.today()
+    if born is None or (today - born).days > max(v.to_days for v in schedule.visits) or svc.registry is None:
+        return []
+    registry = svc.registry
+    found: list[dict[str, Any]] | None = _part(chart, "Screens recorded in the Tandem registry", lambda: [
+        o for o in registry.search_all("Observation", {"subject": key.relative, "_count": "200"}, max_pages=10)
+        if patient_key(o.get("subject")) == key], None)  # fmt: skip
+    if found is None:
+        return []
+    own_records = [ScreenEvent(r.instrument, datetime.fromisoformat(r.authored),
+                               r.caregiver_of_record.reference if r.caregiver_of_record else None,
+                               result_flag(r.result), r.result.interpretation) for r in records]  # fmt: skip
+    events = merged_events(events_from_observations(found, svc.catalogue), events_from_points(
+        [p for p in chart.history if p.source == "EHR"], svc.catalogue), own_records)  # fmt: skip
+    return scheduled(schedule, born, today, events)
 
 
 def registry_banner(enrolment: Enrolment) -> dict[str, Any]:
@@ -306,6 +337,21 @@ def screen(launch_id: str, key: str) -> Any:
     return screening_page(session, key, Subject(session.context.patient, caregiver=caregiver))
 
 
+def _screening_age(ehr: FHIRClient, subject: Subject) -> int | None:
+    """The child's age in completed months for per-age-form cutoffs (a caregiver's screen needs none). The
+    gestational age at birth is not read from the EHR yet (no confirmed code), so no prematurity correction is made
+    here; `corrected_age_months` applies it where it is known."""
+    if subject.caregiver is not None:
+        return None
+    born = subject.enrolment.birth_date if subject.enrolment else None
+    if born is None:
+        try:
+            born = birth_date(ehr.read("Patient", subject.patient_id))
+        except errors.TandemError:
+            return None
+    return age_months(born, clock.today())
+
+
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     """The screening form (GET) and its submission (POST) for one subject."""
     instrument = services().catalogue.get(key)
@@ -347,11 +393,12 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         else None
     )
     caregiver = subject.caregiver
+    months = _screening_age(ehr, subject)
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
         answers=answers,
-        result=score(instrument, answers, sex=sex),
+        result=score(instrument, answers, sex=sex, age_months=months),
         patient_id=subject.patient_id,
         authored=datetime.now(UTC).replace(microsecond=0),
         author=session.context.fhir_user if session.context.fhir_user_type else None,
@@ -382,7 +429,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
                                    ehr_conditional_create=conditional, launch_id=session.id,
                                    careplan_id=subject.enrolment.id if subject.enrolment else None,
-                                   caregiver=caregiver)  # fmt: skip
+                                   caregiver=caregiver, age_months=months)  # fmt: skip
     # The first attempt runs now (under the screening's lock: a double-click storm writes once); anything left
     # is the worker's.
     record = svc.screenings.run(record, ehr)

@@ -99,6 +99,9 @@ class ScreeningRecord:
     careplan_id: str | None = None
     #: A caregiver's screen recorded on the child (dyadic care): the caregiver as recorded when it was entered.
     caregiver: dict[str, Any] | None = None
+    #: The child's age in months when screened (corrected for prematurity where the instrument says), for
+    #: per-age-form cutoffs (SWYC Milestones).
+    age_months: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -121,7 +124,7 @@ class ScreeningRecord:
             raise errors.TandemError(f"unknown instrument {self.instrument}")
         answers: dict[str, Answer]
         answers, _ = parse_answers(instrument, self.answers)
-        result = score(instrument, answers, sex=self.sex)
+        result = score(instrument, answers, sex=self.sex, age_months=self.age_months)
         caregiver = self.caregiver_of_record
         return Submission(self.id, instrument, answers, result, self.patient_id,
                           datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss,
@@ -218,7 +221,8 @@ class ScreeningService:
 
     def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
                ehr_conditional_create: bool = False, launch_id: str | None = None,
-               careplan_id: str | None = None, caregiver: Caregiver | None = None) -> ScreeningRecord:  # fmt: skip
+               careplan_id: str | None = None, caregiver: Caregiver | None = None,
+               age_months: int | None = None) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -242,6 +246,7 @@ class ScreeningService:
             mode=submission.mode,
             careplan_id=careplan_id,
             caregiver=caregiver_record(caregiver) if caregiver else None,
+            age_months=age_months,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)

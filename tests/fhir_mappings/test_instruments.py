@@ -150,20 +150,31 @@ def test_asq3_refuses_a_domain_score_out_of_range() -> None:
     assert ASQ.enters_scores and ASQ.for_age(9) and not ASQ.for_age(30 * 12)
 
 
+FAMILY = {"hunger-vital-sign", "ahc-hrsn", "hits"}
+AUTISM = {"mchat-rf", "mchat-rf-followup", "posi"}
+
+
 # Who may answer what, by age (completed months): the patient about themself, or a caregiver about themself at
 # a child's visit (recorded on the child with focus = the caregiver).
 @pytest.mark.parametrize(
     ("months", "own", "as_caregiver"),
-    [(0, set(), {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
-     (9, {"asq3"}, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
-     (12, {"asq3"}, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign"}),
-     (13, {"asq3"}, {"phq9", "phq2", "gad7", "audit-c", "hunger-vital-sign"}),  # EPDS: the first year
-     (36, {"asq3"}, {"phq9", "phq2", "gad7", "audit-c", "hunger-vital-sign"}),
-     (37, {"asq3"}, {"hunger-vital-sign"}),
-     (143, set(), {"hunger-vital-sign"}),
-     (144, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, {"hunger-vital-sign"}),
-     (215, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, {"hunger-vital-sign"}),
-     (216, {"phq9", "phq2", "gad7", "epds", "audit-c", "hunger-vital-sign", "cssrs-screener"}, set())],
+    [(0, set(), {"phq9", "phq2", "gad7", "epds", "audit-c", *FAMILY}),
+     (1, {"asq3", "bpsc", "asq-se2"}, {"phq9", "phq2", "gad7", "epds", "audit-c", *FAMILY}),
+     (9, {"asq3", "bpsc", "swyc-milestones", "asq-se2"}, {"phq9", "phq2", "gad7", "epds", "audit-c", *FAMILY}),
+     (12, {"asq3", "bpsc", "swyc-milestones", "asq-se2"}, {"phq9", "phq2", "gad7", "epds", "audit-c", *FAMILY}),
+     (13, {"asq3", "bpsc", "swyc-milestones", "asq-se2"}, {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),  # EPDS: 1st year
+     (16, {"asq3", "bpsc", "swyc-milestones", "asq-se2", *AUTISM}, {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),
+     (18, {"asq3", "bpsc", "ppsc", "swyc-milestones", "asq-se2", *AUTISM},
+      {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),
+     (30, {"asq3", "ppsc", "swyc-milestones", "asq-se2", *AUTISM}, {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),
+     (31, {"asq3", "ppsc", "swyc-milestones", "asq-se2", "posi"}, {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),
+     (36, {"asq3", "ppsc", "swyc-milestones", "asq-se2"}, {"phq9", "phq2", "gad7", "audit-c", *FAMILY}),
+     (37, {"asq3", "ppsc", "swyc-milestones", "asq-se2"}, FAMILY),
+     (73, set(), FAMILY),
+     (143, set(), FAMILY),
+     (144, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, FAMILY),
+     (215, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, FAMILY),
+     (216, {"phq9", "phq2", "gad7", "epds", "audit-c", "cssrs-screener", *FAMILY}, set())],
 )  # fmt: skip
 def test_instruments_fit_ages_as_their_files_say(months: int, own: set[str], as_caregiver: set[str]) -> None:
     assert {i.key for i in CATALOGUE if i.for_age(months)} == own

@@ -181,7 +181,7 @@ def test_what_is_due() -> None:
     assert due_screenings([recent], [], 40, None, today) == []
     assert [d.instrument for d in due_screenings([], [], 15, None, today)] == ["phq9-teen"]
     assert due_screenings([], [], 8, None, today) == []
-    assert [d.instrument for d in due_screenings([], [], 0, 61, today)] == ["epds"]  # the 2-month visit
+    assert due_screenings([], [], 0, 61, today) == []  # a 2-month-old's visit screens come from the schedule
 
 
 def test_a_follow_up_measurement_records_how_it_was_taken() -> None:
