@@ -159,3 +159,31 @@ def test_a_caregiver_recorded_in_tandem_is_linked_and_gets_a_note_never_her_own_
         "system": world.iss("generic"),
         "value": father_patient,
     }
+
+
+def test_the_visit_schedule_lists_the_family_needs_screen_until_a_caregiver_answers_it(
+    world: SandboxWorld, browser: Browser, tandem: Any
+) -> None:
+    child = "pt-0022"
+    ehr_rp, label = _mother(world, child)
+    launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=child)))
+    base = f"{world.tandem_url}/app/{launch_id}"
+    chart = html.unescape(browser.get(f"{base}/").text)
+    assert "HealthySteps visit schedule" in chart
+    assert "Due:</strong> Yearly family needs screen (caregiver; none on record)." in chart
+    caregiver = registry_id(PatientKey(world.iss("generic"), child), ehr_rp)
+    assert f"AHC HRSN with the {label}" in chart
+    answer = _screen(browser, f"{base}/screen/ahc-hrsn?caregiver={caregiver}",
+                     {"ahc-1": "steady", "ahc-2": "no", "ahc-3": "sometimes", "ahc-4": "never", "ahc-5": "no",
+                      "ahc-6": "no"})  # fmt: skip
+    result = html.unescape(browser.get(world.tandem_url + answer.headers["Location"]).text)
+    assert "Social needs: one or more needs" in result and "Positive: food." in result
+    submission = answer.headers["Location"].rstrip("/").split("/")[-1]
+    total = tandem.registry.search_all(
+        "Observation", {"identifier": f"{SUBMISSION_SYSTEM}|{submission}#total"}
+    )[0]
+    assert total["code"]["coding"][0] == {"system": "https://tandem.health/fhir/CodeSystem/instrument",
+                                          "code": "ahc-hrsn", "display": "AHC HRSN result"}  # fmt: skip
+    assert total["interpretation"][0]["coding"][0]["code"] == "positive"
+    chart = html.unescape(browser.get(f"{base}/").text)
+    assert "Yearly family needs screen" not in chart
