@@ -12,7 +12,7 @@ one caregiver of several children stays one link per child. Pure and total.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,19 +109,25 @@ def _relationship(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def from_ehr(resources: Iterable[Any], child: PatientKey) -> list[Caregiver]:
-    """The EHR's active RelatedPersons of the child (others, and malformed ones, are skipped)."""
-    caregivers = []
+def _active_related_persons(resources: Iterable[Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(id, resource) of each active RelatedPerson; others, and malformed ones, are skipped."""
     for resource in resources:
         resource = obj(resource)
         rid = text(resource.get("id"))
-        if resource.get("resourceType") != "RelatedPerson" or rid is None or resource.get("active") is False:
-            continue
-        if reference_id(resource.get("patient"), "Patient") != child.patient_id:
-            continue
-        caregivers.append(Caregiver(registry_id(child, rid), child, display_name(resource),
-                                    _relationship(resource), f"RelatedPerson/{rid}"))  # fmt: skip
-    return caregivers
+        if (
+            resource.get("resourceType") == "RelatedPerson"
+            and rid is not None
+            and resource.get("active") is not False
+        ):
+            yield rid, resource
+
+
+def from_ehr(resources: Iterable[Any], child: PatientKey) -> list[Caregiver]:
+    """The EHR's active RelatedPersons of the child."""
+    return [Caregiver(registry_id(child, rid), child, display_name(resource), _relationship(resource),
+                      f"RelatedPerson/{rid}")
+            for rid, resource in _active_related_persons(resources)
+            if reference_id(resource.get("patient"), "Patient") == child.patient_id]  # fmt: skip
 
 
 def _extension_reference(resource: Mapping[str, Any], url: str) -> Mapping[str, Any]:
@@ -132,11 +138,7 @@ def _extension_reference(resource: Mapping[str, Any], url: str) -> Mapping[str, 
 def from_registry(resources: Iterable[Any], child: PatientKey) -> list[Caregiver]:
     """The registry's active RelatedPersons of the child, named by (issuer, id); others are skipped."""
     caregivers = []
-    for resource in resources:
-        resource = obj(resource)
-        rid = text(resource.get("id"))
-        if resource.get("resourceType") != "RelatedPerson" or rid is None or resource.get("active") is False:
-            continue
+    for rid, resource in _active_related_persons(resources):
         if patient_key(resource.get("patient")) != child:
             continue
         ehr = text(_extension_reference(resource, EHR_COPY_URL).get("reference"))
