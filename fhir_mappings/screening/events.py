@@ -77,8 +77,7 @@ def events_from_points(points: Iterable[ScorePoint], catalogue: Catalogue = CATA
     for point in points:
         instrument = by_code.get((LOINC, point.code))
         if instrument is not None:
-            flag = None if instrument.positive_at is None else (
-                "positive" if point.score >= instrument.positive_at else "negative")  # fmt: skip
+            flag = _flag({}, point.score, instrument.positive_at)
             events.append(
                 ScreenEvent(instrument.key, point.when, point.focus, flag, f"{instrument.name} {point.score}")
             )

@@ -72,7 +72,7 @@ class Submission:
     @property
     def about(self) -> str | None:
         """'Caregiver's screen — Mother (Ana Diaz)' for a caregiver's answers; None for the patient's own."""
-        return f"Caregiver's screen — {self.focus_label or 'caregiver'}" if self.focus else None
+        return caregiver_screen(self.focus_label) if self.focus else None
 
     def for_ehr(self) -> Submission:
         """The submission as the EHR sees it: the caregiver named by the EHR's own RelatedPerson."""
@@ -84,6 +84,11 @@ class Submission:
 
     def part_identifier(self, part: str) -> dict[str, str]:
         return {"system": SUBMISSION_SYSTEM, "value": f"{self.submission_id}#{part}"}
+
+
+def caregiver_screen(label: str | None) -> str:
+    """How every reader is told a screen is a caregiver's, not the patient's own."""
+    return f"Caregiver's screen — {label or 'caregiver'}"
 
 
 def resource_id(submission_id: str, part: str) -> str:

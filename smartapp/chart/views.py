@@ -38,6 +38,7 @@ from fhir_mappings.screening.history import (
     score_points,
     series,
 )
+from fhir_mappings.screening.instruments import Instrument
 from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission, result_flag
 from fhir_mappings.screening.schedule import ScheduledScreen, scheduled
 from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
@@ -337,19 +338,25 @@ def screen(launch_id: str, key: str) -> Any:
     return screening_page(session, key, Subject(session.context.patient, caregiver=caregiver))
 
 
-def _screening_age(ehr: FHIRClient, subject: Subject) -> int | None:
-    """The child's age in completed months for per-age-form cutoffs (a caregiver's screen needs none). The
-    gestational age at birth is not read from the EHR yet (no confirmed code), so no prematurity correction is made
-    here; `corrected_age_months` applies it where it is known."""
-    if subject.caregiver is not None:
-        return None
-    born = subject.enrolment.birth_date if subject.enrolment else None
-    if born is None:
-        try:
-            born = birth_date(ehr.read("Patient", subject.patient_id))
-        except errors.TandemError:
-            return None
-    return age_months(born, clock.today())
+def _patient_facts(
+    ehr: FHIRClient, subject: Subject, instrument: Instrument
+) -> tuple[str | None, int | None]:
+    """Sex (AUDIT-C's cutoff) and age in completed months (per-age-form cutoffs, SWYC) from one Patient read,
+    made only when the instrument's scoring needs them (one request fewer per submit otherwise). A caregiver's
+    screen needs neither: the child's sex and age are not the caregiver's. The gestational age at birth is not read
+    from the EHR yet (no confirmed code), so no prematurity correction is made here (`corrected_age_months`)."""
+    if subject.caregiver is not None or not (instrument.positive_by_sex or instrument.cutoffs_by_age):
+        return None, None
+    patient = None
+    try:
+        patient = ehr.read("Patient", subject.patient_id)
+    except (errors.LaunchError, errors.FHIRUnauthorized):
+        raise  # the launch is over: the page says so (the form keeps nothing it did not already)
+    except errors.TandemError:
+        # The screening is still kept: scored without sex and age rather than lost.
+        log.warning("Patient read for scoring failed; scoring without sex and age")
+    born = birth_date(patient) or (subject.enrolment.birth_date if subject.enrolment else None)
+    return administrative_gender(patient), age_months(born, clock.today())
 
 
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
@@ -385,15 +392,8 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         return _form(session, ehr, instrument, subject, selected={**raw, "mode": mode or ""},
                      submission_id=submission_id, status=422,
                      problems={p.link_id: p.message for p in problems})  # fmt: skip
-    # Only AUDIT-C's cutoff depends on sex: read the Patient for it alone (one request fewer per submit). A
-    # caregiver's sex is not the child's: the cutoff for unrecorded sex applies.
-    sex = (
-        administrative_gender(ehr.read("Patient", subject.patient_id))
-        if instrument.positive_by_sex and subject.caregiver is None
-        else None
-    )
+    sex, months = _patient_facts(ehr, subject, instrument)
     caregiver = subject.caregiver
-    months = _screening_age(ehr, subject)
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,

@@ -23,6 +23,7 @@ from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
 from fhir_mappings.screening.resources import (
     Submission,
+    caregiver_screen,
     clinical_note,
     questionnaire,
     questionnaire_response,
@@ -140,7 +141,7 @@ class ScreeningRecord:
     def about(self) -> str | None:
         """Whose screen a caregiver's is ('Caregiver's screen — Mother (Ana Diaz)'); None for the patient's own."""
         caregiver = self.caregiver_of_record
-        return f"Caregiver's screen — {caregiver.label}" if caregiver else None
+        return caregiver_screen(caregiver.label) if caregiver else None
 
     @cached_property
     def result(self) -> ScoreResult:
