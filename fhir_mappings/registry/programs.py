@@ -21,6 +21,8 @@ from fhir_mappings.screening.instruments import CATALOGUE
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "programs"
 FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new")
 BILLING_MODELS = ("cocm", "bhi")
+#: Program files of other models in the same folder, read by their own module (not Collaborative Care rows).
+OTHER_MODELS = ("healthysteps",)
 ROLES = ("pcp", "care-manager", "psychiatric-consultant")
 COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
            "follow_up_due", "measure_due", "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
@@ -206,7 +208,10 @@ def load_programs(folder: Path = DATA_FOLDER) -> dict[str, Program]:
     programs: dict[str, Program] = {}
     for path in sorted(folder.glob("*.json")):
         try:
-            programs[path.stem] = _program(json.loads(path.read_text(encoding="utf-8")), path.stem)
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("model") in OTHER_MODELS:
+                continue  # a tiered program with its own reader (fhir_mappings/healthysteps)
+            programs[path.stem] = _program(data, path.stem)
         except (KeyError, TypeError, ValueError) as exc:
             reason = exc if isinstance(exc, ProgramError) else f"missing or malformed {exc}"
             raise ProgramError(f"program {path.stem}: {reason}") from None

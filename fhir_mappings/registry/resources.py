@@ -26,6 +26,7 @@ from fhir_mappings.common.access import field as _field
 from fhir_mappings.common.access import obj, objs, reference_id, text, version_id
 from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
 from fhir_mappings.registry.programs import PROGRAMS
 from fhir_mappings.registry.recommendations import Review, review_outputs
 
@@ -45,7 +46,13 @@ SAFETY_OUTCOME_SYSTEM = f"{TANDEM}/CodeSystem/safety-follow-up-outcome"
 UCUM = "http://unitsofmeasure.org"
 
 #: Program key → title, from the program definitions (data/programs/); an unknown key shows as itself.
-PROGRAM_TITLES = {key: program.title for key, program in PROGRAMS.items()}
+PROGRAM_TITLES = {key: program.title for key, program in PROGRAMS.items()} | {
+    HEALTHYSTEPS_PROGRAM.key: HEALTHYSTEPS_PROGRAM.title
+}
+#: Each move of a tiered program (HealthySteps): tier, start, reason, who decided, the screens that prompted it.
+TIER_HISTORY_URL = f"{TANDEM}/StructureDefinition/tier-history"
+TIER_REASON_SYSTEM = f"{TANDEM}/CodeSystem/tier-reason"
+PRESENT_SYSTEM = f"{TANDEM}/CodeSystem/contact-present"
 PHASES = {
     "active-treatment": ("active", "Active treatment"),
     "relapse-prevention": ("active", "Relapse prevention plan"),
@@ -56,6 +63,7 @@ ROLES = {
     "pcp": "Primary care provider",
     "care-manager": "Behavioral health care manager",
     "psychiatric-consultant": "Psychiatric consultant",
+    "hs-specialist": "HealthySteps Specialist",
 }
 CONTACT_TYPES = {
     "in-person": "In person",
@@ -63,7 +71,7 @@ CONTACT_TYPES = {
     "video": "Video",
     "message": "Secure message",
     "group": "Group session",
-}
+} | dict(HEALTHYSTEPS_PROGRAM.contact_types)
 #: How a same-day safety follow-up was closed: one is required, with a note.
 SAFETY_OUTCOMES = {
     "assessed-no-current-risk": "Assessed: no current risk",
@@ -76,6 +84,8 @@ TASK_KINDS = {
     "follow-up": "Follow-up due",
     "case-review": "Psychiatric case review",
     "safety-follow-up": "Same-day safety follow-up",
+    "hs-contact": "HealthySteps Specialist contact",
+    "referral": "Referral",
 }
 
 
@@ -91,6 +101,19 @@ class Member:
     def name(self) -> str:
         """What a person sees: the name, never the reference (which goes to IT's details only)."""
         return self.display or UNNAMED
+
+
+@dataclass(frozen=True, slots=True)
+class TierMove:
+    """One tier of a tiered enrolment: from `start` until the next move (or the enrolment's end)."""
+
+    tier: str
+    start: date
+    reason: str
+    decided_by: Member | None = None
+    #: The screens that prompted the move ("Observation/<id>" in the registry).
+    basis: tuple[str, ...] = ()
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +134,17 @@ class Enrolment:
     version: str | None = None  # meta.versionId, for If-Match
     birth_date: date | None = None
     mrn: str | None = None
+    #: A tiered program's moves, oldest first (HealthySteps); empty for Collaborative Care.
+    tiers: tuple[TierMove, ...] = ()
+
+    @property
+    def collaborative(self) -> bool:
+        """A Collaborative Care / BHI enrolment (the care manager's worklist and billing), not a tiered program's."""
+        return self.program != HEALTHYSTEPS_PROGRAM.key
+
+    @property
+    def tier(self) -> TierMove | None:
+        return self.tiers[-1] if self.tiers else None
 
     @property
     def active(self) -> bool:
@@ -148,6 +182,8 @@ class Contact:
     role: str
     owner: Member | None
     note: str | None = None
+    #: Who was present (child | caregiver | both), for a HealthySteps Specialist's contact.
+    present: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +239,8 @@ def _careplan_of(resource: Any) -> str | None:
 
 def careplan(enrolment: Enrolment) -> dict[str, Any]:
     status, phase_display = PHASES[enrolment.phase]
+    if enrolment.tier is not None and enrolment.active:
+        phase_display = HEALTHYSTEPS_PROGRAM.tier_title(enrolment.tier.tier)
     participants = [
         {"role": [{"coding": [{"system": ROLE_SYSTEM, "code": role, "display": ROLES[role]}]}],
          "member": {"reference": m.reference, **({"display": m.display} if m.display else {})}}
@@ -250,6 +288,11 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
                 "participant": participants,
                 "subject": {"reference": enrolment.patient_reference},
             },
+        ],  # fmt: skip
+        "careTeam": [{"reference": "#team"}],
+    }
+    if enrolment.program in PROGRAMS:
+        resource["contained"] += [
             {
                 "resourceType": "Goal",
                 "id": "remission",
@@ -270,10 +313,9 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
                 "description": {"text": "Response: PHQ-9 at least 50% below the baseline"},
                 "subject": {"reference": enrolment.patient_reference},
             },
-        ],  # fmt: skip
-        "careTeam": [{"reference": "#team"}],
-        "goal": [{"reference": "#remission"}, {"reference": "#response"}],
-    }
+        ]
+        resource["goal"] = [{"reference": "#remission"}, {"reference": "#response"}]
+    resource["extension"] += [_tier_extension(move) for move in enrolment.tiers]
     summary: list[dict[str, Any]] = []
     if enrolment.birth_date:
         summary.append({"url": "birthDate", "valueDate": enrolment.birth_date.isoformat()})
@@ -284,6 +326,40 @@ def careplan(enrolment: Enrolment) -> dict[str, Any]:
     if enrolment.version:
         resource["meta"] = {"versionId": enrolment.version}
     return resource
+
+
+def _tier_extension(move: TierMove) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [
+        {"url": "tier", "valueCode": move.tier},
+        {"url": "start", "valueDate": move.start.isoformat()},
+        {"url": "reason", "valueCodeableConcept": {"coding": [{"system": TIER_REASON_SYSTEM, "code": move.reason}],
+                                                   **({"text": move.note} if move.note else {})}},
+    ]  # fmt: skip
+    if move.decided_by:
+        parts.append({"url": "decidedBy", "valueReference": {"reference": move.decided_by.reference,
+                      **({"display": move.decided_by.display} if move.decided_by.display else {})}})  # fmt: skip
+    parts += [{"url": "basis", "valueReference": {"reference": ref}} for ref in move.basis]
+    return {"url": TIER_HISTORY_URL, "extension": parts}
+
+
+def _tier_moves(resource: Mapping[str, Any]) -> tuple[TierMove, ...]:
+    moves = []
+    for extension in objs(resource.get("extension")):
+        if extension.get("url") != TIER_HISTORY_URL:
+            continue
+        tier = text(_sub(extension, "tier").get("valueCode"))
+        start = parse_date(_sub(extension, "start").get("valueDate"))
+        reason_concept = _sub(extension, "reason").get("valueCodeableConcept")
+        if tier is None or start is None:
+            continue
+        decided = obj(_sub(extension, "decidedBy").get("valueReference"))
+        basis = tuple(r for r in (text(_field(e, "valueReference", "reference"))
+                                  for e in objs(extension.get("extension")) if e.get("url") == "basis") if r)  # fmt: skip
+        moves.append(TierMove(
+            tier, start, _code(reason_concept, TIER_REASON_SYSTEM) or "unknown",
+            Member(str(decided["reference"]), text(decided.get("display"))) if text(decided.get("reference")) else None,
+            basis, text(obj(reason_concept).get("text"))))  # fmt: skip
+    return tuple(sorted(moves, key=lambda m: m.start))
 
 
 def enrolment_from(resource: Any) -> Enrolment | None:
@@ -332,6 +408,7 @@ def enrolment_from(resource: Any) -> Enrolment | None:
         version=version_id(resource),
         birth_date=parse_date(_sub(summary, "birthDate").get("valueDate")),
         mrn=text(_sub(summary, "mrn").get("valueString")),
+        tiers=_tier_moves(resource),
     )
 
 
@@ -362,8 +439,12 @@ def _task_base(
     }
 
 
-def contact_task(contact: Contact, enrolment: Enrolment, recorded: datetime) -> dict[str, Any]:
-    task = _task_base(contact.id, "contact", "completed", enrolment, recorded)
+def contact_task(
+    contact: Contact, enrolment: Enrolment, recorded: datetime, kind: str = "contact"
+) -> dict[str, Any]:
+    """A contact as a completed Task (`kind` "hs-contact" for a HealthySteps Specialist's, which records who was
+    present)."""
+    task = _task_base(contact.id, kind, "completed", enrolment, recorded)
     task["executionPeriod"] = {"start": contact.when.isoformat(), "end": contact.when.isoformat()}
     task["performerType"] = [
         {"coding": [{"system": ROLE_SYSTEM, "code": contact.role, "display": ROLES.get(contact.role)}]}
@@ -371,6 +452,9 @@ def contact_task(contact: Contact, enrolment: Enrolment, recorded: datetime) -> 
     task["input"] = [{"type": {"text": "contact-type"}, "valueCodeableConcept": {"coding": [
         {"system": CONTACT_TYPE_SYSTEM, "code": contact.contact_type,
          "display": CONTACT_TYPES.get(contact.contact_type, contact.contact_type)}]}}]  # fmt: skip
+    if contact.present:
+        task["input"].append({"type": {"text": "present"}, "valueCodeableConcept": {"coding": [
+            {"system": PRESENT_SYSTEM, "code": contact.present}]}})  # fmt: skip
     task["output"] = [{"type": {"text": "minutes"},
                        "valueDuration": {"value": contact.minutes, "unit": "min", "system": UCUM, "code": "min"}}]  # fmt: skip
     if contact.owner:
@@ -381,11 +465,11 @@ def contact_task(contact: Contact, enrolment: Enrolment, recorded: datetime) -> 
     return task
 
 
-def contact_from(resource: Any) -> Contact | None:
+def contact_from(resource: Any, kind: str = "contact") -> Contact | None:
     resource = obj(resource)
     if resource.get("resourceType") != "Task" or text(resource.get("id")) is None:
         return None
-    if _code(resource.get("code"), TASK_SYSTEM) != "contact" or resource.get("status") != "completed":
+    if _code(resource.get("code"), TASK_SYSTEM) != kind or resource.get("status") != "completed":
         return None
     careplan_id = _careplan_of(resource)
     when = parse_date(_field(resource, "executionPeriod", "start"))
@@ -398,6 +482,8 @@ def contact_from(resource: Any) -> Contact | None:
     role = next((r for r in (_code(p, ROLE_SYSTEM) for p in objs(resource.get("performerType"))) if r), None)
     owner = obj(resource.get("owner"))
     note = next((t for t in (text(n.get("text")) for n in objs(resource.get("note"))) if t), None)
+    present = next((c for c in (_code(i.get("valueCodeableConcept"), PRESENT_SYSTEM)
+                                for i in objs(resource.get("input"))) if c), None)  # fmt: skip
     return Contact(
         id=str(resource["id"]),
         careplan_id=careplan_id,
@@ -409,6 +495,7 @@ def contact_from(resource: Any) -> Contact | None:
         if text(owner.get("reference"))
         else None,
         note=note,
+        present=present,
     )
 
 

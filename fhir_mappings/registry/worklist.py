@@ -198,7 +198,7 @@ def build_rows(
     alerts = set(safety_pending)
     rows = []
     for e in enrolments:
-        if not e.active:
+        if not e.active or not e.collaborative:
             continue
         mine = contacts_by_plan.get(e.id, [])
         plan_tasks = tasks_by_plan.get(e.id, [])

@@ -24,6 +24,10 @@ class ScreenEvent:
     #: positive / monitor / negative; None when not known.
     flag: str | None
     summary: str
+    #: The result Observation in the registry ("Observation/<id>"), when the event came from one.
+    source: str | None = None
+    #: The total score, for instruments that have one.
+    score: int | None = None
 
     @property
     def day(self) -> date:
@@ -65,8 +69,9 @@ def events_from_observations(
         summary = (
             f"{instrument.name} {value}" if value is not None else f"{instrument.name}: {level or 'recorded'}"
         )
+        source = f"Observation/{observation['id']}" if text(observation.get("id")) else None
         events.append(ScreenEvent(instrument.key, when, focus_of(observation),
-                                  _flag(observation, value, instrument.positive_at), summary))  # fmt: skip
+                                  _flag(observation, value, instrument.positive_at), summary, source, value))  # fmt: skip
     return events
 
 
@@ -79,7 +84,14 @@ def events_from_points(points: Iterable[ScorePoint], catalogue: Catalogue = CATA
         if instrument is not None:
             flag = _flag({}, point.score, instrument.positive_at)
             events.append(
-                ScreenEvent(instrument.key, point.when, point.focus, flag, f"{instrument.name} {point.score}")
+                ScreenEvent(
+                    instrument.key,
+                    point.when,
+                    point.focus,
+                    flag,
+                    f"{instrument.name} {point.score}",
+                    score=point.score,
+                )
             )
     return events
 

@@ -59,6 +59,12 @@ class Schedule:
     def visit_at(self, age_days: int) -> Visit | None:
         return next((v for v in self.visits if v.from_days <= age_days <= v.to_days), None)
 
+    def need_of(self, event: ScreenEvent) -> str:
+        """The need (area) a screen answers: "caregiver depression", "development", …; else the instrument key."""
+        whom = "caregiver" if event.focus else "child"
+        needs = [*(n for v in self.visits for n in v.needs), *(r.need for r in self.recurring)]
+        return next((n.need for n in needs if n.for_whom == whom and event.key in n.any_of), event.key)
+
 
 @dataclass(frozen=True)
 class ScheduledScreen:

@@ -487,6 +487,8 @@ def billing(launch_id: str) -> Any:
     data = caseload_data(access.iss)
     lines: list[dict[str, Any]] = []
     for enrolment in data.enrolments:
+        if not enrolment.collaborative:
+            continue  # HealthySteps bills per instrument, on its own page
         if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):
             continue
         contacts = [c for c in data.contacts if c.careplan_id == enrolment.id]

@@ -1,0 +1,1 @@
+"""HealthySteps: the tiered program for children 0–3 and their caregivers (pure domain)."""
