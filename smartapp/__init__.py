@@ -54,11 +54,12 @@ def create_app(
     from smartapp import site
     from smartapp.caseload import views as caseload
     from smartapp.chart import views as chart
+    from smartapp.healthysteps import views as healthysteps
     from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.signin import views as signin
 
-    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, safety.bp):
+    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, healthysteps.bp, safety.bp):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
     register_launch_loader(app)

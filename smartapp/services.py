@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
 from fhir_mappings.screening.schedule import HEALTHYSTEPS, Schedule, ScheduleError, load_schedule
 from launch.backend import BackendServicesAuth
@@ -27,6 +28,7 @@ from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
+from smartapp.healthysteps.service import HealthyStepsService
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
 
@@ -52,6 +54,7 @@ class Services:
     writebacks: WritebackQueue
     caregivers: CaregiverService
     schedule: Schedule
+    healthysteps: HealthyStepsService
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -136,6 +139,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
     writebacks: WritebackQueue = (
         RQWritebacks(settings.redis_url) if settings.redis_url else ThreadWritebacks()
     )
+    caseload = CaseloadService(store, registry)
     services = Services(
         settings=settings,
         secret_key=secret_key,
@@ -149,11 +153,12 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         sessions=SessionStore(store, session_ttl=settings.session_ttl),
         registry=registry,
         screenings=ScreeningService(store, registry, catalogue, retry_seconds=settings.retry_seconds),
-        caseload=CaseloadService(store, registry),
+        caseload=caseload,
         ehr_scores=EhrScores(store),
         writebacks=writebacks,
         caregivers=CaregiverService(registry),
         schedule=schedule,
+        healthysteps=HealthyStepsService(HEALTHYSTEPS_PROGRAM, registry, caseload, catalogue),
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

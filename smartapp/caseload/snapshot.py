@@ -18,6 +18,7 @@ from fhir_mappings.registry.resources import (
     Contact,
     Enrolment,
     Member,
+    TierMove,
     WorkTask,
     contact_from,
     enrolment_from,
@@ -26,7 +27,7 @@ from fhir_mappings.registry.resources import (
 from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 5
+SNAPSHOT_SCHEMA = 6
 
 
 @dataclass
@@ -231,7 +232,8 @@ def _enrolment_json(e: Enrolment) -> dict[str, Any]:
         "team": {role: _member_json(m) for role, m in e.team.items()}, "consent_given": e.consent_given,
         "consent_date": _iso(e.consent_date), "consent_method": e.consent_method,
         "flagged_for_review": e.flagged_for_review, "version": e.version, "birth_date": _iso(e.birth_date),
-        "mrn": e.mrn,
+        "mrn": e.mrn, "tiers": [[m.tier, m.start.isoformat(), m.reason, _member_json(m.decided_by), list(m.basis),
+                                 m.note] for m in e.tiers],
     }  # fmt: skip
 
 
@@ -241,6 +243,8 @@ def _enrolment_from_json(e: Mapping[str, Any]) -> Enrolment:
         e["id"], e["iss"], e["patient_id"], e["patient_name"], e["program"], e["phase"],
         date.fromisoformat(e["start"]), _day(e["end"]), team, e["consent_given"], _day(e["consent_date"]),
         e["consent_method"], e["flagged_for_review"], e["version"], _day(e["birth_date"]), e["mrn"],
+        tuple(TierMove(m[0], date.fromisoformat(m[1]), m[2], _member_from_json(m[3]), tuple(m[4]), m[5])
+              for m in e["tiers"]),
     )  # fmt: skip
 
 
@@ -248,12 +252,13 @@ def _contact_json(c: Contact) -> dict[str, Any]:
     return {
         "id": c.id, "careplan_id": c.careplan_id, "when": c.when.isoformat(), "minutes": c.minutes,
         "contact_type": c.contact_type, "role": c.role, "owner": _member_json(c.owner), "note": c.note,
+        "present": c.present,
     }  # fmt: skip
 
 
 def _contact_from_json(c: Mapping[str, Any]) -> Contact:
     return Contact(c["id"], c["careplan_id"], date.fromisoformat(c["when"]), c["minutes"], c["contact_type"],
-                   c["role"], _member_from_json(c["owner"]), c["note"])  # fmt: skip
+                   c["role"], _member_from_json(c["owner"]), c["note"], c["present"])  # fmt: skip
 
 
 _TASK_FIELDS = ("id", "kind", "status", "patient_id", "careplan_id", "description", "recommendations", "version",

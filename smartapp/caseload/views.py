@@ -199,6 +199,10 @@ def _enrolment(careplan_id: str) -> Enrolment:
     except errors.FHIRNotFound:
         abort(404)
     access.check_patient(enrolment.key)
+    if not enrolment.collaborative:  # a HealthySteps family has its own page
+        abort(
+            redirect(url_for("healthysteps.family", launch_id=current_launch().id, careplan_id=careplan_id))
+        )
     return enrolment
 
 

@@ -229,6 +229,8 @@ def home(launch_id: str) -> Any:
         may_record_caregivers=services().registry is not None,
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
+        hs_program=services().healthysteps.program,
+        hs_fits=services().registry is not None and services().healthysteps.program.fits_age(months),
         reviews=reviews,
         unfinished=unfinished,
     )

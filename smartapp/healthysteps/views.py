@@ -1,0 +1,266 @@
+"""The HealthySteps Specialist's side: the program worklist, a family's page (tier and its history, suggested
+moves, referrals, contacts, screens, billing suggestions), the program report, and enrolment from a child's chart."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from fhir_mappings.common.caregivers import find
+from fhir_mappings.common.dates import age_months
+from fhir_mappings.common.patient import birth_date, identifier_value
+from fhir_mappings.healthysteps.billing import billing_days, visit_billing
+from fhir_mappings.healthysteps.referrals import CLOSING_STATUSES, STATUSES, WHOM
+from fhir_mappings.healthysteps.report import build_report, report_csv
+from fhir_mappings.healthysteps.worklist import FLAGS, Row, build_rows, filter_rows
+from fhir_mappings.registry.resources import Enrolment, Member
+from launch import errors
+from smartapp import clock
+from smartapp.caseload.service import EnrolmentChanged
+from smartapp.healthysteps.service import HealthyStepsData, HealthyStepsProblem
+from smartapp.request_context import (
+    current_access,
+    current_ehr,
+    current_launch,
+    current_user,
+    header_context,
+    launch_required,
+    services,
+)
+from smartapp.safety.views import safety_pending
+
+bp = Blueprint(
+    "healthysteps", __name__, url_prefix="/app/<launch_id>/healthysteps", template_folder="templates"
+)
+#: Billing suggestions cover this many days back from today.
+BILLING_DAYS = 90
+
+
+def _page(**extra: Any) -> dict[str, Any]:
+    session, ehr = current_launch(), current_ehr()
+    program = services().healthysteps.program
+    return {**header_context(session, ehr), "patient": None, "show_banner": False, "program": program,
+            "flag_labels": FLAGS, "statuses": STATUSES, "whom": WHOM, "today": clock.today(), **extra}  # fmt: skip
+
+
+def _data(only: Any = None) -> HealthyStepsData:
+    svc, access = services(), current_access()
+    scores = ({only: svc.ehr_scores.for_patient(only)} if only is not None
+              else svc.ehr_scores.for_issuer(access.iss))  # fmt: skip
+    return svc.healthysteps.load(access.iss, scores, only=only)
+
+
+def _rows(data: HealthyStepsData) -> list[Row]:
+    svc, access = services(), current_access()
+    pending = safety_pending(access)
+    rows = build_rows(svc.healthysteps.program, svc.schedule, data.enrolments, caregivers=data.caregivers,
+                      events=data.events, referrals=data.referrals, contacts=data.contacts,
+                      safety_tasks=data.safety_tasks, today=clock.today(), catalogue=svc.catalogue)  # fmt: skip
+    # A safety item whose Task has not reached the registry yet still flags the family.
+    return [r if "safety" in r.flags or r.enrolment.key not in pending else
+            Row(**{**r.__dict__, "flags": ("safety", *r.flags)}) for r in rows]  # fmt: skip
+
+
+@bp.get("/")
+@launch_required
+def worklist(launch_id: str) -> Any:
+    access = current_access()
+    access.check_caseload()
+    data = _data()
+    rows = _rows(data)
+    user = current_user(current_launch(), current_ehr())
+    args = {k: request.args.get(k, "") for k in ("flag", "tier", "who")}
+    args["who"] = args["who"] or "all"
+    chosen = filter_rows(rows, flag=args["flag"] or None, tier=args["tier"] or None,
+                         specialist=user.reference if args["who"] == "mine" and user else None)  # fmt: skip
+    counts = {flag: sum(flag in r.flags for r in rows) for flag in FLAGS}
+    return render_template("hs_worklist.html", **_page(), rows=chosen, total=len(rows), args=args, counts=counts,
+                           requests_made=data.requests)  # fmt: skip
+
+
+def _family(careplan_id: str) -> Enrolment:
+    access = current_access()
+    try:
+        enrolment = services().healthysteps.enrolment(careplan_id, access.iss)
+    except errors.FHIRNotFound:
+        abort(404)
+    access.check_patient(enrolment.key)
+    return enrolment
+
+
+def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 200,
+                 conflict: EnrolmentChanged | None = None) -> tuple[str, int]:  # fmt: skip
+    enrolment = _family(careplan_id)
+    data = _data(enrolment.key)
+    rows = [r for r in _rows(data) if r.enrolment.id == enrolment.id]
+    today = clock.today()
+    program = services().healthysteps.program
+    events = data.events.get(enrolment.key, [])
+    concerns = {r.concern for r in data.referrals if r.careplan_id == enrolment.id and r.concern}
+    payer = request.args.get("payer") or "default"
+    billing = [(day, visit_billing(program, day, events, concerns=concerns, payer=payer,
+                                   catalogue=services().catalogue))
+               for day in billing_days(events, today - timedelta(days=BILLING_DAYS), today)]  # fmt: skip
+    contacts = sorted(
+        (c for c in data.contacts if c.careplan_id == enrolment.id), key=lambda c: c.when, reverse=True
+    )
+    flagged = [
+        e for e in sorted(events, key=lambda e: e.when, reverse=True) if e.flag in ("positive", "monitor")
+    ]
+    return render_template("hs_family.html", **_page(), enrolment=enrolment, row=rows[0] if rows else None,
+                           caregivers=data.caregivers.get(enrolment.key, []), contacts=contacts, billing=billing,
+                           payer=payer, flagged=flagged, problem=problem, conflict=conflict,
+                           minutes_by_present=_minutes_by_present(contacts),
+                           find=find, closing=CLOSING_STATUSES), status  # fmt: skip
+
+
+def _minutes_by_present(contacts: list[Any]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for contact in contacts:
+        totals[contact.present or "unrecorded"] = (
+            totals.get(contact.present or "unrecorded", 0) + contact.minutes
+        )
+    return totals
+
+
+@bp.get("/families/<careplan_id>")
+@launch_required
+def family(launch_id: str, careplan_id: str) -> Any:
+    return _family_page(careplan_id)
+
+
+def _back(careplan_id: str, anchor: str) -> Response:
+    url = url_for("healthysteps.family", launch_id=current_launch().id, careplan_id=careplan_id)
+    return redirect(f"{url}#{anchor}", code=303)  # type: ignore[return-value]
+
+
+def _user() -> Member | None:
+    return current_user(current_launch(), current_ehr())
+
+
+@bp.post("/families/<careplan_id>/tier")
+@launch_required
+def move_tier(launch_id: str, careplan_id: str) -> Any:
+    enrolment = _family(careplan_id)
+    form = request.form
+    if form.get("version") and form["version"] != (enrolment.version or ""):
+        from smartapp.caseload.service import describe_changes
+
+        conflict = EnrolmentChanged("changed", enrolment, describe_changes(enrolment, enrolment))
+        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened it: "
+                            "check the tier below and decide again.", status=409, conflict=conflict)  # fmt: skip
+    basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
+    try:
+        services().healthysteps.move_tier(enrolment, form.get("tier", ""), form.get("reason", ""), form.get("note"),
+                                          _user(), basis, clock.today())  # fmt: skip
+    except HealthyStepsProblem as problem:
+        return _family_page(careplan_id, problem=str(problem), status=422)
+    except EnrolmentChanged:
+        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened it: "
+                            "check the tier below and decide again.", status=409)  # fmt: skip
+    return _back(careplan_id, "tier")
+
+
+@bp.post("/families/<careplan_id>/exit")
+@launch_required
+def exit_program(launch_id: str, careplan_id: str) -> Any:
+    enrolment = _family(careplan_id)
+    try:
+        services().healthysteps.exit(enrolment, request.form.get("reason", ""), clock.today())
+    except HealthyStepsProblem as problem:
+        return _family_page(careplan_id, problem=str(problem), status=422)
+    return _back(careplan_id, "tier")
+
+
+@bp.post("/families/<careplan_id>/contact")
+@launch_required
+def log_contact(launch_id: str, careplan_id: str) -> Any:
+    enrolment = _family(careplan_id)
+    form = request.form
+    try:
+        when = date.fromisoformat(form.get("when") or "")
+        minutes = int(form.get("minutes") or "")
+    except ValueError:
+        return _family_page(careplan_id, problem="Give the contact's date and its minutes as a whole number.",
+                            status=422)  # fmt: skip
+    try:
+        services().healthysteps.log_contact(enrolment, when=when, minutes=minutes, contact_type=form.get("type", ""),
+                                            present=form.get("present", ""), owner=_user(), note=form.get("note"),
+                                            today=clock.today())  # fmt: skip
+    except HealthyStepsProblem as problem:
+        return _family_page(careplan_id, problem=str(problem), status=422)
+    return _back(careplan_id, "contacts")
+
+
+@bp.post("/families/<careplan_id>/referrals")
+@launch_required
+def refer(launch_id: str, careplan_id: str) -> Any:
+    enrolment = _family(careplan_id)
+    form = request.form
+    data = _data(enrolment.key)
+    caregiver = find(data.caregivers.get(enrolment.key, []), form.get("caregiver") or None)
+    basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
+    try:
+        services().healthysteps.refer(enrolment, service=form.get("service", ""), for_whom=form.get("for", ""),
+                                      caregiver=caregiver, concern=form.get("concern") or None, goal=form.get("goal"),
+                                      organisation=form.get("organisation"), note=form.get("note"), basis=basis,
+                                      requester=_user())  # fmt: skip
+    except HealthyStepsProblem as problem:
+        return _family_page(careplan_id, problem=str(problem), status=422)
+    return _back(careplan_id, "referrals")
+
+
+@bp.post("/families/<careplan_id>/referrals/<referral_id>")
+@launch_required
+def update_referral(launch_id: str, careplan_id: str, referral_id: str) -> Any:
+    enrolment = _family(careplan_id)
+    try:
+        services().healthysteps.update_referral(enrolment, referral_id, request.form.get("status", ""),
+                                                request.form.get("note"), _user())  # fmt: skip
+    except errors.FHIRNotFound:
+        abort(404)
+    except HealthyStepsProblem as problem:
+        return _family_page(careplan_id, problem=str(problem), status=422)
+    return _back(careplan_id, "referrals")
+
+
+@bp.get("/report")
+@launch_required
+def report(launch_id: str) -> Any:
+    current_access().check_caseload()
+    svc = services()
+    data = _data()
+    result = build_report(svc.healthysteps.program, svc.schedule, data.enrolments, data.events, data.referrals,
+                          data.contacts, clock.today(), svc.catalogue)  # fmt: skip
+    if request.args.get("format") == "csv":
+        return Response(report_csv(result), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=healthysteps-{clock.today()}.csv"})  # fmt: skip
+    return render_template("hs_report.html", **_page(), report=result)
+
+
+@bp.post("/enrol")
+@launch_required
+def enrol(launch_id: str) -> Any:
+    """Enrol the child in context (Tier 1), with the signed-in user as the Specialist."""
+    from smartapp.chart.views import _common
+
+    session = current_launch()
+    if not session.context.patient:
+        raise errors.InvalidLaunchRequest("enrolment needs a patient in context: open Tandem from a chart")
+    svc, ehr = services(), current_ehr()
+    page = _common(session, ehr)
+    key = current_access().patient_key
+    if key is None:
+        abort(403)
+    existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
+    born = birth_date(page["patient"])
+    try:
+        enrolment = svc.healthysteps.enrol(key, name=page["patient_name"], birth_date=born,
+                                           mrn=identifier_value(page["patient"]), specialist=_user(), pcp=None,
+                                           today=clock.today(), existing=existing)  # fmt: skip
+    except HealthyStepsProblem as problem:
+        return render_template("hs_not_enrolled.html", **page, problem=str(problem),
+                               months=age_months(born, clock.today())), 409  # fmt: skip
+    return redirect(url_for("healthysteps.family", launch_id=launch_id, careplan_id=enrolment.id), code=303)
