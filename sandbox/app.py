@@ -147,7 +147,7 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                     patient=patient,
                     encounter=f"{patient}-enc" if patient else None,  # today's visit (sandbox/data.py)
                     need_patient_banner=request.args.get("banner", "1") == "1",
-                    intent="worklist" if target == "worklist" else None,
+                    intent={"worklist": "worklist", "healthysteps": "healthysteps-worklist"}.get(target),
                 )
             )
         app_url = f"{config.tandem_url.rstrip('/')}/launch?{urlencode(params)}"

@@ -92,6 +92,10 @@ class SandboxWorld:
             self.ehr = FhirServer(self.workdir / "ehr-fhir", self.ehr_port).start()
             self.components.append(self.ehr)
             self.cohort = generate(self.size, self.seed)
+            if self.seed_caseload:  # the demo: HealthySteps families with set ages and histories
+                from .healthysteps_seed import add_families
+
+                add_families(self.cohort, date.today())
             loaded = load_cohort(self.ehr.base_url, self.cohort.transaction_bundles())
             log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
 
@@ -142,6 +146,10 @@ class SandboxWorld:
                     sandbox_config.labels.update(seed_caseload(
                         self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today(),
                         seed=self.seed, skip=self.seed_skip))  # fmt: skip
+                    from .healthysteps_seed import seed_healthysteps
+
+                    sandbox_config.labels.update(seed_healthysteps(
+                        self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today()))  # fmt: skip
             wait_until_up(f"{self.sandbox_url}/generic/fhir/.well-known/smart-configuration")
         except BaseException:
             self.stop()

@@ -154,8 +154,14 @@ def load_chart(session: LaunchSession, ehr: FHIRClient, patient_id: str,
 @launch_required
 def home(launch_id: str) -> Any:
     session = current_launch()
-    if not session.context.patient:  # launched without a patient (user context): the care manager's worklist
-        return redirect(url_for("caseload.worklist", launch_id=launch_id), code=303)
+    if not session.context.patient:  # launched without a patient (user context): a worklist
+        # The EHR's launch `intent` picks the HealthySteps Specialist's worklist; otherwise the care manager's.
+        target = (
+            "healthysteps.worklist"
+            if session.context.intent == "healthysteps-worklist"
+            else "caseload.worklist"
+        )
+        return redirect(url_for(target, launch_id=launch_id), code=303)
     svc = services()
     patient_id = session.context.patient
     # The safety alerts first: they come from Tandem's own store and render whatever the FHIR servers do.

@@ -19,7 +19,13 @@ from smartapp.errors import NotCareTeam
 from ..conftest import APP_BASE, full_launch, make_ehr, post_from
 from ..ehr import RecordedEHR
 
-SAMPLE_VALUES = {"key": "phq9", "careplan_id": "cocm-0123", "task_id": "safety-0123", "record_id": "0" * 32, "referral_id": "0123"}
+SAMPLE_VALUES = {
+    "key": "phq9",
+    "careplan_id": "cocm-0123",
+    "task_id": "safety-0123",
+    "record_id": "0" * 32,
+    "referral_id": "0123",
+}
 
 
 def app_routes(app: Flask) -> list[tuple[str, str]]:
