@@ -3,6 +3,7 @@ moves, referrals, contacts, screens, billing suggestions), the program report, a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -59,8 +60,9 @@ def _rows(data: HealthyStepsData) -> list[Row]:
                       events=data.events, referrals=data.referrals, contacts=data.contacts,
                       safety_tasks=data.safety_tasks, today=clock.today(), catalogue=svc.catalogue)  # fmt: skip
     # A safety item whose Task has not reached the registry yet still flags the family.
-    return [r if "safety" in r.flags or r.enrolment.key not in pending else
-            Row(**{**r.__dict__, "flags": ("safety", *r.flags)}) for r in rows]  # fmt: skip
+    flagged = [r if "safety" in r.flags or r.enrolment.key not in pending else replace(r, flags=("safety", *r.flags))
+               for r in rows]  # fmt: skip
+    return sorted(flagged, key=lambda r: (r.priority, r.enrolment.patient_name or "", r.enrolment.id))
 
 
 @bp.get("/")
@@ -90,8 +92,7 @@ def _family(careplan_id: str) -> Enrolment:
     return enrolment
 
 
-def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 200,
-                 conflict: EnrolmentChanged | None = None) -> tuple[str, int]:  # fmt: skip
+def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 200) -> tuple[str, int]:
     enrolment = _family(careplan_id)
     data = _data(enrolment.key)
     rows = [r for r in _rows(data) if r.enrolment.id == enrolment.id]
@@ -111,7 +112,7 @@ def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 
     ]
     return render_template("hs_family.html", **_page(), enrolment=enrolment, row=rows[0] if rows else None,
                            caregivers=data.caregivers.get(enrolment.key, []), contacts=contacts, billing=billing,
-                           payer=payer, flagged=flagged, problem=problem, conflict=conflict,
+                           payer=payer, flagged=flagged, problem=problem,
                            minutes_by_present=_minutes_by_present(contacts),
                            find=find, closing=CLOSING_STATUSES), status  # fmt: skip
 
@@ -145,12 +146,9 @@ def _user() -> Member | None:
 def move_tier(launch_id: str, careplan_id: str) -> Any:
     enrolment = _family(careplan_id)
     form = request.form
+    stale = "Someone else changed this family's record since you opened it: check the tier below and decide again."
     if form.get("version") and form["version"] != (enrolment.version or ""):
-        from smartapp.caseload.service import describe_changes
-
-        conflict = EnrolmentChanged("changed", enrolment, describe_changes(enrolment, enrolment))
-        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened it: "
-                            "check the tier below and decide again.", status=409, conflict=conflict)  # fmt: skip
+        return _family_page(careplan_id, problem=stale, status=409)
     basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
     try:
         services().healthysteps.move_tier(enrolment, form.get("tier", ""), form.get("reason", ""), form.get("note"),
@@ -158,8 +156,7 @@ def move_tier(launch_id: str, careplan_id: str) -> Any:
     except HealthyStepsProblem as problem:
         return _family_page(careplan_id, problem=str(problem), status=422)
     except EnrolmentChanged:
-        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened it: "
-                            "check the tier below and decide again.", status=409)  # fmt: skip
+        return _family_page(careplan_id, problem=stale, status=409)
     return _back(careplan_id, "tier")
 
 
