@@ -21,7 +21,6 @@ from typing import Any
 
 from fhir_mappings.common.dates import parse_datetime
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id
-from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.recommendations import Review
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
@@ -42,6 +41,7 @@ from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
 from smartapp.caseload.snapshot import SNAPSHOT_SCHEMA, CaseloadData, Snapshot
+from smartapp.outgoing import validated
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,6 @@ class EnrolmentChanged(errors.FHIRPreconditionFailed):
         super().__init__(message, http_status=412)
         self.current = current
         self.changes = changes
-
-
-def _validated(resource: dict[str, Any]) -> dict[str, Any]:
-    problems = r4_errors(resource)
-    if problems:
-        raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
-    return resource
 
 
 def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
@@ -266,13 +259,13 @@ class CaseloadService:
                 raise errors.FHIRConflict(
                     f"the patient is already enrolled in {existing.program} (since {existing.start})"
                 )
-        written = self._client().update(_validated(careplan(replace(enrolment, version=None))))
+        written = self._client().update(validated(careplan(replace(enrolment, version=None))))
         self.invalidate()
         return enrolment_from(written) or enrolment
 
     def save(self, enrolment: Enrolment) -> Enrolment:
         """Update with If-Match on the version the user saw; a stale one raises EnrolmentChanged."""
-        resource = _validated(careplan(enrolment))
+        resource = validated(careplan(enrolment))
         try:
             written = self._client().update(resource, if_match=etag_for(resource))
         except errors.FHIRPreconditionFailed:
@@ -289,14 +282,14 @@ class CaseloadService:
                     owner: Member | None, note: str | None, contact_id: str | None = None) -> Contact:  # fmt: skip
         contact = Contact(contact_id or f"contact-{uuid.uuid4().hex}", enrolment.id, when, minutes, contact_type, role,
                           owner, note)  # fmt: skip
-        self._client().update(_validated(contact_task(contact, enrolment, datetime.now(UTC))))
+        self._client().update(validated(contact_task(contact, enrolment, datetime.now(UTC))))
         self.invalidate()
         return contact
 
     def add_task(self, kind: str, enrolment: Enrolment, *, due: date | None = None, description: str | None = None
                  ) -> str:  # fmt: skip
         task_id = f"{kind}-{uuid.uuid4().hex}"
-        self._client().update(_validated(work_task(kind, task_id, enrolment, datetime.now(UTC), due=due,
+        self._client().update(validated(work_task(kind, task_id, enrolment, datetime.now(UTC), due=due,
                                                    description=description)))  # fmt: skip
         self.invalidate()
         return task_id
@@ -322,7 +315,7 @@ class CaseloadService:
         for task in open_reviews:
             current = client.read("Task", task.id)
             client.update(
-                _validated(completed_review(current, recommendations, now, reviewer)),
+                validated(completed_review(current, recommendations, now, reviewer)),
                 if_match=etag_for(current),
             )
         updated = (
@@ -369,7 +362,7 @@ class CaseloadService:
         )
         if current.get("status") == "completed":
             return
-        self._client().update(_validated(closed_safety_task(current, outcome, note.strip(), datetime.now(UTC),
+        self._client().update(validated(closed_safety_task(current, outcome, note.strip(), datetime.now(UTC),
                                                             closer)), if_match=etag_for(current))  # fmt: skip
         self.invalidate()
 
@@ -390,7 +383,7 @@ class CaseloadService:
                     continue
                 migrated = {**resource, field_name: {**resource[field_name],
                                                      **PatientKey(iss, patient_id).reference()}}  # fmt: skip
-                client.update(_validated(migrated), if_match=etag_for(resource))
+                client.update(validated(migrated), if_match=etag_for(resource))
         if not dry_run:
             self.invalidate()
         return counts

@@ -17,10 +17,10 @@ from fhir_mappings.common.caregivers import (
     related_person,
 )
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.validation import r4_errors
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.scopes import allows
+from smartapp.outgoing import validated
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,4 @@ class CaregiverService:
         """Put the registry's RelatedPerson (idempotent: the id is deterministic)."""
         if self.registry is None:
             raise errors.ConfigurationError("no registry store is configured (TANDEM_REGISTRY_URL)")
-        resource = related_person(caregiver)
-        problems = r4_errors(resource)
-        if problems:
-            raise errors.MalformedResource(f"RelatedPerson failed R4 validation: {problems[0]}")
-        self.registry.update(resource)
+        self.registry.update(validated(related_person(caregiver)))

@@ -15,7 +15,6 @@ from typing import Any
 from fhir_mappings.common.caregivers import Caregiver, from_registry
 from fhir_mappings.common.dates import age_months
 from fhir_mappings.common.identity import PatientKey, patient_key
-from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.healthysteps.program import HealthySteps
 from fhir_mappings.healthysteps.referrals import Referral, closed_referral, referral_from, referral_resources
 from fhir_mappings.registry.resources import (
@@ -38,6 +37,7 @@ from fhir_mappings.screening.instruments import Catalogue
 from launch import errors
 from launch.fhir import FHIRClient
 from smartapp.caseload.service import CaseloadService
+from smartapp.outgoing import validated
 
 #: Subjects per batched search (`subject=Patient/a,Patient/b,…`), well inside a URL's length.
 SUBJECTS_PER_SEARCH = 40
@@ -59,13 +59,6 @@ class HealthyStepsData:
     requests: int
 
 
-def _validated(resource: dict[str, Any]) -> dict[str, Any]:
-    problems = r4_errors(resource)
-    if problems:
-        raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
-    return resource
-
-
 def _batches(items: list[PatientKey], size: int) -> Iterator[list[PatientKey]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -73,7 +66,7 @@ def _batches(items: list[PatientKey], size: int) -> Iterator[list[PatientKey]]:
 
 def _transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": _validated(r),
+        {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": validated(r),
          "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
 
 
@@ -191,7 +184,7 @@ class HealthyStepsService:
         contact = Contact(f"hs-contact-{uuid.uuid4().hex}", enrolment.id, when, minutes, contact_type,
                           "hs-specialist", owner, (note or "").strip() or None, present)  # fmt: skip
         self._client().update(
-            _validated(contact_task(contact, enrolment, datetime.now(UTC), kind="hs-contact"))
+            validated(contact_task(contact, enrolment, datetime.now(UTC), kind="hs-contact"))
         )
         self.caseload.invalidate()
         return contact
@@ -242,7 +235,7 @@ class HealthyStepsService:
             updated["status"], updated["lastModified"] = status, now.isoformat()
             if note:
                 updated["note"] = [*(task.get("note") or []), {"text": note.strip()[:500]}]
-            client.update(_validated(updated))
+            client.update(validated(updated))
         elif status in ("completed", "cancelled", "rejected", "failed"):
             request = client.read("ServiceRequest", f"sr-{referral_id}")
             client.transaction(_transaction(closed_referral(task, request, status, (note or "").strip()[:500] or None,

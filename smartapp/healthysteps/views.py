@@ -146,9 +146,8 @@ def _user() -> Member | None:
 def move_tier(launch_id: str, careplan_id: str) -> Any:
     enrolment = _family(careplan_id)
     form = request.form
-    stale = "Someone else changed this family's record since you opened it: check the tier below and decide again."
-    if form.get("version") and form["version"] != (enrolment.version or ""):
-        return _family_page(careplan_id, problem=stale, status=409)
+    if form.get("version"):  # the version the Specialist saw: If-Match refuses the move when it is stale
+        enrolment = replace(enrolment, version=form["version"])
     basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
     try:
         services().healthysteps.move_tier(enrolment, form.get("tier", ""), form.get("reason", ""), form.get("note"),
@@ -156,7 +155,8 @@ def move_tier(launch_id: str, careplan_id: str) -> Any:
     except HealthyStepsProblem as problem:
         return _family_page(careplan_id, problem=str(problem), status=422)
     except EnrolmentChanged:
-        return _family_page(careplan_id, problem=stale, status=409)
+        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened "
+                            "it: check the tier below and decide again.", status=409)  # fmt: skip
     return _back(careplan_id, "tier")
 
 
@@ -196,8 +196,8 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
 def refer(launch_id: str, careplan_id: str) -> Any:
     enrolment = _family(careplan_id)
     form = request.form
-    data = _data(enrolment.key)
-    caregiver = find(data.caregivers.get(enrolment.key, []), form.get("caregiver") or None)
+    held, _ = services().caregivers.for_child(enrolment.key, None, [])  # the registry's copies: one search
+    caregiver = find(held, form.get("caregiver") or None)
     basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
     try:
         services().healthysteps.refer(enrolment, service=form.get("service", ""), for_whom=form.get("for", ""),

@@ -19,7 +19,6 @@ from typing import Any
 
 from fhir_mappings.common.caregivers import Caregiver, caregiver_from_record, caregiver_record, related_person
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
 from fhir_mappings.screening.resources import (
     Submission,
@@ -36,6 +35,7 @@ from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
 from smartapp.caseload.service import invalidate_registry_cache
+from smartapp.outgoing import validated
 
 log = logging.getLogger(__name__)
 
@@ -335,12 +335,6 @@ class ScreeningService:
             )
             log.warning("write-back failed: %s", type(error).__name__)
 
-    def _validated(self, resource: dict[str, Any]) -> dict[str, Any]:
-        problems = r4_errors(resource)
-        if problems:
-            raise errors.MalformedResource(f"{resource['resourceType']} failed R4 validation: {problems[0]}")
-        return resource
-
     def _write_registry(self, record: ScreeningRecord) -> list[str]:
         if self.registry is None:
             raise errors.ConfigurationError("no registry store is configured")
@@ -350,8 +344,8 @@ class ScreeningService:
         bundle = registry_transaction(submission, end_of_day(submission.authored),
                                       related_person(caregiver) if caregiver else None)  # fmt: skip
         for entry in bundle["entry"]:
-            self._validated(entry["resource"])
-        self._validated(bundle)
+            validated(entry["resource"])
+        validated(bundle)
         self.registry.transaction(bundle)
         invalidate_registry_cache(self.store)
         return [entry["request"]["url"] for entry in bundle["entry"]]
@@ -414,7 +408,7 @@ class ScreeningService:
             if found:
                 target.written[identifier["value"]] = found
                 return found
-        self._validated(resource)
+        validated(resource)
         # A server that refused the condition for this type once is not asked again (remembered per server).
         refused = f"conditional-refused:{hashlib.sha256(ehr.base_url.encode()).hexdigest()[:24]}:{resource['resourceType']}"
         if self.store.get(refused):
@@ -463,7 +457,7 @@ class ScreeningService:
             marker = f"questionnaire-published:{self.registry.base_url}:{instrument.canonical}"
             if self.store.get(marker):
                 continue
-            resource = self._validated(questionnaire(instrument))
+            resource = validated(questionnaire(instrument))
             try:
                 self.registry.create(
                     resource, if_none_exist=f"url={instrument.url}&version={instrument.version}"
