@@ -28,6 +28,12 @@ from .data import Cohort, _coding
 log = logging.getLogger(__name__)
 
 SPECIALIST = Member("Practitioner/pr-hs-1", "Amara Diallo")
+#: The sandbox EHR's own code for a gestational age at birth (a local code, as a real site's would be configured
+#: in TANDEM_GESTATIONAL_AGE_CODES; Tandem ships no default because no code is confirmed).
+EHR_GESTATION_CODE = ("https://sandbox.tandem.health/CodeSystem/local", "GA-AT-BIRTH")
+#: Leo was born at 31+2 weeks (in the EHR), Ava at 35+0 (recorded by the Specialist in Tandem).
+PRETERM_IN_EHR = {"hs-0003": 31 * 7 + 2}
+PRETERM_IN_TANDEM = {"hs-0004": (35, 0)}
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 
 
@@ -74,6 +80,15 @@ def add_families(cohort: Cohort, today: date) -> None:
             "type": [{"text": "Well-child visit"}], "subject": {"reference": f"Patient/{f.child}"},
             "period": {"start": today.isoformat()},
         })  # fmt: skip
+        if f.child in PRETERM_IN_EHR:
+            cohort.add({
+                "resourceType": "Observation", "id": f"{f.child}-ga", "status": "final",
+                "code": {"coding": [_coding(*EHR_GESTATION_CODE, "Gestational age at birth")]},
+                "subject": {"reference": f"Patient/{f.child}"},
+                "effectiveDateTime": (today - timedelta(days=f.age_days)).isoformat(),
+                "valueQuantity": {"value": PRETERM_IN_EHR[f.child], "unit": "d", "system": "http://unitsofmeasure.org",
+                                  "code": "d"},
+            })  # fmt: skip
         for suffix, relationship, given in f.caregivers:
             cohort.add({
                 "resourceType": "RelatedPerson", "id": f"{f.child}-{suffix}", "active": True,
@@ -160,6 +175,9 @@ def seed_healthysteps(cohort: Cohort, services: Any, iss: str, *, today: date) -
                              birth_date=born, mrn=None, specialist=SPECIALIST, pcp=None, today=start,
                              existing=())  # fmt: skip
         enrolled[pid] = (enrolment, born, people)
+        if pid in PRETERM_IN_TANDEM:
+            weeks, days = PRETERM_IN_TANDEM[pid]
+            services.gestation.record(key, str(weeks), str(days), born=born, performer=SPECIALIST.reference)
     _histories(services, iss, enrolled, today)
     data = hs.load(iss, services.ehr_scores.for_issuer(iss))
     rows = build_rows(hs.program, services.schedule, data.enrolments, caregivers=data.caregivers, events=data.events,

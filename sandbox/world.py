@@ -16,6 +16,7 @@ from sandbox import SITE_INSTRUMENTS
 
 from .app import SandboxConfig, backend_client_id, create_sandbox_app
 from .data import BH_GROUP_ID, generate
+from .healthysteps_seed import EHR_GESTATION_CODE
 from .processes import FhirServer, ThreadedApp, free_port, load_cohort, wait_until_up
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ class SandboxWorld:
                 "TANDEM_REGISTRY_SCOPES": "system/*.cruds",
                 # The demo's placeholder stands in for the practice's licensed EPDS (no EPDS wording in it).
                 "TANDEM_SITE_INSTRUMENTS": str(SITE_INSTRUMENTS),
+                # Where the sandbox EHR records a gestational age at birth (prematurity correction).
+                "TANDEM_GESTATIONAL_AGE_CODES": "|".join(EHR_GESTATION_CODE),
                 **({"TANDEM_REDIS_URL": self.redis_url} if self.redis_url else {}),
                 **self.extra_env,
             }

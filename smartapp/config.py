@@ -10,6 +10,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fhir_mappings.common.gestation import parse_codes
 from launch.errors import ConfigurationError
 
 PREFIX = "TANDEM_"
@@ -54,6 +55,9 @@ class Settings:
     ehr_refresh_minutes: int = 60
     #: The site's own HealthySteps visit schedule (a JSON file like fhir_mappings/data/schedules/healthysteps.json).
     schedule: str | None = None
+    #: Codes (`system|code,…`) under which the site's EHR records a child's gestational age at birth, for
+    #: prematurity correction; none is shipped (no code is confirmed). Tandem's own record is always read.
+    gestational_age_codes: str | None = None
 
     @property
     def production(self) -> bool:
@@ -131,6 +135,9 @@ class Settings:
             problems.append(
                 f"TANDEM_TIME_ZONE: unknown time zone {self.time_zone!r} (use an IANA name such as America/Chicago)"
             )
+        if parse_codes(self.gestational_age_codes) is None:
+            problems.append("TANDEM_GESTATIONAL_AGE_CODES: must be system|code pairs separated by commas, such as "
+                            "https://ehr.example.org/codes|GA-AT-BIRTH")  # fmt: skip
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:

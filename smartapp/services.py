@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fhir_mappings.common.gestation import parse_codes
 from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
 from fhir_mappings.screening.schedule import HEALTHYSTEPS, Schedule, ScheduleError, load_schedule
@@ -28,6 +29,7 @@ from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
+from smartapp.healthysteps.gestation import GestationService
 from smartapp.healthysteps.service import HealthyStepsService
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
@@ -55,6 +57,7 @@ class Services:
     caregivers: CaregiverService
     schedule: Schedule
     healthysteps: HealthyStepsService
+    gestation: GestationService
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -159,6 +162,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         caregivers=CaregiverService(registry),
         schedule=schedule,
         healthysteps=HealthyStepsService(HEALTHYSTEPS_PROGRAM, registry, caseload, catalogue),
+        gestation=GestationService(registry, parse_codes(settings.gestational_age_codes) or ()),
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fhir_mappings.common import capability, conditions, identity, patient
+from fhir_mappings.common import capability, conditions, gestation, identity, patient
 from fhir_mappings.registry import resources as registry
 from fhir_mappings.registry.resources import Enrolment, Member, careplan, contact_task, work_task
 from fhir_mappings.screening import history
@@ -44,6 +44,15 @@ SEEDS: dict[str, dict[str, Any]] = {
         "subject": {"reference": "Patient/pt-1", "identifier": {"system": "https://e", "value": "pt-1"}},
         "identifier": [{"system": "https://tandem.health/fhir/submission", "value": "abc#total"}],
     },  # fmt: skip
+    "Gestation": gestation.gestation_observation(
+        identity.PatientKey("https://e", "pt-1"),
+        32,
+        4,
+        date(2026, 5, 1),
+        __import__("datetime").datetime(2026, 11, 1),
+        "Practitioner/1",
+        [("https://site", "ga")],
+    ),
     "Condition": {
         "resourceType": "Condition",
         "code": {
@@ -98,6 +107,14 @@ READERS: dict[str, list[Callable[[Any], Any]]] = {
         lambda r: history.score_points([r], "EHR"),
         lambda r: identity.patient_key(r.get("subject") if isinstance(r, dict) else None),
     ],  # fmt: skip
+    "Gestation": [
+        lambda r: gestation.gestation_from(
+            [r], [(gestation.GESTATION_SYSTEM, gestation.GESTATION_CODE)], "EHR"
+        ),
+        lambda r: gestation.gestation_from(
+            [r], [("https://site", "ga")], "Tandem", identity.PatientKey("https://e", "pt-1")
+        ),
+    ],
     "Condition": [lambda r: conditions.behavioral_conditions([r])],
     "Patient": [
         patient.display_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 
@@ -39,21 +39,6 @@ def age_months(born: date | None, today: date) -> int | None:
     if born is None or born > today:
         return None
     return (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
-
-
-def corrected_age_months(born: date | None, today: date, gestational_weeks: int | None,
-                         rule: tuple[int, int] | None) -> int | None:  # fmt: skip
-    """The age an instrument reads, in completed months: corrected for prematurity (chronological age less the
-    weeks born before 40) when `rule` = (below_months, weeks_early_at_least) applies — SWYC: under 24 months and
-    born 3 or more weeks early, when the gestational age is known — otherwise the chronological age."""
-    months = age_months(born, today)
-    if months is None or born is None or rule is None or gestational_weeks is None:
-        return months
-    below, weeks_early = rule
-    early = 40 - gestational_weeks
-    if months >= below or early < weeks_early or not 20 <= gestational_weeks <= 42:
-        return months
-    return age_months(born + timedelta(weeks=early), today) or 0
 
 
 def age_text(born: date | None, today: date) -> str | None:

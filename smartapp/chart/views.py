@@ -15,6 +15,7 @@ from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.caregivers import RELATIONSHIPS, Caregiver, find
 from fhir_mappings.common.conditions import ConditionRow, behavioral_conditions
 from fhir_mappings.common.dates import age_months, age_text
+from fhir_mappings.common.gestation import Gestation, corrected_age_months
 from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.common.patient import (
     administrative_gender,
@@ -50,6 +51,7 @@ from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
+from smartapp.healthysteps.gestation import GestationProblem
 from smartapp.request_context import (
     current_access,
     current_ehr,
@@ -206,6 +208,7 @@ def home(launch_id: str) -> Any:
         caregivers, caregiver_notices = services().caregivers.for_child(key, ehr, session.scope.split())
         chart.notices += caregiver_notices
     schedule_lines = _schedule_lines(chart, key, birth_date(page["patient"]), records)
+    birth = _birth(chart, key, ehr, birth_date(page["patient"]), months)
     trends = []
     for name in SERIES_CODES:
         points = series(chart.history, name)
@@ -235,11 +238,65 @@ def home(launch_id: str) -> Any:
         may_record_caregivers=services().registry is not None,
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
+        birth=birth,
         hs_program=services().healthysteps.program,
         hs_fits=services().registry is not None and services().healthysteps.program.fits_age(months),
         reviews=reviews,
         unfinished=unfinished,
     )
+
+
+@dataclass(frozen=True)
+class Birth:
+    """What the chart says about a young child's birth: the gestational age and the corrected age it gives."""
+
+    gestation: Gestation | None
+    corrected_months: int | None
+    rule: tuple[int, int]
+    instruments: tuple[str, ...]
+
+
+def _correction_rule() -> tuple[tuple[int, int], tuple[str, ...]] | None:
+    """The catalogue's prematurity rule (the widest, should instruments differ) and the instruments using it."""
+    using = [i for i in services().catalogue if i.corrects_for_prematurity]
+    if not using:
+        return None
+    rule = max(i.corrects_for_prematurity for i in using if i.corrects_for_prematurity)
+    return rule, tuple(i.name for i in using)
+
+
+def _birth(chart: ChartData, key: PatientKey, ehr: FHIRClient, born: date | None, months: int | None
+           ) -> Birth | None:  # fmt: skip
+    """For a child young enough for an instrument's prematurity correction: the gestational age at birth."""
+    found = _correction_rule()
+    if found is None or months is None or born is None or months >= found[0][0]:
+        return None
+    rule, names = found
+    gestation, notices = services().gestation.for_child(key, ehr)
+    chart.notices += notices
+    corrected = corrected_age_months(born, clock.today(), gestation, rule)
+    return Birth(gestation, corrected if corrected != months else None, rule, names)
+
+
+@bp.post("/gestation")
+@launch_required
+def record_gestation(launch_id: str) -> Any:
+    """Record the launch's child's gestational age at birth in the registry (never written to the EHR)."""
+    session = current_launch()
+    if not session.context.patient:
+        abort(404)
+    child = PatientKey(session.iss, session.context.patient)
+    ehr = current_ehr()
+    page = _common(session, ehr)
+    try:
+        services().gestation.record(child, request.form.get("weeks", ""), request.form.get("days", ""),
+                                    born=birth_date(page["patient"]),
+                                    performer=session.context.fhir_user if session.context.fhir_user_type else None)  # fmt: skip
+    except GestationProblem as error:
+        return render_template(
+            "gestation_problem.html", **page, problem=str(error), entered=request.form
+        ), 422
+    return redirect(url_for("chart.home", launch_id=launch_id) + "#birth-title", code=303)
 
 
 def _schedule_lines(
@@ -321,7 +378,12 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
                    if (i.for_caregiver_of(months) if subject.caregiver else i.for_age(months))]  # fmt: skip
         return render_template("not_for_age.html", **common, instrument=instrument, fitting=fitting,
                                caregiver=subject.caregiver), 409  # fmt: skip
-    return render_template("screen_form.html", **common, instrument=instrument,
+    age = (
+        instrument_age(ehr, session, subject, instrument, born)
+        if instrument.corrects_for_prematurity
+        else None
+    )
+    return render_template("screen_form.html", **common, instrument=instrument, instrument_age=age,
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,
                            form_url=subject.form_url(session.id, instrument.key), modes=MEASUREMENT_MODES), status  # fmt: skip
@@ -346,13 +408,40 @@ def screen(launch_id: str, key: str) -> Any:
     return screening_page(session, key, Subject(session.context.patient, caregiver=caregiver))
 
 
-def _patient_facts(
-    ehr: FHIRClient, subject: Subject, instrument: Instrument
-) -> tuple[str | None, int | None]:
-    """Sex (AUDIT-C's cutoff) and age in completed months (per-age-form cutoffs, SWYC) from one Patient read,
-    made only when the instrument's scoring needs them (one request fewer per submit otherwise). A caregiver's
-    screen needs neither: the child's sex and age are not the caregiver's. The gestational age at birth is not read
-    from the EHR yet (no confirmed code), so no prematurity correction is made here (`corrected_age_months`)."""
+@dataclass(frozen=True)
+class InstrumentAge:
+    """The age an instrument reads (corrected for prematurity where it says) beside the chronological age."""
+
+    chronological: int | None
+    months: int | None
+    gestation: Gestation | None = None
+    notices: tuple[str, ...] = ()
+    #: The instrument corrects for prematurity at this age, but no gestational age is known.
+    gestation_unknown: bool = False
+
+    @property
+    def corrected(self) -> bool:
+        return self.months != self.chronological
+
+
+def instrument_age(ehr: FHIRClient, session: LaunchSession, subject: Subject, instrument: Instrument,
+                   born: date | None) -> InstrumentAge:  # fmt: skip
+    """The child's age for `instrument`; the gestational age is read only when the correction could apply."""
+    today = clock.today()
+    chronological = age_months(born, today)
+    rule = instrument.corrects_for_prematurity
+    if subject.caregiver is not None or rule is None or chronological is None or chronological >= rule[0]:
+        return InstrumentAge(chronological, chronological)
+    gestation, notices = services().gestation.for_child(PatientKey(session.iss, subject.patient_id), ehr)
+    return InstrumentAge(chronological, corrected_age_months(born, today, gestation, rule), gestation,
+                         tuple(notices), gestation_unknown=gestation is None)  # fmt: skip
+
+
+def _patient_facts(ehr: FHIRClient, session: LaunchSession, subject: Subject, instrument: Instrument
+                   ) -> tuple[str | None, InstrumentAge | None]:  # fmt: skip
+    """Sex (AUDIT-C's cutoff) and age (per-age-form cutoffs, SWYC, corrected for prematurity) from one Patient
+    read, made only when the instrument's scoring needs them (one request fewer per submit otherwise). A
+    caregiver's screen needs neither: the child's sex and age are not the caregiver's."""
     if subject.caregiver is not None or not (instrument.positive_by_sex or instrument.cutoffs_by_age):
         return None, None
     patient = None
@@ -364,7 +453,7 @@ def _patient_facts(
         # The screening is still kept: scored without sex and age rather than lost.
         log.warning("Patient read for scoring failed; scoring without sex and age")
     born = birth_date(patient) or (subject.enrolment.birth_date if subject.enrolment else None)
-    return administrative_gender(patient), age_months(born, clock.today())
+    return administrative_gender(patient), instrument_age(ehr, session, subject, instrument, born)
 
 
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
@@ -400,7 +489,8 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         return _form(session, ehr, instrument, subject, selected={**raw, "mode": mode or ""},
                      submission_id=submission_id, status=422,
                      problems={p.link_id: p.message for p in problems})  # fmt: skip
-    sex, months = _patient_facts(ehr, subject, instrument)
+    sex, age = _patient_facts(ehr, session, subject, instrument)
+    months = age.months if age else None
     caregiver = subject.caregiver
     submission = Submission(
         submission_id=submission_id,
@@ -437,7 +527,9 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     record = svc.screenings.record(submission, iss=session.iss, vendor=vendor, sex=sex, plan=plan,
                                    ehr_conditional_create=conditional, launch_id=session.id,
                                    careplan_id=subject.enrolment.id if subject.enrolment else None,
-                                   caregiver=caregiver, age_months=months)  # fmt: skip
+                                   caregiver=caregiver, age_months=months,
+                                   gestation=age.gestation.text if age and age.corrected and age.gestation else None,
+                                   chronological_months=age.chronological if age else None)  # fmt: skip
     # The first attempt runs now (under the screening's lock: a double-click storm writes once); anything left
     # is the worker's.
     record = svc.screenings.run(record, ehr)

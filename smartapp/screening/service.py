@@ -103,6 +103,10 @@ class ScreeningRecord:
     #: The child's age in months when screened (corrected for prematurity where the instrument says), for
     #: per-age-form cutoffs (SWYC Milestones).
     age_months: int | None = None
+    #: When `age_months` was corrected for prematurity: the gestational age at birth (`31+2 weeks`) and the
+    #: chronological age in months, so the result says which age form was read and why.
+    gestation: str | None = None
+    chronological_months: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -223,7 +227,8 @@ class ScreeningService:
     def record(self, submission: Submission, *, iss: str, vendor: str, sex: str | None, plan: WritebackPlan,
                ehr_conditional_create: bool = False, launch_id: str | None = None,
                careplan_id: str | None = None, caregiver: Caregiver | None = None,
-               age_months: int | None = None) -> ScreeningRecord:  # fmt: skip
+               age_months: int | None = None, gestation: str | None = None,
+               chronological_months: int | None = None) -> ScreeningRecord:  # fmt: skip
         """Save the screening before any write; a resubmitted form (same submission id) returns the first one."""
         existing = self.load(submission.submission_id)
         if existing is not None:
@@ -248,6 +253,8 @@ class ScreeningService:
             careplan_id=careplan_id,
             caregiver=caregiver_record(caregiver) if caregiver else None,
             age_months=age_months,
+            gestation=gestation,
+            chronological_months=chronological_months,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)

@@ -105,3 +105,28 @@ def test_a_caregiver_screen_at_the_two_month_visit_then_tier_and_referral(
     page.get_by_role("button", name="Log contact").click()
     page.locator("#contacts").filter(has_text="Caregiver(s) 15").wait_for()
     assert "96161" in str(page.locator("#billing").inner_text())
+
+
+def test_a_preterm_childs_corrected_age_on_the_chart_and_the_swyc_form(
+    frame_page: Any, demo_world: Any
+) -> None:
+    """Leo was born at 31+2 weeks (the EHR's record under the site's code); SWYC reads his corrected age."""
+    page = frame_page
+    page.goto(
+        f"{demo_world.sandbox_url}/launch-app?mode=generic&practitioner=pr-ped-1&patient=hs-0003&target=chart"
+    )
+    page.get_by_role("heading", name="Birth", exact=True).wait_for()
+    birth = str(page.locator("section.birth").inner_text())
+    match = re.search(r"Born at 31\+2 weeks \(from the EHR\)\. Corrected age (\d+) mo", birth)
+    assert match, birth
+    corrected = int(match.group(1))
+    assert corrected < 9  # about 9 months old, born about 8½ weeks early
+    page.goto(page.url.split("#")[0].rstrip("/") + "/screen/swyc-milestones")
+    assert f"Use the form for {corrected} months" in str(page.locator("p.age-corrected").inner_text())
+    # Ava's gestational age was recorded by the Specialist in Tandem: the chart says so, and it can be corrected.
+    page.goto(
+        f"{demo_world.sandbox_url}/launch-app?mode=generic&practitioner=pr-ped-1&patient=hs-0004&target=chart"
+    )
+    page.get_by_role("heading", name="Birth", exact=True).wait_for()
+    assert "Born at 35 weeks (recorded in Tandem)" in str(page.locator("section.birth").inner_text())
+    assert page.get_by_text("Correct the gestational age at birth").count() == 1

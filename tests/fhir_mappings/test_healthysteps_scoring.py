@@ -5,11 +5,9 @@ questions with their domains and HITS. Also: no licensed wording ships, and the 
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import pytest
 
-from fhir_mappings.common.dates import corrected_age_months
 from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENTS
 from fhir_mappings.screening.resources import result_flag
 from fhir_mappings.screening.scoring import parse_answers, score
@@ -165,26 +163,3 @@ def test_no_licensed_wording_ships() -> None:
             else:  # score-only: numbers and zones
                 assert item["type"] == "integer" or "zone" in item["linkId"], (instrument.key, item["linkId"])
         assert instrument.copyright and instrument.questionnaire["copyright"] == instrument.copyright
-
-
-@pytest.mark.parametrize(
-    ("born", "weeks", "expected"),
-    [
-        (date(2026, 5, 24), None, 6),  # gestational age unknown: chronological
-        (date(2026, 5, 24), 40, 6),
-        (date(2026, 5, 24), 38, 6),  # 2 weeks early: no correction
-        (date(2026, 5, 24), 37, 5),  # 3 weeks early: corrected
-        (date(2026, 5, 24), 30, 3),  # 10 weeks early
-        (date(2024, 10, 24), 30, 25),  # 25 months: over 24, no correction
-        (date(2026, 5, 24), 12, 6),  # implausible gestational age: ignored
-    ],
-)
-def test_swyc_age_is_corrected_for_prematurity_under_24_months(
-    born: date, weeks: int | None, expected: int
-) -> None:
-    rule = INSTRUMENTS["swyc-milestones"].corrects_for_prematurity
-    assert rule == (24, 3)
-    assert corrected_age_months(born, date(2026, 11, 24), weeks, rule) == expected
-    assert corrected_age_months(born, date(2026, 11, 24), weeks, None) == corrected_age_months(
-        born, date(2026, 11, 24), None, rule
-    )

@@ -133,6 +133,10 @@ def test_example_registration_file_is_valid() -> None:
         ({"TANDEM_ENV": "production", "TANDEM_BASE_URL": "http://t.example"}, "must use https in production"),
         ({"TANDEM_EHR_REFRESH_MINUTES": "-1"}, "TANDEM_EHR_REFRESH_MINUTES: must be between 0 (never)"),
         ({"TANDEM_EHR_REFRESH_MINUTES": "hourly"}, "TANDEM_EHR_REFRESH_MINUTES: must be a whole number"),
+        (
+            {"TANDEM_GESTATIONAL_AGE_CODES": "GA-AT-BIRTH"},
+            "TANDEM_GESTATIONAL_AGE_CODES: must be system|code pairs",
+        ),
     ],
 )
 def test_bad_environment_fails_fast_naming_the_variable(environ: dict[str, str], expected: str) -> None:
