@@ -78,6 +78,32 @@ class Band:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A clinically meaningful change between a baseline and a later total: by points (WHO-5: 10) or by percent
+    of the baseline (BPRS response: a 20 % reduction). `better`: whether a higher total is better ("higher") or
+    worse ("lower")."""
+
+    better: str
+    points: int | None = None
+    percent: int | None = None
+
+    def meaningful(self, baseline: int | None, latest: int | None) -> str | None:
+        """ "improved", "worsened" or "no meaningful change"; None when either total is missing."""
+        if baseline is None or latest is None:
+            return None
+        delta = latest - baseline
+        if self.points is not None:
+            threshold = float(self.points)
+        elif self.percent is not None and baseline > 0:
+            threshold = baseline * self.percent / 100
+        else:
+            return None
+        if abs(delta) < threshold:
+            return "no meaningful change"
+        return "improved" if (delta > 0) == (self.better == "higher") else "worsened"
+
+
+@dataclass(frozen=True)
 class AgeCutoff:
     """An age form's cutoff (SWYC Milestones): a score at or below it needs review."""
 
@@ -154,6 +180,12 @@ class Instrument:
     corrects_for_prematurity: tuple[int, int] | None = None
     #: A positive result is itself a safety alert (HITS): (flag, advice).
     safety_when_positive: tuple[str, str] | None = None
+    #: The total is the item sum times this (WHO-5: raw 0–25 × 4 = 0–100).
+    multiply: int = 1
+    #: Lower is worse: positive at or below this total (WHO-5 < 50 → at most 49); None: not decided this way.
+    positive_at_most: int | None = None
+    #: What counts as a clinically meaningful change between two totals (see `Change`).
+    change: Change | None = None
     #: The Questionnaire as published to the registry store (without wording for a site-supplied skeleton).
     questionnaire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -316,6 +348,7 @@ SCORING_KEYS = frozenset(
         "cutoffs_by_age",
         "corrects_for_prematurity",
         "safety_when_positive",
+        "change",
         "_comment",
     }
 )
@@ -352,6 +385,12 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
         raise InstrumentError(
             f"the scoring names items the Questionnaire does not have: {', '.join(unknown)}"
         )
+    change = rules.get("change")
+    if change is not None and (change.get("better") not in ("higher", "lower")
+                               or (change.get("points") is None) == (change.get("percent") is None)):  # fmt: skip
+        raise InstrumentError('change needs "better" (higher or lower) and either "points" or "percent"')
+    if int(result.get("multiply", 1)) < 1:
+        raise InstrumentError("result.multiply must be a whole number of at least 1")
     bands = rules.get("bands", [])
     for low, high in zip(bands, bands[1:], strict=False):
         if low["high"] + 1 != high["low"]:
@@ -434,6 +473,13 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
             if rules.get("safety_when_positive")
             else None
         ),  # fmt: skip
+        multiply=int(result.get("multiply", 1)),
+        positive_at_most=positive.get("at_most"),
+        change=Change(
+            rules["change"]["better"], rules["change"].get("points"), rules["change"].get("percent")
+        )
+        if rules.get("change")
+        else None,
         questionnaire={
             **questionnaire,
             "id": f"tandem-{key}",

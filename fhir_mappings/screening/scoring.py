@@ -163,9 +163,11 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
         }
         missing = tuple(item.link_id for item in scored if item.link_id not in answers)
         if not missing:
-            total = sum(item_scores.values())
+            total = sum(item_scores.values()) * instrument.multiply
         elif len(missing) <= instrument.max_missing and item_scores:
-            total = _round_half_up(Decimal(sum(item_scores.values())) * len(scored) / len(item_scores))
+            total = _round_half_up(
+                Decimal(sum(item_scores.values())) * len(scored) / len(item_scores) * instrument.multiply
+            )
             prorated = True
             notes += (
                 f"{len(missing)} of {len(scored)} items unanswered: total prorated from the answered items.",
@@ -197,6 +199,8 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
         notes += (f"Positive at {cutoffs}" + ("" if sex in instrument.positive_by_sex else
                   f"; sex not recorded, so the cutoff ≥{instrument.positive_at} applies") + ".",)  # fmt: skip
     positive = None if total is None or positive_at is None else total >= positive_at
+    if instrument.positive_at_most is not None and total is not None:
+        positive = total <= instrument.positive_at_most
     band = instrument.band(total)
     advice = instrument.band_of(total)
     if advice is not None and advice.advice:
@@ -304,6 +308,10 @@ def _interpretation(instrument: Instrument, total: int | None, band: str | None,
         text += f": {band}"
     if positive is not None and positive_at is not None:
         text += f"; {'positive' if positive else 'negative'} screen (positive at ≥{positive_at})"
+    elif positive is not None and instrument.positive_at_most is not None:
+        text += (
+            f"; {'positive' if positive else 'negative'} screen (positive at ≤{instrument.positive_at_most})"
+        )
     return text
 
 

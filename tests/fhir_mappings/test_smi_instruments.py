@@ -1,0 +1,99 @@
+"""SMI instruments scored by their published rules (smi.md §1), table by table: WHO-5 (raw × 4, < 50 poor
+well-being, ≤ 28 likely depression, a 10-point change meaningful), BPRS (18 items 1–7, a 20 % reduction is a
+response), ASRM (≥ 6 probable mania; a site-supplied skeleton with no wording shipped)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENTS, Change
+from fhir_mappings.screening.scoring import parse_answers, score
+
+
+def _score(key: str, raw: dict[str, str]) -> Any:
+    instrument = INSTRUMENTS[key]
+    answers, problems = parse_answers(instrument, raw)
+    assert not problems, problems
+    return score(instrument, answers)
+
+
+def _who5(*values: int) -> dict[str, str]:
+    return {f"who5-{n}": f"who5-{v}" for n, v in enumerate(values, 1)}
+
+
+@pytest.mark.parametrize(
+    ("values", "total", "band", "positive"),
+    [
+        ((5, 5, 5, 5, 5), 100, "adequate well-being", False),
+        ((3, 3, 3, 2, 2), 52, "adequate well-being", False),
+        ((3, 3, 2, 2, 2), 48, "poor well-being", True),  # < 50: screen for depression
+        ((2, 2, 2, 1, 1), 32, "poor well-being", True),
+        ((2, 2, 1, 1, 1), 28, "likely depression", True),  # ≤ 28
+        ((0, 0, 0, 0, 0), 0, "likely depression", True),
+    ],
+)
+def test_who5_percentage_score_and_bands(
+    values: tuple[int, ...], total: int, band: str, positive: bool
+) -> None:
+    result = _score("who5", _who5(*values))
+    assert (result.total, result.band, result.positive) == (total, band, positive)
+    assert "positive at ≤49" in result.interpretation
+
+
+def test_who5_with_an_unanswered_statement_has_no_total() -> None:
+    raw = _who5(5, 5, 5, 5, 5)
+    del raw["who5-3"]
+    result = _score("who5", raw)
+    assert result.total is None and result.missing == ("who5-3",)
+
+
+@pytest.mark.parametrize(
+    ("ratings", "total"),
+    [([1] * 18, 18), ([7] * 18, 126), ([2] * 9 + [4] * 9, 54)],
+)
+def test_bprs_total_is_the_sum_of_18_ratings(ratings: list[int], total: int) -> None:
+    result = _score("bprs", {f"bprs-{n}": f"r{v}" for n, v in enumerate(ratings, 1)})
+    assert result.total == total and result.positive is None  # no fixed cutoff
+
+
+@pytest.mark.parametrize(
+    ("total", "positive"),
+    [("0", False), ("5", False), ("6", True), ("20", True)],
+)
+def test_asrm_is_positive_at_six_from_the_entered_total(total: str, positive: bool) -> None:
+    result = _score("asrm", {"total": total})
+    assert result.total == int(total) and result.positive is positive
+
+
+@pytest.mark.parametrize(
+    ("key", "baseline", "latest", "verdict"),
+    [
+        ("who5", 40, 52, "improved"),  # ≥ 10 points up
+        ("who5", 40, 48, "no meaningful change"),
+        ("who5", 60, 50, "worsened"),  # exactly 10 down
+        ("who5", None, 50, None),
+        ("bprs", 60, 48, "improved"),  # 20 % reduction: a response
+        ("bprs", 60, 49, "no meaningful change"),
+        ("bprs", 50, 60, "worsened"),
+        ("bprs", 0, 10, None),  # no percent of nothing
+    ],
+)
+def test_clinically_meaningful_change_rules_are_data(
+    key: str, baseline: int | None, latest: int | None, verdict: str | None
+) -> None:
+    change = INSTRUMENTS[key].change
+    assert isinstance(change, Change)
+    assert change.meaningful(baseline, latest) == verdict
+
+
+def test_asrm_ships_no_wording_and_every_instrument_names_its_licence() -> None:
+    shipped = json.loads((DATA_FOLDER / "asrm.questionnaire.json").read_text(encoding="utf-8"))
+    assert all("text" not in item for item in shipped["item"])
+    assert all("display" not in o["valueCoding"] for item in shipped["item"] for o in item["answerOption"])
+    assert INSTRUMENTS["asrm"].enters_scores
+    for key, licence in (("who5", "bundled"), ("bprs", "bundled"), ("asrm", "site-supplied")):
+        assert INSTRUMENTS[key].licence_class == licence and INSTRUMENTS[key].copyright
+        assert INSTRUMENTS[key].total_loinc is None  # no LOINC code is confirmed for any of them
