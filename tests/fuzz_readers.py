@@ -14,6 +14,7 @@ from fhir_mappings.common import capability, conditions, gestation, identity, pa
 from fhir_mappings.registry import resources as registry
 from fhir_mappings.registry.resources import Enrolment, Member, careplan, contact_task, work_task
 from fhir_mappings.screening import history
+from fhir_mappings.smi import medical
 from launch.context import parse_launch_context
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=False),
@@ -105,6 +106,7 @@ READERS: dict[str, list[Callable[[Any], Any]]] = {
     "Contact": [registry.contact_from, registry.work_task_from],
     "Observation": [
         lambda r: history.score_points([r], "EHR"),
+        lambda r: medical.summarise([r], [r], date(2026, 11, 24)),
         lambda r: identity.patient_key(r.get("subject") if isinstance(r, dict) else None),
     ],  # fmt: skip
     "Gestation": [
