@@ -82,6 +82,19 @@ class SuggestRule:
 
 
 @dataclass(frozen=True)
+class Diagnoses:
+    """Eligibility by diagnosis: ICD-10-CM code prefixes and SNOMED CT codes (data in the program file)."""
+
+    icd10cm_prefixes: tuple[str, ...] = ()
+    snomed: tuple[str, ...] = ()
+
+    def match(self, condition: ConditionRow) -> bool:
+        code = condition.code or ""
+        return condition.active and (code in self.snomed or (not code.isdigit() and code.startswith(
+            self.icd10cm_prefixes)))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Program:
     key: str
     title: str
@@ -103,6 +116,11 @@ class Program:
     worked_by: tuple[str, ...]
     case_review: bool
     consent_required: bool
+    #: Eligibility by diagnosis (SMI); None: the program is suggested by its scores and condition groups.
+    diagnoses: Diagnoses | None = None
+
+    def eligible_by_diagnosis(self, conditions: Iterable[ConditionRow]) -> bool:
+        return self.diagnoses is not None and any(self.diagnoses.match(c) for c in conditions)
 
     def fits_age(self, months: int | None) -> bool:
         """Whether the program is for a patient of this age (an unknown age does not rule it out)."""
@@ -191,7 +209,19 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         worked_by=tuple(data["worked_by"]),
         case_review=bool(data["case_review"]),
         consent_required=bool(data["consent_required"]),
+        diagnoses=_diagnoses(eligibility.get("diagnoses")),
     )
+
+
+def _diagnoses(value: Any) -> Diagnoses | None:
+    if value is None:
+        return None
+    found = Diagnoses(tuple(value.get("icd10cm_prefixes", [])), tuple(value.get("snomed", [])))
+    if not (found.icd10cm_prefixes or found.snomed) or not all(
+        isinstance(c, str) and c for c in (*found.icd10cm_prefixes, *found.snomed)
+    ):
+        raise ProgramError("eligibility.diagnoses lists ICD-10-CM prefixes and/or SNOMED CT codes")
+    return found
 
 
 def _ages(value: Any) -> tuple[int, int | None]:
@@ -246,8 +276,11 @@ def suggest_program(history: Iterable[ScorePoint], conditions: Iterable[Conditio
     with the cautions to show; None when no program is for this age."""
     fitting = programs_for_age(age_months, programs)
     latest = {p.instrument: p for p in sorted(own(history), key=lambda p: p.when)}
+    conditions = list(conditions)
     active = {c.group for c in conditions if c.active}
-    chosen = next((p for p in fitting.values() if p.suggested_by(latest, active)), None)
+    # A program for a diagnosis (SMI) comes first: its patients need it whatever their scores say.
+    chosen = next((p for p in fitting.values() if p.eligible_by_diagnosis(conditions)), None)
+    chosen = chosen or next((p for p in fitting.values() if p.suggested_by(latest, active)), None)
     chosen = chosen or next((p for p in fitting.values() if p.default), None)
     chosen = chosen or next(iter(fitting.values()), None)
     return (chosen.key, chosen.cautions_for(active)) if chosen else (None, [])

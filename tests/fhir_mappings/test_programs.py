@@ -31,8 +31,8 @@ ISS = "https://ehr.example.org/fhir"
 TODAY = date(2026, 11, 22)
 
 
-def test_the_three_programs_of_today_are_files() -> None:
-    assert list(PROGRAMS) == ["cocm-depression", "cocm-anxiety", "bhi-general"]
+def test_the_programs_of_today_are_files() -> None:
+    assert list(PROGRAMS) == ["cocm-smi", "cocm-depression", "cocm-anxiety", "bhi-general"]
     assert {p.billing for p in PROGRAMS.values()} == {"cocm", "bhi"}
     assert not PROGRAMS["bhi-general"].case_review and "psychiatric-consultant" not in PROGRAMS[
         "bhi-general"].care_team_roles  # fmt: skip
@@ -61,7 +61,8 @@ def _broken(tmp_path: Path, change: Any) -> Path:
      (lambda d: d.pop("outcome"), "missing or malformed 'outcome'"),
      (lambda d: d["eligibility"].update(ages_months=[24, 12]), "ages_months must be [lowest, highest]"),
      (lambda d: d["eligibility"].update(ages_months=[-1, None]), "ages_months must be [lowest, highest]"),
-     (lambda d: d["eligibility"].update(ages_months=12), "ages_months must be [lowest, highest]")],
+     (lambda d: d["eligibility"].update(ages_months=12), "ages_months must be [lowest, highest]"),
+     (lambda d: d["eligibility"].update(diagnoses={"icd10cm_prefixes": []}), "eligibility.diagnoses lists")],
 )  # fmt: skip
 def test_a_broken_program_file_is_refused_naming_it(tmp_path: Path, change: Any, message: str) -> None:
     with pytest.raises(ProgramError) as raised:
@@ -74,8 +75,8 @@ def _point(series: str, score: int, days_ago: int) -> ScorePoint:
     return ScorePoint(series, when, score, "EHR", "x")
 
 
-def _condition(group: str) -> ConditionRow:
-    return ConditionRow(group, group, "active", None, None)
+def _condition(group: str, code: str | None = None, status: str = "active") -> ConditionRow:
+    return ConditionRow(group, group, status, None, code)
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,9 @@ def test_programs_are_offered_only_for_the_ages_they_are_for(
 ) -> None:
     program, _ = suggest_program([_point("PHQ-9", 14, 3)], [], months)
     assert program == expected
-    assert (set(programs_for_age(months)) == set(PROGRAMS)) is (expected is not None)
+    adult = months is None or months >= 216
+    teen = set(PROGRAMS) - {"cocm-smi"}  # the SMI program is for adults
+    assert set(programs_for_age(months)) == (set(PROGRAMS) if adult else teen if expected else set())
 
 
 @pytest.mark.parametrize(
@@ -108,6 +111,25 @@ def test_suggested_program(
 ) -> None:
     program, cautions = suggest_program(history, [_condition(c) for c in conditions])
     assert program == expected and bool(cautions) is cautioned
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [(_condition("psychotic disorder", "F20.9"), "cocm-smi"),  # schizophrenia
+     (_condition("psychotic disorder", "F25.0"), "cocm-smi"),  # schizoaffective
+     (_condition("bipolar disorder", "F31.81"), "cocm-smi"),
+     (_condition("bipolar disorder", "13746004"), "cocm-smi"),  # SNOMED CT
+     (_condition("depression", "F33.1"), "cocm-smi"),  # recurrent major depression
+     (_condition("depression", "F32.2"), "cocm-smi"),  # severe single episode
+     (_condition("depression", "F32.1"), "cocm-depression"),  # moderate single episode: depression CoCM
+     (_condition("psychotic disorder", "F20.9", "remission"), "cocm-depression"),  # not active
+     (_condition("psychotic disorder", "2020"), "cocm-depression")],  # a number is not an ICD-10-CM code
+)  # fmt: skip
+def test_serious_mental_illness_is_eligible_by_diagnosis(condition: ConditionRow, expected: str) -> None:
+    program, _ = suggest_program([_point("PHQ-9", 14, 3)], [condition], 40 * 12)
+    assert program == expected
+    # Not for a teenager, whatever the diagnosis (the SMI program is for adults).
+    assert suggest_program([_point("PHQ-9", 14, 3)], [condition], 15 * 12)[0] != "cocm-smi"
 
 
 @pytest.mark.parametrize(
