@@ -153,10 +153,3 @@ def corrected_age_months(born: date | None, today: date, gestation: Gestation | 
     if months >= below or early_days < weeks_early * 7:
         return months
     return age_months(born + timedelta(days=early_days), today) or 0
-
-
-def corrected_text(chronological: int | None, corrected: int | None) -> str | None:
-    """`corrected age 5 mo` when the correction changes the age an instrument reads, else None."""
-    if chronological is None or corrected is None or corrected == chronological:
-        return None
-    return f"corrected age {corrected} mo"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -194,7 +194,3 @@ def flags(found: Iterable[DomainStatus]) -> list[str]:
         if status.met_now is False and status.domain.key in ("housing", "justice", "connection"):
             out.append(f"social-{status.domain.key}")
     return out
-
-
-def answer_of(raw: Mapping[str, str], domain: Domain) -> Answer | None:
-    return domain.answer(raw.get(domain.key))

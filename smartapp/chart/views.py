@@ -278,14 +278,19 @@ def _birth(chart: ChartData, key: PatientKey, ehr: FHIRClient, born: date | None
     return Birth(gestation, corrected if corrected != months else None, rule, names)
 
 
+def _launch_patient(session: LaunchSession) -> PatientKey:
+    """The launch's patient, for a form about them (no patient in context: there is no such page)."""
+    if not session.context.patient:
+        abort(404)
+    return PatientKey(session.iss, session.context.patient)
+
+
 @bp.post("/gestation")
 @launch_required
 def record_gestation(launch_id: str) -> Any:
     """Record the launch's child's gestational age at birth in the registry (never written to the EHR)."""
     session = current_launch()
-    if not session.context.patient:
-        abort(404)
-    child = PatientKey(session.iss, session.context.patient)
+    child = _launch_patient(session)
     ehr = current_ehr()
     page = _common(session, ehr)
     try:
@@ -542,9 +547,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
 def add_caregiver(launch_id: str) -> Any:
     """Record a caregiver of the launch's child in the registry (the EHR's own list is never written)."""
     session = current_launch()
-    if not session.context.patient:
-        abort(404)
-    child = PatientKey(session.iss, session.context.patient)
+    child = _launch_patient(session)
     svc = services()
     existing = None
     if request.form.get("caregiver"):

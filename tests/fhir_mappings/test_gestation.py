@@ -13,7 +13,6 @@ from fhir_mappings.common.gestation import (
     GESTATION_SYSTEM,
     Gestation,
     corrected_age_months,
-    corrected_text,
     gestation_from,
     gestation_observation,
     observation_id,
@@ -127,7 +126,5 @@ def test_the_site_codes_setting(setting: str | None, parsed: tuple[tuple[str, st
     assert parse_codes(setting) == parsed
 
 
-def test_the_corrected_age_is_named_only_when_it_differs() -> None:
-    assert corrected_text(7, 5) == "corrected age 5 mo"
-    assert corrected_text(7, 7) is None and corrected_text(None, 5) is None
+def test_weeks_early_counts_completed_weeks_before_term() -> None:
     assert Gestation(36 * 7 + 6, "EHR").weeks_early == 3 and Gestation(41 * 7, "EHR").weeks_early == 0
