@@ -292,15 +292,19 @@ def record_gestation(launch_id: str) -> Any:
     session = current_launch()
     child = _launch_patient(session)
     ehr = current_ehr()
-    page = _common(session, ehr)
     try:
-        services().gestation.record(child, request.form.get("weeks", ""), request.form.get("days", ""),
-                                    born=birth_date(page["patient"]),
+        born = birth_date(ehr.read("Patient", child.patient_id))
+    except (errors.LaunchError, errors.FHIRUnauthorized):
+        raise
+    except errors.TandemError:
+        born = None  # the birth day only dates the record; the gestational age is what is kept
+    try:
+        services().gestation.record(child, request.form.get("weeks", ""), request.form.get("days", ""), born=born,
                                     performer=session.context.fhir_user if session.context.fhir_user_type else None)  # fmt: skip
     except GestationProblem as error:
-        return render_template(
-            "gestation_problem.html", **page, problem=str(error), entered=request.form
-        ), 422
+        # Only a refused entry needs the page around it (header, banner): a saved one goes back to the chart.
+        return render_template("gestation_problem.html", **_common(session, ehr), problem=str(error),
+                               entered=request.form), 422  # fmt: skip
     return redirect(url_for("chart.home", launch_id=launch_id) + "#birth-title", code=303)
 
 
