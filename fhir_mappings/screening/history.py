@@ -9,14 +9,21 @@ from typing import Any
 
 from fhir_mappings.common.access import codes, field, objs, text
 from fhir_mappings.common.dates import parse_datetime
-from fhir_mappings.screening.instruments import CATALOGUE
+from fhir_mappings.screening.instruments import CATALOGUE, INSTRUMENT_SYSTEM, LOINC
 from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 
-#: Score series (PHQ-9, GAD-7, EPDS) → the LOINC codes of the totals read into them; teen PHQ-9 counts as PHQ-9.
-SERIES_CODES = CATALOGUE.history_codes()
-#: The one `code` search parameter for every score series (EHR and registry searches use it).
+#: Score series (PHQ-9, GAD-7, EPDS, WHO-5, …) → the codings of the results read into them; teen PHQ-9 counts as
+#: PHQ-9. Series without a confirmed LOINC total (WHO-5, BPRS, ASRM) carry Tandem's instrument code.
+SERIES_CODES = CATALOGUE.history_codings()
+#: The `code` search parameter for every score series an EHR can hold (its LOINC totals).
 SCORE_CODE_PARAM = CATALOGUE.score_code_param()
-_CODE_TO_INSTRUMENT = {code: name for name, codes in SERIES_CODES.items() for code in codes}
+#: The same for the registry store, which also holds the series coded with Tandem's instrument codes.
+REGISTRY_SCORE_CODE_PARAM = CATALOGUE.score_code_param(registry=True)
+#: LOINC totals match by code alone (EHRs spell the system variously); Tandem's codes only within its system.
+_CODE_TO_INSTRUMENT = {code: name for name, codings in SERIES_CODES.items() for system, code in codings
+                       if system == LOINC}  # fmt: skip
+_TANDEM_CODE_TO_INSTRUMENT = {code: name for name, codings in SERIES_CODES.items() for system, code in codings
+                              if system == INSTRUMENT_SYSTEM}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +80,14 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
             continue
         if observation.get("status") in ("entered-in-error", "cancelled"):
             continue
-        code = next((c for c in codes(observation.get("code")) if c in _CODE_TO_INSTRUMENT), None)
+        concept = observation.get("code")
+        series_of = _CODE_TO_INSTRUMENT
+        code = next((c for c in codes(concept) if c in _CODE_TO_INSTRUMENT), None)
+        if code is None:
+            series_of = _TANDEM_CODE_TO_INSTRUMENT
+            code = next(
+                (c for c in codes(concept, INSTRUMENT_SYSTEM) if c in _TANDEM_CODE_TO_INSTRUMENT), None
+            )
         when = parse_datetime(observation.get("effectiveDateTime") or field(observation, "effectivePeriod", "start")
                               or observation.get("issued"))  # fmt: skip
         value = _value(observation)
@@ -81,7 +95,7 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
             continue
         points.append(
             ScorePoint(
-                _CODE_TO_INSTRUMENT[code],
+                series_of[code],
                 when,
                 value,
                 source,

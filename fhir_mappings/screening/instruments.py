@@ -180,6 +180,8 @@ class Instrument:
     corrects_for_prematurity: tuple[int, int] | None = None
     #: A positive result is itself a safety alert (HITS): (flag, advice).
     safety_when_positive: tuple[str, str] | None = None
+    #: The lowest total (an entered total below it is refused: DLA-20 × 10 starts at 10).
+    min_total: int = 0
     #: The total is the item sum times this (WHO-5: raw 0–25 × 4 = 0–100).
     multiply: int = 1
     #: Lower is worse: positive at or below this total (WHO-5 < 50 → at most 49); None: not decided this way.
@@ -217,15 +219,16 @@ class Instrument:
     @cached_property
     def form_items(self) -> tuple[Item, ...]:
         """What the form asks: the items; without a site copy, the total and the items the scoring needs (safety
-        items), or for a result that is not a sum (BPSC subscales) each item's score on the licensed form."""
-        if self.licence_class != "site-supplied" or self.site_copy_loaded:
+        items), or for a result that is not a sum (BPSC subscales) each item's score on the licensed form. A
+        score-only sum (DLA-20, SDS, BASIS-24) asks only its total."""
+        if self.ships_wording or (self.licence_class == "score-only" and self.result_kind != "sum"):
             return self.items
         if self.result_kind != "sum":
             return tuple(replace(item, text=f"{self.name} question {self.number(item)} — its score on the licensed form",
                                  answers=tuple(replace(a, display=f"scored {a.score}") for a in item.answers))
                          for item in self.items)  # fmt: skip
         total = Item(TOTAL, f"{self.total_display} (from the practice's licensed form)", (), self.total_loinc,
-                     kind="integer", min_value=0, max_value=self.max_total)  # fmt: skip
+                     kind="integer", min_value=self.min_total, max_value=self.max_total)  # fmt: skip
         needed = tuple(
             replace(item, text=f"{self.name} question {self.number(item)} — its score on the licensed form",
                     answers=tuple(replace(a, display=f"scored {a.score}") for a in item.answers))
@@ -426,6 +429,7 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         total_loinc=result.get("code"),
         total_display=result.get("display", rules["name"]),
         max_total=int(result.get("max", 0)),
+        min_total=int(result.get("min", 0)),
         bands=tuple(Band(b["low"], b["high"], b["label"], b.get("advice")) for b in rules.get("bands", [])),
         positive_at=positive.get("at_least", positive.get("otherwise")),
         positive_by_sex=dict(positive.get("at_least_by_sex", {})),
@@ -540,13 +544,22 @@ class Catalogue:
     def __iter__(self) -> Iterator[Instrument]:
         return iter(self.instruments.values())
 
-    def history_codes(self) -> dict[str, tuple[str, ...]]:
-        """Score series name → the LOINC codes of the totals read into it."""
-        series: dict[str, tuple[str, ...]] = {}
+    def history_codings(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Score series name → the (system, code) of the results read into it: the LOINC total where one is
+        confirmed, else Tandem's instrument code (WHO-5, BPRS, ASRM: results kept only in the registry)."""
+        series: dict[str, tuple[tuple[str, str], ...]] = {}
         for instrument in self.instruments.values():
-            if instrument.history and instrument.total_loinc:
-                series[instrument.history] = (*series.get(instrument.history, ()), instrument.total_loinc)
+            if instrument.history:
+                series[instrument.history] = (
+                    *series.get(instrument.history, ()),
+                    instrument.result_coding[:2],
+                )
         return series
+
+    def history_codes(self) -> dict[str, tuple[str, ...]]:
+        """Score series name → the LOINC codes of the totals read into it (what an EHR can hold)."""
+        return {name: codes for name, codings in self.history_codings().items()
+                if (codes := tuple(code for system, code in codings if system == LOINC))}  # fmt: skip
 
     def series_instrument(self, series: str) -> Instrument | None:
         """The instrument whose bands and scale a score series is drawn on (the first one feeding it)."""
@@ -556,9 +569,11 @@ class Catalogue:
         """(system, code) of a result Observation → its instrument."""
         return {i.result_coding[:2]: i for i in self.instruments.values()}
 
-    def score_code_param(self) -> str:
-        """The `code` search parameter for every score series."""
-        return ",".join(f"{LOINC}|{code}" for codes in self.history_codes().values() for code in codes)
+    def score_code_param(self, *, registry: bool = False) -> str:
+        """The `code` search parameter for every score series: the LOINC totals (the EHR's), and with `registry`
+        also Tandem's own instrument codes (only the registry store holds those)."""
+        return ",".join(f"{system}|{code}" for codings in self.history_codings().values()
+                        for system, code in codings if registry or system == LOINC)  # fmt: skip
 
 
 def load_catalogue(site_folder: Path | None = None, folder: Path = DATA_FOLDER) -> Catalogue:

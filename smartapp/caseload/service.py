@@ -36,7 +36,7 @@ from fhir_mappings.registry.resources import (
     work_task,
     work_task_from,
 )
-from fhir_mappings.screening.history import SCORE_CODE_PARAM
+from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
@@ -63,7 +63,7 @@ SNAPSHOT_META_KEY = f"registry:snapshot-meta:v{SNAPSHOT_SCHEMA}"
 CASELOAD_SEARCHES: tuple[tuple[str, dict[str, str]], ...] = (
     ("CarePlan", {}),
     ("Task", {}),
-    ("Observation", {"code": SCORE_CODE_PARAM}),
+    ("Observation", {"code": REGISTRY_SCORE_CODE_PARAM}),
 )
 
 

@@ -17,15 +17,22 @@ SEVERITY_FILLS = ("#eef7ee", "#f7f6e4", "#fbeedd", "#f9e1d6", "#f5d5d5")
 def series_bands(series: str) -> tuple[int, tuple[tuple[int, int, str, str], ...]] | None:
     """The scale top and (low, high, label, fill) bands of a score series, from its instrument's scoring file."""
     instrument = CATALOGUE.series_instrument(series)
-    if instrument is None or not instrument.bands:
+    if instrument is None or instrument.max_total <= 0:
         return None
     count = len(instrument.bands)
     fills = [SEVERITY_FILLS[round(i * (len(SEVERITY_FILLS) - 1) / max(count - 1, 1))] for i in range(count)]
+    if instrument.change is not None and instrument.change.better == "higher":
+        fills.reverse()  # WHO-5: the low bands are the severe ones
     return instrument.max_total, tuple((b.low, b.high, b.label, fill) for b, fill in zip(instrument.bands, fills,
                                                                                         strict=True))  # fmt: skip
 
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 680, 220, 44, 170, 12, 28
+
+
+def tick_step(top: float) -> int:
+    """A round axis step giving at most about seven labels (5 for PHQ-9's 27, 20 for WHO-5's 100)."""
+    return next(step for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if top / step <= 7)
 
 
 def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
@@ -57,7 +64,7 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
         )
         parts.append(f'<text x="{LEFT + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" class="band">'
                      f"{escape(name)} ({low}–{high})</text>")  # fmt: skip
-    for tick in range(0, top + 1, 5):
+    for tick in range(0, top + 1, max(5, tick_step(top))):
         parts.append(
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
         )

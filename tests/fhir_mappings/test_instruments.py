@@ -174,7 +174,7 @@ AUTISM = {"mchat-rf", "mchat-rf-followup", "posi"}
      (143, set(), FAMILY),
      (144, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, FAMILY),
      (215, {"phq9-teen", "phq2", "gad7", "epds", "cssrs-screener"}, FAMILY),
-     (216, {"phq9", "phq2", "gad7", "epds", "audit-c", "cssrs-screener", "who5", "bprs", "asrm", *FAMILY}, set())],
+     (216, {"phq9", "phq2", "gad7", "epds", "audit-c", "cssrs-screener", "who5", "bprs", "asrm", "dla20", "sds", "basis24", *FAMILY}, set())],
 )  # fmt: skip
 def test_instruments_fit_ages_as_their_files_say(months: int, own: set[str], as_caregiver: set[str]) -> None:
     assert {i.key for i in CATALOGUE if i.for_age(months)} == own

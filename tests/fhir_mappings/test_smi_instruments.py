@@ -1,6 +1,7 @@
 """SMI instruments scored by their published rules (smi.md §1), table by table: WHO-5 (raw × 4, < 50 poor
 well-being, ≤ 28 likely depression, a 10-point change meaningful), BPRS (18 items 1–7, a 20 % reduction is a
-response), ASRM (≥ 6 probable mania; a site-supplied skeleton with no wording shipped)."""
+response), ASRM (≥ 6 probable mania; a site-supplied skeleton with no wording shipped); DLA-20, SDS and BASIS-24
+as score-only entries; and the score series of results that carry Tandem's instrument code."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENTS, Change
+from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM, SCORE_CODE_PARAM, score_points
+from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENT_SYSTEM, INSTRUMENTS, Change
 from fhir_mappings.screening.scoring import parse_answers, score
 
 
@@ -97,3 +99,72 @@ def test_asrm_ships_no_wording_and_every_instrument_names_its_licence() -> None:
     for key, licence in (("who5", "bundled"), ("bprs", "bundled"), ("asrm", "site-supplied")):
         assert INSTRUMENTS[key].licence_class == licence and INSTRUMENTS[key].copyright
         assert INSTRUMENTS[key].total_loinc is None  # no LOINC code is confirmed for any of them
+
+
+@pytest.mark.parametrize(
+    ("key", "entered", "total", "problem"),
+    [
+        ("dla20", "43", 43, None),
+        ("dla20", "10", 10, None),
+        ("dla20", "9", None, "from 10 to 70"),
+        ("dla20", "71", None, "from 10 to 70"),
+        ("dla20", "4.3", None, "whole number"),
+        ("sds", "0", 0, None),
+        ("sds", "30", 30, None),
+        ("sds", "31", None, "from 0 to 30"),
+        ("basis24", "125", 125, None),
+        ("basis24", "401", None, "from 0 to 400"),
+    ],
+)
+def test_score_only_instruments_take_only_the_licensed_forms_score(
+    key: str, entered: str, total: int | None, problem: str | None
+) -> None:
+    instrument = INSTRUMENTS[key]
+    assert instrument.licence_class == "score-only" and not instrument.ships_wording
+    assert [item.link_id for item in instrument.form_items] == ["total"]
+    answers, problems = parse_answers(instrument, {"total": entered})
+    if problem:
+        assert len(problems) == 1 and problem in problems[0].message
+        return
+    assert not problems
+    result = score(instrument, answers)
+    assert result.total == total and result.positive is None
+
+
+def test_score_only_files_hold_no_item_wording() -> None:
+    for key in ("dla20", "sds", "basis24"):
+        questionnaire = json.loads((DATA_FOLDER / f"{key}.questionnaire.json").read_text())
+        assert [item["linkId"] for item in questionnaire["item"]] == ["total"]
+        assert "licence" in json.loads((DATA_FOLDER / f"{key}.scoring.json").read_text())
+
+
+def _result(system: str, code: str, value: int) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": f"o-{code}", "status": "final",
+            "code": {"coding": [{"system": system, "code": code}]}, "effectiveDateTime": "2026-10-01T10:00:00Z",
+            "subject": {"reference": "Patient/p1"}, "valueInteger": value}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "series"),
+    [
+        (INSTRUMENT_SYSTEM, "who5", "WHO-5"),
+        (INSTRUMENT_SYSTEM, "bprs", "BPRS"),
+        (INSTRUMENT_SYSTEM, "asrm", "ASRM"),
+        (INSTRUMENT_SYSTEM, "dla20", "DLA-20"),
+        ("http://loinc.org", "44261-6", "PHQ-9"),
+        ("urn:oid:1.2.3", "who5", None),  # Tandem's code word under another system is not a WHO-5
+        ("http://loinc.org", "who5", None),
+    ],
+)
+def test_results_without_a_loinc_code_form_score_series_by_tandems_code(
+    system: str, code: str, series: str | None
+) -> None:
+    points = score_points([_result(system, code, 48)], "Tandem")
+    assert [p.instrument for p in points] == ([series] if series else [])
+
+
+def test_only_the_registry_search_asks_for_tandems_codes() -> None:
+    assert INSTRUMENT_SYSTEM not in SCORE_CODE_PARAM  # an EHR holds LOINC totals only
+    for key in ("who5", "bprs", "asrm", "dla20", "sds", "basis24"):
+        assert f"{INSTRUMENT_SYSTEM}|{key}" in REGISTRY_SCORE_CODE_PARAM
+    assert set(SCORE_CODE_PARAM.split(",")) < set(REGISTRY_SCORE_CODE_PARAM.split(","))
