@@ -39,7 +39,12 @@ def _check_url(value: str, field: str) -> str:
 
 
 #: What the score refresh reads, in the v2 spelling (spelled v1 for servers that only speak v1).
-BACKEND_SCOPES = ("system/Patient.rs", "system/Observation.rs", "system/Group.rs")
+BACKEND_SCOPES = (
+    "system/Patient.rs",
+    "system/Observation.rs",
+    "system/Group.rs",
+    "system/MedicationRequest.rs",
+)
 
 
 class BackendServices(BaseModel):
@@ -59,6 +64,10 @@ class BackendServices(BaseModel):
     group_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")] = None
     #: Per-patient searches in flight at once (be gentle with the EHR).
     concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    #: Patients named in one search (`patient=a,b,…`) by the worker's reads of SMI patients' vitals, labs and
+    #: orders. 1 reads one patient per search, for an EHR that refuses lists (whether Epic accepts them is
+    #: unconfirmed: ../shared/reference/ehr-integration.md says nothing of it).
+    patients_per_search: Annotated[int, Field(ge=1, le=200)] = 50
     #: With a Group, a full export (which also drops scores the EHR deleted) at least this often; `_since` between.
     full_export_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
 

@@ -23,6 +23,8 @@ _CLINICAL_SCOPES = (
     "patient/Patient.r",
     "patient/Observation.rs",
     "patient/Condition.rs",
+    # Antipsychotic orders (metabolic monitoring for serious mental illness).
+    "patient/MedicationRequest.rs",
     # A child's caregivers (dyadic care), where the EHR exposes them; otherwise Tandem's registry holds them.
     "patient/RelatedPerson.rs",
     "patient/Observation.c",

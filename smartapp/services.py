@@ -33,6 +33,7 @@ from smartapp.healthysteps.gestation import GestationService
 from smartapp.healthysteps.service import HealthyStepsService
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
+from smartapp.smi.medical import EhrMedical
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Services:
     schedule: Schedule
     healthysteps: HealthyStepsService
     gestation: GestationService
+    #: The EHR's medical data of SMI patients (vitals, labs, antipsychotics), read at chart opens and by the worker.
+    ehr_medical: EhrMedical
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -163,6 +166,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         schedule=schedule,
         healthysteps=HealthyStepsService(HEALTHYSTEPS_PROGRAM, registry, caseload, catalogue),
         gestation=GestationService(registry, parse_codes(settings.gestational_age_codes) or ()),
+        ehr_medical=EhrMedical(store),
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

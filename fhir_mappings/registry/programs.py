@@ -19,16 +19,25 @@ from fhir_mappings.screening.history import ScorePoint, own
 from fhir_mappings.screening.instruments import CATALOGUE
 
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "programs"
-FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new")
+FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new", "mania", "medical", "social")
 BILLING_MODELS = ("cocm", "bhi")
 #: Program files of other models in the same folder, read by their own module (not Collaborative Care rows).
 OTHER_MODELS = ("healthysteps",)
 ROLES = ("pcp", "care-manager", "psychiatric-consultant")
 COLUMNS = ("patient", "pcp", "care_manager", "consultant", "program", "enrolled", "weeks", "last_contact", "contacts",
            "follow_up_due", "measure_due", "phq9_first", "phq9_latest", "phq9_change", "gad7_first", "gad7_latest", "gad7_change", "flags",
-           "last_review", "status", "minutes", "billing")  # fmt: skip
+           "last_review", "status", "minutes", "billing",
+           # The whole-person row (programs with `whole_person`: SMI): symptoms, body and life.
+           "symptoms", "medical", "social", "bp", "bmi", "weight_change", "hba1c", "ldl", "smoking", "housing",
+           "employment", "justice", "connection")  # fmt: skip
+#: The whole-person columns: each needs the program to track what it shows.
+WHOLE_PERSON_COLUMNS = {"symptoms": "symptoms", "medical": "medical", "bp": "medical", "bmi": "medical",
+                        "weight_change": "medical", "hba1c": "medical", "ldl": "medical", "smoking": "medical",
+                        "social": "social", "housing": "social", "employment": "social", "justice": "social",
+                        "connection": "social"}  # fmt: skip
 KEYS = frozenset({"key", "title", "model", "order", "eligibility", "measures", "outcome", "flags", "worklist_columns",
-                  "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment", "follow_up"})  # fmt: skip
+                  "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment", "follow_up",
+                  "whole_person", "default_columns"})  # fmt: skip
 
 
 class ProgramError(ValueError):
@@ -95,6 +104,17 @@ class Diagnoses:
 
 
 @dataclass(frozen=True)
+class WholePerson:
+    """What an SMI-style row tracks beside its outcome series: the symptom series it shows (latest and change),
+    the score series whose positive result is a mania flag, and whether medical and social outcomes are kept."""
+
+    symptoms: tuple[str, ...]
+    mania_series: str | None
+    medical: bool
+    social: bool
+
+
+@dataclass(frozen=True)
 class Program:
     key: str
     title: str
@@ -118,6 +138,18 @@ class Program:
     consent_required: bool
     #: Eligibility by diagnosis (SMI); None: the program is suggested by its scores and condition groups.
     diagnoses: Diagnoses | None = None
+    #: Symptoms, body and life on one row (SMI); None: the outcome series alone.
+    whole_person: WholePerson | None = None
+    #: The columns a user who chose none sees when the worklist shows only this program.
+    default_columns: tuple[str, ...] = ()
+
+    @property
+    def tracks_medical(self) -> bool:
+        return self.whole_person is not None and self.whole_person.medical
+
+    @property
+    def tracks_social(self) -> bool:
+        return self.whole_person is not None and self.whole_person.social
 
     def eligible_by_diagnosis(self, conditions: Iterable[ConditionRow]) -> bool:
         return self.diagnoses is not None and any(self.diagnoses.match(c) for c in conditions)
@@ -155,7 +187,7 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         raise ProgramError(f"unknown field(s): {', '.join(unknown)}")
     if data.get("key") != key:
         raise ProgramError(f"key {data.get('key')!r} does not match the file name")
-    series = set(CATALOGUE.history_codes())
+    series = set(CATALOGUE.history_codings())
     measures = tuple(Measure(m["series"], m["instrument"], int(m["every_days"]), m.get("teen_instrument"),
                              m.get("only_with_condition")) for m in data["measures"])  # fmt: skip
     for measure in measures:
@@ -181,6 +213,16 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
     columns = tuple(data["worklist_columns"])
     if set(columns) - set(COLUMNS):
         raise ProgramError(f"unknown worklist column(s): {', '.join(sorted(set(columns) - set(COLUMNS)))}")
+    whole_person = _whole_person(data.get("whole_person"), series)
+    tracked = {"symptoms"} | ({"medical"} if whole_person and whole_person.medical else set()) | (
+        {"social"} if whole_person and whole_person.social else set())  # fmt: skip
+    untracked = [c for c in columns if c in WHOLE_PERSON_COLUMNS and (whole_person is None
+                                                                      or WHOLE_PERSON_COLUMNS[c] not in tracked)]  # fmt: skip
+    if untracked:
+        raise ProgramError(f"column(s) {', '.join(untracked)} need whole_person to track what they show")
+    default_columns = tuple(data.get("default_columns", ()))
+    if set(default_columns) - set(columns):
+        raise ProgramError("default_columns must be among the program's worklist_columns")
     if data["billing"] not in BILLING_MODELS:
         raise ProgramError(f"billing must be one of {', '.join(BILLING_MODELS)}")
     roles = tuple(data["care_team_roles"]) + tuple(data["worked_by"])
@@ -210,7 +252,23 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         case_review=bool(data["case_review"]),
         consent_required=bool(data["consent_required"]),
         diagnoses=_diagnoses(eligibility.get("diagnoses")),
+        whole_person=whole_person,
+        default_columns=default_columns,
     )
+
+
+def _whole_person(value: Any, series: set[str]) -> WholePerson | None:
+    if value is None:
+        return None
+    unknown = sorted(set(value) - {"symptoms", "mania_series", "medical", "social", "_comment"})
+    if unknown:
+        raise ProgramError(f"whole_person: unknown field(s) {', '.join(unknown)}")
+    found = WholePerson(tuple(value.get("symptoms", [])), value.get("mania_series"),
+                        bool(value.get("medical", False)), bool(value.get("social", False)))  # fmt: skip
+    named = [*found.symptoms, *filter(None, [found.mania_series])]
+    if not found.symptoms or set(named) - series:
+        raise ProgramError(f"whole_person: symptoms must name score series ({', '.join(sorted(series))})")
+    return found
 
 
 def _diagnoses(value: Any) -> Diagnoses | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fhir_mappings.common.dates import age_text
@@ -14,52 +14,37 @@ from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
 from fhir_mappings.registry.programs import COLUMNS, Program, program_or_default
 from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
+from fhir_mappings.registry.scores import Scores
 from fhir_mappings.screening.history import ScorePoint, own
+from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS, SOCIAL_FLAG_LABELS, WholePersonView, whole_person
+from fhir_mappings.smi.social import Answered
+
+#: The EHR's medical resources of one patient as last read: Observations, MedicationRequests, when.
+MedicalInputs = tuple[list[dict[str, Any]], list[dict[str, Any]], datetime]
 
 #: Flags in the order a care manager works them: the default worklist order and the case review's.
-FLAG_PRIORITY = ("safety", "review", "not-improving", "overdue", "no-contact", "new")
+FLAG_PRIORITY = (
+    "safety",
+    "mania",
+    "review",
+    "not-improving",
+    "medical",
+    "overdue",
+    "no-contact",
+    "social",
+    "new",
+)
 FLAG_LABELS = {
     "safety": "Safety",
+    "mania": "Mania screen positive",
+    "medical": "Medical",
+    "social": "Social",
     "not-improving": "Not improving",
     "no-contact": "No recent contact",
     "overdue": "Follow-up overdue",
     "review": "Flagged for review",
     "new": "New (never reviewed)",
 }
-
-
-@dataclass(frozen=True)
-class Scores:
-    """A score series over an enrolment: the baseline ("first"), the latest, and the change between them."""
-
-    first: int | None
-    latest: int | None
-    change_pct: float | None  # negative = improvement
-    first_point: ScorePoint | None = None
-    latest_point: ScorePoint | None = None
-
-    @classmethod
-    def of(cls, points: list[ScorePoint], enrolled: date | None = None, before_days: int = 0,
-           after_days: int = 0) -> Scores:  # fmt: skip
-        """Without `enrolled`, the first point is the baseline. With it, the baseline is the point closest to the
-        enrolment day within [enrolled - before_days, enrolled + after_days] (the earlier on a tie), else the
-        first point after that window opens; points before the window are not this enrolment's."""
-        if enrolled is not None:
-            opens = enrolled - timedelta(days=before_days)
-            points = [p for p in points if p.day >= opens]
-        if not points:
-            return cls(None, None, None)
-        ordered = sorted(points, key=lambda p: p.when)
-        baseline = ordered[0]
-        if enrolled is not None:
-            closes = enrolled + timedelta(days=after_days)
-            in_window = [p for p in ordered if p.day <= closes]
-            if in_window:
-                baseline = min(in_window, key=lambda p: (abs((p.day - enrolled).days), p.when))
-        latest = ordered[-1]
-        first_score, latest_score = baseline.score, latest.score
-        change = None if first_score == 0 else round((latest_score - first_score) / first_score * 100, 1)
-        return cls(first_score, latest_score, change, baseline, latest)
 
 
 @dataclass(frozen=True)
@@ -86,6 +71,8 @@ class Row:
     #: When the next program measure is due, and which series.
     measure_due: date | None = None
     measure_due_series: str | None = None
+    #: Symptoms, body and life (programs with `whole_person`: SMI); None for other programs.
+    whole: WholePersonView | None = None
 
     @property
     def program(self) -> Program:
@@ -118,6 +105,8 @@ class Row:
             return " ".join(FLAG_LABELS[f] for f in self.flags)
         if column == "status":
             return self.enrolment.phase.replace("-", " ")
+        if column in WHOLE_PERSON_TEXT:
+            return WHOLE_PERSON_TEXT[column](self.whole) if self.whole else ""
         if isinstance(value, date):
             return "" if value in (date.min, date.max) else value.isoformat()
         if isinstance(value, int | float) and value in (-1, 999.0):
@@ -151,7 +140,75 @@ class Row:
             "minutes": self.minutes_this_month,
             "billing": self.billing.label,
         }
+        if column in WHOLE_PERSON_SORT:
+            return WHOLE_PERSON_SORT[column](self.whole) if self.whole else (9, 0.0)
         return values.get(column, self.patient.lower())
+
+
+def _latest(view: WholePersonView, kind: str) -> float | None:
+    reading = view.medical.latest.get(kind) if view.medical else None
+    return reading.value if reading else None
+
+
+def _number_text(value: float | None, unit: str = "") -> str:
+    return "" if value is None else f"{value:g}{unit}"
+
+
+def _answer(view: WholePersonView, domain: str) -> str:
+    status = view.status(domain)
+    return status.latest.answer.label if status and status.latest else ""
+
+
+def _symptoms_text(view: WholePersonView) -> str:
+    return " · ".join(f"{s.series} {s.latest}" for s in view.symptoms if s.latest is not None)
+
+
+#: What the whole-person columns show as text (the column filter matches it) and sort by (worst first ascending
+#: is not assumed: each sorts by its value, a missing value last).
+WHOLE_PERSON_TEXT: dict[str, Any] = {
+    "symptoms": _symptoms_text,
+    "medical": lambda v: " ".join(MEDICAL_FLAG_LABELS.get(f, f) for f in v.medical_flags),
+    "social": lambda v: " ".join(SOCIAL_FLAG_LABELS.get(f, f) for f in v.social_flags),
+    "bp": lambda v: v.medical.bp.text if v.medical and v.medical.bp else "",
+    "bmi": lambda v: _number_text(_latest(v, "bmi")),
+    "weight_change": lambda v: _number_text(v.medical.weight_change_pct if v.medical else None),
+    "hba1c": lambda v: _number_text(_latest(v, "hba1c")),
+    "ldl": lambda v: _number_text(_latest(v, "ldl")),
+    "smoking": lambda v: (v.medical.smoking or "") if v.medical else "",
+    "housing": lambda v: _answer(v, "housing"),
+    "employment": lambda v: _answer(v, "employment"),
+    "justice": lambda v: _answer(v, "justice"),
+    "connection": lambda v: _answer(v, "connection"),
+}
+
+
+def _met_rank(view: WholePersonView, domain: str) -> tuple[int, float]:
+    """Not met first, then met, then unknown."""
+    status = view.status(domain)
+    met = status.met_now if status else None
+    return (0 if met is False else 1 if met else 2, 0.0)
+
+
+def _value_rank(value: float | None) -> tuple[int, float]:
+    return (0, value) if value is not None else (9, 0.0)
+
+
+WHOLE_PERSON_SORT: dict[str, Any] = {
+    # The composite columns sort by how many flags they raise (most first on a descending sort).
+    "symptoms": lambda v: (0, float(sum(1 for s in v.symptoms if s.positive or s.verdict == "worsened"))),
+    "medical": lambda v: (0, float(len(v.medical_flags))) if v.medical else (9, 0.0),
+    "social": lambda v: (0, float(len(v.social_flags))),
+    "bp": lambda v: _value_rank(float(v.medical.bp.systolic) if v.medical and v.medical.bp else None),
+    "bmi": lambda v: _value_rank(_latest(v, "bmi")),
+    "weight_change": lambda v: _value_rank(v.medical.weight_change_pct if v.medical else None),
+    "hba1c": lambda v: _value_rank(_latest(v, "hba1c")),
+    "ldl": lambda v: _value_rank(_latest(v, "ldl")),
+    "smoking": lambda v: (0 if v.medical and v.medical.smoking == "current" else 1, 0.0),
+    "housing": lambda v: _met_rank(v, "housing"),
+    "employment": lambda v: _met_rank(v, "employment"),
+    "justice": lambda v: _met_rank(v, "justice"),
+    "connection": lambda v: _met_rank(v, "connection"),
+}
 
 
 def _identity(e: Enrolment, age: str | None) -> str:
@@ -182,9 +239,12 @@ def build_rows(
     *,
     no_contact_weeks: int = 4,
     safety_pending: Iterable[PatientKey] = (),
+    medical: Mapping[PatientKey, MedicalInputs] | None = None,
+    social: Mapping[PatientKey, list[Answered]] | None = None,
 ) -> list[Row]:
     """One row per active enrolment. `safety_pending`: patients with a positive safety item whose safety Task
-    is not (yet) in the registry store: flagged until a person completes that Task."""
+    is not (yet) in the registry store: flagged until a person completes that Task. `medical` (the EHR's copy)
+    and `social` (registry answers) feed the whole-person part of programs that track them (SMI)."""
     contacts_by_plan: dict[str, list[Contact]] = {}
     for contact in contacts:
         contacts_by_plan.setdefault(contact.careplan_id, []).append(contact)
@@ -234,6 +294,12 @@ def build_rows(
             flags.append("review")
         if last_review is None:
             flags.append("new")
+        whole = None
+        if program.whole_person is not None:
+            whole = whole_person(program.whole_person, points, e.start, today, window=window[1:],
+                                 medical=(medical or {}).get(e.key), answers=(social or {}).get(e.key, ()))  # fmt: skip
+            flags += list(whole.flags)
+        flags = sorted(dict.fromkeys(flags), key=FLAG_PRIORITY.index)
         flags = [
             flag for flag in flags if flag in program.flags or flag == "safety"
         ]  # safety is never hidden
@@ -263,6 +329,7 @@ def build_rows(
             follow_up_due=follow_up_due,
             measure_due=measure_due,
             measure_due_series=measure_series,
+            whole=whole,
         ))  # fmt: skip
     return rows
 

@@ -60,6 +60,11 @@ class SocialConfig:
     def domain(self, key: str) -> Domain | None:
         return next((d for d in self.domains if d.key == key), None)
 
+    @property
+    def search_codes(self) -> str:
+        """The `code` search parameter for the registry's social answers."""
+        return ",".join(f"{LOINC}|{d.loinc}" for d in self.domains)
+
 
 def load_social(path: Path = DATA_FILE) -> SocialConfig:
     try:

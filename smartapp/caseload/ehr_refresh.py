@@ -7,6 +7,8 @@ Two ways, chosen by the issuer's registration:
 - otherwise one search per enrolled patient with bounded concurrency (Epic requires a `patient` parameter on
   Observation searches), each replacing that patient's copy.
 Only enrolled patients' scores are kept: the rest of an export is read and dropped. One refresh per issuer at a time.
+Then the vitals, labs and antipsychotic orders of patients in programs that track medical outcomes (SMI) are read
+by searches naming many patients at once (`smartapp/smi/medical.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import quote
 
 from fhir_mappings.common.access import objs, reference_id
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.programs import program_or_default
 from fhir_mappings.screening.history import SCORE_CODE_PARAM, score_points
 from launch import errors
 from launch.backend import BackendServicesAuth
@@ -32,6 +35,7 @@ from launch.fhir import FHIRClient
 from launch.registrations import Registration
 from launch.scopes import Vendor, spell_scopes
 from launch.transport import HttpTransport
+from smartapp.smi.medical import refresh_medical
 
 if TYPE_CHECKING:
     from smartapp.services import Services
@@ -60,6 +64,11 @@ class RefreshReport:
     #: Of those, the time the EHR took to build the export (bulk only).
     export_seconds: float = 0.0
     finished_at: str = ""
+    #: Patients of programs that track medical outcomes (SMI) whose vitals, labs and orders were read, of how many.
+    medical_updated: int = 0
+    medical_patients: int = 0
+    medical_failed: int = 0
+    medical_searches: int = 0
 
     @classmethod
     def from_json(cls, stored: dict[str, Any] | None) -> RefreshReport | None:
@@ -81,6 +90,11 @@ class RefreshReport:
             parts.append(f"{self.failed} could not be read")
         if self.not_in_group:
             parts.append(f"{self.not_in_group} not in the EHR's Group")
+        if self.medical_patients:
+            parts.append(f"medical data of {self.medical_updated} of {self.medical_patients} SMI patients "
+                         f"({self.medical_searches} searches)")  # fmt: skip
+        if self.medical_failed:
+            parts.append(f"medical data of {self.medical_failed} could not be read")
         return ", ".join(parts)
 
 
@@ -155,6 +169,13 @@ class ScoreRefresh:
                 report = self._bulk(set(enrolled), force_full=full)
             else:
                 report = self._per_patient(enrolled)
+            medical = sorted({e.patient_id for e in caseload.enrolments
+                              if e.active and program_or_default(e.program).tracks_medical})  # fmt: skip
+            if medical:
+                read = refresh_medical(self.client, self.services.ehr_medical, self.reg.iss, medical,
+                                       per_search=self.backend.patients_per_search)  # fmt: skip
+                report.medical_patients, report.medical_updated = read.patients, read.updated
+                report.medical_failed, report.medical_searches = read.failed, read.searches
             report.requests = self.client.counter.total
             report.seconds = round(time.perf_counter() - started, 2)
             report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")

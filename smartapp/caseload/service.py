@@ -37,6 +37,7 @@ from fhir_mappings.registry.resources import (
     work_task_from,
 )
 from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM
+from fhir_mappings.smi.social import SOCIAL
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
@@ -63,7 +64,8 @@ SNAPSHOT_META_KEY = f"registry:snapshot-meta:v{SNAPSHOT_SCHEMA}"
 CASELOAD_SEARCHES: tuple[tuple[str, dict[str, str]], ...] = (
     ("CarePlan", {}),
     ("Task", {}),
-    ("Observation", {"code": REGISTRY_SCORE_CODE_PARAM}),
+    # Score results and the SMI program's social-status answers: one search.
+    ("Observation", {"code": f"{REGISTRY_SCORE_CODE_PARAM},{SOCIAL.search_codes}"}),
 )
 
 

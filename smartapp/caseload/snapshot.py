@@ -25,9 +25,10 @@ from fhir_mappings.registry.resources import (
     work_task_from,
 )
 from fhir_mappings.screening.history import ScorePoint, merge_history, score_points
+from fhir_mappings.smi.social import SOCIAL, Answer, Answered, answers_from
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 6
+SNAPSHOT_SCHEMA = 7
 
 
 @dataclass
@@ -39,6 +40,8 @@ class CaseloadData:
     requests: int  # how many FHIR requests loading it cost (0 when it came from the cache)
     #: Resources written before issuers were recorded: shown to nobody until `tandem registry migrate-issuer`.
     unassigned: int = 0
+    #: Social-status answers (SMI) recorded in the registry, oldest first.
+    social: dict[PatientKey, list[Answered]] = field(default_factory=dict)
 
     def for_issuer(self, iss: str) -> CaseloadData:
         """Only this EHR's patients: what every page of a launch from `iss` may show."""
@@ -51,6 +54,7 @@ class CaseloadData:
             scores={k: v for k, v in self.scores.items() if k.iss == iss},
             requests=self.requests,
             unassigned=self.unassigned,
+            social={k: v for k, v in self.social.items() if k.iss == iss},
         )
 
     def with_ehr_scores(self, ehr: Mapping[PatientKey, list[ScorePoint]]) -> CaseloadData:
@@ -79,6 +83,7 @@ class CaseloadData:
             scores={k: v for k, v in mine.scores.items() if k == key},
             requests=self.requests,
             unassigned=self.unassigned,
+            social={k: v for k, v in mine.social.items() if k == key},
         )
 
 
@@ -89,6 +94,8 @@ class Snapshot:
     tasks: dict[str, WorkTask] = field(default_factory=dict)
     #: Observation id → the patient and the score it records.
     scores: dict[str, tuple[PatientKey, ScorePoint]] = field(default_factory=dict)
+    #: Observation id → the patient and the social answer it records.
+    social: dict[str, tuple[PatientKey, Answered]] = field(default_factory=dict)
     #: Observation ids written before issuers were recorded.
     legacy_scores: set[str] = field(default_factory=set)
     #: The registry server's time this snapshot is current to (its Bundle.meta.lastUpdated), minus an overlap.
@@ -112,6 +119,8 @@ class Snapshot:
                 key = patient_key(resource.get("subject"))
                 points = score_points([resource], "Tandem")
                 _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
+                answers = answers_from([resource], key) if key is not None else []
+                _put(self.social, rid, (key, answers[0]) if key is not None and answers else None)
                 if key is None and legacy_patient_id(resource.get("subject")):
                     self.legacy_scores.add(rid)
                 else:
@@ -132,6 +141,11 @@ class Snapshot:
             scores.setdefault(key, []).append(point)
         for points in scores.values():
             points.sort(key=lambda p: p.when)
+        social: dict[PatientKey, list[Answered]] = {}
+        for key, answered in self.social.values():
+            social.setdefault(key, []).append(answered)
+        for answers in social.values():
+            answers.sort(key=lambda a: a.day)
         return CaseloadData(
             list(self.enrolments.values()),
             list(self.contacts.values()),
@@ -139,6 +153,7 @@ class Snapshot:
             scores,
             requests,
             self.unassigned,
+            social,
         )
 
     # --- the stored form: plain JSON, field by field (no deep copies, nothing executable) -------------
@@ -180,6 +195,8 @@ class Snapshot:
                 for oid, (k, p) in self.scores.items()
             ),
         )
+        yield "social", ([oid, k.iss, k.patient_id, a.domain, a.answer.code, a.day.isoformat()]
+                         for oid, (k, a) in self.social.items())  # fmt: skip
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> Snapshot:
@@ -198,6 +215,14 @@ class Snapshot:
                 instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid, focus
             )
             snapshot.scores[oid] = (PatientKey(iss, pid), point)
+        for oid, iss, pid, domain_key, answer_code, day in payload["social"]:
+            domain = SOCIAL.domain(domain_key)
+            answer: Answer | None = domain.answer(answer_code) if domain else None
+            if answer is not None:  # an answer the current social file no longer knows is dropped
+                snapshot.social[oid] = (
+                    PatientKey(iss, pid),
+                    Answered(domain_key, answer, date.fromisoformat(day)),
+                )
         snapshot.legacy_scores = set(payload.get("legacy_scores", []))
         return snapshot
 
