@@ -58,8 +58,9 @@ def create_app(
     from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.signin import views as signin
+    from smartapp.smi import views as smi
 
-    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, healthysteps.bp, safety.bp):
+    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, healthysteps.bp, safety.bp, smi.bp):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
     register_launch_loader(app)

@@ -334,11 +334,9 @@ def build_rows(
     return rows
 
 
-def _next_measure(
-    program: Program, points: list[ScorePoint], enrolled: date
-) -> tuple[date | None, str | None]:
-    """The earliest due program measure: its last score plus its cadence, or the enrolment day if never taken
-    since. A measure only for a condition counts when the patient has scores in its series."""
+def measures_due(program: Program, points: list[ScorePoint], enrolled: date) -> list[tuple[date, str]]:
+    """Each program measure's due day: its last score plus its cadence, or the enrolment day if never taken since.
+    A measure only for a condition counts when the patient has scores in its series. Earliest first."""
     due: list[tuple[date, str]] = []
     for measure in program.measures:
         taken = [p.day for p in points if p.instrument == measure.series]
@@ -348,10 +346,15 @@ def _next_measure(
             d for d in taken if d >= enrolled - timedelta(days=program.outcome.baseline_days_before_enrolment)
         ]
         due.append((max(since) + timedelta(days=measure.every_days) if since else enrolled, measure.series))
-    if not due:
-        return None, None
-    when, series = min(due)
-    return when, series
+    return sorted(due)
+
+
+def _next_measure(
+    program: Program, points: list[ScorePoint], enrolled: date
+) -> tuple[date | None, str | None]:
+    """The earliest due program measure and its series."""
+    due = measures_due(program, points, enrolled)
+    return due[0] if due else (None, None)
 
 
 def filter_rows(rows: Iterable[Row], *, flag: str | None = None, member: str | None = None,
@@ -421,8 +424,11 @@ def caseload_stats(rows: list[Row], today: date) -> CaseloadStats:
 
 REVIEW_GROUPS = (
     ("safety", "Safety"),
+    ("mania", "Mania screen positive"),
     ("review", "Flagged for review by the care manager"),
     ("not-improving", "Not improving"),
+    # SMI: out-of-target or overdue medical measures, for the psychiatric consultant and the primary-care liaison.
+    ("medical", "Medical flags (for the consultant and the primary-care liaison)"),
     ("new", "New to the caseload"),
 )
 
@@ -433,8 +439,8 @@ def review_group(row: Row) -> str | None:
 
 
 def review_priority(rows: Iterable[Row]) -> list[Row]:
-    """Psychiatric case review order: safety first, then patients the care manager flagged for review, then not
-    improving, then new to the caseload; longest in treatment first within a group, then by name. Only programs
+    """Psychiatric case review order: safety first, then a positive mania screen, patients the care manager
+    flagged for review, not improving, medical flags (SMI), then new to the caseload; longest in treatment first within a group, then by name. Only programs
     whose definition has case review (CoCM) come to it."""
     order = [key for key, _ in REVIEW_GROUPS]
     chosen = [(review_group(r), r) for r in rows if r.program.case_review]

@@ -15,8 +15,8 @@ from fhir_mappings.registry.scores import Scores
 from fhir_mappings.screening.history import ScorePoint
 from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.smi import social
-from fhir_mappings.smi.social import DomainStatus
 from fhir_mappings.smi.medical import MedicalSummary, summarise
+from fhir_mappings.smi.social import DomainStatus
 
 MEDICAL_FLAG_LABELS = {
     "bp-out-of-target": "BP at or above 140/90",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -199,3 +199,37 @@ def flags(found: Iterable[DomainStatus]) -> list[str]:
         if status.met_now is False and status.domain.key in ("housing", "justice", "connection"):
             out.append(f"social-{status.domain.key}")
     return out
+
+
+@dataclass(frozen=True)
+class SocialEntry:
+    day: date
+    answers: tuple[tuple[Domain, Answer], ...]
+
+
+def parse_form(form: Mapping[str, str], today: date, enrolled: date,
+               config: SocialConfig = SOCIAL) -> tuple[SocialEntry | None, str | None]:  # fmt: skip
+    """The social-status form (`social_day`, `social-<domain>` answer codes; a blank answer: not asked) → an
+    entry, or the problem to show. The day may be up to BASELINE_DAYS_BEFORE before enrolment, never later
+    than today."""
+    try:
+        day = date.fromisoformat((form.get("social_day") or today.isoformat()).strip())
+    except ValueError:
+        return None, "Enter the day the questions were asked as a date (YYYY-MM-DD)."
+    if day > today:
+        return None, "The day the questions were asked cannot be in the future."
+    if day < enrolled - timedelta(days=BASELINE_DAYS_BEFORE):
+        return None, (f"Answers count for this enrolment from {BASELINE_DAYS_BEFORE} days before it began "
+                      f"({(enrolled - timedelta(days=BASELINE_DAYS_BEFORE)).isoformat()}).")  # fmt: skip
+    answers = []
+    for domain in config.domains:
+        value = (form.get(f"social-{domain.key}") or "").strip()
+        if not value:
+            continue
+        answer = domain.answer(value)
+        if answer is None:
+            return None, f"{domain.label}: {value!r} is not one of its answers."
+        answers.append((domain, answer))
+    if not answers:
+        return None, "Choose at least one answer."
+    return SocialEntry(day, tuple(answers)), None

@@ -45,6 +45,20 @@ COLUMNS: dict[str, Column] = {
         Column("consultant", "Consultant", "consultant", ("consultant",)),
         Column("program", "Program", "program", ("program",)),
         Column("enrolled", "Enrolled", "enrolled", ("enrolled",)),
+        # The whole-person row (SMI): three composite cells, and each measure alone to sort or filter by.
+        Column("symptoms", "Symptoms", "symptoms", ("symptoms",)),
+        Column("medical", "Body (EHR)", "medical", ("medical",)),
+        Column("social", "Life", "social", ("social",)),
+        Column("bp", "BP", "bp", ("bp",)),
+        Column("bmi", "BMI", "bmi", ("bmi",)),
+        Column("weight_change", "Weight change %", "weight_change", ("weight_change",)),
+        Column("hba1c", "HbA1c %", "hba1c", ("hba1c",)),
+        Column("ldl", "LDL", "ldl", ("ldl",)),
+        Column("smoking", "Smoking", "smoking", ("smoking",)),
+        Column("housing", "Housing", "housing", ("housing",)),
+        Column("employment", "Work or school", "employment", ("employment",)),
+        Column("justice", "Jail stays", "justice", ("justice",)),
+        Column("connection", "Social contact", "connection", ("connection",)),
     )
 }
 #: What fits a 1024-pixel EHR frame without scrolling sideways: the columns a care manager works first.
@@ -65,14 +79,21 @@ PREFS_TTL = 365 * 24 * 3600
 
 @dataclass(frozen=True)
 class WorklistPrefs:
-    columns: tuple[str, ...] = DEFAULT_COLUMNS
+    #: None: the user chose nothing, so the defaults apply (the program's own where one program is shown).
+    columns: tuple[str, ...] | None = None
     density: str = "compact"
     page_size: int = 50
 
-    def shown(self, available: Iterable[str]) -> list[Column]:
-        """The chosen columns the shown programs offer, in the chosen order; the patient column always first."""
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        return self.columns if self.columns is not None else DEFAULT_COLUMNS
+
+    def shown(self, available: Iterable[str], defaults: Iterable[str] = ()) -> list[Column]:
+        """The chosen columns the shown programs offer, in the chosen order; the patient column always first.
+        `defaults`: the program's default columns, used when the user chose none."""
         offered = set(available)
-        keys = ["patient"] + [k for k in self.columns if k != "patient"]
+        columns = self.columns if self.columns is not None else (tuple(defaults) or DEFAULT_COLUMNS)
+        keys = ["patient"] + [k for k in columns if k != "patient"]
         return [COLUMNS[k] for k in keys if k in COLUMNS and (k == "patient" or k in offered)]
 
     @classmethod
@@ -93,7 +114,7 @@ class WorklistPrefs:
             page_size = int(str(form.get("page_size") or 50))
         except ValueError:
             page_size = 50
-        return cls(columns or DEFAULT_COLUMNS, density if density in DENSITIES else "compact",
+        return cls(columns or None, density if density in DENSITIES else "compact",
                    page_size if page_size in PAGE_SIZES else 50)  # fmt: skip
 
 
@@ -121,14 +142,14 @@ class PrefsStore:
             return WorklistPrefs()
         try:
             data = json.loads(raw)
-            return WorklistPrefs(tuple(c for c in data["columns"] if c in COLUMNS) or DEFAULT_COLUMNS,
+            return WorklistPrefs(tuple(c for c in data["columns"] if c in COLUMNS) or None,
                                  data["density"] if data.get("density") in DENSITIES else "compact",
                                  data["page_size"] if data.get("page_size") in PAGE_SIZES else 50)  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return WorklistPrefs()
 
     def save(self, iss: str, user: str, prefs: WorklistPrefs) -> None:
-        payload = {"columns": list(prefs.columns), "density": prefs.density, "page_size": prefs.page_size}
+        payload = {"columns": list(prefs.chosen), "density": prefs.density, "page_size": prefs.page_size}
         self.store.set(self._key(iss, user), json.dumps(payload), PREFS_TTL)
 
     def reset(self, iss: str, user: str) -> None:

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.dates import age_months, age_range_text
 from fhir_mappings.common.export import csv_text
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value, qualification_text
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
@@ -30,6 +31,7 @@ from fhir_mappings.registry.resources import (
 from fhir_mappings.registry.worklist import (
     FLAG_LABELS,
     REVIEW_GROUPS,
+    MedicalInputs,
     build_rows,
     caseload_stats,
     columns_for,
@@ -42,6 +44,8 @@ from fhir_mappings.registry.worklist import (
 )
 from fhir_mappings.screening.history import series
 from fhir_mappings.screening.writeback import plan_consult_note
+from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS
+from fhir_mappings.smi.social import SOCIAL
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.scopes import allows_create
@@ -68,6 +72,7 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.safety.views import safety_pending
+from smartapp.smi.page import medical_inputs, whole_person_page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("caseload", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
@@ -84,8 +89,16 @@ def _page(session: LaunchSession, ehr: FHIRClient, **extra: Any) -> dict[str, An
         "contact_types": CONTACT_TYPES,
         "flag_labels": FLAG_LABELS,
         "identity": lambda e: patient_identity(e, clock.today()),
+        "medical_labels": MEDICAL_FLAG_LABELS,
         **extra,
     }
+
+
+def _medical(iss: str, enrolments: list[Enrolment]) -> dict[PatientKey, MedicalInputs]:
+    """The EHR medical copy, read only when a shown program tracks medical outcomes (one store read)."""
+    if not any(program_or_default(e.program).tracks_medical for e in enrolments if e.active):
+        return {}
+    return medical_inputs(services().ehr_medical, iss)
 
 
 def _rows(today: date) -> tuple[list[Any], int]:
@@ -94,8 +107,15 @@ def _rows(today: date) -> tuple[list[Any], int]:
     access.check_caseload()
     data = caseload_data(access.iss)
     rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
-                      no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access))  # fmt: skip
+                      no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access),
+                      medical=_medical(access.iss, data.enrolments), social=data.social)  # fmt: skip
     return rows, data.requests
+
+
+def _default_columns(rows: list[Any], program: str | None) -> tuple[str, ...]:
+    """The program's own default columns when the worklist shows one program (filtered to it, or the only one)."""
+    shown = {program} if program else {r.enrolment.program for r in rows}
+    return program_or_default(shown.pop()).default_columns if len(shown) == 1 else ()
 
 
 def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str, str]]:
@@ -140,7 +160,8 @@ def worklist(launch_id: str) -> str:
     prefs = PrefsStore(services().store).load(session.iss, _prefs_user(session))
     offered = available_columns(columns_for({r.enrolment.program for r in rows} or PROGRAMS))
     shown, number, pages = _paged(chosen, prefs.page_size)
-    return render_template("worklist.html", **page, rows=shown, args=args, columns=prefs.shown(offered),
+    columns = prefs.shown(offered, _default_columns(rows, args["program"] or None))
+    return render_template("worklist.html", **page, rows=shown, args=args, columns=columns,
                            offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
                            first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
                            stats=caseload_stats(chosen, today), total=len(rows), matching=len(chosen),
@@ -191,7 +212,7 @@ def worklist_csv(launch_id: str) -> Response:
                     headers={"Content-Disposition": f"attachment; filename=caseload-{clock.today()}.csv"})  # fmt: skip
 
 
-def _enrolment(careplan_id: str) -> Enrolment:
+def registry_enrolment(careplan_id: str) -> Enrolment:
     """The enrolment in the URL: another EHR's is not found, another patient's is refused to a patient launch."""
     access = current_access()
     try:
@@ -209,19 +230,28 @@ def _enrolment(careplan_id: str) -> Enrolment:
 @bp.get("/enrolments/<careplan_id>")
 @launch_required
 def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None,
-                   problem: str | None = None, entered: dict[str, str] | None = None) -> Any:  # fmt: skip
+                   problem: str | None = None, entered: dict[str, str] | None = None,
+                   social_problem: str | None = None) -> Any:  # fmt: skip
     session = current_launch()
     ehr = current_ehr()
-    enrolment = conflict.current if conflict else _enrolment(careplan_id)
+    enrolment = conflict.current if conflict else registry_enrolment(careplan_id)
     data = caseload_data(enrolment.iss).for_patient(enrolment.key)
+    program = program_or_default(enrolment.program)
+    medical = {}
+    if program.tracks_medical:
+        record = services().ehr_medical.for_patient(enrolment.key)
+        medical = {enrolment.key: (record.observations, record.requests, record.read_at)} if record else {}
     rows = build_rows([enrolment], data.contacts, data.tasks, data.scores, clock.today(),
-                      safety_pending=safety_pending(current_access()))  # fmt: skip
+                      safety_pending=safety_pending(current_access()), medical=medical, social=data.social)  # fmt: skip
     contacts = sorted(
         (c for c in data.contacts if c.careplan_id == enrolment.id), key=lambda c: c.when, reverse=True
     )
     points = data.scores.get(enrolment.key, [])
+    whole = None
+    if rows and rows[0].whole is not None:  # SMI: three trends side by side instead of the score trends alone
+        whole = whole_person_page(program, rows[0], points, data.social.get(enrolment.key, []), clock.today())
     trends = [(name, series(points, name), trend_svg(series(points, name), name)) for name in ("PHQ-9", "GAD-7")
-              if series(points, name)]  # fmt: skip
+              if series(points, name) and whole is None]  # fmt: skip
     months = sorted({c.when.replace(day=1) for c in contacts} | {clock.today().replace(day=1)}, reverse=True)
     billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
     tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or t.kind == "safety-follow-up"]
@@ -231,8 +261,9 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
                            conflict=conflict, today=clock.today(), problem=problem, entered=entered or {},
-                           measures=[m for m in program_or_default(enrolment.program).measures]), (
-                               409 if conflict else 422 if problem else 200)  # fmt: skip
+                           measures=list(program.measures), whole=whole, social_problem=social_problem,
+                           social_config=SOCIAL), (
+                               409 if conflict else 422 if problem or social_problem else 200)  # fmt: skip
 
 
 def _iso(day: date | None) -> str:
@@ -251,7 +282,7 @@ def _form_date(name: str, default: date) -> date:
 def log_contact(launch_id: str, careplan_id: str) -> Any:
     session = current_launch()
     svc = services()
-    enrolment = _enrolment(careplan_id)
+    enrolment = registry_enrolment(careplan_id)
     try:
         minutes = int(request.form.get("minutes", ""))
     except ValueError:
@@ -304,7 +335,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
 def update(launch_id: str, careplan_id: str) -> Any:
     """Phase changes and review flags, saved with If-Match on the version the user saw."""
     svc = services()
-    current = _enrolment(careplan_id)
+    current = registry_enrolment(careplan_id)
     version = request.form.get("version") or current.version
     if version is not None and not version.isalnum():
         raise app_errors.BadAddress("the form's version is not valid")
@@ -340,7 +371,9 @@ def follow_up(launch_id: str, careplan_id: str) -> Any:
         return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.",
                               entered={k: v for k, v in request.form.items() if k != "csrf_token"})  # fmt: skip
     description = (request.form.get("description") or "Follow-up contact")[:200]
-    services().caseload.add_task("follow-up", _enrolment(careplan_id), due=due, description=description)
+    services().caseload.add_task(
+        "follow-up", registry_enrolment(careplan_id), due=due, description=description
+    )
     flash(f"Follow-up added: {description}, due {due.isoformat()}.")
     return redirect(
         url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
@@ -352,7 +385,7 @@ def follow_up(launch_id: str, careplan_id: str) -> Any:
 def task_done(launch_id: str, careplan_id: str, task_id: str) -> Response:
     """A follow-up of this enrolment is done (it must exist, be a follow-up, and belong to the enrolment)."""
     try:
-        services().caseload.complete_task(task_id, _enrolment(careplan_id))
+        services().caseload.complete_task(task_id, registry_enrolment(careplan_id))
     except errors.FHIRNotFound:
         abort(404)
     flash("Follow-up marked done.")
@@ -368,7 +401,7 @@ def measure(launch_id: str, careplan_id: str, key: str) -> Any:
     no patient context needed, the patient is the enrolment's (of this EHR, and one this launch may see)."""
     from smartapp.chart.views import Subject, screening_page
 
-    enrolment = _enrolment(careplan_id)
+    enrolment = registry_enrolment(careplan_id)
     if not enrolment.active:
         raise errors.InvalidLaunchRequest(
             "this enrolment has ended: follow-up measurements are for active ones"
@@ -423,7 +456,7 @@ def record_review(launch_id: str, careplan_id: str) -> Any:
     the EHR accepts notes from this launch. The registry copy is written first: nothing is lost if the EHR refuses."""
     session = current_launch()
     current_access().check_caseload()
-    enrolment = _enrolment(careplan_id)
+    enrolment = registry_enrolment(careplan_id)
     kinds, details = request.form.getlist("kind"), request.form.getlist("detail")
     free_text = request.form.get("recommendations") or ""
     entered = {"kind": kinds, "detail": details, "text": free_text}

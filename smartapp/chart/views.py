@@ -26,7 +26,7 @@ from fhir_mappings.common.patient import (
     display_name,
     identifier_value,
 )
-from fhir_mappings.registry.programs import due_with_programs
+from fhir_mappings.registry.programs import due_with_programs, program_or_default
 from fhir_mappings.registry.resources import Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.events import ScreenEvent, events_from_observations, events_from_points
@@ -44,6 +44,8 @@ from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission, res
 from fhir_mappings.screening.schedule import ScheduledScreen, scheduled
 from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
+from fhir_mappings.smi.medical import MedicalSummary, summarise
+from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.scopes import allows, allows_create
@@ -68,6 +70,8 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.screening.service import ScreeningRecord
+from smartapp.smi.medical import read_patient
+from smartapp.smi.page import BODY_TARGETS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chart", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
@@ -202,6 +206,12 @@ def home(launch_id: str) -> Any:
     unfinished = [r for r in records if not r.complete]
     # A GET never writes: unfinished write-backs are handed to the worker (this launch's token is valid now).
     _part(chart, "Write-back status", lambda: svc.writebacks.schedule(unfinished, launch_id=session.id), None)
+    body = None
+    if any(e.active and program_or_default(e.program).tracks_medical for e in enrolments):
+        # SMI: the EHR's vitals, labs and antipsychotic orders, read with this launch's token; the copy feeds the
+        # worklist and the patient page.
+        body = _part(chart, "Vitals, labs and medications from the EHR",
+                     lambda: _read_body(key, ehr), None)  # fmt: skip
     months = page.get("age_months")
     caregivers: list[Caregiver] = []
     if months is not None and months < ADULT_MONTHS:
@@ -243,7 +253,16 @@ def home(launch_id: str) -> Any:
         hs_fits=services().registry is not None and services().healthysteps.program.fits_age(months),
         reviews=reviews,
         unfinished=unfinished,
+        body=body,
+        body_targets=BODY_TARGETS,
+        medical_labels=MEDICAL_FLAG_LABELS,
     )
+
+
+def _read_body(key: PatientKey, ehr: FHIRClient) -> MedicalSummary:
+    observations, requests = read_patient(ehr, key.patient_id)
+    record = services().ehr_medical.remember(key, observations, requests)
+    return summarise(record.observations, record.requests, clock.today())
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from fhir_mappings.registry.programs import PROGRAMS
 from launch.errors import ConfigurationError
 from launch.store import EmbeddedStore
 from smartapp.caseload.columns import DEFAULT_COLUMNS, PrefsStore, WorklistPrefs, available_columns
@@ -32,7 +33,7 @@ def test_preferences_are_kept_per_user_and_ehr() -> None:
     mine = WorklistPrefs(("flags", "minutes"), "comfortable", 100)
     store.save(ISS, "Practitioner/cm-1", mine)
     assert store.load(ISS, "Practitioner/cm-1") == mine
-    assert store.load(ISS, "Practitioner/cm-2").columns == DEFAULT_COLUMNS
+    assert store.load(ISS, "Practitioner/cm-2").chosen == DEFAULT_COLUMNS
     assert store.load("https://other.example.org/fhir", "Practitioner/cm-1") == WorklistPrefs()
     assert store.load(ISS, None) == WorklistPrefs()
     store.reset(ISS, "Practitioner/cm-1")
@@ -64,3 +65,14 @@ def test_the_default_consultant_must_be_a_practitioner_reference() -> None:
     assert Settings.from_env({"TANDEM_DEFAULT_CONSULTANT": "Practitioner/pr-psy-1"}).default_consultant
     with pytest.raises(ConfigurationError, match="TANDEM_DEFAULT_CONSULTANT"):
         Settings.from_env({"TANDEM_DEFAULT_CONSULTANT": "Irene"})
+
+
+def test_a_user_who_chose_no_columns_sees_the_programs_defaults_and_a_choice_wins() -> None:
+    offered = available_columns(PROGRAMS["cocm-smi"].worklist_columns)
+    smi_defaults = PROGRAMS["cocm-smi"].default_columns
+    assert [c.key for c in WorklistPrefs().shown(offered, smi_defaults)] == list(smi_defaults)
+    assert [c.key for c in WorklistPrefs().shown(offered)] == [k for k in DEFAULT_COLUMNS if k in offered]
+    chosen = WorklistPrefs(("medical", "flags"))
+    assert [c.key for c in chosen.shown(offered, smi_defaults)] == ["patient", "medical", "flags"]
+    # The whole-person columns are offered only by a program that tracks them.
+    assert "medical" not in available_columns(PROGRAMS["cocm-depression"].worklist_columns)

@@ -1,0 +1,105 @@
+"""What the SMI patient page shows beside the registry's: three trends side by side (symptoms, body, life), each
+with its targets, and what is due (program measures, metabolic monitoring, social questions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from markupsafe import Markup
+
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.programs import Program
+from fhir_mappings.registry.worklist import MedicalInputs, Row, measures_due
+from fhir_mappings.screening.history import ScorePoint, series
+from fhir_mappings.smi.medical import MEDICAL
+from fhir_mappings.smi.social import SOCIAL, Answered, Domain
+from smartapp.chart.trends import trend_svg
+from smartapp.smi.charts import measure_svg
+from smartapp.smi.medical import EhrMedical
+
+#: What each symptom series is aimed at, as the page states it (from the program's outcome and the instruments).
+SYMPTOM_TARGETS = {
+    "PHQ-9": "remission below 5; response is a 50 % drop",
+    "WHO-5": "50 or more (adequate well-being); a 10-point change is meaningful",
+    "ASRM": "below 6 (6 or more: probable mania or hypomania)",
+    "BPRS": "a 20 % drop from baseline is a response",
+    "DLA-20": "higher is better; a 5-point change (0.5 in the average) is meaningful",
+}
+
+
+#: The body's targets in words, from the medical outcomes file.
+BODY_TARGETS = (f"BP below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below} · HbA1c below {MEDICAL.hba1c_below:g} % "
+                f"· weight gain under {MEDICAL.weight_gain_pct:g} % from the baseline at the antipsychotic start")  # fmt: skip
+
+
+@dataclass
+class Due:
+    what: str
+    when: date
+    overdue: bool
+
+
+@dataclass
+class WholePersonPage:
+    symptom_charts: list[tuple[str, list[ScorePoint], Markup]] = field(default_factory=list)
+    body_charts: list[Markup] = field(default_factory=list)
+    #: Social answers by domain over time: (domain, [(day, answer label, good)]) — the last six days asked.
+    life: list[tuple[Domain, list[tuple[date, str, bool | None]]]] = field(default_factory=list)
+    life_days: list[date] = field(default_factory=list)
+    due: list[Due] = field(default_factory=list)
+    targets: dict[str, str] = field(default_factory=lambda: dict(SYMPTOM_TARGETS))
+    body_targets: str = BODY_TARGETS
+
+
+def medical_inputs(copy: EhrMedical, iss: str) -> dict[PatientKey, MedicalInputs]:
+    """The EHR medical copy of an issuer's patients, as the worklist rows take it (one store read)."""
+    return {key: (r.observations, r.requests, r.read_at) for key, r in copy.for_issuer(iss).items()}
+
+
+def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answers: list[Answered],
+                      today: date) -> WholePersonPage:  # fmt: skip
+    page = WholePersonPage()
+    plan, whole = program.whole_person, row.whole
+    if plan is None or whole is None:
+        return page
+    for name in plan.symptoms:
+        mine = series(points, name)
+        if mine:
+            page.symptom_charts.append((name, mine, trend_svg(mine, name)))
+    for when, name in measures_due(program, points, row.enrolment.start):
+        page.due.append(Due(name, when, when < today))
+    summary = whole.medical
+    if summary is not None:
+        weights = [(r.day, r.value) for r in summary.readings if r.kind == "weight"]
+        baseline = summary.weight_baseline
+        gain_limit = round(baseline.value * (1 + MEDICAL.weight_gain_pct / 100), 1) if baseline else None
+        page.body_charts.append(measure_svg("Weight", "kg", [("weight", weights)], target=gain_limit,
+                                            target_label=f"below {gain_limit:g} kg (5 % over the baseline "
+                                            f"{baseline.value:g} kg)" if baseline and gain_limit else ""))  # fmt: skip
+        pressures = summary.pressures
+        page.body_charts.append(measure_svg(
+            "Blood pressure", "mmHg",
+            [("systolic", [(p.day, float(p.systolic)) for p in pressures]),
+             ("diastolic", [(p.day, float(p.diastolic)) for p in pressures])],
+            target=float(MEDICAL.systolic_below),
+            target_label=f"below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below}"))  # fmt: skip
+        hba1c = [(r.day, r.value) for r in summary.readings if r.kind == "hba1c"]
+        page.body_charts.append(measure_svg("HbA1c", "%", [("HbA1c", hba1c)], target=MEDICAL.hba1c_below,
+                                            target_label=f"below {MEDICAL.hba1c_below:g} %"))  # fmt: skip
+        page.body_charts = [c for c in page.body_charts if c]
+        for check in summary.monitoring:
+            page.due.append(Due(f"{check.label} (antipsychotic monitoring)", check.next_due, check.overdue))
+    if plan.social:
+        days = sorted({a.day for a in answers})[-6:]
+        page.life_days = days
+        for domain in SOCIAL.domains:
+            cells = [(a.day, a.answer.label, a.answer.good) for a in answers if a.domain == domain.key
+                     and a.day in days]  # fmt: skip
+            page.life.append((domain, cells))
+        if whole.social_due:
+            last = max((a.day for a in answers), default=None)
+            when = last.fromordinal(last.toordinal() + SOCIAL.every_days) if last else row.enrolment.start
+            page.due.append(Due("Social status questions", when, when < today))
+    page.due.sort(key=lambda d: d.when)
+    return page
