@@ -59,6 +59,7 @@ PRACTITIONERS = [
     ("pr-psy-1", "Irene", "Castellanos", "Psychiatric consultant"),
     ("pr-ped-1", "Hugo", "Barros", "Pediatrician"),
     ("pr-hs-1", "Amara", "Diallo", "HealthySteps specialist"),
+    ("pr-cm-3", "Rosa", "Delgado", "Behavioral health care manager (serious mental illness)"),
 ]
 
 

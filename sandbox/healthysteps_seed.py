@@ -107,7 +107,7 @@ def add_families(cohort: Cohort, today: date) -> None:
             })  # fmt: skip
 
 
-def _answers(instrument: Any, item_scores: dict[str, int], total: int | None = None) -> dict[str, Any]:
+def demo_answers(instrument: Any, item_scores: dict[str, int], total: int | None = None) -> dict[str, Any]:
     """Answers with these item scores; a `total` is entered where the form takes one, else spread over the other
     items (the licensed form's answers, as a person would have chosen them)."""
     items = [i for i in instrument.form_items if i.kind == "choice" and i.answers]
@@ -128,17 +128,18 @@ def _answers(instrument: Any, item_scores: dict[str, int], total: int | None = N
     return answers
 
 
-def _screen(services: Any, iss: str, child: str, born: date, key: str, when: date, *,
+def record_demo_screen(services: Any, iss: str, child: str, born: date, key: str, when: date, *,
             caregiver: Caregiver | None = None, item_scores: dict[str, int] | None = None,
-            total: int | None = None) -> None:  # fmt: skip
+            total: int | None = None, author: Member = SPECIALIST) -> None:  # fmt: skip
+    """A screening recorded in the registry as Tandem records one (scored, with its result Observation)."""
     instrument = services.catalogue.get(key)
-    answers = _answers(instrument, item_scores or {}, total)
+    answers = demo_answers(instrument, item_scores or {}, total)
     months = age_months(born, when)
     authored = datetime.combine(when, time(10, 0), UTC)
     submission_id = hashlib.sha256(f"demo|{iss}|{child}|{key}|{when}|{caregiver.id if caregiver else ''}".encode()
                                    ).hexdigest()[:32]  # fmt: skip
     submission = Submission(submission_id, instrument, answers, score(instrument, answers, age_months=months), child,
-                            authored, SPECIALIST.reference, f"{child}-enc",
+                            authored, author.reference, f"{child}-enc",
                             focus=caregiver.reference if caregiver else None,
                             focus_label=caregiver.label if caregiver else None,
                             ehr_focus=caregiver.ehr_reference if caregiver else None, iss=iss)  # fmt: skip
@@ -198,11 +199,11 @@ def _histories(services: Any, iss: str, enrolled: dict[str, Any], today: date) -
     for pid, (enrolment, born, people) in enrolled.items():
         mother = next((c for c in people if c.relationship == "MTH"), people[0] if people else None)
         if pid == "hs-0001" and mother:
-            _screen(services, iss, pid, born, "epds", today - timedelta(days=1), caregiver=mother,
+            record_demo_screen(services, iss, pid, born, "epds", today - timedelta(days=1), caregiver=mother,
                     item_scores={"epds-10": 2}, total=14)  # fmt: skip
         elif pid == "hs-0003" and mother:
             when = today - timedelta(days=40)
-            _screen(services, iss, pid, born, "hunger-vital-sign", when, caregiver=mother,
+            record_demo_screen(services, iss, pid, born, "hunger-vital-sign", when, caregiver=mother,
                     item_scores={"hvs-1": 1, "hvs-2": 1})  # fmt: skip
             data = hs.load(iss, {}, only=enrolment.key)
             basis = tuple(
@@ -219,9 +220,11 @@ def _histories(services: Any, iss: str, enrolled: dict[str, Any], today: date) -
                            note="Talked through WIC and SNAP", today=today)  # fmt: skip
         elif pid == "hs-0004" and mother:
             for months, epds in ((1, 15), (2, 13), (4, 9), (6, 6)):
-                _screen(services, iss, pid, born, "epds", born + timedelta(days=30 * months + 3), caregiver=mother,
+                record_demo_screen(services, iss, pid, born, "epds", born + timedelta(days=30 * months + 3), caregiver=mother,
                         total=epds)  # fmt: skip
-            _screen(services, iss, pid, born, "swyc-milestones", born + timedelta(days=280), item_scores={})
+            record_demo_screen(
+                services, iss, pid, born, "swyc-milestones", born + timedelta(days=280), item_scores={}
+            )
             data = hs.load(iss, {}, only=enrolment.key)
             basis = tuple(
                 e.source for e in data.events.get(enrolment.key, []) if e.source and e.flag == "positive"
@@ -242,10 +245,10 @@ def _histories(services: Any, iss: str, enrolled: dict[str, Any], today: date) -
         elif pid == "hs-0005":
             for months in (1, 2, 4, 6):
                 if mother:
-                    _screen(services, iss, pid, born, "epds", born + timedelta(days=30 * months + 2), caregiver=mother,
+                    record_demo_screen(services, iss, pid, born, "epds", born + timedelta(days=30 * months + 2), caregiver=mother,
                             total=4)  # fmt: skip
-            _screen(services, iss, pid, born, "bpsc", born + timedelta(days=60))
-            _screen(services, iss, pid, born, "swyc-milestones", born + timedelta(days=275),
+            record_demo_screen(services, iss, pid, born, "bpsc", born + timedelta(days=60))
+            record_demo_screen(services, iss, pid, born, "swyc-milestones", born + timedelta(days=275),
                     item_scores={f"swyc-{n}": 2 for n in range(1, 11)})  # fmt: skip
 
 

@@ -95,8 +95,10 @@ class SandboxWorld:
             self.cohort = generate(self.size, self.seed)
             if self.seed_caseload:  # the demo: HealthySteps families with set ages and histories
                 from .healthysteps_seed import add_families
+                from .smi_seed import add_smi_patients
 
                 add_families(self.cohort, date.today())
+                add_smi_patients(self.cohort, date.today())
             loaded = load_cohort(self.ehr.base_url, self.cohort.transaction_bundles())
             log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
 
@@ -145,6 +147,10 @@ class SandboxWorld:
                 wait_until_up(f"{self.tandem_url}/healthz")
                 if self.seed_caseload:
                     from .caseload_seed import seed_caseload
+                    from .smi_seed import seed_smi
+
+                    sandbox_config.labels.update(seed_smi(
+                        self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today()))  # fmt: skip
 
                     sandbox_config.labels.update(seed_caseload(
                         self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today(),

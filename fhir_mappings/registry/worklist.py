@@ -457,6 +457,24 @@ CSV_HEADER = ("Patient", "Date of birth", "Age", "MRN", "PCP", "Care manager", "
               "Last review", "Recommendations", "Minutes this month", "Billing this month")  # fmt: skip
 
 
+#: The whole-person columns added when any row is of a program that tracks them (SMI).
+WHOLE_PERSON_CSV = ("Symptoms", "Mania screen", "BP", "BMI", "Weight change %", "HbA1c", "LDL", "Smoking",
+                    "Medical flags", "Housing", "Work or school", "Jail stays", "Social contact", "Social flags",
+                    "EHR medical data read")  # fmt: skip
+
+
+def _whole_csv(r: Row) -> list[Any]:
+    view = r.whole
+    if view is None:
+        return [""] * len(WHOLE_PERSON_CSV)
+    return [WHOLE_PERSON_TEXT["symptoms"](view), "positive" if "mania" in r.flags else "",
+            *(WHOLE_PERSON_TEXT[c](view) for c in ("bp", "bmi", "weight_change", "hba1c", "ldl", "smoking")),
+            " ".join(view.medical_flags),
+            *(WHOLE_PERSON_TEXT[c](view) for c in ("housing", "employment", "justice", "connection")),
+            " ".join(view.social_flags),
+            view.medical_read_at.isoformat(timespec="minutes") if view.medical_read_at else ""]  # fmt: skip
+
+
 def rows_csv(rows: Iterable[Row]) -> str:
     def line(r: Row) -> list[Any]:
         e = r.enrolment
@@ -470,4 +488,7 @@ def rows_csv(rows: Iterable[Row]) -> str:
                 r.last_review.isoformat() if r.last_review else "", r.last_recommendations or "",
                 r.minutes_this_month, r.billing.label]  # fmt: skip
 
+    rows = list(rows)
+    if any(r.whole is not None for r in rows):
+        return csv_text((*CSV_HEADER, *WHOLE_PERSON_CSV), ([*line(r), *_whole_csv(r)] for r in rows))
     return csv_text(CSV_HEADER, (line(r) for r in rows))

@@ -35,13 +35,15 @@ def tick_step(top: float) -> int:
     return next(step for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if top / step <= 7)
 
 
-def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
-    """A line of the scores over time on the instrument's severity bands; accessible name and a title per point."""
+def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = False) -> Markup:
+    """A line of the scores over time on the instrument's severity bands; accessible name and a title per point.
+    `compact`: half the width, for three trends side by side; each band names itself in its title, not a label."""
     scale = series_bands(instrument)
     if scale is None or not points:
         return Markup("")
     top, bands = scale
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    width, right = (WIDTH // 2, 12) if compact else (WIDTH, RIGHT)
+    plot_w, plot_h = width - LEFT - right, HEIGHT - TOP - BOTTOM
     times = [p.when.timestamp() for p in points]
     start, end = min(times), max(times)
     span = (end - start) or 1.0
@@ -56,14 +58,14 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str) -> Markup:
     label = (f"{instrument} trend: {len(points)} scores from {points[0].day.isoformat()} to "
              f"{latest.day.isoformat()}; first {points[0].score}, latest {latest.score}.")  # fmt: skip
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" role="img" aria-label="{escape(label)}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">']  # fmt: skip
+             f'viewBox="0 0 {width} {HEIGHT}" width="{width}" height="{HEIGHT}">']  # fmt: skip
     for low, high, name, fill in bands:
         y_top, y_bottom = y(high + (1 if high < top else 0)), y(low)
-        parts.append(
-            f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" fill="{fill}"/>'
-        )
-        parts.append(f'<text x="{LEFT + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" class="band">'
-                     f"{escape(name)} ({low}–{high})</text>")  # fmt: skip
+        parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
+                     f'fill="{fill}"><title>{escape(name)} ({low}–{high})</title></rect>')  # fmt: skip
+        if not compact:
+            parts.append(f'<text x="{LEFT + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" class="band">'
+                         f"{escape(name)} ({low}–{high})</text>")  # fmt: skip
     for tick in range(0, top + 1, max(5, tick_step(top))):
         parts.append(
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'

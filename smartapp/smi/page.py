@@ -43,7 +43,8 @@ class Due:
 @dataclass
 class WholePersonPage:
     symptom_charts: list[tuple[str, list[ScorePoint], Markup]] = field(default_factory=list)
-    body_charts: list[Markup] = field(default_factory=list)
+    #: (title, target in words, chart) of weight, blood pressure and HbA1c.
+    body_charts: list[tuple[str, str, Markup]] = field(default_factory=list)
     #: Social answers by domain over time: (domain, [(day, answer label, good)]) — the last six days asked.
     life: list[tuple[Domain, list[tuple[date, str, bool | None]]]] = field(default_factory=list)
     life_days: list[date] = field(default_factory=list)
@@ -66,28 +67,31 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
     for name in plan.symptoms:
         mine = series(points, name)
         if mine:
-            page.symptom_charts.append((name, mine, trend_svg(mine, name)))
+            page.symptom_charts.append((name, mine, trend_svg(mine, name, compact=True)))
     for when, name in measures_due(program, points, row.enrolment.start):
         page.due.append(Due(name, when, when < today))
     summary = whole.medical
     if summary is not None:
         weights = [(r.day, r.value) for r in summary.readings if r.kind == "weight"]
         baseline = summary.weight_baseline
-        gain_limit = round(baseline.value * (1 + MEDICAL.weight_gain_pct / 100), 1) if baseline else None
-        page.body_charts.append(measure_svg("Weight", "kg", [("weight", weights)], target=gain_limit,
-                                            target_label=f"below {gain_limit:g} kg (5 % over the baseline "
-                                            f"{baseline.value:g} kg)" if baseline and gain_limit else ""))  # fmt: skip
+        limit = round(baseline.value * (1 + MEDICAL.weight_gain_pct / 100), 1) if baseline else None
+        weight_target = (f"below {limit:g} kg ({MEDICAL.weight_gain_pct:g} % over the baseline {baseline.value:g} kg)"
+                         if baseline and limit else "")  # fmt: skip
         pressures = summary.pressures
-        page.body_charts.append(measure_svg(
-            "Blood pressure", "mmHg",
-            [("systolic", [(p.day, float(p.systolic)) for p in pressures]),
-             ("diastolic", [(p.day, float(p.diastolic)) for p in pressures])],
-            target=float(MEDICAL.systolic_below),
-            target_label=f"below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below}"))  # fmt: skip
+        bp_target = f"below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below}"
         hba1c = [(r.day, r.value) for r in summary.readings if r.kind == "hba1c"]
-        page.body_charts.append(measure_svg("HbA1c", "%", [("HbA1c", hba1c)], target=MEDICAL.hba1c_below,
-                                            target_label=f"below {MEDICAL.hba1c_below:g} %"))  # fmt: skip
-        page.body_charts = [c for c in page.body_charts if c]
+        hba1c_target = f"below {MEDICAL.hba1c_below:g} %"
+        charts = [
+            ("Weight (kg)", weight_target, measure_svg("Weight", "kg", [("weight", weights)], target=limit,
+                                                       target_label=weight_target)),
+            ("Blood pressure (mmHg)", bp_target, measure_svg(
+                "Blood pressure", "mmHg", [("systolic", [(p.day, float(p.systolic)) for p in pressures]),
+                                           ("diastolic", [(p.day, float(p.diastolic)) for p in pressures])],
+                target=float(MEDICAL.systolic_below), target_label=f"systolic {bp_target}")),
+            ("HbA1c (%)", hba1c_target, measure_svg("HbA1c", "%", [("HbA1c", hba1c)], target=MEDICAL.hba1c_below,
+                                                    target_label=hba1c_target)),
+        ]  # fmt: skip
+        page.body_charts = [chart for chart in charts if chart[2]]
         for check in summary.monitoring:
             page.due.append(Due(f"{check.label} (antipsychotic monitoring)", check.next_due, check.overdue))
     if plan.social:

@@ -88,7 +88,7 @@ def test_a_follow_up_phq9_recorded_from_the_worklist(frame_page: Any, demo_world
     assert re.search(r"→ 1\b", row.inner_text()) and "Tandem" in row.inner_text()
 
 
-def test_the_case_review_puts_safety_first_then_flagged_then_not_improving_then_new(
+def test_the_case_review_puts_safety_first_then_mania_flagged_not_improving_medical_then_new(
     frame_page: Any, demo_world: Any
 ) -> None:
     page = frame_page
@@ -96,7 +96,14 @@ def test_the_case_review_puts_safety_first_then_flagged_then_not_improving_then_
     page.get_by_role("link", name="Psychiatric case review").click()
     page.get_by_role("heading", name="Psychiatric case review").wait_for()
     groups = [h.inner_text().split(" (")[0] for h in page.locator("section.review-group > h2").all()]
-    order = ["Safety", "Flagged for review by the care manager", "Not improving", "New to the caseload"]
+    order = [
+        "Safety",
+        "Mania screen positive",
+        "Flagged for review by the care manager",
+        "Not improving",
+        "Medical flags (for the consultant and the primary-care liaison)",
+        "New to the caseload",
+    ]
     assert groups and groups == [g for g in order if g in groups] and groups[0] == "Safety"
     assert page.locator("article.review-case").count() <= 10  # paged, never hundreds of sections
     assert page.locator(".review-case svg").count() >= 1  # the trend beside the case

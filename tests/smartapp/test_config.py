@@ -83,8 +83,12 @@ def test_a_backend_services_registration_has_sensible_defaults_and_a_known_key(k
     )
     backend = next(iter(reg)).backend
     assert backend is not None and backend.group_id is None and backend.concurrency == 4
-    assert backend.scopes == ["system/Patient.rs", "system/Observation.rs", "system/Group.rs",
-                              "system/MedicationRequest.rs"]  # SMI patients' antipsychotic orders
+    assert backend.scopes == [
+        "system/Patient.rs",
+        "system/Observation.rs",
+        "system/Group.rs",
+        "system/MedicationRequest.rs",
+    ]  # SMI patients' antipsychotic orders
     assert backend.patients_per_search == 50
     assert next(iter(parse_registrations({"issuer": [GOOD]}))).backend is None
     with pytest.raises(ConfigurationError, match="backend.key_id: no key with kid 'k1'"):
