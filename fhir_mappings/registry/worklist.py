@@ -141,7 +141,7 @@ class Row:
             "billing": self.billing.label,
         }
         if column in WHOLE_PERSON_SORT:
-            return WHOLE_PERSON_SORT[column](self.whole) if self.whole else (9, 0.0)
+            return WHOLE_PERSON_SORT[column](self.whole) if self.whole else (-1, 0.0)
         return values.get(column, self.patient.lower())
 
 
@@ -163,8 +163,7 @@ def _symptoms_text(view: WholePersonView) -> str:
     return " · ".join(f"{s.series} {s.latest}" for s in view.symptoms if s.latest is not None)
 
 
-#: What the whole-person columns show as text (the column filter matches it) and sort by (worst first ascending
-#: is not assumed: each sorts by its value, a missing value last).
+#: What the whole-person columns show as text (the column filter matches it).
 WHOLE_PERSON_TEXT: dict[str, Any] = {
     "symptoms": _symptoms_text,
     "medical": lambda v: " ".join(MEDICAL_FLAG_LABELS.get(f, f) for f in v.medical_flags),
@@ -183,20 +182,21 @@ WHOLE_PERSON_TEXT: dict[str, Any] = {
 
 
 def _met_rank(view: WholePersonView, domain: str) -> tuple[int, float]:
-    """Not met first, then met, then unknown."""
+    """Not met before met; unknown sorts as the lowest, as a missing value does in every column."""
     status = view.status(domain)
     met = status.met_now if status else None
-    return (0 if met is False else 1 if met else 2, 0.0)
+    return (-1 if met is None else 1 if met else 0, 0.0)
 
 
 def _value_rank(value: float | None) -> tuple[int, float]:
-    return (0, value) if value is not None else (9, 0.0)
+    """A missing value sorts as the lowest, as the other columns' do (last on a descending sort)."""
+    return (0, value) if value is not None else (-1, 0.0)
 
 
 WHOLE_PERSON_SORT: dict[str, Any] = {
     # The composite columns sort by how many flags they raise (most first on a descending sort).
     "symptoms": lambda v: (0, float(sum(1 for s in v.symptoms if s.positive or s.verdict == "worsened"))),
-    "medical": lambda v: (0, float(len(v.medical_flags))) if v.medical else (9, 0.0),
+    "medical": lambda v: (0, float(len(v.medical_flags))) if v.medical else (-1, 0.0),
     "social": lambda v: (0, float(len(v.social_flags))),
     "bp": lambda v: _value_rank(float(v.medical.bp.systolic) if v.medical and v.medical.bp else None),
     "bmi": lambda v: _value_rank(_latest(v, "bmi")),

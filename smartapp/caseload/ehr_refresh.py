@@ -172,10 +172,16 @@ class ScoreRefresh:
             medical = sorted({e.patient_id for e in caseload.enrolments
                               if e.active and program_or_default(e.program).tracks_medical})  # fmt: skip
             if medical:
-                read = refresh_medical(self.client, self.services.ehr_medical, self.reg.iss, medical,
-                                       per_search=self.backend.patients_per_search)  # fmt: skip
-                report.medical_patients, report.medical_updated = read.patients, read.updated
-                report.medical_failed, report.medical_searches = read.failed, read.searches
+                report.medical_patients = len(medical)
+                try:
+                    read = refresh_medical(self.client, self.services.ehr_medical, self.reg.iss, medical,
+                                           per_search=self.backend.patients_per_search)  # fmt: skip
+                except errors.TandemError as error:  # the scores just read are still kept and reported
+                    log.warning("EHR medical refresh of %s failed: %s", self.reg.label, type(error).__name__)
+                    report.medical_failed = len(medical)
+                else:
+                    report.medical_updated, report.medical_failed = read.updated, read.failed
+                    report.medical_searches = read.searches
             report.requests = self.client.counter.total
             report.seconds = round(time.perf_counter() - started, 2)
             report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -130,7 +130,8 @@ class MedicalRefreshReport:
 def refresh_medical(ehr: FHIRClient, copy: EhrMedical, iss: str, patient_ids: Sequence[str], *,
                     per_search: int) -> MedicalRefreshReport:  # fmt: skip
     """Read the medical resources of these patients in batches and replace each one's copy. A batch the EHR
-    refuses is counted and skipped (its patients keep their last copy); a lost token ends the refresh."""
+    refuses is counted and skipped (its patients keep their last copy); a token the EHR no longer takes ends the
+    refresh (no batch could be read)."""
     report = MedicalRefreshReport(patients=len(patient_ids))
     before = ehr.counter.total
     read_at = datetime.now(UTC)
@@ -138,7 +139,7 @@ def refresh_medical(ehr: FHIRClient, copy: EhrMedical, iss: str, patient_ids: Se
         batch = list(patient_ids[start : start + per_search])
         try:
             found = read_batch(ehr, batch, copy.config)
-        except errors.TokenError:
+        except (errors.TokenError, errors.FHIRUnauthorized):
             raise
         except errors.TandemError as error:
             report.failed += len(batch)

@@ -19,6 +19,7 @@ from fhir_mappings.registry.resources import (
     contact_task,
     work_task,
 )
+from fhir_mappings.smi.social import SOCIAL, social_observation
 from smartapp.caseload.snapshot import Snapshot
 
 ISS = "https://ehr.example.org/fhir"
@@ -54,6 +55,11 @@ def _filled() -> Snapshot:
         work_task("follow-up", "f-1", e, NOW, due=date(2026, 12, 1), description="Call back"),
     ])  # fmt: skip
     snapshot.apply("Observation", [_score("o-1", e.key, 16), _score("o-2", None, 9, legacy="p9")])
+    housing = SOCIAL.domain("housing")
+    assert housing is not None
+    answer = housing.answer("unhoused")
+    assert answer is not None
+    snapshot.apply("Observation", [social_observation(e.key, housing, answer, date(2026, 10, 2), NOW, None)])
     return snapshot
 
 
@@ -63,6 +69,11 @@ def test_the_stored_form_round_trips_every_field() -> None:
     again = Snapshot.from_json(json.loads(snapshot.dumps()))
     assert again == snapshot
     assert len(again.contacts) == 2 and len(again.tasks) == 2 and again.unassigned == 1
+    # SMI social answers ride in the same Observation search and survive the stored form.
+    assert [(a.domain, a.answer.code, a.day) for a in again.data(0).social[_enrolment().key]] == [
+        ("housing", "unhoused", date(2026, 10, 2))
+    ]
+    assert again.data(0).for_issuer("https://other.example.org/fhir").social == {}
     stored = snapshot.to_json()
     for cls, rows in (
         (Enrolment, stored["enrolments"]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +27,7 @@ from launch.transport import HttpTransport, RetryPolicy
 from smartapp.caseload.ehr_refresh import FAIL_FAST_AFTER, ScoreRefresh, last_refresh, state_key
 from smartapp.caseload.ehr_scores import EhrScores, _hash_key
 from smartapp.caseload.snapshot import CaseloadData
+from smartapp.smi.medical import EhrMedical
 
 ISS = "https://ehr.example.org/fhir"
 OTHER = "https://other-ehr.example.org/fhir"
@@ -199,3 +201,25 @@ def test_one_refresh_per_issuer_at_a_time() -> None:
     responses.get(f"{ISS}/Observation", body=_bundle())
     assert refresh.run() is not None
     assert services.store.get(state_key(ISS) + ":running") is None  # released when done
+
+
+@responses.activate
+def test_the_medical_read_of_smi_patients_follows_the_scores_and_its_failure_keeps_them() -> None:
+    """p1 is in the SMI program: after its score search comes one medical Observation search naming it and one
+    MedicationRequest search; when the EHR refuses them, the scores already read are kept and reported."""
+    services = _services([replace(_enrolment(1), program="cocm-smi"), _enrolment(2)])
+    services.ehr_medical = EhrMedical(services.store)
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(request.url).query)
+        if "85354-9" in query["code"][0]:  # the medical search, not the score search
+            return 500, {}, json.dumps({"resourceType": "OperationOutcome"})
+        return 200, {}, _bundle(_observation(f"{_patient_of(request)}-a", _patient_of(request), 15))
+
+    responses.add_callback(responses.GET, f"{ISS}/Observation", callback=answer)
+    report = _refresh(services).run()
+    assert report is not None and report.patients_updated == 2
+    assert (report.medical_patients, report.medical_updated, report.medical_failed) == (1, 0, 1)
+    assert "medical data of 1 could not be read" in report.summary()
+    medical_calls = [c for c in responses.calls if "85354-9" in c.request.url]
+    assert len(medical_calls) == 1 and _patient_of(medical_calls[0].request) == "p1"  # only the SMI patient
