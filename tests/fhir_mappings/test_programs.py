@@ -184,3 +184,15 @@ def test_worklist_flags_review_and_columns_follow_the_program() -> None:
     assert "consultant" not in columns_for(["bhi-general"]) and "consultant" in columns_for(
         ["bhi-general", "cocm-anxiety"]
     )
+
+
+def test_the_bipolar_caution_is_part_of_the_smi_program() -> None:
+    program, cautions = suggest_program(
+        [_point("PHQ-9", 14, 3)], [_condition("bipolar disorder", "F31.81")], 480
+    )
+    assert program == "cocm-smi" and len(cautions) == 1 and "ASRM" in cautions[0]
+    _, schizophrenia = suggest_program([], [_condition("psychotic disorder", "F20.9")], 480)
+    assert schizophrenia == []  # the caution is for bipolar disorder only
+    # Depression CoCM still cautions, and points to the SMI program.
+    _, depression = suggest_program([_point("PHQ-9", 14, 3)], [_condition("bipolar disorder")], 480)
+    assert depression and "serious mental illness program" in depression[0]
