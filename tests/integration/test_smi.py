@@ -135,3 +135,20 @@ def test_social_questions_and_the_whole_person_row_over_http(
     csv_text = manager.get(f"{smi_world.tandem_url}/app/{launch_id_of(worklist)}/worklist.csv",
                            params={"who": "all", "program": "cocm-smi"}).text  # fmt: skip
     assert "no-glycaemia-12m" in csv_text and "Does not have housing" in csv_text
+
+
+def test_an_ended_enrolment_takes_no_social_answers(
+    smi_world: SandboxWorld, browser: Browser, tandem: Any
+) -> None:
+    launch_id, careplan_id = _enrol_smi(smi_world, browser, "smi-0005")
+    page = f"{smi_world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}"
+    assert browser.submit(page, {"phase": "discharged", "flag": "0"}, action="/update").status_code == 303
+    shown = browser.get(page).text
+    assert "Record social status" not in shown  # no form for an ended enrolment
+    token = browser.form(page, f"/app/{launch_id}/enrolments/{careplan_id}/update")[0].hidden["csrf_token"]
+    refused = browser.post_from(page, f"{page}/social", {"social-housing": "housed", "csrf_token": token})
+    assert refused.status_code == 400 and "has ended" in refused.text
+    found = tandem.registry.search_all(
+        "Observation", {"subject": "Patient/smi-0005", "code": SOCIAL.search_codes}
+    )
+    assert found == []
