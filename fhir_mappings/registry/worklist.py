@@ -440,8 +440,8 @@ def review_group(row: Row) -> str | None:
 
 def review_priority(rows: Iterable[Row]) -> list[Row]:
     """Psychiatric case review order: safety first, then a positive mania screen, patients the care manager
-    flagged for review, not improving, medical flags (SMI), then new to the caseload; longest in treatment first within a group, then by name. Only programs
-    whose definition has case review (CoCM) come to it."""
+    flagged for review, not improving, medical flags (SMI), then new to the caseload; longest in treatment first
+    within a group, then by name. Only programs whose definition has case review (CoCM) come to it."""
     order = [key for key, _ in REVIEW_GROUPS]
     chosen = [(review_group(r), r) for r in rows if r.program.case_review]
     ranked = [(order.index(group), r) for group, r in chosen if group is not None]

@@ -15,17 +15,17 @@ from fhir_mappings.registry.scores import Scores
 from fhir_mappings.screening.history import ScorePoint
 from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.smi import social
-from fhir_mappings.smi.medical import MedicalSummary, summarise
+from fhir_mappings.smi.medical import MEDICAL, MedicalSummary, summarise
 from fhir_mappings.smi.social import DomainStatus
 
+#: The medical flags in words, with the targets of the medical outcomes file (and its gaps' own labels).
 MEDICAL_FLAG_LABELS = {
-    "bp-out-of-target": "BP at or above 140/90",
-    "hba1c-out-of-target": "HbA1c 8 % or more",
-    "weight-gain": "Weight up 5 % or more since the antipsychotic started",
+    "bp-out-of-target": f"BP at or above {MEDICAL.systolic_below}/{MEDICAL.diastolic_below}",
+    "hba1c-out-of-target": f"HbA1c {MEDICAL.hba1c_below:g} % or more",
+    "weight-gain": f"Weight up {MEDICAL.weight_gain_pct:g} % or more since the antipsychotic started",
     "current-smoker": "Current smoker",
     "monitoring-overdue": "Metabolic monitoring overdue",
-    "no-glycaemia-12m": "On an antipsychotic, no glucose or HbA1c in 12 months",
-    "no-lipids-12m": "On an antipsychotic, no LDL in 12 months",
+    **{gap.key: gap.label for gap in MEDICAL.gaps},
 }
 SOCIAL_FLAG_LABELS = {
     "social-housing": "Not stably housed",

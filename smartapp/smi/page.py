@@ -12,20 +12,31 @@ from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.programs import Program
 from fhir_mappings.registry.worklist import MedicalInputs, Row, measures_due
 from fhir_mappings.screening.history import ScorePoint, series
+from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.smi.medical import MEDICAL
 from fhir_mappings.smi.social import SOCIAL, Answered, Domain
 from smartapp.chart.trends import trend_svg
 from smartapp.smi.charts import measure_svg
 from smartapp.smi.medical import EhrMedical
 
-#: What each symptom series is aimed at, as the page states it (from the program's outcome and the instruments).
-SYMPTOM_TARGETS = {
-    "PHQ-9": "remission below 5; response is a 50 % drop",
-    "WHO-5": "50 or more (adequate well-being); a 10-point change is meaningful",
-    "ASRM": "below 6 (6 or more: probable mania or hypomania)",
-    "BPRS": "a 20 % drop from baseline is a response",
-    "DLA-20": "higher is better; a 5-point change (0.5 in the average) is meaningful",
-}
+
+def symptom_target(program: Program, series: str) -> str:
+    """What a symptom series is aimed at, in words, from the program's outcome rules and the instrument's file."""
+    parts = []
+    if series == program.outcome.series:
+        parts.append(f"remission below {program.outcome.remission_below}; response is a "
+                     f"{program.outcome.response_drop_pct} % drop")  # fmt: skip
+    instrument = CATALOGUE.series_instrument(series)
+    if instrument is not None and series != program.outcome.series:
+        if instrument.positive_at_most is not None:
+            parts.append(f"{instrument.positive_at_most + 1} or more")
+        elif instrument.positive_at is not None:
+            parts.append(f"below {instrument.positive_at} ({instrument.positive_at} or more is positive)")
+        rule = instrument.change
+        if rule is not None:
+            size = f"{rule.points}-point" if rule.points is not None else f"{rule.percent} %"
+            parts.append(f"a {size} change is meaningful ({rule.better} is better)")
+    return "; ".join(parts) or "none set"
 
 
 #: The body's targets in words, from the medical outcomes file.
@@ -49,7 +60,8 @@ class WholePersonPage:
     life: list[tuple[Domain, list[tuple[date, str, bool | None]]]] = field(default_factory=list)
     life_days: list[date] = field(default_factory=list)
     due: list[Due] = field(default_factory=list)
-    targets: dict[str, str] = field(default_factory=lambda: dict(SYMPTOM_TARGETS))
+    #: Each symptom series' target in words.
+    targets: dict[str, str] = field(default_factory=dict)
     body_targets: str = BODY_TARGETS
 
 
@@ -68,6 +80,7 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
         mine = series(points, name)
         if mine:
             page.symptom_charts.append((name, mine, trend_svg(mine, name, compact=True)))
+            page.targets[name] = symptom_target(program, name)
     for when, name in measures_due(program, points, row.enrolment.start):
         page.due.append(Due(name, when, when < today))
     summary = whole.medical

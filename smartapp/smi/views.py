@@ -26,7 +26,9 @@ def record_social(launch_id: str, careplan_id: str) -> Any:
     if not program_or_default(enrolment.program).tracks_social:
         raise errors.InvalidLaunchRequest("this enrolment's program does not track social status")
     if not enrolment.active:
-        raise errors.InvalidLaunchRequest("this enrolment has ended: social status is recorded for active ones")
+        raise errors.InvalidLaunchRequest(
+            "this enrolment has ended: social status is recorded for active ones"
+        )
     entry, problem = parse_form(request.form, clock.today(), enrolment.start)
     if entry is None:  # the form comes back with what was entered
         return enrolment_page(launch_id, careplan_id, social_problem=problem,
