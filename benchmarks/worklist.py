@@ -72,16 +72,11 @@ def seed(base: str, size: int) -> None:
                 "subject": e.key.reference(),  # (issuer, id), as Tandem writes it
                 "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat(), "valueInteger": max(0, 18 - 3 * k),
             })  # fmt: skip
-    http = requests.Session()
-    for i in range(0, len(resources), 500):
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources[i : i + 500]]}  # fmt: skip
-        answer = http.post(base, json=bundle, timeout=300, headers={"Content-Type": "application/fhir+json"})
-        answer.raise_for_status()
+    post_all(base, resources)
 
 
 def post_all(base: str, resources: list[dict[str, Any]]) -> None:
+    """PUT every resource in transactions of 500 (update-as-create)."""
     http = requests.Session()
     for i in range(0, len(resources), 500):
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
