@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real components, not mocks: Redis for the stores, Debian's Chromium for the browser tests.
+# Real components, not mocks: Redis for the stores, Debian's Chromium for the browser tests, Java for Spark.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# A Java runtime for the Spark engine of the measures (Spark in local mode).
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "Installing ${missing[*]} with apt…"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -15,8 +17,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The test extras, and the sandbox (sekmet-fhir, Playwright) for the integration and browser tiers.
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox]'
+# The test extras, the sandbox (sekmet-fhir, Playwright) for the integration and browser tiers, and Spark.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox,spark]'
 
 echo "== ruff"
 python3 -m ruff check .
