@@ -123,6 +123,77 @@ def refresh_ehr_scores(iss: str | None, full: bool) -> None:
 
 
 @main.group()
+def measures() -> None:
+    """Quality measures over the EHR's population (Bulk Data) and the registry."""
+
+
+@measures.command("extract")
+@click.option("--iss", default=None, help="The EHR (default: the only issuer with a Group for Bulk Data).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the Parquet files."
+)
+@click.option("--time-zone", default="UTC", show_default=True, help="The time zone days are compared in.")
+def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
+    """Export the EHR's Group with backend services and write one Parquet file per resource type."""
+    from zoneinfo import ZoneInfo
+
+    from smartapp.measures.service import extract
+    from smartapp.services import Services
+
+    services = _services_or_exit()
+    assert isinstance(services, Services)  # noqa: S101
+    regs = [r for r in services.registrations if r.backend and r.backend.group_id and iss in (None, r.iss)]
+    if len(regs) != 1:
+        click.echo("tandem: name the EHR with --iss (one with [issuer.backend] group_id)", err=True)
+        sys.exit(2)
+    try:
+        report = extract(services, regs[0], Path(out_dir), ZoneInfo(time_zone), on_progress=click.echo)
+    except TandemError as error:
+        click.echo(f"tandem: the export failed: {error.message}", err=True)
+        sys.exit(1)
+    click.echo(f"{regs[0].label}: {report.summary()}")
+
+
+@measures.command("run")
+@click.option("--period", "year", type=int, required=True, help="The measurement year, e.g. 2026.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder written by `tandem measures extract`.",
+)
+@click.option("--iss", default=None, help="Keep the result for this EHR's quality page and registry reports.")
+@click.option(
+    "--store", is_flag=True, help="Also write MeasureReports (summary and subject lists) to the registry."
+)
+def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: bool) -> None:
+    """Run every measure and print each one's populations, rate and time."""
+    from fhir_mappings.measures.logic import Period
+    from smartapp.measures.service import keep, run, write_reports
+    from smartapp.services import Services
+
+    result = run(Path(data_dir), Period(year), engine)
+    for key, summary in result.summaries.items():
+        t = summary.total
+        rate = f"{t.rate:.1%}" if t.rate is not None else "no denominator"
+        click.echo(f"{key}: initial population {t.initial_population}, denominator {t.denominator}, exclusions "
+                   f"{t.exclusions}, exceptions {t.exceptions}, numerator {t.numerator}: {rate} "
+                   f"({result.seconds[key]:.2f} s on {engine})")  # fmt: skip
+        if summary.incomplete_valuesets:
+            click.echo(f"  value sets not complete: {'; '.join(summary.incomplete_valuesets)}")
+    if iss:
+        services = _services_or_exit()
+        assert isinstance(services, Services)  # noqa: S101
+        keep(services, iss, result)
+        if store and services.registry is not None:
+            click.echo(
+                f"{write_reports(services.registry, iss, result)} resources written to the registry store"
+            )
+
+
+@main.group()
 def registry() -> None:
     """Maintenance of the registry store."""
 

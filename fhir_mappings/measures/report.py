@@ -1,0 +1,196 @@
+"""A measure's result as people and payers read it: population counts and the rate, by stratum, and as FHIR
+MeasureReports (a summary, and a subject list naming each population's patients). Pure and total."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.measures.logic import Period
+
+POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
+MEASURE_BASE = "https://tandem.health/fhir/Measure"
+
+
+@dataclass(frozen=True)
+class MeasureDef:
+    key: str
+    title: str
+    #: "eCQM", "HEDIS-style (not certified)", or "program".
+    kind: str
+    version: str
+    #: The patient-level flag of the numerator (CMS159's response companion reads "response").
+    numerator: str = "numerator"
+    has_exceptions: bool = False
+    note: str = ""
+
+
+MEASURES: dict[str, MeasureDef] = {
+    m.key: m
+    for m in (
+        MeasureDef(
+            "cms2",
+            "CMS2: Screening for Depression and Follow-Up Plan",
+            "eCQM",
+            "CMS2FHIR v0.4.001 (QI-Core), derived from CMS2v15",
+            has_exceptions=True,
+        ),
+        MeasureDef(
+            "cms159",
+            "CMS159: Depression Remission at Twelve Months",
+            "eCQM",
+            "CMS159FHIR v0.3.000 (QI-Core), derived from CMS159v14",
+        ),
+        MeasureDef(
+            "cms159-response",
+            "Depression Response at Twelve Months (CBE 1885 companion)",
+            "eCQM",
+            "CMS159FHIR v0.3.000 index and windows; response = last score at most half the index score [K]",
+            numerator="response",
+            note="Not a CMS eCQM; CMS159's population with a 50 % response as the numerator.",
+        ),
+    )  # fmt: skip
+}
+
+
+@dataclass
+class Counts:
+    initial_population: int = 0
+    denominator: int = 0
+    exclusions: int = 0
+    exceptions: int = 0
+    numerator: int = 0
+
+    @property
+    def performance_denominator(self) -> int:
+        return self.denominator - self.exclusions - self.exceptions
+
+    @property
+    def rate(self) -> float | None:
+        """Numerator over the denominator less exclusions and exceptions; None when that is empty."""
+        whole = self.performance_denominator
+        return round(self.numerator / whole, 4) if whole > 0 else None
+
+    def add(self, row: Mapping[str, Any], numerator: str) -> None:
+        self.initial_population += 1
+        self.denominator += 1 if row.get("denominator") else 0
+        self.exclusions += 1 if row.get("excluded") else 0
+        self.exceptions += 1 if row.get("exception") else 0
+        self.numerator += 1 if row.get(numerator) else 0
+
+
+@dataclass
+class Summary:
+    measure: MeasureDef
+    period: Period
+    total: Counts = field(default_factory=Counts)
+    strata: dict[str, Counts] = field(default_factory=dict)
+    #: Population → the patient ids in it (the care gaps: denominator patients not in the numerator).
+    subjects: dict[str, list[str]] = field(default_factory=dict)
+    #: Value sets the result rests on that were not complete (the reader must know).
+    incomplete_valuesets: tuple[str, ...] = ()
+
+
+def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, Any]],
+              incomplete_valuesets: Sequence[str] = ()) -> Summary:  # fmt: skip
+    summary = Summary(measure, period, incomplete_valuesets=tuple(incomplete_valuesets))
+    members: dict[str, list[str]] = {k: [] for k in ("initial-population", "denominator", "denominator-exclusion",
+                                                     "denominator-exception", "numerator", "gap")}  # fmt: skip
+    for row in sorted(rows, key=lambda r: str(r.get("patient_id"))):
+        summary.total.add(row, measure.numerator)
+        stratum = str(row.get("stratum") or "all")
+        summary.strata.setdefault(stratum, Counts()).add(row, measure.numerator)
+        pid = str(row["patient_id"])
+        members["initial-population"].append(pid)
+        if row.get("denominator"):
+            members["denominator"].append(pid)
+        if row.get("excluded"):
+            members["denominator-exclusion"].append(pid)
+        if row.get("exception"):
+            members["denominator-exception"].append(pid)
+        if row.get(measure.numerator):
+            members["numerator"].append(pid)
+        elif row.get("denominator") and not row.get("excluded") and not row.get("exception"):
+            members["gap"].append(pid)
+    summary.strata = dict(sorted(summary.strata.items()))
+    summary.subjects = members
+    return summary
+
+
+def _population(code: str, count: int, subjects: str | None = None) -> dict[str, Any]:
+    population: dict[str, Any] = {
+        "code": {"coding": [{"system": POPULATION_SYSTEM, "code": code}]},
+        "count": count,
+    }
+    if subjects:
+        population["subjectResults"] = {"reference": subjects}
+    return population
+
+
+def _populations(counts: Counts, with_exceptions: bool, lists: Mapping[str, str] | None = None
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+    lists = lists or {}
+    found = [_population("initial-population", counts.initial_population, lists.get("initial-population")),
+             _population("denominator", counts.denominator, lists.get("denominator")),
+             _population("denominator-exclusion", counts.exclusions, lists.get("denominator-exclusion")),
+             _population("numerator", counts.numerator, lists.get("numerator"))]  # fmt: skip
+    if with_exceptions:
+        found.insert(
+            3, _population("denominator-exception", counts.exceptions, lists.get("denominator-exception"))
+        )
+    return found
+
+
+def report_id(measure: str, period: Period, kind: str, iss: str) -> str:
+    """One report per measure, period, kind and EHR: running again replaces it."""
+    return "mr-" + hashlib.sha256(f"{measure}|{period.year}|{kind}|{iss}".encode()).hexdigest()[:24]
+
+
+def measure_report(summary: Summary, iss: str, generated: datetime, *, subject_lists: Mapping[str, str] | None = None
+                   ) -> dict[str, Any]:  # fmt: skip
+    """A MeasureReport: `summary` (counts and rate, by stratum) or, with `subject_lists` (population → a List
+    reference), `subject-list`."""
+    kind = "subject-list" if subject_lists else "summary"
+    m = summary.measure
+    group: dict[str, Any] = {
+        "population": _populations(summary.total, m.has_exceptions, subject_lists),
+        "stratifier": [{"code": [{"text": "age"}], "stratum": [
+            {"value": {"text": name}, "population": _populations(counts, m.has_exceptions)}
+            for name, counts in summary.strata.items()]}],
+    }  # fmt: skip
+    if summary.total.rate is not None:
+        group["measureScore"] = {"value": summary.total.rate}
+    return {
+        "resourceType": "MeasureReport",
+        "id": report_id(m.key, summary.period, kind, iss),
+        "status": "complete",
+        "type": kind,
+        "measure": f"{MEASURE_BASE}/{m.key}",
+        "date": generated.isoformat(),
+        "period": {"start": summary.period.start.isoformat(), "end": summary.period.end.isoformat()},
+        "reporter": {"identifier": {"system": "urn:ietf:rfc:3986", "value": iss}},
+        "improvementNotation": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-improvement-notation",
+                                            "code": "increase"}]},
+        "extension": [{"url": "https://tandem.health/fhir/StructureDefinition/measure-kind", "valueString": m.kind},
+                      {"url": "https://tandem.health/fhir/StructureDefinition/measure-version", "valueString": m.version}]
+        + [{"url": "https://tandem.health/fhir/StructureDefinition/incomplete-valueset", "valueString": v}
+           for v in summary.incomplete_valuesets],
+        "group": [group],
+    }  # fmt: skip
+
+
+def subject_list(summary: Summary, population: str, iss: str, generated: datetime) -> dict[str, Any]:
+    """The List of one population's patients, each by (EHR issuer, id)."""
+    return {
+        "resourceType": "List",
+        "id": report_id(summary.measure.key, summary.period, f"list-{population}", iss),
+        "status": "current",
+        "mode": "snapshot",
+        "title": f"{summary.measure.title}, {summary.period.year}: {population}",
+        "date": generated.isoformat(),
+        "entry": [{"item": PatientKey(iss, pid).reference()} for pid in summary.subjects.get(population, [])],
+    }

@@ -1,0 +1,205 @@
+"""Measures end to end: the EHR's population by a Bulk Data `$export` of its Group (kick-off, polling with
+`Retry-After`, NDJSON streamed into Parquet; resumable, since the status URL is kept until the files are read) plus
+the registry's own score results; the measures run on an engine; the results kept for the page and written to the
+registry store as MeasureReports (summary, and subject lists naming each population's patients)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from fhir_mappings.measures.logic import Period, cms2, cms159
+from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
+from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
+from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM
+from launch import errors
+from launch.bulk import BulkExport
+from launch.fhir import FHIRClient
+from launch.registrations import Registration
+from smartapp.caseload.ehr_refresh import backend_client, state_key
+from smartapp.measures.columnar import ParquetTables
+from smartapp.measures.engines import connect, tables, to_arrow
+from smartapp.outgoing import validated
+
+if TYPE_CHECKING:
+    from smartapp.services import Services
+
+log = logging.getLogger(__name__)
+
+EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "ServiceRequest", "MedicationRequest",
+                "Procedure")  # fmt: skip
+RESULT_TTL = 400 * 24 * 3600
+#: The value sets each measure reads (a result names those that were not complete).
+READS = {
+    "cms2": ("cms2_encounter", "cms2_adolescent_screen", "cms2_adult_screen", "bipolar", "cms2_referral",
+             "cms2_medication", "cms2_followup_procedure", "cms2_declined", "medical_reason"),
+    "cms159": ("office_visit", "major_depression", "dysthymia", "phq9_total", "bipolar", "personality_labile",
+               "psychosis", "pdd", "palliative_diagnosis", "hospice_diagnosis", "hospice_observation",
+               "palliative_observation"),
+}  # fmt: skip
+READS["cms159-response"] = READS["cms159"]
+
+
+@dataclass
+class ExtractReport:
+    folder: str
+    rows: dict[str, int]
+    registry_resources: int
+    export_seconds: float
+    seconds: float
+    requests: int
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {table}" for table, n in self.rows.items())
+        return (f"{counts}; {self.registry_resources} registry results; {self.requests} EHR requests, "
+                f"{self.seconds:.1f} s ({self.export_seconds:.1f} s for the EHR to build the export)")  # fmt: skip
+
+
+def export_key(iss: str) -> str:
+    """Where an unfinished export's status URL is kept (a later run resumes it)."""
+    return state_key(iss) + ":measures-export"
+
+
+def extract(services: Services, reg: Registration, folder: Path, zone: ZoneInfo, *, client: FHIRClient | None = None,
+            on_progress: Callable[[str], None] = log.info, sleep: Callable[[float], None] = time.sleep
+            ) -> ExtractReport:  # fmt: skip
+    """Export the issuer's Group from the EHR into Parquet in `folder`, with the registry's score results of the
+    same issuer's patients. Picks up an export this deployment started and did not finish reading."""
+    if reg.backend is None or not reg.backend.group_id:
+        raise errors.ConfigurationError(
+            f"{reg.label}: measures need [issuer.backend] with a group_id (Bulk Data)"
+        )
+    started = time.perf_counter()
+    client = client or backend_client(services, reg)
+    bulk = BulkExport(client, sleep=sleep)
+    status_url = services.store.get(export_key(reg.iss))
+    if status_url:
+        on_progress("resuming the export this deployment started")
+    else:
+        status_url = bulk.kick_off_group(reg.backend.group_id, types=list(EXPORT_TYPES))
+        services.store.set(export_key(reg.iss), status_url, 7 * 24 * 3600)
+        on_progress("export started")
+    waiting = time.perf_counter()
+    try:
+        manifest = bulk.wait(status_url, on_progress=lambda p: on_progress(f"export: {p or 'in progress'}"))
+    except errors.FHIRNotFound:
+        services.store.delete(export_key(reg.iss))  # the server forgot it: start again next time
+        raise
+    export_seconds = time.perf_counter() - waiting
+    registry_count = 0
+    writer = ParquetTables(folder, zone)
+    try:
+        for resource_type in EXPORT_TYPES:
+            on_progress(f"reading {resource_type}")
+            writer.add(bulk.resources(manifest, resource_type))
+        for observation in _registry_results(services, reg.iss):
+            registry_count += 1
+            writer.add([observation])
+    finally:
+        counts = writer.close()
+    services.store.delete(export_key(reg.iss))
+    try:
+        bulk.cancel(status_url)  # the server may drop the files
+    except errors.TandemError as error:
+        log.info("measures export: the server did not take the completion DELETE (%s)", type(error).__name__)
+    return ExtractReport(str(folder), counts, registry_count, round(export_seconds, 2),
+                         round(time.perf_counter() - started, 2), client.counter.total)  # fmt: skip
+
+
+def _registry_results(services: Services, iss: str) -> Iterable[dict[str, Any]]:
+    """Score results Tandem recorded in the registry for this EHR's patients (a screening not yet written back
+    still counts: the patient was screened)."""
+    if services.registry is None:
+        return
+    for page in services.registry.iter_pages("Observation", {"code": REGISTRY_SCORE_CODE_PARAM, "_count": "1000"},
+                                              max_pages=10_000):  # fmt: skip
+        for entry in page.get("entry") or []:
+            resource = entry.get("resource")
+            subject = (resource or {}).get("subject") or {}
+            if isinstance(resource, dict) and (subject.get("identifier") or {}).get("system") == iss:
+                yield resource
+
+
+@dataclass
+class RunResult:
+    engine: str
+    period: Period
+    summaries: dict[str, Summary]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine": self.engine, "year": self.period.year, "seconds": self.seconds, "measures": {
+            key: {"total": vars(s.total), "strata": {k: vars(c) for k, c in s.strata.items()},
+                  "subjects": s.subjects, "incomplete": list(s.incomplete_valuesets)}
+            for key, s in self.summaries.items()}}  # fmt: skip
+
+
+def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str]:
+    return [f"{valuesets[name].title} ({valuesets[name].status})" for name in READS.get(key, ())
+            if valuesets[name].status != "complete"]  # fmt: skip
+
+
+def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str] | None = None) -> RunResult:
+    """Run the measures on one extraction; each measure's time is measured (for the page's IT details)."""
+    con = connect(engine)
+    data = tables(con, folder)
+    result = RunResult(engine, period, {})
+    logic = {"cms2": cms2, "cms159": cms159}
+    cached: dict[str, list[dict[str, Any]]] = {}
+    for key in keys or list(MEASURES):
+        base = key.removesuffix("-response")
+        if base not in logic:
+            raise errors.ConfigurationError(f"unknown measure {key!r} (one of {', '.join(MEASURES)})")
+        started = time.perf_counter()
+        if base not in cached:
+            cached[base] = to_arrow(logic[base](data, period)).to_pylist()
+        result.summaries[key] = summarise(MEASURES[key], period, cached[base], incomplete(key))
+        result.seconds[key] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def result_key(iss: str, year: int) -> str:
+    return state_key(iss) + f":measures:{year}"
+
+
+def keep(services: Services, iss: str, result: RunResult) -> None:
+    """The result for the quality page (the patient lists behind every number)."""
+    services.store.set(result_key(iss, result.period.year), json.dumps(result.to_json()), RESULT_TTL)
+
+
+def kept(services: Services, iss: str, year: int) -> dict[str, Any] | None:
+    raw = services.store.get(result_key(iss, year))
+    try:
+        found = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
+    """Each measure's summary and subject-list MeasureReports (with their Lists) in the registry store, validated
+    against R4B; running again replaces them (ids from measure, period and EHR)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    written = 0
+    for summary in result.summaries.values():
+        lists = {}
+        for population in ("initial-population", "denominator", "denominator-exclusion", "denominator-exception",
+                           "numerator"):  # fmt: skip
+            listed = subject_list(summary, population, iss, now)
+            registry.update(validated(listed))
+            lists[population] = f"List/{listed['id']}"
+            written += 1
+        for report in (
+            measure_report(summary, iss, now),
+            measure_report(summary, iss, now, subject_lists=lists),
+        ):
+            registry.update(validated(report))
+            written += 1
+    return written
