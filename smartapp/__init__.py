@@ -55,12 +55,22 @@ def create_app(
     from smartapp.caseload import views as caseload
     from smartapp.chart import views as chart
     from smartapp.healthysteps import views as healthysteps
+    from smartapp.measures import views as measures
     from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.signin import views as signin
     from smartapp.smi import views as smi
 
-    for blueprint in (site.bp, signin.bp, chart.bp, caseload.bp, healthysteps.bp, safety.bp, smi.bp):
+    for blueprint in (
+        site.bp,
+        signin.bp,
+        chart.bp,
+        caseload.bp,
+        healthysteps.bp,
+        safety.bp,
+        smi.bp,
+        measures.bp,
+    ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
     register_launch_loader(app)

@@ -31,7 +31,7 @@ def spark_session() -> Any:
             ) from None
         _spark = (SparkSession.builder.master("local[2]").appName("tandem-measures")
                   .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-                  .config("spark.sql.shuffle.partitions", "4")
+                  .config("spark.sql.shuffle.partitions", "4").config("spark.ui.showConsoleProgress", "false")
                   .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())  # fmt: skip
         _spark.sparkContext.setLogLevel("ERROR")
     return _spark

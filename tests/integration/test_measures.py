@@ -19,6 +19,8 @@ from sandbox.processes import load_cohort
 from sandbox.world import SandboxWorld
 from smartapp.measures.service import export_key, extract, keep, kept, run, write_reports
 
+from .conftest import Browser, launch_id_of, launch_url
+
 pytestmark = pytest.mark.integration
 
 YEAR = 2026
@@ -72,3 +74,40 @@ def test_export_flatten_run_and_report(measure_world: SandboxWorld, tandem: Any,
     members = tandem.registry.read("List", numerator_list.split("/")[1])
     assert len(members["entry"]) == cms2.numerator
     assert members["entry"][0]["item"]["identifier"]["system"] == iss  # patients by (issuer, id)
+
+
+def test_the_quality_page_and_its_patient_lists(
+    measure_world: SandboxWorld, tandem: Any, tmp_path: Path
+) -> None:
+    iss = measure_world.iss("generic")
+    result = run(Path(_extraction(measure_world, tandem, tmp_path)), Period(YEAR), "duckdb")
+    keep(tandem, iss, result)
+    staff = Browser()
+    launched = staff.follow(launch_url(measure_world, "generic", patient=None, target="worklist",
+                                       practitioner="pr-cm-1"))  # fmt: skip
+    base = f"{measure_world.tandem_url}/app/{launch_id_of(launched)}"
+    page = staff.get(f"{base}/measures", params={"year": str(YEAR)})
+    assert page.status_code == 200
+    cms2 = result.summaries["cms2"]
+    text = page.text
+    assert "CMS2: Screening for Depression and Follow-Up Plan" in text and "HEDIS" not in text
+    rate = cms2.total.numerator / cms2.total.performance_denominator
+    assert f"{rate * 100:.1f}%" in text and "Program outcomes from the registry" in text
+    assert "Value sets not complete in this deployment" in text  # the shipped CMS2 encounter set is partial
+    gaps = staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "gap"})
+    assert gaps.status_code == 200 and len(gaps.text.strip().splitlines()) == len(cms2.subjects["gap"]) + 1
+    assert (
+        staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "x"}).status_code
+        == 404
+    )
+    assert staff.get(f"{base}/measures", params={"year": "1066"}).status_code == 400
+    empty = staff.get(f"{base}/measures", params={"year": "2031"})
+    assert empty.status_code == 200 and "No run for 2031 yet" in empty.text
+
+
+def _extraction(world: SandboxWorld, tandem: Any, tmp_path: Path) -> Path:
+    folder = tmp_path / "page-extract"
+    extract(
+        tandem, tandem.registrations.get(world.iss("generic")), folder, ZoneInfo("UTC"), sleep=lambda _s: None
+    )
+    return folder

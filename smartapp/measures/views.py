@@ -1,0 +1,75 @@
+"""The quality staff's page: each measure's populations and rate, by stratum, with the patient list behind every
+number (CSV), from the last `tandem measures run` for this EHR; and the program outcomes, computed from the registry
+as the page loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from fhir_mappings.common.export import csv_text
+from fhir_mappings.measures.outcomes import program_outcomes
+from fhir_mappings.measures.report import MEASURES
+from smartapp import clock
+from smartapp.measures.service import kept
+from smartapp.request_context import (
+    caseload_data,
+    current_access,
+    current_ehr,
+    current_launch,
+    header_context,
+    launch_required,
+    services,
+)
+
+bp = Blueprint("measures", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
+POPULATIONS = {"initial-population": "Initial population", "denominator": "Denominator",
+               "denominator-exclusion": "Exclusions", "denominator-exception": "Exceptions",
+               "numerator": "Numerator", "gap": "Care gaps (in the denominator, not in the numerator)"}  # fmt: skip
+
+
+def _year() -> int:
+    try:
+        year = int(request.args.get("year") or clock.today().year)
+    except ValueError:
+        abort(400)
+    if not 2000 <= year <= 2100:
+        abort(400)
+    return year
+
+
+@bp.get("/measures")
+@launch_required
+def page(launch_id: str) -> str:
+    session = current_launch()
+    access = current_access()
+    access.check_caseload()
+    year = _year()
+    result = kept(services(), session.iss, year)
+    data = caseload_data(session.iss)
+    names = {e.patient_id: e.patient_name for e in data.enrolments}
+    outcomes = program_outcomes(data.enrolments, data.scores, clock.today(), year=year)
+    return render_template("measures.html", **header_context(session, current_ehr()), patient=None,
+                           show_banner=False, year=year, result=result, measures=MEASURES, populations=POPULATIONS,
+                           outcomes=outcomes, names=names)  # fmt: skip
+
+
+@bp.get("/measures/<key>.csv")
+@launch_required
+def patients_csv(launch_id: str, key: str) -> Response:
+    """The patients of one population of one measure (by default the care gaps), as a spreadsheet."""
+    session = current_launch()
+    current_access().check_caseload()
+    year = _year()
+    population = request.args.get("population") or "gap"
+    result = kept(services(), session.iss, year)
+    found: Any = (result or {}).get("measures", {}).get(key)
+    if key not in MEASURES or population not in POPULATIONS or found is None:
+        abort(404)
+    data = caseload_data(session.iss)
+    names = {e.patient_id: (e.patient_name or "", e.mrn or "") for e in data.enrolments}  # this EHR's only
+    rows = ([pid, *(names.get(pid) or ("", ""))] for pid in found["subjects"].get(population, []))
+    return Response(csv_text(("EHR patient id", "Name (if enrolled)", "MRN (if enrolled)"), rows),
+                    mimetype="text/csv", headers={"Content-Disposition":
+                                                  f"attachment; filename={key}-{year}-{population}.csv"})  # fmt: skip
