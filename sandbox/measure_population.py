@@ -19,6 +19,10 @@ LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+GIVEN = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jon", "Kemal", "Lena", "Mateo",
+         "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tess")  # fmt: skip
+FAMILY = ("Alvarez", "Brennan", "Chen", "Diallo", "Eriksen", "Fofana", "Gupta", "Horvat", "Ito", "Jansen", "Kowal",
+          "Lindqvist", "Moreau", "Nakamura", "Okoro", "Petrov", "Quispe", "Rahman", "Silva", "Tanaka")  # fmt: skip
 TYPES = (
     "Patient",
     "Encounter",
@@ -46,7 +50,8 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     deceased = rng.random() < 0.02
     patient: dict[str, Any] = {"resourceType": "Patient", "id": pid, "birthDate": born.isoformat(),
-                               "gender": rng.choice(("female", "male"))}  # fmt: skip
+                               "gender": rng.choice(("female", "male")),
+                               "name": [{"use": "official", "family": rng.choice(FAMILY), "given": [rng.choice(GIVEN)]}]}  # fmt: skip
     if deceased:
         patient["deceasedDateTime"] = _at(date(year, rng.randint(1, 12), rng.randint(1, 28)), 12)
     out.append(patient)

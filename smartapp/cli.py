@@ -171,10 +171,20 @@ def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
 def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: bool) -> None:
     """Run every measure and print each one's populations, rate and time."""
     from fhir_mappings.measures.logic import Period
+    from fhir_mappings.measures.valuesets import VALUESETS, ValueSetError, load_valuesets
     from smartapp.measures.service import keep, run, write_reports
     from smartapp.services import Services
 
-    result = run(Path(data_dir), Period(year), engine)
+    site = os.environ.get("TANDEM_MEASURE_VALUESETS", "").strip()
+    try:
+        valuesets = load_valuesets(Path(site)) if site else VALUESETS
+        result = run(Path(data_dir), Period(year), engine, valuesets=valuesets)
+    except ValueSetError as error:
+        click.echo(f"tandem: TANDEM_MEASURE_VALUESETS: {error}", err=True)
+        sys.exit(2)
+    except TandemError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(2)
     for key, summary in result.summaries.items():
         t = summary.total
         rate = f"{t.rate:.1%}" if t.rate is not None else "no denominator"

@@ -7,10 +7,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhir_mappings.common.gestation import parse_codes
+from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets
 from launch.errors import ConfigurationError
 
 PREFIX = "TANDEM_"
@@ -58,6 +60,9 @@ class Settings:
     #: Codes (`system|code,…`) under which the site's EHR records a child's gestational age at birth, for
     #: prematurity correction; none is shipped (no code is confirmed). Tandem's own record is always read.
     gestational_age_codes: str | None = None
+    #: The site's value-set expansions for the quality measures (VSAC, UMLS licence): a JSON file shaped like
+    #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped (partial) ones.
+    measure_valuesets: str | None = None
 
     @property
     def production(self) -> bool:
@@ -138,6 +143,11 @@ class Settings:
         if parse_codes(self.gestational_age_codes) is None:
             problems.append("TANDEM_GESTATIONAL_AGE_CODES: must be system|code pairs separated by commas, such as "
                             "https://ehr.example.org/codes|GA-AT-BIRTH")  # fmt: skip
+        if self.measure_valuesets:
+            try:
+                load_valuesets(Path(self.measure_valuesets))
+            except (ValueSetError, OSError) as exc:
+                problems.append(f"TANDEM_MEASURE_VALUESETS: {exc}")
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:

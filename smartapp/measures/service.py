@@ -146,8 +146,10 @@ def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str
             if valuesets[name].status != "complete"]  # fmt: skip
 
 
-def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str] | None = None) -> RunResult:
-    """Run the measures on one extraction; each measure's time is measured (for the page's IT details)."""
+def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str] | None = None,
+        valuesets: dict[str, ValueSet] = VALUESETS) -> RunResult:  # fmt: skip
+    """Run the measures on one extraction (with a site's value-set expansions where it has them); each measure's
+    time is measured (for the page's IT details)."""
     con = connect(engine)
     data = tables(con, folder)
     result = RunResult(engine, period, {})
@@ -159,8 +161,8 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
             raise errors.ConfigurationError(f"unknown measure {key!r} (one of {', '.join(MEASURES)})")
         started = time.perf_counter()
         if base not in cached:
-            cached[base] = to_arrow(logic[base](data, period)).to_pylist()
-        result.summaries[key] = summarise(MEASURES[key], period, cached[base], incomplete(key))
+            cached[base] = to_arrow(logic[base](data, period, valuesets)).to_pylist()
+        result.summaries[key] = summarise(MEASURES[key], period, cached[base], incomplete(key, valuesets))
         result.seconds[key] = round(time.perf_counter() - started, 3)
     return result
 
