@@ -81,6 +81,13 @@ def _ranked(t: Table, by: str, *, last: bool) -> Table:
     return numbered.filter(numbered._rank == 0).drop("_rank")
 
 
+def _population_of(age: Any) -> dict[str, Any]:
+    """What every row of these patient-based measures carries: its age stratum, and that the patient is in the
+    initial population and (the denominator equals it) the denominator."""
+    return {"stratum": ibis.ifelse(age < 18, "12-17", "18+"), "initial_population": ibis.literal(True),
+            "denominator": ibis.literal(True)}  # fmt: skip
+
+
 def cms159(
     tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, ValueSet] = VALUESETS
 ) -> Table:
@@ -135,9 +142,7 @@ def cms159(
         "last_day",
         "last_score",
         "age",
-        stratum=ibis.ifelse(result.age < 18, "12-17", "18+"),
-        initial_population=ibis.literal(True),
-        denominator=ibis.literal(True),
+        **_population_of(result.age),
         exclusion=result.exclusion,
         excluded=excluded,
         numerator=(~excluded) & result.last_score.notnull() & (result.last_score < 5),
@@ -236,9 +241,7 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
         "age",
         "screen_day",
         "screen_result",
-        stratum=ibis.ifelse(result.age < 18, "12-17", "18+"),
-        initial_population=ibis.literal(True),
-        denominator=ibis.literal(True),
+        **_population_of(result.age),
         excluded=is_excluded,
         exclusion=ibis.ifelse(is_excluded, "bipolar disorder", None),
         numerator=numerator,
