@@ -83,6 +83,14 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                         "code": {"coding": [{"system": LOINC, "code": code}]}, "effectiveDateTime": _at(screened, 9, 5),
                         "valueCodeableConcept": {"coding": [{"system": SCT, "code": "428181000124104" if positive
                                                              else "428171000124102"}]}})  # fmt: skip
+            # The instrument's total beside the finding (what DSF-E-style screening reads).
+            out.append(_phq(rid("o"), pid, screened, rng.randint(10, 22) if positive else rng.randint(0, 9),
+                            minute=6))  # fmt: skip
+            if positive and rng.random() < 0.5:
+                follow = visit_day + timedelta(days=rng.choice((3, 10, 20, 45)))
+                out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+                            "type": [{"coding": [{"system": CPT, "code": rng.choice(("90834", "99492"))}]}],
+                            "period": {"start": _at(follow, 14), "end": _at(follow, 14, 45)}})  # fmt: skip
             if positive and rng.random() < 0.7:
                 when = visit_day + timedelta(days=rng.choice((0, 1, 2, 2, 5)))
                 if rng.random() < 0.5:
@@ -121,14 +129,18 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                          "partial": max(0, first - 3), "none": first,
                          "relapse": max(0, first - 3 * month) if month < 12 else first}[trajectory]  # fmt: skip
                 out.append(_phq(rid("o"), pid, day, min(27, value)))
+                if rng.random() < 0.5:  # scored at an office visit (DMS-E-style monitoring reads the visit)
+                    out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+                                "type": [{"coding": [{"system": CPT, "code": "99214"}]}],
+                                "period": {"start": _at(day, 10), "end": _at(day, 10, 25)}})  # fmt: skip
     return out
 
 
-def _phq(oid: str, pid: str, day: date, value: int) -> dict[str, Any]:
+def _phq(oid: str, pid: str, day: date, value: int, minute: int = 15) -> dict[str, Any]:
     return {"resourceType": "Observation", "id": oid, "status": "final", "subject": _ref(pid),
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
                                       "code": "survey"}]}],
-            "code": {"coding": [{"system": LOINC, "code": "44261-6"}]}, "effectiveDateTime": _at(day, 10, 15),
+            "code": {"coding": [{"system": LOINC, "code": "44261-6"}]}, "effectiveDateTime": _at(day, 10, minute),
             "valueInteger": value}  # fmt: skip
 
 

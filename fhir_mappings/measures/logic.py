@@ -73,7 +73,7 @@ def plus_year(day: Any) -> Any:
     return ibis.date(day.year() + 1, day.month(), ibis.ifelse(leap_day, 28, day.day()))
 
 
-def _ranked(t: Table, by: str, *, last: bool) -> Table:
+def ranked(t: Table, by: str, *, last: bool) -> Table:
     """Each `by` group's first (or last) row in the tie order (time, then issued, then id)."""
     keys = [t.effective_ts, t.issued_ts, t.observation_id]
     order = [ibis.desc(k) for k in keys] if last else [ibis.asc(k) for k in keys]
@@ -116,7 +116,7 @@ def cms159(
     candidates = elevated.join(depression_visits, "patient_id").filter(
         (_.effective_day >= _.start_day - ibis.interval(days=7)) & (_.effective_day <= _.end_day)
     ).select("observation_id", "patient_id", "effective_ts", "effective_day", "issued_ts", "value_int").distinct()  # fmt: skip
-    index = _ranked(candidates, "patient_id", last=False).select(
+    index = ranked(candidates, "patient_id", last=False).select(
         "patient_id", index_day=_.effective_day, index_score=_.value_int)  # fmt: skip
     population = index.join(patient, "patient_id").mutate(age=age_at(_.birth_date, _.index_day))
     population = population.filter(population.age >= 12)
@@ -126,7 +126,7 @@ def cms159(
     in_map = phq.join(population.select("patient_id", "map_start", "map_end"), "patient_id").filter(
         _.effective_day.between(_.map_start, _.map_end)).select(
         "observation_id", "patient_id", "effective_ts", "issued_ts", "effective_day", "value_int")  # fmt: skip
-    last = _ranked(in_map, "patient_id", last=True).select("patient_id", last_day=_.effective_day,
+    last = ranked(in_map, "patient_id", last=True).select("patient_id", last_day=_.effective_day,
                                                            last_score=_.value_int)  # fmt: skip
     windows = population.select("patient_id", "map_end")
     excluded_by = _cms159_exclusions(tables, windows, dip_start, valuesets)
@@ -205,7 +205,7 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
     )
     paired = paired.select("observation_id", "patient_id", "kind", "effective_ts", "issued_ts", "effective_day",
                            "value_code", "encounter_id", "start_ts", "end_ts", "end_day")  # fmt: skip
-    latest_id = _ranked(paired.select("observation_id", "patient_id", "kind", "effective_ts", "issued_ts")
+    latest_id = ranked(paired.select("observation_id", "patient_id", "kind", "effective_ts", "issued_ts")
                         .distinct().mutate(group=_.patient_id.concat("|", _.kind)), "group", last=True)  # fmt: skip
     latest = paired.semi_join(latest_id.select("observation_id"), "observation_id")
     followed = _cms2_follow_ups(tables, latest, period, valuesets)

@@ -16,6 +16,10 @@ POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 MEASURE_BASE = "https://tandem.health/fhir/Measure"
 
 
+HEDIS_STYLE = "HEDIS-style (not certified)"
+HEDIS_VERSION = "from public descriptions; unconfirmed windows are parameters (hedis_style.json)"
+
+
 @dataclass(frozen=True)
 class MeasureDef:
     key: str
@@ -23,8 +27,13 @@ class MeasureDef:
     #: "eCQM", "HEDIS-style (not certified)", or "program".
     kind: str
     version: str
-    #: The patient-level flag of the numerator (CMS159's response companion reads "response").
+    #: The row flag of the numerator (CMS159's response companion reads "response").
     numerator: str = "numerator"
+    #: The row flag that puts a row in this rate's population (DSF-E's follow-up rate: a positive screen);
+    #: None: every row.
+    population: str | None = None
+    #: The rows are patient-periods, not patients (DMS-E).
+    unit: str = "patients"
     has_exceptions: bool = False
     note: str = ""
 
@@ -53,7 +62,48 @@ MEASURES: dict[str, MeasureDef] = {
             numerator="response",
             note="Not a CMS eCQM; CMS159's population with a 50 % response as the numerator.",
         ),
-    )  # fmt: skip
+        MeasureDef(
+            "dsf-screening",
+            "Depression screening (DSF-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="screened",
+        ),
+        MeasureDef(
+            "dsf-follow-up",
+            "Follow-up on a positive depression screen (DSF-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="followed_up",
+            population="positive",
+        ),
+        MeasureDef(
+            "drr-follow-up", "Follow-up PHQ-9 (DRR-E style)", HEDIS_STYLE, HEDIS_VERSION, numerator="followed"
+        ),
+        MeasureDef(
+            "drr-remission",
+            "Depression remission (DRR-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="remission",
+        ),
+        MeasureDef(
+            "drr-response",
+            "Depression response (DRR-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="response",
+        ),
+        MeasureDef(
+            "dms",
+            "PHQ-9 monitoring per assessment period (DMS-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="monitored",
+            unit="patient-periods",
+            note="Whether DMS-E is still a HEDIS measure is unconfirmed: a registry process metric.",
+        ),
+    )
 }
 
 
@@ -101,6 +151,8 @@ def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, A
     members: dict[str, list[str]] = {k: [] for k in ("initial-population", "denominator", "denominator-exclusion",
                                                      "denominator-exception", "numerator", "gap")}  # fmt: skip
     for row in sorted(rows, key=lambda r: str(r.get("patient_id"))):
+        if measure.population and not row.get(measure.population):
+            continue
         summary.total.add(row, measure.numerator)
         stratum = str(row.get("stratum") or "all")
         summary.strata.setdefault(stratum, Counts()).add(row, measure.numerator)
@@ -117,7 +169,9 @@ def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, A
         elif row.get("denominator") and not row.get("excluded") and not row.get("exception"):
             members["gap"].append(pid)
     summary.strata = dict(sorted(summary.strata.items()))
-    summary.subjects = members
+    summary.subjects = {
+        k: list(dict.fromkeys(v)) for k, v in members.items()
+    }  # a patient once (DMS-E periods)
     return summary
 
 

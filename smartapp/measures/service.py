@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from fhir_mappings.measures.hedis_style import dms, drr, dsf
 from fhir_mappings.measures.logic import Period, cms2, cms159
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
 from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
@@ -45,6 +46,23 @@ READS = {
                "palliative_observation"),
 }  # fmt: skip
 READS["cms159-response"] = READS["cms159"]
+READS["dsf-screening"] = READS["dsf-follow-up"] = ("hedis_depression_screen", "bipolar", "major_depression",
+                                                   "dysthymia", "hedis_bh_encounter", "office_visit",
+                                                   "mental_health_diagnosis", "cms2_medication")  # fmt: skip
+READS["drr-follow-up"] = READS["drr-remission"] = READS["drr-response"] = (
+    "phq9_total",
+    "major_depression",
+    "dysthymia",
+    "bipolar",
+    "personality_labile",
+    "psychosis",
+    "pdd",
+)
+READS["dms"] = ("phq9_total", "major_depression", "dysthymia", "office_visit", "bipolar", "personality_labile",
+                "psychosis", "pdd")  # fmt: skip
+#: Each measure's rows come from one expression (several rates share one).
+SOURCES = {"cms2": "cms2", "cms159": "cms159", "cms159-response": "cms159", "dsf-screening": "dsf",
+           "dsf-follow-up": "dsf", "drr-follow-up": "drr", "drr-remission": "drr", "drr-response": "drr", "dms": "dms"}  # fmt: skip
 
 
 @dataclass
@@ -153,10 +171,10 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
     con = connect(engine)
     data = tables(con, folder)
     result = RunResult(engine, period, {})
-    logic = {"cms2": cms2, "cms159": cms159}
+    logic = {"cms2": cms2, "cms159": cms159, "dsf": dsf, "drr": drr, "dms": dms}
     cached: dict[str, list[dict[str, Any]]] = {}
     for key in keys or list(MEASURES):
-        base = key.removesuffix("-response")
+        base = SOURCES.get(key, "")
         if base not in logic:
             raise errors.ConfigurationError(f"unknown measure {key!r} (one of {', '.join(MEASURES)})")
         started = time.perf_counter()
