@@ -172,13 +172,19 @@ def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: 
     """Run every measure and print each one's populations, rate and time."""
     from fhir_mappings.measures.logic import Period
     from fhir_mappings.measures.valuesets import VALUESETS, ValueSetError, load_valuesets
-    from smartapp.measures.service import keep, run, write_reports
+    from smartapp.measures.service import keep, registry_groups, run, write_reports
     from smartapp.services import Services
 
     site = os.environ.get("TANDEM_MEASURE_VALUESETS", "").strip()
+    services: Services | None = None
+    if iss:
+        started = _services_or_exit()
+        assert isinstance(started, Services)  # noqa: S101
+        services = started
     try:
         valuesets = load_valuesets(Path(site)) if site else VALUESETS
-        result = run(Path(data_dir), Period(year), engine, valuesets=valuesets)
+        groups = registry_groups(services, iss) if services is not None and iss else None
+        result = run(Path(data_dir), Period(year), engine, valuesets=valuesets, groups=groups)
     except ValueSetError as error:
         click.echo(f"tandem: TANDEM_MEASURE_VALUESETS: {error}", err=True)
         sys.exit(2)
@@ -193,9 +199,7 @@ def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: 
                    f"({result.seconds[key]:.2f} s on {engine})")  # fmt: skip
         if summary.incomplete_valuesets:
             click.echo(f"  value sets not complete: {'; '.join(summary.incomplete_valuesets)}")
-    if iss:
-        services = _services_or_exit()
-        assert isinstance(services, Services)  # noqa: S101
+    if services is not None and iss:
         keep(services, iss, result)
         if store and services.registry is not None:
             click.echo(

@@ -90,11 +90,13 @@ def _eligible(tables: Mapping[str, Table], period: Period, params: HedisParams) 
     """Patients 12 or older on 1 January, with a finished visit in the year where the parameter asks for one."""
     patient, encounter = tables["patient"], tables["encounter"]
     people = patient.mutate(age=age_at(patient.birth_date, ibis.literal(period.start))).filter(_.age >= 12)
-    if params.needs_visit_in_year:
-        visits = encounter.filter((encounter.status == "finished")
-                                  & encounter.start_day.between(period.start, period.end))  # fmt: skip
-        people = people.semi_join(visits, "patient_id")
-    return people.select("patient_id", "age", "deceased", "deceased_day")
+    visits = encounter.filter(
+        (encounter.status == "finished") & encounter.start_day.between(period.start, period.end)
+    )
+    first = visits.group_by("patient_id").aggregate(visit_day=visits.start_day.min())
+    people = (people.join(first, "patient_id") if params.needs_visit_in_year
+              else people.left_join(first, "patient_id").drop("patient_id_right"))  # fmt: skip
+    return people.select("patient_id", "age", "deceased", "deceased_day", "visit_day")
 
 
 def _died_or_hospice(tables: Mapping[str, Table], start: date, end: date,
@@ -178,7 +180,7 @@ def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         excluded.mutate(excluded=ibis.literal(True)), "patient_id").drop("patient_id_right")  # fmt: skip
     out = result.excluded.fill_null(False)
     return result.select(
-        "patient_id", "age", "anchor_day",
+        "patient_id", "age", "anchor_day", "visit_day",
         stratum=_stratum(result.age, params.dsf_strata),
         initial_population=ibis.literal(True), denominator=ibis.literal(True), excluded=out,
         screened=(~out) & result.screened.fill_null(False),
@@ -267,7 +269,7 @@ def dms(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         excluded.mutate(excluded=ibis.literal(True)), "patient_id").drop("patient_id_right")  # fmt: skip
     out = result.excluded.fill_null(False)
     return result.select(
-        "patient_id", "period", "age",
+        "patient_id", "period", "age", "p_start",
         stratum=_stratum(result.age, params.dms_strata),
         initial_population=ibis.literal(True), denominator=ibis.literal(True), excluded=out,
         monitored=(~out) & result.monitored.fill_null(False),

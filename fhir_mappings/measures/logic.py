@@ -188,7 +188,9 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
                               & encounter.end_day.between(period.start, period.end)).select(
         "encounter_id", "patient_id", "start_day", "end_day", "start_ts", "end_ts").distinct()  # fmt: skip
     people = patient.mutate(age=age_at(patient.birth_date, ibis.literal(period.start)))
-    population = people.filter(people.age >= 12).semi_join(visits, "patient_id").select("patient_id", "age")
+    first_visit = visits.group_by("patient_id").aggregate(visit_day=visits.start_day.min())
+    population = people.filter(people.age >= 12).join(first_visit, "patient_id").select("patient_id", "age",
+                                                                                        "visit_day")  # fmt: skip
     bipolar = condition.filter(in_valueset(condition, valuesets["bipolar"])
                                & condition.category.isin(("problem-list-item", "health-concern"))
                                & condition.onset_day.notnull()).select("patient_id", "onset_day")  # fmt: skip
@@ -241,6 +243,7 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
         "age",
         "screen_day",
         "screen_result",
+        "visit_day",
         **_population_of(result.age),
         excluded=is_excluded,
         exclusion=ibis.ifelse(is_excluded, "bipolar disorder", None),

@@ -36,6 +36,8 @@ class MeasureDef:
     unit: str = "patients"
     has_exceptions: bool = False
     note: str = ""
+    #: The row's date that places it in a month of the trend (CMS2: the first qualifying visit).
+    month_of: str | None = None
 
 
 MEASURES: dict[str, MeasureDef] = {
@@ -47,12 +49,14 @@ MEASURES: dict[str, MeasureDef] = {
             "eCQM",
             "CMS2FHIR v0.4.001 (QI-Core), derived from CMS2v15",
             has_exceptions=True,
+            month_of="visit_day",
         ),
         MeasureDef(
             "cms159",
             "CMS159: Depression Remission at Twelve Months",
             "eCQM",
             "CMS159FHIR v0.3.000 (QI-Core), derived from CMS159v14",
+            month_of="index_day",
         ),
         MeasureDef(
             "cms159-response",
@@ -61,6 +65,7 @@ MEASURES: dict[str, MeasureDef] = {
             "CMS159FHIR v0.3.000 index and windows; response = last score at most half the index score [K]",
             numerator="response",
             note="Not a CMS eCQM; CMS159's population with a 50 % response as the numerator.",
+            month_of="index_day",
         ),
         MeasureDef(
             "dsf-screening",
@@ -143,11 +148,18 @@ class Summary:
     subjects: dict[str, list[str]] = field(default_factory=dict)
     #: Value sets the result rests on that were not complete (the reader must know).
     incomplete_valuesets: tuple[str, ...] = ()
+    #: "YYYY-MM" of each row's date (`MeasureDef.month_of`) → its counts: the trend.
+    by_month: dict[str, Counts] = field(default_factory=dict)
+    #: Registry grouping (program, care manager) → value → counts; patients not enrolled are "not enrolled".
+    by_group: dict[str, dict[str, Counts]] = field(default_factory=dict)
 
 
 def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, Any]],
-              incomplete_valuesets: Sequence[str] = ()) -> Summary:  # fmt: skip
+              incomplete_valuesets: Sequence[str] = (),
+              groups: Mapping[str, Mapping[str, str]] | None = None) -> Summary:  # fmt: skip
+    """Counts overall, by stratum, by month and by each registry grouping (`groups`: name → patient id → value)."""
     summary = Summary(measure, period, incomplete_valuesets=tuple(incomplete_valuesets))
+    groups = groups or {}
     members: dict[str, list[str]] = {k: [] for k in ("initial-population", "denominator", "denominator-exclusion",
                                                      "denominator-exception", "numerator", "gap")}  # fmt: skip
     for row in sorted(rows, key=lambda r: str(r.get("patient_id"))):
@@ -157,6 +169,12 @@ def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, A
         stratum = str(row.get("stratum") or "all")
         summary.strata.setdefault(stratum, Counts()).add(row, measure.numerator)
         pid = str(row["patient_id"])
+        when = row.get(measure.month_of) if measure.month_of else None
+        if when is not None and hasattr(when, "strftime"):
+            summary.by_month.setdefault(when.strftime("%Y-%m"), Counts()).add(row, measure.numerator)
+        for name, values in groups.items():
+            value = values.get(pid, "not enrolled")
+            summary.by_group.setdefault(name, {}).setdefault(value, Counts()).add(row, measure.numerator)
         members["initial-population"].append(pid)
         if row.get("denominator"):
             members["denominator"].append(pid)
@@ -169,6 +187,8 @@ def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, A
         elif row.get("denominator") and not row.get("excluded") and not row.get("exception"):
             members["gap"].append(pid)
     summary.strata = dict(sorted(summary.strata.items()))
+    summary.by_month = dict(sorted(summary.by_month.items()))
+    summary.by_group = {name: dict(sorted(values.items())) for name, values in summary.by_group.items()}
     summary.subjects = {
         k: list(dict.fromkeys(v)) for k, v in members.items()
     }  # a patient once (DMS-E periods)

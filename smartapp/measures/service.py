@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from fhir_mappings.measures.hedis_style import dms, drr, dsf
 from fhir_mappings.measures.logic import Period, cms2, cms159
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
 from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
+from fhir_mappings.registry.resources import PROGRAM_TITLES
 from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM
 from launch import errors
 from launch.bulk import BulkExport
@@ -155,6 +156,8 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"engine": self.engine, "year": self.period.year, "seconds": self.seconds, "measures": {
             key: {"total": vars(s.total), "strata": {k: vars(c) for k, c in s.strata.items()},
+                  "months": {k: vars(c) for k, c in s.by_month.items()},
+                  "groups": {g: {k: vars(c) for k, c in values.items()} for g, values in s.by_group.items()},
                   "subjects": s.subjects, "incomplete": list(s.incomplete_valuesets)}
             for key, s in self.summaries.items()}}  # fmt: skip
 
@@ -165,7 +168,8 @@ def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str
 
 
 def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str] | None = None,
-        valuesets: dict[str, ValueSet] = VALUESETS) -> RunResult:  # fmt: skip
+        valuesets: dict[str, ValueSet] = VALUESETS,
+        groups: Mapping[str, Mapping[str, str]] | None = None) -> RunResult:  # fmt: skip
     """Run the measures on one extraction (with a site's value-set expansions where it has them); each measure's
     time is measured (for the page's IT details)."""
     con = connect(engine)
@@ -180,7 +184,9 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
         started = time.perf_counter()
         if base not in cached:
             cached[base] = to_arrow(logic[base](data, period, valuesets)).to_pylist()
-        result.summaries[key] = summarise(MEASURES[key], period, cached[base], incomplete(key, valuesets))
+        result.summaries[key] = summarise(
+            MEASURES[key], period, cached[base], incomplete(key, valuesets), groups
+        )
         result.seconds[key] = round(time.perf_counter() - started, 3)
     return result
 
@@ -223,3 +229,15 @@ def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
             registry.update(validated(report))
             written += 1
     return written
+
+
+def registry_groups(services: Services, iss: str) -> dict[str, dict[str, str]]:
+    """Program and care manager of each patient of this EHR enrolled in the registry (the latest enrolment)."""
+    data = services.caseload.load().for_issuer(iss)
+    program: dict[str, str] = {}
+    manager: dict[str, str] = {}
+    for e in sorted(data.enrolments, key=lambda e: e.start):
+        program[e.patient_id] = PROGRAM_TITLES.get(e.program, e.program)
+        member = e.member("care-manager")
+        manager[e.patient_id] = member.name if member else "no care manager"
+    return {"program": program, "care manager": manager}

@@ -17,7 +17,7 @@ from sandbox.data import BH_GROUP_ID, Cohort
 from sandbox.measure_population import population
 from sandbox.processes import load_cohort
 from sandbox.world import SandboxWorld
-from smartapp.measures.service import export_key, extract, keep, kept, run, write_reports
+from smartapp.measures.service import export_key, extract, keep, kept, registry_groups, run, write_reports
 
 from .conftest import Browser, launch_id_of, launch_url
 
@@ -80,7 +80,8 @@ def test_the_quality_page_and_its_patient_lists(
     measure_world: SandboxWorld, tandem: Any, tmp_path: Path
 ) -> None:
     iss = measure_world.iss("generic")
-    result = run(Path(_extraction(measure_world, tandem, tmp_path)), Period(YEAR), "duckdb")
+    result = run(Path(_extraction(measure_world, tandem, tmp_path)), Period(YEAR), "duckdb",
+                 groups=registry_groups(tandem, iss))  # fmt: skip
     keep(tandem, iss, result)
     staff = Browser()
     launched = staff.follow(launch_url(measure_world, "generic", patient=None, target="worklist",
@@ -96,6 +97,10 @@ def test_the_quality_page_and_its_patient_lists(
     rate = cms2.total.numerator / cms2.total.performance_denominator
     assert f"{rate * 100:.1f}%" in text and "Program outcomes from the registry" in text
     assert "Value sets not complete in this deployment" in text  # the shipped CMS2 encounter set is partial
+    # The trend by month and the registry's strata (the synthetic population is not enrolled).
+    assert f'<th scope="row">{YEAR}-03</th>' in text and "By program" in text and "not enrolled" in text
+    months = result.summaries["cms2"].by_month
+    assert sum(c.denominator for c in months.values()) == result.summaries["cms2"].total.denominator
     gaps = staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "gap"})
     assert gaps.status_code == 200 and len(gaps.text.strip().splitlines()) == len(cms2.subjects["gap"]) + 1
     assert (
