@@ -42,9 +42,14 @@ def _ref(pid: str) -> dict[str, str]:
     return {"reference": f"Patient/{pid}"}
 
 
+CLINICS = ("Eastside Family Medicine", "Riverside Health Center", "North Valley Clinic")
+
+
 def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
-    """One patient's record for measurement year `year`: their own mix of screening and depression care."""
+    """One patient's record for measurement year `year`: their own mix of screening and depression care, at their
+    clinic."""
     pid = f"mp-{n:06d}"
+    clinic = {"reference": f"Organization/clinic-{n % len(CLINICS)}", "display": CLINICS[n % len(CLINICS)]}
     age = rng.choice((11, 13, 15, 16, 17, 19, 25, 34, 41, 52, 60, 67, 74, 83))
     born = date(year - age, rng.randint(1, 12), rng.randint(1, 28))
     out: list[dict[str, Any]] = []
@@ -66,7 +71,7 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
     if rng.random() < 0.85:
         visit_day = date(year, rng.randint(1, 12), rng.randint(1, 28))
         eid = rid("e")
-        out.append({"resourceType": "Encounter", "id": eid, "status": "finished", "subject": _ref(pid),
+        out.append({"resourceType": "Encounter", "id": eid, "status": "finished", "subject": _ref(pid), "serviceProvider": clinic,
                     "type": [{"coding": [{"system": SCT, "code": rng.choice(("10197000", "185317003"))}]}],
                     "period": {"start": _at(visit_day, 9), "end": _at(visit_day, 9, 20)}})  # fmt: skip
         code = "73831-0" if age < 18 else "73832-8"
@@ -88,7 +93,7 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                             minute=6))  # fmt: skip
             if positive and rng.random() < 0.5:
                 follow = visit_day + timedelta(days=rng.choice((3, 10, 20, 45)))
-                out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+                out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid), "serviceProvider": clinic,
                             "type": [{"coding": [{"system": CPT, "code": rng.choice(("90834", "99492"))}]}],
                             "period": {"start": _at(follow, 14), "end": _at(follow, 14, 45)}})  # fmt: skip
             if positive and rng.random() < 0.7:
@@ -115,7 +120,7 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                     "clinicalStatus": {"coding": [{"code": "active"}]}, "verificationStatus": {"coding": [{"code": "confirmed"}]},
                     "category": [{"coding": [{"system": CATEGORY, "code": "problem-list-item"}]}],
                     "onsetDateTime": (visit_day - timedelta(days=rng.randint(10, 400))).isoformat()})  # fmt: skip
-        out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+        out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid), "serviceProvider": clinic,
                     "type": [{"coding": [{"system": CPT, "code": rng.choice(("99213", "99214", "90834", "99492"))}]}],
                     "period": {"start": _at(visit_day, 10), "end": _at(visit_day, 10, 30)}})  # fmt: skip
         first = rng.randint(8, 24)
@@ -130,7 +135,7 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                          "relapse": max(0, first - 3 * month) if month < 12 else first}[trajectory]  # fmt: skip
                 out.append(_phq(rid("o"), pid, day, min(27, value)))
                 if rng.random() < 0.5:  # scored at an office visit (DMS-E-style monitoring reads the visit)
-                    out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+                    out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid), "serviceProvider": clinic,
                                 "type": [{"coding": [{"system": CPT, "code": "99214"}]}],
                                 "period": {"start": _at(day, 10), "end": _at(day, 10, 25)}})  # fmt: skip
     return out

@@ -16,7 +16,8 @@ from fhir_mappings.common.access import obj, objs, reference_id, text
 SCHEMAS: dict[str, dict[str, str]] = {
     "patient": {"patient_id": "str", "birth_date": "date", "deceased": "bool", "deceased_day": "date"},
     "encounter": {"encounter_id": "str", "patient_id": "str", "status": "str", "system": "str", "code": "str",
-                  "start_ts": "timestamp", "end_ts": "timestamp", "start_day": "date", "end_day": "date"},
+                  "start_ts": "timestamp", "end_ts": "timestamp", "start_day": "date", "end_day": "date",
+                  "clinic": "str"},
     "condition": {"condition_id": "str", "patient_id": "str", "system": "str", "code": "str",
                   "clinical_status": "str", "verification_status": "str", "category": "str", "onset_day": "date"},
     "observation": {"observation_id": "str", "patient_id": "str", "system": "str", "code": "str", "status": "str",
@@ -59,6 +60,12 @@ def _codings(concept: Any) -> Iterator[tuple[str, str]]:
         system, code = text(coding.get("system")), text(coding.get("code"))
         if system and code:
             yield system, code
+
+
+def _clinic(encounter: Mapping[str, Any]) -> str | None:
+    """Where the visit happened: the service provider's name, else its reference."""
+    provider = obj(encounter.get("serviceProvider"))
+    return text(provider.get("display")) or text(provider.get("reference"))
 
 
 def _subject(resource: Mapping[str, Any]) -> str | None:
@@ -106,7 +113,8 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield "encounter", {"encounter_id": rid, "patient_id": patient, "status": status, "system": system,
                                     "code": code, "start_ts": start[0] if start else None,
                                     "end_ts": end[0] if end else None, "start_day": start[1] if start else None,
-                                    "end_day": end[1] if end else None}  # fmt: skip
+                                    "end_day": end[1] if end else None,
+                                    "clinic": _clinic(resource)}  # fmt: skip
     elif kind == "Condition":
         category = next(filter(None, (_code_of(concept) for concept in objs(resource.get("category")))), None)
         for system, code in _codings(resource.get("code")):

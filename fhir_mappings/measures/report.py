@@ -112,6 +112,10 @@ MEASURES: dict[str, MeasureDef] = {
 }
 
 
+#: What a patient with no value in a grouping is listed under (program and care manager: not enrolled).
+MISSING_GROUP = {"clinic": "no clinic recorded"}
+
+
 @dataclass
 class Counts:
     initial_population: int = 0
@@ -173,7 +177,7 @@ def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, A
         if when is not None and hasattr(when, "strftime"):
             summary.by_month.setdefault(when.strftime("%Y-%m"), Counts()).add(row, measure.numerator)
         for name, values in groups.items():
-            value = values.get(pid, "not enrolled")
+            value = values.get(pid, MISSING_GROUP.get(name, "not enrolled"))
             summary.by_group.setdefault(name, {}).setdefault(value, Counts()).add(row, measure.numerator)
         members["initial-population"].append(pid)
         if row.get("denominator"):

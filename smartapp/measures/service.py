@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import ibis
+
 from fhir_mappings.measures.hedis_style import dms, drr, dsf
 from fhir_mappings.measures.logic import Period, cms2, cms159
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
@@ -167,6 +169,17 @@ def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str
             if valuesets[name].status != "complete"]  # fmt: skip
 
 
+def clinics(data: Mapping[str, Any], period: Period) -> dict[str, str]:
+    """Each patient's clinic: the service provider of their latest finished visit up to the period's end."""
+    encounter = data["encounter"]
+    visits = encounter.filter((encounter.status == "finished") & encounter.clinic.notnull()
+                              & (encounter.start_day <= period.end))  # fmt: skip
+    ranked = visits.mutate(_n=ibis.row_number().over(group_by=visits.patient_id,
+                                                     order_by=[ibis.desc(visits.start_ts), ibis.desc(visits.encounter_id)]))  # fmt: skip
+    latest = ranked.filter(ranked._n == 0).select("patient_id", "clinic")
+    return {row["patient_id"]: row["clinic"] for row in to_arrow(latest).to_pylist()}
+
+
 def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str] | None = None,
         valuesets: dict[str, ValueSet] = VALUESETS,
         groups: Mapping[str, Mapping[str, str]] | None = None) -> RunResult:  # fmt: skip
@@ -175,6 +188,7 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
     con = connect(engine)
     data = tables(con, folder)
     result = RunResult(engine, period, {})
+    groups = {**(groups or {}), "clinic": clinics(data, period)}
     logic = {"cms2": cms2, "cms159": cms159, "dsf": dsf, "drr": drr, "dms": dms}
     cached: dict[str, list[dict[str, Any]]] = {}
     for key in keys or list(MEASURES):

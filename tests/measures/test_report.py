@@ -42,7 +42,8 @@ ROWS = [
 
 
 def test_counts_rate_strata_months_and_groups() -> None:
-    summary = summarise(MEASURES["cms2"], Period(2026), ROWS, groups={"program": {"a": "CoCM", "d": "CoCM"}})
+    summary = summarise(MEASURES["cms2"], Period(2026), ROWS,
+                        groups={"program": {"a": "CoCM", "d": "CoCM"}, "clinic": {"a": "Eastside"}})  # fmt: skip
     t = summary.total
     assert (t.initial_population, t.denominator, t.exclusions, t.exceptions, t.numerator) == (5, 5, 1, 1, 2)
     assert t.rate == round(2 / 3, 4)
