@@ -9,6 +9,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.programs import program_or_default
@@ -114,3 +115,53 @@ def program_outcomes(enrolments: Iterable[Enrolment], scores: Mapping[PatientKey
             if first is not None:
                 days.append((first.day - e.start).days)
     return ProgramOutcomes(found, monthly, statistics.median(days) if days else None, len(days))
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    numerator: int
+    denominator: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.numerator / self.denominator, 4) if self.denominator else None
+
+
+def smi_figures(rows: Iterable[Any]) -> list[Figure]:
+    """The SMI program's body and life figures over its worklist rows (`Row.whole`): each over the patients for
+    whom it can be said (an antipsychotic for the monitoring figures, a reading, an answer)."""
+    views = [r.whole for r in rows if getattr(r, "whole", None) is not None]
+    medical = [v.medical for v in views if v.medical is not None]
+    on_drug = [m for m in medical if m.on_antipsychotic]
+
+    def share(label: str, pool: list[Any], test: Any) -> Figure:
+        return Figure(label, sum(1 for x in pool if test(x)), len(pool))
+
+    def answered(domain: str) -> list[Any]:
+        return [s for v in views for s in v.social if s.domain.key == domain and s.met_now is not None]
+
+    who5 = [s for v in views for s in v.symptoms if s.series == "WHO-5" and s.verdict is not None]
+    mania = [s for v in views for s in v.symptoms if s.series == "ASRM" and s.positive is not None]
+    return [
+        share("On an antipsychotic: glucose or HbA1c in the last 12 months", on_drug,
+              lambda m: "no-glycaemia-12m" not in m.flags),
+        share("On an antipsychotic: LDL in the last 12 months", on_drug, lambda m: "no-lipids-12m" not in m.flags),
+        share("On an antipsychotic: metabolic monitoring up to date", on_drug,
+              lambda m: "monitoring-overdue" not in m.flags),
+        share("Latest blood pressure below target", [m for m in medical if m.bp_controlled is not None],
+              lambda m: m.bp_controlled),
+        share("Latest HbA1c below target", [m for m in medical if "hba1c" in m.latest],
+              lambda m: "hba1c-out-of-target" not in m.flags),
+        share("Weight gain under the limit since the antipsychotic started",
+              [m for m in medical if m.weight_change_pct is not None], lambda m: "weight-gain" not in m.flags),
+        share("Not a current smoker", [m for m in medical if m.smoking], lambda m: m.smoking != "current"),
+        share("Stably housed now", answered("housing"), lambda s: s.met_now),
+        share("Stably housed at enrolment", [s for s in answered("housing") if s.met_at_baseline is not None],
+              lambda s: s.met_at_baseline),
+        share("Employed or in school now", answered("employment"), lambda s: s.met_now),
+        share("No jail stay reported", answered("justice"), lambda s: s.met_now),
+        share("Sees people they care about 3 or more times a week", answered("connection"), lambda s: s.met_now),
+        share("WHO-5 meaningfully better since enrolment", who5, lambda s: s.verdict == "improved"),
+        share("Latest mania screen (ASRM) positive", mania, lambda s: s.positive),
+    ]  # fmt: skip

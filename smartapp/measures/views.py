@@ -9,8 +9,10 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 
 from fhir_mappings.common.export import csv_text
-from fhir_mappings.measures.outcomes import program_outcomes
+from fhir_mappings.measures.outcomes import program_outcomes, smi_figures
 from fhir_mappings.measures.report import MEASURES
+from fhir_mappings.registry.programs import program_or_default
+from fhir_mappings.registry.worklist import build_rows
 from smartapp import clock
 from smartapp.measures.service import kept
 from smartapp.request_context import (
@@ -22,6 +24,7 @@ from smartapp.request_context import (
     launch_required,
     services,
 )
+from smartapp.smi.page import medical_inputs
 
 bp = Blueprint("measures", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 POPULATIONS = {"initial-population": "Initial population", "denominator": "Denominator",
@@ -50,9 +53,13 @@ def page(launch_id: str) -> str:
     data = caseload_data(session.iss)
     names = {e.patient_id: e.patient_name for e in data.enrolments}
     outcomes = program_outcomes(data.enrolments, data.scores, clock.today(), year=year)
+    smi = [e for e in data.enrolments if e.active and program_or_default(e.program).whole_person is not None]
+    figures = smi_figures(build_rows(smi, data.contacts, data.tasks, data.scores, clock.today(),
+                                     medical=medical_inputs(services().ehr_medical, session.iss) if smi else {},
+                                     social=data.social)) if smi else []  # fmt: skip
     return render_template("measures.html", **header_context(session, current_ehr()), patient=None,
                            show_banner=False, year=year, result=result, measures=MEASURES, populations=POPULATIONS,
-                           outcomes=outcomes, names=names)  # fmt: skip
+                           outcomes=outcomes, names=names, smi_figures=figures, smi_count=len(smi))  # fmt: skip
 
 
 @bp.get("/measures/<key>.csv")

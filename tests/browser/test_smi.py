@@ -117,3 +117,15 @@ def test_case_review_brings_mania_and_medical_flags(frame_page: Any, demo_world:
     assert "BP at or above 140/90" in dolores and "HbA1c 8 % or more" in dolores
     terrence = page.locator("article.review-case").filter(has_text="Terrence Okafor").inner_text()
     assert "On an antipsychotic, no glucose or HbA1c in 12 months" in terrence
+
+
+def test_the_quality_page_has_the_smi_programs_figures(frame_page: Any, demo_world: Any) -> None:
+    page = frame_page
+    _smi_worklist(page, demo_world)
+    page.get_by_role("link", name="Quality measures").click()
+    page.get_by_role("heading", name="Serious mental illness program: body and life").wait_for()
+    table = page.locator("section[aria-labelledby=smi-title] table").inner_text()
+    # Of the five: Dolores' 148/95 is the one blood pressure above target; Terrence's glucose check is missing.
+    assert "Latest blood pressure below target\t4\t5\t80.0%" in table
+    assert "On an antipsychotic: glucose or HbA1c in the last 12 months\t3\t4\t75.0%" in table
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024

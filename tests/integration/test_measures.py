@@ -14,7 +14,7 @@ from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.measures.logic import Period
 from fhir_mappings.measures.report import MEASURES, report_id
 from sandbox.data import BH_GROUP_ID, Cohort
-from sandbox.measure_population import CLINICS, population
+from sandbox.measure_population import population
 from sandbox.processes import load_cohort
 from sandbox.world import SandboxWorld
 from smartapp.measures.service import export_key, extract, keep, kept, registry_groups, run, write_reports

@@ -76,3 +76,17 @@ def test_other_programs_and_a_caregivers_screens_do_not_count() -> None:
     found = program_outcomes([_enrolment("p1")], {PatientKey(ISS, "p1"): [*_points((0, 16)), caregiver]}, TODAY,
                              year=2026, windows=(Window(6),), series=("PHQ-9",))  # fmt: skip
     assert found.outcomes[0].measured == 0
+
+
+def test_smi_figures_are_over_the_patients_each_can_be_said_of() -> None:
+    from fhir_mappings.measures.outcomes import smi_figures
+
+    from ..fhir_mappings.test_smi_row import _rows
+
+    figures = {f.label: (f.numerator, f.denominator) for f in smi_figures(_rows())}
+    assert figures["On an antipsychotic: glucose or HbA1c in the last 12 months"] == (0, 0)  # nobody on one
+    assert figures["Latest blood pressure below target"] == (1, 2)  # 118/70 yes, 150/95 no; one never read
+    assert figures["Latest HbA1c below target"] == (1, 2)
+    assert figures["Stably housed now"] == (1, 2)
+    assert figures["WHO-5 meaningfully better since enrolment"] == (1, 1)
+    assert figures["Latest mania screen (ASRM) positive"] == (1, 1)
