@@ -13,10 +13,13 @@ import pytest
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.measures.logic import Period
 from fhir_mappings.measures.report import MEASURES, report_id
+from launch import errors
+from launch.bulk import BulkExport
 from sandbox.data import BH_GROUP_ID, Cohort
 from sandbox.measure_population import population
 from sandbox.processes import load_cohort
 from sandbox.world import SandboxWorld
+from smartapp.caseload.ehr_refresh import backend_client
 from smartapp.measures.service import export_key, extract, keep, kept, registry_groups, run, write_reports
 
 from .conftest import Browser, launch_id_of, launch_url
@@ -118,3 +121,28 @@ def _extraction(world: SandboxWorld, tandem: Any, tmp_path: Path) -> Path:
         tandem, tandem.registrations.get(world.iss("generic")), folder, ZoneInfo("UTC"), sleep=lambda _s: None
     )
     return folder
+
+
+def test_an_interrupted_export_is_resumed_and_a_forgotten_one_started_again(
+    measure_world: SandboxWorld, tandem: Any, tmp_path: Path
+) -> None:
+    reg = tandem.registrations.get(measure_world.iss("generic"))
+    client = backend_client(tandem, reg)
+    bulk = BulkExport(client, sleep=lambda _s: None)
+    # A worker kicked an export off and stopped before reading it: the next run picks it up.
+    started = bulk.kick_off_group(BH_GROUP_ID, types=["Patient"])
+    tandem.store.set(export_key(reg.iss), started, 3600)
+    progress: list[str] = []
+    report = extract(tandem, reg, tmp_path / "resumed", ZoneInfo("UTC"), on_progress=progress.append,
+                     sleep=lambda _s: None)  # fmt: skip
+    assert progress[0] == "resuming the export this deployment started" and "export started" not in progress
+    assert report.rows["patient"] > 0 and report.rows["encounter"] == 0  # what that export asked for
+    assert tandem.store.get(export_key(reg.iss)) is None
+    # The server has forgotten an export (it was completed and deleted): the error says so, and the next run
+    # starts a new one.
+    tandem.store.set(export_key(reg.iss), started, 3600)
+    with pytest.raises(errors.FHIRNotFound):
+        extract(tandem, reg, tmp_path / "forgotten", ZoneInfo("UTC"), sleep=lambda _s: None)
+    assert tandem.store.get(export_key(reg.iss)) is None
+    again = extract(tandem, reg, tmp_path / "again", ZoneInfo("UTC"), sleep=lambda _s: None)
+    assert again.rows["encounter"] > 0
