@@ -47,6 +47,10 @@ class HedisParams:
     drr_strata: tuple[tuple[int, int | None], ...]
     dms_periods: tuple[tuple[str, str], ...]
     dms_strata: tuple[tuple[int, int | None], ...]
+    pds_delivery_from: str
+    pds_delivery_to: str
+    pds_screen_days: tuple[int, int]
+    pds_follow_up_days: int
 
 
 def _strata(value: Any) -> tuple[tuple[int, int | None], ...]:
@@ -55,7 +59,7 @@ def _strata(value: Any) -> tuple[tuple[int, int | None], ...]:
 
 def load_params(path: Path = DATA_FILE) -> HedisParams:
     data = json.loads(path.read_text(encoding="utf-8"))
-    dsf, drr, dms = data["dsf"], data["drr"], data["dms"]
+    dsf, drr, dms, pds = data["dsf"], data["drr"], data["dms"], data["pds"]
     if dsf["bipolar_lookback"] not in ("any", "prior-year"):
         raise ValueError(f"{path.name}: dsf.bipolar_lookback is 'any' or 'prior-year'")
     return HedisParams(
@@ -66,6 +70,8 @@ def load_params(path: Path = DATA_FILE) -> HedisParams:
               for i in dsf["instruments"]),
         drr["intake_from"], drr["intake_to"], (int(drr["follow_up_from_days"]), int(drr["follow_up_to_days"])),
         _strata(drr["strata"]), tuple((a, b) for a, b in dms["periods"]), _strata(dms["strata"]),
+        pds["delivery_from"], pds["delivery_to"], (int(pds["screen_from_days"]), int(pds["screen_to_days"])),
+        int(pds["follow_up_days"]),
     )  # fmt: skip
 
 
@@ -117,6 +123,36 @@ def _counted_scores(observation: Table) -> Table:
                         "issued_ts", "value_int").distinct(on="observation_id", keep="first")  # fmt: skip
 
 
+def _followed_up(tables: Mapping[str, Table], window: Table, screens: Table,
+                 valuesets: Mapping[str, ValueSet]) -> Table:  # fmt: skip
+    """The units (a patient, or a delivery) of `window` (patient_id, unit, anchor_day, anchor_ts, anchor_brief,
+    until) with a follow-up from the anchor to `until`: a behavioral-health visit, an outpatient visit while a
+    behavioral-health diagnosis is active, an antidepressant ordered (standing in for the dispensing NCQA names),
+    or a negative full-length screen later the same day as a positive brief one. One column: `unit`."""
+    condition, encounter, medication = tables["condition"], tables["encounter"], tables["medication_request"]
+    bh_visits = encounter.filter((encounter.status == "finished")
+                                 & in_valueset(encounter, valuesets["hedis_bh_encounter"]))  # fmt: skip
+    visits = encounter.filter((encounter.status == "finished") & (in_valueset(encounter, valuesets["office_visit"])
+                                                                  | in_valueset(encounter, valuesets["hedis_bh_encounter"])))  # fmt: skip
+    diagnosed = condition.filter(in_valueset(condition, valuesets["mental_health_diagnosis"])
+                                 & (condition.clinical_status == "active") & condition.onset_day.notnull()
+                                 ).select("patient_id", "onset_day")  # fmt: skip
+    by_bh = window.join(bh_visits.select("patient_id", "start_day"), "patient_id").filter(
+        _.start_day.between(_.anchor_day, _.until)).select("unit")  # fmt: skip
+    by_visit = window.join(visits.select("patient_id", "start_day"), "patient_id").filter(
+        _.start_day.between(_.anchor_day, _.until)).join(diagnosed, "patient_id").filter(
+        _.onset_day <= _.start_day).select("unit")  # fmt: skip
+    by_drug = window.join(medication.filter(in_valueset(medication, valuesets["cms2_medication"])
+                                            & medication.status.isin(("active", "completed"))).select(
+        "patient_id", "authored_day"), "patient_id").filter(_.authored_day.between(_.anchor_day, _.until)).select(
+        "unit")  # fmt: skip
+    negatives = screens.filter(~screens.positive & ~screens.brief).select(
+        "patient_id", neg_day=_.effective_day, neg_ts=_.effective_ts)  # fmt: skip
+    by_same_day = window.filter(window.anchor_brief).join(negatives, "patient_id").filter(
+        (_.neg_day == _.anchor_day) & (_.neg_ts > _.anchor_ts)).select("unit")  # fmt: skip
+    return ibis.union(by_bh, by_visit, by_drug, by_same_day).distinct().mutate(followed_up=ibis.literal(True))
+
+
 def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, ValueSet] = VALUESETS,
         params: HedisParams = PARAMS) -> Table:  # fmt: skip
     """DSF-E: screened with an age-appropriate instrument from 1 January to 1 December; of those with a positive
@@ -124,7 +160,7 @@ def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
     visit, an outpatient visit while a behavioral-health diagnosis is active, an antidepressant ordered (an order
     stands in for the dispensing NCQA names), or a negative full-length screen later the same day as a positive
     brief one."""
-    condition, encounter, medication = tables["condition"], tables["encounter"], tables["medication_request"]
+    condition = tables["condition"]
     eligible = _eligible(tables, period, params)
     bipolar = condition.filter(in_valueset(condition, valuesets["bipolar"]) & condition.onset_day.notnull())
     last_year = date(period.year - 1, 12, 31)
@@ -149,31 +185,10 @@ def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
     screened = screens.select("patient_id").distinct().mutate(screened=ibis.literal(True))
     first = ranked(screens.filter(screens.positive), "patient_id", last=False).select(
         "patient_id", anchor_day=_.effective_day, anchor_ts=_.effective_ts, anchor_brief=_.brief)  # fmt: skip
-    window = first.mutate(until=_.anchor_day + ibis.interval(days=params.dsf_follow_up_days))
-    bh_visits = encounter.filter(
-        (encounter.status == "finished") & in_valueset(encounter, valuesets["hedis_bh_encounter"])
+    window = first.mutate(
+        until=_.anchor_day + ibis.interval(days=params.dsf_follow_up_days), unit=_.patient_id
     )
-    visits = encounter.filter((encounter.status == "finished") & (in_valueset(encounter, valuesets["office_visit"])
-                                                                  | in_valueset(encounter, valuesets["hedis_bh_encounter"])))  # fmt: skip
-    diagnosed = condition.filter(in_valueset(condition, valuesets["mental_health_diagnosis"])
-                                 & (condition.clinical_status == "active") & condition.onset_day.notnull()
-                                 ).select("patient_id", "onset_day")  # fmt: skip
-    by_bh = window.join(bh_visits.select("patient_id", "start_day"), "patient_id").filter(
-        _.start_day.between(_.anchor_day, _.until)).select("patient_id")  # fmt: skip
-    by_visit = window.join(visits.select("patient_id", "start_day"), "patient_id").filter(
-        _.start_day.between(_.anchor_day, _.until)).join(diagnosed, "patient_id").filter(
-        _.onset_day <= _.start_day).select("patient_id")  # fmt: skip
-    by_drug = window.join(medication.filter(in_valueset(medication, valuesets["cms2_medication"])
-                                            & medication.status.isin(("active", "completed"))).select(
-        "patient_id", "authored_day"), "patient_id").filter(_.authored_day.between(_.anchor_day, _.until)).select(
-        "patient_id")  # fmt: skip
-    negatives = screens.filter(~screens.positive & ~screens.brief).select(
-        "patient_id", neg_day=_.effective_day, neg_ts=_.effective_ts)  # fmt: skip
-    by_same_day = window.filter(window.anchor_brief).join(negatives, "patient_id").filter(
-        (_.neg_day == _.anchor_day) & (_.neg_ts > _.anchor_ts)).select("patient_id")  # fmt: skip
-    followed = (
-        ibis.union(by_bh, by_visit, by_drug, by_same_day).distinct().mutate(followed_up=ibis.literal(True))
-    )
+    followed = _followed_up(tables, window, screens, valuesets).rename(patient_id="unit")
     result = eligible.left_join(screened, "patient_id").drop("patient_id_right").left_join(
         first.select("patient_id", "anchor_day"), "patient_id").drop("patient_id_right").left_join(
         followed, "patient_id").drop("patient_id_right").left_join(
@@ -273,4 +288,62 @@ def dms(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         stratum=_stratum(result.age, params.dms_strata),
         initial_population=ibis.literal(True), denominator=ibis.literal(True), excluded=out,
         monitored=(~out) & result.monitored.fill_null(False),
+    )  # fmt: skip
+
+
+def _screens(tables: Mapping[str, Table], people: Table, params: HedisParams) -> Table:
+    """Age-appropriate instrument results (`people`: patient_id, age) with whether each is positive and brief."""
+    instruments = ibis.memtable([{"code": i.loinc, "positive_at": i.positive_at, "min_age": i.min_age,
+                                  "max_age": i.max_age if i.max_age is not None else 200, "brief": i.brief}
+                                 for i in params.instruments])  # fmt: skip
+    scores = _counted_scores(tables["observation"])
+    scores = scores.filter(scores.system == "http://loinc.org")
+    found = (
+        scores.join(instruments, "code")
+        .join(people, "patient_id")
+        .filter(_.age.between(_.min_age, _.max_age))
+    )
+    return found.mutate(positive=_.value_int >= _.positive_at).select(
+        "observation_id", "patient_id", "effective_ts", "effective_day", "issued_ts", "positive", "brief")  # fmt: skip
+
+
+def pds(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, ValueSet] = VALUESETS,
+        params: HedisParams = PARAMS) -> Table:  # fmt: skip
+    """PDS-E: per delivery in the window, screened from `screen_days[0]` to `screen_days[1]` after it; of the
+    deliveries with a positive screen then, followed up from the first positive to `follow_up_days` after it."""
+    procedure, encounter, patient = tables["procedure"], tables["encounter"], tables["patient"]
+    opens, closes = _day(period.year - 1, params.pds_delivery_from), _day(period.year, params.pds_delivery_to)
+    births = ibis.union(
+        procedure.filter(in_valueset(procedure, valuesets["delivery"]) & (procedure.status == "completed")).select(
+            "patient_id", delivery_day=_.performed_day),
+        encounter.filter(in_valueset(encounter, valuesets["delivery"]) & (encounter.status == "finished")).select(
+            "patient_id", delivery_day=_.end_day),
+    ).filter(_.delivery_day.between(opens, closes)).distinct()  # fmt: skip
+    deliveries = births.join(patient.select("patient_id", "birth_date"), "patient_id").mutate(
+        age=age_at(_.birth_date, _.delivery_day), unit=_.patient_id.concat("|", _.delivery_day.cast("string")))  # fmt: skip
+    low, high = params.pds_screen_days
+    screens = _screens(
+        tables, deliveries.select("patient_id", "age").distinct(on="patient_id", keep="first"), params
+    )
+    in_window = deliveries.select("unit", "patient_id", "delivery_day").join(screens, "patient_id").filter(
+        _.effective_day.between(_.delivery_day + ibis.interval(days=low), _.delivery_day + ibis.interval(days=high)))  # fmt: skip
+    screened = in_window.select("unit").distinct().mutate(screened=ibis.literal(True))
+    positives = in_window.filter(in_window.positive).mutate(group=_.unit)
+    first = ranked(positives.select("observation_id", "unit", "patient_id", "effective_ts", "effective_day",
+                                    "issued_ts", "brief", "group"), "group", last=False)  # fmt: skip
+    window = first.select("unit", "patient_id", anchor_day=_.effective_day, anchor_ts=_.effective_ts,
+                          anchor_brief=_.brief).mutate(until=_.anchor_day + ibis.interval(days=params.pds_follow_up_days))  # fmt: skip
+    followed = _followed_up(tables, window, screens, valuesets)
+    excluded = deliveries.select("unit", "patient_id").join(
+        _died_or_hospice(tables, opens, period.end, valuesets), "patient_id").select("unit").distinct()  # fmt: skip
+    result = deliveries.left_join(screened, "unit").drop("unit_right").left_join(
+        window.select("unit", "anchor_day"), "unit").drop("unit_right").left_join(followed, "unit").drop(
+        "unit_right").left_join(excluded.mutate(excluded=ibis.literal(True)), "unit").drop("unit_right")  # fmt: skip
+    out = result.excluded.fill_null(False)
+    return result.select(
+        "patient_id", "unit", "delivery_day", "age", "anchor_day",
+        stratum=ibis.literal("all"), initial_population=ibis.literal(True), denominator=ibis.literal(True),
+        excluded=out, screened=(~out) & result.screened.fill_null(False),
+        positive=(~out) & result.anchor_day.notnull(),
+        followed_up=(~out) & result.anchor_day.notnull() & result.followed_up.fill_null(False),
     )  # fmt: skip

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import ibis
 
-from fhir_mappings.measures.hedis_style import dms, drr, dsf
+from fhir_mappings.measures.hedis_style import dms, drr, dsf, pds
 from fhir_mappings.measures.logic import Period, cms2, cms159
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
 from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
@@ -63,9 +63,11 @@ READS["drr-follow-up"] = READS["drr-remission"] = READS["drr-response"] = (
 )
 READS["dms"] = ("phq9_total", "major_depression", "dysthymia", "office_visit", "bipolar", "personality_labile",
                 "psychosis", "pdd")  # fmt: skip
+READS["pds-screening"] = READS["pds-follow-up"] = ("delivery", "hedis_depression_screen", "hedis_bh_encounter",
+                                                   "office_visit", "mental_health_diagnosis", "cms2_medication")  # fmt: skip
 #: Each measure's rows come from one expression (several rates share one).
 SOURCES = {"cms2": "cms2", "cms159": "cms159", "cms159-response": "cms159", "dsf-screening": "dsf",
-           "dsf-follow-up": "dsf", "drr-follow-up": "drr", "drr-remission": "drr", "drr-response": "drr", "dms": "dms"}  # fmt: skip
+           "dsf-follow-up": "dsf", "drr-follow-up": "drr", "drr-remission": "drr", "drr-response": "drr", "dms": "dms", "pds-screening": "pds", "pds-follow-up": "pds"}  # fmt: skip
 
 
 @dataclass
@@ -189,7 +191,7 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
     data = tables(con, folder)
     result = RunResult(engine, period, {})
     groups = {**(groups or {}), "clinic": clinics(data, period)}
-    logic = {"cms2": cms2, "cms159": cms159, "dsf": dsf, "drr": drr, "dms": dms}
+    logic = {"cms2": cms2, "cms159": cms159, "dsf": dsf, "drr": drr, "dms": dms, "pds": pds}
     cached: dict[str, list[dict[str, Any]]] = {}
     for key in keys or list(MEASURES):
         base = SOURCES.get(key, "")

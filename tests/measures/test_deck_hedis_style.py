@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fhir_mappings.measures.hedis_style import dms, drr, dsf
+from fhir_mappings.measures.hedis_style import dms, drr, dsf, pds
 from fhir_mappings.measures.logic import Period
+from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
 from smartapp.measures.columnar import ParquetTables
 from smartapp.measures.engines import ENGINES, connect, tables, to_arrow
 
-from .deck import CPT, condition, encounter, patient, score
+from .deck import CPT, condition, encounter, patient, procedure, score
 
 PERIOD = Period(2026)
 ADULT = "1980-01-01"
@@ -224,11 +225,98 @@ DMS_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, bool]]] = {
 }
 
 
+DELIVERY = ValueSet("delivery", "test", "Deliveries (the deck's own code)", "complete", "test deck",
+                    (("http://snomed.info/sct", "236973005"),))  # fmt: skip
+
+
+def _pds(pid: str, delivered: str, *rest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        patient(pid, "1994-04-04"),
+        procedure(f"{pid}-d{delivered}", pid, delivered + T, code="236973005"),
+        *rest,
+    ]
+
+
+# Delivered 2026-03-01: screening days 7–84 are 2026-03-08 .. 2026-05-24.
+PDS_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
+    "pds-screened-positive-followed": (
+        _pds(
+            "pds-screened-positive-followed",
+            "2026-03-01",
+            score(
+                "pds-screened-positive-followed-s",
+                "pds-screened-positive-followed",
+                "2026-03-20" + T,
+                12,
+                code="99046-5",
+            ),
+            encounter(
+                "pds-screened-positive-followed-v",
+                "pds-screened-positive-followed",
+                "2026-04-10" + T,
+                code=(CPT, "90834"),
+            ),
+        ),
+        {"screened": True, "positive": True, "followed_up": True},
+    ),
+    "pds-day-6": (
+        _pds(
+            "pds-day-6", "2026-03-01", score("pds-day-6-s", "pds-day-6", "2026-03-07" + T, 4, code="99046-5")
+        ),
+        {"screened": False},
+    ),  # fmt: skip
+    "pds-day-84": (
+        _pds(
+            "pds-day-84",
+            "2026-03-01",
+            score("pds-day-84-s", "pds-day-84", "2026-05-24" + T, 4, code="99046-5"),
+        ),
+        {"screened": True},
+    ),  # fmt: skip
+    "pds-day-85": (
+        _pds(
+            "pds-day-85",
+            "2026-03-01",
+            score("pds-day-85-s", "pds-day-85", "2026-05-25" + T, 4, code="99046-5"),
+        ),
+        {"screened": False},
+    ),  # fmt: skip
+    "pds-positive-not-followed": (
+        _pds(
+            "pds-positive-not-followed",
+            "2026-03-01",
+            score(
+                "pds-positive-not-followed-s",
+                "pds-positive-not-followed",
+                "2026-03-20" + T,
+                14,
+                code="99046-5",
+            ),
+        ),
+        {"positive": True, "followed_up": False},
+    ),
+    "pds-delivered-after-the-window": (_pds("pds-delivered-after-the-window", "2026-09-08"), None),
+    "pds-two-births": (
+        _pds(
+            "pds-two-births",
+            "2025-10-01",
+            procedure("pds-two-births-d2", "pds-two-births", "2026-08-01" + T, code="236973005"),
+        ),
+        {},
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     found = tmp_path_factory.mktemp("hedis-deck")
     with ParquetTables(found, ZoneInfo("America/Chicago")) as writer:
-        for resources, _ in (*DSF_CASES.values(), *DRR_CASES.values(), *DMS_CASES.values()):
+        for resources, _ in (
+            *DSF_CASES.values(),
+            *DRR_CASES.values(),
+            *DMS_CASES.values(),
+            *PDS_CASES.values(),
+        ):
             writer.add(resources)
     return found
 
@@ -236,8 +324,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module", params=ENGINES)
 def results(request: pytest.FixtureRequest, folder: Path) -> Iterator[dict[str, list[dict[str, Any]]]]:
     deck = tables(connect(request.param), folder)
-    yield {name: to_arrow(measure(deck, PERIOD)).to_pylist() for name, measure in
-           (("dsf", dsf), ("drr", drr), ("dms", dms))}  # fmt: skip
+    found = {name: to_arrow(measure(deck, PERIOD)).to_pylist() for name, measure in
+             (("dsf", dsf), ("drr", drr), ("dms", dms))}  # fmt: skip
+    found["pds"] = to_arrow(pds(deck, PERIOD, {**VALUESETS, "delivery": DELIVERY})).to_pylist()
+    yield found
 
 
 def _check(rows: list[dict[str, Any]], case: str, expected: dict[str, Any] | None) -> None:
@@ -268,3 +358,17 @@ def test_dms_style_counts_each_assessment_period(results: dict[str, list[dict[st
     for case, (_, periods) in DMS_CASES.items():
         rows = {r["period"]: r["monitored"] for r in results["dms"] if r["patient_id"] == case}
         assert rows == periods
+
+
+@pytest.mark.parametrize(("case", "expected"), [(k, v[1]) for k, v in PDS_CASES.items()])
+def test_pds_style(
+    results: dict[str, list[dict[str, Any]]], case: str, expected: dict[str, Any] | None
+) -> None:
+    _check(results["pds"], case, expected)
+
+
+def test_pds_counts_each_delivery_and_ships_no_delivery_codes(
+    results: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert VALUESETS["delivery"].status == "not-expanded" and not VALUESETS["delivery"].codes
+    assert len([r for r in results["pds"] if r["patient_id"] == "pds-two-births"]) == 2
