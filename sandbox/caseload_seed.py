@@ -20,6 +20,7 @@ from fhir_mappings.screening.history import ScorePoint, score_points
 from smartapp.caseload.ehr_refresh import ScoreRefresh
 
 from .data import Cohort
+from .measure_population import POPULATION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ def seed_caseload(cohort: Cohort, services: Any, iss: str, *, today: date, seed:
     enrolled = 0
     flagged_one = False
     for patient_id, patient in patients.items():
-        if enrolled >= MAX_ENROLLED or patient_id in skip:
-            continue
+        if enrolled >= MAX_ENROLLED or patient_id in skip or patient_id.startswith(POPULATION_PREFIX):
+            continue  # the measures' wider population is the EHR's, not the registry's
         points = _points(cohort, patient_id)
         phq = sorted((p for p in points if p.instrument == "PHQ-9"), key=lambda p: p.when)
         if not phq:

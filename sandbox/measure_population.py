@@ -45,10 +45,14 @@ def _ref(pid: str) -> dict[str, str]:
 CLINICS = ("Eastside Family Medicine", "Riverside Health Center", "North Valley Clinic")
 
 
+#: Every synthetic patient's id starts so (the demo's registry leaves them to the EHR).
+POPULATION_PREFIX = "mp-"
+
+
 def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
     """One patient's record for measurement year `year`: their own mix of screening and depression care, at their
     clinic."""
-    pid = f"mp-{n:06d}"
+    pid = f"{POPULATION_PREFIX}{n:06d}"
     clinic = {"reference": f"Organization/clinic-{n % len(CLINICS)}", "display": CLINICS[n % len(CLINICS)]}
     age = rng.choice((11, 13, 15, 16, 17, 19, 25, 34, 41, 52, 60, 67, 74, 83))
     born = date(year - age, rng.randint(1, 12), rng.randint(1, 28))
@@ -170,3 +174,32 @@ def write_ndjson(folder: Path, size: int, year: int, seed: int = 11) -> dict[str
         for handle in files.values():
             handle.close()
     return counts
+
+
+def add_to_cohort(cohort: Any, size: int, year: int, seed: int = 11) -> None:
+    """The population in the sandbox EHR, its patients members of the Group the backend client exports."""
+    from .data import BH_GROUP_ID
+
+    group = next((g for g in cohort.of_type("Group") if g["id"] == BH_GROUP_ID), None)
+    for resource in population(size, year, seed):
+        cohort.add(resource)
+        if group is not None and resource["resourceType"] == "Patient":
+            group.setdefault("member", []).append({"entity": {"reference": f"Patient/{resource['id']}"}})
+
+
+def seed_measures(services: Any, iss: str, folder: Path, year: int) -> None:
+    """The demo's measures as IT would run them: export the EHR's Group, run every measure on DuckDB, keep the
+    result for the quality page and write the MeasureReports to the registry store."""
+    import logging
+    from zoneinfo import ZoneInfo
+
+    from fhir_mappings.measures.logic import Period
+    from smartapp.measures.service import extract, keep, registry_groups, run, write_reports
+
+    log = logging.getLogger(__name__)
+    reg = services.registrations.get(iss)
+    report = extract(services, reg, folder, ZoneInfo("UTC"), on_progress=log.debug)
+    result = run(folder, Period(year), "duckdb", groups=registry_groups(services, iss))
+    keep(services, iss, result)
+    written = write_reports(services.registry, iss, result) if services.registry is not None else 0
+    log.info("demo measures: %s; %d reports and lists written", report.summary(), written)

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 TANDEM_CLIENT_ID = "tandem-sandbox"
 REGISTRY_CLIENT_ID = "tandem-registry"
+#: The demo's population for the quality measures (beside the registry's patients, in the EHR's Group).
+DEMO_MEASURE_PATIENTS = 400
 
 
 @dataclass
@@ -99,6 +101,9 @@ class SandboxWorld:
 
                 add_families(self.cohort, date.today())
                 add_smi_patients(self.cohort, date.today())
+                from .measure_population import add_to_cohort
+
+                add_to_cohort(self.cohort, DEMO_MEASURE_PATIENTS, date.today().year)
             loaded = load_cohort(self.ehr.base_url, self.cohort.transaction_bundles())
             log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
 
@@ -159,6 +164,10 @@ class SandboxWorld:
 
                     sandbox_config.labels.update(seed_healthysteps(
                         self.cohort, self.tandem_app.extensions["tandem"], self.iss("generic"), today=date.today()))  # fmt: skip
+                    from .measure_population import seed_measures
+
+                    seed_measures(self.tandem_app.extensions["tandem"], self.iss("generic"), self.workdir / "measures",
+                                  date.today().year)  # fmt: skip
             wait_until_up(f"{self.sandbox_url}/generic/fhir/.well-known/smart-configuration")
         except BaseException:
             self.stop()

@@ -128,4 +128,8 @@ def test_the_quality_page_has_the_smi_programs_figures(frame_page: Any, demo_wor
     # Of the five: Dolores' 148/95 is the one blood pressure above target; Terrence's glucose check is missing.
     assert "Latest blood pressure below target\t4\t5\t80.0%" in table
     assert "On an antipsychotic: glucose or HbA1c in the last 12 months\t3\t4\t75.0%" in table
+    # The demo ran every measure over the EHR's population (Bulk Data export, DuckDB) as IT would.
+    cms2 = page.locator("article.measure").filter(has_text="CMS2: Screening for Depression").inner_text()
+    assert "(eCQM)" in cms2 and "% — " in cms2 and "Care gaps" in cms2
+    assert page.locator("article.measure").count() == 11
     assert page.evaluate("document.documentElement.scrollWidth") <= 1024
