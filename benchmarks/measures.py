@@ -1,11 +1,13 @@
 """Benchmark: the quality measures for 10,000 and 100,000 synthetic patients on this machine.
 
-    python3 benchmarks/measures.py [--sizes 10000,100000] [--engines duckdb,spark]
+    python3 benchmarks/measures.py [--sizes 10000,100000] [--engines duckdb,spark] [--export-sizes 10000]
 
 For each size it writes the synthetic population as NDJSON files (what a Bulk Data export delivers), then prints:
 the time to flatten the NDJSON into Parquet (streamed: one batch per table in memory), the time of each measure on
 each engine, the floor (DuckDB scanning every column of every Parquet file once) and each measure's ratio to it
-(target: DuckDB within 5× of the floor), and the process's peak resident memory after each step.
+(target: DuckDB within 5× of the floor), and the process's peak resident memory after each step. For the
+`--export-sizes` it also loads the population into a local FHIR server (sekmet-fhir) and runs a real Bulk Data
+export of its Group: the time the server takes to build it, and to download and flatten it.
 """
 
 from __future__ import annotations
@@ -56,10 +58,48 @@ def scan_floor(folder: Path) -> float:
     return time.perf_counter() - started
 
 
+def real_export(size: int, workdir: Path) -> str:
+    """Load the population into sekmet-fhir, export its Group with Bulk Data, download and flatten it."""
+    from launch.bulk import BulkExport
+    from launch.fhir import FHIRClient
+    from launch.transport import HttpTransport
+    from sandbox.data import Cohort
+    from sandbox.measure_population import add_to_cohort
+    from sandbox.processes import FhirServer, load_cohort
+
+    server = FhirServer(workdir / "ehr").start()
+    try:
+        cohort = Cohort()
+        cohort.add(
+            {"resourceType": "Group", "id": "bh-registry", "type": "person", "actual": True, "member": []}
+        )
+        add_to_cohort(cohort, size, YEAR)
+        started = time.perf_counter()
+        loaded = load_cohort(server.base_url, cohort.transaction_bundles(500))
+        load_s = time.perf_counter() - started
+        del cohort
+        bulk = BulkExport(FHIRClient(server.base_url, HttpTransport(timeout=600), name="EHR"))
+        started = time.perf_counter()
+        manifest = bulk.wait(bulk.kick_off_group("bh-registry", types=list(TYPES)), timeout=3600)
+        build_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with ParquetTables(workdir / "exported", ZoneInfo("UTC")) as writer:
+            for kind in TYPES:
+                writer.add(bulk.resources(manifest, kind))
+        return (f"  real Bulk Data export (sekmet-fhir, {loaded:,} resources loaded in {load_s:.0f} s): the server "
+                f"built it in {build_s:.1f} s; download + flatten {time.perf_counter() - started:.1f} s; peak RSS "
+                f"{peak_mb():.0f} MB\n")  # fmt: skip
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument(
+        "--export-sizes", default="10000", help="sizes also run through a real Bulk Data export"
+    )
     args = parser.parse_args()
     logging.basicConfig(level="ERROR")
     out = sys.stdout.write
@@ -78,6 +118,8 @@ def main() -> None:
             parquet_mb = sum(f.stat().st_size for f in (root / "parquet").iterdir()) / 1e6
             out(f"  flatten NDJSON → Parquet: {flatten:.1f} s ({parquet_mb:.0f} MB of Parquet); peak RSS "
                 f"{peak_mb():.0f} MB\n")  # fmt: skip
+            if str(size) in args.export_sizes.split(","):
+                out(real_export(size, root))
             floor = min(scan_floor(root / "parquet") for _ in range(3))
             out(f"  scan floor (DuckDB, every column once): {floor:.3f} s\n")
             for engine in args.engines.split(","):

@@ -108,12 +108,26 @@ MEASURES: dict[str, MeasureDef] = {
             unit="patient-periods",
             note="Whether DMS-E is still a HEDIS measure is unconfirmed: a registry process metric.",
         ),
-        MeasureDef("pds-screening", "Postpartum depression screening (PDS-E style)", HEDIS_STYLE, HEDIS_VERSION,
-                   numerator="screened", unit="deliveries", month_of="delivery_day",
-                   note="Deliveries come from the site's delivery value set; none is shipped (NCQA's is licensed)."),
-        MeasureDef("pds-follow-up", "Follow-up on a positive postpartum screen (PDS-E style)", HEDIS_STYLE,
-                   HEDIS_VERSION, numerator="followed_up", population="positive", unit="deliveries",
-                   month_of="delivery_day"),
+        MeasureDef(
+            "pds-screening",
+            "Postpartum depression screening (PDS-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="screened",
+            unit="deliveries",
+            month_of="delivery_day",
+            note="Deliveries come from the site's delivery value set; none is shipped (NCQA's is licensed).",
+        ),
+        MeasureDef(
+            "pds-follow-up",
+            "Follow-up on a positive postpartum screen (PDS-E style)",
+            HEDIS_STYLE,
+            HEDIS_VERSION,
+            numerator="followed_up",
+            population="positive",
+            unit="deliveries",
+            month_of="delivery_day",
+        ),
     )
 }
 
