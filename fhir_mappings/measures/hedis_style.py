@@ -116,6 +116,16 @@ def _died_or_hospice(tables: Mapping[str, Table], start: date, end: date,
     return ibis.union(dead, hospice).distinct()
 
 
+def _mental_health(condition: Table, by: date, valuesets: Mapping[str, ValueSet]) -> Table:
+    """Patients with bipolar disorder, an emotionally labile personality disorder, a psychotic disorder or a
+    pervasive developmental disorder begun by `by` (DRR-E and DMS-E exclusions)."""
+    listed = ibis.or_(*(in_valueset(condition, valuesets[k]) for k in ("bipolar", "personality_labile", "psychosis",
+                                                                        "pdd")))  # fmt: skip
+    return condition.filter(listed & condition.onset_day.notnull() & (condition.onset_day <= by)).select(
+        "patient_id"
+    )
+
+
 def _counted_scores(observation: Table) -> Table:
     found = observation.filter(observation.status.isin(COUNTED) & observation.value_int.notnull()
                                & observation.effective_day.notnull())  # fmt: skip
@@ -171,17 +181,9 @@ def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
                                   & condition.onset_day.between(date(period.year - 1, 1, 1), last_year))  # fmt: skip
     excluded = ibis.union(bipolar.select("patient_id"), depression.select("patient_id"),
                           _died_or_hospice(tables, period.start, period.end, valuesets)).distinct()  # fmt: skip
-    instruments = ibis.memtable([{"code": i.loinc, "positive_at": i.positive_at, "min_age": i.min_age,
-                                  "max_age": i.max_age if i.max_age is not None else 200, "brief": i.brief}
-                                 for i in params.instruments])  # fmt: skip
-    scores = _counted_scores(tables["observation"])
-    scores = scores.filter((scores.system == "http://loinc.org")
-                           & scores.effective_day.between(_day(period.year, params.dsf_screen_from),
-                                                          _day(period.year, params.dsf_screen_to)))  # fmt: skip
-    screens = scores.join(instruments, "code").join(eligible.select("patient_id", "age"), "patient_id").filter(
-        _.age.between(_.min_age, _.max_age)).mutate(positive=_.value_int >= _.positive_at)  # fmt: skip
-    screens = screens.select("observation_id", "patient_id", "effective_ts", "effective_day", "issued_ts",
-                             "positive", "brief")  # fmt: skip
+    screens = _screens(tables, eligible.select("patient_id", "age"), params)
+    screens = screens.filter(screens.effective_day.between(_day(period.year, params.dsf_screen_from),
+                                                           _day(period.year, params.dsf_screen_to)))  # fmt: skip
     screened = screens.select("patient_id").distinct().mutate(screened=ibis.literal(True))
     first = ranked(screens.filter(screens.positive), "patient_id", last=False).select(
         "patient_id", anchor_day=_.effective_day, anchor_ts=_.effective_ts, anchor_brief=_.brief)  # fmt: skip
@@ -237,9 +239,7 @@ def drr(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         "observation_id", "patient_id", "effective_ts", "issued_ts", "effective_day", "value_int")  # fmt: skip
     last = ranked(later, "patient_id", last=True).select("patient_id", last_day=_.effective_day,
                                                           last_score=_.value_int)  # fmt: skip
-    mental = condition.filter(ibis.or_(*(in_valueset(condition, valuesets[k]) for k in
-                                         ("bipolar", "personality_labile", "psychosis", "pdd")))
-                              & condition.onset_day.notnull() & (condition.onset_day <= period.end)).select("patient_id")  # fmt: skip
+    mental = _mental_health(condition, period.end, valuesets)
     excluded = ibis.union(mental, _died_or_hospice(tables, intake_from, period.end, valuesets)).distinct()
     result = people.left_join(last, "patient_id").drop("patient_id_right").left_join(
         excluded.mutate(excluded=ibis.literal(True)), "patient_id").drop("patient_id_right")  # fmt: skip
@@ -276,9 +276,7 @@ def dms(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
     phq = phq.filter(in_valueset(phq, valuesets["phq9_total"])).select("patient_id", "effective_day")
     monitored = people.join(phq, "patient_id").filter(_.effective_day.between(_.p_start, _.p_end)).select(
         "patient_id", "period").distinct().mutate(monitored=ibis.literal(True))  # fmt: skip
-    mental = condition.filter(ibis.or_(*(in_valueset(condition, valuesets[k]) for k in
-                                         ("bipolar", "personality_labile", "psychosis", "pdd")))
-                              & condition.onset_day.notnull() & (condition.onset_day <= period.end)).select("patient_id")  # fmt: skip
+    mental = _mental_health(condition, period.end, valuesets)
     excluded = ibis.union(mental, _died_or_hospice(tables, period.start, period.end, valuesets)).distinct()
     result = people.left_join(monitored, ["patient_id", "period"]).drop("patient_id_right", "period_right").left_join(
         excluded.mutate(excluded=ibis.literal(True)), "patient_id").drop("patient_id_right")  # fmt: skip
