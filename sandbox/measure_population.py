@@ -42,6 +42,8 @@ def _ref(pid: str) -> dict[str, str]:
     return {"reference": f"Patient/{pid}"}
 
 
+#: The sandbox EHR's local code for a delivery (sandbox/site_valuesets.json puts it in the delivery value set).
+DELIVERY_CODE = ("https://sandbox.tandem.health/CodeSystem/local", "DELIVERY")
 CLINICS = ("Eastside Family Medicine", "Riverside Health Center", "North Valley Clinic")
 
 
@@ -110,6 +112,22 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                     out.append({"resourceType": "MedicationRequest", "id": rid("m"), "status": "active",
                                 "intent": "order", "subject": _ref(pid), "authoredOn": when.isoformat(),
                                 "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1000048"}]}})  # fmt: skip
+    # PDS-E style: a delivery in the window, the EPDS after it (or not), and follow-up on a positive one.
+    if patient["gender"] == "female" and 18 <= age <= 42 and rng.random() < 0.25:
+        delivered = date(year - 1, 9, 8) + timedelta(days=rng.randint(0, 364))
+        out.append({"resourceType": "Procedure", "id": rid("p"), "status": "completed", "subject": _ref(pid),
+                    "code": {"coding": [{"system": DELIVERY_CODE[0], "code": DELIVERY_CODE[1]}]},
+                    "performedDateTime": _at(delivered, 6)})  # fmt: skip
+        if rng.random() < 0.8:
+            screened = delivered + timedelta(days=rng.choice((3, 10, 30, 60, 80, 90)))
+            positive = rng.random() < 0.2
+            out.append(_phq(rid("o"), pid, screened, rng.randint(10, 20) if positive else rng.randint(0, 9),
+                            code="99046-5"))  # fmt: skip
+            if positive and rng.random() < 0.6:
+                follow = screened + timedelta(days=rng.choice((2, 14, 28, 40)))
+                out.append({"resourceType": "Encounter", "id": rid("e"), "status": "finished", "subject": _ref(pid),
+                            "serviceProvider": clinic, "type": [{"coding": [{"system": CPT, "code": "90834"}]}],
+                            "period": {"start": _at(follow, 15), "end": _at(follow, 15, 50)}})  # fmt: skip
     if rng.random() < 0.03:
         out.append({"resourceType": "Condition", "id": rid("c"), "subject": _ref(pid),
                     "code": {"coding": [{"system": ICD, "code": "F31.9"}]},
@@ -145,11 +163,13 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
-def _phq(oid: str, pid: str, day: date, value: int, minute: int = 15) -> dict[str, Any]:
+def _phq(
+    oid: str, pid: str, day: date, value: int, minute: int = 15, code: str = "44261-6"
+) -> dict[str, Any]:
     return {"resourceType": "Observation", "id": oid, "status": "final", "subject": _ref(pid),
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
                                       "code": "survey"}]}],
-            "code": {"coding": [{"system": LOINC, "code": "44261-6"}]}, "effectiveDateTime": _at(day, 10, minute),
+            "code": {"coding": [{"system": LOINC, "code": code}]}, "effectiveDateTime": _at(day, 10, minute),
             "valueInteger": value}  # fmt: skip
 
 
@@ -199,7 +219,8 @@ def seed_measures(services: Any, iss: str, folder: Path, year: int) -> None:
     log = logging.getLogger(__name__)
     reg = services.registrations.get(iss)
     report = extract(services, reg, folder, ZoneInfo("UTC"), on_progress=log.debug)
-    result = run(folder, Period(year), "duckdb", groups=registry_groups(services, iss))
+    result = run(folder, Period(year), "duckdb", groups=registry_groups(services, iss),
+                 valuesets=services.measure_valuesets)  # fmt: skip
     keep(services, iss, result)
     written = write_reports(services.registry, iss, result) if services.registry is not None else 0
     log.info("demo measures: %s; %d reports and lists written", report.summary(), written)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.keys import KeyRing, generate_key_set, write_key_set
-from sandbox import SITE_INSTRUMENTS
+from sandbox import SITE_INSTRUMENTS, SITE_VALUESETS
 
 from .app import SandboxConfig, backend_client_id, create_sandbox_app
 from .data import BH_GROUP_ID, generate
@@ -140,6 +140,8 @@ class SandboxWorld:
                 "TANDEM_SITE_INSTRUMENTS": str(SITE_INSTRUMENTS),
                 # Where the sandbox EHR records a gestational age at birth (prematurity correction).
                 "TANDEM_GESTATIONAL_AGE_CODES": "|".join(EHR_GESTATION_CODE),
+                # The sandbox EHR's delivery code (postpartum screening per delivery).
+                "TANDEM_MEASURE_VALUESETS": str(SITE_VALUESETS),
                 **({"TANDEM_REDIS_URL": self.redis_url} if self.redis_url else {}),
                 **self.extra_env,
             }

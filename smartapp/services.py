@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fhir_mappings.common.gestation import parse_codes
 from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
+from fhir_mappings.measures.valuesets import VALUESETS, ValueSet, load_valuesets
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
 from fhir_mappings.screening.schedule import HEALTHYSTEPS, Schedule, ScheduleError, load_schedule
 from launch.backend import BackendServicesAuth
@@ -61,6 +62,8 @@ class Services:
     gestation: GestationService
     #: The EHR's medical data of SMI patients (vitals, labs, antipsychotics), read at chart opens and by the worker.
     ehr_medical: EhrMedical
+    #: The quality measures' value sets: the shipped ones with the site's expansions (TANDEM_MEASURE_VALUESETS).
+    measure_valuesets: dict[str, ValueSet]
 
     @property
     def launch_flow(self) -> LaunchFlow:
@@ -167,6 +170,9 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         healthysteps=HealthyStepsService(HEALTHYSTEPS_PROGRAM, registry, caseload, catalogue),
         gestation=GestationService(registry, parse_codes(settings.gestational_age_codes) or ()),
         ehr_medical=EhrMedical(store),
+        measure_valuesets=load_valuesets(Path(settings.measure_valuesets))
+        if settings.measure_valuesets
+        else VALUESETS,
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)
