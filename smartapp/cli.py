@@ -402,6 +402,9 @@ def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
         f"\nOpen the sandbox EHR's launcher: {world.sandbox_url}/\n"
         "  Care manager's week: sign in as Teresa Lindqvist, press 'Open worklist'.\n"
         "  Case review: sign in as Irene Castellanos, open the worklist, then 'Psychiatric case review'.\n"
+        "  HealthySteps: sign in as Amara Diallo, press 'Open HealthySteps worklist'.\n"
+        "  Serious mental illness: sign in as Rosa Delgado, press 'Open worklist', choose that program.\n"
+        "  Quality measures: from any worklist, 'Quality measures' (the EHR's population, measured at start-up).\n"
         "  A chart: pick a patient (the scenario patients are listed first).\n"
         f"Tandem itself runs at {world.tandem_url}/ (it is opened through the launcher).\n"
     )
