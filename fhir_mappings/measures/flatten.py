@@ -11,10 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fhir_mappings.common.access import obj, objs, reference_id, text
+from fhir_mappings.common.patient import display_name, identifier_value
 
 #: Column names and types of each table (types: str, bool, int, date, timestamp).
 SCHEMAS: dict[str, dict[str, str]] = {
-    "patient": {"patient_id": "str", "birth_date": "date", "deceased": "bool", "deceased_day": "date"},
+    "patient": {"patient_id": "str", "birth_date": "date", "deceased": "bool", "deceased_day": "date",
+                "name": "str", "mrn": "str"},
     "encounter": {"encounter_id": "str", "patient_id": "str", "status": "str", "system": "str", "code": "str",
                   "start_ts": "timestamp", "end_ts": "timestamp", "start_day": "date", "end_day": "date",
                   "clinic": "str"},
@@ -99,7 +101,9 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
     if kind == "Patient":
         yield "patient", {"patient_id": rid, "birth_date": _day(resource.get("birthDate"), zone),
                           "deceased": bool(resource.get("deceasedBoolean")) or "deceasedDateTime" in resource,
-                          "deceased_day": _day(resource.get("deceasedDateTime"), zone)}  # fmt: skip
+                          "deceased_day": _day(resource.get("deceasedDateTime"), zone),
+                          # For the patient lists behind the numbers (care gaps are worked by name).
+                          "name": display_name(resource), "mrn": identifier_value(resource)}  # fmt: skip
         return
     patient = _subject(resource)
     if patient is None:

@@ -156,9 +156,12 @@ class RunResult:
     period: Period
     summaries: dict[str, Summary]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Name and MRN of each patient in a list (the lists behind the numbers are worked by name).
+    people: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"engine": self.engine, "year": self.period.year, "seconds": self.seconds, "measures": {
+        return {"engine": self.engine, "year": self.period.year, "seconds": self.seconds,
+                "people": {pid: list(who) for pid, who in self.people.items()}, "measures": {
             key: {"total": vars(s.total), "strata": {k: vars(c) for k, c in s.strata.items()},
                   "months": {k: vars(c) for k, c in s.by_month.items()},
                   "groups": {g: {k: vars(c) for k, c in values.items()} for g, values in s.by_group.items()},
@@ -204,6 +207,11 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
             MEASURES[key], period, cached[base], incomplete(key, valuesets), groups
         )
         result.seconds[key] = round(time.perf_counter() - started, 3)
+    listed = {pid for s in result.summaries.values() for pids in s.subjects.values() for pid in pids}
+    patients = data["patient"].select("patient_id", "name", "mrn")
+    for row in to_arrow(patients).to_pylist():
+        if row["patient_id"] in listed:
+            result.people[row["patient_id"]] = (row["name"], row["mrn"])
     return result
 
 

@@ -75,8 +75,16 @@ def patients_csv(launch_id: str, key: str) -> Response:
     if key not in MEASURES or population not in POPULATIONS or found is None:
         abort(404)
     data = caseload_data(session.iss)
+    # The EHR's name and MRN from the extraction; an enrolled patient's from the registry where the EHR gave none.
+    people: dict[str, tuple[str, str]] = {pid: (who[0] or "", who[1] or "")
+                                          for pid, who in (result or {}).get("people", {}).items()}  # fmt: skip
     names = {e.patient_id: (e.patient_name or "", e.mrn or "") for e in data.enrolments}  # this EHR's only
-    rows = ([pid, *(names.get(pid) or ("", ""))] for pid in found["subjects"].get(population, []))
-    return Response(csv_text(("EHR patient id", "Name (if enrolled)", "MRN (if enrolled)"), rows),
+    rows = []
+    for pid in found["subjects"].get(population, []):
+        name, mrn = people.get(pid, ("", ""))
+        if not name:
+            name, mrn = names.get(pid, ("", mrn))
+        rows.append([pid, name, mrn])
+    return Response(csv_text(("EHR patient id", "Name", "MRN"), rows),
                     mimetype="text/csv", headers={"Content-Disposition":
                                                   f"attachment; filename={key}-{year}-{population}.csv"})  # fmt: skip

@@ -107,6 +107,10 @@ def test_the_quality_page_and_its_patient_lists(
     assert sum(c.denominator for c in months.values()) == result.summaries["cms2"].total.denominator
     gaps = staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "gap"})
     assert gaps.status_code == 200 and len(gaps.text.strip().splitlines()) == len(cms2.subjects["gap"]) + 1
+    # Care gaps are worked by name: each listed patient's name from the EHR's Patient.
+    first_gap = gaps.text.strip().splitlines()[1].split(",")
+    expected = next(p for p in measure_world.measure_cohort.of_type("Patient") if p["id"] == first_gap[0])  # type: ignore[attr-defined]
+    assert first_gap[1] == f"{expected['name'][0]['given'][0]} {expected['name'][0]['family']}"
     assert (
         staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "x"}).status_code
         == 404
