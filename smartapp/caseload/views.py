@@ -231,7 +231,7 @@ def registry_enrolment(careplan_id: str) -> Enrolment:
 @launch_required
 def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None,
                    problem: str | None = None, entered: dict[str, str] | None = None,
-                   social_problem: str | None = None) -> Any:  # fmt: skip
+                   social_problem: str | None = None, problem_status: int = 422) -> Any:  # fmt: skip
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else registry_enrolment(careplan_id)
@@ -263,7 +263,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            conflict=conflict, today=clock.today(), problem=problem, entered=entered or {},
                            measures=list(program.measures), whole=whole, social_problem=social_problem,
                            social_config=SOCIAL), (
-                               409 if conflict else 422 if problem or social_problem else 200)  # fmt: skip
+                               409 if conflict else problem_status if problem or social_problem else 200)  # fmt: skip
 
 
 def _iso(day: date | None) -> str:

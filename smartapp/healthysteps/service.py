@@ -37,7 +37,7 @@ from fhir_mappings.screening.instruments import Catalogue
 from launch import errors
 from launch.fhir import FHIRClient
 from smartapp.caseload.service import CaseloadService
-from smartapp.outgoing import validated
+from smartapp.outgoing import put_transaction, validated
 
 #: Subjects per batched search (`subject=Patient/a,Patient/b,…`), well inside a URL's length.
 SUBJECTS_PER_SEARCH = 40
@@ -62,12 +62,6 @@ class HealthyStepsData:
 def _batches(items: list[PatientKey], size: int) -> Iterator[list[PatientKey]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": validated(r),
-         "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
 
 
 class HealthyStepsService:
@@ -214,7 +208,7 @@ class HealthyStepsService:
             concern=self.program.concerns.get(concern or ""), basis=basis, goal=(goal or "").strip() or None,
             requester=requester, now=now,
         )  # fmt: skip
-        self._client().transaction(_transaction(resources))
+        self._client().transaction(put_transaction(resources))
         self.caseload.invalidate()
         return referral
 
@@ -238,7 +232,7 @@ class HealthyStepsService:
             client.update(validated(updated))
         elif status in ("completed", "cancelled", "rejected", "failed"):
             request = client.read("ServiceRequest", f"sr-{referral_id}")
-            client.transaction(_transaction(closed_referral(task, request, status, (note or "").strip()[:500] or None,
+            client.transaction(put_transaction(closed_referral(task, request, status, (note or "").strip()[:500] or None,
                                                             now, closer)))  # fmt: skip
         else:
             raise HealthyStepsProblem("Choose the referral's new status.")

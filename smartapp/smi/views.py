@@ -12,7 +12,7 @@ from fhir_mappings.smi.social import parse_form, social_observation
 from launch import errors
 from smartapp import clock
 from smartapp.caseload.views import enrolment_page, registry_enrolment
-from smartapp.outgoing import validated
+from smartapp.outgoing import put_transaction
 from smartapp.request_context import current_ehr, current_launch, current_user, launch_required, services
 
 bp = Blueprint("smi", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
@@ -39,9 +39,16 @@ def record_social(launch_id: str, careplan_id: str) -> Any:
         raise errors.ConfigurationError("no registry store is configured (TANDEM_REGISTRY_URL)")
     user = current_user(current_launch(), current_ehr())
     recorded = datetime.now(UTC).replace(microsecond=0)
-    for domain, answer in entry.answers:
-        registry.update(validated(social_observation(enrolment.key, domain, answer, entry.day, recorded,
-                                                     user.reference if user else None)))  # fmt: skip
+    observations = [social_observation(enrolment.key, domain, answer, entry.day, recorded,
+                                       user.reference if user else None) for domain, answer in entry.answers]  # fmt: skip
+    try:
+        registry.transaction(put_transaction(observations))  # the day's answers together, or none
+    except (errors.LaunchError, errors.FHIRUnauthorized):
+        raise
+    except errors.TandemError as error:
+        return enrolment_page(launch_id, careplan_id, social_problem=(
+            f"The registry did not save the answers ({error.message}). Try again in a moment."),
+            entered={k: v for k, v in request.form.items() if k != "csrf_token"}, problem_status=503)  # fmt: skip
     svc.caseload.invalidate()
     flash(f"Social status saved: {len(entry.answers)} answer{'s' if len(entry.answers) != 1 else ''} for "
           f"{entry.day.isoformat()}.")  # fmt: skip

@@ -15,6 +15,7 @@ import pytest
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.smi.social import SOCIAL, observation_id
+from launch import errors
 from sandbox.data import Cohort
 from sandbox.processes import load_cohort
 from sandbox.smi_seed import PEOPLE, add_smi_patients
@@ -152,3 +153,27 @@ def test_an_ended_enrolment_takes_no_social_answers(
         "Observation", {"subject": "Patient/smi-0005", "code": SOCIAL.search_codes}
     )
     assert found == []
+
+
+def test_a_registry_failure_saves_none_of_the_days_answers_and_keeps_them_on_the_form(
+    smi_world: SandboxWorld, browser: Browser, tandem: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launch_id, careplan_id = _enrol_smi(smi_world, browser, "smi-0004")
+    page = f"{smi_world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}"
+    form, target = browser.form(page, f"/app/{launch_id}/enrolments/{careplan_id}/social")
+    calls: list[Any] = []
+
+    def refuse(bundle: Any) -> Any:  # fault injection: the registry store answers 503 to the write
+        calls.append(bundle)
+        raise errors.FHIRServerError("the registry store is unavailable", http_status=503)
+
+    monkeypatch.setattr(tandem.registry, "transaction", refuse)
+    answers = {"social_day": date.today().isoformat(), "social-housing": "unhoused", "social-justice": "yes"}
+    failed = browser.post_from(page, target, {**form.hidden, **answers})
+    assert failed.status_code == 503 and "The registry did not save the answers" in failed.text
+    assert 'value="unhoused" selected' in failed.text and 'value="yes" selected' in failed.text  # kept
+    assert len(calls) == 1 and len(calls[0]["entry"]) == 2  # both answers in one transaction
+    monkeypatch.undo()
+    key = PatientKey(smi_world.iss("generic"), "smi-0004")
+    with pytest.raises(errors.FHIRNotFound):  # nothing of that day was written
+        tandem.registry.read("Observation", observation_id(key, "housing", date.today()))
