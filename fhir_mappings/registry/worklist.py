@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -164,7 +164,7 @@ def _symptoms_text(view: WholePersonView) -> str:
 
 
 #: What the whole-person columns show as text (the column filter matches it).
-WHOLE_PERSON_TEXT: dict[str, Any] = {
+WHOLE_PERSON_TEXT: dict[str, Callable[[WholePersonView], str]] = {
     "symptoms": _symptoms_text,
     "medical": lambda v: " ".join(MEDICAL_FLAG_LABELS.get(f, f) for f in v.medical_flags),
     "social": lambda v: " ".join(SOCIAL_FLAG_LABELS.get(f, f) for f in v.social_flags),
@@ -193,7 +193,7 @@ def _value_rank(value: float | None) -> tuple[int, float]:
     return (0, value) if value is not None else (-1, 0.0)
 
 
-WHOLE_PERSON_SORT: dict[str, Any] = {
+WHOLE_PERSON_SORT: dict[str, Callable[[WholePersonView], tuple[int, float]]] = {
     # The composite columns sort by how many flags they raise (most first on a descending sort).
     "symptoms": lambda v: (0, float(sum(1 for s in v.symptoms if s.positive or s.verdict == "worsened"))),
     "medical": lambda v: (0, float(len(v.medical_flags))) if v.medical else (-1, 0.0),

@@ -186,10 +186,15 @@ def statuses(
     return result
 
 
+def next_due(answered: Iterable[Answered], never_asked: date, config: SocialConfig = SOCIAL) -> date:
+    """When the social questions are next due: the cadence after the last day they were asked, else `never_asked`."""
+    last = max((a.day for a in answered), default=None)
+    return last + timedelta(days=config.every_days) if last else never_asked
+
+
 def due(answered: Iterable[Answered], today: date, config: SocialConfig = SOCIAL) -> bool:
     """Whether the social questions are due (never asked, or not within the cadence)."""
-    days = [a.day for a in answered]
-    return not days or (today - max(days)).days >= config.every_days
+    return today >= next_due(answered, today, config)
 
 
 def flags(found: Iterable[DomainStatus]) -> list[str]:

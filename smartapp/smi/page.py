@@ -14,7 +14,7 @@ from fhir_mappings.registry.worklist import MedicalInputs, Row, measures_due
 from fhir_mappings.screening.history import ScorePoint, series
 from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.smi.medical import MEDICAL
-from fhir_mappings.smi.social import SOCIAL, Answered, Domain
+from fhir_mappings.smi.social import SOCIAL, Answered, Domain, next_due
 from smartapp.chart.trends import trend_svg
 from smartapp.smi.charts import measure_svg
 from smartapp.smi.medical import EhrMedical
@@ -115,8 +115,7 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
                      and a.day in days]  # fmt: skip
             page.life.append((domain, cells))
         if whole.social_due:
-            last = max((a.day for a in answers), default=None)
-            when = last.fromordinal(last.toordinal() + SOCIAL.every_days) if last else row.enrolment.start
+            when = next_due(answers, row.enrolment.start)
             page.due.append(Due("Social status questions", when, when < today))
     page.due.sort(key=lambda d: d.when)
     return page
