@@ -56,6 +56,8 @@ class LaunchCompleted:
 
     session: LaunchSession
     secret: str
+    #: What the app put in its launch URL (`begin_launch`'s app_state), for choosing the first page.
+    app_state: str | None = None
 
 
 class LaunchFlow:
@@ -74,9 +76,15 @@ class LaunchFlow:
         self.sessions = sessions
 
     def begin_launch(
-        self, params: Mapping[str, str], *, redirect_uri: str, query_length: int = 0
+        self,
+        params: Mapping[str, str],
+        *,
+        redirect_uri: str,
+        query_length: int = 0,
+        app_state: str | None = None,
     ) -> LaunchStarted:
-        """EHR launch (`iss` + `launch`) or standalone launch (`iss` only)."""
+        """EHR launch (`iss` + `launch`) or standalone launch (`iss` only). `app_state`: an opaque value of the
+        app's own (checked by the app), kept with the pending authorization and handed back at the callback."""
         iss = params.get("iss", "").strip()
         launch_token = params.get("launch", "").strip() or None
         if not iss:
@@ -108,6 +116,7 @@ class LaunchFlow:
                 redirect_uri=redirect_uri,
                 launch=launch_token,
                 created_at=time.time(),
+                app_state=app_state,
             ),
         )
         authorize = build_authorize_request(
@@ -147,4 +156,4 @@ class LaunchFlow:
         secret = new_secret()
         session = self.sessions.create(secret=secret, iss=reg.iss, tokens=tokens, context=context)
         log.info("launch session started at %s (scopes granted: %d)", reg.label, len(tokens.scope.split()))
-        return LaunchCompleted(session=session, secret=secret)
+        return LaunchCompleted(session=session, secret=secret, app_state=pending.app_state)

@@ -77,6 +77,41 @@ class BackendServices(BaseModel):
         return None if value is None else _check_url(value, "token_url")
 
 
+class CdsClient(BaseModel):
+    """The EHR as a CDS Hooks client of Tandem's CDS service: who signs its JWTs and where its keys are. Every call
+    (discovery, service, feedback) carries a JWT that must name this issuer and be signed with a key from one of
+    these JWK Set URLs; a `jku` header is followed only when it is on the list (never an arbitrary URL)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The JWT's `iss`; by default the registration's `iss` (Epic: the organisation's FHIR endpoint). Oracle's beta
+    #: documentation names https://cds-hooks.cerner.com for every tenant (unconfirmed): then set `tenant` too.
+    issuer: str | None = None
+    #: The JWK Set URLs allowed for this client; the first is used when a JWT has no `jku`.
+    jwks_urls: Annotated[list[str], Field(min_length=1)]
+    #: The JWT's `tenant`, required to match when set (one CDS issuer serving several organisations).
+    tenant: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(normalize_iss(value), "cds.issuer")
+
+    @field_validator("jwks_urls")
+    @classmethod
+    def _jwks_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+            if parts.scheme != "https" and not (parts.scheme == "http" and local) or not parts.hostname:
+                raise ValueError(
+                    f"cds.jwks_urls: {url!r} must be an absolute https URL (http only for localhost)"
+                )
+            if parts.fragment:
+                raise ValueError(f"cds.jwks_urls: {url!r} must not have a fragment")
+        return value
+
+
 class Registration(BaseModel):
     """One trusted issuer (an EHR's FHIR base URL) and how Tandem is registered there."""
 
@@ -95,6 +130,15 @@ class Registration(BaseModel):
     frame_ancestors: list[str] | None = None
     #: Backend services for the worker's score refresh; without it, EHR scores come only from chart opens.
     backend: BackendServices | None = None
+    #: The EHR as a CDS Hooks client of Tandem's CDS service; without it the service refuses this EHR's calls.
+    cds: CdsClient | None = None
+
+    @property
+    def cds_issuer(self) -> str | None:
+        """The `iss` of this EHR's CDS Hooks JWTs, when it is registered as a CDS client."""
+        if self.cds is None:
+            return None
+        return self.cds.issuer or self.iss
 
     @field_validator("frame_ancestors")
     @classmethod
@@ -161,10 +205,19 @@ class RegistryFile(BaseModel):
     @model_validator(mode="after")
     def _unique_iss(self) -> RegistryFile:
         seen: set[str] = set()
+        cds_clients: set[tuple[str, str | None]] = set()
         for reg in self.issuer:
             if reg.iss in seen:
                 raise ValueError(f"iss {reg.iss} is listed twice")
             seen.add(reg.iss)
+            if reg.cds is not None and reg.cds_issuer is not None:
+                client = (reg.cds_issuer, reg.cds.tenant)
+                if client in cds_clients:
+                    raise ValueError(
+                        f"CDS client {reg.cds_issuer} (tenant {reg.cds.tenant or 'none'}) is registered for two "
+                        "issuers: give each a distinct cds.tenant"
+                    )
+                cds_clients.add(client)
         return self
 
 
@@ -184,6 +237,22 @@ class Registrations:
         if not iss:
             return None
         return self._by_iss.get(normalize_iss(iss))
+
+    def for_cds_client(self, issuer: str | None, tenant: str | None) -> Registration | None:
+        """The EHR whose CDS client signs JWTs as `issuer` (and `tenant`, where registered with one)."""
+        if not issuer:
+            return None
+        wanted = normalize_iss(issuer)
+        found = [reg for reg in self if reg.cds is not None and reg.cds_issuer == wanted]
+        exact = [
+            reg
+            for reg in found
+            if reg.cds is not None and reg.cds.tenant is not None and reg.cds.tenant == tenant
+        ]
+        if exact:
+            return exact[0]
+        untenanted = [reg for reg in found if reg.cds is not None and reg.cds.tenant is None]
+        return untenanted[0] if len(untenanted) == 1 else None
 
     def frame_ancestors(self) -> list[str]:
         """Every origin any registered EHR may frame Tandem from."""

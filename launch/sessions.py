@@ -57,6 +57,8 @@ class PendingAuthorization:
     redirect_uri: str
     launch: str | None
     created_at: float
+    #: An opaque value the app put in its launch URL (e.g. a CDS card's key), handed back at the callback.
+    app_state: str | None = None
 
 
 @dataclass(frozen=True)

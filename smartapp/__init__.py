@@ -53,6 +53,7 @@ def create_app(
 
     from smartapp import site
     from smartapp.caseload import views as caseload
+    from smartapp.cds import views as cds
     from smartapp.chart import views as chart
     from smartapp.healthysteps import views as healthysteps
     from smartapp.measures import views as measures
@@ -70,12 +71,14 @@ def create_app(
         safety.bp,
         smi.bp,
         measures.bp,
+        cds.bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
     register_launch_loader(app)
     # After the launch loader: an ended session says so before a form's token is judged.
-    CSRFProtect(app)
+    # CDS Hooks calls carry the EHR's signed JWT, never a browser session: no CSRF token to check.
+    CSRFProtect(app).exempt(cds.bp)
 
     @app.errorhandler(TandemError)
     def tandem_error(error: TandemError) -> tuple[str, int]:

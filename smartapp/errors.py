@@ -23,3 +23,16 @@ class BadAddress(TandemError):
 
 class FormExpired(TandemError):
     """A form came back without this launch's CSRF token, or with a wrong or stale one."""
+
+
+class CdsUnauthorized(TandemError):
+    """A CDS Hooks call whose JWT is missing, malformed, unsigned, not allow-listed, expired, for another endpoint
+    or replayed: answered with a bare 401 (the reason is logged without the token, never sent)."""
+
+
+class CdsBadRequest(TandemError):
+    """A CDS Hooks request whose body is not a usable `patient-view` call: a 400 with an OperationOutcome."""
+
+
+class CdsDataUnavailable(TandemError):
+    """The service cannot get the data it needs: prefetch missing and no FHIR server access (412)."""

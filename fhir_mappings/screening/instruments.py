@@ -168,6 +168,9 @@ class Instrument:
     caregiver_of_child_months: tuple[int, int | None] | None = None
     #: Where the instrument sits in menus (lower first).
     order: int = 0
+    #: Patients (or a parent for a child) may answer it themselves, from a portal launch or a questionnaire link;
+    #: only where the wording may be shown (bundled, or the practice's licensed copy loaded).
+    self_report_allowed: bool = False
     #: subscales kind (BPSC): (name, item linkIds); positive when any reaches `any_item_at_least`.
     subscales: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Missing items count as 0 (BPSC) instead of leaving no result.
@@ -259,6 +262,11 @@ class Instrument:
         if age_months is None:
             return None
         return next((c for c in self.cutoffs_by_age if c.low_months <= age_months <= c.high_months), None)
+
+    @property
+    def self_report(self) -> bool:
+        """Whether a patient may answer it without the care team: allowed by its file and its wording present."""
+        return self.self_report_allowed and (self.licence_class == "bundled" or self.site_copy_loaded)
 
     def for_age(self, months: int | None) -> bool:
         """Whether a patient of this age answers it about themself (an unknown age does not rule it out)."""
@@ -352,6 +360,7 @@ SCORING_KEYS = frozenset(
         "corrects_for_prematurity",
         "safety_when_positive",
         "change",
+        "self_report",
         "_comment",
     }
 )
@@ -457,6 +466,7 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         ages_months=ages,
         caregiver_of_child_months=caregiver_ages,
         order=int(rules.get("order", 0)),
+        self_report_allowed=bool(rules.get("self_report")),
         subscales=tuple((str(s["name"]), tuple(s["items"])) for s in result.get("subscales", [])),
         missing_counts_as_zero=bool(result.get("missing_counts_as_zero")),
         domains={str(name): tuple(members) for name, members in rules.get("domains", {}).items()},
