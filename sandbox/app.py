@@ -17,6 +17,7 @@ from joserfc.jwk import RSAKey
 from fhir_mappings.common.patient import birth_date_text, display_name
 from launch.scopes import allows
 
+from .cds_client import SandboxCdsClient
 from .oauth import BackendClient, LaunchContext, SandboxClient, SandboxStore, build_authorization_server
 from .rules import (
     MODES,
@@ -86,7 +87,22 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     app.config["OAUTH2_REFRESH_TOKEN_GENERATOR"] = True
     server.init_app(app)
     upstream = requests.Session()
-    app.extensions["sandbox"] = {"store": store, "config": config, "server": server}
+
+    def upstream_query(mode: str, query: str) -> tuple[int, Any]:
+        """A relative FHIR query on the EHR's data, answered as the EHR's own endpoint would (its base URLs)."""
+        base = config.fhir_url.rstrip("/")
+        response = upstream.get(f"{base}/{query}", timeout=15, headers={"Accept": "application/fhir+json"})
+        if not response.ok:
+            return response.status_code, None
+        return response.status_code, json.loads(response.text.replace(base, config.iss(mode)))
+
+    def cds_token(mode: str, user: str, patient: str) -> str:
+        return store.mint("tandem-cds", "user/Patient.rs user/Observation.rs user/Condition.rs",
+                          LaunchContext(mode=mode, practitioner=user, patient=patient))  # fmt: skip
+
+    cds = SandboxCdsClient(config.public_url, config.tandem_url, config.iss,
+                           upstream_query, cds_token)  # fmt: skip
+    app.extensions["sandbox"] = {"store": store, "config": config, "server": server, "cds": cds}
 
     def fhir_get(path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         response = upstream.get(f"{config.fhir_url.rstrip('/')}/{path}", params=params, timeout=15,
@@ -151,9 +167,42 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                 )
             )
         app_url = f"{config.tandem_url.rstrip('/')}/launch?{urlencode(params)}"
+        if target == "chart" and patient and request.args.get("cds") == "1":
+            # The EHR's chart: Tandem beside the cards its CDS service gave when the chart opened.
+            call = cds.patient_view(mode, practitioner, patient, encounter=f"{patient}-enc")
+            return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode], cds=call,
+                                   mode=mode, practitioner=practitioner, patient=patient)  # fmt: skip
         if request.args.get("embed") == "1":
-            return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode])
+            return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode], cds=None)
         return redirect(app_url, code=302)  # type: ignore[return-value]
+
+    @app.get("/cds/jwks.json")
+    def cds_jwks() -> Response:
+        return jsonify(cds.jwks())
+
+    @app.get("/cds-launch")
+    def cds_launch() -> Response:
+        """A card's SMART link: a new EHR launch for the same user and patient, with the card's appContext
+        (dropped by the Oracle-like mode, as Oracle Health does); only links to Tandem are followed."""
+        mode = request.args.get("mode", "generic")
+        url = request.args.get("url", "")
+        practitioner, patient = request.args.get("practitioner", ""), request.args.get("patient", "")
+        if mode not in MODES or not url.startswith(f"{config.tandem_url.rstrip('/')}/launch"):
+            abort(400, "only links to Tandem's launch URL are allowed")
+        launch = store.new_launch(LaunchContext(
+            mode=mode, practitioner=practitioner, patient=patient, encounter=f"{patient}-enc",
+            app_context=None if mode == "oracle" else request.args.get("appContext") or None))  # fmt: skip
+        joiner = "&" if "?" in url else "?"
+        return redirect(f"{url}{joiner}{urlencode({'iss': config.iss(mode), 'launch': launch})}", code=302)  # type: ignore[return-value]
+
+    @app.post("/cds-feedback")
+    def cds_feedback() -> str:
+        mode = request.form.get("mode", "generic")
+        reason = request.form.get("reason", "")
+        coding = {"system": request.form.get("system", ""), "code": reason} if reason else None
+        status = cds.feedback(mode, request.form.get("service", ""), request.form.get("card", ""),
+                              request.form.get("outcome", "overridden"), coding)  # fmt: skip
+        return render_template("cds_feedback.html", status=status)
 
     @app.get("/side-by-side")
     def side_by_side() -> str:
@@ -289,7 +338,10 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         patient = issued.context.patient
         only_patient = not any(s.startswith("user/") for s in scopes)
         writes: list[Any] = []
-        own_user = request.method == "GET" and parts == ["Practitioner", issued.context.practitioner]
+        own_user = request.method == "GET" and parts == [
+            issued.context.user_type,
+            issued.context.practitioner,
+        ]
         if own_user and "fhirUser" in scopes:
             refusal = None  # `openid fhirUser` lets the user read their own resource
         elif parts and parts[0] in ("bulk-status", "bulk-files"):

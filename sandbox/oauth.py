@@ -85,6 +85,10 @@ class LaunchContext:
     intent: str | None = None
     #: A backend services token: no user, no patient, system scopes.
     system: bool = False
+    #: The signed-in user's resource type: Practitioner, or Patient / RelatedPerson in the patient portal.
+    user_type: str = "Practitioner"
+    #: A CDS card's `appContext`, handed to the app in the token response (the Oracle-like mode drops it).
+    app_context: str | None = None
 
 
 @dataclass
@@ -154,6 +158,15 @@ class SandboxStore:
         with self.lock:
             self.launches[launch] = context
         return launch
+
+    def mint(self, client_id: str, scope: str, context: LaunchContext, lifetime: int = 300) -> str:
+        """A token issued outside the OAuth flow: the one an EHR hands a CDS service (`fhirAuthorization`)."""
+        value = secrets.token_urlsafe(32)
+        record = IssuedToken(access_token=value, refresh_token=None, client_id=client_id, scope=scope,
+                             expires_at=time.time() + lifetime, context=context)  # fmt: skip
+        with self.lock:
+            self.tokens[value] = record
+        return value
 
     def token(self, access_token: str) -> IssuedToken | None:
         with self.lock:
@@ -326,6 +339,8 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         token["need_patient_banner"] = context.need_patient_banner
         if context.intent:
             token["intent"] = context.intent
+        if context.app_context:
+            token["appContext"] = context.app_context
         token["smart_style_url"] = f"{self.issuer_for(context.mode)}/smart-style.json"
         scopes = set(str(token.get("scope", "")).split())
         if "openid" in scopes:
@@ -336,7 +351,7 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "aud": client_id,
                 "iat": now,
                 "exp": now + 300,
-                "fhirUser": f"Practitioner/{context.practitioner}",
+                "fhirUser": f"{context.user_type}/{context.practitioner}",
             }
             token["id_token"] = jwt.encode(
                 {"alg": "RS256", "kid": self.signing_key.kid}, claims, self.signing_key

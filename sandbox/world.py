@@ -75,6 +75,8 @@ class SandboxWorld:
                 block += f'[issuer.backend]\nclient_id = "{backend_client_id(mode)}"\nkey_id = "{backend_key_id}"\n'
                 if mode == "generic":
                     block += f'group_id = "{BH_GROUP_ID}"\n'
+            # Each sandbox EHR calls Tandem's CDS service, signing as its FHIR base URL with the sandbox's key.
+            block += f'[issuer.cds]\njwks_urls = ["{self.sandbox_url}/cds/jwks.json"]\n'
             blocks.append(block)
         return "\n".join(blocks)
 
