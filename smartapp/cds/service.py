@@ -254,7 +254,8 @@ class CdsService:
         not_improving = None
         no_contact = None
         if data is not None and enrolments:
-            rows = build_rows(enrolments, data.contacts, data.tasks, data.scores, today,
+            # The EHR's scores with the registry's, as the chart and the worklist show them.
+            rows = build_rows(enrolments, data.contacts, data.tasks, {key: history}, today,
                               no_contact_weeks=svc.settings.no_contact_weeks)  # fmt: skip
             row = rows[0] if rows else None
             program = program_or_default(enrolments[0].program).title

@@ -110,3 +110,45 @@ def test_an_id_token_signed_by_another_key_ends_the_launch(flow: LaunchFlow, ehr
     started = flow.begin_launch({"iss": ehr.shape.iss, "launch": "l"}, redirect_uri=CALLBACK)
     with pytest.raises(errors.IdTokenInvalid):
         flow.complete_launch({"state": started.state, "code": "c"}, started.binding_secret)
+
+
+# --- the CDS client block of a registration --------------------------------------------------------------------
+
+
+def _cds_file(*blocks: str) -> dict[str, object]:
+    import tomllib
+
+    return tomllib.loads("\n".join(blocks))
+
+
+def test_a_cds_client_registration_is_validated() -> None:
+    from launch.errors import ConfigurationError
+    from launch.registrations import parse_registrations
+
+    good = '[[issuer]]\niss = "https://ehr.test/fhir"\nclient_id = "c"\n[issuer.cds]\njwks_urls = ["https://ehr.test/jwks"]\n'
+    regs = parse_registrations(_cds_file(good))
+    assert regs.for_cds_client("https://ehr.test/fhir/", None) is regs.get("https://ehr.test/fhir")
+    assert regs.for_cds_client("https://other.test", None) is None
+    for bad, why in [
+        (good.replace("https://ehr.test/jwks", "http://ehr.test/jwks"), "https"),
+        (good.replace('jwks_urls = ["https://ehr.test/jwks"]', "jwks_urls = []"), "jwks_urls"),
+        (good + 'bogus = "x"\n', "bogus"),
+    ]:
+        with pytest.raises(ConfigurationError, match=why):
+            parse_registrations(_cds_file(bad))
+
+
+def test_one_cds_issuer_for_several_ehrs_needs_tenants() -> None:
+    from launch.errors import ConfigurationError
+    from launch.registrations import parse_registrations
+
+    def block(iss: str, tenant: str | None) -> str:
+        extra = f'tenant = "{tenant}"\n' if tenant else ""
+        return (f'[[issuer]]\niss = "{iss}"\nclient_id = "c"\n[issuer.cds]\nissuer = "https://cds-hooks.cerner.com"\n'
+                f'jwks_urls = ["https://authorization.cerner.com/jwk"]\n{extra}')  # fmt: skip
+
+    with pytest.raises(ConfigurationError, match="distinct cds.tenant"):
+        parse_registrations(_cds_file(block("https://a.test/r4", None), block("https://b.test/r4", None)))
+    regs = parse_registrations(_cds_file(block("https://a.test/r4", "ta"), block("https://b.test/r4", "tb")))
+    assert regs.for_cds_client("https://cds-hooks.cerner.com", "tb").iss == "https://b.test/r4"  # type: ignore[union-attr]
+    assert regs.for_cds_client("https://cds-hooks.cerner.com", None) is None
