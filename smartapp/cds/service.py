@@ -220,7 +220,9 @@ class CdsService:
         data = None
         if svc.registry is not None:
             try:
-                data = svc.caseload.load_patient(key)
+                # The caseload snapshot (fresh within seconds, re-synced after any Tandem write): a chart open
+                # costs no registry request while it is fresh, which keeps the service fast under load.
+                data = svc.caseload.load().for_patient(key)
             except (errors.FHIRError, errors.TokenError) as error:
                 log.warning("patient-view: the registry could not be read (%s); cards from the EHR's data only",
                             type(error).__name__)  # fmt: skip
