@@ -150,6 +150,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         if mode not in MODES:
             abort(400, "unknown mode")
         target = request.args.get("target", "chart")
+        if target in ("portal", "portal-proxy"):
+            return portal_launch(mode, target, request.args.get("patient") or abort(400, "choose a patient"))
         practitioner = request.args.get("practitioner") or abort(400, "choose a practitioner")
         patient = request.args.get("patient") if target == "chart" else None
         if target == "chart" and not patient:
@@ -174,6 +176,23 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                                    mode=mode, practitioner=practitioner, patient=patient)  # fmt: skip
         if request.args.get("embed") == "1":
             return render_template("ehr_frame.html", app_url=app_url, mode_name=VENDOR_NAMES[mode], cds=None)
+        return redirect(app_url, code=302)  # type: ignore[return-value]
+
+    def portal_launch(mode: str, target: str, patient: str) -> Response:
+        """The patient portal's SMART launch (`launch/patient`): the patient themself, or a parent whose proxy
+        access the EHR records as a RelatedPerson of the child (fhirUser = RelatedPerson)."""
+        user, user_type = patient, "Patient"
+        if target == "portal-proxy":
+            found = fhir_get("RelatedPerson", {"patient": patient, "_count": "5"}).get("entry") or []
+            if not found:
+                abort(400, "this patient has no related person with proxy access in the sandbox")
+            user, user_type = found[0]["resource"]["id"], "RelatedPerson"
+        launch = store.new_launch(
+            LaunchContext(mode=mode, practitioner=user, patient=patient, user_type=user_type)
+        )
+        app_url = (
+            f"{config.tandem_url.rstrip('/')}/launch?{urlencode({'iss': config.iss(mode), 'launch': launch})}"
+        )
         return redirect(app_url, code=302)  # type: ignore[return-value]
 
     @app.get("/cds/jwks.json")

@@ -306,6 +306,10 @@ class SandboxAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         context: LaunchContext = request.sandbox_context
+        if context.user_type != "Practitioner" and not context.system:
+            # The patient portal: whatever the app asked, a patient or a parent gets patient-level access only.
+            token["scope"] = " ".join(s.replace("user/", "patient/", 1) if s.startswith("user/") else s
+                                      for s in str(token.get("scope", "")).split())  # fmt: skip
         # Backend services tokens live at most five minutes (SMART Backend Services).
         lifetime = 300 if context.system else self.lifetimes.get(context.mode, 3600)
         token["expires_in"] = lifetime

@@ -59,6 +59,7 @@ def create_app(
     from smartapp.measures import views as measures
     from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
+    from smartapp.selfreport import views as selfreport
     from smartapp.signin import views as signin
     from smartapp.smi import views as smi
 
@@ -72,6 +73,7 @@ def create_app(
         smi.bp,
         measures.bp,
         cds.bp,
+        selfreport.bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()

@@ -19,6 +19,8 @@ from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
 
 CARE_TEAM_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+#: Portal users: the patient themself, or a relative with the EHR's proxy access (a parent for a child).
+PORTAL_TYPES = frozenset({"Patient", "RelatedPerson"})
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,39 @@ def access_for(session: LaunchSession) -> Access:
     patient = session.context.patient
     caseload = patient is None or allows(scopes, "user", "Patient", "r")
     return Access(iss=session.iss, patient=patient, caseload=caseload)
+
+
+@dataclass(frozen=True)
+class PortalAccess:
+    """A patient (or a parent with proxy access) in the patient portal: their own questionnaires, nothing else."""
+
+    iss: str
+    #: The patient the answers are about (the child, when a parent answers).
+    patient: str
+    #: Who answers: `Patient/<id>` or `RelatedPerson/<id>` (relative, from `fhirUser`).
+    answerer: str
+
+    @property
+    def patient_key(self) -> PatientKey:
+        return PatientKey(self.iss, self.patient)
+
+    @property
+    def proxy(self) -> bool:
+        return self.answerer.startswith("RelatedPerson/")
+
+
+def portal_access_for(session: LaunchSession) -> PortalAccess:
+    """The portal user's access, or NotPermitted: a Patient answers only for themself; a RelatedPerson only for
+    the patient the EHR put in context for them (the EHR's proxy access decides who that may be)."""
+    user_type = session.context.fhir_user_type
+    if user_type not in PORTAL_TYPES or not session.context.fhir_user:
+        raise app_errors.NotPermitted("these pages are for patients and their families, from the patient portal")
+    user_id = session.context.fhir_user.rstrip("/").split("/")[-1]
+    patient = session.context.patient
+    if user_type == "Patient":
+        if patient is not None and patient != user_id:
+            raise app_errors.NotPermitted("a patient may answer only their own questionnaires")
+        patient = user_id
+    elif patient is None:
+        raise app_errors.NotPermitted("the EHR gave no patient for this family member to answer for")
+    return PortalAccess(iss=session.iss, patient=patient, answerer=f"{user_type}/{user_id}")

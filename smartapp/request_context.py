@@ -20,7 +20,7 @@ from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
-from smartapp.access import Access, access_for
+from smartapp.access import Access, PortalAccess, access_for, portal_access_for
 from smartapp.caseload.snapshot import CaseloadData
 from smartapp.screening.service import ScreeningRecord
 from smartapp.services import Services
@@ -104,7 +104,10 @@ def load_launch() -> None:
             check_id(str(value), name.replace("_", " "))
     session = services().sessions.get(str(launch_id), request.cookies.get(SESSION_COOKIE))
     g.launch = session
-    g.access = access_for(session)
+    if request.blueprint == "selfreport":
+        g.portal = portal_access_for(session)  # the patient's own pages: never the care team's access
+    else:
+        g.access = access_for(session)
 
 
 def register_launch_loader(app: Flask) -> None:
@@ -169,6 +172,13 @@ def pending_records() -> list[ScreeningRecord]:
     if "pending_records" not in g:
         g.pending_records = services().screenings.pending()
     return cast(list[ScreeningRecord], g.pending_records)
+
+
+def current_portal() -> PortalAccess:
+    portal = cast(PortalAccess | None, g.get("portal"))
+    if portal is None:
+        raise errors.SessionExpired("no launch session for this request")
+    return portal
 
 
 def current_access() -> Access:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from fhir_mappings.common.access import codes, field, objs, text
+from fhir_mappings.common.access import codes, field, obj, objs, text
 from fhir_mappings.common.dates import parse_datetime
 from fhir_mappings.screening.instruments import CATALOGUE, INSTRUMENT_SYSTEM, LOINC
-from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
+from fhir_mappings.screening.resources import PATIENT_REPORTED_TAG, SUBMISSION_SYSTEM
 
 #: Score series (PHQ-9, GAD-7, EPDS, WHO-5, …) → the codings of the results read into them; teen PHQ-9 counts as
 #: PHQ-9. Series without a confirmed LOINC total (WHO-5, BPRS, ASRM) carry Tandem's instrument code.
@@ -38,6 +38,8 @@ class ScorePoint:
     resource_id: str | None = None
     #: A caregiver's screen recorded on the child (Observation.focus, RelatedPerson/…); None: the patient's own.
     focus: str | None = None
+    #: The patient (or a parent) entered it themself (Tandem's patient-reported tag).
+    patient_reported: bool = False
 
     @property
     def day(self) -> date:
@@ -103,9 +105,16 @@ def score_points(observations: Iterable[Any], source: str) -> list[ScorePoint]:
                 _submission(observation),
                 text(observation.get("id")),
                 focus_of(observation),
+                is_patient_reported(observation),
             )
         )
     return points
+
+
+def is_patient_reported(resource: Mapping[str, Any]) -> bool:
+    tags = objs(obj(resource.get("meta")).get("tag"))
+    return any(t.get("system") == PATIENT_REPORTED_TAG["system"] and t.get("code") == PATIENT_REPORTED_TAG["code"]
+               for t in tags)  # fmt: skip
 
 
 def merge_history(*sources: Iterable[ScorePoint]) -> list[ScorePoint]:

@@ -65,6 +65,9 @@ class Submission:
     iss: str | None = None
     #: How a follow-up measurement was taken (phone, in-person, video); None for a screening in the visit.
     mode: str | None = None
+    #: The patient (or a parent, RelatedPerson) answered it themself, from the portal or a questionnaire link:
+    #: `author` is then who answered, the QuestionnaireResponse's `source` too, and every resource is tagged.
+    self_reported: bool = False
 
     def resource_id(self, part: str) -> str:
         return resource_id(self.submission_id, part)
@@ -89,6 +92,13 @@ class Submission:
 def caregiver_screen(label: str | None) -> str:
     """How every reader is told a screen is a caregiver's, not the patient's own."""
     return f"Caregiver's screen — {label or 'caregiver'}"
+
+
+#: Tandem's mark on results a patient or parent entered themself ("patient-reported" on the chart and worklist).
+#: No EHR convention for patient-entered data is confirmed (../shared/reference/ehr-integration.md), so Tandem
+#: uses its own tag.
+PATIENT_REPORTED_TAG = {"system": "https://tandem.health/fhir/CodeSystem/report-source", "code": "patient-reported",
+                        "display": "Reported by the patient or a parent"}  # fmt: skip
 
 
 def resource_id(submission_id: str, part: str) -> str:
@@ -150,6 +160,10 @@ def questionnaire_response(submission: Submission) -> dict[str, Any]:
         resource["author"], resource["source"] = caregiver, caregiver
     elif submission.author:
         resource["author"] = {"reference": submission.author}
+        if submission.self_reported:
+            resource["source"] = {"reference": submission.author}
+    if submission.self_reported:
+        resource["meta"]["tag"] = [PATIENT_REPORTED_TAG]
     if submission.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
     if submission.mode in MEASUREMENT_MODES:
@@ -180,6 +194,8 @@ def _observation(submission: Submission, part: str, code: dict[str, Any], value:
         observation["performer"] = [_caregiver_ref(submission)]
     elif submission.author:
         observation["performer"] = [{"reference": submission.author}]
+    if submission.self_reported:
+        observation["meta"]["tag"] = [PATIENT_REPORTED_TAG]
     if submission.encounter_id:
         observation["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
     if submission.mode in MEASUREMENT_MODES:

@@ -28,7 +28,7 @@ from fhir_mappings.screening.history import ScorePoint, merge_history, score_poi
 from fhir_mappings.smi.social import SOCIAL, Answer, Answered, answers_from
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 7
+SNAPSHOT_SCHEMA = 8
 
 
 @dataclass
@@ -191,6 +191,7 @@ class Snapshot:
                     p.code,
                     p.submission,
                     p.focus,
+                    p.patient_reported,
                 ]
                 for oid, (k, p) in self.scores.items()
             ),
@@ -210,10 +211,9 @@ class Snapshot:
             snapshot.contacts[c["id"]] = _contact_from_json(c)
         for t in payload["tasks"]:
             snapshot.tasks[t["id"]] = _task_from_json(t)
-        for oid, iss, pid, instrument, when, score, code, submission, focus in payload["scores"]:
-            point = ScorePoint(
-                instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid, focus
-            )
+        for oid, iss, pid, instrument, when, score, code, submission, focus, reported in payload["scores"]:
+            point = ScorePoint(instrument, datetime.fromisoformat(when), score, "Tandem", code, submission, oid,
+                               focus, bool(reported))  # fmt: skip
             snapshot.scores[oid] = (PatientKey(iss, pid), point)
         for oid, iss, pid, domain_key, answer_code, day in payload["social"]:
             domain = SOCIAL.domain(domain_key)

@@ -11,13 +11,12 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fhir_mappings.cds.cards import (
     Card,
     CardFacts,
-    DueScreen,
     build_cards,
     card_json,
     patient_view_service,
@@ -25,20 +24,15 @@ from fhir_mappings.cds.cards import (
 from fhir_mappings.cds.prefetch import Prefetched, State, read_prefetch
 from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.patient import age_in_months, age_in_years, birth_date
-from fhir_mappings.registry.programs import due_with_programs, program_or_default
+from fhir_mappings.registry.programs import program_or_default
 from fhir_mappings.registry.worklist import build_rows
-from fhir_mappings.screening.due import due_screenings
-from fhir_mappings.screening.events import ScreenEvent, events_from_points
-from fhir_mappings.screening.events import merged as merged_events
 from fhir_mappings.screening.history import SCORE_CODE_PARAM, ScorePoint, merge_history, score_points
-from fhir_mappings.screening.resources import result_flag
-from fhir_mappings.screening.schedule import scheduled
 from launch import errors
 from launch.fhir import FHIRClient, StaticToken
 from launch.registrations import Registration, normalize_iss
 from smartapp import clock
 from smartapp.cds.client_auth import CdsCaller
+from smartapp.due import due_screens
 from smartapp.errors import CdsBadRequest, CdsDataUnavailable
 
 if TYPE_CHECKING:
@@ -230,17 +224,11 @@ class CdsService:
         registry_points: list[ScorePoint] = data.scores.get(key, []) if data is not None else []
         history = merge_history(score_points(ehr.observations, "EHR"), registry_points)
         conditions = behavioral_conditions(ehr.conditions)
-        born = birth_date(ehr.patient)
-        years = age_in_years(ehr.patient, today)
-        months = age_in_months(ehr.patient, today)
         enrolments = [e for e in (data.enrolments_of(key) if data is not None else []) if e.active]
-        due = due_screenings(history, conditions, years, (today - born).days if born else None, today)
-        due = due_with_programs(due, [e.program for e in enrolments], history,
-                                {c.group for c in conditions if c.active}, years, today)  # fmt: skip
+        screens = due_screens(
+            ehr.patient, history, conditions, enrolments, records, svc.catalogue, svc.schedule, today
+        )
         catalogue = svc.catalogue
-        screens = [DueScreen(d.instrument, i.name, d.reason) for d in due
-                   if (i := catalogue.get(d.instrument)) is not None and i.for_age(months)]  # fmt: skip
-        screens += self._visit_screens(born, today, history, records)
         patient_user = user.startswith(("Patient/", "RelatedPerson/"))
         if patient_user:
             if user.startswith("Patient/") and user != key.relative:
@@ -274,25 +262,6 @@ class CdsService:
         facts = CardFacts(safety=tuple(s for s in safety if s), due=tuple(screens), program=program,
                           not_improving=not_improving, no_contact_days=no_contact)  # fmt: skip
         return facts, (enrolments[0].id if enrolments else None)
-
-    def _visit_screens(self, born: date | None, today: date, history: list[ScorePoint],
-                       records: list[Any]) -> list[DueScreen]:  # fmt: skip
-        """A young child's visit screens due today (the caregiver's EPDS at the 2-month visit, ...)."""
-        svc = self.services
-        own = [ScreenEvent(r.instrument, datetime.fromisoformat(r.authored),
-                           r.caregiver_of_record.reference if r.caregiver_of_record else None,
-                           result_flag(r.result), r.result.interpretation) for r in records]  # fmt: skip
-        lines = scheduled(
-            svc.schedule, born, today, merged_events(events_from_points(history, svc.catalogue), own)
-        )
-        screens = []
-        for line in lines:
-            instrument = next((i for k in line.need.any_of if (i := svc.catalogue.get(k)) is not None), None)
-            if instrument is None:
-                continue
-            screens.append(DueScreen(instrument.key, instrument.name, line.reason,
-                                     caregiver=line.need.for_whom == "caregiver"))  # fmt: skip
-        return screens
 
     # --- the card-to-launch hand-over -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 
 from launch.errors import TandemError
 from launch.sessions import LaunchSession
+from smartapp.access import PORTAL_TYPES
 from smartapp.cds.service import CARD_KEY
 from smartapp.cds.views import cds_service
 from smartapp.request_context import (
@@ -79,6 +80,8 @@ def card_key(session: LaunchSession, app_state: str | None) -> str | None:
 
 def first_page(session: LaunchSession, app_state: str | None) -> str:
     """The chart, or the page of the CDS card the launch came from, for the patient the EHR launched with."""
+    if session.context.fhir_user_type in PORTAL_TYPES:  # the patient portal: the patient's own questionnaires
+        return url_for("selfreport.home", launch_id=session.id)
     home = url_for("chart.home", launch_id=session.id)
     card = card_key(session, app_state)
     if card is None:
