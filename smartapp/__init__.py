@@ -59,6 +59,7 @@ def create_app(
     from smartapp.measures import views as measures
     from smartapp.request_context import LaunchFormSession, register_launch_loader
     from smartapp.safety import views as safety
+    from smartapp.selfreport import link_views as selflink
     from smartapp.selfreport import views as selfreport
     from smartapp.signin import views as signin
     from smartapp.smi import views as smi
@@ -74,13 +75,18 @@ def create_app(
         measures.bp,
         cds.bp,
         selfreport.bp,
+        selflink.care_bp,
+        selflink.bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
     register_launch_loader(app)
     # After the launch loader: an ended session says so before a form's token is judged.
     # CDS Hooks calls carry the EHR's signed JWT, never a browser session: no CSRF token to check.
-    CSRFProtect(app).exempt(cds.bp)
+    csrf = CSRFProtect(app)
+    csrf.exempt(cds.bp)
+    # A questionnaire link has no launch session: its forms are bound to the visit's SameSite=Strict cookie instead.
+    csrf.exempt(selflink.bp)
 
     @app.errorhandler(TandemError)
     def tandem_error(error: TandemError) -> tuple[str, int]:

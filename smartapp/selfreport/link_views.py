@@ -1,0 +1,164 @@
+"""Questionnaire links: the care manager makes one on the registry page (`/app/<launch>/enrolments/<id>/link`), the
+patient opens it (`/r/<token>`), confirms their date of birth, answers, and the link is spent. No launch, no EHR
+token: the answers go to the registry store (with the safety Task) and reach the chart and worklist; the EHR
+write-back planner finds no token that may create anything, so the result is not written to the EHR."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from secrets import token_hex
+from typing import Any
+
+from flask import Blueprint, Response, make_response, render_template, request, url_for
+
+from fhir_mappings.common.patient import birth_date
+from fhir_mappings.screening.scoring import parse_answers
+from fhir_mappings.screening.writeback import plan_writeback
+from launch.errors import TandemError
+from smartapp.caseload.views import registry_enrolment
+from smartapp.request_context import current_ehr, current_launch, header_context, launch_required, services
+from smartapp.screening.service import ScreeningRecord
+from smartapp.selfreport.links import QuestionnaireLinks
+from smartapp.selfreport.service import Answerer, save_answers
+from smartapp.selfreport.views import CRISIS, _plain
+
+log = logging.getLogger(__name__)
+care_bp = Blueprint("selflink_care", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
+bp = Blueprint("selflink", __name__, url_prefix="/r", template_folder="templates")
+VISIT_COOKIE = "tandem_link_visit"
+#: How long a link works.
+LINK_DAYS = 7
+
+
+def links() -> QuestionnaireLinks:
+    return QuestionnaireLinks(services().store, services().secret_key)
+
+
+@care_bp.route("/enrolments/<careplan_id>/link", methods=["GET", "POST"])
+@launch_required
+def make_link(launch_id: str, careplan_id: str) -> Any:
+    """The form (GET) and a new link (POST), shown once for the care manager to send by the practice's channel."""
+    session, ehr = current_launch(), current_ehr()
+    enrolment = registry_enrolment(careplan_id)
+    svc = services()
+    choices = [i for i in svc.catalogue if i.self_report]
+    page = {**header_context(session, ehr), "patient": None, "show_banner": False, "enrolment": enrolment,
+            "choices": choices, "days": LINK_DAYS}  # fmt: skip
+    if request.method == "GET":
+        return render_template("link_make.html", **page)
+    instrument = svc.catalogue.get(request.form.get("instrument"))
+    if instrument is None or not instrument.self_report:
+        return render_template("link_make.html", **page, problem="Choose a questionnaire."), 422
+    try:
+        born = birth_date(ehr.read("Patient", enrolment.patient_id)) or enrolment.birth_date
+    except TandemError:
+        born = enrolment.birth_date  # copied at enrolment
+    if born is None:
+        return render_template("link_make.html", **page, problem="No date of birth is on record, so the patient "
+                               "could not confirm who they are: a link cannot be made."), 422  # fmt: skip
+    token, expires_at = links().create(
+        enrolment.key, instrument.key, born, session.context.fhir_user, LINK_DAYS
+    )
+    url = url_for("selflink.open_link", token=token, _external=True)
+    base = svc.settings.base_url
+    if base:
+        url = base.rstrip("/") + url_for("selflink.open_link", token=token)
+    log.info("questionnaire link made (%s, %d days)", instrument.name, LINK_DAYS)
+    return render_template("link_made.html", **page, url=url, instrument=instrument,
+                           expires=date.fromtimestamp(expires_at))  # fmt: skip
+
+
+def _gone() -> tuple[str, int]:
+    return render_template("link_gone.html"), 410
+
+
+def _born(form: Any) -> date | None:
+    try:
+        return date(int(form.get("year", "")), int(form.get("month", "")), int(form.get("day", "")))
+    except ValueError:
+        return None
+
+
+@bp.route("/<token>", methods=["GET", "POST"])
+def open_link(token: str) -> Any:
+    store = links()
+    if store.get(token) is None:
+        return _gone()
+    if request.method == "GET":
+        return render_template("link_dob.html", action=request.path)
+    secret = store.confirm(token, _born(request.form))
+    if secret is None:
+        left = store.attempts_left(token)
+        if left <= 0:
+            return _gone()
+        return render_template("link_dob.html", action=request.path, entered=request.form,
+                               problem=f"That date of birth does not match. {left} tries left."), 422  # fmt: skip
+    response = make_response(
+        render_template("link_confirmed.html", form_url=url_for("selflink.answer", token=token))
+    )
+    response.set_cookie(VISIT_COOKIE, secret, path=f"/r/{token}", secure=True, httponly=True, samesite="Strict",
+                        max_age=45 * 60)  # fmt: skip
+    return response
+
+
+def _form(token: str, link_instrument: str, *, selected: dict[str, str] | None = None,
+          problems: dict[str, str] | None = None, step: int | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
+    instrument = services().catalogue.get(link_instrument)
+    assert instrument is not None  # noqa: S101 - made from the catalogue
+    items = [i for i in instrument.items if i.kind == "choice"]
+    return render_template("me_form.html", instrument=instrument, items=items, selected=selected or {},
+                           problems=problems or {}, submission_id=None, submission_sig=None, step=step,
+                           action=url_for("selflink.answer", token=token), proxy=False, csrf=False), status  # fmt: skip
+
+
+@bp.route("/<token>/q", methods=["GET", "POST"])
+def answer(token: str) -> Any:
+    """The questionnaire, only for the browser that confirmed the date of birth (its cookie is SameSite=Strict,
+    so no other site can post here in the patient's name)."""
+    store = links()
+    secret = request.cookies.get(VISIT_COOKIE)
+    link = store.visit(token, secret)
+    if link is None:
+        return _gone()
+    instrument = services().catalogue.get(link.instrument)
+    if instrument is None or not instrument.self_report:
+        return _gone()
+    items = [i for i in instrument.items if i.kind == "choice"]
+    if request.method == "GET":
+        return _form(token, link.instrument, step=0 if request.args.get("one") == "1" else None)
+    raw = {
+        k: v
+        for k, v in request.form.items()
+        if k not in ("step", "go", "csrf_token", "submission_id", "submission_sig")
+    }
+    step_text = request.form.get("step")
+    if step_text is not None and step_text.isdigit():
+        step = int(step_text)
+        current = items[step] if step < len(items) else None
+        if current is not None and not raw.get(current.link_id) and request.form.get("go") != "back":
+            return _form(token, link.instrument, selected=raw, step=step, status=422,
+                         problems={current.link_id: "Please choose an answer to go on."})  # fmt: skip
+        step = step - 1 if request.form.get("go") == "back" else step + 1
+        if 0 <= step < len(items):
+            return _form(token, link.instrument, selected=raw, step=step)
+    _, problems = parse_answers(instrument, raw)
+    if problems:
+        return _form(token, link.instrument, selected=raw, status=422,
+                     problems={p.link_id: _plain(p.message) for p in problems})  # fmt: skip
+    spent = store.use(token, secret)
+    if spent is None:
+        return _gone()
+    registration = services().registrations.get(spent.iss)
+    vendor = registration.vendor.value if registration else "generic"
+    # No EHR token here: the planner finds nothing it may create, and says so on the record.
+    plan = plan_writeback(None, lambda resource_type: False, vendor, has_encounter=False)
+    saved = save_answers(services(), Answerer(spent.key, f"Patient/{spent.patient}"), instrument, raw, token_hex(16),
+                         patient=None, plan=plan, vendor=vendor, launch_id=None, ehr=None)  # fmt: skip
+    if not isinstance(saved, ScreeningRecord):  # validated above; kept for totality
+        return _form(token, link.instrument, selected=raw, status=422,
+                     problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
+    response: Response = make_response(render_template("me_done.html", record=saved,
+                                                       safety=saved.result.has_safety_flag, crisis=CRISIS, home=None))  # fmt: skip
+    response.delete_cookie(VISIT_COOKIE, path=f"/r/{token}", secure=True, httponly=True, samesite="Strict")
+    return response

@@ -1,0 +1,119 @@
+"""Questionnaire links for patients without portal access: single-use, expiring, unguessable (256 bits), with no
+PHI in them; the patient confirms their date of birth before anything is shown. Kept in Redis by a hash of the
+token (a leaked store does not give working links); the date of birth only as an HMAC. Framework-neutral."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from fhir_mappings.common.identity import PatientKey
+from launch.store import KeyValueStore
+
+#: Wrong dates of birth before the link is void (a guesser gets five tries, then the care manager sends another).
+MAX_ATTEMPTS = 5
+#: A confirmed visit lasts this long (time to answer on a phone, with breaks).
+VISIT_SECONDS = 45 * 60
+
+
+@dataclass(frozen=True)
+class QuestionnaireLink:
+    iss: str
+    patient: str
+    instrument: str
+    dob_mac: str
+    created_by: str | None
+    expires_at: float
+    attempts: int = 0
+    #: The fingerprint of the browser secret of the visit that confirmed the date of birth.
+    visit: str | None = None
+    visit_until: float = 0.0
+
+    @property
+    def key(self) -> PatientKey:
+        return PatientKey(self.iss, self.patient)
+
+
+def _fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class QuestionnaireLinks:
+    def __init__(self, store: KeyValueStore, secret_key: str, *, now: object = time.time) -> None:
+        self.store = store
+        self.secret_key = secret_key
+        self.now = now if callable(now) else time.time
+
+    def _dob_mac(self, born: date, token: str) -> str:
+        message = f"link-dob\x1f{_fingerprint(token)}\x1f{born.isoformat()}".encode()
+        return hmac.new(self.secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+    def _store_key(self, token: str) -> str:
+        return f"selfreport:link:{_fingerprint(token)}"
+
+    def create(
+        self, key: PatientKey, instrument: str, born: date, created_by: str | None, days: int
+    ) -> tuple[str, float]:
+        """A new link's token (for the URL) and when it expires."""
+        token = secrets.token_urlsafe(32)
+        expires_at = self.now() + days * 86400
+        link = QuestionnaireLink(
+            key.iss, key.patient_id, instrument, self._dob_mac(born, token), created_by, expires_at
+        )
+        self.store.set(self._store_key(token), json.dumps(asdict(link)), days * 86400)
+        return token, expires_at
+
+    def get(self, token: str) -> QuestionnaireLink | None:
+        if not token or len(token) > 128:
+            return None
+        raw = self.store.get(self._store_key(token))
+        if raw is None:
+            return None
+        link = QuestionnaireLink(**json.loads(raw))
+        return link if link.expires_at > self.now() else None
+
+    def _save(self, token: str, link: QuestionnaireLink) -> None:
+        self.store.set(
+            self._store_key(token), json.dumps(asdict(link)), max(1, int(link.expires_at - self.now()))
+        )
+
+    def confirm(self, token: str, born: date | None) -> str | None:
+        """The browser secret of a new confirmed visit when the date of birth matches; None otherwise (after
+        MAX_ATTEMPTS wrong dates the link is void)."""
+        link = self.get(token)
+        if link is None:
+            return None
+        if born is None or not hmac.compare_digest(self._dob_mac(born, token), link.dob_mac):
+            attempts = link.attempts + 1
+            if attempts >= MAX_ATTEMPTS:
+                self.store.delete(self._store_key(token))
+            else:
+                self._save(token, QuestionnaireLink(**{**asdict(link), "attempts": attempts}))
+            return None
+        secret = secrets.token_urlsafe(32)
+        self._save(token, QuestionnaireLink(**{**asdict(link), "visit": _fingerprint(secret),
+                                               "visit_until": self.now() + VISIT_SECONDS}))  # fmt: skip
+        return secret
+
+    def visit(self, token: str, secret: str | None) -> QuestionnaireLink | None:
+        """The link, only for the browser that confirmed the date of birth, within its visit."""
+        link = self.get(token)
+        if link is None or not secret or link.visit is None or link.visit_until < self.now():
+            return None
+        return link if hmac.compare_digest(link.visit, _fingerprint(secret)) else None
+
+    def use(self, token: str, secret: str | None) -> QuestionnaireLink | None:
+        """Consume the link (atomically: a second submission finds nothing)."""
+        if self.visit(token, secret) is None:
+            return None
+        raw = self.store.take(self._store_key(token))
+        return QuestionnaireLink(**json.loads(raw)) if raw else None
+
+    def attempts_left(self, token: str) -> int:
+        link = self.get(token)
+        return 0 if link is None else MAX_ATTEMPTS - link.attempts
