@@ -107,6 +107,8 @@ class ScreeningRecord:
     #: chronological age in months, so the result says which age form was read and why.
     gestation: str | None = None
     chronological_months: int | None = None
+    #: The patient (or a parent) answered it themself (portal or questionnaire link).
+    self_reported: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -135,7 +137,8 @@ class ScreeningRecord:
                           datetime.fromisoformat(self.authored), self.author, self.encounter_id, iss=self.iss,
                           mode=self.mode, focus=caregiver.reference if caregiver else None,
                           focus_label=caregiver.label if caregiver else None,
-                          ehr_focus=caregiver.ehr_reference if caregiver else None)  # fmt: skip
+                          ehr_focus=caregiver.ehr_reference if caregiver else None,
+                          self_reported=self.self_reported)  # fmt: skip
 
     @property
     def caregiver_of_record(self) -> Caregiver | None:
@@ -255,6 +258,7 @@ class ScreeningService:
             age_months=age_months,
             gestation=gestation,
             chronological_months=chronological_months,
+            self_reported=submission.self_reported,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fhir_mappings.cds.cards import DueScreen
+from fhir_mappings.common.caregivers import Caregiver
 from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import administrative_gender, age_in_months
@@ -95,16 +96,21 @@ def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapp
         return problems
     sex = administrative_gender(patient) if patient else None
     months = age_in_months(patient, clock.today()) if patient else None
+    # A parent answers about themself at the child's visit: recorded on the child with the parent as focus.
+    caregiver = (
+        Caregiver(who.reference.split("/")[-1], who.key, None, None, ehr_reference=who.reference)
+        if who.proxy
+        else None
+    )
     submission = Submission(
         submission_id=submission_id, instrument=instrument, answers=answers,
-        result=score(instrument, answers, sex=sex, age_months=None if who.proxy else months),
+        result=score(instrument, answers, sex=None if who.proxy else sex, age_months=None if who.proxy else months),
         patient_id=who.key.patient_id, authored=datetime.now(UTC).replace(microsecond=0), author=who.reference,
-        iss=who.key.iss, self_reported=True,
-        focus=who.reference if who.proxy else None, focus_label="Parent (answered in the portal)" if who.proxy else None,
-        ehr_focus=who.reference if who.proxy else None,
+        iss=who.key.iss, self_reported=True, focus=caregiver.reference if caregiver else None,
+        focus_label=caregiver.label if caregiver else None, ehr_focus=who.reference if who.proxy else None,
     )  # fmt: skip
     record = svc.screenings.record(submission, iss=who.key.iss, vendor=vendor, sex=sex, plan=plan,
-                                   ehr_conditional_create=conditional, launch_id=launch_id)  # fmt: skip
+                                   ehr_conditional_create=conditional, launch_id=launch_id, caregiver=caregiver)  # fmt: skip
     record = svc.screenings.run(record, ehr)
     svc.writebacks.schedule([record], launch_id=launch_id)
     if record.result.has_safety_flag:
