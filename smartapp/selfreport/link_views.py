@@ -13,14 +13,13 @@ from typing import Any
 from flask import Blueprint, Response, make_response, render_template, request, url_for
 
 from fhir_mappings.common.patient import birth_date
-from fhir_mappings.screening.scoring import parse_answers
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
 from smartapp.request_context import current_ehr, current_launch, header_context, launch_required, services
 from smartapp.screening.service import ScreeningRecord
 from smartapp.selfreport.links import QuestionnaireLinks
-from smartapp.selfreport.service import Answerer, save_answers
+from smartapp.selfreport.service import Answerer, answer_problems, save_answers
 from smartapp.selfreport.views import CRISIS, _plain
 
 log = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ def answer(token: str) -> Any:
         step = step - 1 if request.form.get("go") == "back" else step + 1
         if 0 <= step < len(items):
             return _form(token, link.instrument, selected=raw, step=step)
-    _, problems = parse_answers(instrument, raw)
+    problems = answer_problems(instrument, raw)
     if problems:
         return _form(token, link.instrument, selected=raw, status=422,
                      problems={p.link_id: _plain(p.message) for p in problems})  # fmt: skip

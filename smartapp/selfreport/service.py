@@ -85,13 +85,24 @@ def may_answer(svc: Services, who: Answerer, ehr: FHIRClient | None, key: str) -
     return svc.catalogue.get(key) if any(d.instrument == key for d in due) else None
 
 
+def answer_problems(instrument: Instrument, raw: Mapping[str, str]) -> list[AnswerError]:
+    """What is wrong with a patient's answers. A patient answers every scored question (no prorating of a form
+    nobody reviewed with them; a skipped safety item must never read as negative either)."""
+    _, problems = parse_answers(instrument, dict(raw))
+    named = {p.link_id for p in problems}
+    return [*problems, *(AnswerError(i.link_id, "Please choose an answer to this question.") for i in instrument.items
+                         if i.scored and i.kind == "choice" and i.enable_when is None and not raw.get(i.link_id)
+                         and i.link_id not in named)]  # fmt: skip
+
+
 def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapping[str, str], submission_id: str,
                  *, patient: Mapping[str, Any] | None, plan: WritebackPlan, vendor: str, launch_id: str | None,
                  ehr: FHIRClient | None, conditional: bool = False) -> ScreeningRecord | list[AnswerError]:  # fmt: skip
     """Save the answers (or the problems with them). Saved in Tandem's store before any write, so nothing the
     patient entered is lost when a server is down; a positive safety item raises the care team's alert and
     same-day safety Task exactly as a clinician-entered one."""
-    answers, problems = parse_answers(instrument, dict(raw))
+    answers, _ = parse_answers(instrument, dict(raw))
+    problems = answer_problems(instrument, raw)
     if problems:
         return problems
     sex = administrative_gender(patient) if patient else None
