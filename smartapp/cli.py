@@ -405,7 +405,8 @@ def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
         "  HealthySteps: sign in as Amara Diallo, press 'Open HealthySteps worklist'.\n"
         "  Serious mental illness: sign in as Rosa Delgado, press 'Open worklist', choose that program.\n"
         "  Quality measures: from any worklist, 'Quality measures' (the EHR's population, measured at start-up).\n"
-        "  A chart: pick a patient (the scenario patients are listed first).\n"
+        "  A chart: pick a patient (the scenario patients are listed first); Tandem's CDS cards show beside it.\n"
+        "  The patient portal: pick a patient, press 'Open as the patient' (they answer their own PHQ-9).\n"
         f"Tandem itself runs at {world.tandem_url}/ (it is opened through the launcher).\n"
     )
     click.echo("Press Ctrl-C to stop everything.")

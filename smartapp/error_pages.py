@@ -97,7 +97,8 @@ COPY: dict[type[errors.TandemError], Copy] = {
         403,
         "Tandem is for the care team",
         "Tandem is used by your care team inside the clinic's record system. Your care team can tell you "
-        "about your results and your care plan.",
+        "about your results and your care plan. Questionnaires your care team asks you to answer open from the "
+        "patient portal.",
     ),
     app_errors.NotPermitted: Copy(
         403,

@@ -10,7 +10,7 @@ class AccessError(TandemError):
 
 
 class NotCareTeam(AccessError):
-    """The signed-in user is a patient or a related person: Tandem has no patient-facing pages yet."""
+    """The signed-in user is a patient or a related person on a care-team page (theirs are under `/me/`)."""
 
 
 class NotPermitted(AccessError):

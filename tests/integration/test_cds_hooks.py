@@ -45,8 +45,9 @@ def card_links(page: str) -> list[str]:
     return [unescape(h) for h in re.findall(r'class="cds-link" target="tandem-frame" href="([^"]*)"', page)]
 
 
-def _non_improving_patient(world: SandboxWorld) -> tuple[str, int]:
-    """A cohort patient whose EHR PHQ-9s started at 10 or more and never halved (and their first score)."""
+def _non_improving_patient(world: SandboxWorld, enrolled: set[str]) -> tuple[str, int]:
+    """A cohort patient not yet enrolled whose EHR PHQ-9s started at 10 or more and never halved (and their
+    first score)."""
     by_patient: dict[str, list[Any]] = {}
     for point in score_points(world.cohort.of_type("Observation"), "EHR"):
         if point.instrument == "PHQ-9" and point.focus is None:
@@ -58,6 +59,8 @@ def _non_improving_patient(world: SandboxWorld) -> tuple[str, int]:
     for oid, points in by_patient.items():
         series.setdefault(observations[oid], []).extend(points)
     for pid, points in sorted(series.items()):
+        if pid in enrolled:
+            continue
         points.sort(key=lambda p: p.when)
         if len(points) >= 3 and points[0].score >= 10 and points[-1].score > points[0].score / 2 \
                 and (date.today() - points[0].day).days > 90:  # fmt: skip
@@ -101,7 +104,8 @@ def test_registry_cards_not_improving_no_contact_and_safety(
     world: SandboxWorld, tandem: Any, browser: Browser
 ) -> None:
     iss = world.iss("generic")
-    pid, _first = _non_improving_patient(world)
+    enrolled = {e.patient_id for e in tandem.caseload.load(use_cache=False).enrolments if e.active}
+    pid, _first = _non_improving_patient(world, enrolled)
     start = date.today() - timedelta(days=120)
     tandem.caseload.enrol(Enrolment(
         id=f"cds-{pid}", iss=iss, patient_id=pid, patient_name=None, program="cocm-depression",

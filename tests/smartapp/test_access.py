@@ -28,6 +28,10 @@ SAMPLE_VALUES = {
 }
 
 
+#: The patient's own pages (portal launches only).
+PORTAL = "/app/<launch_id>/me/"
+
+
 def app_routes(app: Flask) -> list[tuple[str, str]]:
     """(method, path) of every route inside a launch, with sample values for its other parameters."""
     routes = []
@@ -64,7 +68,7 @@ def test_every_launch_route_refuses_a_missing_or_foreign_launch(app: Flask, clie
 def test_every_post_refuses_a_missing_or_wrong_csrf_token(app: Flask, client: FlaskClient,
                                                           epic: RecordedEHR) -> None:  # fmt: skip
     launch_id = full_launch(client, epic)
-    posts = [path for method, path in app_routes(app) if method == "POST"]
+    posts = [path for method, path in app_routes(app) if method == "POST" and not path.startswith(PORTAL)]
     assert len(posts) >= 8
     for path in posts:
         for data in ({}, {"csrf_token": "0" * 64}):
@@ -83,10 +87,42 @@ def test_a_patient_or_related_person_gets_the_care_team_page_everywhere(
     launch_id = full_launch(client, epic)
     calls_before = len(epic.fhir_calls)
     for method, path in app_routes(app):
+        if path.startswith(PORTAL):
+            continue
         answer = client.open(fill(path, launch_id) + "?who=all", method=method, base_url=APP_BASE, data={})
         assert answer.status_code == 403, (method, path)
         assert "Tandem is for the care team" in answer.get_data(as_text=True)
     assert len(epic.fhir_calls) == calls_before  # refused before anything was read
+    if fhir_user.startswith("Person/"):  # the patient's own pages are for a Patient or RelatedPerson only
+        for method, path in app_routes(app):
+            if path.startswith(PORTAL):
+                answer = client.open(fill(path, launch_id), method=method, base_url=APP_BASE, data={})
+                assert answer.status_code == 403 and "patient portal" in answer.get_data(as_text=True)
+
+
+def test_the_care_team_gets_no_patient_portal_page(
+    app: Flask, client: FlaskClient, epic: RecordedEHR
+) -> None:
+    launch_id = full_launch(client, epic)
+    portal = [(m, p) for m, p in app_routes(app) if p.startswith(PORTAL)]
+    assert len(portal) >= 4
+    for method, path in portal:
+        answer = client.open(fill(path, launch_id), method=method, base_url=APP_BASE, data={})
+        assert answer.status_code == 403, (method, path)
+        assert "patient portal" in answer.get_data(as_text=True)
+
+
+def test_every_portal_post_refuses_a_missing_or_wrong_csrf_token(app: Flask, client: FlaskClient,
+                                                                 epic: RecordedEHR) -> None:  # fmt: skip
+    epic.fhir_user = f"{epic.shape.iss}/Patient/erXuFYUfucBZaryVksYEcMg3"
+    launch_id = full_launch(client, epic)
+    posts = [path for method, path in app_routes(app) if method == "POST" and path.startswith(PORTAL)]
+    assert posts
+    for path in posts:
+        for data in ({}, {"csrf_token": "0" * 64}):
+            answer = post_from(client, f"/app/{launch_id}/me/", fill(path, launch_id), data)
+            assert answer.status_code == 403, (path, answer.status_code)
+            assert "This form has expired" in answer.get_data(as_text=True)
 
 
 def _session(scope: str, patient: str | None, fhir_user: str | None) -> LaunchSession:
