@@ -84,7 +84,9 @@ def portal_access_for(session: LaunchSession) -> PortalAccess:
     the patient the EHR put in context for them (the EHR's proxy access decides who that may be)."""
     user_type = session.context.fhir_user_type
     if user_type not in PORTAL_TYPES or not session.context.fhir_user:
-        raise app_errors.NotPermitted("these pages are for patients and their families, from the patient portal")
+        raise app_errors.NotPermitted(
+            "these pages are for patients and their families, from the patient portal"
+        )
     user_id = session.context.fhir_user.rstrip("/").split("/")[-1]
     patient = session.context.patient
     if user_type == "Patient":
