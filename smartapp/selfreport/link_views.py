@@ -19,7 +19,7 @@ from smartapp.caseload.views import registry_enrolment
 from smartapp.request_context import current_ehr, current_launch, header_context, launch_required, services
 from smartapp.screening.service import ScreeningRecord
 from smartapp.selfreport.links import QuestionnaireLinks
-from smartapp.selfreport.service import Answerer, answer_problems, save_answers
+from smartapp.selfreport.service import Answerer, answer_items, answer_problems, next_screen, save_answers
 from smartapp.selfreport.views import CRISIS, _plain
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _form(token: str, link_instrument: str, *, selected: dict[str, str] | None =
           problems: dict[str, str] | None = None, step: int | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     instrument = services().catalogue.get(link_instrument)
     assert instrument is not None  # noqa: S101 - made from the catalogue
-    items = [i for i in instrument.items if i.kind == "choice"]
+    items = answer_items(instrument)
     return render_template("me_form.html", instrument=instrument, items=items, selected=selected or {},
                            problems=problems or {}, submission_id=None, submission_sig=None, step=step,
                            action=url_for("selflink.answer", token=token), proxy=False, csrf=False), status  # fmt: skip
@@ -123,7 +123,7 @@ def answer(token: str) -> Any:
     instrument = services().catalogue.get(link.instrument)
     if instrument is None or not instrument.self_report:
         return _gone()
-    items = [i for i in instrument.items if i.kind == "choice"]
+    items = answer_items(instrument)
     if request.method == "GET":
         return _form(token, link.instrument, step=0 if request.args.get("one") == "1" else None)
     raw = {
@@ -131,16 +131,10 @@ def answer(token: str) -> Any:
         for k, v in request.form.items()
         if k not in ("step", "go", "csrf_token", "submission_id", "submission_sig")
     }
-    step_text = request.form.get("step")
-    if step_text is not None and step_text.isdigit():
-        step = int(step_text)
-        current = items[step] if step < len(items) else None
-        if current is not None and not raw.get(current.link_id) and request.form.get("go") != "back":
-            return _form(token, link.instrument, selected=raw, step=step, status=422,
-                         problems={current.link_id: "Please choose an answer to go on."})  # fmt: skip
-        step = step - 1 if request.form.get("go") == "back" else step + 1
-        if 0 <= step < len(items):
-            return _form(token, link.instrument, selected=raw, step=step)
+    screen = next_screen(items, request.form, raw)
+    if screen is not None:
+        return _form(token, link.instrument, selected=raw, step=screen[0], problems=screen[1],
+                     status=422 if screen[1] else 200)  # fmt: skip
     problems = answer_problems(instrument, raw)
     if problems:
         return _form(token, link.instrument, selected=raw, status=422,

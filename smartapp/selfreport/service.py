@@ -5,7 +5,7 @@ with the patient (or parent) as author and source and the result tagged patient-
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import administrative_gender, age_in_months
 from fhir_mappings.screening.history import SCORE_CODE_PARAM, merge_history, score_points
-from fhir_mappings.screening.instruments import Instrument
+from fhir_mappings.screening.instruments import Instrument, Item
 from fhir_mappings.screening.resources import Submission
 from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import WritebackPlan, plan_writeback
@@ -83,6 +83,27 @@ def may_answer(svc: Services, who: Answerer, ehr: FHIRClient | None, key: str) -
     """The instrument, if it is due for this answerer and self-reportable (nothing else can be opened)."""
     due, _ = self_report_due(svc, who, ehr)
     return svc.catalogue.get(key) if any(d.instrument == key for d in due) else None
+
+
+def answer_items(instrument: Instrument) -> list[Item]:
+    """The questions a patient answers (choices; never an entered score)."""
+    return [i for i in instrument.items if i.kind == "choice"]
+
+
+def next_screen(
+    items: Sequence[Item], form: Mapping[str, str], raw: Mapping[str, str]
+) -> tuple[int, dict[str, str]] | None:
+    """One question per screen: the step to show after this post, with the problem to show on it; None when the
+    answers are to be saved (the last step went on, or the form had every question on one page)."""
+    step_text = form.get("step")
+    if step_text is None or not step_text.isdigit():
+        return None
+    step, back = int(step_text), form.get("go") == "back"
+    current = items[step] if step < len(items) else None
+    if current is not None and not raw.get(current.link_id) and not back:
+        return step, {current.link_id: "Please choose an answer to go on."}
+    step = step - 1 if back else step + 1
+    return (max(step, 0), {}) if step < len(items) else None
 
 
 def answer_problems(instrument: Instrument, raw: Mapping[str, str]) -> list[AnswerError]:

@@ -25,7 +25,15 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.screening.service import ScreeningRecord
-from smartapp.selfreport.service import Answerer, may_answer, portal_plan, save_answers, self_report_due
+from smartapp.selfreport.service import (
+    Answerer,
+    answer_items,
+    may_answer,
+    next_screen,
+    portal_plan,
+    save_answers,
+    self_report_due,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("selfreport", __name__, url_prefix="/app/<launch_id>/me", template_folder="templates")
@@ -70,7 +78,7 @@ def _form(instrument: Instrument, *, selected: dict[str, str] | None = None, pro
         submission_id, signature = mint_form_id("self-report", session.iss, who.key.patient_id, session.id)
     else:
         signature = sign_form_id("self-report", submission_id, session.iss, who.key.patient_id, session.id)
-    items = [i for i in instrument.items if i.kind == "choice"]
+    items = answer_items(instrument)
     return render_template("me_form.html", instrument=instrument, items=items, selected=selected or {},
                            problems=problems or {}, submission_id=submission_id, submission_sig=signature,
                            step=step, action=url_for("selfreport.answer", launch_id=session.id, key=instrument.key),
@@ -83,7 +91,7 @@ def answer(launch_id: str, key: str) -> Any:
     """One form: every question on one page, or one question per screen (`?one=1`): each step posts the answers
     so far back (nothing is saved until the last), so a phone's back button and a reload lose nothing."""
     instrument = _instrument(key)
-    items = [i for i in instrument.items if i.kind == "choice"]
+    items = answer_items(instrument)
     if request.method == "GET":
         return _form(instrument, step=0 if request.args.get("one") == "1" else None)
     raw = {
@@ -97,18 +105,10 @@ def answer(launch_id: str, key: str) -> Any:
                          who.key.patient_id, session.id):  # fmt: skip
         return _form(instrument, selected=raw, status=409, problems={"form": "This form was opened in another "
                      "window. Your answers are kept: please send them again."})  # fmt: skip
-    step_text = request.form.get("step")
-    if step_text is not None and step_text.isdigit():
-        step = int(step_text)
-        current = items[step] if step < len(items) else None
-        if current is not None and not raw.get(current.link_id) and request.form.get("go") != "back":
-            return _form(instrument, selected=raw, submission_id=submission_id, step=step, status=422,
-                         problems={current.link_id: "Please choose an answer to go on."})  # fmt: skip
-        step = step - 1 if request.form.get("go") == "back" else step + 1
-        if 0 <= step < len(items):
-            return _form(instrument, selected=raw, submission_id=submission_id, step=step)
-        if step < 0:
-            return _form(instrument, selected=raw, submission_id=submission_id, step=0)
+    screen = next_screen(items, request.form, raw)
+    if screen is not None:
+        return _form(instrument, selected=raw, submission_id=submission_id, step=screen[0], problems=screen[1],
+                     status=422 if screen[1] else 200)  # fmt: skip
     ehr = current_ehr()
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()
