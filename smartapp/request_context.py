@@ -127,6 +127,11 @@ def launch_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def public_base() -> str:
+    """Tandem's address as browsers and EHRs know it: TANDEM_BASE_URL behind a proxy, else the request's host."""
+    return (services().settings.base_url or request.host_url).rstrip("/")
+
+
 def current_ehr() -> FHIRClient:
     """The EHR's FHIR client with this launch's token, made once per request."""
     if "ehr" not in g:

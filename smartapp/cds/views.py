@@ -13,7 +13,7 @@ from launch.errors import StoreUnavailable, TandemError
 from smartapp.cds.client_auth import CdsCaller, CdsClientVerifier
 from smartapp.cds.service import CdsService
 from smartapp.errors import CdsBadRequest, CdsDataUnavailable, CdsUnauthorized
-from smartapp.request_context import services
+from smartapp.request_context import public_base, services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cds", __name__, url_prefix="/cds-services")
@@ -28,8 +28,7 @@ def cds_service() -> CdsService:
 
 def public_url() -> str:
     """The exact URL called, as the EHR knows it: the configured public base URL behind a proxy."""
-    base = services().settings.base_url or request.host_url
-    return base.rstrip("/") + request.path
+    return public_base() + request.path
 
 
 @bp.before_request
@@ -103,8 +102,7 @@ def discovery() -> Response:
 def call(service_id: str) -> Any:
     _known(service_id)
     body = request.get_json(silent=True)
-    base = services().settings.base_url or request.host_url
-    return jsonify(cds_service().patient_view(_caller(), body, base))
+    return jsonify(cds_service().patient_view(_caller(), body, public_base()))
 
 
 @bp.post("/<service_id>/feedback")

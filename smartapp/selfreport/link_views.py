@@ -16,7 +16,14 @@ from fhir_mappings.common.patient import birth_date
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
-from smartapp.request_context import current_ehr, current_launch, header_context, launch_required, services
+from smartapp.request_context import (
+    current_ehr,
+    current_launch,
+    header_context,
+    launch_required,
+    public_base,
+    services,
+)
 from smartapp.screening.service import ScreeningRecord
 from smartapp.selfreport.links import QuestionnaireLinks
 from smartapp.selfreport.service import Answerer, answer_items, answer_problems, next_screen, save_answers
@@ -59,10 +66,7 @@ def make_link(launch_id: str, careplan_id: str) -> Any:
     token, expires_at = links().create(
         enrolment.key, instrument.key, born, session.context.fhir_user, LINK_DAYS
     )
-    url = url_for("selflink.open_link", token=token, _external=True)
-    base = svc.settings.base_url
-    if base:
-        url = base.rstrip("/") + url_for("selflink.open_link", token=token)
+    url = public_base() + url_for("selflink.open_link", token=token)
     log.info("questionnaire link made (%s, %d days)", instrument.name, LINK_DAYS)
     return render_template("link_made.html", **page, url=url, instrument=instrument,
                            expires=date.fromtimestamp(expires_at))  # fmt: skip

@@ -74,10 +74,12 @@ def _form(instrument: Instrument, *, selected: dict[str, str] | None = None, pro
           submission_id: str | None = None, step: int | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     session = current_launch()
     who = answerer()
+    # Bound to the instrument too: a valid id proves the form was opened while it was due for this patient.
+    binding = (session.iss, who.key.patient_id, session.id, instrument.key)
     if submission_id is None:
-        submission_id, signature = mint_form_id("self-report", session.iss, who.key.patient_id, session.id)
+        submission_id, signature = mint_form_id("self-report", *binding)
     else:
-        signature = sign_form_id("self-report", submission_id, session.iss, who.key.patient_id, session.id)
+        signature = sign_form_id("self-report", submission_id, *binding)
     items = answer_items(instrument)
     return render_template("me_form.html", instrument=instrument, items=items, selected=selected or {},
                            problems=problems or {}, submission_id=submission_id, submission_sig=signature,
@@ -90,10 +92,8 @@ def _form(instrument: Instrument, *, selected: dict[str, str] | None = None, pro
 def answer(launch_id: str, key: str) -> Any:
     """One form: every question on one page, or one question per screen (`?one=1`): each step posts the answers
     so far back (nothing is saved until the last), so a phone's back button and a reload lose nothing."""
-    instrument = _instrument(key)
-    items = answer_items(instrument)
     if request.method == "GET":
-        return _form(instrument, step=0 if request.args.get("one") == "1" else None)
+        return _form(_instrument(key), step=0 if request.args.get("one") == "1" else None)
     raw = {
         k: v
         for k, v in request.form.items()
@@ -101,10 +101,16 @@ def answer(launch_id: str, key: str) -> Any:
     }
     submission_id = request.form.get("submission_id", "")
     session, who = current_launch(), answerer()
-    if not form_id_valid("self-report", submission_id, request.form.get("submission_sig", ""), session.iss,
-                         who.key.patient_id, session.id):  # fmt: skip
-        return _form(instrument, selected=raw, status=409, problems={"form": "This form was opened in another "
-                     "window. Your answers are kept: please send them again."})  # fmt: skip
+    opened = services().catalogue.get(key)
+    if opened is None or not opened.self_report or not form_id_valid(
+            "self-report", submission_id, request.form.get("submission_sig", ""), session.iss, who.key.patient_id,
+            session.id, key):  # fmt: skip
+        # Not a form this launch opened for this questionnaire: answers kept, and only if it is due.
+        return _form(_instrument(key), selected=raw, status=409, problems={"form": "This form was opened in "
+                     "another window. Your answers are kept: please send them again."})  # fmt: skip
+    # The signed form was opened while the questionnaire was due: each step needs no new EHR reads.
+    instrument = opened
+    items = answer_items(instrument)
     screen = next_screen(items, request.form, raw)
     if screen is not None:
         return _form(instrument, selected=raw, submission_id=submission_id, step=screen[0], problems=screen[1],

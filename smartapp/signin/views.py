@@ -14,6 +14,7 @@ from smartapp.cds.views import cds_service
 from smartapp.request_context import (
     SESSION_COOKIE,
     auth_cookie_name,
+    public_base,
     services,
     session_path,
     set_secret_cookie,
@@ -23,8 +24,7 @@ bp = Blueprint("signin", __name__, template_folder="templates")
 
 
 def redirect_uri() -> str:
-    base = services().settings.base_url
-    return f"{base.rstrip('/')}/callback" if base else url_for("signin.callback", _external=True)
+    return public_base() + url_for("signin.callback")
 
 
 @bp.get("/launch")
