@@ -301,7 +301,10 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
             patient, practitioner = values.get("sandbox_patient"), values.get("sandbox_practitioner")
             if not (patient and practitioner):
                 return _standalone_picker(mode)
-            context = LaunchContext(mode=mode, practitioner=practitioner, patient=patient)
+            if values.get("sandbox_user_type") == "Patient":  # the patient signs in themself
+                context = LaunchContext(mode=mode, practitioner=patient, patient=patient, user_type="Patient")
+            else:
+                context = LaunchContext(mode=mode, practitioner=practitioner, patient=patient)
         try:
             grant = server.get_consent_grant(end_user=context.practitioner)
         except OAuth2Error as error:

@@ -196,3 +196,15 @@ def test_five_wrong_dates_of_birth_void_the_link(world: SandboxWorld, tandem: An
         assert f"{left} tries left" in browser.post(url, data={"day": "2", "month": "1", "year": "1981"}).text
     assert browser.post(url, data={"day": "2", "month": "1", "year": "1981"}).status_code == 410
     assert browser.post(url, data={"day": "2", "month": "1", "year": "1980"}).status_code == 410  # void now
+
+
+def test_a_standalone_patient_launch_opens_the_patients_own_page(
+    world: SandboxWorld, browser: Browser
+) -> None:
+    picker = browser.follow(launch_url(world, "generic", patient=None, target="standalone"))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', picker.text))
+    fields.update(sandbox_patient="pt-0014", sandbox_practitioner="pr-pcp-2", sandbox_user_type="Patient")
+    answer = browser.post(f"{world.sandbox_url}/auth/authorize", data=fields, allow_redirects=False)
+    page = browser.follow(answer.headers["Location"])
+    assert page.status_code == 200 and re.search(r"/app/[^/]+/me/$", page.url), page.url
+    assert "Hello" in page.text and "worklist" not in page.text.lower()
