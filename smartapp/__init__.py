@@ -57,7 +57,7 @@ def create_app(
     from smartapp.chart import views as chart
     from smartapp.healthysteps import views as healthysteps
     from smartapp.measures import views as measures
-    from smartapp.request_context import LaunchFormSession, register_launch_loader
+    from smartapp.request_context import LaunchFormSession, form_fields, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.selfreport import link_views as selflink
     from smartapp.selfreport import views as selfreport
@@ -80,6 +80,7 @@ def create_app(
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
+    app.jinja_env.globals["form_fields"] = form_fields
     register_launch_loader(app)
     # After the launch loader: an ended session says so before a form's token is judged.
     # CDS Hooks calls carry the EHR's signed JWT, never a browser session: no CSRF token to check.

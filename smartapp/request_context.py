@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from markupsafe import Markup
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import display_name
@@ -194,6 +195,14 @@ def current_access() -> Access:
 
 
 # --- ids that forms carry -------------------------------------------------------------------------------
+
+
+def form_fields() -> Markup:
+    """The hidden fields every form of a launch page carries (templates call `{{ form_fields() }}`): Flask-WTF's
+    CSRF token. One place, so what every form must carry is added once."""
+    from flask_wtf.csrf import generate_csrf
+
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
 
 
 def mint_form_id(kind: str, *binding: str) -> tuple[str, str]:
