@@ -35,6 +35,18 @@ MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "instruments"
 LICENCE_CLASSES = ("bundled", "site-supplied", "score-only")
 RESULT_KINDS = ("sum", "any-item", "levels", "subscales")
+#: How unanswered items are handled (each scoring file names its rule in `missing.rule` and says so in
+#: `missing.text`, shown with every result that has blanks):
+#: - "prorate": the published rule prorates up to `prorate_up_to` blanks (PHQ-9, GAD-7); beyond that, as "bounds";
+#: - "zero": the published rule counts a blank as 0 (BPSC);
+#: - "bounds": no published rule: a blank may be any of its answers, so the result is reported only when the lowest
+#:   and the highest possible totals agree (and a positive any-item answer is positive whatever the blanks);
+#: - "at-least": a level result: an unanswered question can only raise the level (C-SSRS, ASQ zones);
+#: - "entered": the practice enters the total from its licensed form; there are no items to leave blank.
+MISSING_RULES = ("prorate", "zero", "bounds", "at-least", "entered")
+#: A BPRS-style percentage change: on the raw totals, or after subtracting the lowest possible total (the
+#: "corrected" drop, Leucht et al. 2005 / Obermeier et al. 2010: BPRS items start at 1, so 18 is "no symptoms").
+CHANGE_CONVENTIONS = ("raw", "corrected")
 TOTAL = "total"
 
 
@@ -86,21 +98,36 @@ class Change:
     better: str
     points: int | None = None
     percent: int | None = None
+    #: For a percent change: "raw" (of the baseline total) or "corrected" (of the baseline less `floor`, the
+    #: lowest possible total: BPRS 18). See CHANGE_CONVENTIONS.
+    convention: str = "raw"
+    floor: int = 0
 
-    def meaningful(self, baseline: int | None, latest: int | None) -> str | None:
-        """ "improved", "worsened" or "no meaningful change"; None when either total is missing."""
+    def meaningful(self, baseline: int | None, latest: int | None, convention: str | None = None) -> str | None:
+        """ "improved", "worsened" or "no meaningful change"; None when either total is missing. `convention`
+        overrides the file's ("raw" or "corrected") for a percent change."""
         if baseline is None or latest is None:
             return None
         delta = latest - baseline
+        floor = self.floor if (convention or self.convention) == "corrected" else 0
         if self.points is not None:
             threshold = float(self.points)
-        elif self.percent is not None and baseline > 0:
-            threshold = baseline * self.percent / 100
+        elif self.percent is not None and baseline - floor > 0:
+            threshold = (baseline - floor) * self.percent / 100
         else:
             return None
         if abs(delta) < threshold:
             return "no meaningful change"
         return "improved" if (delta > 0) == (self.better == "higher") else "worsened"
+
+    @property
+    def size_text(self) -> str:
+        """The rule in words: "10-point", "20 %" or "20 % (of the total above its lowest possible, 18)"."""
+        if self.points is not None:
+            return f"{self.points}-point"
+        if self.convention == "corrected" and self.floor:
+            return f"{self.percent} % (of the total above its lowest possible, {self.floor})"
+        return f"{self.percent} %"
 
 
 @dataclass(frozen=True)
@@ -177,8 +204,10 @@ class Instrument:
     missing_counts_as_zero: bool = False
     #: Domains of a needs screen (AHC HRSN): name → item linkIds; a positive item names its domain.
     domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: Per-age-form cutoffs where lower is worse (SWYC Milestones).
+    #: Per-age cutoffs where lower is worse (SWYC Milestones).
     cutoffs_by_age: tuple[AgeCutoff, ...] = ()
+    #: Whether the published cutoffs are per month of age ("month") or per age form ("form").
+    cutoffs_per: str | None = None
     #: Correct the age for prematurity below this age (months) when born at least this many weeks early.
     corrects_for_prematurity: tuple[int, int] | None = None
     #: A positive result is itself a safety alert (HITS): (flag, advice).
@@ -191,6 +220,11 @@ class Instrument:
     positive_at_most: int | None = None
     #: What counts as a clinically meaningful change between two totals (see `Change`).
     change: Change | None = None
+    #: How blanks are handled (MISSING_RULES) and what the result says about it.
+    missing_rule: str = "bounds"
+    missing_text: str = ""
+    #: Where the scoring rules come from (the published source), as the file cites it.
+    source: str = ""
     #: The Questionnaire as published to the registry store (without wording for a site-supplied skeleton).
     questionnaire: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -361,6 +395,8 @@ SCORING_KEYS = frozenset(
         "safety_when_positive",
         "change",
         "self_report",
+        "source",
+        "cutoffs_per",
         "_comment",
     }
 )
@@ -373,6 +409,18 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
         raise InstrumentError(f"unknown scoring field(s): {', '.join(unknown_keys)}")
     if rules.get("key") != key:
         raise InstrumentError(f"key {rules.get('key')!r} does not match the file name {key!r}")
+    if not isinstance(rules.get("source"), str) or not rules["source"].strip():
+        raise InstrumentError("source must cite where the scoring rules come from")
+    missing = rules.get("missing")
+    if not isinstance(missing, Mapping) or missing.get("rule") not in MISSING_RULES or not missing.get("text"):
+        raise InstrumentError(
+            f"missing must name its rule ({', '.join(MISSING_RULES)}) and the text shown with a result that has "
+            "blanks"
+        )
+    if (missing["rule"] == "prorate") != isinstance(missing.get("prorate_up_to"), int):
+        raise InstrumentError('missing.prorate_up_to goes with (and only with) the "prorate" rule')
+    if rules.get("cutoffs_per") not in (None, "month", "form"):
+        raise InstrumentError('cutoffs_per is "month" or "form"')
     licence = rules.get("licence", {})
     if licence.get("class") not in LICENCE_CLASSES or not licence.get("text"):
         raise InstrumentError(f"licence must name a class ({', '.join(LICENCE_CLASSES)}) and its text")
@@ -386,10 +434,16 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     named += [i for members in rules.get("domains", {}).values() for i in members]
     if result.get("kind") == "subscales" and not result.get("subscales"):
         raise InstrumentError("a subscales result lists its subscales")
+    if rules.get("cutoffs_by_age") and not rules.get("cutoffs_per"):
+        raise InstrumentError('cutoffs_by_age needs cutoffs_per: "month" or "form" (as the published table has them)')
     for cutoff in rules.get("cutoffs_by_age", []):
         low, high = cutoff["months"]
         if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
             raise InstrumentError("cutoffs_by_age months must be [lowest, highest] completed months")
+        if rules.get("cutoffs_per") == "month" and low != high:
+            raise InstrumentError(f"cutoffs are per month of age: {low}–{high} months must be one entry a month")
+        if not cutoff.get("_source"):
+            raise InstrumentError("every cutoff cites its source (_source)")
         if not 0 <= int(cutoff["needs_review_at_most"]) <= int(result.get("max", 0)):
             raise InstrumentError("a cutoff must lie between 0 and result.max")
     unknown = sorted(set(named) - link_ids)
@@ -401,6 +455,8 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     if change is not None and (change.get("better") not in ("higher", "lower")
                                or (change.get("points") is None) == (change.get("percent") is None)):  # fmt: skip
         raise InstrumentError('change needs "better" (higher or lower) and either "points" or "percent"')
+    if change is not None and change.get("percent") is not None and change.get("convention") not in CHANGE_CONVENTIONS:
+        raise InstrumentError(f"a percent change names its convention ({', '.join(CHANGE_CONVENTIONS)})")
     if int(result.get("multiply", 1)) < 1:
         raise InstrumentError("result.multiply must be a whole number of at least 1")
     bands = rules.get("bands", [])
@@ -442,7 +498,10 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         bands=tuple(Band(b["low"], b["high"], b["label"], b.get("advice")) for b in rules.get("bands", [])),
         positive_at=positive.get("at_least", positive.get("otherwise")),
         positive_by_sex=dict(positive.get("at_least_by_sex", {})),
-        max_missing=int(rules.get("missing", {}).get("prorate_up_to", 0)),
+        max_missing=int(rules["missing"].get("prorate_up_to", 0)),
+        missing_rule=str(rules["missing"]["rule"]),
+        missing_text=str(rules["missing"]["text"]),
+        source=str(rules["source"]),
         version=questionnaire.get("version", "1.0.0"),
         safety_items={s["item"]: int(s["at_least"]) for s in rules.get("safety", [])},
         copyright=rules["licence"]["text"],
@@ -468,12 +527,13 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         order=int(rules.get("order", 0)),
         self_report_allowed=bool(rules.get("self_report")),
         subscales=tuple((str(s["name"]), tuple(s["items"])) for s in result.get("subscales", [])),
-        missing_counts_as_zero=bool(result.get("missing_counts_as_zero")),
+        missing_counts_as_zero=rules["missing"]["rule"] == "zero",
         domains={str(name): tuple(members) for name, members in rules.get("domains", {}).items()},
         cutoffs_by_age=tuple(
             AgeCutoff(int(c["months"][0]), int(c["months"][1]), int(c["needs_review_at_most"]))
             for c in rules.get("cutoffs_by_age", [])
         ),  # fmt: skip
+        cutoffs_per=rules.get("cutoffs_per"),
         corrects_for_prematurity=(
             (
                 int(rules["corrects_for_prematurity"]["below_months"]),
@@ -490,7 +550,8 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         multiply=int(result.get("multiply", 1)),
         positive_at_most=positive.get("at_most"),
         change=Change(
-            rules["change"]["better"], rules["change"].get("points"), rules["change"].get("percent")
+            rules["change"]["better"], rules["change"].get("points"), rules["change"].get("percent"),
+            str(rules["change"].get("convention", "raw")), int(result.get("min", 0)),
         )
         if rules.get("change")
         else None,

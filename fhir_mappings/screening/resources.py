@@ -218,6 +218,11 @@ def screening_observations(
         value = {"valueInteger": result.total}
     elif result.risk_level is not None:
         value = {"valueCodeableConcept": {"text": result.risk_level}}
+    elif result.decided_with_blanks and result.range_text:
+        # A result settled despite blanks has no total: it is written as its verdict with the possible range, never
+        # as a number a chart would plot.
+        verdict = result.band or ("positive" if result.positive else "negative")
+        value = {"valueCodeableConcept": {"text": f"{verdict}: total {result.range_text}"}}
     if value is not None:
         observation = _observation(submission, "total", code, value, questionnaire_response_ref)
         flag = result_flag(result)

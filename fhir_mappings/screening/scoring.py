@@ -5,14 +5,21 @@ Result kinds: `sum` (a total, bands, a positive cutoff — by sex where the desc
 when any item reaches a score: Hunger Vital Sign) and `levels` (the highest level any answered question reaches:
 C-SSRS risk, ASQ zones).
 
-Rules for incomplete answers (stated here and shown to clinicians):
-- PHQ-9, teen PHQ-9 and GAD-7: with up to 2 scored items unanswered the total is prorated (the mean of the
-  answered items times the number of items, rounded half up) and marked as prorated; with more, there is no total.
-- PHQ-2, EPDS, AUDIT-C and the Hunger Vital Sign: every item is needed; otherwise there is no total.
-- C-SSRS screener: questions 1, 2 and 6 are always needed, and 3-5 when question 2 is yes.
+Rules for incomplete answers (each instrument's file names its rule in `missing`; the rule's text is shown with
+every result that has blanks). A blank never hides a positive result or a safety flag:
+- "prorate" (PHQ-9, teen PHQ-9, GAD-7: their published rule): with up to 2 scored items unanswered the total is
+  prorated (the mean of the answered items times the number of items, rounded half up) and marked as prorated;
+  with more, as "bounds".
+- "zero" (BPSC: its published rule): a blank counts as 0.
+- "bounds" (no published rule): a blank may be any of its answers. The lowest and the highest possible totals are
+  computed; when both fall on the same side of the cutoff (and in the same band, or the same verdict of an
+  age form's cutoff), that result is reported, "decided with N unanswered", with the total shown as a range; when
+  they do not, there is no result. An any-item screen is positive once any answered item is (Hunger Vital Sign).
+- "at-least" (levels: C-SSRS, ASQ zones): an unanswered question can only raise the level.
 - A site-supplied instrument without its licensed copy (EPDS): the entered total, checked against the range, and
   the safety item's score; a total lower than the safety item's score is refused.
-- A safety item that is unanswered never counts as negative: the result says it must be asked.
+- A safety item that is unanswered never counts as negative: the result says it must be asked; an answered one
+  flags whatever the rest. A positive result that is itself an alert (HITS) alerts when decided with blanks.
 """
 
 from __future__ import annotations
@@ -53,10 +60,22 @@ class ScoreResult:
     notes: tuple[str, ...] = ()
     #: A positive result that means "monitor" rather than "refer" (ASQ monitoring zone).
     monitor: bool = False
+    #: With blanks and no total: the lowest and highest possible totals (bounds rule).
+    total_range: tuple[int, int] | None = None
+    #: The result (positive/negative, band or level) was settled by the answered items although some were blank.
+    decided_with_blanks: bool = False
 
     @property
     def has_safety_flag(self) -> bool:
         return bool(self.safety)
+
+    @property
+    def range_text(self) -> str | None:
+        """ "at least 16 (16–20), 1 unanswered": how a total decided with blanks is shown."""
+        if self.total_range is None:
+            return None
+        low, high = self.total_range
+        return f"{low}–{high} ({len(self.missing)} unanswered)"
 
 
 def _label(instrument: Instrument, item: Item) -> str:
@@ -144,10 +163,28 @@ def score(instrument: Instrument, answers: Mapping[str, Answer], *, sex: str | N
     return result
 
 
+def _bounds(item: Item) -> tuple[int, int]:
+    """The lowest and highest score a blank item could have had."""
+    if item.kind == "integer":
+        return item.min_value, item.max_value
+    scores = [a.score for a in item.answers] or [0]
+    return min(scores), max(scores)
+
+
+def _side(low: int, high: int, at_least: int | None, at_most: int | None) -> bool | None:
+    """Positive / negative when every total from low to high gives the same verdict; None when it depends."""
+    if at_least is not None:
+        return True if low >= at_least else False if high < at_least else None
+    if at_most is not None:
+        return True if high <= at_most else False if low > at_most else None
+    return None
+
+
 def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | None,
            age_months: int | None) -> ScoreResult:  # fmt: skip
     safety, notes = _safety(instrument, answers)
     total: int | None = None
+    total_range: tuple[int, int] | None = None
     prorated = False
     if instrument.enters_scores and instrument.result_kind == "sum":
         entered = answers.get(TOTAL)
@@ -161,23 +198,35 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
         item_scores = {
             item.link_id: answers[item.link_id].score for item in scored if item.link_id in answers
         }
-        missing = tuple(item.link_id for item in scored if item.link_id not in answers)
+        blanks = [item for item in scored if item.link_id not in answers]
+        missing = tuple(item.link_id for item in blanks)
+        answered = sum(item_scores.values())
         if not missing:
-            total = sum(item_scores.values()) * instrument.multiply
-        elif len(missing) <= instrument.max_missing and item_scores:
+            total = answered * instrument.multiply
+        elif instrument.missing_rule == "prorate" and len(missing) <= instrument.max_missing and item_scores:
             total = _round_half_up(
-                Decimal(sum(item_scores.values())) * len(scored) / len(item_scores) * instrument.multiply
+                Decimal(answered) * len(scored) / len(item_scores) * instrument.multiply
             )
             prorated = True
             notes += (
                 f"{len(missing)} of {len(scored)} items unanswered: total prorated from the answered items.",
             )
+        elif instrument.missing_rule == "zero" and item_scores:
+            total = answered * instrument.multiply
+            notes += (f"{len(missing)} of {len(scored)} items unanswered, counted as 0.",)
+        elif item_scores and instrument.result_kind == "sum":
+            total_range = (
+                (answered + sum(_bounds(item)[0] for item in blanks)) * instrument.multiply,
+                (answered + sum(_bounds(item)[1] for item in blanks)) * instrument.multiply,
+            )
         else:
-            notes += (f"{len(missing)} of {len(scored)} items unanswered: no total (the {instrument.name} allows "
-                      f"{instrument.max_missing}).",)  # fmt: skip
+            notes += (f"{len(missing)} of {len(scored)} items unanswered: no total.",)
+        if missing and instrument.missing_text:
+            notes += (instrument.missing_text,)
 
     if instrument.result_kind == "any-item":
-        at_risk = None if missing else any(s >= instrument.any_item_at_least for s in item_scores.values())
+        hit = any(s >= instrument.any_item_at_least for s in item_scores.values())
+        at_risk = True if hit else (None if missing else False)
         risk = None if at_risk is None else instrument.labels.get("positive" if at_risk else "negative")
         needs = [name for name, members in instrument.domains.items()
                  if any(item_scores.get(m, 0) >= instrument.any_item_at_least for m in members)]  # fmt: skip
@@ -188,8 +237,11 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
             if risk is None
             else (instrument.phrase or "{level}").format(name=instrument.name, level=risk)
         )
+        decided = bool(missing) and at_risk is not None
+        if decided:
+            text += f" (decided with {len(missing)} unanswered)"
         return ScoreResult(instrument.key, None, risk, at_risk, text, safety, item_scores, missing, False, risk,
-                           notes)  # fmt: skip
+                           notes, decided_with_blanks=decided)  # fmt: skip
 
     positive_at = instrument.positive_at
     if instrument.positive_by_sex:
@@ -198,6 +250,10 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
                                for s, cut in instrument.positive_by_sex.items())  # fmt: skip
         notes += (f"Positive at {cutoffs}" + ("" if sex in instrument.positive_by_sex else
                   f"; sex not recorded, so the cutoff ≥{instrument.positive_at} applies") + ".",)  # fmt: skip
+    if instrument.cutoffs_by_age:
+        return _score_age_form(instrument, total, total_range, age_months, safety, item_scores, missing, notes)
+    if total_range is not None:
+        return _score_range(instrument, total_range, positive_at, safety, item_scores, missing, notes)
     positive = None if total is None or positive_at is None else total >= positive_at
     if instrument.positive_at_most is not None and total is not None:
         positive = total <= instrument.positive_at_most
@@ -205,8 +261,6 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
     advice = instrument.band_of(total)
     if advice is not None and advice.advice:
         notes += (advice.advice,)
-    if instrument.cutoffs_by_age:
-        return _score_age_form(instrument, total, age_months, safety, item_scores, missing, notes)
     return ScoreResult(
         instrument=instrument.key,
         total=total,
@@ -221,53 +275,118 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
     )
 
 
-def _score_age_form(instrument: Instrument, total: int | None, age_months: int | None,
-                    safety: tuple[SafetyFlag, ...], item_scores: dict[str, int], missing: tuple[str, ...],
-                    notes: tuple[str, ...]) -> ScoreResult:  # fmt: skip
-    """Lower is worse, and the cutoff is the age form's (SWYC Milestones): at or below it needs review. A form
-    whose cutoff the site has not set is recorded with the score and no verdict."""
+def _score_range(instrument: Instrument, total_range: tuple[int, int], positive_at: int | None,
+                 safety: tuple[SafetyFlag, ...], item_scores: dict[str, int], missing: tuple[str, ...],
+                 notes: tuple[str, ...]) -> ScoreResult:  # fmt: skip
+    """A sum with blanks and no published proration: the result the lowest and the highest possible totals agree
+    on, or none."""
+    low, high = total_range
+    positive = _side(low, high, positive_at, instrument.positive_at_most)
+    low_band, high_band = instrument.band_of(low), instrument.band_of(high)
+    band = low_band.label if low_band is not None and low_band == high_band else None
+    has_verdict = positive_at is not None or instrument.positive_at_most is not None
+    decided = positive is not None if has_verdict else band is not None
+    shown = f"{instrument.name} {low}–{high} ({len(missing)} unanswered)"
+    if not decided:
+        notes += (f"{len(missing)} unanswered: no total. It could be {low} to {high}, which does not settle the "
+                  f"result: ask the unanswered question{'s' if len(missing) != 1 else ''}.",)  # fmt: skip
+        return ScoreResult(instrument.key, None, None, None, f"{instrument.name}: incomplete, no total ({low}–{high} "
+                           f"possible with {len(missing)} unanswered)", safety, item_scores, missing, notes=notes,
+                           total_range=total_range)  # fmt: skip
+    text = shown
+    if band:
+        text += f": {band}"
+    if positive is not None and positive_at is not None:
+        text += f"; {'positive' if positive else 'negative'} screen (positive at ≥{positive_at})"
+    elif positive is not None and instrument.positive_at_most is not None:
+        text += f"; {'positive' if positive else 'negative'} screen (positive at ≤{instrument.positive_at_most})"
+    text += f" — decided with {len(missing)} unanswered"
+    if low_band is not None and low_band == high_band and low_band.advice:
+        notes += (low_band.advice,)
+    return ScoreResult(instrument.key, None, band, positive, text, safety, item_scores, missing, notes=notes,
+                       total_range=total_range, decided_with_blanks=True)  # fmt: skip
+
+
+def _score_age_form(instrument: Instrument, total: int | None, total_range: tuple[int, int] | None,
+                    age_months: int | None, safety: tuple[SafetyFlag, ...], item_scores: dict[str, int],
+                    missing: tuple[str, ...], notes: tuple[str, ...]) -> ScoreResult:  # fmt: skip
+    """Lower is worse, and the cutoff is the one for the child's age (SWYC Milestones: per month of age): at or
+    below it needs review. An age whose cutoff the site has not set is recorded with the score and no verdict. With
+    blanks, the verdict stands when the lowest and the highest possible totals agree."""
     cutoff = instrument.cutoff_for(age_months)
-    if total is None:
+    low, high = (total, total) if total is not None else (total_range or (None, None))
+    shown = (f"{total}" if total is not None
+             else f"{low}–{high} ({len(missing)} unanswered)" if total_range is not None else None)  # fmt: skip
+    decided = False
+    if low is None or high is None:
         text, positive, band = f"{instrument.name}: incomplete, no score", None, None
     elif cutoff is None:
-        where = f"the {age_months}-month form" if age_months is not None else "this form (age unknown)"
-        text, positive, band = f"{instrument.name} {total}", None, None
+        where = (f"{age_months} months" if instrument.cutoffs_per == "month" else f"the {age_months}-month form") \
+            if age_months is not None else "this form (age unknown)"  # fmt: skip
+        text, positive, band = f"{instrument.name} {shown}", None, None
         notes += (f"No cutoff is set in Tandem for {where}: read it from the SWYC scoring table.",)
     else:
-        positive = total <= cutoff.needs_review_at_most
-        band = "needs review" if positive else "meets expectations"
-        text = (f"{instrument.name} {total}: {band} (needs review at ≤{cutoff.needs_review_at_most} on the "
-                f"{cutoff.low_months}–{cutoff.high_months}-month form)")  # fmt: skip
+        positive = _side(low, high, None, cutoff.needs_review_at_most)
+        where = (f"at {cutoff.low_months} months" if cutoff.low_months == cutoff.high_months
+                 else f"on the {cutoff.low_months}–{cutoff.high_months}-month form")  # fmt: skip
+        if positive is None:
+            band = None
+            text = (f"{instrument.name}: incomplete, {shown} possible (needs review at ≤"
+                    f"{cutoff.needs_review_at_most} {where})")  # fmt: skip
+        else:
+            band = "needs review" if positive else "meets expectations"
+            text = f"{instrument.name} {shown}: {band} (needs review at ≤{cutoff.needs_review_at_most} {where})"
+            decided = total is None
+            if decided:
+                text += f" — decided with {len(missing)} unanswered"
     return ScoreResult(
-        instrument.key, total, band, positive, text, safety, item_scores, missing, False, None, notes
+        instrument.key, total, band, positive, text, safety, item_scores, missing, False, None, notes,
+        total_range=total_range, decided_with_blanks=decided,
     )
 
 
 def _score_subscales(instrument: Instrument, answers: Mapping[str, Answer]) -> ScoreResult:
     """Each subscale's sum; positive when any reaches the cutoff (BPSC: ≥3 on any subscale). Missing items count
-    as 0 where the instrument says so; otherwise a subscale with a missing item has no score."""
+    as 0 where the instrument's published rule says so; otherwise a subscale with blanks counts only when its lowest
+    and highest possible sums agree (a lowest sum at the cutoff is positive whatever the blanks)."""
     item_scores = {k: a.score for k, a in answers.items()}
     missing = tuple(item.link_id for item in instrument.scored_items if item.link_id not in answers)
+    cut = instrument.any_item_at_least
     sums: dict[str, int | None] = {}
+    highs: dict[str, int | None] = {}
     for name, members in instrument.subscales:
         answered = [m for m in members if m in item_scores]
-        # Missing items count as 0 (BPSC), but a subscale with nothing answered has no score: a blank form is
-        # incomplete, never negative.
-        if (instrument.missing_counts_as_zero and answered) or len(answered) == len(members):
-            sums[name] = sum(item_scores.get(m, 0) for m in members)
+        if not answered:
+            # A subscale with nothing answered has no score: a blank form is incomplete, never negative.
+            sums[name] = highs[name] = None
+        elif instrument.missing_counts_as_zero or len(answered) == len(members):
+            sums[name] = highs[name] = sum(item_scores.get(m, 0) for m in members)
         else:
-            sums[name] = None
-    cut = instrument.any_item_at_least
+            blanks = [item for m in members if m not in item_scores and (item := instrument.item(m)) is not None]
+            sums[name] = sum(item_scores[m] for m in answered) + sum(_bounds(item)[0] for item in blanks)
+            highs[name] = sum(item_scores[m] for m in answered) + sum(_bounds(item)[1] for item in blanks)
     high = [name for name, value in sums.items() if value is not None and value >= cut]
-    positive: bool | None = True if high else (None if any(v is None for v in sums.values()) else False)
+    undecided = any(h is None or (h >= cut and sums[n] != h) for n, h in highs.items())
+    positive: bool | None = True if high else (None if undecided else False)
     label = None if positive is None else instrument.labels.get("positive" if positive else "negative")
-    shown = ", ".join(f"{name} {'—' if value is None else value}" for name, value in sums.items())
+
+    def _shown(name: str) -> str:
+        low, top = sums[name], highs[name]
+        return f"{name} {'—' if low is None else low if low == top else f'{low}–{top}'}"
+
+    shown = ", ".join(_shown(name) for name in sums)
     text = f"{instrument.name}: {label or 'incomplete'} ({shown}; positive at ≥{cut} on any subscale)"
+    decided = bool(missing) and positive is not None
+    if decided:
+        text += f" — decided with {len(missing)} unanswered"
     notes: tuple[str, ...] = ()
     if missing and instrument.missing_counts_as_zero:
         notes = (f"{len(missing)} item{'s' if len(missing) != 1 else ''} unanswered, counted as 0.",)
+    if missing and instrument.missing_text:
+        notes += (instrument.missing_text,)
     return ScoreResult(
-        instrument.key, None, label, positive, text, (), item_scores, missing, False, label, notes
+        instrument.key, None, label, positive, text, (), item_scores, missing, False, label, notes,
+        decided_with_blanks=decided,
     )
 
 
@@ -344,6 +463,8 @@ def _score_levels(instrument: Instrument, answers: Mapping[str, Answer]) -> Scor
     )
     if level is not None and missing:
         text += f" (at least; {asked} not answered)"
+        if reached is not None and reached == instrument.levels[0]:
+            text += f" — decided with {len(missing)} unanswered"
     return ScoreResult(
         instrument=instrument.key,
         total=None,
@@ -354,6 +475,7 @@ def _score_levels(instrument: Instrument, answers: Mapping[str, Answer]) -> Scor
         item_scores={k: a.score for k, a in answers.items()},
         missing=missing,
         risk_level=level,
-        notes=notes,
+        notes=(*notes, instrument.missing_text) if missing and instrument.missing_text else notes,
         monitor=bool(reached and reached.monitor),
+        decided_with_blanks=bool(missing) and reached is not None and reached == instrument.levels[0],
     )

@@ -34,8 +34,7 @@ def symptom_target(program: Program, series: str) -> str:
             parts.append(f"below {instrument.positive_at} ({instrument.positive_at} or more is positive)")
         rule = instrument.change
         if rule is not None:
-            size = f"{rule.points}-point" if rule.points is not None else f"{rule.percent} %"
-            parts.append(f"a {size} change is meaningful ({rule.better} is better)")
+            parts.append(f"a {rule.size_text} change is meaningful ({rule.better} is better)")
     return "; ".join(parts) or "none set"
 
 

@@ -104,11 +104,16 @@ def test_hits_positive_is_an_unmissable_safety_alert_and_a_negative_is_not() -> 
 @pytest.mark.parametrize(
     ("total", "age", "positive", "text"),
     [
-        (8, 9, True, "needs review at ≤8 on the 9–11-month form"),
+        # Per month of age (the SWYC scoring table; healthysteps.md §1a [C3]: 9 mo ≤ 8, 12 mo < 9).
+        (8, 9, True, "needs review at ≤8 at 9 months"),
         (9, 9, False, "meets expectations"),
         (8, 12, True, "needs review"),
-        (9, 14, False, "meets expectations"),
-        (5, 18, None, "No cutoff is set in Tandem for the 18-month form"),  # not shipped: the site adds it
+        (9, 12, False, "meets expectations"),
+        # Months the reference gives no figure for are site data, never filled in from a neighbouring month.
+        (8, 10, None, "No cutoff is set in Tandem for 10 months"),
+        (8, 11, None, "No cutoff is set in Tandem for 11 months"),
+        (9, 14, None, "No cutoff is set in Tandem for 14 months"),
+        (5, 18, None, "No cutoff is set in Tandem for 18 months"),  # not shipped: the site adds it
         (5, None, None, "age unknown"),
     ],
 )

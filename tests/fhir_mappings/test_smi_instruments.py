@@ -77,10 +77,13 @@ def test_asrm_is_positive_at_six_from_the_entered_total(total: str, positive: bo
         ("who5", 40, 48, "no meaningful change"),
         ("who5", 60, 50, "worsened"),  # exactly 10 down
         ("who5", None, 50, None),
-        ("bprs", 60, 48, "improved"),  # 20 % reduction: a response
-        ("bprs", 60, 49, "no meaningful change"),
+        # BPRS response, by default minimum-corrected (bprs.scoring.json change.convention; the drop above the
+        # lowest possible total, 18 — Leucht et al. 2005 / Obermeier et al. 2010 [K]; 20 % per smi.md §1 [K]).
+        ("bprs", 60, 48, "improved"),  # 12 of 42 above the floor: 29 %
+        ("bprs", 60, 49, "improved"),  # 11 of 42: 26 % (only 18 % of the raw total)
+        ("bprs", 30, 28, "no meaningful change"),  # 2 of 12: 17 %
         ("bprs", 50, 60, "worsened"),
-        ("bprs", 0, 10, None),  # no percent of nothing
+        ("bprs", 18, 18, None),  # no symptoms at baseline: no percent of nothing
     ],
 )
 def test_clinically_meaningful_change_rules_are_data(
@@ -89,6 +92,28 @@ def test_clinically_meaningful_change_rules_are_data(
     change = INSTRUMENTS[key].change
     assert isinstance(change, Change)
     assert change.meaningful(baseline, latest) == verdict
+
+
+@pytest.mark.parametrize(
+    ("baseline", "latest", "raw", "corrected"),
+    [
+        # A 20 % BPRS drop (smi.md §1 [K]) on the raw total vs above the minimum of 18 (18 items rated 1–7).
+        (60, 48, "improved", "improved"),  # raw 20 %, corrected 29 %
+        (60, 49, "no meaningful change", "improved"),  # raw 18 %, corrected 26 %
+        (40, 35, "no meaningful change", "improved"),  # raw 12.5 %, corrected 23 %
+        (30, 28, "no meaningful change", "no meaningful change"),  # raw 7 %, corrected 17 %
+        (18, 18, "no meaningful change", None),  # corrected: nothing above the floor to drop
+    ],
+)
+def test_bprs_response_offers_raw_and_corrected_and_defaults_to_corrected(
+    baseline: int, latest: int, raw: str, corrected: str | None
+) -> None:
+    change = INSTRUMENTS["bprs"].change
+    assert change is not None and (change.convention, change.floor) == ("corrected", 18)
+    assert change.meaningful(baseline, latest, "raw") == raw
+    assert change.meaningful(baseline, latest, "corrected") == corrected
+    assert change.meaningful(baseline, latest) == corrected  # the file's default
+    assert "lowest possible, 18" in change.size_text
 
 
 def test_asrm_ships_no_wording_and_every_instrument_names_its_licence() -> None:

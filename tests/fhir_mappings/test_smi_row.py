@@ -45,8 +45,11 @@ def answered(domain: str, code: str, days_ago: int) -> Answered:
         ("WHO-5", [(120, 32), (5, 56)], 56, "improved", False),  # +24 points, 10 is meaningful
         ("WHO-5", [(120, 40), (5, 48)], 48, "no meaningful change", True),  # < 50: poor well-being
         ("WHO-5", [(120, 60), (5, 44)], 44, "worsened", True),
-        ("BPRS", [(118, 50), (5, 40)], 40, "improved", None),  # a 20 % drop is a response; BPRS has no cutoff
-        ("BPRS", [(118, 50), (5, 41)], 41, "no meaningful change", None),
+        # A 20 % drop is a response, measured above the lowest possible total of 18 (bprs.scoring.json
+        # change.convention "corrected"); BPRS has no cutoff.
+        ("BPRS", [(118, 50), (5, 40)], 40, "improved", None),
+        ("BPRS", [(118, 50), (5, 43)], 43, "improved", None),  # 7 of 32 above 18: 22 % (raw: only 14 %)
+        ("BPRS", [(118, 50), (5, 44)], 44, "no meaningful change", None),  # 6 of 32: 19 %
         ("ASRM", [(110, 2), (3, 6)], 6, None, True),  # ≥ 6: probable mania; no change rule
         ("ASRM", [(110, 2), (3, 5)], 5, None, False),
         ("PHQ-9", [(200, 20)], None, None, None),  # before the baseline window: not this enrolment's
