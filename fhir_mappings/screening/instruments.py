@@ -103,7 +103,9 @@ class Change:
     convention: str = "raw"
     floor: int = 0
 
-    def meaningful(self, baseline: int | None, latest: int | None, convention: str | None = None) -> str | None:
+    def meaningful(
+        self, baseline: int | None, latest: int | None, convention: str | None = None
+    ) -> str | None:
         """ "improved", "worsened" or "no meaningful change"; None when either total is missing. `convention`
         overrides the file's ("raw" or "corrected") for a percent change."""
         if baseline is None or latest is None:
@@ -412,7 +414,11 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     if not isinstance(rules.get("source"), str) or not rules["source"].strip():
         raise InstrumentError("source must cite where the scoring rules come from")
     missing = rules.get("missing")
-    if not isinstance(missing, Mapping) or missing.get("rule") not in MISSING_RULES or not missing.get("text"):
+    if (
+        not isinstance(missing, Mapping)
+        or missing.get("rule") not in MISSING_RULES
+        or not missing.get("text")
+    ):
         raise InstrumentError(
             f"missing must name its rule ({', '.join(MISSING_RULES)}) and the text shown with a result that has "
             "blanks"
@@ -435,13 +441,17 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     if result.get("kind") == "subscales" and not result.get("subscales"):
         raise InstrumentError("a subscales result lists its subscales")
     if rules.get("cutoffs_by_age") and not rules.get("cutoffs_per"):
-        raise InstrumentError('cutoffs_by_age needs cutoffs_per: "month" or "form" (as the published table has them)')
+        raise InstrumentError(
+            'cutoffs_by_age needs cutoffs_per: "month" or "form" (as the published table has them)'
+        )
     for cutoff in rules.get("cutoffs_by_age", []):
         low, high = cutoff["months"]
         if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
             raise InstrumentError("cutoffs_by_age months must be [lowest, highest] completed months")
         if rules.get("cutoffs_per") == "month" and low != high:
-            raise InstrumentError(f"cutoffs are per month of age: {low}–{high} months must be one entry a month")
+            raise InstrumentError(
+                f"cutoffs are per month of age: {low}–{high} months must be one entry a month"
+            )
         if not cutoff.get("_source"):
             raise InstrumentError("every cutoff cites its source (_source)")
         if not 0 <= int(cutoff["needs_review_at_most"]) <= int(result.get("max", 0)):
@@ -455,7 +465,11 @@ def _check_scoring(key: str, rules: Mapping[str, Any], items: tuple[Item, ...]) 
     if change is not None and (change.get("better") not in ("higher", "lower")
                                or (change.get("points") is None) == (change.get("percent") is None)):  # fmt: skip
         raise InstrumentError('change needs "better" (higher or lower) and either "points" or "percent"')
-    if change is not None and change.get("percent") is not None and change.get("convention") not in CHANGE_CONVENTIONS:
+    if (
+        change is not None
+        and change.get("percent") is not None
+        and change.get("convention") not in CHANGE_CONVENTIONS
+    ):
         raise InstrumentError(f"a percent change names its convention ({', '.join(CHANGE_CONVENTIONS)})")
     if int(result.get("multiply", 1)) < 1:
         raise InstrumentError("result.multiply must be a whole number of at least 1")
@@ -550,8 +564,11 @@ def _instrument(key: str, questionnaire: dict[str, Any], rules: Mapping[str, Any
         multiply=int(result.get("multiply", 1)),
         positive_at_most=positive.get("at_most"),
         change=Change(
-            rules["change"]["better"], rules["change"].get("points"), rules["change"].get("percent"),
-            str(rules["change"].get("convention", "raw")), int(result.get("min", 0)),
+            rules["change"]["better"],
+            rules["change"].get("points"),
+            rules["change"].get("percent"),
+            str(rules["change"].get("convention", "raw")),
+            int(result.get("min", 0)),
         )
         if rules.get("change")
         else None,

@@ -204,9 +204,7 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
         if not missing:
             total = answered * instrument.multiply
         elif instrument.missing_rule == "prorate" and len(missing) <= instrument.max_missing and item_scores:
-            total = _round_half_up(
-                Decimal(answered) * len(scored) / len(item_scores) * instrument.multiply
-            )
+            total = _round_half_up(Decimal(answered) * len(scored) / len(item_scores) * instrument.multiply)
             prorated = True
             notes += (
                 f"{len(missing)} of {len(scored)} items unanswered: total prorated from the answered items.",
@@ -251,7 +249,9 @@ def _score(instrument: Instrument, answers: Mapping[str, Answer], sex: str | Non
         notes += (f"Positive at {cutoffs}" + ("" if sex in instrument.positive_by_sex else
                   f"; sex not recorded, so the cutoff ≥{instrument.positive_at} applies") + ".",)  # fmt: skip
     if instrument.cutoffs_by_age:
-        return _score_age_form(instrument, total, total_range, age_months, safety, item_scores, missing, notes)
+        return _score_age_form(
+            instrument, total, total_range, age_months, safety, item_scores, missing, notes
+        )
     if total_range is not None:
         return _score_range(instrument, total_range, positive_at, safety, item_scores, missing, notes)
     positive = None if total is None or positive_at is None else total >= positive_at
@@ -299,7 +299,9 @@ def _score_range(instrument: Instrument, total_range: tuple[int, int], positive_
     if positive is not None and positive_at is not None:
         text += f"; {'positive' if positive else 'negative'} screen (positive at ≥{positive_at})"
     elif positive is not None and instrument.positive_at_most is not None:
-        text += f"; {'positive' if positive else 'negative'} screen (positive at ≤{instrument.positive_at_most})"
+        text += (
+            f"; {'positive' if positive else 'negative'} screen (positive at ≤{instrument.positive_at_most})"
+        )
     text += f" — decided with {len(missing)} unanswered"
     if low_band is not None and low_band == high_band and low_band.advice:
         notes += (low_band.advice,)
@@ -335,13 +337,26 @@ def _score_age_form(instrument: Instrument, total: int | None, total_range: tupl
                     f"{cutoff.needs_review_at_most} {where})")  # fmt: skip
         else:
             band = "needs review" if positive else "meets expectations"
-            text = f"{instrument.name} {shown}: {band} (needs review at ≤{cutoff.needs_review_at_most} {where})"
+            text = (
+                f"{instrument.name} {shown}: {band} (needs review at ≤{cutoff.needs_review_at_most} {where})"
+            )
             decided = total is None
             if decided:
                 text += f" — decided with {len(missing)} unanswered"
     return ScoreResult(
-        instrument.key, total, band, positive, text, safety, item_scores, missing, False, None, notes,
-        total_range=total_range, decided_with_blanks=decided,
+        instrument.key,
+        total,
+        band,
+        positive,
+        text,
+        safety,
+        item_scores,
+        missing,
+        False,
+        None,
+        notes,
+        total_range=total_range,
+        decided_with_blanks=decided,
     )
 
 
@@ -362,7 +377,9 @@ def _score_subscales(instrument: Instrument, answers: Mapping[str, Answer]) -> S
         elif instrument.missing_counts_as_zero or len(answered) == len(members):
             sums[name] = highs[name] = sum(item_scores.get(m, 0) for m in members)
         else:
-            blanks = [item for m in members if m not in item_scores and (item := instrument.item(m)) is not None]
+            blanks = [
+                item for m in members if m not in item_scores and (item := instrument.item(m)) is not None
+            ]
             sums[name] = sum(item_scores[m] for m in answered) + sum(_bounds(item)[0] for item in blanks)
             highs[name] = sum(item_scores[m] for m in answered) + sum(_bounds(item)[1] for item in blanks)
     high = [name for name, value in sums.items() if value is not None and value >= cut]
@@ -385,7 +402,17 @@ def _score_subscales(instrument: Instrument, answers: Mapping[str, Answer]) -> S
     if missing and instrument.missing_text:
         notes += (instrument.missing_text,)
     return ScoreResult(
-        instrument.key, None, label, positive, text, (), item_scores, missing, False, label, notes,
+        instrument.key,
+        None,
+        label,
+        positive,
+        text,
+        (),
+        item_scores,
+        missing,
+        False,
+        label,
+        notes,
         decided_with_blanks=decided,
     )
 
