@@ -76,7 +76,7 @@ def load_medical(path: Path = DATA_FILE) -> MedicalConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
         targets = data["targets"]
         config = MedicalConfig(
-            codes={k: tuple(v) for k, v in data["codes"].items()},
+            codes={k: tuple(v) for k, v in data["codes"].items() if not k.startswith("_")},
             systolic_below=int(targets["systolic_below"]),
             diastolic_below=int(targets["diastolic_below"]),
             hba1c_below=float(targets["hba1c_below"]),
@@ -129,9 +129,21 @@ class Reading:
 
 @dataclass(frozen=True)
 class BloodPressure:
+    """A blood pressure shown in whole mmHg; `exact` keeps the values as recorded, which the target compares (139.6
+    is below 140 even though it shows as 140)."""
+
     day: date
     systolic: int
     diastolic: int
+    exact: tuple[float, float] | None = None
+
+    @property
+    def exact_systolic(self) -> float:
+        return self.exact[0] if self.exact else float(self.systolic)
+
+    @property
+    def exact_diastolic(self) -> float:
+        return self.exact[1] if self.exact else float(self.diastolic)
 
     @property
     def text(self) -> str:
@@ -160,7 +172,10 @@ class MedicalSummary:
     bp_controlled: bool | None = None
     latest: dict[str, Reading] = field(default_factory=dict)
     weight_baseline: Reading | None = None
+    #: Weight change from the baseline in %, rounded to one decimal for display; the flag compares the exact value
+    #: (`weight_change_exact`): 4.96 % shows as 5.0 but is not a gain of 5 % or more.
     weight_change_pct: float | None = None
+    weight_change_exact: float | None = None
     hba1c_poor_control: bool = False
     smoking: str | None = None  # "current", "former", "never" or the EHR's text
     antipsychotics: list[Antipsychotic] = field(default_factory=list)
@@ -211,8 +226,8 @@ def readings(
     """Numeric readings (weight in kg) and blood pressures (from a panel's components or separate systolic and
     diastolic Observations taken at the same time), oldest first."""
     found: list[Reading] = []
-    systolic: dict[tuple[date, str], int] = {}
-    diastolic: dict[tuple[date, str], int] = {}
+    systolic: dict[tuple[date, str], float] = {}
+    diastolic: dict[tuple[date, str], float] = {}
     pressures: list[BloodPressure] = []
     for observation in (obj(o) for o in observations):
         kind, day = config.kind_of(observation), _day(observation)
@@ -226,23 +241,24 @@ def readings(
             }
             sys_, dia = parts.get("systolic"), parts.get("diastolic")
             if sys_ and dia and 40 <= sys_[0] <= 300 and 20 <= dia[0] <= 200:
-                pressures.append(BloodPressure(day, round(sys_[0]), round(dia[0])))
+                pressures.append(BloodPressure(day, round(sys_[0]), round(dia[0]), (sys_[0], dia[0])))
             continue
         number = _number(observation.get("valueQuantity"))
         if number is None or kind == "smoking":
             continue
         value, unit = number
         if kind == "systolic":
-            systolic[(day, when)] = round(value)
+            systolic[(day, when)] = value
         elif kind == "diastolic":
-            diastolic[(day, when)] = round(value)
+            diastolic[(day, when)] = value
         elif kind == "weight":
             kg = _kg(value, unit)
             if kg is not None and 2 <= kg <= 400:
-                found.append(Reading("weight", day, round(kg, 2), "kg"))
+                found.append(Reading("weight", day, kg, "kg"))
         elif value >= 0:
             found.append(Reading(kind, day, value, unit))
-    pressures += [BloodPressure(k[0], s, diastolic[k]) for k, s in systolic.items() if k in diastolic]
+    pressures += [BloodPressure(k[0], round(s), round(diastolic[k]), (s, diastolic[k]))
+                  for k, s in systolic.items() if k in diastolic]  # fmt: skip
     found.sort(key=lambda r: r.day)
     pressures.sort(key=lambda p: p.day)
     return found, pressures
@@ -315,15 +331,16 @@ def summarise(observations: Iterable[Any], requests: Iterable[Any], today: date,
         summary.latest[reading.kind] = reading
     if pressures:
         summary.bp = pressures[-1]
-        summary.bp_controlled = (summary.bp.systolic < config.systolic_below
-                                 and summary.bp.diastolic < config.diastolic_below)  # fmt: skip
+        summary.bp_controlled = (summary.bp.exact_systolic < config.systolic_below
+                                 and summary.bp.exact_diastolic < config.diastolic_below)  # fmt: skip
     weights = [r for r in found if r.kind == "weight"]
     if weights:
         summary.weight_baseline = _baseline(weights, summary.antipsychotic_start, config)
         latest = weights[-1]
         if summary.weight_baseline is not None and latest.day > summary.weight_baseline.day:
             base = summary.weight_baseline.value
-            summary.weight_change_pct = round((latest.value - base) / base * 100, 1)
+            summary.weight_change_exact = (latest.value - base) / base * 100
+            summary.weight_change_pct = round(summary.weight_change_exact, 1)
     hba1c = summary.latest.get("hba1c")
     summary.hba1c_poor_control = hba1c is not None and hba1c.value > config.hba1c_poor_control_above
     flags = summary.flags
@@ -331,7 +348,7 @@ def summarise(observations: Iterable[Any], requests: Iterable[Any], today: date,
         flags.append("bp-out-of-target")
     if hba1c is not None and hba1c.value >= config.hba1c_below:
         flags.append("hba1c-out-of-target")
-    if summary.weight_change_pct is not None and summary.weight_change_pct >= config.weight_gain_pct:
+    if summary.weight_change_exact is not None and summary.weight_change_exact >= config.weight_gain_pct:
         flags.append("weight-gain")
     if summary.smoking == "current":
         flags.append("current-smoker")

@@ -87,7 +87,7 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
         weights = [(r.day, r.value) for r in summary.readings if r.kind == "weight"]
         baseline = summary.weight_baseline
         limit = round(baseline.value * (1 + MEDICAL.weight_gain_pct / 100), 1) if baseline else None
-        weight_target = (f"below {limit:g} kg ({MEDICAL.weight_gain_pct:g} % over the baseline {baseline.value:g} kg)"
+        weight_target = (f"below {limit:g} kg ({MEDICAL.weight_gain_pct:g} % over the baseline {round(baseline.value, 2):g} kg)"
                          if baseline and limit else "")  # fmt: skip
         pressures = summary.pressures
         bp_target = f"below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below}"

@@ -167,3 +167,49 @@ def test_odd_resources_are_skipped_and_codes_come_from_the_data_file() -> None:
         "http://loinc.org|4548-4" in MEDICAL.search_codes
         and "http://loinc.org|8480-6" in MEDICAL.search_codes
     )
+
+
+@pytest.mark.parametrize(
+    ("observations", "shown", "change", "flagged"),
+    [
+        # Targets compare the recorded values, unrounded (medical.json targets; issue 26 §2): a gain of 4.96 % shows
+        # as 5.0 % but is not a gain of 5 % or more; 139.6 mmHg shows as 140 but is below the < 140 target.
+        ([obs("29463-7", START - timedelta(days=10), 80.0, "kg"), obs("29463-7", TODAY, 83.968, "kg")],
+         None, 5.0, False),
+        ([obs("29463-7", START - timedelta(days=10), 80.0, "kg"), obs("29463-7", TODAY, 84.0, "kg")],
+         None, 5.0, True),
+        ([bp_panel(TODAY, 139.6, 82)], "140/82", None, False),
+        ([obs("8480-6", TODAY, 128, "mm[Hg]"), obs("8462-4", TODAY, 89.6, "mm[Hg]")], "128/90", None, False),
+        ([bp_panel(TODAY, 140.0, 82)], "140/82", None, True),
+    ],
+)  # fmt: skip
+def test_targets_compare_unrounded_values_and_round_only_for_display(
+    observations: list[dict[str, Any]], shown: str | None, change: float | None, flagged: bool
+) -> None:
+    summary = summarise(observations, [order("OLANZapine 10 MG Oral Tablet", START)], TODAY)
+    assert summary.weight_change_pct == change
+    if shown is not None:
+        assert summary.bp is not None and summary.bp.text == shown
+        assert ("bp-out-of-target" in summary.flags) is flagged
+    else:
+        assert ("weight-gain" in summary.flags) is flagged
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        # smi.md §2 [C]: HbA1c 4548-4; LDL 13457-7 (calculated), 18262-6 (direct), 18261-8 (eCQM LDL value set);
+        # fasting glucose 1558-6, glucose 2345-7 [C3].
+        ("4548-4", "hba1c"), ("13457-7", "ldl"), ("18262-6", "ldl"), ("18261-8", "ldl"), ("1558-6", "glucose"),
+        ("2345-7", "glucose"),
+        # Common codes added as data and labelled [K] in medical.json (not confirmed in the references).
+        ("2089-1", "ldl"), ("17856-6", "hba1c"), ("4549-2", "hba1c"), ("2339-0", "glucose"), ("41653-7", "glucose"),
+    ],
+)  # fmt: skip
+def test_every_common_loinc_code_of_a_lab_is_read(code: str, kind: str) -> None:
+    assert MEDICAL.kind_of(obs(code, TODAY, 100.0, "mg/dL")) == kind
+    assert f"http://loinc.org|{code}" in MEDICAL.search_codes.split(",")
+    # A reading under any of its codes closes the lab's gap (no LDL in 12 months).
+    summary = summarise([obs(code, TODAY, 100.0, "mg/dL")], [order("risperidone 1 MG", START)], TODAY)
+    gap = {"ldl": "no-lipids-12m", "hba1c": "no-glycaemia-12m", "glucose": "no-glycaemia-12m"}[kind]
+    assert gap not in summary.flags
