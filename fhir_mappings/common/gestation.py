@@ -153,3 +153,20 @@ def corrected_age_months(born: date | None, today: date, gestation: Gestation | 
     if months >= below or early_days < weeks_early * 7:
         return months
     return age_months(born + timedelta(days=early_days), today) or 0
+
+
+def corrected_birth(
+    born: date, today: date, gestation: Gestation | None, rule: tuple[int, int] | None
+) -> date:
+    """The date a corrected age counts from: the birth date plus the time born before 40 weeks, when `rule` =
+    (below_months, weeks_early_at_least) applies (chronological age under below_months, born that many weeks
+    early or more, gestational age known); otherwise the birth date. Corrected age = chronological age − (40 weeks −
+    gestational age at birth)."""
+    months = age_months(born, today)
+    if months is None or rule is None or gestation is None:
+        return born
+    below, weeks_early = rule
+    early_days = TERM_WEEKS * 7 - gestation.days
+    if months >= below or early_days < weeks_early * 7:
+        return born
+    return born + timedelta(days=early_days)

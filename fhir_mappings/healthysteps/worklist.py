@@ -10,6 +10,7 @@ from datetime import date
 
 from fhir_mappings.common.caregivers import Caregiver, find
 from fhir_mappings.common.dates import age_months, age_text
+from fhir_mappings.common.gestation import Gestation
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.healthysteps.program import HealthySteps, TierSuggestion
 from fhir_mappings.healthysteps.referrals import Referral
@@ -109,6 +110,7 @@ def build_rows(
     safety_tasks: Iterable[WorkTask],
     today: date,
     catalogue: Catalogue = CATALOGUE,
+    gestations: Mapping[PatientKey, Gestation] | None = None,
 ) -> list[Row]:
     """One row per active HealthySteps enrolment, the most urgent first."""
     referrals_by_plan: dict[str, list[Referral]] = {}
@@ -135,7 +137,8 @@ def build_rows(
         )
         overdue_referrals = tuple(r for r in plan_referrals
                                   if r.open and r.age_days(today) > program.referral_overdue_days)  # fmt: skip
-        lines = tuple(scheduled(schedule, e.birth_date, today, mine))
+        # The child's own screens follow the age corrected for prematurity where the schedule says so.
+        lines = tuple(scheduled(schedule, e.birth_date, today, mine, (gestations or {}).get(e.key)))
         child_results, caregiver_results = _results(mine, people, catalogue)
         move = e.tier
         suggestion = (

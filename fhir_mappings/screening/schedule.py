@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_mappings.common.dates import age_bounds
+from fhir_mappings.common.gestation import Gestation, corrected_birth
 from fhir_mappings.screening.events import ScreenEvent, latest
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue
 
@@ -55,6 +56,11 @@ class Schedule:
     ages_months: tuple[int, int | None]
     visits: tuple[Visit, ...]
     recurring: tuple[Recurring, ...]
+    #: The child's own screens are timed by the age corrected for prematurity: (below_months,
+    #: weeks_early_at_least), from the file's `corrected_age`; None: by the chronological age. Caregiver screens
+    #: (postpartum depression, family needs) always follow the chronological age: they are about the time since
+    #: the birth.
+    corrected_age: tuple[int, int] | None = None
 
     def visit_at(self, age_days: int) -> Visit | None:
         return next((v for v in self.visits if v.from_days <= age_days <= v.to_days), None)
@@ -136,8 +142,18 @@ def read_schedule(data: Mapping[str, Any], catalogue: Catalogue = CATALOGUE) -> 
     ages = age_bounds(data.get("ages_months"))
     if ages is None or not data.get("key") or not visits:
         raise ScheduleError("a schedule has a key, ages_months [lowest, highest] and at least one visit")
+    corrected = data.get("corrected_age")
+    rule: tuple[int, int] | None = None
+    if corrected is not None:
+        below, early = (corrected.get("below_months"), corrected.get("weeks_early_at_least")) \
+            if isinstance(corrected, Mapping) else (None, None)  # fmt: skip
+        if not isinstance(below, int) or not isinstance(early, int) or below < 1 or early < 1 \
+                or not corrected.get("_source"):  # fmt: skip
+            raise ScheduleError("corrected_age needs below_months, weeks_early_at_least (whole numbers) and its "
+                                "_source")  # fmt: skip
+        rule = (below, early)
     return Schedule(
-        str(data["key"]), str(data.get("title") or data["key"]), ages, tuple(visits), tuple(recurring)
+        str(data["key"]), str(data.get("title") or data["key"]), ages, tuple(visits), tuple(recurring), rule
     )
 
 
@@ -165,16 +181,20 @@ def _done_since(
 
 
 def scheduled(
-    schedule: Schedule, born: date | None, today: date, events: Iterable[ScreenEvent]
-) -> list[ScheduledScreen]:
+    schedule: Schedule, born: date | None, today: date, events: Iterable[ScreenEvent],
+    gestation: Gestation | None = None,
+) -> list[ScheduledScreen]:  # fmt: skip
     """The child's due and overdue screens today: earlier visits' required needs not done since their window opened
     (one line per need: the latest such visit), else the current visit's needs not yet done in its window, and
-    recurring needs whose interval has passed. Nothing for a child outside the schedule's ages."""
+    recurring needs whose interval has passed. Nothing for a child outside the schedule's ages. With the
+    gestational age at birth and a schedule that says so (`corrected_age`), the child's own screens follow the
+    age corrected for prematurity; the caregiver's follow the chronological age."""
     if born is None or born > today:
         return []
-    age_days = (today - born).days
+    births = {"child": corrected_birth(born, today, gestation, schedule.corrected_age), "caregiver": born}
+    ages = {whom: (today - day).days for whom, day in births.items()}
     last_day = max(v.to_days for v in schedule.visits)
-    if age_days > last_day:
+    if min(ages.values()) > last_day:
         return []
     events = list(events)
     # A need is met by any instrument the schedule lists for it at any visit (a PPSC at 24 months closes a missed
@@ -185,11 +205,12 @@ def scheduled(
             meets.setdefault((need.for_whom, need.need), set()).update(need.any_of)
     found: dict[str, ScheduledScreen] = {}
     for visit in schedule.visits:
-        if visit.from_days > age_days:
-            break
-        since = born + timedelta(days=visit.from_days)
-        current = age_days <= visit.to_days
         for need in visit.needs:
+            age_days = ages[need.for_whom]
+            if visit.from_days > age_days or age_days > last_day:
+                continue
+            since = births[need.for_whom] + timedelta(days=visit.from_days)
+            current = age_days <= visit.to_days
             if _done_since(events, need, since, meets[(need.for_whom, need.need)]) is not None \
                     or not (current or need.required):  # fmt: skip
                 continue
@@ -198,6 +219,7 @@ def scheduled(
                 continue  # a missed earlier visit's line stays: doing the screen now closes both
             found[key] = ScheduledScreen(need, "due" if current else "overdue", visit.label, since)
     for recurring in schedule.recurring:
+        age_days = ages[recurring.need.for_whom]
         if not recurring.from_days <= age_days <= recurring.to_days:
             continue
         last = latest(events, recurring.need.any_of, any_caregiver=recurring.need.for_whom == "caregiver")
@@ -205,7 +227,7 @@ def scheduled(
             since = (
                 last.day + timedelta(days=recurring.every_days)
                 if last
-                else born + timedelta(days=recurring.from_days)
+                else births[recurring.need.for_whom] + timedelta(days=recurring.from_days)
             )
             found.setdefault(f"{recurring.need.for_whom}:{recurring.need.need}",
                              ScheduledScreen(recurring.need, "due", "yearly", since, last))  # fmt: skip

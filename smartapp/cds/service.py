@@ -32,7 +32,7 @@ from launch.fhir import FHIRClient, StaticToken
 from launch.registrations import Registration, normalize_iss
 from smartapp import clock
 from smartapp.cds.client_auth import CdsCaller
-from smartapp.due import due_screens
+from smartapp.due import due_screens, schedule_gestation
 from smartapp.errors import CdsBadRequest, CdsDataUnavailable
 
 if TYPE_CHECKING:
@@ -226,7 +226,15 @@ class CdsService:
         conditions = behavioral_conditions(ehr.conditions)
         enrolments = [e for e in (data.enrolments_of(key) if data is not None else []) if e.active]
         screens = due_screens(
-            ehr.patient, history, conditions, enrolments, records, svc.catalogue, svc.schedule, today
+            ehr.patient,
+            history,
+            conditions,
+            enrolments,
+            records,
+            svc.catalogue,
+            svc.schedule,
+            today,
+            schedule_gestation(svc.gestation, key, ehr.patient, svc.schedule, today),
         )
         catalogue = svc.catalogue
         patient_user = user.startswith(("Patient/", "RelatedPerson/"))

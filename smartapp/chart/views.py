@@ -217,8 +217,10 @@ def home(launch_id: str) -> Any:
     if months is not None and months < ADULT_MONTHS:
         caregivers, caregiver_notices = services().caregivers.for_child(key, ehr, session.scope.split())
         chart.notices += caregiver_notices
-    schedule_lines = _schedule_lines(chart, key, birth_date(page["patient"]), records)
     birth = _birth(chart, key, ehr, birth_date(page["patient"]), months)
+    # The child's own screens are timed by the age corrected for prematurity where the schedule says so.
+    schedule_lines = _schedule_lines(chart, key, birth_date(page["patient"]), records,
+                                     birth.gestation if birth else None)  # fmt: skip
     trends = []
     for name in SERIES_CODES:
         points = series(chart.history, name)
@@ -328,8 +330,9 @@ def record_gestation(launch_id: str) -> Any:
 
 
 def _schedule_lines(
-    chart: ChartData, key: PatientKey, born: date | None, records: list[ScreeningRecord]
-) -> list[ScheduledScreen]:
+    chart: ChartData, key: PatientKey, born: date | None, records: list[ScreeningRecord],
+    gestation: Gestation | None = None,
+) -> list[ScheduledScreen]:  # fmt: skip
     """The visit schedule's due and overdue screens for a child in its ages (nothing for anyone else). Screens
     done come from the registry's result Observations, the EHR's scores and Tandem's own records not yet
     written; a registry that cannot be read leaves a notice and no schedule (never a wrong "due")."""
@@ -349,7 +352,7 @@ def _schedule_lines(
                                result_flag(r.result), r.result.interpretation) for r in records]  # fmt: skip
     events = merged_events(events_from_observations(found, svc.catalogue), events_from_points(
         [p for p in chart.history if p.source == "EHR"], svc.catalogue), own_records)  # fmt: skip
-    return scheduled(schedule, born, today, events)
+    return scheduled(schedule, born, today, events, gestation)
 
 
 def registry_banner(enrolment: Enrolment) -> dict[str, Any]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from fhir_mappings.common.caregivers import Caregiver, from_registry
 from fhir_mappings.common.dates import age_months
+from fhir_mappings.common.gestation import GESTATION_CODE, GESTATION_SYSTEM, Gestation, gestation_from
 from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.healthysteps.program import HealthySteps
 from fhir_mappings.healthysteps.referrals import Referral, closed_referral, referral_from, referral_resources
@@ -57,6 +58,9 @@ class HealthyStepsData:
     caregivers: dict[PatientKey, list[Caregiver]]
     events: dict[PatientKey, list[ScreenEvent]]
     requests: int
+    #: Each child's gestational age at birth as recorded in Tandem (read with the registry's Observations, no
+    #: extra request), for the due list's corrected age.
+    gestations: dict[PatientKey, Gestation] = field(default_factory=dict)
 
 
 def _batches(items: list[PatientKey], size: int) -> Iterator[list[PatientKey]]:
@@ -101,6 +105,7 @@ class HealthyStepsService:
         safety = [w for w in (work_task_from(t) for t in tasks) if w is not None and w.key in wanted]
         caregivers: dict[PatientKey, list[Caregiver]] = {}
         events: dict[PatientKey, list[ScreenEvent]] = {}
+        gestations: dict[PatientKey, Gestation] = {}
         for batch in _batches(keys, SUBJECTS_PER_SEARCH):
             subjects = ",".join(k.relative for k in batch)
             related = client.search_all("RelatedPerson", {"patient": subjects, "_count": PAGE_SIZE})
@@ -115,8 +120,12 @@ class HealthyStepsService:
             for key in batch:
                 events[key] = merged(events_from_observations(by_child.get(key, []), self.catalogue),
                                      events_from_points(ehr_scores.get(key, []), self.catalogue))  # fmt: skip
+                gestation = gestation_from(by_child.get(key, []), ((GESTATION_SYSTEM, GESTATION_CODE),), "Tandem",
+                                           key)  # fmt: skip
+                if gestation is not None:
+                    gestations[key] = gestation
         return HealthyStepsData(enrolments, referrals, contacts, safety, caregivers, events,
-                                client.counter.total - before)  # fmt: skip
+                                client.counter.total - before, gestations)  # fmt: skip
 
     def enrolment(self, careplan_id: str, iss: str) -> Enrolment:
         enrolment = self.caseload.get(careplan_id, iss)

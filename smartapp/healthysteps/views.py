@@ -58,7 +58,8 @@ def _rows(data: HealthyStepsData) -> list[Row]:
     pending = safety_pending(access)
     rows = build_rows(svc.healthysteps.program, svc.schedule, data.enrolments, caregivers=data.caregivers,
                       events=data.events, referrals=data.referrals, contacts=data.contacts,
-                      safety_tasks=data.safety_tasks, today=clock.today(), catalogue=svc.catalogue)  # fmt: skip
+                      safety_tasks=data.safety_tasks, today=clock.today(), catalogue=svc.catalogue,
+                      gestations=data.gestations)  # fmt: skip
     # A safety item whose Task has not reached the registry yet still flags the family.
     flagged = [r if "safety" in r.flags or r.enrolment.key not in pending else replace(r, flags=("safety", *r.flags))
                for r in rows]  # fmt: skip

@@ -23,7 +23,7 @@ from fhir_mappings.screening.writeback import WritebackPlan, plan_writeback
 from launch import errors
 from launch.fhir import FHIRClient
 from smartapp import clock
-from smartapp.due import due_screens
+from smartapp.due import due_screens, schedule_gestation
 from smartapp.screening.service import ScreeningRecord
 
 if TYPE_CHECKING:
@@ -72,8 +72,10 @@ def self_report_due(
     data = svc.caseload.load().for_patient(key) if svc.registry is not None else None
     history = merge_history(score_points(observations, "EHR"), data.scores.get(key, []) if data else [])
     records = svc.screenings.for_patient(key.iss, key.patient_id)
+    today = clock.today()
     screens = due_screens(patient, history, behavioral_conditions(conditions),
-                          data.enrolments_of(key) if data else [], records, svc.catalogue, svc.schedule, clock.today())  # fmt: skip
+                          data.enrolments_of(key) if data else [], records, svc.catalogue, svc.schedule, today,
+                          schedule_gestation(svc.gestation, key, patient, svc.schedule, today))  # fmt: skip
     own = [s for s in screens if s.caregiver == who.proxy and (i := svc.catalogue.get(s.instrument)) is not None
            and i.self_report]  # fmt: skip
     return list({s.instrument: s for s in own}.values()), patient

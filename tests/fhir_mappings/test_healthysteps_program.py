@@ -13,6 +13,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from fhir_mappings.common.caregivers import Caregiver
+from fhir_mappings.common.gestation import Gestation
 from fhir_mappings.healthysteps.billing import visit_billing
 from fhir_mappings.healthysteps.program import (
     HEALTHYSTEPS_PROGRAM,
@@ -338,3 +339,21 @@ def test_the_report_counts_over_counts() -> None:
     visits = next(f for f in report.figures if f.section == "visits")
     assert (visits.count, visits.of) == (1, 2)  # a: 8 visit days by 15 months; b: 1
     assert report_csv(report).splitlines()[0] == "Section,Measure,Count,Of,Percent"
+
+
+def test_the_worklist_due_list_follows_the_age_corrected_for_prematurity() -> None:
+    # healthysteps.md §1a (the schedule file's corrected_age): under 24 months and born ≥ 3 weeks early, the
+    # child's screens follow chronological age − (40 weeks − gestational age). 250 days old, born at 32 weeks:
+    # corrected 194 days, so the 6-month social-emotional screen is due, not the 9-month developmental one.
+    child = _enrolment(pid="early", born_days=250)
+    mother = "RelatedPerson/m1"
+    events = {child.key: [_event("bpsc", 100, "negative"), _event("epds", 50, "negative", mother),
+                          _event("ahc-hrsn", 10, "negative", mother)]}  # fmt: skip
+
+    def lines(gestations: dict[Any, Gestation] | None) -> set[tuple[str, str, str]]:
+        [row] = build_rows(P, HEALTHYSTEPS, [child], caregivers={}, events=events, referrals=[], contacts=[],
+                           safety_tasks=[], today=TODAY, gestations=gestations)  # fmt: skip
+        return {(s.need.need, s.status, s.visit) for s in row.schedule}
+
+    assert lines(None) == {("development", "due", "9 months"), ("social-emotional", "overdue", "6 months")}
+    assert lines({child.key: Gestation(32 * 7, "Tandem")}) == {("social-emotional", "due", "6 months")}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_mappings.common.gestation import Gestation
 from fhir_mappings.screening.events import ScreenEvent, events_from_observations, merged
 from fhir_mappings.screening.schedule import (
     HEALTHYSTEPS,
@@ -138,3 +139,68 @@ def test_result_observations_become_events_with_whom_and_flag() -> None:
     assert [(e.key, e.focus, e.flag, e.summary) for e in events] == [
         ("epds", MOTHER, "positive", "EPDS 14"), ("bpsc", None, "positive", "BPSC: positive")]  # fmt: skip
     assert len(merged(events, events)) == 2
+
+
+def _gestation(weeks: int) -> Gestation:
+    return Gestation(weeks * 7, "Tandem")
+
+
+def _corrected_lines(
+    days_old: int, events: list[ScreenEvent], weeks: int | None
+) -> set[tuple[str, str, str, str]]:
+    return {
+        (s.need.need, s.need.for_whom, s.status, s.visit)
+        for s in scheduled(HEALTHYSTEPS, _born(days_old), TODAY, events, _gestation(weeks) if weeks else None)
+    }
+
+
+@pytest.mark.parametrize(
+    ("days_old", "events", "weeks", "expected"),
+    [
+        # healthysteps.md §1a: correct for prematurity under 24 months when born ≥ 3 weeks early; corrected age =
+        # chronological − (40 weeks − gestational age). The schedule file's corrected_age says so.
+        # 60 days old, born at 30 weeks (corrected −10 days): no child screen is due yet; the caregiver's
+        # postpartum depression screen still follows the time since the birth.
+        (60, [_done("epds", 30, MOTHER)], None,
+         {("caregiver depression", "caregiver", "due", "2 months"), ("social-emotional", "child", "due", "2 months"),
+          ("family needs", "caregiver", "due", "yearly")}),
+        (60, [_done("epds", 30, MOTHER)], 30,
+         {("caregiver depression", "caregiver", "due", "2 months"), ("family needs", "caregiver", "due", "yearly")}),
+        # 250 days old, born at 32 weeks (corrected 194 days): the 6-month social-emotional screen is due, not the
+        # 9-month developmental one.
+        (250, [_done("bpsc", 100), _done("epds", 50, MOTHER), _done("ahc-hrsn", 10, MOTHER)], None,
+         {("development", "child", "due", "9 months"), ("social-emotional", "child", "overdue", "6 months")}),
+        (250, [_done("bpsc", 100), _done("epds", 50, MOTHER), _done("ahc-hrsn", 10, MOTHER)], 32,
+         {("social-emotional", "child", "due", "6 months")}),
+        # Born at 37 weeks (3 weeks early): corrected; at 38 weeks (2 weeks early): not.
+        (250, [_done("bpsc", 100), _done("epds", 50, MOTHER), _done("ahc-hrsn", 10, MOTHER)], 37,
+         {("social-emotional", "child", "due", "6 months")}),
+        (250, [_done("bpsc", 100), _done("epds", 50, MOTHER), _done("ahc-hrsn", 10, MOTHER)], 38,
+         {("development", "child", "due", "9 months"), ("social-emotional", "child", "overdue", "6 months")}),
+    ],
+)  # fmt: skip
+def test_the_childs_due_list_follows_the_age_corrected_for_prematurity(
+    days_old: int, events: list[ScreenEvent], weeks: int | None, expected: set[tuple[str, str, str, str]]
+) -> None:
+    assert _corrected_lines(days_old, events, weeks) == expected
+
+
+def test_from_24_months_the_chronological_age_is_used() -> None:
+    # healthysteps.md §1a: the correction applies under 24 months only (corrected_age.below_months).
+    events = [_done("mchat-rf", 5), _done("ppsc", 5), _done("ahc-hrsn", 10, MOTHER)]
+    assert _corrected_lines(760, events, 28) == _corrected_lines(760, events, None)
+    assert HEALTHYSTEPS.corrected_age == (24, 3)
+
+
+@pytest.mark.parametrize(
+    "corrected",
+    [{"below_months": 24, "weeks_early_at_least": 3}, {"below_months": "24", "weeks_early_at_least": 3, "_source": "x"},
+     {"weeks_early_at_least": 3, "_source": "x"}, "yes"],
+)  # fmt: skip
+def test_a_schedules_corrected_age_rule_is_checked(corrected: object) -> None:
+    data = json.loads(
+        (Path(__file__).parents[2] / "fhir_mappings/data/schedules/healthysteps.json").read_text()
+    )
+    data["corrected_age"] = corrected
+    with pytest.raises(ScheduleError, match="corrected_age"):
+        read_schedule(data)
