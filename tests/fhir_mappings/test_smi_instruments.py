@@ -6,12 +6,20 @@ as score-only entries; and the score series of results that carry Tandem's instr
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM, SCORE_CODE_PARAM, score_points
-from fhir_mappings.screening.instruments import DATA_FOLDER, INSTRUMENT_SYSTEM, INSTRUMENTS, Change
+from fhir_mappings.screening.instruments import (
+    DATA_FOLDER,
+    INSTRUMENT_SYSTEM,
+    INSTRUMENTS,
+    Change,
+    InstrumentError,
+    load_catalogue,
+)
 from fhir_mappings.screening.scoring import parse_answers, score
 
 
@@ -193,3 +201,19 @@ def test_only_the_registry_search_asks_for_tandems_codes() -> None:
     for key in ("who5", "bprs", "asrm", "dla20", "sds", "basis24"):
         assert f"{INSTRUMENT_SYSTEM}|{key}" in REGISTRY_SCORE_CODE_PARAM
     assert set(SCORE_CODE_PARAM.split(",")) < set(REGISTRY_SCORE_CODE_PARAM.split(","))
+
+
+@pytest.mark.parametrize("convention", [None, "median"])
+def test_a_percent_change_must_name_its_convention(tmp_path: Path, convention: str | None) -> None:
+    # Issue 26 §2: a response rule names its convention (raw or minimum-corrected); BPRS's file is checked.
+    folder = tmp_path / "instruments"
+    folder.mkdir()
+    for suffix in ("questionnaire", "scoring"):
+        (folder / f"bprs.{suffix}.json").write_text((DATA_FOLDER / f"bprs.{suffix}.json").read_text())
+    rules = json.loads((folder / "bprs.scoring.json").read_text())
+    rules["change"].pop("convention")
+    if convention is not None:
+        rules["change"]["convention"] = convention
+    (folder / "bprs.scoring.json").write_text(json.dumps(rules))
+    with pytest.raises(InstrumentError, match="names its convention"):
+        load_catalogue(folder=folder)
