@@ -71,7 +71,7 @@ class ScoreResult:
 
     @property
     def range_text(self) -> str | None:
-        """ "at least 16 (16–20), 1 unanswered": how a total decided with blanks is shown."""
+        """ "16–20 (1 unanswered)": how a total with blanks is shown (lowest–highest possible)."""
         if self.total_range is None:
             return None
         low, high = self.total_range
