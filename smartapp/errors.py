@@ -44,5 +44,10 @@ class CdsBadRequest(TandemError):
     """A CDS Hooks request whose body is not a usable `patient-view` call: a 400 with an OperationOutcome."""
 
 
+class CdsUnknownCard(TandemError):
+    """CDS feedback about a card Tandem did not issue to this EHR (or issued too long ago to remember): 404 with an
+    OperationOutcome, nothing stored."""
+
+
 class CdsDataUnavailable(TandemError):
     """The service cannot get the data it needs: prefetch missing and no FHIR server access (412)."""
