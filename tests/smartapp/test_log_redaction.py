@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -134,3 +135,12 @@ def test_gunicorns_logs_have_no_link_token(access_format: str, tmp_path: Path) -
     text = log.read_text(encoding="utf-8")
     assert "/healthz" in text and "/r/[redacted]" in text, text[-2000:]
     assert token not in text
+
+
+def test_a_link_page_sends_no_referer(client: Any) -> None:
+    # The token is the page's path: with "same-origin" every asset the page loads would carry it in a Referer
+    # (which a site's access-log format may record). Link pages send none.
+    token = secrets.token_urlsafe(32)
+    answer = client.get(f"/r/{token}", base_url="https://tandem.test")
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/healthz", base_url="https://tandem.test").headers["Referrer-Policy"] == "same-origin"
