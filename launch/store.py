@@ -51,8 +51,8 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
-        """Add `by` to a counter atomically and return the new count (a missing counter starts at 0); the TTL is
-        set with the first count, so the counter lives no longer than what it counts."""
+        """Add `by` to a counter atomically and return the new count (a missing counter starts at 0); each count
+        (re)sets the counter's TTL, so the caller makes it live no longer than what it counts."""
         ...
 
     def add_to_set(self, key: str, member: str) -> None: ...
@@ -106,7 +106,7 @@ class RedisStore:
     def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
         with self._redis.pipeline() as pipe:  # MULTI/EXEC: the count and its expiry together
             pipe.incrby(self.prefix + key, by)
-            pipe.expire(self.prefix + key, ttl_seconds, nx=True)
+            pipe.expire(self.prefix + key, ttl_seconds)  # plain EXPIRE: any Redis version
             count, _ = pipe.execute()
         return int(count)
 
@@ -194,10 +194,8 @@ class EmbeddedStore:
     def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
         with self._lock:
             live = self._live(key)
-            item = self._data.get(key)
             count = (int(live) if live is not None else 0) + by
-            expires_at = item[1] if live is not None and item is not None else time.monotonic() + ttl_seconds
-            self._data[key] = (str(count), expires_at)
+            self._data[key] = (str(count), time.monotonic() + ttl_seconds)
             return count
 
     def add_to_set(self, key: str, member: str) -> None:
