@@ -50,6 +50,11 @@ class KeyValueStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
+        """Add `by` to a counter atomically and return the new count (a missing counter starts at 0); each count
+        (re)sets the counter's TTL, so the caller makes it live no longer than what it counts."""
+        ...
+
     def add_to_set(self, key: str, member: str) -> None: ...
 
     def remove_from_set(self, key: str, member: str) -> None: ...
@@ -96,6 +101,14 @@ class RedisStore:
     @_unavailable_on_redis_error
     def delete(self, key: str) -> None:
         self._redis.delete(self.prefix + key)
+
+    @_unavailable_on_redis_error
+    def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
+        with self._redis.pipeline() as pipe:  # MULTI/EXEC: the count and its expiry together
+            pipe.incrby(self.prefix + key, by)
+            pipe.expire(self.prefix + key, ttl_seconds)  # plain EXPIRE: any Redis version
+            count, _ = pipe.execute()
+        return int(count)
 
     @_unavailable_on_redis_error
     def add_to_set(self, key: str, member: str) -> None:
@@ -177,6 +190,13 @@ class EmbeddedStore:
             self._data.pop(key, None)
             self._sets.pop(key, None)
             self._hashes.pop(key, None)
+
+    def increment(self, key: str, ttl_seconds: int, by: int = 1) -> int:
+        with self._lock:
+            live = self._live(key)
+            count = (int(live) if live is not None else 0) + by
+            self._data[key] = (str(count), time.monotonic() + ttl_seconds)
+            return count
 
     def add_to_set(self, key: str, member: str) -> None:
         with self._lock:

@@ -218,7 +218,9 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     def cds_feedback() -> str:
         mode = request.form.get("mode", "generic")
         reason = request.form.get("reason", "")
-        coding = {"system": request.form.get("system", ""), "code": reason} if reason else None
+        if not reason:  # a dismissal names its reason: none is ever chosen for the user
+            return render_template("cds_feedback.html", status=None)
+        coding = {"system": request.form.get("system", ""), "code": reason}
         status = cds.feedback(mode, request.form.get("service", ""), request.form.get("card", ""),
                               request.form.get("outcome", "overridden"), coding)  # fmt: skip
         return render_template("cds_feedback.html", status=status)

@@ -16,6 +16,7 @@ from typing import Any
 from fhir_mappings.common.caregivers import Caregiver, registry_id
 from fhir_mappings.common.dates import age_months
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.healthysteps.referrals import referral_from
 from fhir_mappings.healthysteps.worklist import FLAGS, build_rows
 from fhir_mappings.registry.resources import Member
 from fhir_mappings.screening.instruments import Answer
@@ -235,9 +236,11 @@ def _histories(services: Any, iss: str, enrolled: dict[str, Any], today: date) -
             referral = hs.refer(enrolment, service="early-intervention", for_whom="child", caregiver=None,
                                 concern="developmental-concern", goal=None, organisation="County Part C program",
                                 note=None, basis=basis, requester=SPECIALIST)  # fmt: skip
-            hs.update_referral(
-                enrolment, referral.id, "completed", "Evaluation done; services started", SPECIALIST
-            )
+            seen = referral_from(
+                services.registry.read("Task", f"referral-{referral.id}")
+            )  # as the page shows it
+            hs.update_referral(enrolment, referral.id, "completed", "Evaluation done; services started", SPECIALIST,
+                               version=seen.version if seen and seen.version else "")  # fmt: skip
             for days, kind in ((20, "joint-well-child"), (9, "home-visit"), (2, "phone")):
                 hs.log_contact(enrolment, when=today - timedelta(days=days), minutes=30, contact_type=kind,
                                present="both" if kind != "phone" else "caregiver", owner=SPECIALIST, note=None,

@@ -17,8 +17,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The test extras, the sandbox (sekmet-fhir, Playwright) for the integration and browser tiers, and Spark.
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox,spark]'
+# The test extras, the sandbox (sekmet-fhir, Playwright) for the integration and browser tiers, Spark, and gunicorn
+# (the server extra: tests/smartapp/test_log_redaction.py runs it to check its access log).
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox,spark,server]'
 
 echo "== ruff"
 python3 -m ruff check .

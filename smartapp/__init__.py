@@ -138,6 +138,9 @@ def create_app(
         # Launch ids travel in paths: never leak them to another site. Same-origin requests keep the Referer,
         # which Flask-WTF checks on HTTPS form posts.
         response.headers["Referrer-Policy"] = "same-origin"
+        # A questionnaire link's token is its path: those pages send no Referer at all.
+        if request.path.startswith("/r/"):
+            response.headers["Referrer-Policy"] = "no-referrer"
         if request.path.startswith(("/app/", "/callback", "/launch")):
             response.headers["Cache-Control"] = "no-store"
         return response

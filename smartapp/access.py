@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
 from launch.scopes import allows, granted
@@ -96,3 +98,39 @@ def portal_access_for(session: LaunchSession) -> PortalAccess:
     elif patient is None:
         raise app_errors.NotPermitted("the EHR gave no patient for this family member to answer for")
     return PortalAccess(iss=session.iss, patient=patient, answerer=f"{user_type}/{user_id}")
+
+
+def _patient_id(reference: object, iss: str) -> str | None:
+    """The id in a RelatedPerson's `patient.reference`: `Patient/<id>`, or absolute on the launch's own FHIR base
+    (`<iss>/Patient/<id>`, a version suffix allowed); None for anything else (another server, a contained or
+    logical reference)."""
+    if not isinstance(reference, str) or not reference:
+        return None
+    base = iss.rstrip("/") + "/"
+    if "://" in reference:
+        if not reference.startswith(base):
+            return None  # another EHR's patient is never this launch's
+        reference = reference[len(base) :]
+    parts = reference.split("/")
+    if len(parts) not in (2, 4) or parts[0] != "Patient" or not parts[1]:
+        return None
+    if len(parts) == 4 and parts[2] != "_history":
+        return None
+    return parts[1]
+
+
+def check_family_link(portal: PortalAccess, related_person: Mapping[str, Any] | None) -> None:
+    """A family member's portal launch shows nothing until the EHR's own RelatedPerson (the `fhirUser`, read from
+    the EHR) names the launch's patient as its `patient`, on the same EHR, and is not marked inactive. The EHR's
+    launch context alone is not enough: a RelatedPerson launch for a child who is not theirs was accepted.
+    `related_person` None: the EHR would not let Tandem read it (LinkNotConfirmed)."""
+    if not portal.proxy:
+        return
+    if related_person is None or related_person.get("resourceType") != "RelatedPerson":
+        raise app_errors.LinkNotConfirmed("the EHR did not return the family member's RelatedPerson")
+    if related_person.get("id") != portal.answerer.split("/", 1)[1]:
+        raise app_errors.LinkNotConfirmed("the EHR returned another RelatedPerson than the signed-in user")
+    patient = related_person.get("patient")
+    linked = _patient_id(patient.get("reference") if isinstance(patient, Mapping) else None, portal.iss)
+    if related_person.get("active") is False or linked is None or linked != portal.patient:
+        raise app_errors.NotLinkedToPatient("the family member's RelatedPerson is not linked to this patient")

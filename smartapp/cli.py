@@ -18,7 +18,7 @@ from launch.scopes import Vendor
 from smartapp.check import inspect_server
 from smartapp.config import Settings
 from smartapp.services import publish_questionnaires
-from smartapp.serving import PathOnlyLogHandler
+from smartapp.serving import PathOnlyLogHandler, install_log_redaction
 
 
 def _configure_logging(level: str) -> None:
@@ -48,6 +48,7 @@ def serve(host: str, port: int) -> None:
         click.echo(f"tandem: {error.message}", err=True)
         sys.exit(2)
     click.echo(f"Tandem on http://{host}:{port}/  (launch URL http://{host}:{port}/launch)")
+    install_log_redaction()
     run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLogHandler)
 
 

@@ -114,6 +114,20 @@ COPY: dict[type[errors.TandemError], Copy] = {
         "This form has expired",
         "Go back, reload the page, and submit the form again. Nothing was saved from this attempt.",
     ),
+    app_errors.NotLinkedToPatient: Copy(
+        403,
+        "You are not linked to this patient in the clinic's records",
+        "The clinic's record system does not list you as a family member or carer of this patient, so Tandem "
+        "shows nothing about them. If you care for this patient, ask the clinic to update their records, then "
+        "open the questionnaires from the patient portal again.",
+    ),
+    app_errors.LinkNotConfirmed: Copy(
+        403,
+        "Tandem could not confirm that you care for this patient",
+        "The clinic's record system did not let Tandem check that you are linked to this patient, so Tandem "
+        "shows nothing about them. Try again later from the patient portal. If it keeps happening, contact the "
+        "clinic.",
+    ),
 }
 
 

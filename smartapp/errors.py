@@ -25,6 +25,16 @@ class FormExpired(TandemError):
     """A form came back without this launch's CSRF token, or with a wrong or stale one."""
 
 
+class NotLinkedToPatient(NotPermitted):
+    """A family member's portal launch for a child the EHR does not link them to: their RelatedPerson's `patient`
+    is another patient (or none, or the RelatedPerson is no longer active)."""
+
+
+class LinkNotConfirmed(NotPermitted):
+    """A family member's portal launch whose RelatedPerson the EHR did not let Tandem read: the link to the child
+    cannot be confirmed, so nothing is shown."""
+
+
 class CdsUnauthorized(TandemError):
     """A CDS Hooks call whose JWT is missing, malformed, unsigned, not allow-listed, expired, for another endpoint
     or replayed: answered with a bare 401 (the reason is logged without the token, never sent)."""
@@ -32,6 +42,11 @@ class CdsUnauthorized(TandemError):
 
 class CdsBadRequest(TandemError):
     """A CDS Hooks request whose body is not a usable `patient-view` call: a 400 with an OperationOutcome."""
+
+
+class CdsUnknownCard(TandemError):
+    """CDS feedback about a card Tandem did not issue to this EHR (or issued too long ago to remember): 404 with an
+    OperationOutcome, nothing stored."""
 
 
 class CdsDataUnavailable(TandemError):

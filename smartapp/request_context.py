@@ -21,7 +21,7 @@ from launch import errors
 from launch.fhir import FHIRClient
 from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
-from smartapp.access import Access, PortalAccess, access_for, portal_access_for
+from smartapp.access import Access, PortalAccess, access_for, check_family_link, portal_access_for
 from smartapp.caseload.snapshot import CaseloadData
 from smartapp.screening.service import ScreeningRecord
 from smartapp.services import Services
@@ -107,8 +107,36 @@ def load_launch() -> None:
     g.launch = session
     if request.blueprint == "selfreport":
         g.portal = portal_access_for(session)  # the patient's own pages: never the care team's access
+        confirm_family_link(session, g.portal)
     else:
         g.access = access_for(session)
+
+
+#: How long a confirmed family link holds for one launch before the EHR's RelatedPerson is read again.
+FAMILY_LINK_SECONDS = 10 * 60
+
+
+def confirm_family_link(session: LaunchSession, portal: PortalAccess) -> None:
+    """For a family member's portal launch: read their RelatedPerson from the EHR and check it is linked to the
+    launch's patient before anything is shown (smartapp.access.check_family_link). Confirmed once per launch
+    for a few minutes, so the one-question-per-screen steps do not read the EHR on every screen."""
+    if not portal.proxy:
+        return
+    store = services().store
+    cache_key = f"portal:family-link:{session.id}"
+    confirmed = f"{portal.answerer}|{portal.patient}"
+    if store.get(cache_key) == confirmed:
+        return
+    try:
+        related_person: dict[str, Any] | None = current_ehr().read(
+            "RelatedPerson", portal.answerer.split("/")[1]
+        )
+    except (errors.StoreUnavailable, errors.FHIRUnauthorized):
+        raise  # Tandem's store down, or the EHR ended the session: their own pages
+    except errors.TandemError:
+        related_person = None  # unreadable (not found, not permitted, the EHR down): nothing is confirmed
+    check_family_link(portal, related_person)
+    store.set(cache_key, confirmed, FAMILY_LINK_SECONDS)
 
 
 def register_launch_loader(app: Flask) -> None:

@@ -9,7 +9,8 @@ in `appContext` for EHRs that pass it (../shared/reference/cds_hooks.md §4, §7
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -94,6 +95,27 @@ def patient_view_service() -> ServiceDefinition:
     )  # fmt: skip
 
 
+#: The words a safety follow-up Task's description starts with (fhir_mappings.screening.resources.safety_task):
+#: the alert itself follows them.
+_TASK_PREFIX = re.compile(r"^Safety alert from [^:]{1,80}:\s*")
+#: The safety card says this once, after the alerts.
+SAFETY_STAYS = (
+    "Dismissing this card does not close the follow-up: it stays open in Tandem until the care team records "
+    "its outcome."
+)
+
+
+def distinct_alerts(reasons: Iterable[str]) -> list[str]:
+    """Each safety alert once: an unacknowledged screening and its open follow-up Task state the same alert (the
+    Task's description is the alert after "Safety alert from <instrument>: "); an alert contained in another one
+    (the Task adds whom it is about, for a caregiver) is given by the longer one only."""
+    texts = list(dict.fromkeys(" ".join(_TASK_PREFIX.sub("", r).split()) for r in reasons))
+    texts = [t for t in texts if t]
+    folded = [t.casefold() for t in texts]
+    return [t for t, key in zip(texts, folded, strict=True)
+            if not any(key != other and key in other for other in folded)]  # fmt: skip
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
@@ -115,11 +137,12 @@ def build_cards(facts: CardFacts, new_id: Callable[[], str], *, limit: int = 3) 
                               "Answering takes a few minutes. Your care team will see your answers.",
                               "Answer now", "self-report", own[0].instrument))  # fmt: skip
         return cards[:limit]
-    if facts.safety:
-        reasons = "\n".join(f"- {reason}" for reason in dict.fromkeys(facts.safety))
+    alerts = distinct_alerts(facts.safety)
+    if alerts:
+        reasons = "\n".join(f"- {alert}" for alert in alerts)
         cards.append(Card(new_id(), "safety", "critical",
                           "Open safety follow-up: a positive safety item needs same-day follow-up",
-                          f"{reasons}\n\nThe alert stays in Tandem until the care team completes the follow-up.",
+                          f"{reasons}\n\n{SAFETY_STAYS}",
                           "Open the safety follow-up in Tandem", "safety"))  # fmt: skip
     if facts.not_improving:
         cards.append(Card(new_id(), "not-improving", "warning",

@@ -336,9 +336,14 @@ def update(launch_id: str, careplan_id: str) -> Any:
     """Phase changes and review flags, saved with If-Match on the version the user saw."""
     svc = services()
     current = registry_enrolment(careplan_id)
-    version = request.form.get("version") or current.version
-    if version is not None and not version.isalnum():
+    version = request.form.get("version")
+    if version and not version.isalnum():
         raise app_errors.BadAddress("the form's version is not valid")
+    if not version:  # which version the user saw is unknown: never saved over whatever is there now
+        missing = EnrolmentChanged(
+            "the form did not say which version of the enrolment it was opened at", current, []
+        )
+        return enrolment_page(launch_id, careplan_id, conflict=missing)
     seen = replace(current, version=version)
     changed = seen
     phase = request.form.get("phase")

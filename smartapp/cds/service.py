@@ -33,7 +33,7 @@ from launch.registrations import Registration, normalize_iss
 from smartapp import clock
 from smartapp.cds.client_auth import CdsCaller
 from smartapp.due import due_screens, schedule_gestation
-from smartapp.errors import CdsBadRequest, CdsDataUnavailable
+from smartapp.errors import CdsBadRequest, CdsDataUnavailable, CdsUnknownCard
 
 if TYPE_CHECKING:
     from smartapp.services import Services
@@ -42,9 +42,12 @@ log = logging.getLogger(__name__)
 
 #: A card's launch context is kept this long (the EHR launches within minutes of showing the card).
 CARD_TTL_SECONDS = 600
-#: A card's kind is kept longer, so that late feedback is still counted by kind.
+#: Which EHR each card was issued to (and its kind) is kept this long: feedback is accepted only for these cards.
 ISSUED_TTL_SECONDS = 30 * 86400
+#: A feedback record is kept this long (a year of counts for the program lead, and a little more).
 FEEDBACK_TTL_SECONDS = 400 * 86400
+#: At most this many feedback records per EHR; beyond it new feedback is not stored (a warning is logged).
+FEEDBACK_CAP_PER_ISSUER = 20_000
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _USER = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
 CARD_KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -80,6 +83,7 @@ class CdsService:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.definition = patient_view_service()
+        self.feedback_cap = FEEDBACK_CAP_PER_ISSUER
 
     # --- discovery --------------------------------------------------------------------------------
 
@@ -244,7 +248,9 @@ class CdsService:
             own = tuple(s for s in screens if not s.caregiver and (i := catalogue.get(s.instrument)) is not None
                         and i.self_report)  # fmt: skip
             return CardFacts(due=own, patient_user=True), None
-        safety = [" ".join(f.message for f in r.result.safety) for r in records if r.needs_acknowledgement]
+        # Joined as the follow-up Task joins them (fhir_mappings.screening.resources.safety_task), so that the card
+        # states an alert once when both its screening and its Task are open (cards.distinct_alerts).
+        safety = ["; ".join(f.message for f in r.result.safety) for r in records if r.needs_acknowledgement]
         if data is not None:
             safety += [t.description or "Same-day safety follow-up" for t in data.tasks
                        if t.kind == "safety-follow-up" and t.open and t.key == key]  # fmt: skip
@@ -299,28 +305,62 @@ class CdsService:
 
     # --- feedback ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def _issuer_key(iss: str) -> str:
+        return hashlib.sha256(iss.encode()).hexdigest()[:32]
+
     def record_feedback(self, caller: CdsCaller, body: Any) -> int:
         """Record accepted/overridden cards (idempotent on card, outcome and timestamp); how many were new.
-        User comments are kept with the feedback, never logged."""
+        Only for cards Tandem issued to this EHR (CdsUnknownCard otherwise, and nothing of the call is stored);
+        at most `feedback_cap` records per EHR, each kept FEEDBACK_TTL_SECONDS. User comments are kept with the
+        feedback, never logged. Feedback is only counted: it never closes, hides or changes anything (an
+        overridden safety card still comes back while its follow-up is open)."""
         items = body.get("feedback") if isinstance(body, Mapping) else None
         if not isinstance(items, list) or not items:
             raise CdsBadRequest("feedback must be a non-empty array")
         parsed = [self._feedback_item(item) for item in items]
         store = self.services.store
+        iss = caller.registration.iss
+        kinds: dict[str, str] = {}
+        for card, *_ in parsed:  # every card first: a call naming an unknown card stores nothing
+            issued = store.get(f"cds:issued:{card}")
+            record = json.loads(issued) if issued else None
+            if not isinstance(record, dict) or record.get("iss") != iss:
+                log.warning("CDS feedback from %s about a card Tandem did not issue to it; refused",
+                            caller.registration.label)  # fmt: skip
+                raise CdsUnknownCard("feedback.card is not a card Tandem issued to this EHR")
+            kinds[card] = str(record.get("kind") or "unknown")
+        index = f"cds:feedback-index:{self._issuer_key(iss)}"
         new = 0
         for card, outcome, when, reason, comment in parsed:
-            issued = store.get(f"cds:issued:{card}")
-            kind = json.loads(issued)["kind"] if issued else "unknown"
             identity = hashlib.sha256(f"{card}\x1f{outcome}\x1f{when}".encode()).hexdigest()
-            record = {"card": card, "kind": kind, "outcome": outcome, "at": when, "reason": reason,
-                      "comment": comment, "iss": caller.registration.iss}  # fmt: skip
+            if store.get(f"cds:feedback:{identity}") is not None:
+                continue  # the same feedback again
+            if not self._room_for_feedback(index):
+                log.warning("CDS feedback from %s not stored: its %d records are the most Tandem keeps",
+                            caller.registration.label, self.feedback_cap)  # fmt: skip
+                break
+            record = {"card": card, "kind": kinds[card], "outcome": outcome, "at": when, "reason": reason,
+                      "comment": comment, "iss": iss}  # fmt: skip
             if store.set(
                 f"cds:feedback:{identity}", json.dumps(record), FEEDBACK_TTL_SECONDS, only_if_absent=True
             ):
                 new += 1
-                store.add_to_set("cds:feedback-index", identity)
+                store.add_to_set(index, identity)
+                store.add_to_set("cds:feedback-issuers", self._issuer_key(iss))
         log.info("CDS feedback from %s: %d item(s), %d new", caller.registration.label, len(parsed), new)
         return new
+
+    def _room_for_feedback(self, index: str) -> bool:
+        """Whether the EHR's feedback is under the cap; expired records are dropped from its index first."""
+        store = self.services.store
+        members = store.set_members(index)
+        if len(members) < self.feedback_cap:
+            return True
+        for identity in members:
+            if store.get(f"cds:feedback:{identity}") is None:
+                store.remove_from_set(index, identity)
+        return len(store.set_members(index)) < self.feedback_cap
 
     @staticmethod
     def _feedback_item(item: Any) -> tuple[str, str, str, str | None, str | None]:
@@ -349,7 +389,12 @@ class CdsService:
         """Feedback counted by card kind and outcome (with override reasons), for IT and the program lead."""
         store = self.services.store
         summary: dict[str, dict[str, int]] = {}
-        for identity in store.set_members("cds:feedback-index"):
+        identities = set(
+            store.set_members("cds:feedback-index")
+        )  # kept by earlier versions, until they expire
+        for issuer in store.set_members("cds:feedback-issuers"):
+            identities |= store.set_members(f"cds:feedback-index:{issuer}")
+        for identity in identities:
             raw = store.get(f"cds:feedback:{identity}")
             if raw is None:
                 continue

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from launch.errors import StoreUnavailable, TandemError
 from smartapp.cds.client_auth import CdsCaller, CdsClientVerifier
 from smartapp.cds.service import CdsService
-from smartapp.errors import CdsBadRequest, CdsDataUnavailable, CdsUnauthorized
+from smartapp.errors import CdsBadRequest, CdsDataUnavailable, CdsUnauthorized, CdsUnknownCard
 from smartapp.request_context import public_base, services
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,13 @@ def unauthorized(error: CdsUnauthorized) -> Response:
 @bp.errorhandler(CdsBadRequest)
 def bad_request(error: CdsBadRequest) -> tuple[Response, int]:
     return _outcome(400, "invalid", error.message)
+
+
+@bp.errorhandler(CdsUnknownCard)
+def unknown_card(error: CdsUnknownCard) -> tuple[Response, int]:
+    # CDS Hooks 2.0.1 names no status for feedback about an unknown card and allows any 4xx: 404, the card is
+    # not a resource of this service (for this EHR).
+    return _outcome(404, "not-found", error.message)
 
 
 @bp.errorhandler(CdsDataUnavailable)

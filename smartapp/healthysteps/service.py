@@ -36,7 +36,7 @@ from fhir_mappings.screening.events import ScreenEvent, events_from_observations
 from fhir_mappings.screening.history import ScorePoint
 from fhir_mappings.screening.instruments import Catalogue
 from launch import errors
-from launch.fhir import FHIRClient
+from launch.fhir import FHIRClient, etag_for
 from smartapp.caseload.service import CaseloadService
 from smartapp.outgoing import put_transaction, validated
 
@@ -47,6 +47,10 @@ PAGE_SIZE = "1000"
 
 class HealthyStepsProblem(ValueError):
     """Input a Specialist can correct, with what to change."""
+
+
+class ReferralChanged(errors.FHIRPreconditionFailed):
+    """Someone else changed the referral since the Specialist opened the family's page (its version differs)."""
 
 
 @dataclass
@@ -222,7 +226,8 @@ class HealthyStepsService:
         return referral
 
     def update_referral(self, enrolment: Enrolment, referral_id: str, status: str, note: str | None,
-                        closer: Member | None) -> Referral:  # fmt: skip
+                        closer: Member | None, *, version: str) -> Referral:  # fmt: skip
+        """Change a referral's status from the version of its Task the user saw (a stale one: ReferralChanged)."""
         client = self._client()
         if not referral_id.isalnum():
             raise errors.FHIRNotFound("no such referral")
@@ -230,6 +235,8 @@ class HealthyStepsService:
         referral = referral_from(task)
         if referral is None or referral.careplan_id != enrolment.id:
             raise errors.FHIRNotFound("no such referral")
+        if referral.version != version:
+            raise ReferralChanged("someone else changed this referral since it was opened", http_status=412)
         if not referral.open:
             raise HealthyStepsProblem("This referral is already closed.")
         now = datetime.now(UTC)
@@ -238,7 +245,12 @@ class HealthyStepsService:
             updated["status"], updated["lastModified"] = status, now.isoformat()
             if note:
                 updated["note"] = [*(task.get("note") or []), {"text": note.strip()[:500]}]
-            client.update(validated(updated))
+            try:
+                client.update(validated(updated), if_match=etag_for(task))
+            except errors.FHIRPreconditionFailed:
+                raise ReferralChanged(
+                    "someone else changed this referral since it was opened", http_status=412
+                ) from None
         elif status in ("completed", "cancelled", "rejected", "failed"):
             request = client.read("ServiceRequest", f"sr-{referral_id}")
             client.transaction(put_transaction(closed_referral(task, request, status, (note or "").strip()[:500] or None,

@@ -20,7 +20,7 @@ from fhir_mappings.registry.resources import Enrolment, Member
 from launch import errors
 from smartapp import clock
 from smartapp.caseload.service import EnrolmentChanged
-from smartapp.healthysteps.service import HealthyStepsData, HealthyStepsProblem
+from smartapp.healthysteps.service import HealthyStepsData, HealthyStepsProblem, ReferralChanged
 from smartapp.request_context import (
     current_access,
     current_ehr,
@@ -142,13 +142,30 @@ def _user() -> Member | None:
     return current_user(current_launch(), current_ehr())
 
 
+#: A form that changes a family's record came back without the version of the record it was opened at.
+NO_VERSION = ("Someone else may have changed this family's record since you opened it, and this form did not say "
+              "which version you saw, so nothing was saved. Reload the page, check the family's record and make "
+              "your change again.")  # fmt: skip
+CHANGED = ("Someone else changed this family's record since you opened it, so nothing was saved. Reload the page, "
+           "check the family's record and make your change again.")  # fmt: skip
+
+
+def seen_version(form: Any) -> str | None:
+    """The version of the record the user saw (the form's hidden `version`): required by every form that changes
+    an existing record, so that If-Match refuses a change made on a stale page. None when missing or malformed."""
+    version = form.get("version") or ""
+    return version if version.isalnum() and len(version) <= 64 else None
+
+
 @bp.post("/families/<careplan_id>/tier")
 @launch_required
 def move_tier(launch_id: str, careplan_id: str) -> Any:
     enrolment = _family(careplan_id)
     form = request.form
-    if form.get("version"):  # the version the Specialist saw: If-Match refuses the move when it is stale
-        enrolment = replace(enrolment, version=form["version"])
+    version = seen_version(form)  # the version the Specialist saw: If-Match refuses the move when it is stale
+    if version is None:
+        return _family_page(careplan_id, problem=NO_VERSION, status=409)
+    enrolment = replace(enrolment, version=version)
     basis = tuple(b for b in form.getlist("basis") if b.startswith("Observation/") and len(b) < 80)
     try:
         services().healthysteps.move_tier(enrolment, form.get("tier", ""), form.get("reason", ""), form.get("note"),
@@ -156,19 +173,24 @@ def move_tier(launch_id: str, careplan_id: str) -> Any:
     except HealthyStepsProblem as problem:
         return _family_page(careplan_id, problem=str(problem), status=422)
     except EnrolmentChanged:
-        return _family_page(careplan_id, problem="Someone else changed this family's record since you opened "
-                            "it: check the tier below and decide again.", status=409)  # fmt: skip
+        return _family_page(careplan_id, problem=CHANGED, status=409)
     return _back(careplan_id, "tier")
 
 
 @bp.post("/families/<careplan_id>/exit")
 @launch_required
 def exit_program(launch_id: str, careplan_id: str) -> Any:
-    enrolment = _family(careplan_id)
+    version = seen_version(request.form)
+    if version is None:
+        _family(careplan_id)  # another issuer's or patient's family is refused first
+        return _family_page(careplan_id, problem=NO_VERSION, status=409)
+    enrolment = replace(_family(careplan_id), version=version)
     try:
         services().healthysteps.exit(enrolment, request.form.get("reason", ""), clock.today())
     except HealthyStepsProblem as problem:
         return _family_page(careplan_id, problem=str(problem), status=422)
+    except EnrolmentChanged:
+        return _family_page(careplan_id, problem=CHANGED, status=409)
     return _back(careplan_id, "tier")
 
 
@@ -214,13 +236,18 @@ def refer(launch_id: str, careplan_id: str) -> Any:
 @launch_required
 def update_referral(launch_id: str, careplan_id: str, referral_id: str) -> Any:
     enrolment = _family(careplan_id)
+    version = seen_version(request.form)
+    if version is None:
+        return _family_page(careplan_id, problem=NO_VERSION, status=409)
     try:
         services().healthysteps.update_referral(enrolment, referral_id, request.form.get("status", ""),
-                                                request.form.get("note"), _user())  # fmt: skip
+                                                request.form.get("note"), _user(), version=version)  # fmt: skip
     except errors.FHIRNotFound:
         abort(404)
     except HealthyStepsProblem as problem:
         return _family_page(careplan_id, problem=str(problem), status=422)
+    except ReferralChanged:
+        return _family_page(careplan_id, problem=CHANGED, status=409)
     return _back(careplan_id, "referrals")
 
 

@@ -29,8 +29,9 @@ class QuestionnaireLink:
     dob_mac: str
     created_by: str | None
     expires_at: float
+    #: Kept so that links stored by earlier versions still load; the count and the visit now live in their own
+    #: keys (an atomic counter, and a visit key that cannot bring back a voided link).
     attempts: int = 0
-    #: The fingerprint of the browser secret of the visit that confirmed the date of birth.
     visit: str | None = None
     visit_until: float = 0.0
 
@@ -77,43 +78,58 @@ class QuestionnaireLinks:
         link = QuestionnaireLink(**json.loads(raw))
         return link if link.expires_at > self.now() else None
 
-    def _save(self, token: str, link: QuestionnaireLink) -> None:
-        self.store.set(
-            self._store_key(token), json.dumps(asdict(link)), max(1, int(link.expires_at - self.now()))
-        )
+    def _attempts_key(self, token: str) -> str:
+        return f"selfreport:link-attempts:{_fingerprint(token)}"
+
+    def _visit_key(self, token: str) -> str:
+        return f"selfreport:link-visit:{_fingerprint(token)}"
 
     def confirm(self, token: str, born: date | None) -> str | None:
         """The browser secret of a new confirmed visit when the date of birth matches; None otherwise (after
-        MAX_ATTEMPTS wrong dates the link is void)."""
+        MAX_ATTEMPTS wrong dates the link is void).
+
+        The try is counted before the date is compared, with one atomic increment: concurrent guesses each get
+        their own number, and only numbers up to MAX_ATTEMPTS are compared at all (a read-then-write counter let
+        40 concurrent guesses through). A matching date gives its try back, so the count is of wrong dates."""
         link = self.get(token)
         if link is None:
             return None
-        if born is None or not hmac.compare_digest(self._dob_mac(born, token), link.dob_mac):
-            attempts = link.attempts + 1
-            if attempts >= MAX_ATTEMPTS:
-                self.store.delete(self._store_key(token))
-            else:
-                self._save(token, QuestionnaireLink(**{**asdict(link), "attempts": attempts}))
+        ttl = max(1, int(link.expires_at - self.now()))
+        attempt = self.store.increment(self._attempts_key(token), ttl)
+        if attempt > MAX_ATTEMPTS:
+            self._void(token)
             return None
+        if born is None or not hmac.compare_digest(self._dob_mac(born, token), link.dob_mac):
+            if attempt >= MAX_ATTEMPTS:
+                self._void(token)
+            return None
+        self.store.increment(self._attempts_key(token), ttl, by=-1)
         secret = secrets.token_urlsafe(32)
-        self._save(token, QuestionnaireLink(**{**asdict(link), "visit": _fingerprint(secret),
-                                               "visit_until": self.now() + VISIT_SECONDS}))  # fmt: skip
+        # The visit is its own key, so confirming never rewrites (or brings back) a link voided meanwhile.
+        self.store.set(self._visit_key(token), _fingerprint(secret), min(VISIT_SECONDS, ttl))
         return secret
+
+    def _void(self, token: str) -> None:
+        self.store.delete(self._store_key(token))
+        self.store.delete(self._visit_key(token))
 
     def visit(self, token: str, secret: str | None) -> QuestionnaireLink | None:
         """The link, only for the browser that confirmed the date of birth, within its visit."""
         link = self.get(token)
-        if link is None or not secret or link.visit is None or link.visit_until < self.now():
+        if link is None or not secret:
             return None
-        return link if hmac.compare_digest(link.visit, _fingerprint(secret)) else None
+        visit = self.store.get(self._visit_key(token))
+        return link if visit is not None and hmac.compare_digest(visit, _fingerprint(secret)) else None
 
     def use(self, token: str, secret: str | None) -> QuestionnaireLink | None:
         """Consume the link (atomically: a second submission finds nothing)."""
         if self.visit(token, secret) is None:
             return None
         raw = self.store.take(self._store_key(token))
+        self.store.delete(self._visit_key(token))
         return QuestionnaireLink(**json.loads(raw)) if raw else None
 
     def attempts_left(self, token: str) -> int:
-        link = self.get(token)
-        return 0 if link is None else MAX_ATTEMPTS - link.attempts
+        if self.get(token) is None:
+            return 0
+        return max(0, MAX_ATTEMPTS - int(self.store.get(self._attempts_key(token)) or 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import pytest
@@ -100,3 +101,30 @@ def test_the_service_definition_gives_every_kind_override_reasons_with_displays(
     )
     assert [r["display"] for r in body["overrideReasons"]][0] == "Screened elsewhere today"
     assert service.id == "tandem-patient-view" and service.max_cards == 3
+
+
+# Issue 26 §2: the critical card stated one alert twice (the unacknowledged screening, and its open follow-up Task
+# whose description is "Safety alert from <instrument>: <the alert>", fhir_mappings.screening.resources.safety_task).
+ITEM9 = (
+    "PHQ-9 question 9 was answered “Several days”. Assess suicide risk today and arrange same-day follow-up."
+)
+
+
+@pytest.mark.parametrize(("safety", "alerts"), [
+    ((ITEM9,), [ITEM9]),
+    ((ITEM9, f"Safety alert from PHQ-9: {ITEM9}"), [ITEM9]),  # the screening and its Task: once
+    ((f"Safety alert from PHQ-9: {ITEM9}", ITEM9, ITEM9), [ITEM9]),
+    ((ITEM9, f"Safety alert from EPDS: Mother (caregiver): {ITEM9}"), [f"Mother (caregiver): {ITEM9}"]),  # the longer
+    ((ITEM9, "EPDS question 10 scored 2 of 3."), [ITEM9, "EPDS question 10 scored 2 of 3."]),  # two alerts: both
+    (("  ", ""), []),  # nothing to say: no safety card
+])  # fmt: skip
+def test_the_safety_card_states_each_alert_once(safety: tuple[str, ...], alerts: list[str]) -> None:
+    cards = build_cards(CardFacts(safety=safety), lambda: "u")
+    if not alerts:
+        assert cards == []
+        return
+    (card,) = cards
+    assert card.detail.startswith("\n".join(f"- {a}" for a in alerts) + "\n\n")
+    sentences = [s for s in re.split(r"(?<=[.:])\s+|\n+", card.detail) if s.strip(" -")]
+    assert len(sentences) == len(set(sentences)), card.detail  # no sentence repeated
+    assert "does not close the follow-up" in card.detail  # dismissing the card is not closing it

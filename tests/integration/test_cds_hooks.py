@@ -125,6 +125,11 @@ def test_registry_cards_not_improving_no_contact_and_safety(
     page = chart_page(world, pid)
     found = summaries(page)
     assert found[0].startswith("Open safety follow-up") and "cds-critical" in page
+    # Issue 26 §2: the screening and its open follow-up Task state the same alert: the card states it once.
+    detail = unescape(re.search(r'class="cds-detail">([^<]*)<', page).group(1))  # type: ignore[union-attr]
+    assert detail.count("Assess suicide risk today") == 1, detail
+    sentences = [s.strip() for s in re.split(r"(?<=[.:])\s+", detail) if s.strip()]
+    assert len(sentences) == len(set(sentences)), detail  # no sentence repeated
     opened = browser.follow(world.sandbox_url + card_links(page)[0])
     assert re.search(r"/app/[^/]+/safety", opened.url), opened.url
     # The not-improving card opens the registry record of the enrolment.
@@ -146,3 +151,72 @@ def test_a_dismissal_comes_back_as_feedback(world: SandboxWorld, tandem: Any) ->
         assert "Feedback sent" in sent.text
     summary = world.tandem_app.extensions["tandem_cds"].feedback_summary()
     assert any(counts.get("overridden:done-elsewhere") for counts in summary.values()), summary
+
+
+def _dismiss(world: SandboxWorld, page: str, index: int, reason: str) -> str:
+    """Post the sandbox EHR's dismissal form of the card at `index` with `reason` (as the form's select sends)."""
+    forms = re.findall(r'<form method="post" action="/cds-feedback".*?</form>', page, flags=re.S)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', forms[index]))
+    sent = requests.post(f"{world.sandbox_url}/cds-feedback", data={**fields, "reason": reason}, timeout=10)
+    assert sent.status_code == 200
+    return sent.text
+
+
+def test_the_sandbox_ehr_never_chooses_an_override_reason(world: SandboxWorld, tandem: Any) -> None:
+    # Issue 26 §2: the card UI pre-selected the first override reason, so a bare "Dismiss" sent one on the user's
+    # behalf. The select now starts on a disabled "Choose a reason" placeholder and is required.
+    page = chart_page(world, "pt-0004")
+    selects = re.findall(r'<select id="reason-\d+" name="reason"([^>]*)>(.*?)</select>', page, flags=re.S)
+    assert selects, page[-1500:]
+    for attributes, options in selects:
+        assert "required" in attributes
+        first, *rest = re.findall(r"<option[^>]*>[^<]*</option>", options)
+        assert 'value="" selected disabled>Choose a reason<' in first
+        assert rest and not any("selected" in option for option in rest)
+    before = world.tandem_app.extensions["tandem_cds"].feedback_summary()
+    assert "Choose a reason first" in _dismiss(world, page, 0, "")  # nothing is sent without a reason
+    assert world.tandem_app.extensions["tandem_cds"].feedback_summary() == before
+
+
+def test_overriding_the_safety_card_never_closes_or_hides_the_follow_up(
+    world: SandboxWorld, tandem: Any, browser: Browser
+) -> None:
+    # Issue 26 §2: feedback is counted, never acted on. A clinician dismisses the critical card with each of its
+    # override reasons; the next chart open still shows it, the safety follow-up Task stays open and listed.
+    pid, iss = "pt-0011", world.iss("generic")
+    phq = tandem.catalogue.get("phq9")
+    answers, _ = parse_answers(phq, {f"phq9-{n}": "LA6568-5" for n in range(1, 9)} | {"phq9-9": "LA6571-9"})
+    submission = Submission(uuid.uuid4().hex, phq, answers, score(phq, answers), pid,
+                            datetime.now(UTC).replace(microsecond=0), iss=iss)  # fmt: skip
+    record = tandem.screenings.record(
+        submission, iss=iss, vendor="generic", sex=None, plan=WritebackPlan((), "registry only")
+    )
+    tandem.screenings.run(record, None, force=True)  # the registry now holds the open follow-up Task too
+    assert tandem.registry.read("Task", submission.resource_id("safety"))["status"] == "requested"
+    page = chart_page(world, pid)
+    assert summaries(page)[0].startswith("Open safety follow-up")
+    # The unacknowledged screening and its open Task state one alert: the card states it once.
+    detail = unescape(re.search(r'class="cds-detail">([^<]*)<', page).group(1))  # type: ignore[union-attr]
+    assert detail.count("Assess suicide risk today") == 1, detail
+    reasons = re.findall(
+        r'<option value="([^"]+)">', page.split('class="cds-card cds-critical"')[1].split("</form>")[0]
+    )
+    assert reasons
+    for (
+        reason
+    ) in reasons:  # each on the card of a fresh chart open (feedback is one per card, outcome and time)
+        assert "Feedback sent" in _dismiss(world, page, 0, reason)
+        page = chart_page(world, pid)
+        assert summaries(page)[0].startswith("Open safety follow-up") and "cds-critical" in page
+    counts = world.tandem_app.extensions["tandem_cds"].feedback_summary().get("safety", {})
+    assert all(counts.get(f"overridden:{reason}") for reason in reasons), counts
+    again = chart_page(world, pid)
+    assert summaries(again)[0].startswith("Open safety follow-up") and "cds-critical" in again
+    assert (
+        tandem.registry.read("Task", submission.resource_id("safety"))["status"] == "requested"
+    )  # still open
+    worklist = browser.follow(
+        f"{world.sandbox_url}/launch-app?mode=generic&practitioner=pr-cm-1&target=worklist"
+    )
+    safety = browser.get(re.sub(r"(/app/[^/]+/).*", r"\1safety", worklist.url))
+    assert safety.status_code == 200 and pid in safety.text, safety.text[-1500:]

@@ -91,10 +91,16 @@ def test_enrol_move_tier_refer_and_log_contacts(world: SandboxWorld, browser: Br
     assert closed.status_code == 303
     assert tandem.registry.read("ServiceRequest", f"sr-{mine[0].id}")["status"] == "revoked"
     assert "Declined by the family" in html.unescape(browser.get(family).text)
-    # The closed referral has no form any more; a stale page's post is refused, not reopened.
+    # The closed referral has no form any more; a stale page's post is refused, not reopened: without the
+    # referral's version or with the one the page was opened at (409), and even with the current one (422).
     token = browser.form(family, f"{path}/contact")[0].hidden
-    twice = browser.post_from(family, f"{family}/referrals/{mine[0].id}", {**token, "status": "completed"})
-    assert twice.status_code == 422 and "already closed" in html.unescape(twice.text)
+    closed_now = referral_from(tandem.registry.read("Task", f"referral-{mine[0].id}"))
+    assert closed_now is not None and closed_now.version != mine[0].version
+    for version, status in ((None, 409), (mine[0].version, 409), (closed_now.version, 422)):
+        data = {**token, "status": "completed", **({"version": version} if version else {})}
+        twice = browser.post_from(family, f"{family}/referrals/{mine[0].id}", data)
+        assert twice.status_code == status, (version, twice.status_code)
+        assert status == 409 or "already closed" in html.unescape(twice.text)
 
 
 def test_who_may_open_the_program_pages(world: SandboxWorld, browser: Browser) -> None:

@@ -88,3 +88,26 @@ def test_an_unreachable_redis_raises_store_unavailable_on_every_operation() -> N
                       lambda: down.hash_all("h")):  # fmt: skip
         with pytest.raises(StoreUnavailable):
             operation()
+
+
+def test_increment_is_atomic_and_expires(store: KeyValueStore) -> None:
+    # Issue 26 §4: counters read and rewritten without a lock lost counts under concurrency; increment is one
+    # atomic step on both stores (Redis INCRBY in MULTI/EXEC, a lock in the embedded store).
+    import threading
+
+    barrier = threading.Barrier(40)
+
+    def count() -> None:
+        barrier.wait()
+        store.increment("tries", 60)
+
+    threads = [threading.Thread(target=count) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.get("tries") == "40"
+    assert store.increment("tries", 60, by=-1) == 39
+    assert store.increment("short", 1) == 1
+    time.sleep(1.2)
+    assert store.get("short") is None and store.increment("short", 1) == 1  # expired: counts again from 0

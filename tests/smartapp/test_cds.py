@@ -458,3 +458,74 @@ def test_feedback_needs_the_feedback_endpoints_audience_and_valid_items(cds: Any
         {**item, "outcomeTimestamp": "yesterday"},
     ):
         assert call(client, ehr.sign(FEEDBACK_URL), {"feedback": [bad]}, FEEDBACK_URL).status_code == 400
+
+
+# Issue 26 §2: feedback was accepted for any uuid and stored without bound. Only cards Tandem issued to the calling
+# EHR are accepted; CDS Hooks 2.0.1 ("Feedback") names no status for an unknown card and allows any 4xx: 404 with
+# an OperationOutcome, and nothing of that call is stored.
+def _issued_card(client: FlaskClient, ehr: CdsTestClient) -> str:
+    (card,) = call(client, ehr.sign(SERVICE_URL), patient_view_body(prefetch=full_prefetch())).get_json()[
+        "cards"
+    ]
+    return str(card["uuid"])
+
+
+def _feedback(card: str, at: str = "2026-11-25T15:04:05Z") -> dict[str, Any]:
+    return {"card": card, "outcome": "overridden", "outcomeTimestamp": at}
+
+
+@pytest.mark.parametrize(("cards", "status", "stored"), [
+    (["issued"], 200, 1),  # a card Tandem issued to this EHR
+    (["unknown"], 404, 0),  # a uuid Tandem never issued
+    (["other-ehr"], 404, 0),  # a card Tandem issued to another EHR
+    (["issued", "unknown"], 404, 0),  # one unknown card: nothing of the call is stored
+])  # fmt: skip
+def test_feedback_only_for_cards_tandem_issued_to_that_ehr(
+    cds: Any, cards: list[str], status: int, stored: int
+) -> None:
+    client, ehr, app = cds
+    issued = _issued_card(client, ehr)
+    other = str(uuid.uuid4())
+    app.extensions["tandem"].store.set(
+        f"cds:issued:{other}", json.dumps({"kind": "safety", "iss": OTHER_EHR}), 60
+    )
+    uuids = {"issued": issued, "unknown": str(uuid.uuid4()), "other-ehr": other}
+    body = {"feedback": [_feedback(uuids[c]) for c in cards]}
+    answer = call(client, ehr.sign(FEEDBACK_URL), body, FEEDBACK_URL)
+    assert answer.status_code == status
+    if status == 404:
+        assert answer.get_json()["resourceType"] == "OperationOutcome"
+    summary = app.extensions["tandem_cds"].feedback_summary()
+    assert sum(sum(counts.values()) for counts in summary.values()) == stored
+
+
+def test_feedback_storage_is_bounded_per_ehr_and_expires(
+    cds: Any, redis_store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from smartapp.cds.service import FEEDBACK_TTL_SECONDS
+
+    client, ehr, app = cds
+    card = _issued_card(client, ehr)
+    service = app.extensions["tandem_cds"]
+    service.feedback_cap = 2
+    times = ["2026-11-25T15:04:05Z", "2026-11-25T15:05:05Z", "2026-11-25T15:06:05Z"]
+    for at in times:
+        assert (
+            call(
+                client, ehr.sign(FEEDBACK_URL), {"feedback": [_feedback(card, at)]}, FEEDBACK_URL
+            ).status_code
+            == 200
+        )
+    assert service.feedback_summary() == {"screening-due": {"overridden": 2}}  # the third was not stored
+    assert "the most Tandem keeps" in caplog.text
+    raw = redis_store._redis  # the records themselves expire
+    keys = [k for k in raw.scan_iter(f"{redis_store.prefix}cds:feedback:*") if ":feedback-" not in str(k)]
+    assert len(keys) == 2 and all(0 < raw.ttl(k) <= FEEDBACK_TTL_SECONDS for k in keys)
+    raw.delete(keys[0])  # one record expired: room for new feedback again
+    assert (
+        call(
+            client, ehr.sign(FEEDBACK_URL), {"feedback": [_feedback(card, times[2])]}, FEEDBACK_URL
+        ).status_code
+        == 200
+    )
+    assert service.feedback_summary() == {"screening-due": {"overridden": 2}}
