@@ -114,6 +114,12 @@ COPY: dict[type[errors.TandemError], Copy] = {
         "This form has expired",
         "Go back, reload the page, and submit the form again. Nothing was saved from this attempt.",
     ),
+    app_errors.FormInProgress: Copy(
+        409,
+        "This form is still being saved",
+        "The same form was sent twice; the first is still being saved, and it is saved only once. Wait a "
+        "moment, then open the page again to see the result.",
+    ),
 }
 
 

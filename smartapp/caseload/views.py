@@ -57,6 +57,7 @@ from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_colum
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
+from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.request_context import (
     caseload_data,
     current_access,
@@ -302,7 +303,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
             launch_id,
             careplan_id,
             problem=problem,
-            entered={k: v for k, v in request.form.items() if k != "csrf_token"},
+            entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)},
         )
     ehr = current_ehr()
     # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
@@ -369,7 +370,7 @@ def follow_up(launch_id: str, careplan_id: str) -> Any:
         due = date.fromisoformat(request.form.get("due") or "")
     except ValueError:
         return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.",
-                              entered={k: v for k, v in request.form.items() if k != "csrf_token"})  # fmt: skip
+                              entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)})  # fmt: skip
     description = (request.form.get("description") or "Follow-up contact")[:200]
     services().caseload.add_task(
         "follow-up", registry_enrolment(careplan_id), due=due, description=description
