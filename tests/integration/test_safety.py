@@ -50,7 +50,8 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     task_id = f"tandem-{submission}-safety"
     assert "id pt-0017" in queue.text and task_id in queue.text  # not enrolled, still visible
     refused = manager.submit(f"{base}/safety", {"note": "called"}, action=f"/safety/{task_id}/close")
-    assert refused.status_code == 400
+    assert refused.status_code == 422 and "Choose the outcome of the follow-up." in refused.text
+    assert 'id="error-summary"' in refused.text and ">called</textarea>" in refused.text  # the note is kept
     assert tandem.registry.read("Task", task_id)["status"] == "requested"
     closed = manager.submit(f"{base}/safety", action=f"/safety/{task_id}/close", data={
         "outcome": "safety-plan", "note": "Safety plan made with the patient by phone"})  # fmt: skip

@@ -102,7 +102,9 @@ def test_a_replayed_form_gets_its_first_result_and_saves_nothing(store: KeyValue
 def test_a_failed_post_does_not_spend_its_id(store: KeyValueStore, failure: str) -> None:
     records = Records()
     app = host(store, records)
-    app.testing = False  # an unhandled error answers 500 (teardown frees the id) instead of raising in the test
+    app.testing = (
+        False  # an unhandled error answers 500 (teardown frees the id) instead of raising in the test
+    )
     client = app.test_client()
     fields = minted(client)
     assert client.post(f"/app/{LAUNCH}/form", data={**fields, "note": failure}).status_code in (422, 500)
@@ -114,7 +116,9 @@ def test_a_failed_post_does_not_spend_its_id(store: KeyValueStore, failure: str)
     "field",
     [None, "", "0" * 32 + "." + "0" * 32, "not-an-id"],  # missing, empty, forged signature, garbage
 )
-def test_a_post_without_a_minted_id_is_refused_and_saves_nothing(store: KeyValueStore, field: str | None) -> None:
+def test_a_post_without_a_minted_id_is_refused_and_saves_nothing(
+    store: KeyValueStore, field: str | None
+) -> None:
     records = Records()
     client = host(store, records).test_client()
     data = {"note": "x"} if field is None else {"note": "x", form_once.FIELD: field}
