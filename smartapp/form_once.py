@@ -164,33 +164,48 @@ def claim() -> Response | None:
             time.sleep(_POLL_SECONDS)  # the first POST is running: wait for its result (or its failure)
 
 
+def saved_without_redirect(location: str) -> None:
+    """A view whose success is a page shown once (a secret, like a new questionnaire link), not a redirect: the
+    form is spent all the same, and a replay goes to `location` (never a second record, never the secret again)."""
+    g.form_once_result = location
+
+
 def settle(response: Response) -> Response:
     """after_request: a redirect is the form's result (remembered for replays); anything else frees the id."""
     key = g.pop("form_once", None)
     if key is None:
         return response
+    shown_once = g.pop("form_once_result", None)
     location = response.headers.get("Location", "")
-    store = _store()
+    result = None
+    if shown_once is not None and response.status_code == 200:
+        result = shown_once
+    elif 300 <= response.status_code < 400 and location:
+        result = _local(location)
     try:
-        if 300 <= response.status_code < 400 and location.startswith("/") and not location.startswith("//"):
-            store.set(key, _DONE + location, RESULT_SECONDS)
-        elif 300 <= response.status_code < 400 and location:
-            store.set(key, _DONE + _local(location), RESULT_SECONDS)
+        if result is not None:
+            _store().set(key, _DONE + result, RESULT_SECONDS)
         else:
-            store.delete(key)
+            _store().delete(key)
     except StoreUnavailable:
         log.warning("form result not remembered: the store did not answer")
     return response
 
 
 def _local(location: str) -> str:
-    """An absolute redirect to Tandem itself, as a path (a replay never leaves Tandem)."""
+    """The redirect target as a path on Tandem (a replay never leaves Tandem)."""
     from urllib.parse import urlsplit
 
+    if location.startswith("/") and not location.startswith("//"):
+        return location
     parts = urlsplit(location)
     if parts.netloc and parts.netloc != request.host:
         return "/"
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (
+        (parts.path or "/")
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def release(_error: BaseException | None) -> None:

@@ -17,6 +17,7 @@ from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
 from smartapp.form_once import FIELD as FORM_ONCE
+from smartapp.form_once import saved_without_redirect
 from smartapp.request_context import (
     current_ehr,
     current_launch,
@@ -69,6 +70,9 @@ def make_link(launch_id: str, careplan_id: str) -> Any:
     )
     url = public_base() + url_for("selflink.open_link", token=token)
     log.info("questionnaire link made (%s, %d days)", instrument.name, LINK_DAYS)
+    # The link is a secret shown once (the store keeps only its hash): the page is not a redirect, but the form is
+    # spent; sent again (Back, a double click) it goes to the enrolment page and makes no second link.
+    saved_without_redirect(url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id))
     return render_template("link_made.html", **page, url=url, instrument=instrument,
                            expires=date.fromtimestamp(expires_at))  # fmt: skip
 
