@@ -39,20 +39,63 @@ def _minutes(tandem: Any, careplan_id: str) -> int:
     )
 
 
+#: One browser and launch per patient, shared by the cases on that patient's pages (each enrols once).
+_OPENED: dict[str, tuple[Browser, str]] = {}
+
+
+def _cocm(action: str, path: str = "") -> Callable[[SandboxWorld], tuple[Browser, str, str]]:
+    """A page of an adult's Collaborative Care enrolment (pt-0023, no other test's; enrolled once for all)."""
+
+    def reach(world: SandboxWorld) -> tuple[Browser, str, str]:
+        if "cocm" not in _OPENED:
+            browser = Browser()
+            launch_id, careplan_id = enrol(world, browser, "pt-0023")
+            _OPENED["cocm"] = (browser, f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}")
+        browser, page = _OPENED["cocm"]
+        return browser, page + path, action
+
+    return reach
+
+
+def _child(action: str, family: bool = True) -> Callable[[SandboxWorld], tuple[Browser, str, str]]:
+    """The chart of a child (pt-0008, no other test's) or the child's HealthySteps family page (enrolled once)."""
+
+    def reach(world: SandboxWorld) -> tuple[Browser, str, str]:
+        if "child" not in _OPENED:
+            browser = Browser()
+            chart = browser.follow(launch_url(world, "generic", patient="pt-0008", practitioner="pr-hs-1"))
+            base = f"{world.tandem_url}/app/{launch_id_of(chart)}"
+            enrolled = browser.submit(f"{base}/", action=f"/app/{launch_id_of(chart)}/healthysteps/enrol")
+            assert enrolled.status_code == 303, enrolled.text[-800:]
+            _OPENED["child"] = (browser, base)
+        browser, base = _OPENED["child"]
+        if not family:
+            return browser, f"{base}/", action
+        page = html.unescape(browser.get(f"{base}/").text)
+        careplan = page.split("/healthysteps/families/")[1].split('"')[0]
+        family_page = f"{base}/healthysteps/families/{careplan}"
+        return browser, family_page, family_page.removeprefix(world.tandem_url) + action
+
+    return reach
+
+
 def test_a_contact_sent_twice_counts_once_and_a_long_note_is_kept_whole(
-    world: SandboxWorld, browser: Browser, tandem: Any
+    world: SandboxWorld, tandem: Any
 ) -> None:
-    launch_id, careplan_id = enrol(world, browser, "pt-0004")
-    page = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}"
+    browser, page, _ = _cocm("/contact")(world)
+    careplan_id = page.rsplit("/", 1)[-1]
+    before = _minutes(tandem, careplan_id)
     note = ("Discussed sleep, activity scheduling and the safety plan. " * 90)[:5000]
     assert len(note) == 5000
     first, again = _send_twice(browser, page, "/contact", {"minutes": "37", "contact_type": "phone",
                                                            "role": "care-manager", "note": note})  # fmt: skip
     assert first.status_code == again.status_code == 303
     assert again.headers["Location"] == first.headers["Location"]
-    assert _minutes(tandem, careplan_id) == 37  # not 74 (nor 54 with a changed second form)
-    (contact,) = [c for c in tandem.caseload.load(use_cache=False).contacts if c.careplan_id == careplan_id]
-    assert contact.note == note  # stored whole: nothing a person wrote is cut
+    assert _minutes(tandem, careplan_id) == before + 37  # not 74 (nor 54 with a changed second form)
+    contacts = [c for c in tandem.caseload.load(use_cache=False).contacts if c.careplan_id == careplan_id]
+    assert [c.note for c in contacts].count(note) == 1 and len(
+        note
+    ) == 5000  # stored whole: nothing a person wrote is cut
     shown = browser.get(world.tandem_url + again.headers["Location"]).text
     assert ALREADY_SAVED in html.unescape(shown)
     assert note in html.unescape(shown)  # and shown whole
@@ -85,46 +128,6 @@ class Case:
     name: str
     reach: Callable[[SandboxWorld], tuple[Browser, str, str]]
     data: dict[str, str]
-
-
-#: One browser and launch per patient, shared by the cases on that patient's pages (each enrols once).
-_OPENED: dict[str, tuple[Browser, str]] = {}
-
-
-def _cocm(action: str, path: str = "") -> Callable[[SandboxWorld], tuple[Browser, str, str]]:
-    """A page of an adult's Collaborative Care enrolment (pt-0015, enrolled once for all these cases)."""
-
-    def reach(world: SandboxWorld) -> tuple[Browser, str, str]:
-        if "cocm" not in _OPENED:
-            browser = Browser()
-            launch_id, careplan_id = enrol(world, browser, "pt-0015")
-            _OPENED["cocm"] = (browser, f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}")
-        browser, page = _OPENED["cocm"]
-        return browser, page + path, action
-
-    return reach
-
-
-def _child(action: str, family: bool = True) -> Callable[[SandboxWorld], tuple[Browser, str, str]]:
-    """The chart of a child (pt-0022, no other test's) or the child's HealthySteps family page (enrolled once)."""
-
-    def reach(world: SandboxWorld) -> tuple[Browser, str, str]:
-        if "child" not in _OPENED:
-            browser = Browser()
-            chart = browser.follow(launch_url(world, "generic", patient="pt-0022", practitioner="pr-hs-1"))
-            base = f"{world.tandem_url}/app/{launch_id_of(chart)}"
-            enrolled = browser.submit(f"{base}/", action=f"/app/{launch_id_of(chart)}/healthysteps/enrol")
-            assert enrolled.status_code == 303, enrolled.text[-800:]
-            _OPENED["child"] = (browser, base)
-        browser, base = _OPENED["child"]
-        if not family:
-            return browser, f"{base}/", action
-        page = html.unescape(browser.get(f"{base}/").text)
-        careplan = page.split("/healthysteps/families/")[1].split('"')[0]
-        family_page = f"{base}/healthysteps/families/{careplan}"
-        return browser, family_page, family_page.removeprefix(world.tandem_url) + action
-
-    return reach
 
 
 # Every form that saves something, beside the contact and the screening above (issue 26 §1: "every form in every
