@@ -35,15 +35,20 @@ def _launch(page: Any, world: Any, target: str, patient: str | None = None) -> s
 
 
 def _enrolment(world: Any) -> str:
+    """An adult's active depression enrolment of the seeded demo (a PHQ-9 follow-up fits it)."""
+    from datetime import date
+
     tandem = world.tandem_app.extensions["tandem"]
     return next(e.id for e in tandem.caseload.load(use_cache=False).enrolments
-                if e.active and e.collaborative and e.iss == world.iss("generic"))  # fmt: skip
+                if e.active and e.program == "cocm-depression" and e.iss == world.iss("generic")
+                and e.birth_date is not None and e.birth_date < date(2000, 1, 1))  # fmt: skip
 
 
 def _screening(page: Any, world: Any) -> None:
-    base = _launch(page, world, "chart", "pt-0005")
-    page.goto(f"{base}/screen/phq9")
-    page.get_by_role("button", name="Score and save").click()  # nothing answered
+    """A follow-up PHQ-9 from the registry without saying how it was measured."""
+    base = _launch(page, world, "worklist")
+    page.goto(f"{base}/enrolments/{_enrolment(world)}/measure/phq9")
+    page.get_by_role("button", name="Score and save").click()
 
 
 def _contact(page: Any, world: Any) -> None:
@@ -74,7 +79,7 @@ def _link(page: Any, world: Any) -> None:
 @pytest.mark.parametrize(
     ("form", "problem"),
     [
-        (_screening, "Answer question 1"),
+        (_screening, "Say how this follow-up was measured"),
         (_contact, "Enter the minutes spent"),
         (_link, "That date of birth does not match"),
     ],
@@ -104,14 +109,14 @@ def test_the_summary_takes_the_focus_inside_an_ehr_iframe_on_another_site(
     frame_page: Any, demo_world: Any
 ) -> None:
     """Browsers block autofocus in a cross-origin frame: focus.js focuses the summary there."""
-    frame_page.goto(f"{demo_world.sandbox_url}/launch-app?mode=generic&practitioner=pr-cm-2&patient=pt-0005"
-                    "&target=chart&embed=1")  # fmt: skip
+    frame_page.goto(f"{demo_world.sandbox_url}/launch-app?mode=generic&practitioner=pr-cm-2&target=worklist"
+                    "&embed=1")  # fmt: skip
     frame = frame_page.frame_locator("#tandem-frame")
-    frame.locator(".patient-name").wait_for()
+    frame.get_by_role("heading", name="Caseload worklist").wait_for()
     tandem = next(f for f in frame_page.frames if f.url.startswith(demo_world.tandem_url))
     base = re.search(r"^(.*/app/[^/]+)/", tandem.url)
     assert base
-    tandem.goto(f"{base.group(1)}/screen/phq9")
+    tandem.goto(f"{base.group(1)}/enrolments/{_enrolment(demo_world)}/measure/phq9")
     frame.get_by_role("button", name="Score and save").click()
     frame.locator("#error-summary").wait_for()
     tandem = next(f for f in frame_page.frames if f.url.startswith(demo_world.tandem_url))
