@@ -60,6 +60,25 @@ def _contact(page: Any, world: Any) -> None:
     page.get_by_role("button", name="Log contact").click()  # no minutes
 
 
+def _review(page: Any, world: Any) -> None:
+    """A case review whose recommendation has a detail but no kind."""
+    base = _launch(page, world, "worklist")
+    page.goto(f"{base}/review?who=all")
+    form = page.locator("form.recommendation-form").first
+    form.locator("input[name=detail]").first.fill("sertraline 50 mg")
+    form.get_by_role("button", name="Record review and close").click()
+
+
+def _safety(page: Any, world: Any) -> None:
+    """A safety follow-up closed without an outcome (the browser's own check off, as an older browser)."""
+    base = _launch(page, world, "worklist")
+    page.goto(f"{base}/safety")
+    form = page.locator("form.close-safety").first
+    form.evaluate("f => f.noValidate = true")
+    form.locator("textarea").fill("Called the patient; safety plan reviewed.")
+    form.get_by_role("button", name="Close this follow-up").click()
+
+
 def _link(page: Any, world: Any) -> None:
     from datetime import date
 
@@ -81,9 +100,11 @@ def _link(page: Any, world: Any) -> None:
     [
         (_screening, "Say how this follow-up was measured"),
         (_contact, "Enter the minutes spent"),
+        (_review, "choose what kind of recommendation it is"),
+        (_safety, "Choose the outcome of the follow-up"),
         (_link, "That date of birth does not match"),
     ],
-    ids=["screening", "contact", "link"],
+    ids=["screening", "contact", "review", "safety", "link"],
 )
 def test_a_form_with_problems_shows_a_focused_summary_in_the_frame(
     frame_page: Any, demo_world: Any, form: Any, problem: str

@@ -7,6 +7,7 @@ the replay guard sets). A 5,000-character contact note is stored and shown whole
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -156,3 +157,30 @@ def test_every_form_sent_twice_saves_once(world: SandboxWorld, case: Case) -> No
         assert again.headers["Location"] == first.headers["Location"]
     shown = browser.follow(world.tandem_url + again.headers["Location"])
     assert ALREADY_SAVED in html.unescape(shown.text), case.name  # the guard answered: the view did not run
+
+
+# Every form that can come back with problems shows the one error summary first in <main>, its links leading to
+# fields on the page (issue 26 §1, "errors must be seen"; the browser tier checks focus and the viewport).
+PROBLEMS = [
+    Case("contact", _cocm("/contact"), {"minutes": "0", "contact_type": "phone", "role": "care-manager"}),
+    Case("follow-up task", _cocm("/follow-up"), {"due": ""}),
+    Case("questionnaire link", _cocm("/link", "/link"), {"instrument": "not-one"}),
+    Case("HealthySteps tier", _child("/tier"), {"tier": "2", "reason": ""}),
+    Case("HealthySteps contact", _child("/contact"), {"when": "", "minutes": "abc"}),
+    Case("HealthySteps referral", _child("/referrals"),
+         {"service": "parenting-support", "for": "caregiver", "caregiver": ""}),
+    Case("caregiver", _child("/caregivers", family=False), {"name": "", "relationship": "MTH"}),
+    Case("gestational age", _child("/gestation", family=False), {"weeks": "99", "days": "0"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PROBLEMS, ids=[c.name for c in PROBLEMS])
+def test_every_form_with_problems_shows_the_error_summary_first(world: SandboxWorld, case: Case) -> None:
+    browser, page, action = case.reach(world)
+    answer = browser.submit(page, case.data, action=action)
+    assert answer.status_code == 422, (case.name, answer.status_code)
+    summary = re.search(r'<main id="main" tabindex="-1">\s*<div class="error-summary" id="error-summary" '
+                        r'role="alert" [^>]*tabindex="-1" autofocus>(.*?)</div>', answer.text, re.S)  # fmt: skip
+    assert summary, answer.text[:3000]
+    targets = re.findall(r'<a href="#([^"]+)">', summary.group(1))
+    assert targets and all(f'id="{t}"' in answer.text for t in targets), (case.name, targets)
