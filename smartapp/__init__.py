@@ -51,7 +51,7 @@ def create_app(
 
     app.extensions["tandem"] = services
 
-    from smartapp import site
+    from smartapp import form_once, site
     from smartapp.caseload import views as caseload
     from smartapp.cds import views as cds
     from smartapp.chart import views as chart
@@ -88,6 +88,8 @@ def create_app(
     csrf.exempt(cds.bp)
     # A questionnaire link has no launch session: its forms are bound to the visit's SameSite=Strict cookie instead.
     csrf.exempt(selflink.bp)
+    # After CSRFProtect: every POST of a launch or a questionnaire link claims its form's single-use id.
+    form_once.register(app)
 
     @app.errorhandler(TandemError)
     def tandem_error(error: TandemError) -> tuple[str, int]:
@@ -107,7 +109,9 @@ def create_app(
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error, page=page)
-        answers = {name: value for name, value in request.form.items() if name != "csrf_token"}
+        answers = {
+            name: value for name, value in request.form.items() if name not in ("csrf_token", form_once.FIELD)
+        }
         return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
                                store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip

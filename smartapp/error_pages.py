@@ -128,6 +128,12 @@ COPY: dict[type[errors.TandemError], Copy] = {
         "shows nothing about them. Try again later from the patient portal. If it keeps happening, contact the "
         "clinic.",
     ),
+    app_errors.FormInProgress: Copy(
+        409,
+        "This form is still being saved",
+        "The same form was sent twice; the first is still being saved, and it is saved only once. Wait a "
+        "moment, then open the page again to see the result.",
+    ),
 }
 
 

@@ -35,6 +35,10 @@ class LinkNotConfirmed(NotPermitted):
     cannot be confirmed, so nothing is shown."""
 
 
+class FormInProgress(TandemError):
+    """The same form (its single-use id) is still being saved by an earlier request: nothing is saved twice."""
+
+
 class CdsUnauthorized(TandemError):
     """A CDS Hooks call whose JWT is missing, malformed, unsigned, not allow-listed, expired, for another endpoint
     or replayed: answered with a bare 401 (the reason is logged without the token, never sent)."""

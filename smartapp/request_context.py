@@ -227,10 +227,16 @@ def current_access() -> Access:
 
 def form_fields() -> Markup:
     """The hidden fields every form of a launch page carries (templates call `{{ form_fields() }}`): Flask-WTF's
-    CSRF token. One place, so what every form must carry is added once."""
+    CSRF token and a fresh single-use form id. One place, so what every form must carry is added once."""
     from flask_wtf.csrf import generate_csrf
 
-    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+    fields = Markup('<input type="hidden" name="csrf_token" value="{}">').format(generate_csrf())
+    # --- single-use form id (smartapp/form_once.py): a replayed form gets its first result, never a second record
+    from smartapp.form_once import once_field
+
+    fields += once_field()
+    # --- end single-use form id
+    return fields
 
 
 def mint_form_id(kind: str, *binding: str) -> tuple[str, str]:

@@ -25,8 +25,6 @@ KINDS = {
     "other": "Other",
 }
 MAX_ITEMS = 5
-MAX_DETAIL = 300
-MAX_TEXT = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +74,11 @@ def review_from_form(
         if kind in ("medication-start", "medication-change", "dose-change") and not detail:
             problems.append(f"Recommendation {number}: name the medication and dose.")
             continue
-        items.append(Recommendation(kind, detail[:MAX_DETAIL]))
-    review = Review(tuple(items[:MAX_ITEMS]), (free_text or "").strip()[:MAX_TEXT])
+        items.append(Recommendation(kind, detail))
+    if len(items) > MAX_ITEMS:  # refused with the limit named: nothing written is dropped
+        problems.append(f"Give at most {MAX_ITEMS} structured recommendations; put the rest in the notes.")
+    # Details and notes are taken whole (FHIR strings have no length limit): nothing a person wrote is cut.
+    review = Review(tuple(items), (free_text or "").strip())
     if review.empty and not problems:
         problems.append("Write at least one recommendation before closing the review.")
     return review, problems

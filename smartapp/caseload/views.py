@@ -57,6 +57,7 @@ from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_colum
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
+from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.request_context import (
     caseload_data,
     current_access,
@@ -231,7 +232,8 @@ def registry_enrolment(careplan_id: str) -> Enrolment:
 @launch_required
 def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged | None = None,
                    problem: str | None = None, entered: dict[str, str] | None = None,
-                   social_problem: str | None = None, problem_status: int = 422) -> Any:  # fmt: skip
+                   social_problem: str | None = None, problem_status: int = 422,
+                   problem_field: str | None = None) -> Any:  # fmt: skip
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else registry_enrolment(careplan_id)
@@ -261,6 +263,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
                            conflict=conflict, today=clock.today(), problem=problem, entered=entered or {},
+                           problem_field=problem_field,
                            measures=list(program.measures), whole=whole, social_problem=social_problem,
                            social_config=SOCIAL), (
                                409 if conflict else problem_status if problem or social_problem else 200)  # fmt: skip
@@ -290,19 +293,20 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
     contact_type = request.form.get("contact_type", "")
     role = request.form.get("role", "care-manager")
     when = _form_date("date", clock.today())
-    problem = None
+    problem, field = None, None
     if not 1 <= minutes <= 600:
-        problem = "Enter the minutes spent (1 to 600)."
+        problem, field = "Enter the minutes spent (1 to 600).", "minutes"
     elif contact_type not in CONTACT_TYPES or role not in ROLES:
-        problem = "Choose the contact's type and your role from the lists."
+        problem, field = "Choose the contact's type and your role from the lists.", "contact-type"
     elif when > clock.today():
-        problem = "The contact's date cannot be in the future."
+        problem, field = "The contact's date cannot be in the future.", "contact-date"
     if problem:  # the form comes back with what was entered
         return enrolment_page(
             launch_id,
             careplan_id,
             problem=problem,
-            entered={k: v for k, v in request.form.items() if k != "csrf_token"},
+            problem_field=field,
+            entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)},
         )
     ehr = current_ehr()
     # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
@@ -315,7 +319,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
     earlier = [c for c in caseload_data(enrolment.iss).for_patient(enrolment.key).contacts
                if c.careplan_id == enrolment.id]  # fmt: skip
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
-                             (request.form.get("note") or "").strip()[:500] or None, contact_id)  # fmt: skip
+                             (request.form.get("note") or "").strip() or None, contact_id)  # fmt: skip
     contacts = [c for c in earlier if c.id != contact_id]
     contacts.append(Contact(contact_id, enrolment.id, when, minutes, contact_type, role, None))
     code = month_code(enrolment, contacts, when)
@@ -373,9 +377,9 @@ def follow_up(launch_id: str, careplan_id: str) -> Any:
     try:
         due = date.fromisoformat(request.form.get("due") or "")
     except ValueError:
-        return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.",
-                              entered={k: v for k, v in request.form.items() if k != "csrf_token"})  # fmt: skip
-    description = (request.form.get("description") or "Follow-up contact")[:200]
+        return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.", problem_field="due",
+                              entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)})  # fmt: skip
+    description = (request.form.get("description") or "").strip() or "Follow-up contact"
     services().caseload.add_task(
         "follow-up", registry_enrolment(careplan_id), due=due, description=description
     )
@@ -601,30 +605,38 @@ def enrol(launch_id: str) -> Any:
         )
     names = {ref: name for ref, name, _ in people}
     program = form.get("program", "")
-    problem = None
+    problem, problem_field = None, None
     consent_date: date | None = None
     try:
         consent_date = date.fromisoformat(form.get("consent_date") or clock.today().isoformat())
     except ValueError:
         consent_date = None
     if program not in PROGRAMS:
-        problem = "Choose a program."
+        problem, problem_field = "Choose a program.", "program-0"
     elif program not in offered:
         problem = (f"{PROGRAMS[program].title} is for patients aged {age_range_text(PROGRAMS[program].ages_months)}; "
                    f"this patient is {page['age_label'] or 'of unknown age'}.")  # fmt: skip
+        problem_field = "program-0"
     elif any(form.get(role) and form[role] not in names for role in ROLES):
-        problem = "Choose each care team member from the list (practitioners of this EHR)."
+        problem, problem_field = (
+            "Choose each care team member from the list (practitioners of this EHR).",
+            next(role for role in ROLES if form.get(role) and form[role] not in names),
+        )
     elif PROGRAMS[program].consent_required and form.get("consent") != "yes":
         problem = f"{PROGRAMS[program].title} needs the patient's consent (verbal or written), documented before enrolment."
+        problem_field = "consent"
     elif form.get("consent_method") not in ("verbal", "written"):
-        problem = "Record how consent was given (verbal or written)."
+        problem, problem_field = "Record how consent was given (verbal or written).", "consent-verbal"
     elif consent_date is None or not clock.today() - timedelta(days=365) <= consent_date <= clock.today():
-        problem = "The consent date must be a date within the past year, not in the future."
+        problem, problem_field = (
+            "The consent date must be a date within the past year, not in the future.",
+            "consent_date",
+        )
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
                                defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAM_TITLES,
                                offered=offered,
-                               roles=ROLES, problem=problem, enrolment_id=enrolment_id,
+                               roles=ROLES, problem=problem, problem_field=problem_field, enrolment_id=enrolment_id,
                                enrolment_sig=sign_form_id("enrolment", enrolment_id, *binding),
                                today=clock.today()), 422  # fmt: skip
     team = {role: Member(form[role], names.get(form[role])) for role in ROLES if form.get(role)}

@@ -53,6 +53,7 @@ from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
+from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.healthysteps.gestation import GestationProblem
 from smartapp.request_context import (
     current_access,
@@ -499,7 +500,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("csrf_token", "submission_id", "submission_sig", "mode", "caregiver")
+        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "mode", "caregiver")
     }
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,

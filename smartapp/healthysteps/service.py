@@ -165,8 +165,6 @@ class HealthyStepsService:
         current = enrolment.tier
         if current is not None and current.tier == tier:
             raise HealthyStepsProblem(f"The family is already in {self.program.tier_title(tier)}.")
-        if len(note or "") > 500:
-            raise HealthyStepsProblem("Keep the note under 500 characters.")
         move = TierMove(tier, today, reason, decided_by, basis, (note or "").strip() or None)
         return self.caseload.save(replace(enrolment, tiers=(*enrolment.tiers, move)))
 
@@ -209,8 +207,6 @@ class HealthyStepsService:
             )
         if concern and concern not in self.program.concerns:
             raise HealthyStepsProblem("Choose a health concern from the list, or none.")
-        if any(len(v or "") > 500 for v in (goal, organisation, note)):
-            raise HealthyStepsProblem("Keep the goal, organisation and note under 500 characters each.")
         now = datetime.now(UTC)
         referral = Referral(secrets.token_hex(12), enrolment.id, for_whom, service, self.program.services[service],
                             "requested", now.date(), caregiver=caregiver.reference if caregiver else None,
@@ -244,7 +240,7 @@ class HealthyStepsService:
             updated = {k: v for k, v in task.items() if k != "meta"}
             updated["status"], updated["lastModified"] = status, now.isoformat()
             if note:
-                updated["note"] = [*(task.get("note") or []), {"text": note.strip()[:500]}]
+                updated["note"] = [*(task.get("note") or []), {"text": note.strip()}]
             try:
                 client.update(validated(updated), if_match=etag_for(task))
             except errors.FHIRPreconditionFailed:
@@ -253,7 +249,7 @@ class HealthyStepsService:
                 ) from None
         elif status in ("completed", "cancelled", "rejected", "failed"):
             request = client.read("ServiceRequest", f"sr-{referral_id}")
-            client.transaction(put_transaction(closed_referral(task, request, status, (note or "").strip()[:500] or None,
+            client.transaction(put_transaction(closed_referral(task, request, status, (note or "").strip() or None,
                                                             now, closer)))  # fmt: skip
         else:
             raise HealthyStepsProblem("Choose the referral's new status.")

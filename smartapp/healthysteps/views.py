@@ -93,6 +93,17 @@ def _family(careplan_id: str) -> Enrolment:
     return enrolment
 
 
+#: The field each form's problem links to from the page's error summary.
+PROBLEM_FIELDS = {"healthysteps.move_tier": "tier-choice", "healthysteps.exit_program": "exit-reason",
+                  "healthysteps.log_contact": "c-when", "healthysteps.refer": "ref-service"}  # fmt: skip
+
+
+def _problem_field() -> str | None:
+    if request.endpoint == "healthysteps.update_referral":
+        return f"st-{(request.view_args or {}).get('referral_id', '')}"
+    return PROBLEM_FIELDS.get(request.endpoint or "")
+
+
 def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 200) -> tuple[str, int]:
     enrolment = _family(careplan_id)
     data = _data(enrolment.key)
@@ -113,7 +124,7 @@ def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 
     ]
     return render_template("hs_family.html", **_page(), enrolment=enrolment, row=rows[0] if rows else None,
                            caregivers=data.caregivers.get(enrolment.key, []), contacts=contacts, billing=billing,
-                           payer=payer, flagged=flagged, problem=problem,
+                           payer=payer, flagged=flagged, problem=problem, problem_field=_problem_field(),
                            minutes_by_present=_minutes_by_present(contacts),
                            find=find, closing=CLOSING_STATUSES), status  # fmt: skip
 

@@ -80,7 +80,14 @@ def open_safety_count(access: Access) -> int | None:
 
 @bp.get("/safety")
 @launch_required
-def queue(launch_id: str) -> str:
+def queue(launch_id: str) -> tuple[str, int]:
+    return _queue_page()
+
+
+def _queue_page(*, failed: str | None = None, problems: list[tuple[str, str]] | None = None,
+                entered: dict[str, str] | None = None) -> tuple[str, int]:  # fmt: skip
+    """The queue; `failed`: the follow-up whose closing form came back with `problems` (message, field id) and
+    what was `entered` (kept in its form)."""
     session, access = current_launch(), current_access()
     ehr = current_ehr()
     items = safety_items(access)
@@ -92,7 +99,8 @@ def queue(launch_id: str) -> str:
             continue  # the id still identifies the patient within this EHR
     enrolled = {e.key for e in caseload_data(access.iss).enrolments if e.active}
     return render_template("safety.html", **header_context(session, ehr), patient=None, show_banner=False,
-                           items=items, names=names, enrolled=enrolled, outcomes=SAFETY_OUTCOMES)  # fmt: skip
+                           items=items, names=names, enrolled=enrolled, outcomes=SAFETY_OUTCOMES, failed=failed,
+                           problems=problems or [], entered=entered or {}), 422 if problems else 200  # fmt: skip
 
 
 @bp.post("/safety/<task_id>/close")
@@ -101,9 +109,14 @@ def close(launch_id: str, task_id: str) -> Any:
     session, access = current_launch(), current_access()
     svc = services()
     outcome = request.form.get("outcome", "")
-    note = (request.form.get("note") or "").strip()[:1000]
-    if outcome not in SAFETY_OUTCOMES or not note:
-        raise errors.InvalidLaunchRequest("closing a safety follow-up needs an outcome and a note")
+    note = (request.form.get("note") or "").strip()
+    problems = []
+    if outcome not in SAFETY_OUTCOMES:
+        problems.append(("Choose the outcome of the follow-up.", f"outcome-{task_id}-0"))
+    if not note:
+        problems.append(("Write a note: what was done, and by whom.", f"note-{task_id}"))
+    if problems:  # the form comes back at the top of the queue, what was entered kept
+        return _queue_page(failed=task_id, problems=problems, entered={"outcome": outcome, "note": note})
     closer = current_user(session, current_ehr())
     svc.caseload.close_safety_task(task_id, None if access.caseload else access.patient_key, access.iss, outcome,
                                    note, closer)  # fmt: skip

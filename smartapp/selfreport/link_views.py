@@ -10,12 +10,14 @@ from datetime import date
 from secrets import token_hex
 from typing import Any
 
-from flask import Blueprint, Response, make_response, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from fhir_mappings.common.patient import birth_date
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
+from smartapp.form_once import FIELD as FORM_ONCE
+from smartapp.form_once import saved_without_redirect
 from smartapp.request_context import (
     current_ehr,
     current_launch,
@@ -68,6 +70,9 @@ def make_link(launch_id: str, careplan_id: str) -> Any:
     )
     url = public_base() + url_for("selflink.open_link", token=token)
     log.info("questionnaire link made (%s, %d days)", instrument.name, LINK_DAYS)
+    # The link is a secret shown once (the store keeps only its hash): the page is not a redirect, but the form is
+    # spent; sent again (Back, a double click) it goes to the enrolment page and makes no second link.
+    saved_without_redirect(url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id))
     return render_template("link_made.html", **page, url=url, instrument=instrument,
                            expires=date.fromtimestamp(expires_at))  # fmt: skip
 
@@ -97,12 +102,30 @@ def open_link(token: str) -> Any:
             return _gone()
         return render_template("link_dob.html", action=request.path, entered=request.form,
                                problem=f"That date of birth does not match. {left} tries left."), 422  # fmt: skip
-    response = make_response(
-        render_template("link_confirmed.html", form_url=url_for("selflink.answer", token=token))
-    )
+    # Post/Redirect/Get: Back or a reload never sends the date of birth again.
+    response = redirect(url_for("selflink.confirmed", token=token), code=303)
     response.set_cookie(VISIT_COOKIE, secret, path=f"/r/{token}", secure=True, httponly=True, samesite="Strict",
                         max_age=45 * 60)  # fmt: skip
     return response
+
+
+@bp.get("/<token>/start")
+def confirmed(token: str) -> Any:
+    """After the date of birth: the choice of one page or one question at a time (for the confirmed visit)."""
+    if links().visit(token, request.cookies.get(VISIT_COOKIE)) is None:
+        return _gone()
+    return render_template("link_confirmed.html", form_url=url_for("selflink.answer", token=token))
+
+
+@bp.get("/<token>/done")
+def done(token: str) -> Any:
+    """The thank-you page of the answers this visit sent (the Get of Post/Redirect/Get): reads the saved record."""
+    record_id = links().done(token, request.cookies.get(VISIT_COOKIE))
+    record = services().screenings.load(record_id) if record_id else None
+    if record is None:
+        return _gone()
+    return render_template("me_done.html", record=record, safety=record.result.has_safety_flag, crisis=CRISIS,
+                           home=None)  # fmt: skip
 
 
 def _form(token: str, link_instrument: str, *, selected: dict[str, str] | None = None,
@@ -133,7 +156,7 @@ def answer(token: str) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("step", "go", "csrf_token", "submission_id", "submission_sig")
+        if k not in ("step", "go", "csrf_token", FORM_ONCE, "submission_id", "submission_sig")
     }
     screen = next_screen(items, request.form, raw)
     if screen is not None:
@@ -155,7 +178,7 @@ def answer(token: str) -> Any:
     if not isinstance(saved, ScreeningRecord):  # validated above; kept for totality
         return _form(token, link.instrument, selected=raw, status=422,
                      problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
-    response: Response = make_response(render_template("me_done.html", record=saved,
-                                                       safety=saved.result.has_safety_flag, crisis=CRISIS, home=None))  # fmt: skip
-    response.delete_cookie(VISIT_COOKIE, path=f"/r/{token}", secure=True, httponly=True, samesite="Strict")
-    return response
+    # Post/Redirect/Get: the thank-you page reads the saved record; Back and resend give that page again (the
+    # form's single-use id), never a second record. The visit's cookie ends with the visit (VISIT_SECONDS).
+    store.remember_done(token, secret, saved.id)
+    return redirect(url_for("selflink.done", token=token), code=303)

@@ -19,6 +19,8 @@ from launch.store import KeyValueStore
 MAX_ATTEMPTS = 5
 #: A confirmed visit lasts this long (time to answer on a phone, with breaks).
 VISIT_SECONDS = 45 * 60
+#: The thank-you page of a spent link stays readable this long, for the visit that sent the answers only.
+DONE_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,19 @@ class QuestionnaireLinks:
         raw = self.store.take(self._store_key(token))
         self.store.delete(self._visit_key(token))
         return QuestionnaireLink(**json.loads(raw)) if raw else None
+
+    def remember_done(self, token: str, secret: str | None, record_id: str) -> None:
+        """The record a visit's answers made, for its thank-you page (Post/Redirect/Get) and nothing else."""
+        value = json.dumps({"visit": _fingerprint(secret or ""), "record": record_id})
+        self.store.set(f"selfreport:link-done:{_fingerprint(token)}", value, DONE_SECONDS)
+
+    def done(self, token: str, secret: str | None) -> str | None:
+        """The record id of the answers this visit sent; None for any other browser, or after DONE_SECONDS."""
+        raw = self.store.get(f"selfreport:link-done:{_fingerprint(token)}")
+        if raw is None or not secret:
+            return None
+        saved = json.loads(raw)
+        return str(saved["record"]) if hmac.compare_digest(saved["visit"], _fingerprint(secret)) else None
 
     def attempts_left(self, token: str) -> int:
         if self.get(token) is None:

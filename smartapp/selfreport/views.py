@@ -13,6 +13,7 @@ from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.screening.instruments import Instrument
 from launch.errors import TandemError
 from launch.scopes import allows_create
+from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.request_context import (
     current_ehr,
     current_launch,
@@ -97,7 +98,7 @@ def answer(launch_id: str, key: str) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("csrf_token", "submission_id", "submission_sig", "step", "go")
+        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "step", "go")
     }
     submission_id = request.form.get("submission_id", "")
     session, who = current_launch(), answerer()

@@ -116,8 +116,9 @@ def test_the_portal_pages_on_a_phone_pass_axe_with_errors_shown(demo_world: Any,
     phone.wait_for_url(re.compile(r"/app/[^/]+/me/$"))
     phone.get_by_role("link", name=re.compile("Answer all questions on one page")).first.click()
     phone.get_by_role("button", name="Send my answers").click()  # nothing answered
-    errors = phone.get_by_role("alert")
-    assert errors.is_visible() and "Please check" in errors.inner_text()
+    errors = phone.locator("#error-summary")  # the shared error summary, focused on load
+    assert errors.is_visible() and "problems" in errors.inner_text()
+    assert phone.evaluate("document.activeElement.id") == "error-summary"
     assert axe_violations(phone) == []
     # Every answer has an accessible name (its label), every question a group name (its legend).
     first = phone.get_by_role("group").first

@@ -40,6 +40,25 @@ def test_the_review_form(kinds: list[str], details: list[str], text: str, items:
     assert len(found) == problems
 
 
+# Issue 26 §1 "Silent truncation": never cut what a person wrote; refuse with the limit named where one is needed.
+@pytest.mark.parametrize(
+    ("kinds", "details", "text", "problem"),
+    [
+        (["therapy"], ["CBT weekly, " * 100], "", None),  # a 1,200-character detail is kept whole
+        (["continue"], [""], "Plan: " + "x" * 5000, None),  # a 5,006-character note is kept whole
+        (["continue"] * 6, [""] * 6, "", "at most 5"),  # more rows than the limit: refused, the limit named
+    ],
+)
+def test_the_review_form_keeps_everything_written(kinds: list[str], details: list[str], text: str,
+                                                 problem: str | None) -> None:  # fmt: skip
+    review, found = review_from_form(kinds, details, text)
+    if problem is None:
+        assert found == [] and [i.detail for i in review.items] == [d.strip() for d in details]
+        assert review.text == text.strip()
+    else:
+        assert len(found) == 1 and problem in found[0]
+
+
 def test_outputs_round_trip_and_read_as_a_summary() -> None:
     review = Review(
         (Recommendation("dose-change", "sertraline 100 mg"), Recommendation("continue", "")), "PHQ-9 soon"

@@ -50,7 +50,8 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     task_id = f"tandem-{submission}-safety"
     assert "id pt-0017" in queue.text and task_id in queue.text  # not enrolled, still visible
     refused = manager.submit(f"{base}/safety", {"note": "called"}, action=f"/safety/{task_id}/close")
-    assert refused.status_code == 400
+    assert refused.status_code == 422 and "Choose the outcome of the follow-up." in refused.text
+    assert 'id="error-summary"' in refused.text and ">called</textarea>" in refused.text  # the note is kept
     assert tandem.registry.read("Task", task_id)["status"] == "requested"
     closed = manager.submit(f"{base}/safety", action=f"/safety/{task_id}/close", data={
         "outcome": "safety-plan", "note": "Safety plan made with the patient by phone"})  # fmt: skip
@@ -70,9 +71,9 @@ def test_a_patient_launch_cannot_close_another_patients_safety_task(world: Sandb
     launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0019")))
     queue = f"{world.tandem_url}/app/{launch_id}/safety"
     assert "id pt-0018" not in clinician.get(queue).text  # a chart launch lists its own patient only
-    token = clinician.form(queue, "/end")[0].hidden["csrf_token"]  # a valid token, from the page's own form
+    hidden = clinician.form(queue, "/end")[0].hidden  # a valid token and form id, from the page's own form
     attempt = clinician.post_from(queue, f"{queue}/tandem-{submission}-safety/close", {
-        "csrf_token": token, "outcome": "referred", "note": "x"})  # fmt: skip
+        **hidden, "outcome": "referred", "note": "x"})  # fmt: skip
     assert attempt.status_code == 404
     assert tandem.registry.read("Task", f"tandem-{submission}-safety")["status"] == "requested"
 

@@ -163,22 +163,31 @@ def test_a_questionnaire_link_is_single_use_and_asks_the_date_of_birth_first(
     first = patient_browser.get(url)
     assert first.status_code == 200 and "date of birth" in first.text and "PHQ" not in first.text
     born = date.fromisoformat(next(p for p in world.cohort.of_type("Patient") if p["id"] == pid)["birthDate"])
-    wrong = patient_browser.post(url, data={"day": "1", "month": "1", "year": "1900"})
+    wrong = patient_browser.submit(url, {"day": "1", "month": "1", "year": "1900"})
     assert wrong.status_code == 422 and "4 tries left" in wrong.text
     assert patient_browser.get(url.rstrip("/") + "/q").status_code == 410  # nothing before the date of birth
-    ok = patient_browser.post(
-        url, data={"day": str(born.day), "month": str(born.month), "year": str(born.year)}
-    )
-    assert ok.status_code == 200
+    ok = patient_browser.submit(url, {"day": str(born.day), "month": str(born.month), "year": str(born.year)})
+    assert ok.status_code == 303 and ok.headers["Location"].endswith("/start")  # Post/Redirect/Get
+    assert "One question at a time" in patient_browser.get(world.tandem_url + ok.headers["Location"]).text
     assert Browser().get(url.rstrip("/") + "/q").status_code == 410  # another browser cannot use the visit
     form_page = patient_browser.get(url.rstrip("/") + "/q")
     assert "PHQ-9" in form_page.text
-    done = patient_browser.post(url.rstrip("/") + "/q", data=NEGATIVE)
+    answer_form, target = patient_browser.form(url.rstrip("/") + "/q")
+    sent = {**answer_form.hidden, **NEGATIVE}
+    done = patient_browser.post_from(url, target, sent)
+    assert done.status_code == 303 and done.headers["Location"].endswith("/done")  # Post/Redirect/Get
+    thanks = patient_browser.get(world.tandem_url + done.headers["Location"])
     assert (
-        done.status_code == 200 and "Thank you" in done.text and "988" not in done.text.split("Thank you")[1]
+        thanks.status_code == 200
+        and "Thank you" in thanks.text
+        and "988" not in thanks.text.split("Thank you")[1]
     )
+    assert (
+        Browser().get(world.tandem_url + done.headers["Location"]).status_code == 410
+    )  # this visit's page only
     assert patient_browser.get(url).status_code == 410  # used once
-    assert patient_browser.post(url.rstrip("/") + "/q", data=NEGATIVE).status_code == 410
+    again = patient_browser.post_from(url, target, sent)  # Back + send again: the first result, nothing saved
+    assert again.status_code == 303 and again.headers["Location"] == done.headers["Location"]
     saved = [
         r for r in tandem.screenings.for_patient(world.iss("generic"), pid) if r.author == f"Patient/{pid}"
     ]
@@ -192,10 +201,15 @@ def test_five_wrong_dates_of_birth_void_the_link(world: SandboxWorld, tandem: An
     token, _ = links.create(PatientKey(world.iss("generic"), "pt-0010"), "phq9", date(1980, 1, 2), None, 7)
     browser = Browser()
     url = f"{world.tandem_url}/r/{token}"
+    form, _ = browser.form(url)  # a refused date does not spend the form: it is corrected and sent again
+
+    def send(day: str, year: str) -> Any:
+        return browser.post_from(url, url, {**form.hidden, "day": day, "month": "1", "year": year})
+
     for left in (4, 3, 2, 1):
-        assert f"{left} tries left" in browser.post(url, data={"day": "2", "month": "1", "year": "1981"}).text
-    assert browser.post(url, data={"day": "2", "month": "1", "year": "1981"}).status_code == 410
-    assert browser.post(url, data={"day": "2", "month": "1", "year": "1980"}).status_code == 410  # void now
+        assert f"{left} tries left" in send("2", "1981").text
+    assert send("2", "1981").status_code == 410
+    assert send("2", "1980").status_code == 410  # void now
 
 
 def test_a_standalone_patient_launch_opens_the_patients_own_page(

@@ -146,8 +146,8 @@ def test_an_ended_enrolment_takes_no_social_answers(
     assert browser.submit(page, {"phase": "discharged", "flag": "0"}, action="/update").status_code == 303
     shown = browser.get(page).text
     assert "Record social status" not in shown  # no form for an ended enrolment
-    token = browser.form(page, f"/app/{launch_id}/enrolments/{careplan_id}/update")[0].hidden["csrf_token"]
-    refused = browser.post_from(page, f"{page}/social", {"social-housing": "housed", "csrf_token": token})
+    hidden = browser.form(page, f"/app/{launch_id}/enrolments/{careplan_id}/update")[0].hidden
+    refused = browser.post_from(page, f"{page}/social", {**hidden, "social-housing": "housed"})
     assert refused.status_code == 400 and "has ended" in refused.text
     found = tandem.registry.search_all(
         "Observation", {"subject": "Patient/smi-0005", "code": SOCIAL.search_codes}
