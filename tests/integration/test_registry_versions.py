@@ -51,6 +51,13 @@ def _refused(answer: Any) -> None:
     assert "Someone else" in text and "Reload the page" in text and "nothing was saved" in text
 
 
+def _fresh_once(browser: Browser, page: str, action: str, fields: dict[str, str]) -> dict[str, str]:
+    """The fields of a form opened before the last change (its version stale now), sent as a new form: a fresh
+    single-use id from the page, so the version check answers, not the replay of the earlier send."""
+    fresh, _ = browser.form(page, action)
+    return {**fields, **{k: v for k, v in fresh.hidden.items() if k != "version"}}
+
+
 def test_healthysteps_forms_require_the_version_the_specialist_saw(world: SandboxWorld, tandem: Any) -> None:
     browser = Browser()
     _, family = _family(world, browser)
@@ -67,7 +74,9 @@ def test_healthysteps_forms_require_the_version_the_specialist_saw(world: Sandbo
     assert _tiers(tandem, careplan_id) == before  # nothing saved
     assert browser.post_from(family, url, move).status_code == 303
     assert _tiers(tandem, careplan_id) == [*before, target]
-    _refused(browser.post_from(family, url, {**move, "tier": "1"}))  # the page it was opened on is stale now
+    _refused(
+        browser.post_from(family, url, _fresh_once(browser, family, f"{path}/tier", {**move, "tier": "1"}))
+    )
 
     # A referral's status: the referral Task's version.
     made = browser.submit(
@@ -88,7 +97,8 @@ def test_healthysteps_forms_require_the_version_the_specialist_saw(world: Sandbo
     assert referral_from(tandem.registry.read("Task", f"referral-{referral.id}")).status == "requested"  # type: ignore[union-attr]
     assert browser.post_from(family, url, update).status_code == 303
     assert referral_from(tandem.registry.read("Task", f"referral-{referral.id}")).status == "accepted"  # type: ignore[union-attr]
-    _refused(browser.post_from(family, url, {**update, "status": "on-hold"}))  # stale now
+    stale = _fresh_once(browser, family, f"{path}/referrals/{referral.id}", {**update, "status": "on-hold"})
+    _refused(browser.post_from(family, url, stale))
 
     # Leaving the program: the CarePlan's version (last: it ends the enrolment).
     form, url = browser.form(family, f"{path}/exit")

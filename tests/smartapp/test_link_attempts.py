@@ -15,6 +15,7 @@ from flask import Flask
 from fhir_mappings.common.identity import PatientKey
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from smartapp.selfreport.links import MAX_ATTEMPTS, QuestionnaireLinks
+from tests.forms import form_in
 
 ISS = "https://ehr.test/fhir"
 BORN = date(1980, 2, 3)
@@ -87,6 +88,14 @@ def test_wrong_dates_before_the_right_one(store: KeyValueStore, wrong_first: int
         assert links.attempts_left(token) == MAX_ATTEMPTS - wrong_first  # the right date gave its try back
 
 
+def _opened(app: Flask, token: str) -> tuple[Any, dict[str, str]]:
+    """A browser (test client) that opened the link's date-of-birth page, and that form's hidden fields."""
+    client = app.test_client()
+    page = client.get(f"/r/{token}", base_url="https://tandem.test")
+    assert page.status_code == 200
+    return client, form_in(page.get_data(as_text=True), f"/r/{token}", page=f"/r/{token}").hidden
+
+
 def test_forty_concurrent_guesses_through_the_app(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     services = app.extensions["tandem"]
     links = QuestionnaireLinks(services.store, services.secret_key)
@@ -95,13 +104,24 @@ def test_forty_concurrent_guesses_through_the_app(app: Flask, monkeypatch: pytes
     CountingLinks.compared = 0
     wrong = {"day": str(WRONG.day), "month": str(WRONG.month), "year": str(WRONG.year)}
 
+    # Each guesser opens the page first, as a browser would (every form carries its own single-use id).
+    opened = [_opened(app, token) for _ in range(GUESSES)]
+    turn = iter(range(GUESSES))
+    turn_lock = threading.Lock()
+
     def guess() -> int:
-        return app.test_client().post(f"/r/{token}", data=wrong, base_url="https://tandem.test").status_code
+        with turn_lock:
+            client, hidden = opened[next(turn)]
+        return client.post(
+            f"/r/{token}", data={**hidden, **wrong}, base_url="https://tandem.test"
+        ).status_code
 
     statuses = _concurrently(guess)
     assert CountingLinks.compared <= MAX_ATTEMPTS
     assert statuses.count(422) <= MAX_ATTEMPTS - 1 and set(statuses) <= {422, 410}
     right = {"day": str(BORN.day), "month": str(BORN.month), "year": str(BORN.year)}
+    client, hidden = opened[0]
     assert (
-        app.test_client().post(f"/r/{token}", data=right, base_url="https://tandem.test").status_code == 410
+        client.post(f"/r/{token}", data={**hidden, **right}, base_url="https://tandem.test").status_code
+        == 410
     )
