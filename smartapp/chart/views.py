@@ -51,6 +51,7 @@ from launch.fhir import FHIRClient
 from launch.scopes import allows, allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
+from smartapp import errors as app_errors
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
 from smartapp.healthysteps.gestation import GestationProblem
@@ -101,6 +102,10 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
     if patient_id:
         try:
             patient = ehr.read("Patient", patient_id)
+        except errors.FHIRNotFound as error:
+            if patient_id == context.patient:
+                refuse_unknown_patient(session)
+            notice = f"The patient's demographics could not be read from the EHR ({error.message})."
         except errors.TandemError as error:
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
     return {
@@ -118,6 +123,24 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
         "show_banner": context.need_patient_banner
         or (patient_id is not None and patient_id != context.patient),
     }
+
+
+def _unknown_marker(session: LaunchSession) -> str:
+    return f"unknown-patient:{session.id}"
+
+
+def refuse_unknown_patient(session: LaunchSession) -> None:
+    """The EHR launched a patient its FHIR server does not have (Patient read 404): stop, and remember it for the
+    launch so no form of it is taken either (a nameless chart would file screenings under an unknown id)."""
+    services().store.set(_unknown_marker(session), "1", services().settings.session_ttl)
+    log.warning("chart launch refused: the EHR's FHIR server does not know the launch's patient")
+    raise app_errors.UnknownPatient("the EHR's FHIR server answered 404 to the launch patient's Patient read")
+
+
+def check_patient_known(session: LaunchSession) -> None:
+    """Refuse (before anything is recorded) a launch whose patient the EHR was found not to know."""
+    if session.context.patient and services().store.get(_unknown_marker(session)):
+        raise app_errors.UnknownPatient("the EHR's FHIR server answered 404 to the launch patient's Patient read")
 
 
 def _part(data: ChartData, what: str, load: Callable[[], _T], default: _T) -> _T:
@@ -477,6 +500,10 @@ def _patient_facts(ehr: FHIRClient, session: LaunchSession, subject: Subject, in
         patient = ehr.read("Patient", subject.patient_id)
     except (errors.LaunchError, errors.FHIRUnauthorized):
         raise  # the launch is over: the page says so (the form keeps nothing it did not already)
+    except errors.FHIRNotFound:
+        if subject.patient_id == session.context.patient:
+            refuse_unknown_patient(session)  # nothing is recorded under an id the EHR does not know
+        log.warning("Patient read for scoring failed; scoring without sex and age")
     except errors.TandemError:
         # The screening is still kept: scored without sex and age rather than lost.
         log.warning("Patient read for scoring failed; scoring without sex and age")
@@ -491,6 +518,8 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         abort(404)
     svc = services()
     ehr = current_ehr()
+    if subject.patient_id == session.context.patient:
+        check_patient_known(session)
     if request.method == "GET":
         return _form(session, ehr, instrument, subject)
     raw = {
