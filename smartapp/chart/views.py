@@ -71,6 +71,7 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.screening.service import ScreeningRecord
+from smartapp.selfreport.service import caregiver_item_level
 from smartapp.smi.medical import read_patient
 from smartapp.smi.page import BODY_TARGETS
 
@@ -140,7 +141,9 @@ def refuse_unknown_patient(session: LaunchSession) -> None:
 def check_patient_known(session: LaunchSession) -> None:
     """Refuse (before anything is recorded) a launch whose patient the EHR was found not to know."""
     if session.context.patient and services().store.get(_unknown_marker(session)):
-        raise app_errors.UnknownPatient("the EHR's FHIR server answered 404 to the launch patient's Patient read")
+        raise app_errors.UnknownPatient(
+            "the EHR's FHIR server answered 404 to the launch patient's Patient read"
+        )
 
 
 def _part(data: ChartData, what: str, load: Callable[[], _T], default: _T) -> _T:
@@ -564,6 +567,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         focus=caregiver.reference if caregiver else None,
         focus_label=caregiver.label if caregiver else None,
         ehr_focus=caregiver.ehr_reference if caregiver else None,
+        caregiver_item_level=caregiver_item_level(services(), session.iss),
     )
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()

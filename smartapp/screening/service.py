@@ -109,6 +109,10 @@ class ScreeningRecord:
     chronological_months: int | None = None
     #: The patient (or a parent) answered it themself (portal or questionnaire link).
     self_reported: bool = False
+    #: How a self-reported screening came in ("portal" or "link"), for the EHR note's "Answered by …".
+    answered_via: str | None = None
+    #: The registration allowed a caregiver's item-level answers on the child's EHR chart when it was entered.
+    caregiver_item_level: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -138,7 +142,8 @@ class ScreeningRecord:
                           mode=self.mode, focus=caregiver.reference if caregiver else None,
                           focus_label=caregiver.label if caregiver else None,
                           ehr_focus=caregiver.ehr_reference if caregiver else None,
-                          self_reported=self.self_reported)  # fmt: skip
+                          self_reported=self.self_reported, answered_via=self.answered_via,
+                          caregiver_item_level=self.caregiver_item_level)  # fmt: skip
 
     @property
     def caregiver_of_record(self) -> Caregiver | None:
@@ -259,6 +264,8 @@ class ScreeningService:
             gestation=gestation,
             chronological_months=chronological_months,
             self_reported=submission.self_reported,
+            answered_via=submission.answered_via,
+            caregiver_item_level=submission.caregiver_item_level,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)

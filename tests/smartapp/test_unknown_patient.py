@@ -24,8 +24,11 @@ def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
 
 
 # Issue 26 §3: every page of the launch that would show or take data for the launch's patient refuses.
-@pytest.mark.parametrize("page", ["", "screen/phq9", "screen/gad7", "safety-check"], ids=["chart", "phq9-form",
-                                                                                        "gad7-form", "control"])
+@pytest.mark.parametrize(
+    "page",
+    ["", "screen/phq9", "screen/gad7", "safety-check"],
+    ids=["chart", "phq9-form", "gad7-form", "control"],
+)
 def test_a_launch_of_a_patient_the_ehr_does_not_know_stops_with_a_page_that_says_so(
     client: FlaskClient, epic: RecordedEHR, page: str
 ) -> None:
@@ -52,7 +55,6 @@ def test_a_submission_for_an_unknown_patient_is_refused_and_nothing_is_recorded(
     launch_id = full_launch(client, epic)
     form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
     assert 'name="submission_id"' in form  # a form opened while the EHR still knew the patient …
-
 
     hidden = dict(re.findall(r'name="(csrf_token|submission_id|submission_sig)" value="([^"]+)"', form))
     epic.missing.add(f"Patient/{LAUNCH_PATIENT}")
