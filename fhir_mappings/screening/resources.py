@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.patient_summary import PatientLabel, summary_extension
 from fhir_mappings.screening.instruments import LOINC, TOTAL, Answer, Instrument
 from fhir_mappings.screening.scoring import ScoreResult
 
@@ -77,6 +78,11 @@ class Submission:
     caregiver_item_level: bool = False
     #: Set by `for_ehr()`: this copy goes to the child's EHR chart without the caregiver's item-level answers.
     withhold_items: bool = False
+    #: Who the patient is (name, date of birth, MRN) as the submitting launch knew them, and the submitting user's
+    #: name: kept on the registry's safety Task, so every list can name the patient and who raised it later,
+    #: also from a launch that may not read Patient or Practitioner.
+    patient_label: PatientLabel | None = None
+    author_name: str | None = None
 
     def resource_id(self, part: str) -> str:
         return resource_id(self.submission_id, part)
@@ -92,6 +98,14 @@ class Submission:
         if not self.focus:
             return self
         return replace(self, focus=self.ehr_focus, withhold_items=not self.caregiver_item_level)
+
+    @property
+    def raised_by(self) -> str | None:
+        """Who raised a safety follow-up, as a person reads it: the clinician's name, or how the patient answered."""
+        if self.self_reported:
+            who = "a parent" if self.focus or (self.author or "").startswith("RelatedPerson/") else "the patient"
+            return f"{who}, {ANSWERED_VIA.get(self.answered_via or '', ANSWERED_VIA['portal'])}"
+        return self.author_name
 
     @property
     def answered_by(self) -> str | None:
@@ -300,8 +314,14 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
         "restriction": {"period": {"start": submission.authored.isoformat(), "end": due.isoformat()}},
         "reasonCode": {"text": reasons},
     }
-    if submission.author:
-        task["requester"] = {"reference": submission.author}
+    if submission.author or submission.raised_by:
+        task["requester"] = {
+            **({"reference": submission.author} if submission.author else {}),
+            **({"display": submission.raised_by} if submission.raised_by else {}),
+        }
+    summary = summary_extension(submission.patient_label)
+    if summary:
+        task["extension"] = [summary]
     if submission.encounter_id:
         task["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
     if submission.focus:  # the follow-up is for the caregiver; it is worked from the child's record
@@ -425,8 +445,9 @@ def registry_transaction(submission: Submission, due: datetime,
                     for o in screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]  # fmt: skip
     resources = [*([dict(caregiver)] if caregiver else []), qr, *observations]
     task = safety_task(submission, due)
-    if task:
-        resources.append({**task, "for": patient})
+    if task:  # the Task names the patient (display), so a list can show who it is without reading Patient
+        name = submission.patient_label.name if submission.patient_label else None
+        resources.append({**task, "for": PatientKey(submission.iss, submission.patient_id).reference(name)})
     return {
         "resourceType": "Bundle",
         "type": "transaction",

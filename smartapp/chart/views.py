@@ -26,6 +26,7 @@ from fhir_mappings.common.patient import (
     display_name,
     identifier_value,
 )
+from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
 from fhir_mappings.registry.programs import due_with_programs, program_or_default
 from fhir_mappings.registry.resources import Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
@@ -514,6 +515,25 @@ def _patient_facts(ehr: FHIRClient, session: LaunchSession, subject: Subject, in
     return administrative_gender(patient), instrument_age(ehr, session, subject, instrument, born)
 
 
+def _safety_names(session: LaunchSession, ehr: FHIRClient, subject: Subject
+                  ) -> tuple[PatientLabel | None, str | None]:  # fmt: skip
+    """For a screening that raises a safety follow-up: who the patient is (the registry's copy, else the EHR's
+    Patient) and the name of who raised it, kept on the safety Task so every later list names both, also from a
+    launch that may not read Patient (a worklist launch). Read only when there is a safety flag."""
+    enrolment = subject.enrolment
+    label = PatientLabel(enrolment.patient_name, enrolment.birth_date, enrolment.mrn) if enrolment else None
+    if label is None or not label.name:
+        try:
+            label = label_of_patient(ehr.read("Patient", subject.patient_id)) or label
+        except errors.TandemError:
+            log.warning("Patient read for the safety follow-up's label failed; the registry's copy is used")
+    try:
+        user = current_user(session, ehr)
+    except errors.TandemError:
+        user = None
+    return label, (user.display if user else None)
+
+
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     """The screening form (GET) and its submission (POST) for one subject."""
     instrument = services().catalogue.get(key)
@@ -552,11 +572,13 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     sex, age = _patient_facts(ehr, session, subject, instrument)
     months = age.months if age else None
     caregiver = subject.caregiver
+    result = score(instrument, answers, sex=sex, age_months=months)
+    label, author_name = _safety_names(session, ehr, subject) if result.has_safety_flag else (None, None)
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
         answers=answers,
-        result=score(instrument, answers, sex=sex, age_months=months),
+        result=result,
         patient_id=subject.patient_id,
         authored=datetime.now(UTC).replace(microsecond=0),
         author=session.context.fhir_user if session.context.fhir_user_type else None,
@@ -568,6 +590,8 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         focus_label=caregiver.label if caregiver else None,
         ehr_focus=caregiver.ehr_reference if caregiver else None,
         caregiver_item_level=caregiver_item_level(services(), session.iss),
+        patient_label=label,
+        author_name=author_name,
     )
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()

@@ -15,6 +15,7 @@ from fhir_mappings.common.caregivers import Caregiver
 from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import administrative_gender, age_in_months
+from fhir_mappings.common.patient_summary import label_of_patient
 from fhir_mappings.screening.history import SCORE_CODE_PARAM, merge_history, score_points
 from fhir_mappings.screening.instruments import Instrument, Item
 from fhir_mappings.screening.resources import Submission
@@ -142,6 +143,7 @@ def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapp
         iss=who.key.iss, self_reported=True, focus=caregiver.reference if caregiver else None,
         focus_label=caregiver.label if caregiver else None, ehr_focus=who.reference if who.proxy else None,
         answered_via=via, caregiver_item_level=caregiver_item_level(svc, who.key.iss),
+        patient_label=label_of_patient(patient) if patient else None,
     )  # fmt: skip
     record = svc.screenings.record(submission, iss=who.key.iss, vendor=vendor, sex=sex, plan=plan,
                                    ehr_conditional_create=conditional, launch_id=launch_id, caregiver=caregiver)  # fmt: skip
