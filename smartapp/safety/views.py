@@ -174,7 +174,9 @@ def queue(launch_id: str) -> str:
     session, access = current_launch(), current_access()
     ehr = current_ehr()
     chart_label = None
-    if session.context.patient:  # a chart launch: its one patient, read once (the registry's copy comes first)
+    if (
+        session.context.patient
+    ):  # a chart launch: its one patient, read once (the registry's copy comes first)
         try:
             chart_label = label_of_patient(ehr.read("Patient", session.context.patient))
         except errors.TandemError:
