@@ -154,6 +154,16 @@ def safety_rows(access: Access, launch_id: str, context_patient: str | None,
     return rows
 
 
+def patient_safety_rows(access: Access, key: PatientKey, launch_id: str) -> list[SafetyRow]:
+    """The open safety follow-ups of one patient, for the top of their registry record (none when they cannot be
+    read now: the record still shows, and the header says the count is unknown)."""
+    try:
+        return [row for row in safety_rows(access, launch_id, None) if row.item.key == key]
+    except errors.TandemError as error:
+        log.warning("a patient's safety follow-ups could not be read: %s", type(error).__name__)
+        return []
+
+
 def _record_link(item: SafetyItem, enrolments: list[Enrolment], launch_id: str, in_chart: bool) -> str | None:
     """The patient's registry record (the program's page), else the chart (a chart launch), else the screening."""
     if in_chart:
