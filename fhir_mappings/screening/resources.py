@@ -103,7 +103,11 @@ class Submission:
     def raised_by(self) -> str | None:
         """Who raised a safety follow-up, as a person reads it: the clinician's name, or how the patient answered."""
         if self.self_reported:
-            who = "a parent" if self.focus or (self.author or "").startswith("RelatedPerson/") else "the patient"
+            who = (
+                "a parent"
+                if self.focus or (self.author or "").startswith("RelatedPerson/")
+                else "the patient"
+            )
             return f"{who}, {ANSWERED_VIA.get(self.answered_via or '', ANSWERED_VIA['portal'])}"
         return self.author_name
 
