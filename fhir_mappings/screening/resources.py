@@ -100,14 +100,15 @@ class Submission:
         return replace(self, focus=self.ehr_focus, withhold_items=not self.caregiver_item_level)
 
     @property
+    def answered_by_parent(self) -> bool:
+        """A parent answered (about themself, recorded on the child), not the patient."""
+        return bool(self.focus) or (self.author or "").startswith("RelatedPerson/")
+
+    @property
     def raised_by(self) -> str | None:
         """Who raised a safety follow-up, as a person reads it: the clinician's name, or how the patient answered."""
         if self.self_reported:
-            who = (
-                "a parent"
-                if self.focus or (self.author or "").startswith("RelatedPerson/")
-                else "the patient"
-            )
+            who = "a parent" if self.answered_by_parent else "the patient"
             return f"{who}, {ANSWERED_VIA.get(self.answered_via or '', ANSWERED_VIA['portal'])}"
         return self.author_name
 
@@ -116,9 +117,7 @@ class Submission:
         """'Answered by the patient in the patient portal' for a self-reported screening; None otherwise."""
         if not self.self_reported:
             return None
-        who = (
-            "the parent" if self.focus or (self.author or "").startswith("RelatedPerson/") else "the patient"
-        )
+        who = "the parent" if self.answered_by_parent else "the patient"
         how = ANSWERED_VIA.get(self.answered_via or "", ANSWERED_VIA["portal"])
         return f"Answered by {who} {how}."
 
