@@ -117,3 +117,33 @@ def test_an_overdue_safety_follow_up_shows_on_every_care_team_page(world: Sandbo
             resource = tandem.registry.read("CarePlan", careplan_id)
             tandem.registry.update({**resource, "status": "revoked"})
         invalidate_registry_cache(tandem.store)
+
+
+def test_a_follow_up_whose_patient_nobody_recorded_is_listed_without_an_id(
+    world: SandboxWorld, tandem: Any
+) -> None:
+    """A Task of an older release (no copy of the patient) of a patient not enrolled: the list says the name is not
+    available, links to the screening, and still shows no FHIR id; the owner is the submitting clinician's name
+    or, when the EHR never named them, a red line saying nobody can be named."""
+    phq9 = INSTRUMENTS["phq9"]
+    answers, _ = parse_answers(phq9, {f"phq9-{n}": "LA6570-1" for n in range(1, 10)})
+    now = datetime.now(UTC).replace(microsecond=0)
+    submission = Submission("d" * 32, phq9, answers, score(phq9, answers), "pt-0013", now, "Practitioner/pr-x",
+                            iss=world.iss("epic"))  # fmt: skip
+    task = next(e["resource"] for e in registry_transaction(submission, now)["entry"]
+                if e["resource"]["resourceType"] == "Task")  # fmt: skip
+    tandem.registry.update(task)
+    invalidate_registry_cache(tandem.store)
+    try:
+        manager = Browser()
+        worklist = manager.follow(
+            launch_url(world, "epic", patient=None, target="worklist", practitioner="pr-cm-1")
+        )
+        listed = manager.get(f"{world.tandem_url}/app/{launch_id_of(worklist)}/safety").text
+        section = next(part for part in listed.split('<section class="safety-item') if task["id"] in part)
+        assert "Name not available — open the record" in section
+        assert "pt-0013" not in re.sub(r"<[^>]+>", " ", section)
+        assert '<span class="no-owner">Nobody can be named as the owner' in section
+    finally:
+        tandem.registry.update({**tandem.registry.read("Task", task["id"]), "status": "cancelled"})
+        invalidate_registry_cache(tandem.store)
