@@ -78,6 +78,10 @@ def test_an_open_safety_follow_up_is_visible_without_scrolling_on_every_registry
             owner_box = owner.bounding_box()
             assert owner_box is not None and owner_box["y"] + owner_box["height"] <= 700, (route, owner_box)
             page.screenshot(path=str(_artifacts() / f"safety-on-top-{careplan_id}.png"))
+        page.goto(f"{app}/safety")  # the list names the patient and links to the registry record
+        page.screenshot(path=str(_artifacts() / "safety-list.png"))
+        page.get_by_role("link", name="Robin Safety").first.click()
+        page.locator("#safety-open").wait_for()
     finally:
         _cleanup(world, careplans, task_id)
 
