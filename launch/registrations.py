@@ -132,6 +132,10 @@ class Registration(BaseModel):
     backend: BackendServices | None = None
     #: The EHR as a CDS Hooks client of Tandem's CDS service; without it the service refuses this EHR's calls.
     cds: CdsClient | None = None
+    #: A caregiver's screen written to the child's EHR chart carries the caregiver's item-level answers (the
+    #: note's answer list, the QuestionnaireResponse's items, the self-harm item's Observation). Off by default:
+    #: the child's chart gets who was screened, the result and the plan; the answers stay in Tandem's registry.
+    caregiver_note_item_level: Annotated[bool, Field(strict=True)] = False
 
     @property
     def cds_issuer(self) -> str | None:

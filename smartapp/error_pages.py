@@ -106,6 +106,14 @@ COPY: dict[type[errors.TandemError], Copy] = {
         "You opened Tandem from one patient's chart, so it shows that patient only. Open the worklist from the "
         "EHR's Tandem worklist activity to see the caseload.",
     ),
+    app_errors.UnknownPatient: Copy(
+        409,
+        "The EHR sent a patient that its FHIR server does not know",
+        "Tandem stopped here so that nothing is recorded under a patient nobody can find. Close this window and "
+        "open Tandem again from the patient's chart. If it happens again, contact your IT help desk: Tandem's "
+        "registration at this EHR may point to the wrong FHIR server (FHIR base URL), or the patient's record "
+        "may have been merged or moved.",
+    ),
     app_errors.BadAddress: Copy(
         400, "This address is not right", "Check the address, or go back and follow a link in Tandem."
     ),

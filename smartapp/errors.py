@@ -17,6 +17,11 @@ class NotPermitted(AccessError):
     """The launch does not give access to this (another patient, or the whole caseload from a chart launch)."""
 
 
+class UnknownPatient(TandemError):
+    """A chart launch's patient is not known to the EHR's FHIR server (Patient read 404): nothing may be opened or
+    written under that id (a nameless chart would file screenings under a patient nobody can find)."""
+
+
 class BadAddress(TandemError):
     """An id in the address or a form is not a valid id: refused before any request is sent."""
 

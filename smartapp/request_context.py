@@ -274,7 +274,7 @@ def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
     """What every page of a launch shows in its header: the user, the EHR, whether the worklist is open to this
     launch, and the count of open safety follow-ups (each part fails on its own). Forms take their CSRF token
     from Flask-WTF's `csrf_token()`."""
-    from smartapp.safety.views import open_safety_count
+    from smartapp.safety.views import open_safety_count, overdue_safety_count
 
     reg = services().registrations.get(session.iss)
     try:
@@ -290,6 +290,7 @@ def header_context(session: LaunchSession, ehr: FHIRClient) -> dict[str, Any]:
         "user_reference": session.context.fhir_user,
         "user_name": user.display if user else None,
         "safety_count": open_safety_count(access),
+        "safety_overdue": overdue_safety_count(access),
     }
 
 

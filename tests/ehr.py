@@ -112,6 +112,8 @@ class RecordedEHR:
     scope: str | None = None
     #: Mint id_tokens claiming this issuer (an attacker's), signed with `id_token_key` when set.
     id_token_iss: str | None = None
+    #: Ids whose reads this EHR answers 404 (a launch of a patient its FHIR server does not have).
+    missing: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         shape = self.shape
@@ -207,7 +209,7 @@ class RecordedEHR:
                 json.dumps(outcome),
             )
         fixture = FIXTURES / self.shape.vendor / f"{resource_type}.json"
-        if not fixture.exists():
+        if not fixture.exists() or f"{resource_type}/{resource_id}" in self.missing:
             return (
                 404,
                 {"Content-Type": "application/fhir+json"},

@@ -24,8 +24,9 @@ from typing import Any
 from fhir_mappings.common.access import code as _code
 from fhir_mappings.common.access import field as _field
 from fhir_mappings.common.access import obj, objs, reference_id, text, version_id
-from fhir_mappings.common.dates import parse_date
+from fhir_mappings.common.dates import parse_date, parse_datetime
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.common.patient_summary import PATIENT_SUMMARY_URL, PatientLabel, label_from
 from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
 from fhir_mappings.registry.programs import PROGRAMS
 from fhir_mappings.registry.recommendations import Review, review_outputs
@@ -35,9 +36,6 @@ PROGRAM_SYSTEM = f"{TANDEM}/CodeSystem/program"
 PHASE_URL = f"{TANDEM}/StructureDefinition/phase"
 CONSENT_URL = f"{TANDEM}/StructureDefinition/consent"
 REVIEW_FLAG_URL = f"{TANDEM}/StructureDefinition/flagged-for-review"
-#: Who the patient is, copied from the EHR at enrolment (birth date, MRN), so lists tell namesakes apart
-#: without reading the EHR per patient.
-PATIENT_SUMMARY_URL = f"{TANDEM}/StructureDefinition/patient-summary"
 ENROLMENT_SYSTEM = f"{TANDEM}/enrolment"
 TASK_SYSTEM = f"{TANDEM}/CodeSystem/task"
 ROLE_SYSTEM = f"{TANDEM}/CodeSystem/care-team-role"
@@ -207,6 +205,11 @@ class WorkTask:
     outcome: str | None = None
     outcome_note: str | None = None
     closed_by: str | None = None
+    #: A safety follow-up's copy of who the patient is (kept when it was raised: a worklist launch may not read
+    #: Patient), who raised it (a clinician, or "the patient, in the patient portal") and the instant it was raised.
+    patient: PatientLabel | None = None
+    requester: Member | None = None
+    authored_at: datetime | None = None
 
     @property
     def key(self) -> PatientKey | None:
@@ -583,4 +586,13 @@ def work_task_from(resource: Any) -> WorkTask | None:
         outcome=outcome,
         outcome_note=output("outcome-note"),
         closed_by=text(_field(resource, "owner", "reference")) if kind == "safety-follow-up" else None,
+        patient=label_from(resource, "for") if kind == "safety-follow-up" else None,
+        requester=_member_of(resource.get("requester")) if kind == "safety-follow-up" else None,
+        authored_at=parse_datetime(resource.get("authoredOn")) if kind == "safety-follow-up" else None,
     )
+
+
+def _member_of(reference: Any) -> Member | None:
+    """A Reference as a Member: a reference, or (someone without one, such as 'the patient') a display alone."""
+    ref, display = text(obj(reference).get("reference")), text(obj(reference).get("display"))
+    return Member(ref or "", display) if ref or display else None

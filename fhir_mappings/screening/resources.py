@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.patient_summary import PatientLabel, summary_extension
 from fhir_mappings.screening.instruments import LOINC, TOTAL, Answer, Instrument
 from fhir_mappings.screening.scoring import ScoreResult
 
@@ -68,6 +69,20 @@ class Submission:
     #: The patient (or a parent, RelatedPerson) answered it themself, from the portal or a questionnaire link:
     #: `author` is then who answered, the QuestionnaireResponse's `source` too, and every resource is tagged.
     self_reported: bool = False
+    #: How a self-reported screening reached Tandem: "portal" (the patient portal) or "link" (a questionnaire
+    #: link); every EHR reader is told who answered and how (`answered_by`).
+    answered_via: str | None = None
+    #: The registration allows a caregiver's item-level answers on the child's EHR chart
+    #: (`caregiver_note_item_level` under `[[issuer]]`); by default the child's chart gets who was screened, the
+    #: result and the plan, and the answers stay in the registry for the care team.
+    caregiver_item_level: bool = False
+    #: Set by `for_ehr()`: this copy goes to the child's EHR chart without the caregiver's item-level answers.
+    withhold_items: bool = False
+    #: Who the patient is (name, date of birth, MRN) as the submitting launch knew them, and the submitting user's
+    #: name: kept on the registry's safety Task, so every list can name the patient and who raised it later,
+    #: also from a launch that may not read Patient or Practitioner.
+    patient_label: PatientLabel | None = None
+    author_name: str | None = None
 
     def resource_id(self, part: str) -> str:
         return resource_id(self.submission_id, part)
@@ -78,8 +93,33 @@ class Submission:
         return caregiver_screen(self.focus_label) if self.focus else None
 
     def for_ehr(self) -> Submission:
-        """The submission as the EHR sees it: the caregiver named by the EHR's own RelatedPerson."""
-        return replace(self, focus=self.ehr_focus) if self.focus else self
+        """The submission as the EHR sees it: the caregiver named by the EHR's own RelatedPerson, and (unless the
+        registration allows it) without the caregiver's item-level answers."""
+        if not self.focus:
+            return self
+        return replace(self, focus=self.ehr_focus, withhold_items=not self.caregiver_item_level)
+
+    @property
+    def answered_by_parent(self) -> bool:
+        """A parent answered (about themself, recorded on the child), not the patient."""
+        return bool(self.focus) or (self.author or "").startswith("RelatedPerson/")
+
+    @property
+    def raised_by(self) -> str | None:
+        """Who raised a safety follow-up, as a person reads it: the clinician's name, or how the patient answered."""
+        if self.self_reported:
+            who = "a parent" if self.answered_by_parent else "the patient"
+            return f"{who}, {ANSWERED_VIA.get(self.answered_via or '', ANSWERED_VIA['portal'])}"
+        return self.author_name
+
+    @property
+    def answered_by(self) -> str | None:
+        """'Answered by the patient in the patient portal' for a self-reported screening; None otherwise."""
+        if not self.self_reported:
+            return None
+        who = "the parent" if self.answered_by_parent else "the patient"
+        how = ANSWERED_VIA.get(self.answered_via or "", ANSWERED_VIA["portal"])
+        return f"Answered by {who} {how}."
 
     @property
     def identifier(self) -> dict[str, str]:
@@ -87,6 +127,10 @@ class Submission:
 
     def part_identifier(self, part: str) -> dict[str, str]:
         return {"system": SUBMISSION_SYSTEM, "value": f"{self.submission_id}#{part}"}
+
+
+#: How a self-reported screening reached Tandem, as the EHR's readers are told.
+ANSWERED_VIA = {"portal": "in the patient portal", "link": "by questionnaire link"}
 
 
 def caregiver_screen(label: str | None) -> str:
@@ -134,7 +178,7 @@ def questionnaire_response(submission: Submission) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     for item in instrument.form_items:
         answer = submission.answers.get(item.link_id)
-        if answer is None or item.link_id == TOTAL:
+        if answer is None or item.link_id == TOTAL or submission.withhold_items:
             continue
         entry: dict[str, Any] = {"linkId": item.link_id, "answer": [_answer_value(answer)]}
         if item.text:
@@ -153,8 +197,9 @@ def questionnaire_response(submission: Submission) -> dict[str, Any]:
         "status": "completed" if not result.missing else "amended",
         "subject": {"reference": f"Patient/{submission.patient_id}"},
         "authored": submission.authored.isoformat(),
-        "item": items,
     }
+    if items:
+        resource["item"] = items
     if submission.focus:  # the caregiver answered about themself (healthysteps.md §5b)
         caregiver = _caregiver_ref(submission)
         resource["author"], resource["source"] = caregiver, caregiver
@@ -233,14 +278,16 @@ def screening_observations(
     for link_id in instrument.safety_items:
         item = instrument.item(link_id)
         answer = submission.answers.get(link_id)
-        if item is not None and answer is not None and item.loinc:
+        if item is not None and answer is not None and item.loinc and not submission.withhold_items:
             observations.append(_observation(submission, "item9", _loinc(item.loinc, item.text),
                                              {"valueCodeableConcept": {"coding": [_coding(answer)],
                                                                        "text": answer.display}},
                                              questionnaire_response_ref))  # fmt: skip
-    if result.safety and observations:
-        # The safety line travels with the score, whichever way it is written back.
-        observations[0]["note"] = [{"text": safety_line(submission)}]
+    notes = [safety_line(submission)] if result.safety else []
+    notes += [submission.answered_by] if submission.answered_by else []
+    if notes and observations:
+        # The safety line (and who answered) travel with the score, whichever way it is written back.
+        observations[0]["note"] = [{"text": text} for text in notes]
     return observations
 
 
@@ -275,8 +322,14 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
         "restriction": {"period": {"start": submission.authored.isoformat(), "end": due.isoformat()}},
         "reasonCode": {"text": reasons},
     }
-    if submission.author:
-        task["requester"] = {"reference": submission.author}
+    if submission.author or submission.raised_by:
+        task["requester"] = {
+            **({"reference": submission.author} if submission.author else {}),
+            **({"display": submission.raised_by} if submission.raised_by else {}),
+        }
+    summary = summary_extension(submission.patient_label)
+    if summary:
+        task["extension"] = [summary]
     if submission.encounter_id:
         task["encounter"] = {"reference": f"Encounter/{submission.encounter_id}"}
     if submission.focus:  # the follow-up is for the caregiver; it is worked from the child's record
@@ -285,15 +338,20 @@ def safety_task(submission: Submission, due: datetime) -> dict[str, Any] | None:
 
 
 def safety_line(submission: Submission) -> str:
-    """The alert as every reader sees it; a caregiver's is named as the caregiver's."""
+    """The alert as every reader sees it; a caregiver's is named as the caregiver's (on the child's EHR chart
+    without the caregiver's answer, unless the registration allows item level)."""
     messages = " ".join(flag.message for flag in submission.result.safety)
+    if submission.withhold_items:
+        messages = "safety follow-up started (same-day follow-up with the caregiver by the care team)."
     return (
         f"SAFETY ALERT ({submission.about}): {messages}" if submission.focus else f"SAFETY ALERT: {messages}"
     )
 
 
 def note_text(submission: Submission) -> str:
-    """The readable clinical note: instrument, date, answers, total, band, and the safety line."""
+    """The readable clinical note: instrument, date, who answered, answers, total, band, and the safety line. A
+    caregiver's screen on the child's chart says who was screened, the result and the plan, without item-level
+    answers (`withhold_items`)."""
     instrument, result = submission.instrument, submission.result
     lines = []
     if result.safety:  # first, so no reader of the note (or of its preview) can miss it
@@ -302,7 +360,14 @@ def note_text(submission: Submission) -> str:
     if submission.focus:
         lines += [f"{submission.about}. The caregiver answered about themself at the child's visit; this is "
                   "not the child's own result.", ""]  # fmt: skip
+    if submission.answered_by:
+        lines += [submission.answered_by, ""]
     lines.append(f"Result: {result.interpretation}")
+    if submission.withhold_items:
+        lines += ["", f"Plan: {_caregiver_plan(submission)}", "",
+                  "The caregiver's answers to each question are kept in the Tandem registry for the care team.",
+                  "", f"Recorded with Tandem (submission {submission.submission_id})."]  # fmt: skip
+        return "\n".join(lines)
     lines += [f"Note: {note}" for note in result.notes]
     lines += ["", "Answers:"]
     for number, item in enumerate(instrument.form_items, start=1):
@@ -318,6 +383,18 @@ def note_text(submission: Submission) -> str:
         lines += ["", "Safety: same-day follow-up requested in the Tandem registry."]
     lines += ["", f"Recorded with Tandem (submission {submission.submission_id})."]
     return "\n".join(lines)
+
+
+def _caregiver_plan(submission: Submission) -> str:
+    """The plan a caregiver's screen leaves on the child's chart (no item-level answers)."""
+    result = submission.result
+    if result.safety:
+        return "safety follow-up started: a same-day follow-up with the caregiver is open in the Tandem registry."
+    if result.positive:
+        return "positive screen: the care team follows up with the caregiver (Tandem registry)."
+    if result.positive is None:
+        return "the screen is incomplete: the care team reviews it in the Tandem registry."
+    return "no follow-up needed from this screen."
 
 
 def clinical_note(submission: Submission) -> dict[str, Any]:
@@ -376,8 +453,9 @@ def registry_transaction(submission: Submission, due: datetime,
                     for o in screening_observations(submission, f"QuestionnaireResponse/{qr['id']}")]  # fmt: skip
     resources = [*([dict(caregiver)] if caregiver else []), qr, *observations]
     task = safety_task(submission, due)
-    if task:
-        resources.append({**task, "for": patient})
+    if task:  # the Task names the patient (display), so a list can show who it is without reading Patient
+        name = submission.patient_label.name if submission.patient_label else None
+        resources.append({**task, "for": PatientKey(submission.iss, submission.patient_id).reference(name)})
     return {
         "resourceType": "Bundle",
         "type": "transaction",

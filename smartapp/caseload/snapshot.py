@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
+from fhir_mappings.common.patient_summary import PatientLabel
 from fhir_mappings.registry.resources import (
     Contact,
     Enrolment,
@@ -28,7 +29,7 @@ from fhir_mappings.screening.history import ScorePoint, merge_history, score_poi
 from fhir_mappings.smi.social import SOCIAL, Answer, Answered, answers_from
 
 #: Bumped whenever the stored form changes, so a deploy never reads an older release's snapshot.
-SNAPSHOT_SCHEMA = 8
+SNAPSHOT_SCHEMA = 9
 
 
 @dataclass
@@ -292,11 +293,19 @@ _TASK_DATES = ("due", "authored", "completed")
 
 
 def _task_json(t: WorkTask) -> dict[str, Any]:
+    label = t.patient
     return {**{name: getattr(t, name) for name in _TASK_FIELDS},
-            **{name: _iso(getattr(t, name)) for name in _TASK_DATES}}  # fmt: skip
+            **{name: _iso(getattr(t, name)) for name in _TASK_DATES},
+            "patient": [label.name, _iso(label.birth_date), label.mrn] if label else None,
+            "requester": _member_json(t.requester),
+            "authored_at": t.authored_at.isoformat() if t.authored_at else None}  # fmt: skip
 
 
 def _task_from_json(t: Mapping[str, Any]) -> WorkTask:
     values: dict[str, Any] = {name: t[name] for name in _TASK_FIELDS}
     values.update({name: _day(t[name]) for name in _TASK_DATES})
+    label = t["patient"]
+    values["patient"] = PatientLabel(label[0], _day(label[1]), label[2]) if label else None
+    values["requester"] = _member_from_json(t["requester"])
+    values["authored_at"] = datetime.fromisoformat(t["authored_at"]) if t["authored_at"] else None
     return WorkTask(**values)

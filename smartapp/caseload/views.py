@@ -72,7 +72,7 @@ from smartapp.request_context import (
     services,
     sign_form_id,
 )
-from smartapp.safety.views import safety_pending
+from smartapp.safety.views import patient_safety_rows, safety_pending
 from smartapp.smi.page import medical_inputs, whole_person_page
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,8 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            conflict=conflict, today=clock.today(), problem=problem, entered=entered or {},
                            problem_field=problem_field,
                            measures=list(program.measures), whole=whole, social_problem=social_problem,
-                           social_config=SOCIAL), (
+                           social_config=SOCIAL,
+                           safety_open=patient_safety_rows(current_access(), enrolment.key, launch_id)), (
                                409 if conflict else problem_status if problem or social_problem else 200)  # fmt: skip
 
 

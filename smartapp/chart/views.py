@@ -26,6 +26,7 @@ from fhir_mappings.common.patient import (
     display_name,
     identifier_value,
 )
+from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
 from fhir_mappings.registry.programs import due_with_programs, program_or_default
 from fhir_mappings.registry.resources import Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
@@ -51,6 +52,7 @@ from launch.fhir import FHIRClient
 from launch.scopes import allows, allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
+from smartapp import errors as app_errors
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
 from smartapp.form_once import FIELD as FORM_ONCE
@@ -71,6 +73,7 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.screening.service import ScreeningRecord
+from smartapp.selfreport.service import caregiver_item_level
 from smartapp.smi.medical import read_patient
 from smartapp.smi.page import BODY_TARGETS
 
@@ -102,6 +105,10 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
     if patient_id:
         try:
             patient = ehr.read("Patient", patient_id)
+        except errors.FHIRNotFound as error:
+            if patient_id == context.patient:
+                refuse_unknown_patient(session)
+            notice = f"The patient's demographics could not be read from the EHR ({error.message})."
         except errors.TandemError as error:
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
     return {
@@ -119,6 +126,26 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
         "show_banner": context.need_patient_banner
         or (patient_id is not None and patient_id != context.patient),
     }
+
+
+def _unknown_marker(session: LaunchSession) -> str:
+    return f"unknown-patient:{session.id}"
+
+
+def refuse_unknown_patient(session: LaunchSession) -> None:
+    """The EHR launched a patient its FHIR server does not have (Patient read 404): stop, and remember it for the
+    launch so no form of it is taken either (a nameless chart would file screenings under an unknown id)."""
+    services().store.set(_unknown_marker(session), "1", services().settings.session_ttl)
+    log.warning("chart launch refused: the EHR's FHIR server does not know the launch's patient")
+    raise app_errors.UnknownPatient("the EHR's FHIR server answered 404 to the launch patient's Patient read")
+
+
+def check_patient_known(session: LaunchSession) -> None:
+    """Refuse (before anything is recorded) a launch whose patient the EHR was found not to know."""
+    if session.context.patient and services().store.get(_unknown_marker(session)):
+        raise app_errors.UnknownPatient(
+            "the EHR's FHIR server answered 404 to the launch patient's Patient read"
+        )
 
 
 def _part(data: ChartData, what: str, load: Callable[[], _T], default: _T) -> _T:
@@ -481,11 +508,34 @@ def _patient_facts(ehr: FHIRClient, session: LaunchSession, subject: Subject, in
         patient = ehr.read("Patient", subject.patient_id)
     except (errors.LaunchError, errors.FHIRUnauthorized):
         raise  # the launch is over: the page says so (the form keeps nothing it did not already)
+    except errors.FHIRNotFound:
+        if subject.patient_id == session.context.patient:
+            refuse_unknown_patient(session)  # nothing is recorded under an id the EHR does not know
+        log.warning("Patient read for scoring failed; scoring without sex and age")
     except errors.TandemError:
         # The screening is still kept: scored without sex and age rather than lost.
         log.warning("Patient read for scoring failed; scoring without sex and age")
     born = birth_date(patient) or (subject.enrolment.birth_date if subject.enrolment else None)
     return administrative_gender(patient), instrument_age(ehr, session, subject, instrument, born)
+
+
+def _safety_names(session: LaunchSession, ehr: FHIRClient, subject: Subject
+                  ) -> tuple[PatientLabel | None, str | None]:  # fmt: skip
+    """For a screening that raises a safety follow-up: who the patient is (the registry's copy, else the EHR's
+    Patient) and the name of who raised it, kept on the safety Task so every later list names both, also from a
+    launch that may not read Patient (a worklist launch). Read only when there is a safety flag."""
+    enrolment = subject.enrolment
+    label = PatientLabel(enrolment.patient_name, enrolment.birth_date, enrolment.mrn) if enrolment else None
+    if label is None or not label.name:
+        try:
+            label = label_of_patient(ehr.read("Patient", subject.patient_id)) or label
+        except errors.TandemError:
+            log.warning("Patient read for the safety follow-up's label failed; the registry's copy is used")
+    try:
+        user = current_user(session, ehr)
+    except errors.TandemError:
+        user = None
+    return label, (user.display if user else None)
 
 
 def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
@@ -495,6 +545,8 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         abort(404)
     svc = services()
     ehr = current_ehr()
+    if subject.patient_id == session.context.patient:
+        check_patient_known(session)
     if request.method == "GET":
         return _form(session, ehr, instrument, subject)
     raw = {
@@ -524,11 +576,13 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     sex, age = _patient_facts(ehr, session, subject, instrument)
     months = age.months if age else None
     caregiver = subject.caregiver
+    result = score(instrument, answers, sex=sex, age_months=months)
+    label, author_name = _safety_names(session, ehr, subject) if result.has_safety_flag else (None, None)
     submission = Submission(
         submission_id=submission_id,
         instrument=instrument,
         answers=answers,
-        result=score(instrument, answers, sex=sex, age_months=months),
+        result=result,
         patient_id=subject.patient_id,
         authored=datetime.now(UTC).replace(microsecond=0),
         author=session.context.fhir_user if session.context.fhir_user_type else None,
@@ -539,6 +593,9 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         focus=caregiver.reference if caregiver else None,
         focus_label=caregiver.label if caregiver else None,
         ehr_focus=caregiver.ehr_reference if caregiver else None,
+        caregiver_item_level=caregiver_item_level(services(), session.iss),
+        patient_label=label,
+        author_name=author_name,
     )
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()

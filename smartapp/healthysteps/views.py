@@ -30,7 +30,7 @@ from smartapp.request_context import (
     launch_required,
     services,
 )
-from smartapp.safety.views import safety_pending
+from smartapp.safety.views import patient_safety_rows, safety_pending
 
 bp = Blueprint(
     "healthysteps", __name__, url_prefix="/app/<launch_id>/healthysteps", template_folder="templates"
@@ -126,7 +126,8 @@ def _family_page(careplan_id: str, *, problem: str | None = None, status: int = 
                            caregivers=data.caregivers.get(enrolment.key, []), contacts=contacts, billing=billing,
                            payer=payer, flagged=flagged, problem=problem, problem_field=_problem_field(),
                            minutes_by_present=_minutes_by_present(contacts),
-                           find=find, closing=CLOSING_STATUSES), status  # fmt: skip
+                           find=find, closing=CLOSING_STATUSES,
+                           safety_open=patient_safety_rows(current_access(), enrolment.key, current_launch().id)), status  # fmt: skip
 
 
 def _minutes_by_present(contacts: list[Any]) -> dict[str, int]:

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.patient import display_name
-from fhir_mappings.registry.resources import SAFETY_OUTCOMES, WorkTask
+from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
+from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
+from fhir_mappings.registry.resources import SAFETY_OUTCOMES, Enrolment, Member, WorkTask
+from fhir_mappings.registry.safety import identity_text, label_for, overdue, owner_name
+from fhir_mappings.registry.safety import owner as safety_owner
 from fhir_mappings.screening.resources import resource_id
 from launch import errors
+from smartapp import clock
 from smartapp.access import Access
 from smartapp.request_context import (
     caseload_data,
@@ -41,6 +45,39 @@ class SafetyItem:
     reason: str
     task: WorkTask | None = None
     record: ScreeningRecord | None = None  # the safety Task has not reached the registry store yet
+    #: When it was raised (an instant; a Task of an older release knows only its day) and by whom.
+    raised: datetime | date | None = None
+    requester: Member | None = None
+    #: Who the patient is, as kept with the Task or the screening record when it was raised.
+    label: PatientLabel | None = None
+
+    @property
+    def record_id(self) -> str | None:
+        """The screening it came from (a safety Task's id is `tandem-<submission>-safety`)."""
+        if self.record is not None:
+            return self.record.id
+        task_id = self.task.id if self.task else ""
+        if task_id.startswith("tandem-") and task_id.endswith("-safety"):
+            return task_id.removeprefix("tandem-").removesuffix("-safety")
+        return None
+
+    def overdue(self, now: datetime) -> bool:
+        return overdue(self.raised, now, clock.zone())
+
+
+@dataclass(frozen=True)
+class SafetyRow:
+    """One follow-up as the list shows it: never a FHIR id, always an owner or a red line saying there is none."""
+
+    item: SafetyItem
+    name: str | None
+    identity: str
+    raised_by: str | None
+    raised_at: str
+    owner: str | None
+    overdue: bool
+    link: str | None
+    enrolled: bool
 
 
 def safety_pending(access: Access) -> set[PatientKey]:
@@ -56,16 +93,21 @@ def _unsaved_safety_records(access: Access) -> list[ScreeningRecord]:
 def safety_items(access: Access) -> list[SafetyItem]:
     data = caseload_data(access.iss)
     items = [
-        SafetyItem(t.key, t.authored or date.min, t.description or "Same-day safety follow-up", task=t)
+        SafetyItem(t.key, t.authored or date.min, t.description or "Same-day safety follow-up", task=t,
+                   raised=t.authored_at or t.authored, requester=t.requester, label=t.patient)
         for t in data.tasks
         if t.kind == "safety-follow-up" and t.open and t.key and access.allows_patient(t.key)
-    ]
+    ]  # fmt: skip
     in_registry = {t.id for t in data.tasks}
     for record in _unsaved_safety_records(access):
         if resource_id(record.id, "safety") not in in_registry:
             reason = " ".join(flag.message for flag in record.result.safety)
-            items.append(SafetyItem(record.key, datetime.fromisoformat(record.authored).date(), reason,
-                                    record=record))  # fmt: skip
+            authored = datetime.fromisoformat(record.authored)
+            submission = record.submission()
+            raiser = submission.raised_by
+            requester = Member(record.author or "", raiser) if record.author or raiser else None
+            items.append(SafetyItem(record.key, authored.date(), reason, record=record, raised=authored,
+                                    requester=requester, label=record.patient_label))  # fmt: skip
     return sorted(items, key=lambda item: (item.since, item.key))
 
 
@@ -76,6 +118,64 @@ def open_safety_count(access: Access) -> int | None:
     except errors.TandemError as error:
         log.warning("safety follow-ups could not be counted: %s", type(error).__name__)
         return None
+
+
+def overdue_safety_count(access: Access) -> int | None:
+    """Open follow-ups not closed by the end of the local day they were raised on, for every care-team page's
+    header ("1 safety follow-up overdue", red); None when they cannot be counted now."""
+    try:
+        now = datetime.now(UTC)
+        return sum(1 for item in safety_items(access) if item.overdue(now))
+    except errors.TandemError as error:
+        log.warning("overdue safety follow-ups could not be counted: %s", type(error).__name__)
+        return None
+
+
+def safety_rows(access: Access, launch_id: str, context_patient: str | None,
+                chart_label: PatientLabel | None = None) -> list[SafetyRow]:  # fmt: skip
+    """The list's rows, named from the registry's copies (the worklist's), never by reading the EHR per patient:
+    a worklist launch may not read Patient at all."""
+    data = caseload_data(access.iss)
+    now, today = datetime.now(UTC), clock.today()
+    rows = []
+    for item in safety_items(access):
+        enrolments = data.enrolments_of(item.key)
+        in_chart = item.key.patient_id == context_patient
+        label = label_for(enrolments, item.label, chart_label if in_chart else None)
+        owner = safety_owner(enrolments, item.requester)
+        rows.append(SafetyRow(
+            item=item, name=label.name if label else None, identity=identity_text(label, today),
+            raised_by=item.requester.display if item.requester and item.requester.display else None,
+            raised_at=clock.local_time(item.raised) if isinstance(item.raised, datetime)
+            else (item.raised.isoformat() if item.raised else "time not recorded"),
+            owner=owner_name(owner), overdue=item.overdue(now), link=_record_link(item, enrolments, launch_id, in_chart),
+            enrolled=any(e.active for e in enrolments),
+        ))  # fmt: skip
+    return rows
+
+
+def patient_safety_rows(access: Access, key: PatientKey, launch_id: str) -> list[SafetyRow]:
+    """The open safety follow-ups of one patient, for the top of their registry record (none when they cannot be
+    read now: the record still shows, and the header says the count is unknown)."""
+    try:
+        return [row for row in safety_rows(access, launch_id, None) if row.item.key == key]
+    except errors.TandemError as error:
+        log.warning("a patient's safety follow-ups could not be read: %s", type(error).__name__)
+        return []
+
+
+def _record_link(item: SafetyItem, enrolments: list[Enrolment], launch_id: str, in_chart: bool) -> str | None:
+    """The patient's registry record (the program's page), else the chart (a chart launch), else the screening."""
+    if in_chart:
+        return url_for("chart.home", launch_id=launch_id)
+    for enrolment in enrolments:
+        if enrolment.program == HEALTHYSTEPS_PROGRAM.key:
+            return url_for("healthysteps.family", launch_id=launch_id, careplan_id=enrolment.id)
+        return url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=enrolment.id)
+    record_id = item.record_id
+    if record_id and services().screenings.load(record_id) is not None:
+        return url_for("chart.result", launch_id=launch_id, record_id=record_id)
+    return None
 
 
 @bp.get("/safety")
@@ -90,17 +190,18 @@ def _queue_page(*, failed: str | None = None, problems: list[tuple[str, str]] | 
     what was `entered` (kept in its form)."""
     session, access = current_launch(), current_access()
     ehr = current_ehr()
-    items = safety_items(access)
-    names: dict[PatientKey, str] = {}
-    for key in sorted({item.key for item in items})[:50]:
+    chart_label = None
+    if (
+        session.context.patient
+    ):  # a chart launch: its one patient, read once (the registry's copy comes first)
         try:
-            names[key] = display_name(ehr.read("Patient", key.patient_id)) or ""
+            chart_label = label_of_patient(ehr.read("Patient", session.context.patient))
         except errors.TandemError:
-            continue  # the id still identifies the patient within this EHR
-    enrolled = {e.key for e in caseload_data(access.iss).enrolments if e.active}
+            chart_label = None
+    rows = safety_rows(access, launch_id, session.context.patient, chart_label)
     return render_template("safety.html", **header_context(session, ehr), patient=None, show_banner=False,
-                           items=items, names=names, enrolled=enrolled, outcomes=SAFETY_OUTCOMES, failed=failed,
-                           problems=problems or [], entered=entered or {}), 422 if problems else 200  # fmt: skip
+                           rows=rows, outcomes=SAFETY_OUTCOMES, failed=failed, problems=problems or [],
+                           entered=entered or {}), 422 if problems else 200  # fmt: skip
 
 
 @bp.post("/safety/<task_id>/close")

@@ -18,7 +18,9 @@ from functools import cached_property
 from typing import Any
 
 from fhir_mappings.common.caregivers import Caregiver, caregiver_from_record, caregiver_record, related_person
+from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.patient_summary import PatientLabel
 from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
 from fhir_mappings.screening.resources import (
     Submission,
@@ -109,6 +111,20 @@ class ScreeningRecord:
     chronological_months: int | None = None
     #: The patient (or a parent) answered it themself (portal or questionnaire link).
     self_reported: bool = False
+    #: How a self-reported screening came in ("portal" or "link"), for the EHR note's "Answered by …".
+    answered_via: str | None = None
+    #: The registration allowed a caregiver's item-level answers on the child's EHR chart when it was entered.
+    caregiver_item_level: bool = False
+    #: Who the patient is and who entered it, as the submitting launch knew them (kept on the safety Task).
+    patient_name: str | None = None
+    patient_birth_date: str | None = None
+    patient_mrn: str | None = None
+    author_name: str | None = None
+
+    @property
+    def patient_label(self) -> PatientLabel | None:
+        label = PatientLabel(self.patient_name, parse_date(self.patient_birth_date), self.patient_mrn)
+        return label if label.known else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -138,7 +154,9 @@ class ScreeningRecord:
                           mode=self.mode, focus=caregiver.reference if caregiver else None,
                           focus_label=caregiver.label if caregiver else None,
                           ehr_focus=caregiver.ehr_reference if caregiver else None,
-                          self_reported=self.self_reported)  # fmt: skip
+                          self_reported=self.self_reported, answered_via=self.answered_via,
+                          caregiver_item_level=self.caregiver_item_level, patient_label=self.patient_label,
+                          author_name=self.author_name)  # fmt: skip
 
     @property
     def caregiver_of_record(self) -> Caregiver | None:
@@ -236,6 +254,7 @@ class ScreeningService:
         existing = self.load(submission.submission_id)
         if existing is not None:
             return existing
+        label = submission.patient_label
         record = ScreeningRecord(
             id=submission.submission_id,
             iss=iss,
@@ -259,6 +278,12 @@ class ScreeningService:
             gestation=gestation,
             chronological_months=chronological_months,
             self_reported=submission.self_reported,
+            answered_via=submission.answered_via,
+            caregiver_item_level=submission.caregiver_item_level,
+            patient_name=label.name if label else None,
+            patient_birth_date=label.birth_date.isoformat() if label and label.birth_date else None,
+            patient_mrn=label.mrn if label else None,
+            author_name=submission.author_name,
         )
         if not plan.ehr_types:
             record.ehr = Target(status=SKIPPED, detail=plan.reason)

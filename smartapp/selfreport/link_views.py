@@ -174,7 +174,7 @@ def answer(token: str) -> Any:
     # No EHR token here: the planner finds nothing it may create, and says so on the record.
     plan = plan_writeback(None, lambda resource_type: False, vendor, has_encounter=False)
     saved = save_answers(services(), Answerer(spent.key, f"Patient/{spent.patient}"), instrument, raw, token_hex(16),
-                         patient=None, plan=plan, vendor=vendor, launch_id=None, ehr=None)  # fmt: skip
+                         patient=None, plan=plan, vendor=vendor, launch_id=None, ehr=None, via="link")  # fmt: skip
     if not isinstance(saved, ScreeningRecord):  # validated above; kept for totality
         return _form(token, link.instrument, selected=raw, status=422,
                      problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip

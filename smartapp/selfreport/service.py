@@ -15,6 +15,7 @@ from fhir_mappings.common.caregivers import Caregiver
 from fhir_mappings.common.conditions import behavioral_conditions
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import administrative_gender, age_in_months
+from fhir_mappings.common.patient_summary import label_of_patient
 from fhir_mappings.screening.history import SCORE_CODE_PARAM, merge_history, score_points
 from fhir_mappings.screening.instruments import Instrument, Item
 from fhir_mappings.screening.resources import Submission
@@ -120,10 +121,11 @@ def answer_problems(instrument: Instrument, raw: Mapping[str, str]) -> list[Answ
 
 def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapping[str, str], submission_id: str,
                  *, patient: Mapping[str, Any] | None, plan: WritebackPlan, vendor: str, launch_id: str | None,
-                 ehr: FHIRClient | None, conditional: bool = False) -> ScreeningRecord | list[AnswerError]:  # fmt: skip
+                 ehr: FHIRClient | None, conditional: bool = False,
+                 via: str = "portal") -> ScreeningRecord | list[AnswerError]:  # fmt: skip
     """Save the answers (or the problems with them). Saved in Tandem's store before any write, so nothing the
     patient entered is lost when a server is down; a positive safety item raises the care team's alert and
-    same-day safety Task exactly as a clinician-entered one."""
+    same-day safety Task exactly as a clinician-entered one. `via`: "portal" or "link" (what the EHR note says)."""
     answers, _ = parse_answers(instrument, dict(raw))
     problems = answer_problems(instrument, raw)
     if problems:
@@ -142,6 +144,8 @@ def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapp
         patient_id=who.key.patient_id, authored=datetime.now(UTC).replace(microsecond=0), author=who.reference,
         iss=who.key.iss, self_reported=True, focus=caregiver.reference if caregiver else None,
         focus_label=caregiver.label if caregiver else None, ehr_focus=who.reference if who.proxy else None,
+        answered_via=via, caregiver_item_level=caregiver_item_level(svc, who.key.iss),
+        patient_label=label_of_patient(patient) if patient else None,
     )  # fmt: skip
     record = svc.screenings.record(submission, iss=who.key.iss, vendor=vendor, sex=sex, plan=plan,
                                    ehr_conditional_create=conditional, launch_id=launch_id, caregiver=caregiver)  # fmt: skip
@@ -153,6 +157,12 @@ def save_answers(svc: Services, who: Answerer, instrument: Instrument, raw: Mapp
             instrument.name,
         )
     return record
+
+
+def caregiver_item_level(svc: Services, iss: str) -> bool:
+    """Whether the EHR's registration allows a caregiver's item-level answers on the child's chart."""
+    registration = svc.registrations.get(iss)
+    return bool(registration and registration.caregiver_note_item_level)
 
 
 def portal_plan(capability: Mapping[str, Any] | None, may_create: Callable[[str], bool], vendor: str,

@@ -3,10 +3,12 @@ closing needs an outcome, acknowledging an alert never clears the flag, and a do
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 import pytest
+import requests
 
 from sandbox.world import SandboxWorld
 
@@ -48,7 +50,17 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     assert "Safety follow-ups (" in worklist.text
     queue = manager.get(f"{base}/safety")
     task_id = f"tandem-{submission}-safety"
-    assert "id pt-0017" in queue.text and task_id in queue.text  # not enrolled, still visible
+    assert task_id in queue.text  # not enrolled, still visible (its close form)
+    # Named as the worklist names patients, although this Epic-like worklist launch may not read Patient (403):
+    # from the copy kept with the screening's safety Task. Never by its FHIR id.
+    patient = requests.get(f"{world.ehr.base_url}/Patient/pt-0017", timeout=10).json()
+    name = " ".join([*patient["name"][0].get("given", []), patient["name"][0]["family"]])
+    section = _section(queue.text, task_id)
+    assert name in section and f"DOB {patient['birthDate']}" in section
+    assert "pt-0017" not in _visible(section)
+    assert "by Dana Whitfield" in section  # who raised it …
+    assert "Owner</dt><dd>Dana Whitfield" in section  # … and owns it (not enrolled: the submitting clinician)
+    assert "Overdue" not in section  # raised today
     refused = manager.submit(f"{base}/safety", {"note": "called"}, action=f"/safety/{task_id}/close")
     assert refused.status_code == 422 and "Choose the outcome of the follow-up." in refused.text
     assert 'id="error-summary"' in refused.text and ">called</textarea>" in refused.text  # the note is kept
@@ -62,6 +74,16 @@ def test_a_not_enrolled_patients_safety_task_is_queued_and_closes_only_with_an_o
     assert task_id not in manager.get(f"{base}/safety").text
 
 
+def _section(page: str, task_id: str) -> str:
+    """The list's section of one follow-up (the one whose close form names `task_id`)."""
+    return next(part for part in page.split('<section class="safety-item') if task_id in part)
+
+
+def _visible(html: str) -> str:
+    """What a person reads: the text outside tags (ids in form actions are not shown)."""
+    return re.sub(r"<[^>]+>", " ", html)
+
+
 def test_a_patient_launch_cannot_close_another_patients_safety_task(world: SandboxWorld, tandem: Any) -> None:
     other = Browser()
     submission = _submit(
@@ -70,7 +92,7 @@ def test_a_patient_launch_cannot_close_another_patients_safety_task(world: Sandb
     clinician = Browser()
     launch_id = launch_id_of(clinician.follow(launch_url(world, "epic", patient="pt-0019")))
     queue = f"{world.tandem_url}/app/{launch_id}/safety"
-    assert "id pt-0018" not in clinician.get(queue).text  # a chart launch lists its own patient only
+    assert f"tandem-{submission}-safety" not in clinician.get(queue).text  # a chart launch lists its own only
     hidden = clinician.form(queue, "/end")[0].hidden  # a valid token and form id, from the page's own form
     attempt = clinician.post_from(queue, f"{queue}/tandem-{submission}-safety/close", {
         **hidden, "outcome": "referred", "note": "x"})  # fmt: skip

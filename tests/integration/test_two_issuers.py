@@ -69,8 +69,8 @@ def test_same_patient_id_at_two_ehrs_never_crosses(world: SandboxWorld, tandem: 
     _, oracle_rows = _worklist(at_oracle, world, "oracle")
     assert careplan_id not in oracle_rows.text
     queue = at_oracle.get(f"{world.tandem_url}/app/{launch_id_of(oracle_rows)}/safety")
-    assert f"id {PATIENT}" not in queue.text
+    assert careplan_id not in queue.text  # the list links each follow-up to its patient's registry record
     epic_queue = at_epic.get(f"{world.tandem_url}/app/{epic_launch}/safety")
-    assert f"id {PATIENT}" in epic_queue.text
+    assert f"enrolments/{careplan_id}" in epic_queue.text
     assert tandem.caseload.enrolments_for(oracle_iss, PATIENT) == []
     assert [e.id for e in tandem.caseload.enrolments_for(epic_iss, PATIENT)] == [careplan_id]
