@@ -198,7 +198,7 @@ def _queue_page(*, failed: str | None = None, problems: list[tuple[str, str]] | 
             chart_label = label_of_patient(ehr.read("Patient", session.context.patient))
         except errors.TandemError:
             chart_label = None
-    rows = safety_rows(access, launch_id, session.context.patient, chart_label)
+    rows = safety_rows(access, session.id, session.context.patient, chart_label)
     return render_template("safety.html", **header_context(session, ehr), patient=None, show_banner=False,
                            rows=rows, outcomes=SAFETY_OUTCOMES, failed=failed, problems=problems or [],
                            entered=entered or {}), 422 if problems else 200  # fmt: skip
