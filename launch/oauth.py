@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
@@ -240,42 +240,40 @@ class OAuthClient:
     def validate_id_token(
         self, reg: Registration, config: SmartConfiguration, id_token: str
     ) -> dict[str, Any]:
-        """Verify the id_token's signature with the issuer's JWKS and its iss, aud and exp claims."""
+        """Verify the id_token's signature with the issuer's JWKS and its iss, aud and exp claims.
+
+        The accepted issuers and the keys come only from the registration and the EHR's own discovery, never
+        from the token: its `iss` is only compared with them (SMART App Launch 2.2: the id_token's issuer is the
+        one the OpenID configuration names; legacy discovery names none, so the registration does, by default
+        the FHIR base URL)."""
         try:
             claims_iss = _unverified_claim(id_token, "iss")
+            kid = _unverified_header(id_token).get("kid")
         except ValueError:
             raise errors.IdTokenInvalid("the id_token is not a JWT") from None
-        # The issuer (and so the keys) come only from the registered EHR's own discovery, never from the token:
-        # SMART discovery's `issuer`, else (CapabilityStatement fallback) the authorization server that issued
-        # the token, i.e. the origin of the discovered token endpoint.
-        expected_iss = config.issuer or _origin(config.token_endpoint)
-        if not expected_iss:
-            raise errors.IdTokenInvalid("the EHR's discovery names no issuer for id_tokens")
-        if claims_iss is None or claims_iss.rstrip("/") != expected_iss.rstrip("/"):
-            log.warning("id_token refused: its issuer is not the registered EHR's")
+        accepted = id_token_issuers(reg, config)
+        wanted = claims_iss.rstrip("/") if claims_iss is not None else None
+        issuer = next((i for i in accepted if i.rstrip("/") == wanted), None)
+        if claims_iss is None or issuer is None:
+            log.warning("id_token refused: its issuer is not one this EHR's registration or discovery names")
             raise errors.IdTokenInvalid("the id_token was not issued by this EHR's authorization server")
-        expected_iss = claims_iss  # the same issuer, as the token spells it (a trailing slash or not)
-        jwks_uri = self.discovery.openid_jwks_uri(config, expected_iss)
+        jwks_uri = reg.id_token_jwks_url or self.discovery.openid_jwks_uri(config, issuer)
         if not jwks_uri:
             raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")
-        token = None
-        for attempt in range(2):
-            key_set = KeySet.import_key_set(self.discovery.jwks(jwks_uri))  # type: ignore[arg-type]
-            try:
-                token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
-                break
-            except JoseError as error:
-                if attempt == 0:
-                    self.discovery.forget_jwks(jwks_uri)  # the issuer may have rotated its keys
-                    continue
-                log.warning("id_token signature rejected: %s", type(error).__name__)
-                raise errors.IdTokenInvalid("the id_token signature does not verify") from None
-            except ValueError:
-                raise errors.IdTokenInvalid("the id_token could not be decoded") from None
-        assert token is not None  # noqa: S101
+        try:
+            key_set = KeySet.import_key_set(self.discovery.jwks_for_kid(jwks_uri, kid))  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise errors.IdTokenInvalid("the issuer's JWKS could not be read") from None
+        try:
+            token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
+        except JoseError as error:
+            log.warning("id_token signature rejected: %s", type(error).__name__)
+            raise errors.IdTokenInvalid("the id_token signature does not verify") from None
+        except ValueError:
+            raise errors.IdTokenInvalid("the id_token could not be decoded") from None
         registry = jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_SECONDS,
-            iss={"essential": True, "value": expected_iss},
+            iss={"essential": True, "value": claims_iss},  # the accepted issuer, as the token spells it
             aud={"essential": True, "value": reg.client_id},
             exp={"essential": True},
         )
@@ -287,9 +285,22 @@ class OAuthClient:
         return dict(token.claims)
 
 
-def _origin(url: str | None) -> str | None:
-    parts = urlsplit(url or "")
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("https", "http") and parts.netloc else None
+def id_token_issuers(reg: Registration, config: SmartConfiguration) -> list[str]:
+    """The `iss` values this EHR's id_tokens may carry: the registration's list, else the `issuer` of its SMART
+    configuration, else (legacy discovery names none) the FHIR base URL."""
+    if reg.id_token_issuers:
+        return list(reg.id_token_issuers)
+    return [config.issuer or reg.iss]
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header without verifying, only to choose among the issuer's own keys."""
+    head = token.split(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not a JWT") from None
+    return header if isinstance(header, dict) else {}
 
 
 def _unverified_claim(token: str, name: str) -> str | None:
