@@ -153,11 +153,11 @@ def oauth_error_for(response: requests.Response, what: str) -> errors.TokenError
 
 
 #: OAuth errors that mean the EHR refuses Tandem's registration, not this user's launch.
-REGISTRATION_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope"})
+REGISTRATION_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope", "unsupported_response_type"})
 
 
 def is_registration_problem(code: Any, description: Any = None, status: int | None = None) -> bool:
-    """invalid_client / unauthorized_client / invalid_scope, a 401 from the token endpoint (wrong secret or
+    """invalid_client / unauthorized_client / invalid_scope / unsupported_response_type, a 401 from the token endpoint (wrong secret or
     key), or an error that names the redirect URI: relaunching cannot fix any of them."""
     if code in REGISTRATION_ERRORS or status == 401:
         return True
