@@ -116,12 +116,15 @@ def token_request(
     what: str,
     *,
     headers: Mapping[str, str] | None = None,
+    retry_unavailable: bool = False,
 ) -> Any:
     """POST to a token endpoint and return its JSON: the one helper for launches, refreshes and backend services.
-    Token requests are not idempotent (codes are single use): never retried. Errors become TokenError."""
+    A 429 (refused unprocessed) is retried; 502-504 only with `retry_unavailable` (a refresh: its grant is
+    answered again or refused); codes are single use, so an exchange never is. A refusal (400, 401) is never
+    retried. Errors become TokenError."""
     try:
         response = transport.send(
-            "POST", token_url, what=what, idempotent=False,
+            "POST", token_url, what=what, idempotent=retry_unavailable,
             headers={**(headers or {}), "Accept": "application/json"}, data=dict(form),
         )  # fmt: skip
     except errors.FHIRTransportError as error:
@@ -202,12 +205,12 @@ class OAuthClient:
         return {}, {"client_id": reg.client_id}
 
     def _token_request(
-        self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str
-    ) -> Any:
+        self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str,
+        *, retry_unavailable: bool = False,
+    ) -> Any:  # fmt: skip
         headers, auth_fields = self._client_auth(reg, config.token_endpoint)
-        return token_request(
-            self.transport, config.token_endpoint, {**form, **auth_fields}, what, headers=headers
-        )
+        return token_request(self.transport, config.token_endpoint, {**form, **auth_fields}, what, headers=headers,
+                             retry_unavailable=retry_unavailable)  # fmt: skip
 
     def exchange_code(
         self,
@@ -233,8 +236,9 @@ class OAuthClient:
 
     def refresh(self, reg: Registration, config: SmartConfiguration, refresh_token: str) -> TokenResponse:
         body = self._token_request(
-            reg, config, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh"
-        )
+            reg, config, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh",
+            retry_unavailable=True,
+        )  # fmt: skip
         return parse_token_response(body)
 
     def validate_id_token(
