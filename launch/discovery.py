@@ -224,7 +224,9 @@ class Discovery:
         ):
             return data
         if not self.store.set(f"jwks-fetched:{uri}", "1", self.jwks_refetch_seconds, only_if_absent=True):
-            log.info("a token names a kid its issuer's key set lacks; the set was fetched recently: not again")
+            log.info(
+                "a token names a kid its issuer's key set lacks; the set was fetched recently: not again"
+            )
             return data
         log.info("a token names a kid its issuer's key set lacks: fetching the key set again")
         self.store.delete(f"jwks:{uri}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -153,23 +154,34 @@ class TokenResponse:
 def parse_token_response(body: Any, *, now: float | None = None) -> TokenResponse:
     if not isinstance(body, Mapping) or not isinstance(body.get("access_token"), str):
         raise errors.TokenError("the token endpoint answered without an access_token")
-    token_type = str(body.get("token_type", "bearer"))
-    if token_type.lower() != "bearer":
-        raise errors.TokenError(f"the token endpoint issued an unsupported token_type {token_type!r}")
-    try:
-        expires_in = float(body.get("expires_in", 300))
-    except (TypeError, ValueError):
-        expires_in = 300.0
+    token_type = body.get("token_type", "bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise errors.TokenError(
+            f"the token endpoint issued an unsupported token_type {str(token_type)[:32]!r}"
+        )
     issued_at = now if now is not None else time.time()
+    scope = body.get("scope")
     return TokenResponse(
         issued_at=issued_at,
         access_token=body["access_token"],
-        expires_at=issued_at + expires_in,
-        scope=str(body.get("scope") or ""),
+        expires_at=issued_at + _lifetime(body.get("expires_in")),
+        scope=scope if isinstance(scope, str) else "",
         refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
         id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
         raw=dict(body),
     )
+
+
+def _lifetime(value: Any) -> float:
+    """`expires_in` in seconds (a number, or a numeric string as some servers send); 300 when it is missing or
+    not a finite positive number (an "infinite" token would never be refreshed)."""
+    if isinstance(value, bool):
+        return 300.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 300.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 300.0
 
 
 class OAuthClient:
@@ -266,7 +278,7 @@ class OAuthClient:
             raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")
         try:
             key_set = KeySet.import_key_set(self.discovery.jwks_for_kid(jwks_uri, kid))  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError):  # joserfc on odd key material
             raise errors.IdTokenInvalid("the issuer's JWKS could not be read") from None
         try:
             token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)

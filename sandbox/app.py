@@ -352,7 +352,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         oauth_uris = {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "extension": [
             {"url": "authorize", "valueUri": f"{root}/auth/authorize"},
             {"url": "token", "valueUri": f"{root}/auth/token"}]}  # fmt: skip
-        for rest in capability.get("rest") or []:  # the legacy discovery, published by every mode (as Oracle does)
+        # The legacy discovery, published by every mode (as Oracle does).
+        for rest in capability.get("rest") or []:
             rest.setdefault("security", {})["extension"] = [oauth_uris]
         return Response(json.dumps(capability), content_type="application/fhir+json")
 

@@ -165,10 +165,14 @@ OAUTH_ERROR_COPY: dict[str, Copy] = {
         "Launch Tandem again in a few minutes. If it keeps happening, contact your IT help desk.",
     ),
     "login_required": Copy(
-        401, "Sign in to the EHR first", "Sign in to the EHR, then launch Tandem again from the patient's chart."
+        401,
+        "Sign in to the EHR first",
+        "Sign in to the EHR, then launch Tandem again from the patient's chart.",
     ),
     "interaction_required": Copy(
-        401, "Sign in to the EHR first", "Sign in to the EHR, then launch Tandem again from the patient's chart."
+        401,
+        "Sign in to the EHR first",
+        "Sign in to the EHR, then launch Tandem again from the patient's chart.",
     ),
     "consent_required": Copy(
         403,
@@ -192,7 +196,10 @@ def page_for(error: errors.TandemError) -> ErrorPage:
     to the authorization request, the copy of its error code first, and the EHR's own description."""
     copy = Copy()
     said = None
-    if isinstance(error, errors.AuthorizationDenied | errors.RegistrationProblem) and "ehr_description" in error.detail:
+    if (
+        isinstance(error, errors.AuthorizationDenied | errors.RegistrationProblem)
+        and "ehr_description" in error.detail
+    ):
         copy = OAUTH_ERROR_COPY.get(str(error.detail.get("oauth_error")), copy)
         description = error.detail.get("ehr_description")
         said = description if isinstance(description, str) and description.strip() else None

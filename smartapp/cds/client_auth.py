@@ -105,7 +105,7 @@ class CdsClientVerifier:
         try:
             # A kid the cached set lacks re-fetches it at most once per interval (launch/discovery.py).
             keys = KeySet.import_key_set(self.discovery.jwks_for_kid(jwks_url, kid))  # type: ignore[arg-type]
-        except (TandemError, JoseError, ValueError, KeyError, TypeError):
+        except (TandemError, JoseError, ValueError, KeyError, TypeError, AttributeError):
             raise _reject("the client's JWK Set could not be read") from None
         try:
             return dict(jwt.decode(token, keys, algorithms=[alg]).claims)

@@ -63,12 +63,16 @@ LEGACY_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "issuer", "openid", "registration"), LEGACY_CASES, ids=[c[0] for c in LEGACY_CASES])
+@pytest.mark.parametrize(
+    ("case", "issuer", "openid", "registration"), LEGACY_CASES, ids=[c[0] for c in LEGACY_CASES]
+)
 def test_legacy_discovery_with_an_issuer_that_has_a_path_launches(
     rsps: responses.RequestsMock, ehr_signing_key: RSAKey, key_ring: KeyRing,
     case: str, issuer: str, openid: str | None, registration: dict[str, Any],
 ) -> None:  # fmt: skip
-    ehr = RecordedEHR(replace(GENERIC, id_token_issuer=issuer, openid_config_url=openid), rsps, ehr_signing_key)
+    ehr = RecordedEHR(
+        replace(GENERIC, id_token_issuer=issuer, openid_config_url=openid), rsps, ehr_signing_key
+    )
     completed = _launch(_flow(key_ring, **registration))
     assert completed.session.context.fhir_user == GENERIC.fhir_user
     assert ehr.token_calls[0].form["grant_type"] == "authorization_code"
@@ -93,7 +97,9 @@ def test_an_id_token_from_an_issuer_not_named_is_refused_and_its_keys_never_fetc
     ehr = RecordedEHR(GENERIC, rsps, ehr_signing_key)
     ehr.id_token_iss, ehr.id_token_key = token_iss, attacker_key
     for base in (ATTACKER, token_iss):
-        rsps.get(f"{base}/.well-known/openid-configuration", json={"issuer": base, "jwks_uri": f"{ATTACKER}/jwks"})
+        rsps.get(
+            f"{base}/.well-known/openid-configuration", json={"issuer": base, "jwks_uri": f"{ATTACKER}/jwks"}
+        )
     rsps.get(f"{ATTACKER}/jwks", json={"keys": [{**attacker_key.as_dict(private=False), "kid": "ehr-1"}]})
     with pytest.raises(errors.IdTokenInvalid, match="not issued by this EHR"):
         _launch(_flow(key_ring, **registration))
@@ -133,11 +139,15 @@ def _token(key: RSAKey, kid: str) -> str:
     return jwt.encode({"alg": "RS256", "kid": kid}, {"iss": "x"}, key)
 
 
-def test_many_tokens_with_unknown_kids_fetch_the_key_set_once(redis_url: str, ehr_signing_key: RSAKey) -> None:
+def test_many_tokens_with_unknown_kids_fetch_the_key_set_once(
+    redis_url: str, ehr_signing_key: RSAKey
+) -> None:
     """Two workers (two Discovery objects on one Redis): fifty tokens naming kids the set lacks, one fetch."""
     url = "https://ehr.example.org/jwks"
     store = RedisStore(redis_url, prefix="test-kid:")
-    workers = [Discovery(HttpTransport(retry=RetryPolicy(attempts=1)), store, ttl_seconds=600) for _ in range(2)]
+    workers = [
+        Discovery(HttpTransport(retry=RetryPolicy(attempts=1)), store, ttl_seconds=600) for _ in range(2)
+    ]
     public = {**ehr_signing_key.as_dict(private=False), "kid": "known"}
     for key in (f"jwks:{url}", f"jwks-fetched:{url}"):
         store.delete(key)
@@ -154,7 +164,9 @@ def test_many_tokens_with_unknown_kids_fetch_the_key_set_once(redis_url: str, eh
 
 def test_a_rotated_key_is_found_by_one_re_fetch_once_the_interval_has_passed(ehr_signing_key: RSAKey) -> None:
     url = "https://ehr.example.org/jwks"
-    discovery = Discovery(HttpTransport(retry=RetryPolicy(attempts=1)), EmbeddedStore(), jwks_refetch_seconds=300)
+    discovery = Discovery(
+        HttpTransport(retry=RetryPolicy(attempts=1)), EmbeddedStore(), jwks_refetch_seconds=300
+    )
     new_key = RSAKey.generate_key(2048)
     with responses.RequestsMock() as rsps:
         fetches = rsps.get(url, json={"keys": [{**ehr_signing_key.as_dict(private=False), "kid": "old"}]})

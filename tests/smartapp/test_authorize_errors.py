@@ -68,7 +68,9 @@ def test_an_authorization_error_shows_the_ehrs_words_and_the_advice_for_its_code
     assert epic.token_calls == [] and "Location" not in response.headers
 
 
-def test_an_unknown_code_without_state_gets_the_general_refusal_and_the_ehrs_words(client: FlaskClient) -> None:
+def test_an_unknown_code_without_state_gets_the_general_refusal_and_the_ehrs_words(
+    client: FlaskClient,
+) -> None:
     response = client.get("/callback", query_string={"error": "vendor_specific_thing"}, base_url=APP_BASE)
     html = response.get_data(as_text=True)
     assert response.status_code == 403 and "The EHR did not authorize Tandem" in html

@@ -90,7 +90,9 @@ def test_check_v1_server_by_capability_fallback(runner: CliRunner) -> None:
      "EHR launch:         not advertised", "Standalone launch:  not advertised"],
 )  # fmt: skip
 @responses.activate
-def test_check_says_not_advertised_for_what_legacy_discovery_cannot_tell(runner: CliRunner, line: str) -> None:
+def test_check_says_not_advertised_for_what_legacy_discovery_cannot_tell(
+    runner: CliRunner, line: str
+) -> None:
     responses.get(f"{GENERIC.iss}/.well-known/smart-configuration", status=404)
     responses.get(f"{GENERIC.iss}/metadata", json=load_fixture("generic/metadata.json"))
     result = runner.invoke(main, ["check", "--iss", GENERIC.iss])
@@ -127,7 +129,11 @@ def test_check_of_a_server_with_smart_configuration_still_says_no(runner: CliRun
     responses.get(f"{ORACLE.iss}/.well-known/smart-configuration", json=config)
     responses.get(f"{ORACLE.iss}/metadata", json=load_fixture("oracle/metadata.json"))
     out = runner.invoke(main, ["check", "--iss", ORACLE.iss]).output.splitlines()
-    assert "Standalone launch:  NO" in out and "authorize-post:     NO" in out and "EHR launch:         yes" in out
+    assert (
+        "Standalone launch:  NO" in out
+        and "authorize-post:     NO" in out
+        and "EHR launch:         yes" in out
+    )
     assert f"id_token issuer:    {ORACLE.id_token_issuer} (from the server's discovery)" in out
     assert not any("names no issuer" in line for line in out)
 
