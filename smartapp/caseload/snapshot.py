@@ -7,7 +7,10 @@ registry server's time it is current to, and is brought up to date by searching 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -337,10 +340,6 @@ def snapshot_from_json(payload: Any) -> Snapshot | None:
 
 def _conforms(value: Any, hint: Any) -> bool:
     """`value` is of the annotated type `hint` (the shapes the snapshot's dataclasses use)."""
-    import dataclasses
-    import types
-    import typing
-
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_conforms(value, arm) for arm in typing.get_args(hint))
