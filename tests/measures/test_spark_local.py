@@ -41,3 +41,16 @@ def test_the_local_session_is_bound_to_loopback(monkeypatch: pytest.MonkeyPatch)
     conf = spark_session().sparkContext.getConf()
     assert conf.get(BIND) == "127.0.0.1" and conf.get(HOST) == "127.0.0.1"
     assert conf.get("spark.master").startswith("local")
+
+
+def test_the_spark_settings_are_known_settings() -> None:
+    """An unknown TANDEM_* variable stops the app (a typo): the two Spark settings must be known ones."""
+    from smartapp.config import Settings
+
+    settings = Settings.from_env(
+        {"TANDEM_SPARK_MASTER": "spark://spark.example.org:7077", "TANDEM_SPARK_BIND_ADDRESS": "10.0.0.5"}
+    )
+    assert (settings.spark_master, settings.spark_bind_address) == (
+        "spark://spark.example.org:7077",
+        "10.0.0.5",
+    )
