@@ -54,12 +54,15 @@ class ExportStatus:
 
 
 def parse_manifest(body: object) -> Manifest:
+    """The completed export's manifest. Total: odd JSON gives a MalformedResource (no transactionTime) or skips
+    the odd entries, never another exception."""
     if not isinstance(body, Mapping) or not isinstance(body.get("transactionTime"), str):
         raise errors.MalformedResource("bulk export manifest: no transactionTime")
 
     def files(key: str) -> tuple[ExportFile, ...]:
         found = []
-        for item in body.get(key) or []:
+        listed = body.get(key)
+        for item in listed if isinstance(listed, list) else []:
             if (
                 isinstance(item, Mapping)
                 and isinstance(item.get("type"), str)

@@ -15,6 +15,9 @@ from .transport import HttpTransport
 log = logging.getLogger(__name__)
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+#: A key set is fetched at most once in this many seconds per JWK Set URL (across every worker: the mark is in
+#: the shared store), however many tokens name a kid it does not hold.
+JWKS_REFETCH_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -96,23 +99,30 @@ def parse_smart_configuration(data: Any) -> SmartConfiguration | None:
     )
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def parse_capability_oauth_uris(data: Any) -> SmartConfiguration | None:
-    """The deprecated fallback: `rest[].security.extension[oauth-uris]` in a CapabilityStatement."""
+    """The deprecated fallback: `rest[].security.extension[oauth-uris]` in a CapabilityStatement. Total: any
+    JSON gives a configuration or None."""
     if not isinstance(data, Mapping) or data.get("resourceType") != "CapabilityStatement":
         return None
-    for rest in data.get("rest") or []:
+    for rest in _list(data.get("rest")):
         security = rest.get("security") if isinstance(rest, Mapping) else None
-        for extension in (security or {}).get("extension") or []:
+        if not isinstance(security, Mapping):
+            continue
+        for extension in _list(security.get("extension")):
             if not isinstance(extension, Mapping) or extension.get("url") != OAUTH_URIS:
                 continue
-            uris = {
-                sub.get("url"): sub.get("valueUri")
-                for sub in extension.get("extension") or []
-                if isinstance(sub, Mapping)
-            }
+            uris: dict[str, Any] = {}
+            for sub in _list(extension.get("extension")):
+                if isinstance(sub, Mapping) and isinstance(sub.get("url"), str):
+                    uris.setdefault(sub["url"], sub.get("valueUri"))
             authorize, token = uris.get("authorize"), uris.get("token")
             if isinstance(authorize, str) and isinstance(token, str):
-                # Such servers do not advertise PKCE support; Tandem sends S256 regardless.
+                # Such servers do not advertise PKCE support; Tandem sends S256 regardless. They name no
+                # issuer: id_tokens are then checked against the registration (launch/oauth.py).
                 return SmartConfiguration(authorize, token, source="capability-statement")
     return None
 
@@ -120,10 +130,12 @@ def parse_capability_oauth_uris(data: Any) -> SmartConfiguration | None:
 class Discovery:
     """Fetches and caches each issuer's SMART configuration and CapabilityStatement."""
 
-    def __init__(self, transport: HttpTransport, store: KeyValueStore, *, ttl_seconds: int = 3600) -> None:
+    def __init__(self, transport: HttpTransport, store: KeyValueStore, *, ttl_seconds: int = 3600,
+                 jwks_refetch_seconds: int = JWKS_REFETCH_SECONDS) -> None:  # fmt: skip
         self.transport = transport
         self.store = store
         self.ttl_seconds = ttl_seconds
+        self.jwks_refetch_seconds = jwks_refetch_seconds
 
     def _get_json(self, url: str, what: str, accept: str) -> Any:
         try:
@@ -178,7 +190,13 @@ class Discovery:
         data = self._get_json(
             f"{issuer.rstrip('/')}/.well-known/openid-configuration", "OpenID discovery", "application/json"
         )
-        uri = data.get("jwks_uri") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            return None
+        named = data.get("issuer")
+        if isinstance(named, str) and named.rstrip("/") != issuer.rstrip("/"):
+            log.warning("the OpenID configuration names another issuer than the one it was fetched for")
+            return None
+        uri = data.get("jwks_uri")
         return uri if isinstance(uri, str) else None
 
     def jwks(self, uri: str) -> dict[str, Any]:
@@ -188,10 +206,31 @@ class Discovery:
             loaded: dict[str, Any] = json.loads(cached)
             return loaded
         data = self._get_json(uri, "fetch JWKS", "application/json")
+        # Marked even when the answer is unusable: a broken key set is not asked for again at once either.
+        self.store.set(f"jwks-fetched:{uri}", "1", self.jwks_refetch_seconds)
         if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
             raise errors.IdTokenInvalid("the issuer's JWKS could not be read")
         self.store.set(key, json.dumps(data), self.ttl_seconds)
         return data
+
+    def jwks_for_kid(self, uri: str, kid: Any) -> dict[str, Any]:
+        """The key set at `uri` for a token signed with `kid`. When the cached set lacks that kid (the issuer may
+        have rotated its keys) it is fetched again, but at most once per `jwks_refetch_seconds` per URL across
+        every worker: tokens with made-up kids cannot make Tandem hammer an issuer. The one helper for every JWT
+        Tandem verifies (id_tokens, CDS Hooks client JWTs)."""
+        data = self.jwks(uri)
+        if not isinstance(kid, str) or any(
+            isinstance(entry, Mapping) and entry.get("kid") == kid for entry in data["keys"]
+        ):
+            return data
+        if not self.store.set(f"jwks-fetched:{uri}", "1", self.jwks_refetch_seconds, only_if_absent=True):
+            log.info(
+                "a token names a kid its issuer's key set lacks; the set was fetched recently: not again"
+            )
+            return data
+        log.info("a token names a kid its issuer's key set lacks: fetching the key set again")
+        self.store.delete(f"jwks:{uri}")
+        return self.jwks(uri)
 
     def forget_jwks(self, uri: str) -> None:
         self.store.delete(f"jwks:{uri}")

@@ -128,15 +128,23 @@ class LaunchFlow:
     def complete_launch(self, params: Mapping[str, str], binding_secret: str | None) -> LaunchCompleted:
         """The callback: consume the pending authorization (only with its browser's secret), exchange the code,
         validate the id_token, and start the launch session."""
-        pending = self.sessions.take_pending(params.get("state", ""), binding_secret)
         error = params.get("error")
         if error:
+            # The EHR's refusal is shown even when it came back without `state` (authorization servers that
+            # fail before reading the request, e.g. an unknown client, may drop it, RFC 6749 §4.1.2.1) or with
+            # one this browser cannot use: showing it opens nothing. A usable state is still consumed.
+            try:
+                self.sessions.take_pending(params.get("state", ""), binding_secret)
+            except errors.StateMismatch:
+                log.info("an authorization error came back without a usable state")
             description = params.get("error_description", "")[:MAX_ERROR_DESCRIPTION]
             message = f"the EHR answered {error[:64]}" + (f": {description}" if description else "")
+            detail = {"oauth_error": error[:64], "ehr_description": description or None}
             log.warning("authorization refused by the EHR: error=%s", error[:64])
             if is_registration_problem(error, description):
-                raise errors.RegistrationProblem(message, oauth_error=error)
-            raise errors.AuthorizationDenied(message, oauth_error=error)
+                raise errors.RegistrationProblem(message, **detail)
+            raise errors.AuthorizationDenied(message, **detail)
+        pending = self.sessions.take_pending(params.get("state", ""), binding_secret)
         code = params.get("code")
         if not code:
             raise errors.InvalidLaunchRequest("the EHR's answer has no authorization code")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
@@ -116,12 +117,15 @@ def token_request(
     what: str,
     *,
     headers: Mapping[str, str] | None = None,
+    retry_unavailable: bool = False,
 ) -> Any:
     """POST to a token endpoint and return its JSON: the one helper for launches, refreshes and backend services.
-    Token requests are not idempotent (codes are single use): never retried. Errors become TokenError."""
+    A 429 (refused unprocessed) is retried; 502-504 only with `retry_unavailable` (a refresh: its grant is
+    answered again or refused); codes are single use, so an exchange never is. A refusal (400, 401) is never
+    retried. Errors become TokenError."""
     try:
         response = transport.send(
-            "POST", token_url, what=what, idempotent=False,
+            "POST", token_url, what=what, idempotent=retry_unavailable,
             headers={**(headers or {}), "Accept": "application/json"}, data=dict(form),
         )  # fmt: skip
     except errors.FHIRTransportError as error:
@@ -150,23 +154,34 @@ class TokenResponse:
 def parse_token_response(body: Any, *, now: float | None = None) -> TokenResponse:
     if not isinstance(body, Mapping) or not isinstance(body.get("access_token"), str):
         raise errors.TokenError("the token endpoint answered without an access_token")
-    token_type = str(body.get("token_type", "bearer"))
-    if token_type.lower() != "bearer":
-        raise errors.TokenError(f"the token endpoint issued an unsupported token_type {token_type!r}")
-    try:
-        expires_in = float(body.get("expires_in", 300))
-    except (TypeError, ValueError):
-        expires_in = 300.0
+    token_type = body.get("token_type", "bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise errors.TokenError(
+            f"the token endpoint issued an unsupported token_type {str(token_type)[:32]!r}"
+        )
     issued_at = now if now is not None else time.time()
+    scope = body.get("scope")
     return TokenResponse(
         issued_at=issued_at,
         access_token=body["access_token"],
-        expires_at=issued_at + expires_in,
-        scope=str(body.get("scope") or ""),
+        expires_at=issued_at + _lifetime(body.get("expires_in")),
+        scope=scope if isinstance(scope, str) else "",
         refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
         id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
         raw=dict(body),
     )
+
+
+def _lifetime(value: Any) -> float:
+    """`expires_in` in seconds (a number, or a numeric string as some servers send); 300 when it is missing or
+    not a finite positive number (an "infinite" token would never be refreshed)."""
+    if isinstance(value, bool):
+        return 300.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 300.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 300.0
 
 
 class OAuthClient:
@@ -202,12 +217,12 @@ class OAuthClient:
         return {}, {"client_id": reg.client_id}
 
     def _token_request(
-        self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str
-    ) -> Any:
+        self, reg: Registration, config: SmartConfiguration, form: dict[str, str], what: str,
+        *, retry_unavailable: bool = False,
+    ) -> Any:  # fmt: skip
         headers, auth_fields = self._client_auth(reg, config.token_endpoint)
-        return token_request(
-            self.transport, config.token_endpoint, {**form, **auth_fields}, what, headers=headers
-        )
+        return token_request(self.transport, config.token_endpoint, {**form, **auth_fields}, what, headers=headers,
+                             retry_unavailable=retry_unavailable)  # fmt: skip
 
     def exchange_code(
         self,
@@ -233,49 +248,48 @@ class OAuthClient:
 
     def refresh(self, reg: Registration, config: SmartConfiguration, refresh_token: str) -> TokenResponse:
         body = self._token_request(
-            reg, config, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh"
-        )
+            reg, config, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "token refresh",
+            retry_unavailable=True,
+        )  # fmt: skip
         return parse_token_response(body)
 
     def validate_id_token(
         self, reg: Registration, config: SmartConfiguration, id_token: str
     ) -> dict[str, Any]:
-        """Verify the id_token's signature with the issuer's JWKS and its iss, aud and exp claims."""
+        """Verify the id_token's signature with the issuer's JWKS and its iss, aud and exp claims.
+
+        The accepted issuers and the keys come only from the registration and the EHR's own discovery, never
+        from the token: its `iss` is only compared with them (SMART App Launch 2.2: the id_token's issuer is the
+        one the OpenID configuration names; legacy discovery names none, so the registration does, by default
+        the FHIR base URL)."""
         try:
             claims_iss = _unverified_claim(id_token, "iss")
+            kid = _unverified_header(id_token).get("kid")
         except ValueError:
             raise errors.IdTokenInvalid("the id_token is not a JWT") from None
-        # The issuer (and so the keys) come only from the registered EHR's own discovery, never from the token:
-        # SMART discovery's `issuer`, else (CapabilityStatement fallback) the authorization server that issued
-        # the token, i.e. the origin of the discovered token endpoint.
-        expected_iss = config.issuer or _origin(config.token_endpoint)
-        if not expected_iss:
-            raise errors.IdTokenInvalid("the EHR's discovery names no issuer for id_tokens")
-        if claims_iss is None or claims_iss.rstrip("/") != expected_iss.rstrip("/"):
-            log.warning("id_token refused: its issuer is not the registered EHR's")
+        accepted = id_token_issuers(reg, config)
+        wanted = claims_iss.rstrip("/") if claims_iss is not None else None
+        issuer = next((i for i in accepted if i.rstrip("/") == wanted), None)
+        if claims_iss is None or issuer is None:
+            log.warning("id_token refused: its issuer is not one this EHR's registration or discovery names")
             raise errors.IdTokenInvalid("the id_token was not issued by this EHR's authorization server")
-        expected_iss = claims_iss  # the same issuer, as the token spells it (a trailing slash or not)
-        jwks_uri = self.discovery.openid_jwks_uri(config, expected_iss)
+        jwks_uri = reg.id_token_jwks_url or self.discovery.openid_jwks_uri(config, issuer)
         if not jwks_uri:
             raise errors.IdTokenInvalid("the issuer publishes no JWKS to verify the id_token")
-        token = None
-        for attempt in range(2):
-            key_set = KeySet.import_key_set(self.discovery.jwks(jwks_uri))  # type: ignore[arg-type]
-            try:
-                token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
-                break
-            except JoseError as error:
-                if attempt == 0:
-                    self.discovery.forget_jwks(jwks_uri)  # the issuer may have rotated its keys
-                    continue
-                log.warning("id_token signature rejected: %s", type(error).__name__)
-                raise errors.IdTokenInvalid("the id_token signature does not verify") from None
-            except ValueError:
-                raise errors.IdTokenInvalid("the id_token could not be decoded") from None
-        assert token is not None  # noqa: S101
+        try:
+            key_set = KeySet.import_key_set(self.discovery.jwks_for_kid(jwks_uri, kid))  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError):  # joserfc on odd key material
+            raise errors.IdTokenInvalid("the issuer's JWKS could not be read") from None
+        try:
+            token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
+        except JoseError as error:
+            log.warning("id_token signature rejected: %s", type(error).__name__)
+            raise errors.IdTokenInvalid("the id_token signature does not verify") from None
+        except ValueError:
+            raise errors.IdTokenInvalid("the id_token could not be decoded") from None
         registry = jwt.JWTClaimsRegistry(
             leeway=CLOCK_SKEW_SECONDS,
-            iss={"essential": True, "value": expected_iss},
+            iss={"essential": True, "value": claims_iss},  # the accepted issuer, as the token spells it
             aud={"essential": True, "value": reg.client_id},
             exp={"essential": True},
         )
@@ -287,9 +301,22 @@ class OAuthClient:
         return dict(token.claims)
 
 
-def _origin(url: str | None) -> str | None:
-    parts = urlsplit(url or "")
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("https", "http") and parts.netloc else None
+def id_token_issuers(reg: Registration, config: SmartConfiguration) -> list[str]:
+    """The `iss` values this EHR's id_tokens may carry: the registration's list, else the `issuer` of its SMART
+    configuration, else (legacy discovery names none) the FHIR base URL."""
+    if reg.id_token_issuers:
+        return list(reg.id_token_issuers)
+    return [config.issuer or reg.iss]
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header without verifying, only to choose among the issuer's own keys."""
+    head = token.split(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not a JWT") from None
+    return header if isinstance(header, dict) else {}
 
 
 def _unverified_claim(token: str, name: str) -> str | None:

@@ -136,6 +136,12 @@ class Registration(BaseModel):
     #: note's answer list, the QuestionnaireResponse's items, the self-harm item's Observation). Off by default:
     #: the child's chart gets who was screened, the result and the plan; the answers stay in Tandem's registry.
     caregiver_note_item_level: Annotated[bool, Field(strict=True)] = False
+    #: The `iss` values this EHR's id_tokens may carry. Without it: the `issuer` its SMART configuration names,
+    #: else (legacy CapabilityStatement discovery names none) the FHIR base URL `iss` (SMART App Launch 2.2).
+    id_token_issuers: Annotated[list[str] | None, Field(min_length=1)] = None
+    #: The JWK Set URL of the id_token keys. Without it: `jwks_uri` from SMART discovery, else from the OpenID
+    #: configuration of the accepted issuer. Never from a URL the token itself names.
+    id_token_jwks_url: str | None = None
 
     @property
     def cds_issuer(self) -> str | None:
@@ -169,6 +175,18 @@ class Registration(BaseModel):
     @classmethod
     def _iss_is_url(cls, value: str) -> str:
         return _check_url(normalize_iss(value), "iss")
+
+    @field_validator("id_token_issuers")
+    @classmethod
+    def _id_token_issuers(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [_check_url(normalize_iss(issuer), "id_token_issuers") for issuer in value]
+
+    @field_validator("id_token_jwks_url")
+    @classmethod
+    def _id_token_jwks_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value, "id_token_jwks_url")
 
     @field_validator("client_secret_env")
     @classmethod

@@ -205,12 +205,18 @@ class SessionTokens:
             for _ in range(50):
                 time.sleep(0.1)
                 current = self.sessions.load(self.session.id)
-                if current and self._fresh(current):
+                if current is None:
+                    raise errors.SessionExpired("the launch session ended while another request refreshed it")
+                if self._fresh(current):
                     self.session = current
                     return
             raise errors.SessionExpired("the token refresh did not finish in time")
         try:
-            current = self.sessions.load(self.session.id) or self.session
+            current = self.sessions.load(self.session.id)
+            if current is None:
+                # Ended (e.g. its refresh token was refused a moment ago, here or in another worker): never
+                # refresh again with the copy this request loaded (the defect: three grants in 110 ms).
+                raise errors.SessionExpired("the launch session has ended")
             if self._fresh(current):
                 self.session = current
                 return
@@ -226,6 +232,13 @@ class SessionTokens:
             try:
                 tokens = self.oauth.refresh(reg, config, current.refresh_token)
             except errors.TokenError as error:
+                status = error.detail.get("http_status")
+                if not isinstance(status, int) or status == 429 or status >= 500:
+                    # Not a refusal (no answer, 429 or 5xx after the transport's retries): the refresh token may
+                    # still be good; the next request tries again.
+                    raise
+                # Refused (invalid_grant, a 401): the refresh token is spent; the session ends at once, so no
+                # other request of this launch tries it again (the defect: three grants in 110 ms).
                 self.sessions.end(current.id)
                 raise errors.SessionExpired(
                     f"the EHR refused to refresh the session ({error.message})"

@@ -87,15 +87,20 @@ def outcome_issues(body: Any) -> list[str]:
     if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
         return []
     texts = []
-    for issue in body.get("issue") or []:
+    issues = body.get("issue")
+    for issue in issues if isinstance(issues, list) else []:
         if not isinstance(issue, Mapping):
             continue
         details = issue.get("details") if isinstance(issue.get("details"), Mapping) else {}
-        text = issue.get("diagnostics") or (details or {}).get("text")
-        code = issue.get("code")
+        text = _str(issue.get("diagnostics")) or _str((details or {}).get("text"))
+        code = _str(issue.get("code"))
         if text or code:
-            texts.append(f"{issue.get('severity', 'error')} {code or ''}: {text or ''}".strip())
+            texts.append(f"{_str(issue.get('severity')) or 'error'} {code or ''}: {text or ''}".strip())
     return texts
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 _FHIR_ERRORS: dict[int, type[errors.FHIRError]] = {
@@ -140,9 +145,7 @@ def fhir_error_for(response: requests.Response, what: str) -> errors.FHIRError:
 
 def oauth_error_for(response: requests.Response, what: str) -> errors.TokenError:
     """Map an error answer from a token endpoint (RFC 6749 §5.2) to TokenError."""
-    body = _json_or_none(response)
-    code = body.get("error") if isinstance(body, Mapping) else None
-    description = body.get("error_description") if isinstance(body, Mapping) else None
+    code, description = oauth_error_fields(_json_or_none(response))
     log.warning("%s failed: HTTP %s error=%s", what, response.status_code, code or "(none)")
     text = f"{what} failed (HTTP {response.status_code}"
     text += f", {code}" if code else ""
@@ -152,12 +155,24 @@ def oauth_error_for(response: requests.Response, what: str) -> errors.TokenError
     return cls(text, http_status=response.status_code, oauth_error=code)
 
 
+def oauth_error_fields(body: Any) -> tuple[str | None, str | None]:
+    """`error` and `error_description` of a token endpoint's error answer (RFC 6749 §5.2); None where absent or
+    not text. Total over any JSON."""
+    if not isinstance(body, Mapping):
+        return None, None
+    code, description = body.get("error"), body.get("error_description")
+    return (code[:64] if isinstance(code, str) and code else None,
+            description[:300] if isinstance(description, str) and description else None)  # fmt: skip
+
+
 #: OAuth errors that mean the EHR refuses Tandem's registration, not this user's launch.
-REGISTRATION_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope"})
+REGISTRATION_ERRORS = frozenset(
+    {"invalid_client", "unauthorized_client", "invalid_scope", "unsupported_response_type"}
+)
 
 
 def is_registration_problem(code: Any, description: Any = None, status: int | None = None) -> bool:
-    """invalid_client / unauthorized_client / invalid_scope, a 401 from the token endpoint (wrong secret or
+    """invalid_client / unauthorized_client / invalid_scope / unsupported_response_type, a 401 from the token endpoint (wrong secret or
     key), or an error that names the redirect URI: relaunching cannot fix any of them."""
     if code in REGISTRATION_ERRORS or status == 401:
         return True

@@ -50,6 +50,9 @@ class SandboxConfig:
     labels: dict[str, str] = field(default_factory=dict)
     #: Tandem's public keys: with them each EHR registers a backend services client `tandem-backend-<mode>`.
     backend_jwks: dict[str, Any] | None = None
+    #: Modes whose EHR publishes only the legacy discovery (the CapabilityStatement's oauth-uris), no
+    #: `.well-known/smart-configuration`: no `issuer` is named, and id_tokens carry the FHIR base URL.
+    legacy_discovery: set[str] = field(default_factory=set)
 
     def iss(self, mode: str) -> str:
         return f"{self.public_url.rstrip('/')}/{mode}/fhir"
@@ -250,7 +253,7 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
 
     @app.get("/<mode>/fhir/.well-known/smart-configuration")
     def smart_configuration(mode: str) -> Response:
-        if mode not in MODES:
+        if mode not in MODES or mode in config.legacy_discovery:
             abort(404)
         root = config.public_url.rstrip("/")
         return jsonify(
@@ -272,6 +275,14 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
                 "permission-online", "sso-openid-connect", "authorize-post",
             ],
         )  # fmt: skip
+
+    @app.get("/<mode>/fhir/.well-known/openid-configuration")
+    def openid_configuration(mode: str) -> Response:
+        """The OpenID Provider's configuration: the sandbox's id_tokens are issued by each FHIR base URL."""
+        if mode not in MODES:
+            abort(404)
+        return jsonify(issuer=config.iss(mode), jwks_uri=f"{config.public_url.rstrip('/')}/auth/jwks",
+                       id_token_signing_alg_values_supported=["RS256"])  # fmt: skip
 
     @app.get("/<mode>/fhir/smart-style.json")
     def smart_style(mode: str) -> Response:
@@ -339,6 +350,13 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         if mode not in MODES:
             abort(404)
         capability = vendor_capability(fhir_get("metadata"), mode, config.iss(mode))
+        root = config.public_url.rstrip("/")
+        oauth_uris = {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "extension": [
+            {"url": "authorize", "valueUri": f"{root}/auth/authorize"},
+            {"url": "token", "valueUri": f"{root}/auth/token"}]}  # fmt: skip
+        # The legacy discovery, published by every mode (as Oracle does).
+        for rest in capability.get("rest") or []:
+            rest.setdefault("security", {})["extension"] = [oauth_uris]
         return Response(json.dumps(capability), content_type="application/fhir+json")
 
     @app.route("/<mode>/fhir/", methods=["POST"], defaults={"path": ""})

@@ -8,7 +8,7 @@ from typing import Any
 from fhir_mappings.common.capability import WRITE_BACK_TYPES, accepts_create, fhir_version, software_name
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.discovery import Discovery, SmartConfiguration
-from launch.oauth import requested_scopes
+from launch.oauth import id_token_issuers, requested_scopes
 from launch.registrations import Registration
 from launch.scopes import LaunchMode, Vendor, allows_create
 from launch.store import EmbeddedStore
@@ -27,6 +27,8 @@ class ServerReport:
     problems: list[str] = field(default_factory=list)
     #: Worth knowing, not blocking (exit 0).
     warnings: list[str] = field(default_factory=list)
+    #: Which issuer Tandem will accept in id_tokens, and where that comes from.
+    id_token_issuers: str = ""
 
     @property
     def ok(self) -> bool:
@@ -35,6 +37,12 @@ class ServerReport:
     def lines(self) -> list[str]:
         c = self.config
         yes = {True: "yes", False: "NO"}
+        # Legacy discovery (the CapabilityStatement's oauth-uris) carries no capabilities: it cannot say "no".
+        legacy = c.source == "capability-statement"
+
+        def told(value: bool, listed: bool = True) -> str:
+            return yes[value] if listed and not legacy else "not advertised"
+
         out = [
             f"Server:             {self.iss}",
             f"Software:           {software_name(self.capability) or 'not stated'}"
@@ -42,11 +50,12 @@ class ServerReport:
             f"Discovery:          {c.source}",
             f"Authorize endpoint: {c.authorization_endpoint}",
             f"Token endpoint:     {c.token_endpoint}",
-            f"PKCE S256:          {yes[c.supports_s256]}",
+            f"id_token issuer:    {self.id_token_issuers}",
+            f"PKCE S256:          {told(c.supports_s256, bool(c.code_challenge_methods_supported))}",
             f"Scope versions:     {', '.join(c.scope_versions) or 'not advertised (Tandem uses v1)'}",
-            f"authorize-post:     {yes[c.supports_authorize_post]}",
-            f"EHR launch:         {yes['launch-ehr' in c.capabilities]}",
-            f"Standalone launch:  {yes['launch-standalone' in c.capabilities]}",
+            f"authorize-post:     {told(c.supports_authorize_post)}",
+            f"EHR launch:         {told('launch-ehr' in c.capabilities)}",
+            f"Standalone launch:  {told('launch-standalone' in c.capabilities)}",
             f"Client auth:        {', '.join(c.token_endpoint_auth_methods_supported) or 'not advertised'}",
             f"Signing algorithms: {', '.join(c.token_endpoint_auth_signing_alg_values_supported) or 'not advertised'}",
             "Accepts creates:",
@@ -83,6 +92,24 @@ def inspect_server(iss: str, *, registration: Registration | None = None, vendor
             "the server does not advertise code_challenge_methods_supported; Tandem still sends PKCE S256 "
             f"(discovery: {config.source})"
         )
+    issuers = ", ".join(id_token_issuers(reg, config))
+    if reg.id_token_issuers:
+        issuer_line = f"{issuers} (from the registration)"
+    elif config.issuer:
+        issuer_line = f"{issuers} (from the server's discovery)"
+    else:
+        issuer_line = f"{issuers} (assumed: the discovery names none)"
+        warnings.append(
+            "the server's discovery names no issuer for its sign-in tokens (id_tokens), so Tandem cannot confirm "
+            f"who issues them: it will accept only tokens that name {issuers}. If this EHR's tokens name another "
+            "issuer, every launch will fail until the registration lists it in id_token_issuers"
+        )
+    if not (config.jwks_uri or reg.id_token_jwks_url):
+        warnings.append(
+            "the server's discovery names no key set (jwks_uri) for its sign-in tokens: Tandem will look for it "
+            "in the OpenID configuration of the issuer above; if there is none, set id_token_jwks_url in the "
+            "registration"
+        )
     ehr_scopes = requested_scopes(reg, config, LaunchMode.EHR)
     plan = plan_writeback(
         capability,
@@ -98,6 +125,7 @@ def inspect_server(iss: str, *, registration: Registration | None = None, vendor
             "screening results will be written back as a clinical note, not as structured results"
         )
     return ServerReport(
+        id_token_issuers=issuer_line,
         writeback=writeback,
         warnings=warnings,
         iss=iss,

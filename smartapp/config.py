@@ -63,6 +63,10 @@ class Settings:
     #: The site's value-set expansions for the quality measures (VSAC, UMLS licence): a JSON file shaped like
     #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped (partial) ones.
     measure_valuesets: str | None = None
+    #: The Spark master for `--engine spark` (default local mode, `local[2]`); read by smartapp/measures/engines.py.
+    spark_master: str | None = None
+    #: The address Spark's driver listens on (default in local mode: 127.0.0.1, never the network).
+    spark_bind_address: str | None = None
 
     @property
     def production(self) -> bool:

@@ -27,6 +27,8 @@ class ErrorPage:
     status: int
     title: str
     advice: str
+    #: The EHR's own words (an authorization error's error_description), shown as the EHR's, escaped.
+    ehr_said: str | None = None
 
 
 COPY: dict[type[errors.TandemError], Copy] = {
@@ -145,6 +147,69 @@ COPY: dict[type[errors.TandemError], Copy] = {
 }
 
 
+REGISTRATION_TITLE = "Tandem's registration at this EHR needs attention"
+
+#: The EHR's answer to the authorization request, by its `error` code (RFC 6749 §4.1.2.1; OpenID Connect Core
+#: §3.1.2.6 for the sign-in ones): the advice that fits, whether or not the answer came back with `state`.
+OAUTH_ERROR_COPY: dict[str, Copy] = {
+    "access_denied": Copy(
+        403,
+        "The EHR did not authorize Tandem",
+        "Access to Tandem was declined, by you or by a rule in the EHR. If that was not intended, launch Tandem "
+        "again and allow access; if it keeps happening, ask your IT help desk whether your account may use Tandem.",
+    ),
+    "invalid_request": Copy(
+        400,
+        "The EHR refused Tandem's sign-in request",
+        "Launch Tandem again from the EHR. If it keeps happening, contact your IT help desk; the details below "
+        "are for them.",
+    ),
+    "unauthorized_client": Copy(
+        502,
+        REGISTRATION_TITLE,
+        "Relaunching will not help. Ask your IT help desk to check that this EHR allows Tandem to sign in (its "
+        "client id and sign-in method); the details below are for them.",
+    ),
+    "unsupported_response_type": Copy(
+        502,
+        REGISTRATION_TITLE,
+        "Relaunching will not help. The EHR does not offer Tandem the sign-in method SMART apps use; ask your IT "
+        "help desk to check Tandem's registration at this EHR. The details below are for them.",
+    ),
+    "invalid_scope": Copy(
+        502,
+        REGISTRATION_TITLE,
+        "Relaunching will not help. The EHR does not allow the access Tandem asks for; ask your IT help desk to "
+        "check which access Tandem's registration at this EHR allows. The details below are for them.",
+    ),
+    "server_error": Copy(
+        502,
+        "The EHR's sign-in service had an error",
+        "Launch Tandem again in a minute. If it keeps happening, contact your IT help desk.",
+    ),
+    "temporarily_unavailable": Copy(
+        503,
+        "The EHR's sign-in service is busy",
+        "Launch Tandem again in a few minutes. If it keeps happening, contact your IT help desk.",
+    ),
+    "login_required": Copy(
+        401,
+        "Sign in to the EHR first",
+        "Sign in to the EHR, then launch Tandem again from the patient's chart.",
+    ),
+    "interaction_required": Copy(
+        401,
+        "Sign in to the EHR first",
+        "Sign in to the EHR, then launch Tandem again from the patient's chart.",
+    ),
+    "consent_required": Copy(
+        403,
+        "The EHR needs your consent for Tandem",
+        "Launch Tandem again and allow access when the EHR asks.",
+    ),
+}
+
+
 def _nearest(error: errors.TandemError, part: str) -> object:
     for cls in type(error).__mro__:
         copy = COPY.get(cls) if issubclass(cls, errors.TandemError) else None
@@ -155,9 +220,20 @@ def _nearest(error: errors.TandemError, part: str) -> object:
 
 
 def page_for(error: errors.TandemError) -> ErrorPage:
-    """The copy for `error`: each part from the nearest class in its ancestry that sets it."""
+    """The copy for `error`: each part from the nearest class in its ancestry that sets it; for the EHR's answer
+    to the authorization request, the copy of its error code first, and the EHR's own description."""
+    copy = Copy()
+    said = None
+    if (
+        isinstance(error, errors.AuthorizationDenied | errors.RegistrationProblem)
+        and "ehr_description" in error.detail
+    ):
+        copy = OAUTH_ERROR_COPY.get(str(error.detail.get("oauth_error")), copy)
+        description = error.detail.get("ehr_description")
+        said = description if isinstance(description, str) and description.strip() else None
     return ErrorPage(
-        status=int(str(_nearest(error, "status"))),
-        title=str(_nearest(error, "title")),
-        advice=str(_nearest(error, "advice")),
+        status=int(str(copy.status or _nearest(error, "status"))),
+        title=str(copy.title or _nearest(error, "title")),
+        advice=str(copy.advice or _nearest(error, "advice")),
+        ehr_said=said,
     )

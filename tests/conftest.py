@@ -129,6 +129,8 @@ name = "SMART sample server"
 client_id = "{GENERIC.client_id}"
 auth = "client_secret_basic"
 client_secret_env = "TANDEM_SECRET_GENERIC"
+# Legacy discovery names no issuer; this server's id_tokens carry its bare origin.
+id_token_issuers = ["{GENERIC.id_token_issuer}"]
 """
 
 

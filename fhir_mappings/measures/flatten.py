@@ -95,7 +95,7 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
     """(table, row) for one resource: one row per coding of its code (or type), so value-set membership is a
     plain filter."""
     resource = obj(resource)
-    kind, rid = resource.get("resourceType"), text(resource.get("id"))
+    kind, rid = text(resource.get("resourceType")), text(resource.get("id"))
     if kind not in RESOURCE_TABLES or rid is None:
         return
     if kind == "Patient":

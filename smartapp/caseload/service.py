@@ -41,7 +41,7 @@ from fhir_mappings.smi.social import SOCIAL
 from launch import errors
 from launch.fhir import FHIRClient, etag_for
 from launch.store import KeyValueStore
-from smartapp.caseload.snapshot import SNAPSHOT_SCHEMA, CaseloadData, Snapshot
+from smartapp.caseload.snapshot import SNAPSHOT_SCHEMA, CaseloadData, Snapshot, snapshot_from_json
 from smartapp.outgoing import validated
 
 log = logging.getLogger(__name__)
@@ -207,11 +207,10 @@ class CaseloadService:
         payload = _json_or_none(self.store.get(SNAPSHOT_KEY))
         if payload is None or payload.get("stamp") != meta.get("stamp"):
             return None
-        try:
-            return Snapshot.from_json(payload)
-        except (ValueError, TypeError, KeyError):  # written by another release: reload, never a 500
+        snapshot = snapshot_from_json(payload)
+        if snapshot is None:  # written by another release, or damaged: reload, never a 500
             log.warning("ignored a registry snapshot of another shape")
-            return None
+        return snapshot
 
     def _fill(self, client: FHIRClient, snapshot: Snapshot, *, since: str | None) -> str | None:
         """Read every caseload resource (or those changed since `since`) into `snapshot`, page by page; returns

@@ -7,7 +7,10 @@ registry server's time it is current to, and is brought up to date by searching 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -309,3 +312,71 @@ def _task_from_json(t: Mapping[str, Any]) -> WorkTask:
     values["requester"] = _member_from_json(t["requester"])
     values["authored_at"] = datetime.fromisoformat(t["authored_at"]) if t["authored_at"] else None
     return WorkTask(**values)
+
+
+def snapshot_from_json(payload: Any) -> Snapshot | None:
+    """The stored snapshot, or None when it is not one this release wrote whole (another release's shape, or a
+    damaged value): the caller then reloads from the registry, never a 500. Total over any JSON: every field of
+    every row is checked against its type, so nothing odd reaches a page."""
+    if not isinstance(payload, Mapping):
+        return None
+    try:
+        snapshot = Snapshot.from_json(payload)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return None
+    rows: list[Any] = [*snapshot.enrolments.values(), *snapshot.contacts.values(), *snapshot.tasks.values()]
+    for key, item in [*snapshot.scores.values(), *snapshot.social.values()]:
+        rows += [key, item]
+    if not (
+        (snapshot.since is None or isinstance(snapshot.since, str))
+        and all(isinstance(oid, str) for oid in snapshot.legacy_scores)
+        and all(_conforms(row, type(row)) for row in rows)
+        and all(
+            isinstance(rid, str)
+            for table in (
+                snapshot.enrolments,
+                snapshot.contacts,
+                snapshot.tasks,
+                snapshot.scores,
+                snapshot.social,
+            )
+            for rid in table
+        )  # fmt: skip
+    ):
+        return None
+    return snapshot
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """`value` is of the annotated type `hint` (the shapes the snapshot's dataclasses use)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        return isinstance(value, dict) and all(
+            _conforms(k, key_hint) and _conforms(v, value_hint) for k, v in value.items()
+        )
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(item, args[0]) for item in value)
+        return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args, strict=True))
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, hint):
+            return False
+        hints = typing.get_type_hints(hint)
+        return all(_conforms(getattr(value, f.name), hints[f.name]) for f in dataclasses.fields(hint))
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is date:
+        return isinstance(value, date)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this checker does not know is not a reason to refuse

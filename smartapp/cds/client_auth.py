@@ -94,29 +94,25 @@ class CdsClientVerifier:
         if jku is not None and (not isinstance(jku, str) or jku not in registration.cds.jwks_urls):
             raise _reject("the jku is not on the issuer's allow-list")
         jwks_url = jku or registration.cds.jwks_urls[0]
-        verified = self._verify_signature(token, jwks_url, str(alg))
+        verified = self._verify_signature(token, jwks_url, str(alg), str(header["kid"]))
         self._check_claims(verified, audience, registration)
         jti = str(verified["jti"])
         self._check_replay(registration, jti, float(verified["exp"]))
         log.info("CDS Hooks call from %s (tenant %s, jti %s)", registration.label, tenant or "-", jti[:64])
         return CdsCaller(registration=registration, jti=jti, tenant=tenant)
 
-    def _verify_signature(self, token: str, jwks_url: str, alg: str) -> dict[str, Any]:
-        for attempt in range(2):
-            try:
-                keys = KeySet.import_key_set(self.discovery.jwks(jwks_url))  # type: ignore[arg-type]
-            except (TandemError, JoseError, ValueError, KeyError):
-                raise _reject("the client's JWK Set could not be read") from None
-            try:
-                return dict(jwt.decode(token, keys, algorithms=[alg]).claims)
-            except JoseError as error:
-                if attempt == 0:
-                    self.discovery.forget_jwks(jwks_url)  # the client may have rotated its keys
-                    continue
-                raise _reject(f"the signature does not verify ({type(error).__name__})") from None
-            except ValueError:
-                raise _reject("the JWT could not be decoded") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _verify_signature(self, token: str, jwks_url: str, alg: str, kid: str) -> dict[str, Any]:
+        try:
+            # A kid the cached set lacks re-fetches it at most once per interval (launch/discovery.py).
+            keys = KeySet.import_key_set(self.discovery.jwks_for_kid(jwks_url, kid))  # type: ignore[arg-type]
+        except (TandemError, JoseError, ValueError, KeyError, TypeError, AttributeError):
+            raise _reject("the client's JWK Set could not be read") from None
+        try:
+            return dict(jwt.decode(token, keys, algorithms=[alg]).claims)
+        except JoseError as error:
+            raise _reject(f"the signature does not verify ({type(error).__name__})") from None
+        except ValueError:
+            raise _reject("the JWT could not be decoded") from None
 
     def _check_claims(self, claims: Mapping[str, Any], audience: str, registration: Registration) -> None:
         now = self.now()

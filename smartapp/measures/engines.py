@@ -4,7 +4,9 @@ health system outgrows one machine). The same Ibis expressions run on both."""
 from __future__ import annotations
 
 import gc
+import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,36 @@ ENGINES = ("duckdb", "spark")
 _spark: Any = None
 
 
+#: Where a local Spark driver listens: loopback only, unless the deployment names a master or a bind address.
+LOOPBACK = "127.0.0.1"
+
+
+def spark_conf(environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """The Spark master and configuration. In local mode (the default, `local[2]`) the driver and its block
+    manager listen on 127.0.0.1 only: Spark otherwise binds to the machine's outward address, opening ports to the
+    network for a job that never leaves the machine. TANDEM_SPARK_MASTER names a cluster (then Spark's own
+    address choice stands), TANDEM_SPARK_BIND_ADDRESS the address to listen on."""
+    env = os.environ if environ is None else environ
+    master = env.get("TANDEM_SPARK_MASTER", "").strip() or "local[2]"
+    bind = env.get("TANDEM_SPARK_BIND_ADDRESS", "").strip()
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+    if bind:
+        conf["spark.driver.bindAddress"] = bind
+    elif master.startswith("local"):
+        conf["spark.driver.bindAddress"] = LOOPBACK
+        conf["spark.driver.host"] = LOOPBACK
+    return master, conf
+
+
 def spark_session() -> Any:
-    """One local Spark session per process (UTC, no UI); needs pyspark and a Java runtime."""
+    """One Spark session per process (UTC, no UI; local mode on loopback unless configured: `spark_conf`); needs
+    pyspark and a Java runtime."""
     global _spark  # noqa: PLW0603 - a JVM per process is expensive: start it once
     if _spark is None:
         try:
@@ -29,10 +59,11 @@ def spark_session() -> Any:
             raise errors.ConfigurationError(
                 "the Spark engine needs pyspark: pip install -e '.[spark]'"
             ) from None
-        _spark = (SparkSession.builder.master("local[2]").appName("tandem-measures")
-                  .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-                  .config("spark.sql.shuffle.partitions", "4").config("spark.ui.showConsoleProgress", "false")
-                  .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())  # fmt: skip
+        master, conf = spark_conf()
+        builder = SparkSession.builder.master(master).appName("tandem-measures")
+        for name, value in conf.items():
+            builder = builder.config(name, value)
+        _spark = builder.getOrCreate()
         _spark.sparkContext.setLogLevel("ERROR")
     return _spark
 

@@ -37,3 +37,21 @@ def test_the_odd_resources_seen_in_the_field_are_skipped() -> None:
                                                 "code": "safety-follow-up"}]}})  # fmt: skip
     assert task is not None and task.patient_id is None and task.key is None
     assert enrolment_from({"resourceType": "CarePlan", "id": "c", "category": "cocm", "subject": []}) is None
+
+
+# Found by the fuzzing of the readers added in issue 26 §4: an unhashable resourceType crashed the measures'
+# flattening of EHR resources (TypeError: unhashable type: 'list'). Source: FHIR R4 Resource.resourceType is a string.
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"resourceType": [], "id": "x"},
+        {"resourceType": {"a": 1}, "id": "x"},
+        {"resourceType": "Patient", "id": []},
+    ],
+)
+def test_the_measures_flattening_skips_resources_of_no_known_type(resource: dict[str, Any]) -> None:
+    from zoneinfo import ZoneInfo
+
+    from fhir_mappings.measures.flatten import rows
+
+    assert list(rows(resource, ZoneInfo("UTC"))) == []

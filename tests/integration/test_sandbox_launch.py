@@ -180,3 +180,22 @@ def test_readyz_reaches_redis_and_the_registry(world: SandboxWorld) -> None:
     ready = requests.get(f"{world.tandem_url}/readyz", timeout=10)
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"store": "ok", "registry": "ok"}
+
+
+def test_an_ehr_with_legacy_discovery_only_launches_with_its_fhir_base_as_issuer(
+    world: SandboxWorld, browser: Browser, sandbox_state: Any, tandem: Any
+) -> None:
+    """No `.well-known/smart-configuration`, only the CapabilityStatement's oauth-uris (SMART App Launch 2.2's
+    deprecated discovery): no issuer is named, so the id_token's (the FHIR base URL, a path as Epic's has) is
+    accepted by default; the keys come from that issuer's OpenID configuration. Every launch used to fail."""
+    iss = world.iss("epic")
+    sandbox_state["config"].legacy_discovery.add("epic")
+    tandem.discovery.store.delete(f"smart-config:{iss}")
+    try:
+        page = browser.follow(launch_url(world, "epic", patient="pt-0003"))
+        assert page.status_code == 200, page.text[-800:]
+        assert "Signed in as <strong>Dana Whitfield</strong>" in page.text
+        assert tandem.discovery.smart_configuration(iss).source == "capability-statement"
+    finally:
+        sandbox_state["config"].legacy_discovery.discard("epic")
+        tandem.discovery.store.delete(f"smart-config:{iss}")

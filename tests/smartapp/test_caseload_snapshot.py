@@ -20,7 +20,7 @@ from fhir_mappings.registry.resources import (
     work_task,
 )
 from fhir_mappings.smi.social import SOCIAL, social_observation
-from smartapp.caseload.snapshot import Snapshot
+from smartapp.caseload.snapshot import Snapshot, snapshot_from_json
 
 ISS = "https://ehr.example.org/fhir"
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -89,6 +89,42 @@ def test_another_schema_is_refused_so_the_caller_reloads() -> None:
     stored = _filled().to_json() | {"schema": 1}
     with pytest.raises(ValueError):
         Snapshot.from_json(stored)
+
+
+def _damaged(change: str) -> object:
+    stored = json.loads(_filled().dumps())
+    if change == "team-a-list":
+        stored["enrolments"][0]["team"] = ["care-manager"]  # AttributeError (.items) escaped the load before
+    elif change == "tier-not-a-list":
+        stored["enrolments"][0]["tiers"] = [7]  # TypeError
+    elif change == "name-a-number":
+        stored["enrolments"][0]["patient_name"] = 42  # loaded before, and broke the worklist's sort later
+    elif change == "minutes-a-string":
+        stored["contacts"][0]["minutes"] = "20"
+    elif change == "score-row-short":
+        stored["scores"][0] = stored["scores"][0][:3]  # ValueError (unpacking)
+    elif change == "score-not-a-number":
+        stored["scores"][0][5] = "12"
+    elif change == "task-missing-field":
+        del stored["tasks"][0]["status"]  # KeyError
+    elif change == "not-an-object":
+        stored = ["a", "list"]
+    return stored
+
+
+# The stored snapshot is Tandem's own JSON in Redis; a damaged or foreign one must mean "reload from the registry"
+# (smartapp/caseload/service.py), never a 500 and never odd values on a page.
+@pytest.mark.parametrize(
+    "change",
+    ["team-a-list", "tier-not-a-list", "name-a-number", "minutes-a-string", "score-row-short", "score-not-a-number",
+     "task-missing-field", "not-an-object"],
+)  # fmt: skip
+def test_a_damaged_stored_snapshot_is_not_loaded(change: str) -> None:
+    assert snapshot_from_json(_damaged(change)) is None
+
+
+def test_a_whole_stored_snapshot_loads() -> None:
+    assert snapshot_from_json(json.loads(_filled().dumps())) == _filled()
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,62 @@ def test_check_v1_server_by_capability_fallback(runner: CliRunner) -> None:
     assert "Problems:" not in result.output
 
 
+# Legacy discovery (SMART App Launch 2.2: the CapabilityStatement's oauth-uris extension) carries only the two
+# endpoints: it cannot tell whether a capability is offered, so the report says "not advertised", never "NO".
+@pytest.mark.parametrize(
+    "line",
+    ["PKCE S256:          not advertised", "authorize-post:     not advertised",
+     "EHR launch:         not advertised", "Standalone launch:  not advertised"],
+)  # fmt: skip
+@responses.activate
+def test_check_says_not_advertised_for_what_legacy_discovery_cannot_tell(
+    runner: CliRunner, line: str
+) -> None:
+    responses.get(f"{GENERIC.iss}/.well-known/smart-configuration", status=404)
+    responses.get(f"{GENERIC.iss}/metadata", json=load_fixture("generic/metadata.json"))
+    result = runner.invoke(main, ["check", "--iss", GENERIC.iss])
+    assert result.exit_code == 0, result.output
+    assert line in result.output.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("registration", "issuer_line", "warned"),
+    [
+        # Legacy discovery names no issuer, and no registration does: the FHIR base is assumed, and said so.
+        ("", f"id_token issuer:    {GENERIC.iss} (assumed: the discovery names none)", True),
+        ('id_token_issuers = ["https://smart.example.org/auth"]\n',
+         "id_token issuer:    https://smart.example.org/auth (from the registration)", False),
+    ],
+)  # fmt: skip
+@responses.activate
+def test_check_warns_when_it_cannot_pin_the_id_token_issuer(
+    runner: CliRunner, tmp_path: Path, registration: str, issuer_line: str, warned: bool
+) -> None:
+    responses.get(f"{GENERIC.iss}/.well-known/smart-configuration", status=404)
+    responses.get(f"{GENERIC.iss}/metadata", json=load_fixture("generic/metadata.json"))
+    path = tmp_path / "r.toml"
+    path.write_text(f'[[issuer]]\niss = "{GENERIC.iss}"\nclient_id = "cid"\n{registration}', encoding="utf-8")
+    result = runner.invoke(main, ["check", "--iss", GENERIC.iss, "--registrations", str(path)])
+    assert result.exit_code == 0, result.output
+    assert issuer_line in result.output.splitlines()
+    assert ("names no issuer for its sign-in tokens" in result.output) is warned
+
+
+@responses.activate
+def test_check_of_a_server_with_smart_configuration_still_says_no(runner: CliRunner) -> None:
+    config = {**load_fixture("oracle/smart-configuration.json"), "capabilities": ["launch-ehr"]}
+    responses.get(f"{ORACLE.iss}/.well-known/smart-configuration", json=config)
+    responses.get(f"{ORACLE.iss}/metadata", json=load_fixture("oracle/metadata.json"))
+    out = runner.invoke(main, ["check", "--iss", ORACLE.iss]).output.splitlines()
+    assert (
+        "Standalone launch:  NO" in out
+        and "authorize-post:     NO" in out
+        and "EHR launch:         yes" in out
+    )
+    assert f"id_token issuer:    {ORACLE.id_token_issuer} (from the server's discovery)" in out
+    assert not any("names no issuer" in line for line in out)
+
+
 @pytest.mark.parametrize(
     ("smart", "metadata", "message"),
     [
