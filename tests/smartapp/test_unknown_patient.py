@@ -56,7 +56,9 @@ def test_a_submission_for_an_unknown_patient_is_refused_and_nothing_is_recorded(
     form = client.get(f"/app/{launch_id}/screen/phq9", base_url=APP_BASE).get_data(as_text=True)
     assert 'name="submission_id"' in form  # a form opened while the EHR still knew the patient …
 
-    hidden = dict(re.findall(r'name="(csrf_token|form_once|submission_id|submission_sig)" value="([^"]+)"', form))
+    hidden = dict(
+        re.findall(r'name="(csrf_token|form_once|submission_id|submission_sig)" value="([^"]+)"', form)
+    )
     epic.missing.add(f"Patient/{LAUNCH_PATIENT}")
     assert client.get(f"/app/{launch_id}/", base_url=APP_BASE).status_code == 409  # … then it no longer does
     answers = {f"phq9-{i}": "LA6568-5" for i in range(1, 10)}
