@@ -57,6 +57,7 @@ def create_app(
     from smartapp.chart import views as chart
     from smartapp.healthysteps import views as healthysteps
     from smartapp.measures import views as measures
+    from smartapp.parking import views as parking
     from smartapp.request_context import LaunchFormSession, form_fields, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.selfreport import link_views as selflink
@@ -77,6 +78,7 @@ def create_app(
         selfreport.bp,
         selflink.care_bp,
         selflink.bp,
+        parking.bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
@@ -107,7 +109,7 @@ def create_app(
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error, page=page)
-        answers = {name: value for name, value in request.form.items() if name != "csrf_token"}
+        answers = {name: value for name, value in request.form.items() if name not in ("csrf_token", "form_binding")}
         return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
                                store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip

@@ -63,6 +63,12 @@ class Settings:
     #: The site's value-set expansions for the quality measures (VSAC, UMLS licence): a JSON file shaped like
     #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped (partial) ones.
     measure_valuesets: str | None = None
+    #: How long a launch form's signed binding lets a form posted after its launch ended be kept (parked), in
+    #: hours (a working day by default).
+    form_binding_hours: int = 12
+    #: How long a parked form (posted after its launch ended) waits for the next launch, in days. A parked
+    #: screening with a safety flag has its safety Task in the registry (or queued) whatever this says.
+    parked_days: int = 14
 
     @property
     def production(self) -> bool:
@@ -128,6 +134,10 @@ class Settings:
             problems.append("TANDEM_EHR_REFRESH_MINUTES: must be between 0 (never) and 10080 (a week)")
         if not 1 <= self.retry_seconds <= 3600:
             problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
+        if not 1 <= self.form_binding_hours <= 7 * 24:
+            problems.append("TANDEM_FORM_BINDING_HOURS: must be between 1 and 168 (a week)")
+        if not 1 <= self.parked_days <= 90:
+            problems.append("TANDEM_PARKED_DAYS: must be between 1 and 90")
         if self.default_consultant and not re.fullmatch(
             r"Practitioner/[A-Za-z0-9\-.]{1,64}", self.default_consultant
         ):

@@ -66,6 +66,17 @@ def safety_items(access: Access) -> list[SafetyItem]:
             reason = " ".join(flag.message for flag in record.result.safety)
             items.append(SafetyItem(record.key, datetime.fromisoformat(record.authored).date(), reason,
                                     record=record))  # fmt: skip
+    # A positive screening posted after its launch ended (parked) whose safety Task has not reached the registry.
+    from smartapp.parking.views import parked_forms
+
+    listed = {r.id for r in _unsaved_safety_records(access)}
+    for parked in parked_forms().pending_safety():
+        key = parked.key
+        if key is None or key.iss != access.iss or not access.allows_patient(key) or not parked.submission_id:
+            continue
+        if parked.submission_id in listed or resource_id(parked.submission_id, "safety") in in_registry:
+            continue
+        items.append(SafetyItem(key, datetime.fromisoformat(parked.parked_at).date(), " ".join(parked.safety)))
     return sorted(items, key=lambda item: (item.since, item.key))
 
 

@@ -1,0 +1,103 @@
+"""A form posted after its launch ended is never lost (issue 26 §1): a PHQ-9 with item 9 positive is scored at
+once, its safety alert shown and its same-day safety Task written to the registry store; the screening waits,
+encrypted, for the next launch for the patient, which confirms it and writes it back once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fhir_mappings.screening.resources import resource_id
+from sandbox.world import SandboxWorld
+
+from .conftest import Browser, launch_id_of, launch_url
+from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form, _search
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_alert_and_is_confirmed_once(
+    world: SandboxWorld, tandem: Any
+) -> None:
+    patient = "pt-0025"  # an adult (PHQ-9 is from 18 y), used by no other test
+    browser = Browser()
+    launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=patient)))
+    hidden = _form(browser, world, launch_id, "phq9")
+    submission = hidden["submission_id"]
+    tandem.sessions.end(launch_id)  # the EHR closed the launch while the form was being filled in
+    page = f"{world.tandem_url}/app/{launch_id}/screen/phq9"
+    answer = browser.post_from(page, page, {**hidden, **PHQ9_ITEM9_POSITIVE})
+    # Source: issue 26 §1 — score at once, show the alert, say the session ended and the answers are kept.
+    assert answer.status_code == 202
+    assert "Safety alert" in answer.text and "session had ended" in answer.text
+    assert "Safety follow-ups" in answer.text and "kept" in answer.text
+    task_id = resource_id(submission, "safety")
+    task = tandem.registry.read("Task", task_id)
+    assert task["status"] == "requested" and task["priority"] == "stat"
+    assert task["for"]["reference"].endswith(patient)
+    assert tandem.screenings.load(submission) is None  # not recorded yet: it waits for a clinician
+
+    # The safety follow-up list of a worklist launch shows it (its Task is in the registry).
+    manager = Browser()
+    worklist = manager.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1"))
+    queue = manager.get(f"{world.tandem_url}/app/{launch_id_of(worklist)}/safety")
+    assert task_id in queue.text
+
+    # The next launch for the patient: a notice, the form prefilled with the same submission id, saved once.
+    clinician = Browser()
+    chart = clinician.follow(launch_url(world, "generic", patient=patient))
+    relaunch = launch_id_of(chart)
+    assert "You have 1 unsaved form from" in chart.text and "safety alert raised" in chart.text
+    reopen = f"{world.tandem_url}/app/{relaunch}/parked/"
+    link = chart.text.split(f'href="/app/{relaunch}/parked/')[1].split('"')[0]
+    form, _ = clinician.form(reopen + link, "/screen/phq9")
+    assert form.hidden["submission_id"] == submission  # the same id: confirming never doubles it
+    html = clinician.get(reopen + link).text
+    assert 'name="phq9-9" value="LA6569-3" checked' in html  # what was typed, prefilled
+    saved = clinician.post_from(reopen + link, f"{world.tandem_url}/app/{relaunch}/screen/phq9",
+                                {**form.hidden, **PHQ9_ITEM9_POSITIVE})  # fmt: skip
+    assert saved.status_code == 303, (sorted(form.hidden), [l for l in saved.text.splitlines() if "problem" in l or "error" in l][:3])
+    record = tandem.screenings.load(submission)
+    assert record is not None and record.registry.status == "saved" and record.ehr.status == "saved"
+    assert tandem.registry.read("Task", task_id)["status"] == "requested"
+    written = [r for r in _search(world.ehr.base_url, "QuestionnaireResponse")
+               if (r.get("identifier") or {}).get("value") == submission]  # fmt: skip
+    assert len(written) == 1
+    assert "unsaved form" not in clinician.get(f"{world.tandem_url}/app/{relaunch}/").text
+    # Posted again (a double click on the reopened form): nothing new.
+    again = clinician.post_from(reopen + link, f"{world.tandem_url}/app/{relaunch}/screen/phq9",
+                                {**form.hidden, **PHQ9_ITEM9_POSITIVE})  # fmt: skip
+    assert again.status_code == 303
+    written = [r for r in _search(world.ehr.base_url, "QuestionnaireResponse")
+               if (r.get("identifier") or {}).get("value") == submission]  # fmt: skip
+    assert len(written) == 1
+
+
+def test_a_closed_parked_safety_task_is_not_reopened_by_the_confirmed_screening(
+    world: SandboxWorld, tandem: Any
+) -> None:
+    patient = "pt-0027"  # an adult, used by no other test
+    browser = Browser()
+    launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=patient)))
+    hidden = _form(browser, world, launch_id, "phq9")
+    tandem.sessions.end(launch_id)
+    page = f"{world.tandem_url}/app/{launch_id}/screen/phq9"
+    assert browser.post_from(page, page, {**hidden, **PHQ9_ITEM9_POSITIVE}).status_code == 202
+    task_id = resource_id(hidden["submission_id"], "safety")
+    manager = Browser()
+    base = f"{world.tandem_url}/app/{launch_id_of(manager.follow(launch_url(world, 'generic', patient=None, target='worklist', practitioner='pr-cm-1')))}"  # noqa: E501
+    closed = manager.submit(f"{base}/safety", action=f"/safety/{task_id}/close",
+                            data={"outcome": "safety-plan", "note": "Safety plan made by phone"})  # fmt: skip
+    assert closed.status_code == 303
+    clinician = Browser()
+    chart = clinician.follow(launch_url(world, "generic", patient=patient))
+    relaunch = launch_id_of(chart)
+    link = chart.text.split(f'href="/app/{relaunch}/parked/')[1].split('"')[0]
+    reopen = f"{world.tandem_url}/app/{relaunch}/parked/{link}"
+    form, _ = clinician.form(reopen, "/screen/phq9")
+    saved = clinician.post_from(reopen, f"{world.tandem_url}/app/{relaunch}/screen/phq9",
+                                {**form.hidden, **PHQ9_ITEM9_POSITIVE})  # fmt: skip
+    assert saved.status_code == 303
+    assert tandem.screenings.load(hidden["submission_id"]).registry.status == "saved"
+    assert tandem.registry.read("Task", task_id)["status"] == "completed"  # the person's closing stands
