@@ -109,7 +109,8 @@ def create_app(
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error, page=page)
-        answers = {name: value for name, value in request.form.items() if name not in ("csrf_token", "form_binding")}
+        kept_out = ("csrf_token", "form_binding")
+        answers = {name: value for name, value in request.form.items() if name not in kept_out}
         return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
                                store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip

@@ -92,7 +92,9 @@ def submission_of(item: ParkedForm, catalogue: Catalogue) -> Submission | None:
     instrument = catalogue.get(item.instrument or "")
     if instrument is None or not item.patient or not item.submission_id:
         return None
-    values = {k: v for k, v in item.fields if k not in ("submission_id", "submission_sig", "mode", "caregiver")}
+    values = {
+        k: v for k, v in item.fields if k not in ("submission_id", "submission_sig", "mode", "caregiver")
+    }
     answers, problems = parse_answers(instrument, values)
     if problems:
         return None
@@ -124,7 +126,9 @@ class ParkedForms:
     # --- keys (no PHI in a key name) ----------------------------------------------------------------------
 
     def _hashed(self, *parts: str) -> str:
-        return hmac.new(self._secret, "\x1f".join(("parked", *parts)).encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._secret, "\x1f".join(("parked", *parts)).encode(), hashlib.sha256).hexdigest()[
+            :32
+        ]
 
     def _patient_index(self, iss: str, patient: str) -> str:
         return f"parked:patient:{self._hashed('patient', iss, patient)}"
@@ -159,7 +163,9 @@ class ParkedForms:
         try:
             return ParkedForm.from_json(self._fernet.decrypt(raw.encode()).decode())
         except (InvalidToken, ValueError, TypeError, KeyError):
-            log.error("a parked form could not be read (another secret key, or damaged); it is left to expire")
+            log.error(
+                "a parked form could not be read (another secret key, or damaged); it is left to expire"
+            )
             return None
 
     def by_submission(self, submission_id: str) -> ParkedForm | None:
@@ -210,7 +216,9 @@ class ParkedForms:
             item.task = TASK_PENDING
             return item
         try:
-            self.registry.update(validated({**task, "for": PatientKey(item.iss, submission.patient_id).reference()}))
+            self.registry.update(
+                validated({**task, "for": PatientKey(item.iss, submission.patient_id).reference()})
+            )
         except errors.TandemError as error:
             log.warning("a parked screening's safety Task could not be written yet: %s", type(error).__name__)
             item.task = TASK_PENDING

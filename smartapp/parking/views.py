@@ -127,7 +127,8 @@ def _patient_of(binding: FormBinding, args: dict[str, str]) -> tuple[bool, str |
     except errors.FHIRNotFound:
         return False, None
     except errors.TandemError:
-        return True, binding.patient  # the registry is away: bound to the launch's patient (if any) and the user
+        # The registry is away: bound to the launch's patient (if any) and the user.
+        return True, binding.patient
     if enrolment.iss != binding.iss or (binding.patient and enrolment.patient_id != binding.patient):
         return False, None
     return True, enrolment.patient_id
@@ -156,7 +157,9 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
 
 def _answers(values: dict[str, str]) -> dict[str, str]:
     """The answers of a screening form (what the chart's screening view scores)."""
-    return {k: v for k, v in values.items() if k not in ("submission_id", "submission_sig", "mode", "caregiver")}
+    return {
+        k: v for k, v in values.items() if k not in ("submission_id", "submission_sig", "mode", "caregiver")
+    }
 
 
 # --- the next launch ---------------------------------------------------------------------------------------
@@ -175,7 +178,9 @@ def visible_parked() -> list[ParkedForm]:
         return []
     if "parked_visible" not in g:
         try:
-            g.parked_visible = parked_forms().visible(session.iss, session.context.patient, _launch_user(session))
+            g.parked_visible = parked_forms().visible(
+                session.iss, session.context.patient, _launch_user(session)
+            )
         except errors.TandemError:
             g.parked_visible = []
     return list(g.parked_visible)

@@ -76,7 +76,9 @@ def safety_items(access: Access) -> list[SafetyItem]:
             continue
         if parked.submission_id in listed or resource_id(parked.submission_id, "safety") in in_registry:
             continue
-        items.append(SafetyItem(key, datetime.fromisoformat(parked.parked_at).date(), " ".join(parked.safety)))
+        items.append(
+            SafetyItem(key, datetime.fromisoformat(parked.parked_at).date(), " ".join(parked.safety))
+        )
     return sorted(items, key=lambda item: (item.since, item.key))
 
 

@@ -40,7 +40,9 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
 
     # The safety follow-up list of a worklist launch shows it (its Task is in the registry).
     manager = Browser()
-    worklist = manager.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1"))
+    worklist = manager.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
     queue = manager.get(f"{world.tandem_url}/app/{launch_id_of(worklist)}/safety")
     assert task_id in queue.text
 
@@ -57,7 +59,7 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
     assert 'name="phq9-9" value="LA6569-3" checked' in html  # what was typed, prefilled
     saved = clinician.post_from(reopen + link, f"{world.tandem_url}/app/{relaunch}/screen/phq9",
                                 {**form.hidden, **PHQ9_ITEM9_POSITIVE})  # fmt: skip
-    assert saved.status_code == 303, (sorted(form.hidden), [l for l in saved.text.splitlines() if "problem" in l or "error" in l][:3])
+    assert saved.status_code == 303
     record = tandem.screenings.load(submission)
     assert record is not None and record.registry.status == "saved" and record.ehr.status == "saved"
     assert tandem.registry.read("Task", task_id)["status"] == "requested"
