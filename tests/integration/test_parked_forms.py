@@ -12,6 +12,7 @@ from fhir_mappings.screening.resources import resource_id
 from sandbox.world import SandboxWorld
 
 from .conftest import Browser, launch_id_of, launch_url
+from .test_parked_form_kinds import patient as make_patient
 from .test_screening_writeback import PHQ9_ITEM9_POSITIVE, _form, _search
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_alert_and_is_confirmed_once(
     world: SandboxWorld, tandem: Any
 ) -> None:
-    patient = "pt-0025"  # an adult (PHQ-9 is from 18 y), used by no other test
+    patient = make_patient(world, "pk-phq9-a")  # an adult (PHQ-9 is from 18 y) no other test touches
     browser = Browser()
     launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=patient)))
     hidden = _form(browser, world, launch_id, "phq9")
@@ -79,7 +80,7 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
 def test_a_closed_parked_safety_task_is_not_reopened_by_the_confirmed_screening(
     world: SandboxWorld, tandem: Any
 ) -> None:
-    patient = "pt-0027"  # an adult, used by no other test
+    patient = make_patient(world, "pk-phq9-b")
     browser = Browser()
     launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=patient)))
     hidden = _form(browser, world, launch_id, "phq9")
@@ -103,3 +104,63 @@ def test_a_closed_parked_safety_task_is_not_reopened_by_the_confirmed_screening(
     assert saved.status_code == 303
     assert tandem.screenings.load(hidden["submission_id"]).registry.status == "saved"
     assert tandem.registry.read("Task", task_id)["status"] == "completed"  # the person's closing stands
+
+
+def test_a_follow_up_measurement_parked_while_the_registry_is_down_is_on_the_safety_list_until_its_task_is_written(
+    world: SandboxWorld, tandem: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launch import errors
+    from smartapp.parking.service import ParkedForms
+
+    from .test_caseload import enrol
+
+    _, careplan_id = enrol(world, Browser(), make_patient(world, "pk-measure"))
+    manager = Browser()
+    worklist = manager.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    launch_id = launch_id_of(worklist)
+    page = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}/measure/phq9"
+    form, target = manager.form(page)
+    submission = form.hidden["submission_id"]
+    tandem.sessions.end(launch_id)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise errors.FHIRServerError("the registry store is down")
+
+    monkeypatch.setattr(tandem.registry, "update", refused)
+    answer = manager.post_from(page, target, {**form.hidden, **PHQ9_ITEM9_POSITIVE, "mode": "phone"})
+    # Source: issue 26 §1 — the alert shows at once; a Task that cannot be written yet is queued, never dropped.
+    assert answer.status_code == 202
+    assert "Safety alert" in answer.text and "as soon as it can be reached" in answer.text
+    task_id = resource_id(submission, "safety")
+    with pytest.raises(errors.FHIRNotFound):
+        tandem.registry.read("Task", task_id)
+    other = Browser()
+    queue_launch = launch_id_of(
+        other.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-2"))
+    )
+    queue = other.get(f"{world.tandem_url}/app/{queue_launch}/safety").text
+    assert "id pk-measure" in queue and "has not reached the registry store yet" in queue
+
+    monkeypatch.undo()
+    assert ParkedForms.of(tandem).retry_safety_tasks() == 1  # the worker's sweep
+    assert tandem.registry.read("Task", task_id)["status"] == "requested"
+    assert ParkedForms.of(tandem).pending_safety() == []
+
+    # The next launch of the same user reopens it from the worklist; saving records it once.
+    again = Browser()
+    relaunched = again.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    relaunch = launch_id_of(relaunched)
+    shown = again.get(relaunched.url).text
+    assert "You have 1 unsaved form from" in shown
+    link = shown.split(f'href="/app/{relaunch}/parked/')[1].split('"')[0]
+    reopen = f"{world.tandem_url}/app/{relaunch}/parked/{link}"
+    reform, retarget = again.form(reopen, f"/enrolments/{careplan_id}/measure/phq9")
+    assert reform.hidden["submission_id"] == submission
+    saved = again.post_from(reopen, retarget, {**reform.hidden, **PHQ9_ITEM9_POSITIVE, "mode": "phone"})
+    assert saved.status_code == 303
+    record = tandem.screenings.load(submission)
+    assert record is not None and record.careplan_id == careplan_id and record.registry.status == "saved"

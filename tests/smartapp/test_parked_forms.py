@@ -15,11 +15,10 @@ from flask import Flask
 from joserfc.jwk import RSAKey
 
 from launch.store import RedisStore
-from smartapp import request_context
 from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms
 from smartapp.request_context import FORM_BINDING_FIELD, read_form_binding
 
-from ..conftest import APP_BASE, Actions, make_ehr, post_from
+from ..conftest import Actions, make_ehr, post_from
 from ..ehr import RecordedEHR
 from ..forms import form_in
 
