@@ -61,6 +61,10 @@ class ParkedForm:
     #: The safety Task in the registry store: "saved", "pending" (retried), or None (no safety flag).
     task: str | None = None
     caregiver: str | None = None
+    #: Discarded by a person while its safety Task was still pending: no longer offered, kept for the Task only.
+    discarded: bool = False
+    #: An HMAC of the post (see `ParkedForms.fingerprint_of`): the same post twice parks one item.
+    fingerprint: str | None = None
 
     @property
     def values(self) -> dict[str, str]:
@@ -145,12 +149,17 @@ class ParkedForms:
         # A safety flag whose Task is not in the registry yet is never dropped silently: kept like a screening.
         ttl = RECORD_TTL if item.task == TASK_PENDING else self.ttl
         self.store.set(f"parked:{item.id}", self._fernet.encrypt(item.to_json().encode()).decode(), ttl)
-        if item.patient:
-            self.store.add_to_set(self._patient_index(item.iss, item.patient), item.id)
-        if item.user:
-            self.store.add_to_set(self._user_index(item.iss, item.user), item.id)
+        if item.discarded:
+            self._unindex(item)
+        else:
+            if item.patient:
+                self.store.add_to_set(self._patient_index(item.iss, item.patient), item.id)
+            if item.user:
+                self.store.add_to_set(self._user_index(item.iss, item.user), item.id)
         if item.submission_id:
             self.store.set(f"parked:submission:{item.submission_id}", item.id, ttl)
+        if item.fingerprint:
+            self.store.set(f"parked:posted:{item.fingerprint}", item.id, ttl)
         if item.task == TASK_PENDING:
             self.store.add_to_set(SAFETY_PENDING, item.id)
         else:
@@ -185,21 +194,43 @@ class ParkedForms:
                 item = self.load(item_id)
                 if item is None:
                     self.store.remove_from_set(index, item_id)  # expired
-                elif item.iss == iss:
+                elif item.iss == iss and not item.discarded:
                     found[item.id] = item
         return sorted(found.values(), key=lambda i: i.parked_at)
 
-    def discard(self, item: ParkedForm) -> None:
-        if item.task == TASK_PENDING:
-            # Its safety Task is not in the registry yet: the item stays until it is (the worker retries it).
-            return
-        self.store.delete(f"parked:{item.id}")
+    def _unindex(self, item: ParkedForm) -> None:
         if item.patient:
             self.store.remove_from_set(self._patient_index(item.iss, item.patient), item.id)
         if item.user:
             self.store.remove_from_set(self._user_index(item.iss, item.user), item.id)
+
+    def discard(self, item: ParkedForm) -> None:
+        """No longer offered to anyone. A safety Task not in the registry yet is still written: the item is kept
+        for that alone (the worker's sweep retries it, the safety follow-ups list shows it) and then removed."""
+        if item.task == TASK_PENDING:
+            item.discarded = True
+            self.save(item)
+            return
+        self._unindex(item)
+        self.store.delete(f"parked:{item.id}")
+        self.store.remove_from_set(SAFETY_PENDING, item.id)
         if item.submission_id:
             self.store.delete(f"parked:submission:{item.submission_id}")
+        if item.fingerprint:
+            self.store.delete(f"parked:posted:{item.fingerprint}")
+
+    def posted_before(self, fingerprint: str) -> ParkedForm | None:
+        """The item a post with this fingerprint parked already (a double click, a browser's resend)."""
+        item_id = self.store.get(f"parked:posted:{fingerprint}")
+        item = self.load(item_id) if item_id else None
+        return item if item is not None and not item.discarded else None
+
+    def fingerprint_of(
+        self, binding: str, endpoint: str, args: dict[str, str], posted: list[tuple[str, str]]
+    ) -> str:
+        """An HMAC of what was posted (its binding, address and fields): no PHI, one item per identical post."""
+        text = json.dumps([binding, endpoint, sorted(args.items()), sorted(posted)])
+        return self._hashed("posted", text)
 
     # --- the safety Task --------------------------------------------------------------------------------
 
@@ -236,8 +267,11 @@ class ParkedForms:
         done = 0
         for item in self.pending_safety():
             item = self.write_safety_task(item)
-            self.save(item)
             done += item.task != TASK_PENDING
+            if item.discarded and item.task != TASK_PENDING:
+                self.discard(item)  # a person discarded it already: the Task was all that was kept for
+            else:
+                self.save(item)
         return done
 
 

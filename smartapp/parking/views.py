@@ -93,26 +93,43 @@ def park_ended_post(launch_id: str) -> Response | None:
         log.warning("a form posted after its launch ended names another patient than its binding: not kept")
         return None
     store = parked_forms()
+    posted = [(k, v) for k, v in request.form.items(multi=True) if k not in _NOT_KEPT]
+    fingerprint = store.fingerprint_of(
+        request.form.get(FORM_BINDING_FIELD, ""), str(request.endpoint), args, posted
+    )
+    earlier = store.posted_before(fingerprint)
+    if earlier is not None:  # the same post again (a double click): one item, the same page
+        return _parked_page(earlier, kind, _score_of(earlier))
     item = ParkedForm(
         id=store.new_id(),
         endpoint=str(request.endpoint),
         args=args,
-        fields=[(k, v) for k, v in request.form.items(multi=True) if k not in _NOT_KEPT],
+        fields=posted,
         iss=binding.iss,
         patient=patient or None,
         user=binding.user,
         launch_id=launch_id,
         parked_at=now_iso(),
+        fingerprint=fingerprint,
     )
     result = None
     if kind.screening:
         item, result = _park_screening(store, item, binding)
     store.save(item)
     log.info("a form posted after its launch ended was parked (%s)", item.endpoint)
+    return _parked_page(item, kind, result)
+
+
+def _parked_page(item: ParkedForm, kind: FormKind, result: Any) -> Response:
     html = render_template("parked.html", item=item, kind=kind, result=result,
                            instrument=services().catalogue.get(item.instrument or ""),
                            days=services().settings.parked_days)  # fmt: skip
     return Response(html, status=202)
+
+
+def _score_of(item: ParkedForm) -> Any:
+    submission = submission_of(item, services().catalogue) if item.screening else None
+    return submission.result if submission else None
 
 
 def _patient_of(binding: FormBinding, args: dict[str, str]) -> tuple[bool, str | None]:
@@ -148,6 +165,13 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
                          binding.launch_id):  # fmt: skip
         submission_id = store.new_id()
     item.instrument, item.submission_id, item.caregiver = instrument.key, submission_id, caregiver
+    earlier = store.by_submission(submission_id)
+    if (
+        earlier is not None
+        and not earlier.discarded
+        and (earlier.iss, earlier.patient) == (item.iss, item.patient)
+    ):
+        item.id = earlier.id  # the same form posted again with changed answers: one item, the latest answers
     answers, problems = parse_answers(instrument, _answers(values))
     if problems:
         return item, None  # kept as typed; scored when it is completed after the next launch

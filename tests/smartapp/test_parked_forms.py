@@ -218,3 +218,39 @@ def test_a_parked_form_is_discarded_only_explicitly(app: Flask, client: Any, epi
     assert "unsaved form" not in again.get().get_data(as_text=True)
     assert f"tandem:parked:{item_id}" not in _parked(app)
     assert app.extensions["tandem"].screenings.load(hidden["submission_id"]) is None  # discarded: never saved
+
+
+def test_the_same_form_posted_twice_after_the_launch_ended_is_kept_once(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    for answers in (PHQ9_ITEM9_POSITIVE, PHQ9_ITEM9_POSITIVE, {**PHQ9_ITEM9_POSITIVE, "phq9-1": "LA6569-3"}):
+        assert first.post("screen/phq9", {**hidden, **answers}, page="screen/phq9").status_code == 202
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert (
+        "You have 1 unsaved form from" in chart
+    )  # a double click, then a changed answer: one item, the latest
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    assert 'name="phq9-1" value="LA6569-3" checked' in again.get(f"parked/{item_id}").get_data(as_text=True)
+
+
+def test_discarding_a_positive_screening_whose_task_is_pending_keeps_the_task_queued(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    assert first.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9").status_code == 202
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    assert again.submit("", action=f"/parked/{item_id}/discard").status_code == 303
+    assert "unsaved form" not in again.get().get_data(as_text=True)  # no longer offered
+    # Source: issue 26 §1 — a parked screening with a safety flag is never silently dropped.
+    (pending,) = ParkedForms.of(app.extensions["tandem"]).pending_safety()
+    assert pending.id == item_id and pending.discarded and pending.task == TASK_PENDING
