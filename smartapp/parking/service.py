@@ -28,6 +28,7 @@ from fhir_mappings.screening.scoring import parse_answers, score
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
+from smartapp.caseload.service import invalidate_registry_cache
 from smartapp.outgoing import validated
 from smartapp.screening.service import PARKED_TASK_WRITTEN, RECORD_TTL, end_of_day
 
@@ -255,6 +256,7 @@ class ParkedForms:
             item.task = TASK_PENDING
             return item
         item.task = TASK_SAVED
+        invalidate_registry_cache(self.store)  # the safety follow-ups list shows it at once
         self.store.set(f"{PARKED_TASK_WRITTEN}{task['id']}", "1", RECORD_TTL)
         return item
 

@@ -26,6 +26,12 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
     launch_id = launch_id_of(browser.follow(launch_url(world, "generic", patient=patient)))
     hidden = _form(browser, world, launch_id, "phq9")
     submission = hidden["submission_id"]
+    manager = Browser()
+    worklist = manager.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    safety_page = f"{world.tandem_url}/app/{launch_id_of(worklist)}/safety"
+    assert manager.get(safety_page).status_code == 200  # the registry's data is cached now
     tandem.sessions.end(launch_id)  # the EHR closed the launch while the form was being filled in
     page = f"{world.tandem_url}/app/{launch_id}/screen/phq9"
     answer = browser.post_from(page, page, {**hidden, **PHQ9_ITEM9_POSITIVE})
@@ -39,13 +45,8 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
     assert task["for"]["reference"].endswith(patient)
     assert tandem.screenings.load(submission) is None  # not recorded yet: it waits for a clinician
 
-    # The safety follow-up list of a worklist launch shows it (its Task is in the registry).
-    manager = Browser()
-    worklist = manager.follow(
-        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
-    )
-    queue = manager.get(f"{world.tandem_url}/app/{launch_id_of(worklist)}/safety")
-    assert task_id in queue.text
+    # The safety follow-up list of a worklist launch shows it at once (its Task is in the registry).
+    assert task_id in manager.get(safety_page).text
 
     # The next launch for the patient: a notice, the form prefilled with the same submission id, saved once.
     clinician = Browser()
