@@ -79,6 +79,7 @@ def create_app(
         selflink.care_bp,
         selflink.bp,
         parking.bp,
+        parking.portal_bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()

@@ -84,6 +84,9 @@ class LaunchFormSession(SecureCookieSessionInterface):
         return session_path(launch_id) if launch_id else "/"
 
 
+#: The patient's own pages (portal launches): the portal's access, never the care team's.
+PORTAL_BLUEPRINTS = ("selfreport", "parking_portal")
+
 #: FHIR ids (and Tandem's record ids) in addresses and forms: checked before any request is sent.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -118,7 +121,7 @@ def load_launch() -> Response | None:
             return parked
         raise
     g.launch = session
-    if request.blueprint == "selfreport":
+    if request.blueprint in PORTAL_BLUEPRINTS:
         g.portal = portal_access_for(session)  # the patient's own pages: never the care team's access
     else:
         g.access = access_for(session)

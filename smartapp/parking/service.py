@@ -64,6 +64,8 @@ class ParkedForm:
     caregiver: str | None = None
     #: Discarded by a person while its safety Task was still pending: no longer offered, kept for the Task only.
     discarded: bool = False
+    #: Answered by the patient (or a parent) in the portal: offered again to the same answerer only.
+    self_reported: bool = False
     #: An HMAC of the post (see `ParkedForms.fingerprint_of`): the same post twice parks one item.
     fingerprint: str | None = None
 
@@ -106,7 +108,8 @@ def submission_of(item: ParkedForm, catalogue: Catalogue) -> Submission | None:
     return Submission(submission_id=item.submission_id, instrument=instrument, answers=answers,
                       result=score(instrument, answers), patient_id=item.patient,
                       authored=datetime.fromisoformat(item.parked_at), author=item.user, encounter_id=None,
-                      iss=item.iss, focus_label="Caregiver" if item.caregiver else None)  # fmt: skip
+                      iss=item.iss, focus_label="Caregiver" if item.caregiver else None,
+                      self_reported=item.self_reported)  # fmt: skip
 
 
 class ParkedForms:
@@ -153,7 +156,7 @@ class ParkedForms:
         if item.discarded:
             self._unindex(item)
         else:
-            if item.patient:
+            if item.patient and not item.self_reported:  # a patient's own answers: their own next visit only
                 self.store.add_to_set(self._patient_index(item.iss, item.patient), item.id)
             if item.user:
                 self.store.add_to_set(self._user_index(item.iss, item.user), item.id)

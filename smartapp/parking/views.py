@@ -29,6 +29,10 @@ from smartapp.request_context import (
 
 log = logging.getLogger(__name__)
 bp = Blueprint("parking", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
+#: The patient's own parked questionnaires, reopened in the portal (the portal's access: see PORTAL_BLUEPRINTS).
+portal_bp = Blueprint(
+    "parking_portal", __name__, url_prefix="/app/<launch_id>/me", template_folder="templates"
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ PARKABLE: dict[str, FormKind] = {
     "healthysteps.enrol": FormKind("HealthySteps enrolment"),
     "smi.record_social": FormKind("Social status answers"),
     "safety.close": FormKind("Safety follow-up outcome"),
+    # The patient's own questionnaire in the portal (each step posts the answers so far).
+    "selfreport.answer": FormKind("Questionnaire", screening=True),
 }
 
 #: Never kept: the ended launch's CSRF token and binding, and the portal step controls.
@@ -121,6 +127,12 @@ def park_ended_post(launch_id: str) -> Response | None:
 
 
 def _parked_page(item: ParkedForm, kind: FormKind, result: Any) -> Response:
+    if item.self_reported:
+        from smartapp.selfreport.views import CRISIS
+
+        page = render_template("parked_portal.html", item=item, safety=bool(result and result.safety),
+                               crisis=CRISIS, days=services().settings.parked_days)  # fmt: skip
+        return Response(page, status=202)
     html = render_template("parked.html", item=item, kind=kind, result=result,
                            instrument=services().catalogue.get(item.instrument or ""),
                            days=services().settings.parked_days)  # fmt: skip
@@ -158,11 +170,19 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
     if instrument is None or not item.patient:
         return item, None
     values = item.values
-    caregiver = request.args.get("caregiver") or values.get("caregiver") or None
-    subject = (item.patient, caregiver) if caregiver else (item.patient,)
     submission_id = values.get("submission_id", "")
-    if not form_id_valid("submission", submission_id, values.get("submission_sig", ""), binding.iss, *subject,
-                         binding.launch_id):  # fmt: skip
+    if item.endpoint == "selfreport.answer":
+        # The patient (or a parent, about themself) answering in the portal.
+        item.self_reported = True
+        caregiver = item.user if item.user and item.user.startswith("RelatedPerson/") else None
+        valid = form_id_valid("self-report", submission_id, values.get("submission_sig", ""), binding.iss,
+                              item.patient, binding.launch_id, instrument.key)  # fmt: skip
+    else:
+        caregiver = request.args.get("caregiver") or values.get("caregiver") or None
+        subject = (item.patient, caregiver) if caregiver else (item.patient,)
+        valid = form_id_valid("submission", submission_id, values.get("submission_sig", ""), binding.iss,
+                              *subject, binding.launch_id)  # fmt: skip
+    if not valid:
         submission_id = store.new_id()
     item.instrument, item.submission_id, item.caregiver = instrument.key, submission_id, caregiver
     earlier = store.by_submission(submission_id)
@@ -179,11 +199,13 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
     return item, score(instrument, answers)
 
 
+#: A screening form's fields that are not answers (the chart's, the care manager's and the portal's).
+NOT_ANSWERS = ("submission_id", "submission_sig", "mode", "caregiver", "step", "go")
+
+
 def _answers(values: dict[str, str]) -> dict[str, str]:
-    """The answers of a screening form (what the chart's screening view scores)."""
-    return {
-        k: v for k, v in values.items() if k not in ("submission_id", "submission_sig", "mode", "caregiver")
-    }
+    """The answers of a screening form (what the screening views score)."""
+    return {k: v for k, v in values.items() if k not in NOT_ANSWERS}
 
 
 # --- the next launch ---------------------------------------------------------------------------------------
@@ -198,13 +220,17 @@ def _launch_user(session: LaunchSession) -> str | None:
 def visible_parked() -> list[ParkedForm]:
     """The parked forms this launch may see (its patient's, and its user's own); [] outside a care-team launch."""
     session = g.get("launch")
-    if session is None or g.get("access") is None:
+    portal = g.get("portal")
+    if session is None or (g.get("access") is None and portal is None):
         return []
     if "parked_visible" not in g:
         try:
-            g.parked_visible = parked_forms().visible(
-                session.iss, session.context.patient, _launch_user(session)
-            )
+            if portal is not None:  # the patient's own questionnaires only, never what the care team typed
+                found = parked_forms().visible(session.iss, None, portal.answerer)
+                g.parked_visible = [i for i in found if i.self_reported and i.patient == portal.patient]
+            else:
+                found = parked_forms().visible(session.iss, session.context.patient, _launch_user(session))
+                g.parked_visible = [i for i in found if not i.self_reported]
         except errors.TandemError:
             g.parked_visible = []
     return list(g.parked_visible)
@@ -321,7 +347,9 @@ def discard(launch_id: str, item_id: str) -> Response:
 def resolve_reopened(response: Response) -> Response:
     """A reopened form that was saved (the view answered with a redirect) is no longer parked: by its parked id,
     or, for a screening, by its submission id once the screening is recorded."""
-    if request.method != "POST" or response.status_code not in (302, 303) or g.get("access") is None:
+    if request.method != "POST" or response.status_code not in (302, 303):
+        return response
+    if g.get("access") is None and g.get("portal") is None:
         return response
     try:
         store = parked_forms()
@@ -330,8 +358,10 @@ def resolve_reopened(response: Response) -> Response:
         submission_id = request.form.get("submission_id")
         if item is None and submission_id and services().screenings.load(submission_id) is not None:
             item = store.by_submission(submission_id)
-            session = g.get("launch")
+            session, portal = g.get("launch"), g.get("portal")
             if item is not None and (session is None or item.iss != session.iss):
+                item = None
+            if item is not None and portal is not None and item.user != portal.answerer:
                 item = None
         if item is not None:
             if item.task == TASK_PENDING and item.submission_id:
@@ -340,6 +370,28 @@ def resolve_reopened(response: Response) -> Response:
     except errors.TandemError as error:
         log.warning("a saved parked form could not be cleared: %s", type(error).__name__)
     return response
+
+
+# --- the portal ------------------------------------------------------------------------------------------
+
+
+@portal_bp.get("/parked/<item_id>")
+@launch_required
+def portal_reopen(launch_id: str, item_id: str) -> Any:
+    """The patient's own parked questionnaire, prefilled, to send (the same submission id: sent once)."""
+    from smartapp.selfreport.views import _form, _instrument
+
+    item = _visible(item_id)
+    instrument = _instrument(item.instrument or "")  # only a questionnaire still due for them opens
+    selected = {k: v for k, v in item.fields if k not in _HIDDEN and k not in ("step", "go")}
+    return _form(instrument, selected=selected, submission_id=item.submission_id)
+
+
+@portal_bp.post("/parked/<item_id>/discard")
+@launch_required
+def portal_discard(launch_id: str, item_id: str) -> Response:
+    parked_forms().discard(_visible(item_id))
+    return redirect(url_for("selfreport.home", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
 __all__ = ["PARKABLE", "bp", "park_ended_post", "parked_notice", "submission_of"]

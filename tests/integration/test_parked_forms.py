@@ -165,3 +165,45 @@ def test_a_follow_up_measurement_parked_while_the_registry_is_down_is_on_the_saf
     assert saved.status_code == 303
     record = tandem.screenings.load(submission)
     assert record is not None and record.careplan_id == careplan_id and record.registry.status == "saved"
+
+
+def test_a_portal_questionnaire_posted_after_the_visit_ended_alerts_the_care_team_and_is_sent_on_the_next_visit(
+    world: SandboxWorld, tandem: Any
+) -> None:
+    from .test_self_report import _enrolled, _portal
+
+    pid = make_patient(world, "pk-portal")
+    _enrolled(world, tandem, pid)
+    browser = Browser()
+    home, text = _portal(world, browser, pid)
+    launch_id = launch_id_of(browser.get(home))
+    page = f"{world.tandem_url}/app/{launch_id}/me/q/phq9"
+    form, target = browser.form(page)
+    tandem.sessions.end(launch_id)
+    answer = browser.post_from(page, target, {**form.hidden, **PHQ9_ITEM9_POSITIVE})
+    # Source: issue 26 §1 — the portal's screening too: the alert at once (988 for the patient, the care team's
+    # same-day Task), the answers kept until the next visit; no score shown to the patient.
+    assert answer.status_code == 202
+    assert "988" in answer.text and "Your care team has been told" in answer.text
+    assert "not been sent to your chart yet" in answer.text
+    task = tandem.registry.read("Task", resource_id(form.hidden["submission_id"], "safety"))
+    assert task["priority"] == "stat" and task["for"]["reference"].endswith(f"Patient/{pid}")
+
+    # A clinician's chart launch does not offer the patient's own answers to re-enter in their name.
+    clinician = Browser()
+    assert "unsaved form" not in clinician.follow(launch_url(world, "generic", patient=pid)).text
+
+    again = Browser()
+    home, text = _portal(world, again, pid)
+    relaunch = launch_id_of(again.get(home))
+    assert "You have 1 unsent questionnaire from" in text
+    link = text.split(f'href="/app/{relaunch}/me/parked/')[1].split('"')[0]
+    reopen = f"{world.tandem_url}/app/{relaunch}/me/parked/{link}"
+    assert 'value="LA6569-3" checked' in again.get(reopen).text
+    reform, retarget = again.form(reopen, "/me/q/phq9")
+    assert reform.hidden["submission_id"] == form.hidden["submission_id"]
+    sent = again.post_from(reopen, retarget, {**reform.hidden, **PHQ9_ITEM9_POSITIVE})
+    assert sent.status_code == 303, sent.text[-1000:]
+    record = tandem.screenings.load(form.hidden["submission_id"])
+    assert record is not None and record.self_reported and record.author == f"Patient/{pid}"
+    assert "unsent questionnaire" not in again.get(home).text
