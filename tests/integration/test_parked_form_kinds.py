@@ -5,6 +5,7 @@ record. One table row per POST route that carries what a person typed."""
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -131,23 +132,14 @@ def _caregiver(world: SandboxWorld, tandem: Any) -> Opened:
 
 
 def _tier(world: SandboxWorld, tandem: Any) -> Opened:
-    patient(world, "pk-tier", months=14)
-    browser = Browser()
-    chart = browser.follow(launch_url(world, "generic", patient="pk-tier", practitioner="pr-hs-1"))
-    launch_id = launch_id_of(chart)
-    base = f"{world.tandem_url}/app/{launch_id}"
-    answer = browser.submit(f"{base}/", action=f"/app/{launch_id}/healthysteps/enrol")
-    assert answer.status_code == 303, answer.text[-500:]
-    page = html.unescape(browser.get(f"{base}/").text)
-    careplan_id = page.split("/healthysteps/families/")[1].split('"')[0]
+    browser, launch_id, page, careplan_id = _family(world, "pk-tier")
 
     def count() -> int:
         plan = tandem.registry.read("CarePlan", careplan_id)
         return sum(1 for e in plan.get("extension", []) if e["url"] == TIER_HISTORY_URL) - 1  # less the first
 
-    return Opened(browser, launch_id, f"{base}/healthysteps/families/{careplan_id}",
-                  f"/healthysteps/families/{careplan_id}/tier", {"patient": "pk-tier", "practitioner": "pr-hs-1"},
-                  count)  # fmt: skip
+    return Opened(browser, launch_id, page, f"/healthysteps/families/{careplan_id}/tier",
+                  {"patient": "pk-tier", "practitioner": "pr-hs-1"}, count)  # fmt: skip
 
 
 def _social(world: SandboxWorld, tandem: Any) -> Opened:
@@ -158,6 +150,81 @@ def _social(world: SandboxWorld, tandem: Any) -> Opened:
     return Opened(browser, launch_id, f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}", "/social",
                   {"patient": "pk-social", "practitioner": "pr-cm-1"},
                   lambda: _exists(lambda: tandem.registry.read("Observation", social_id(key, "housing", date.today()))))  # fmt: skip
+
+
+def _marked(tandem: Any, resource_type: str, marker: str) -> int:
+    """How many registry resources of a type carry `marker` (a phrase typed into the form)."""
+    return sum(
+        1 for r in tandem.registry.search_all(resource_type, {"_count": "200"}) if marker in json.dumps(r)
+    )
+
+
+def _follow_up(world: SandboxWorld, tandem: Any) -> Opened:
+    patient(world, "pk-follow-up")
+    browser = Browser()
+    launch_id, careplan_id = enrol(world, browser, "pk-follow-up")
+    return Opened(browser, launch_id, f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}", "/follow-up",
+                  {"patient": "pk-follow-up", "practitioner": "pr-cm-1"},
+                  lambda: _marked(tandem, "Task", "Parked follow-up call"))  # fmt: skip
+
+
+def _status(world: SandboxWorld, tandem: Any) -> Opened:
+    patient(world, "pk-status")
+    browser = Browser()
+    launch_id, careplan_id = enrol(world, browser, "pk-status")
+    iss = world.iss("generic")
+    return Opened(browser, launch_id, f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}", "/update",
+                  {"patient": "pk-status", "practitioner": "pr-cm-1"},
+                  lambda: int(tandem.caseload.get(careplan_id, iss).phase == "relapse-prevention"))  # fmt: skip
+
+
+def _family(world: SandboxWorld, pid: str) -> tuple[Browser, str, str, str]:
+    """A HealthySteps Specialist's chart launch for a child of its own, enrolled: (browser, launch, page, careplan)."""
+    patient(world, pid, months=14)
+    browser = Browser()
+    chart = browser.follow(launch_url(world, "generic", patient=pid, practitioner="pr-hs-1"))
+    launch_id = launch_id_of(chart)
+    base = f"{world.tandem_url}/app/{launch_id}"
+    answer = browser.submit(f"{base}/", action=f"/app/{launch_id}/healthysteps/enrol")
+    assert answer.status_code == 303, answer.text[-500:]
+    careplan_id = (
+        html.unescape(browser.get(f"{base}/").text).split("/healthysteps/families/")[1].split('"')[0]
+    )
+    return browser, launch_id, f"{base}/healthysteps/families/{careplan_id}", careplan_id
+
+
+def _hs_contact(world: SandboxWorld, tandem: Any) -> Opened:
+    browser, launch_id, page, careplan_id = _family(world, "pk-hs-contact")
+    return Opened(browser, launch_id, page, f"/healthysteps/families/{careplan_id}/contact",
+                  {"patient": "pk-hs-contact", "practitioner": "pr-hs-1"},
+                  lambda: _marked(tandem, "Task", "Parked home visit"))  # fmt: skip
+
+
+def _referral(world: SandboxWorld, tandem: Any) -> Opened:
+    browser, launch_id, page, careplan_id = _family(world, "pk-referral")
+    return Opened(browser, launch_id, page, f"/healthysteps/families/{careplan_id}/referrals",
+                  {"patient": "pk-referral", "practitioner": "pr-hs-1"},
+                  lambda: _marked(tandem, "ServiceRequest", "Parked development centre"))  # fmt: skip
+
+
+def _safety_outcome(world: SandboxWorld, tandem: Any) -> Opened:
+    from .test_screening_writeback import PHQ9_ITEM9_POSITIVE
+
+    patient(world, "pk-safety")
+    clinician = Browser()
+    chart_launch = launch_id_of(clinician.follow(launch_url(world, "generic", patient="pk-safety")))
+    screen = f"{world.tandem_url}/app/{chart_launch}/screen/phq9"
+    form, target = clinician.form(screen)
+    assert clinician.post_from(screen, target, {**form.hidden, **PHQ9_ITEM9_POSITIVE}).status_code == 303
+    task_id = f"tandem-{form.hidden['submission_id']}-safety"
+    browser = Browser()
+    worklist = browser.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    launch_id = launch_id_of(worklist)
+    return Opened(browser, launch_id, f"{world.tandem_url}/app/{launch_id}/safety", f"/safety/{task_id}/close",
+                  {"patient": None, "target": "worklist", "practitioner": "pr-cm-1"},
+                  lambda: int(tandem.registry.read("Task", task_id)["status"] == "completed"))  # fmt: skip
 
 
 #: (form kind, how it is opened, what the person typed). Source: issue 26 §1 — contact, enrolment, review,
@@ -173,6 +240,14 @@ CASES = [
     ("caregiver", _caregiver, {"name": "Parked Caregiver", "relationship": "FTH"}),
     ("tier move", _tier, {"tier": "2", "reason": "caregiver-concern", "note": "Parked sleep worries"}),
     ("social answers", _social, {"social_day": date.today().isoformat(), "social-housing": "unhoused"}),
+    ("follow-up", _follow_up, {"due": (date.today() + timedelta(days=7)).isoformat(),
+                               "description": "Parked follow-up call"}),
+    ("enrolment status", _status, {"phase": "relapse-prevention", "flag": "0"}),
+    ("HealthySteps contact", _hs_contact, {"when": date.today().isoformat(), "type": "home-visit", "present": "both",
+                                           "minutes": "35", "note": "Parked home visit"}),
+    ("referral", _referral, {"service": "developmental-evaluation", "for": "child", "concern": "developmental-concern",
+                             "organisation": "Parked development centre"}),
+    ("safety follow-up outcome", _safety_outcome, {"outcome": "safety-plan", "note": "Parked: safety plan by phone"}),
 ]  # fmt: skip
 
 
