@@ -230,7 +230,12 @@ def visible_parked() -> list[ParkedForm]:
                 g.parked_visible = [i for i in found if i.self_reported and i.patient == portal.patient]
             else:
                 found = parked_forms().visible(session.iss, session.context.patient, _launch_user(session))
-                g.parked_visible = [i for i in found if not i.self_reported]
+                patient = session.context.patient
+                # A chart launch offers its own patient's forms only: a form typed for another patient is never
+                # reopened where it would be saved for this one (the user's others wait for their own launch).
+                g.parked_visible = [
+                    i for i in found if not i.self_reported and (not patient or i.patient == patient)
+                ]
         except errors.TandemError:
             g.parked_visible = []
     return list(g.parked_visible)
@@ -292,7 +297,13 @@ def reopen(launch_id: str, item_id: str) -> Any:
             if binding:
                 resigned[signature] = sign_form_id(binding[0], values[name], *binding[1:])
     fields = [(k, resigned.get(k, v)) for k, v in item.fields]
-    return render_template("parked_review.html", item=item, kind=kind, fields=fields, hidden=_HIDDEN,
+    who = None
+    if careplan:  # whose form it is, as the registry names the enrolment's patient
+        try:
+            who = services().caseload.get(careplan, session.iss).patient_name
+        except errors.TandemError:
+            who = None
+    return render_template("parked_review.html", item=item, kind=kind, fields=fields, hidden=_HIDDEN, who=who,
                            action=url_for(item.endpoint, launch_id=session.id, **args), launch=session,
                            access=current_access(), patient=None, show_banner=False)  # fmt: skip
 

@@ -254,3 +254,19 @@ def test_discarding_a_positive_screening_whose_task_is_pending_keeps_the_task_qu
     # Source: issue 26 §1 — a parked screening with a safety flag is never silently dropped.
     (pending,) = ParkedForms.of(app.extensions["tandem"]).pending_safety()
     assert pending.id == item_id and pending.discarded and pending.task == TASK_PENDING
+
+
+def test_a_chart_launch_never_offers_a_form_typed_for_another_patient(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    actions = Actions(client)
+    binding = _payload(_screening_form(actions, epic)[FORM_BINDING_FIELD])
+    parked = ParkedForms.of(app.extensions["tandem"])
+    # The same user's gestation form for another child: reopened here it would be saved for this patient.
+    other = ParkedForm(id=parked.new_id(), endpoint="chart.record_gestation", args={}, fields=[("weeks", "31")],
+                       iss=binding["iss"], patient="another-child", user=binding["usr"], launch_id="L" * 32,
+                       parked_at="2026-12-07T10:00:00+00:00")  # fmt: skip
+    parked.save(other)
+    chart = actions.get().get_data(as_text=True)
+    assert "unsaved form" not in chart
+    assert actions.get(f"parked/{other.id}").status_code == 404
