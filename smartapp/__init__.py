@@ -10,7 +10,7 @@ from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from launch.errors import StoreUnavailable, TandemError
+from launch.errors import SessionExpired, StoreUnavailable, TandemError
 from smartapp.config import Settings
 from smartapp.error_pages import ErrorPage, page_for
 from smartapp.errors import FormExpired
@@ -95,6 +95,13 @@ def create_app(
     @app.errorhandler(TandemError)
     def tandem_error(error: TandemError) -> tuple[str, int]:
         log.warning("%s on %s: %s", type(error).__name__, request.endpoint, error.message)
+        if isinstance(error, SessionExpired) and request.method == "POST":
+            # The launch ended while its form was being saved (its token expired, no refresh): kept, not lost.
+            from smartapp.parking.views import park_ended_post
+
+            parked = park_ended_post(str((request.view_args or {}).get("launch_id", "")))
+            if parked is not None:
+                return parked.get_data(as_text=True), parked.status_code
         page = page_for(error)
         if (
             isinstance(error, StoreUnavailable | FormExpired)

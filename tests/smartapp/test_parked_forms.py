@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -270,3 +271,24 @@ def test_a_chart_launch_never_offers_a_form_typed_for_another_patient(
     chart = actions.get().get_data(as_text=True)
     assert "unsaved form" not in chart
     assert actions.get(f"parked/{other.id}").status_code == 404
+
+
+def test_a_form_whose_launch_ends_while_it_is_saved_is_kept(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    actions = Actions(client)
+    hidden = _screening_form(actions, epic)
+    fields = {"csrf_token": hidden["csrf_token"], FORM_BINDING_FIELD: hidden[FORM_BINDING_FIELD]}
+    sessions = app.extensions["tandem"].sessions
+    session = sessions.load(actions.launch_id)
+    # The token expired and the EHR issued no refresh token: the launch ends while the form is saved (the
+    # gestation form reads the child's Patient first).
+    sessions.save(
+        session.__class__(**{**session.__dict__, "expires_at": time.time() - 5, "refresh_token": None})
+    )
+    answer = actions.post("gestation", {**fields, "weeks": "31", "days": "2"})
+    assert answer.status_code == 202 and "session had ended" in answer.get_data(as_text=True)
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert "You have 1 unsaved form from" in chart and "Gestational age at birth" in chart
