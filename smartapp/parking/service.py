@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.registry.resources import enrolment_from
 from fhir_mappings.screening.instruments import Catalogue
 from fhir_mappings.screening.resources import Submission, safety_task
-from fhir_mappings.screening.scoring import parse_answers, score
+from fhir_mappings.screening.scoring import ScoreResult, parse_answers, score
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
@@ -93,16 +94,26 @@ class ParkedForm:
         return item
 
 
+#: A screening form's fields that are not answers (the chart's, the care manager's and the portal's).
+NOT_ANSWERS = ("submission_id", "submission_sig", "mode", "caregiver", "step", "go")
+
+
+def result_of(item: ParkedForm, catalogue: Catalogue) -> ScoreResult | None:
+    """A parked screening's result with the normal scoring engine (without the patient's sex and age, which need
+    the EHR: the safety items never depend on them); None when it is not a screening or an answer is invalid."""
+    instrument = catalogue.get(item.instrument or "")
+    if instrument is None:
+        return None
+    answers, problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
+    return None if problems else score(instrument, answers)
+
+
 def submission_of(item: ParkedForm, catalogue: Catalogue) -> Submission | None:
-    """The parked screening as a submission, scored with the normal engine (without the patient's sex and age,
-    which need the EHR: the safety items never depend on them); None when it is not a complete screening."""
+    """The parked screening as a submission (for its safety Task); None without a patient or valid answers."""
     instrument = catalogue.get(item.instrument or "")
     if instrument is None or not item.patient or not item.submission_id:
         return None
-    values = {
-        k: v for k, v in item.fields if k not in ("submission_id", "submission_sig", "mode", "caregiver")
-    }
-    answers, problems = parse_answers(instrument, values)
+    answers, problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
     if problems:
         return None
     return Submission(submission_id=item.submission_id, instrument=instrument, answers=answers,
@@ -241,14 +252,17 @@ class ParkedForms:
     def write_safety_task(self, item: ParkedForm) -> ParkedForm:
         """The same-day safety Task of a parked positive screening, written with backend services: the same
         Task (same id, an update-as-create) a normal submit writes, so it is never doubled."""
-        submission = submission_of(item, self.catalogue)
-        if submission is None or not submission.result.safety:
+        result = result_of(item, self.catalogue)
+        if result is None or not result.safety:
             item.task = None
             return item
-        item.safety = [flag.message for flag in submission.result.safety]
-        task = safety_task(submission, end_of_day(submission.authored))
-        if task is None or self.registry is None:
-            item.task = TASK_PENDING
+        item.safety = [flag.message for flag in result.safety]
+        if not item.patient:
+            self._resolve_patient(item)
+        submission = submission_of(item, self.catalogue)
+        task = safety_task(submission, end_of_day(submission.authored)) if submission else None
+        if submission is None or task is None or self.registry is None:
+            item.task = TASK_PENDING  # never dropped: retried by the worker's sweep
             return item
         try:
             self.registry.update(
@@ -262,6 +276,18 @@ class ParkedForms:
         invalidate_registry_cache(self.store)  # the safety follow-ups list shows it at once
         self.store.set(f"{PARKED_TASK_WRITTEN}{task['id']}", "1", RECORD_TTL)
         return item
+
+    def _resolve_patient(self, item: ParkedForm) -> None:
+        """The patient of an enrolment named in the form's address (the registry was away when it was parked)."""
+        careplan_id = item.args.get("careplan_id")
+        if not careplan_id or self.registry is None:
+            return
+        try:
+            enrolment = enrolment_from(self.registry.read("CarePlan", careplan_id))
+        except errors.TandemError:
+            return
+        if enrolment is not None and enrolment.iss == item.iss:
+            item.patient = enrolment.patient_id
 
     def pending_safety(self) -> list[ParkedForm]:
         items = [self.load(i) for i in self.store.set_members(SAFETY_PENDING)]

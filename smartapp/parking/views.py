@@ -11,10 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
-from fhir_mappings.screening.scoring import parse_answers, score
 from launch import errors
 from launch.sessions import LaunchSession
-from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms, now_iso, submission_of
+from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms, now_iso, result_of
 from smartapp.request_context import (
     FORM_BINDING_FIELD,
     FormBinding,
@@ -140,8 +139,7 @@ def _parked_page(item: ParkedForm, kind: FormKind, result: Any) -> Response:
 
 
 def _score_of(item: ParkedForm) -> Any:
-    submission = submission_of(item, services().catalogue) if item.screening else None
-    return submission.result if submission else None
+    return result_of(item, services().catalogue)
 
 
 def _patient_of(binding: FormBinding, args: dict[str, str]) -> tuple[bool, str | None]:
@@ -167,7 +165,7 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
     """Score a parked screening with the normal engine, keep its submission id (when the form's own signature
     holds) so confirming it later never doubles it, and write its same-day safety Task now."""
     instrument = services().catalogue.get(item.args.get("key", ""))
-    if instrument is None or not item.patient:
+    if instrument is None:
         return item, None
     values = item.values
     submission_id = values.get("submission_id", "")
@@ -176,10 +174,10 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
         item.self_reported = True
         caregiver = item.user if item.user and item.user.startswith("RelatedPerson/") else None
         valid = form_id_valid("self-report", submission_id, values.get("submission_sig", ""), binding.iss,
-                              item.patient, binding.launch_id, instrument.key)  # fmt: skip
+                              item.patient or "", binding.launch_id, instrument.key)  # fmt: skip
     else:
         caregiver = request.args.get("caregiver") or values.get("caregiver") or None
-        subject = (item.patient, caregiver) if caregiver else (item.patient,)
+        subject = (item.patient or "", caregiver) if caregiver else (item.patient or "",)
         valid = form_id_valid("submission", submission_id, values.get("submission_sig", ""), binding.iss,
                               *subject, binding.launch_id)  # fmt: skip
     if not valid:
@@ -192,20 +190,9 @@ def _park_screening(store: ParkedForms, item: ParkedForm, binding: FormBinding) 
         and (earlier.iss, earlier.patient) == (item.iss, item.patient)
     ):
         item.id = earlier.id  # the same form posted again with changed answers: one item, the latest answers
-    answers, problems = parse_answers(instrument, _answers(values))
-    if problems:
-        return item, None  # kept as typed; scored when it is completed after the next launch
+    # Scored at once (answers so far; an invalid answer leaves it as typed, for the next launch to correct).
     item = store.write_safety_task(item)
-    return item, score(instrument, answers)
-
-
-#: A screening form's fields that are not answers (the chart's, the care manager's and the portal's).
-NOT_ANSWERS = ("submission_id", "submission_sig", "mode", "caregiver", "step", "go")
-
-
-def _answers(values: dict[str, str]) -> dict[str, str]:
-    """The answers of a screening form (what the screening views score)."""
-    return {k: v for k, v in values.items() if k not in NOT_ANSWERS}
+    return item, result_of(item, services().catalogue)
 
 
 # --- the next launch ---------------------------------------------------------------------------------------
@@ -319,7 +306,8 @@ def _reopen_screening(session: LaunchSession, item: ParkedForm) -> Any:
     ehr = current_ehr()
     careplan_id = item.args.get("careplan_id")
     if careplan_id:
-        subject = Subject(item.patient or "", registry_enrolment(careplan_id))
+        enrolment = registry_enrolment(careplan_id)
+        subject = Subject(enrolment.patient_id, enrolment)
     else:
         if not session.context.patient or session.context.patient != item.patient:
             abort(404)
@@ -405,4 +393,4 @@ def portal_discard(launch_id: str, item_id: str) -> Response:
     return redirect(url_for("selfreport.home", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 
-__all__ = ["PARKABLE", "bp", "park_ended_post", "parked_notice", "submission_of"]
+__all__ = ["PARKABLE", "bp", "park_ended_post", "parked_notice", "portal_bp"]

@@ -207,3 +207,40 @@ def test_a_portal_questionnaire_posted_after_the_visit_ended_alerts_the_care_tea
     record = tandem.screenings.load(form.hidden["submission_id"])
     assert record is not None and record.self_reported and record.author == f"Patient/{pid}"
     assert "unsent questionnaire" not in again.get(home).text
+
+
+def test_a_follow_up_measurement_parked_while_the_registry_cannot_be_read_gets_its_task_once_it_can(
+    world: SandboxWorld, tandem: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from launch import errors
+    from smartapp.parking.service import ParkedForms
+
+    from .test_caseload import enrol
+
+    pid = make_patient(world, "pk-measure-away")
+    _, careplan_id = enrol(world, Browser(), pid)
+    manager = Browser()
+    launch_id = launch_id_of(
+        manager.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1"))
+    )
+    page = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}/measure/phq9"
+    form, target = manager.form(page)
+    tandem.sessions.end(launch_id)
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise errors.FHIRServerError("the registry store is down")
+
+    for method in ("read", "update"):  # the enrolment's patient cannot even be looked up
+        monkeypatch.setattr(tandem.registry, method, refused)
+    answer = manager.post_from(page, target, {**form.hidden, **PHQ9_ITEM9_POSITIVE, "mode": "phone"})
+    assert answer.status_code == 202 and "Safety alert" in answer.text
+    monkeypatch.undo()
+    # The form's id could not be checked without its patient: the parked screening has an id of its own.
+    (pending,) = [
+        i for i in ParkedForms.of(tandem).pending_safety() if i.args.get("careplan_id") == careplan_id
+    ]
+    assert pending.patient is None and pending.submission_id
+    # Source: issue 26 §1 — never silently dropped: the worker's sweep finds the enrolment's patient and writes it.
+    assert ParkedForms.of(tandem).retry_safety_tasks() == 1
+    task = tandem.registry.read("Task", resource_id(pending.submission_id, "safety"))
+    assert task["priority"] == "stat" and task["for"]["reference"].endswith(pid)
