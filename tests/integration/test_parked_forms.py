@@ -244,3 +244,33 @@ def test_a_follow_up_measurement_parked_while_the_registry_cannot_be_read_gets_i
     assert ParkedForms.of(tandem).retry_safety_tasks() == 1
     task = tandem.registry.read("Task", resource_id(pending.submission_id, "safety"))
     assert task["priority"] == "stat" and task["for"]["reference"].endswith(pid)
+
+
+@pytest.mark.parametrize(
+    ("case", "mode", "patient_of_launch"),
+    [
+        # Source: issue 26 §1 point 3 — a binding for another patient or another issuer parks nothing.
+        ("another patient's enrolment", "generic", "pk-bound-other"),
+        ("an enrolment of another issuer", "epic", "pk-bound-epic"),
+    ],
+)
+def test_a_binding_that_does_not_match_the_enrolment_in_the_address_parks_nothing(
+    world: SandboxWorld, tandem: Any, case: str, mode: str, patient_of_launch: str
+) -> None:
+    from smartapp.parking.service import ParkedForms
+
+    from .test_caseload import enrol
+
+    _, careplan_id = enrol(world, Browser(), make_patient(world, f"pk-enrolled-{mode}"))
+    make_patient(world, patient_of_launch)
+    browser = Browser()
+    launch_id = launch_id_of(browser.follow(launch_url(world, mode, patient=patient_of_launch)))
+    hidden = _form(browser, world, launch_id, "phq9")  # a valid binding: this launch's, for its own patient
+    tandem.sessions.end(launch_id)
+    target = f"{world.tandem_url}/app/{launch_id}/enrolments/{careplan_id}/contact"
+    answer = browser.post_from(target, target, {"csrf_token": hidden["csrf_token"],
+                                                "form_binding": hidden["form_binding"], "minutes": "20",
+                                                "contact_type": "phone", "role": "care-manager"})  # fmt: skip
+    assert answer.status_code == 401 and "Your Tandem session has ended" in answer.text
+    parked = ParkedForms.of(tandem)
+    assert parked.visible(world.iss(mode), patient_of_launch, "Practitioner/pr-pcp-1") == []
