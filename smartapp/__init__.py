@@ -10,7 +10,7 @@ from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from launch.errors import StoreUnavailable, TandemError
+from launch.errors import SessionExpired, StoreUnavailable, TandemError
 from smartapp.config import Settings
 from smartapp.error_pages import ErrorPage, page_for
 from smartapp.errors import FormExpired
@@ -57,6 +57,7 @@ def create_app(
     from smartapp.chart import views as chart
     from smartapp.healthysteps import views as healthysteps
     from smartapp.measures import views as measures
+    from smartapp.parking import views as parking
     from smartapp.request_context import LaunchFormSession, form_fields, register_launch_loader
     from smartapp.safety import views as safety
     from smartapp.selfreport import link_views as selflink
@@ -77,6 +78,8 @@ def create_app(
         selfreport.bp,
         selflink.care_bp,
         selflink.bp,
+        parking.bp,
+        parking.portal_bp,
     ):
         app.register_blueprint(blueprint)
     app.session_interface = LaunchFormSession()
@@ -94,6 +97,13 @@ def create_app(
     @app.errorhandler(TandemError)
     def tandem_error(error: TandemError) -> tuple[str, int]:
         log.warning("%s on %s: %s", type(error).__name__, request.endpoint, error.message)
+        if isinstance(error, SessionExpired) and request.method == "POST":
+            # The launch ended while its form was being saved (its token expired, no refresh): kept, not lost.
+            from smartapp.parking.views import park_ended_post
+
+            parked = park_ended_post(str((request.view_args or {}).get("launch_id", "")))
+            if parked is not None:
+                return parked.get_data(as_text=True), parked.status_code
         page = page_for(error)
         if (
             isinstance(error, StoreUnavailable | FormExpired)
@@ -109,9 +119,8 @@ def create_app(
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error, page=page)
-        answers = {
-            name: value for name, value in request.form.items() if name not in ("csrf_token", form_once.FIELD)
-        }
+        kept_out = ("csrf_token", form_once.FIELD, "form_binding")
+        answers = {name: value for name, value in request.form.items() if name not in kept_out}
         return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
                                store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip

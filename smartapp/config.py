@@ -67,6 +67,12 @@ class Settings:
     spark_master: str | None = None
     #: The address Spark's driver listens on (default in local mode: 127.0.0.1, never the network).
     spark_bind_address: str | None = None
+    #: How long a launch form's signed binding lets a form posted after its launch ended be kept (parked), in
+    #: hours (a working day by default).
+    form_binding_hours: int = 12
+    #: How long a parked form (posted after its launch ended) waits for the next launch, in days. A parked
+    #: screening with a safety flag has its safety Task in the registry (or queued) whatever this says.
+    parked_days: int = 14
 
     @property
     def production(self) -> bool:
@@ -132,6 +138,10 @@ class Settings:
             problems.append("TANDEM_EHR_REFRESH_MINUTES: must be between 0 (never) and 10080 (a week)")
         if not 1 <= self.retry_seconds <= 3600:
             problems.append("TANDEM_RETRY_SECONDS: must be between 1 and 3600")
+        if not 1 <= self.form_binding_hours <= 7 * 24:
+            problems.append("TANDEM_FORM_BINDING_HOURS: must be between 1 and 168 (a week)")
+        if not 1 <= self.parked_days <= 90:
+            problems.append("TANDEM_PARKED_DAYS: must be between 1 and 90")
         if self.default_consultant and not re.fullmatch(
             r"Practitioner/[A-Za-z0-9\-.]{1,64}", self.default_consultant
         ):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
+import json
 import re
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import Flask, Request, Response, current_app, g, request
@@ -80,6 +84,9 @@ class LaunchFormSession(SecureCookieSessionInterface):
         return session_path(launch_id) if launch_id else "/"
 
 
+#: The patient's own pages (portal launches): the portal's access, never the care team's.
+PORTAL_BLUEPRINTS = ("selfreport", "parking_portal")
+
 #: FHIR ids (and Tandem's record ids) in addresses and forms: checked before any request is sent.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -90,26 +97,36 @@ def check_id(value: str | None, what: str = "id") -> str:
     return value
 
 
-def load_launch() -> None:
+def load_launch() -> Response | None:
     """before_request of every `/app/<launch_id>/…` blueprint: the launch (only for the browser that started it),
     the user's access (refused for anyone but the care team) and the ids in the address — all checked once,
     before any view runs or any request is sent. Flask-WTF's CSRFProtect then checks every POST's token."""
     args = request.view_args or {}
     launch_id = args.get("launch_id")
     if launch_id is None:
-        return
+        return None
     if not _LAUNCH_ID.match(str(launch_id)):
         raise errors.SessionExpired("no launch session for this request")
     for name, value in args.items():
         if name.endswith("_id") and name != "launch_id":
             check_id(str(value), name.replace("_", " "))
-    session = services().sessions.get(str(launch_id), request.cookies.get(SESSION_COOKIE))
+    try:
+        session = services().sessions.get(str(launch_id), request.cookies.get(SESSION_COOKIE))
+    except errors.SessionExpired:
+        # A form posted after its launch ended: kept (parked) when it carries a valid binding, else today's page.
+        from smartapp.parking.views import park_ended_post
+
+        parked = park_ended_post(str(launch_id))
+        if parked is not None:
+            return parked
+        raise
     g.launch = session
-    if request.blueprint == "selfreport":
+    if request.blueprint in PORTAL_BLUEPRINTS:
         g.portal = portal_access_for(session)  # the patient's own pages: never the care team's access
         confirm_family_link(session, g.portal)
     else:
         g.access = access_for(session)
+    return None
 
 
 #: How long a confirmed family link holds for one launch before the EHR's RelatedPerson is read again.
@@ -236,6 +253,11 @@ def form_fields() -> Markup:
 
     fields += once_field()
     # --- end single-use form id
+    # --- the launch binding (a form posted after its launch ended is parked, never lost) ---
+    binding = mint_form_binding()
+    if binding:
+        fields += Markup('<input type="hidden" name="{}" value="{}">').format(FORM_BINDING_FIELD, binding)
+    # --- end of the launch binding ---
     return fields
 
 
@@ -304,3 +326,65 @@ def ehr_profile(session: LaunchSession) -> tuple[str, dict[str, Any]]:
     except errors.TandemError:
         capability = {}
     return (reg.vendor.value if reg else "generic"), capability
+
+
+# --- the launch binding every form carries -----------------------------------------------------------------
+# The CSRF token of an ended launch can no longer be checked (its secret lived in the launch's cookie): this
+# server-signed binding is what lets such a post be kept (parked) instead of lost. It is bound to the issuer, the
+# patient (when the launch has one), the user (fhirUser), the launch and when the page was made; it is an HMAC
+# with the app secret, lives TANDEM_FORM_BINDING_HOURS, and only ever lets what the poster typed be parked.
+
+#: The hidden field `form_fields()` adds to every launch form.
+FORM_BINDING_FIELD = "form_binding"
+
+
+@dataclass(frozen=True)
+class FormBinding:
+    iss: str
+    patient: str | None
+    user: str | None
+    launch_id: str
+    issued_at: int
+    #: The page's address (endpoint) the form was served on: parked items say where they were typed.
+    page: str | None = None
+
+
+def _binding_mac(payload: str) -> str:
+    key = hashlib.sha256(("form-binding\x1f" + services().secret_key).encode()).digest()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def mint_form_binding() -> str | None:
+    """The binding of the launch this page belongs to ('' outside a launch or for a launch with no user and no
+    patient: nothing to bind a parked form to)."""
+    session = cast(LaunchSession | None, g.get("launch"))
+    if session is None or not (session.context.patient or session.context.fhir_user):
+        return None
+    user = None
+    if session.context.fhir_user and session.context.fhir_user_type:
+        user = f"{session.context.fhir_user_type}/{session.context.fhir_user.rstrip('/').split('/')[-1]}"
+    data = {"v": 1, "iss": session.iss, "pat": session.context.patient, "usr": user, "lid": session.id,
+            "iat": int(time.time()), "page": request.endpoint}  # fmt: skip
+    payload = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+    return f"{payload}.{_binding_mac(payload)}"
+
+
+def read_form_binding(value: str | None, launch_id: str, *, max_age_seconds: int,
+                      now: float | None = None) -> FormBinding | None:  # fmt: skip
+    """The binding a form carried, when it is Tandem's (HMAC), for this launch, and not older than allowed;
+    None for anything forged, expired, malformed or another launch's."""
+    if not value or len(value) > 4096 or value.count(".") != 1:
+        return None
+    payload, mac = value.split(".")
+    if not hmac.compare_digest(_binding_mac(payload), mac):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        binding = FormBinding(str(data["iss"]), data.get("pat"), data.get("usr"), str(data["lid"]),
+                              int(data["iat"]), data.get("page"))  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return None
+    moment = time.time() if now is None else now
+    if binding.launch_id != launch_id or not 0 <= moment - binding.issued_at <= max_age_seconds:
+        return None
+    return binding

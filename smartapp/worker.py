@@ -49,6 +49,11 @@ def sweep_once(services: Services) -> None:
     count = sweep(services)
     if count:
         log.info("queued %d pending write-back(s)", count)
+    from smartapp.parking.service import ParkedForms
+
+    tasks = ParkedForms.of(services).retry_safety_tasks()
+    if tasks:
+        log.info("wrote %d parked screening(s)' safety Task", tasks)
     refreshes = schedule_refreshes(services)
     if refreshes:
         log.info("queued %d EHR score refresh(es)", refreshes)

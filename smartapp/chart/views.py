@@ -552,7 +552,16 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "mode", "caregiver")
+        if k
+        not in (
+            "csrf_token",
+            FORM_ONCE,
+            "submission_id",
+            "submission_sig",
+            "mode",
+            "caregiver",
+            "form_binding",
+        )
     }
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,

@@ -108,6 +108,20 @@ def safety_items(access: Access) -> list[SafetyItem]:
             requester = Member(record.author or "", raiser) if record.author or raiser else None
             items.append(SafetyItem(record.key, authored.date(), reason, record=record, raised=authored,
                                     requester=requester, label=record.patient_label))  # fmt: skip
+    # A positive screening posted after its launch ended (parked) whose safety Task has not reached the registry.
+    from smartapp.parking.views import parked_forms
+
+    listed = {r.id for r in _unsaved_safety_records(access)}
+    for parked in parked_forms().pending_safety():
+        key = parked.key
+        if key is None or key.iss != access.iss or not access.allows_patient(key) or not parked.submission_id:
+            continue
+        if parked.submission_id in listed or resource_id(parked.submission_id, "safety") in in_registry:
+            continue
+        parked_at = datetime.fromisoformat(parked.parked_at)
+        raised_by = Member(parked.user, None) if parked.user else None  # the user whose launch had ended
+        items.append(SafetyItem(key, parked_at.date(), " ".join(parked.safety), raised=parked_at,
+                                requester=raised_by))  # fmt: skip
     return sorted(items, key=lambda item: (item.since, item.key))
 
 

@@ -29,6 +29,7 @@ from fhir_mappings.screening.resources import (
     questionnaire,
     questionnaire_response,
     registry_transaction,
+    resource_id,
     screening_observations,
 )
 from fhir_mappings.screening.scoring import ScoreResult, parse_answers, score
@@ -55,6 +56,9 @@ UNCONFIRMED = "unconfirmed"
 RECORD_SCHEMA = 2
 #: One attempt at a time per screening: two workers, two tabs, or a page and the worker never write it twice.
 LOCK_SECONDS = 120
+#: Marks a safety Task already in the registry (`<prefix><task id>`), written when a form posted after its launch
+#: ended was parked: the screening's own registry write then leaves it as it is.
+PARKED_TASK_WRITTEN = "parked:task-written:"
 #: How long a server's refusal of conditional create (for one resource type) is remembered.
 CONDITIONAL_REFUSAL_TTL = 24 * 3600
 
@@ -379,6 +383,11 @@ class ScreeningService:
         caregiver = record.caregiver_of_record
         bundle = registry_transaction(submission, end_of_day(submission.authored),
                                       related_person(caregiver) if caregiver else None)  # fmt: skip
+        task_id = resource_id(record.id, "safety")
+        if record.result.has_safety_flag and self.store.get(f"{PARKED_TASK_WRITTEN}{task_id}"):
+            # Written already (a form posted after its launch ended writes it at once): never overwrite it, a
+            # person may have closed it since.
+            bundle["entry"] = [e for e in bundle["entry"] if e["fullUrl"] != f"Task/{task_id}"]
         for entry in bundle["entry"]:
             validated(entry["resource"])
         validated(bundle)

@@ -168,4 +168,7 @@ class ThreadWritebacks:
             if force:
                 drain(services, record_id, launch_id=launch_id, force=True)
                 done += 1
+        from smartapp.parking.service import ParkedForms  # a parked screening's safety Task, still pending
+
+        done += ParkedForms.of(services).retry_safety_tasks()
         return done

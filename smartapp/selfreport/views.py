@@ -98,7 +98,7 @@ def answer(launch_id: str, key: str) -> Any:
     raw = {
         k: v
         for k, v in request.form.items()
-        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "step", "go")
+        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "step", "go", "form_binding")
     }
     submission_id = request.form.get("submission_id", "")
     session, who = current_launch(), answerer()

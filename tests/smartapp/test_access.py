@@ -25,6 +25,7 @@ SAMPLE_VALUES = {
     "task_id": "safety-0123",
     "record_id": "0" * 32,
     "referral_id": "0123",
+    "item_id": "0" * 32,
 }
 
 

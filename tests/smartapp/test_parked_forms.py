@@ -1,0 +1,294 @@
+"""A form posted after its launch ended (issue 26 §1): every launch form carries a server-signed binding; with a
+valid one the post is parked — encrypted at rest, bound to issuer, patient and user — and a forged, expired or
+mismatched one gets today's "session ended" page with nothing kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+import responses
+from flask import Flask
+from joserfc.jwk import RSAKey
+
+from launch.store import RedisStore
+from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms
+from smartapp.request_context import FORM_BINDING_FIELD, read_form_binding
+
+from ..conftest import Actions, make_ehr, post_from
+from ..ehr import RecordedEHR
+from ..forms import form_in
+
+PHQ9_ITEM9_POSITIVE = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6569-3"}
+HOUR = 3600
+
+
+@pytest.fixture
+def epic(rsps: responses.RequestsMock, ehr_signing_key: RSAKey) -> RecordedEHR:
+    return make_ehr("epic", rsps, ehr_signing_key)
+
+
+def _screening_form(actions: Actions, epic: RecordedEHR) -> dict[str, str]:
+    actions.launch(epic)
+    return form_in(actions.get("screen/phq9").get_data(as_text=True), "/screen/phq9").hidden
+
+
+def _end(actions: Actions) -> None:
+    assert actions.submit("", action="/end").status_code == 303
+
+
+def _payload(binding: str) -> dict[str, Any]:
+    payload = binding.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _with_payload(binding: str, **changes: Any) -> str:
+    """The binding with its payload changed and its signature kept (a forgery)."""
+    data = {**_payload(binding), **changes}
+    payload = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+    return f"{payload}.{binding.split('.')[1]}"
+
+
+def _redis(app: Flask) -> redis.Redis:
+    """Redis itself (not Tandem's store): what is at rest, byte for byte."""
+    store = app.extensions["tandem"].store
+    assert isinstance(store, RedisStore)
+    return redis.Redis.from_url(store.url)
+
+
+def _parked(app: Flask) -> list[str]:
+    return [k.decode() for k in _redis(app).keys("tandem:parked:*")]
+
+
+def test_every_launch_form_carries_the_binding_of_its_launch(actions: Actions, epic: RecordedEHR) -> None:
+    hidden = _screening_form(actions, epic)
+    data = _payload(hidden[FORM_BINDING_FIELD])
+    # Source: issue 26 §1 — issuer, patient when known, the user's fhirUser, the launch, the form's page, issued-at.
+    assert data["iss"] == epic.shape.iss and data["lid"] == actions.launch_id and data["pat"]
+    assert data["usr"] and data["page"] == "chart.screen" and data["iat"] > 0
+    page = actions.get().get_data(as_text=True)
+    assert FORM_BINDING_FIELD in form_in(page, "/end").hidden
+
+
+#: (what is wrong with the binding, how it is made from the page's). Source: issue 26 §1 point 3 — a forged,
+#: expired or mismatched binding is refused and nothing is parked.
+REFUSED = [
+    ("missing", lambda b, launch: None),
+    ("malformed", lambda b, launch: "not-a-binding"),
+    ("signature of another secret", lambda b, launch: b.split(".")[0] + "." + "0" * 64),
+    ("another patient", lambda b, launch: _with_payload(b, pat="someone-else")),
+    ("another issuer", lambda b, launch: _with_payload(b, iss="https://other-ehr.example/fhir")),
+    ("another user", lambda b, launch: _with_payload(b, usr="Practitioner/intruder")),
+    ("issued long ago", lambda b, launch: _with_payload(b, iat=_payload(b)["iat"] - 13 * HOUR)),
+]
+
+
+@pytest.mark.parametrize(("case", "make"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_forged_or_expired_binding_gets_the_session_ended_page_and_nothing_is_kept(
+    app: Flask, actions: Actions, epic: RecordedEHR, case: str, make: Any
+) -> None:
+    hidden = _screening_form(actions, epic)
+    _end(actions)
+    binding = make(hidden[FORM_BINDING_FIELD], actions.launch_id)
+    data = {k: v for k, v in hidden.items() if k != FORM_BINDING_FIELD} | PHQ9_ITEM9_POSITIVE
+    if binding is not None:
+        data[FORM_BINDING_FIELD] = binding
+    answer = actions.post("screen/phq9", data, page="screen/phq9")
+    assert answer.status_code == 401 and "kept" not in answer.get_data(as_text=True)
+    assert _parked(app) == []
+
+
+def test_a_binding_of_another_launch_is_refused(app: Flask, client: Any, epic: RecordedEHR) -> None:
+    first, second = Actions(client), Actions(client)
+    hidden = _screening_form(first, epic)
+    second.launch(epic)
+    _end(first)
+    _end(second)
+    answer = second.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9")
+    assert answer.status_code == 401 and _parked(app) == []
+
+
+def test_a_binding_expires_after_the_configured_hours(
+    app: Flask, actions: Actions, epic: RecordedEHR
+) -> None:
+    binding = _screening_form(actions, epic)[FORM_BINDING_FIELD]
+    issued = _payload(binding)["iat"]
+    with app.test_request_context():
+        assert read_form_binding(
+            binding, actions.launch_id, max_age_seconds=12 * HOUR, now=issued + 11 * HOUR
+        )
+        assert (
+            read_form_binding(binding, actions.launch_id, max_age_seconds=12 * HOUR, now=issued + 13 * HOUR)
+            is None
+        )
+        assert (
+            read_form_binding(binding, actions.launch_id, max_age_seconds=12 * HOUR, now=issued - HOUR)
+            is None
+        )
+        assert read_form_binding(binding, "x" * 32, max_age_seconds=12 * HOUR, now=issued) is None
+
+
+def test_a_phq9_posted_after_the_launch_ended_shows_its_alert_and_is_kept_encrypted(
+    app: Flask, actions: Actions, epic: RecordedEHR
+) -> None:
+    hidden = _screening_form(actions, epic)
+    _end(actions)
+    answer = actions.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9")
+    html = answer.get_data(as_text=True)
+    # Source: issue 26 §1 — score at once, the safety alert, who will see it, and the answers kept.
+    assert answer.status_code == 202
+    assert "Safety alert" in html and "Safety follow-ups" in html and "session had ended" in html
+    assert "kept, encrypted" in html
+    svc = app.extensions["tandem"]
+    assert svc.screenings.pending() == []  # not recorded yet: it waits for the next launch
+    patient = _payload(hidden[FORM_BINDING_FIELD])["pat"]
+    keys = _parked(app)
+    assert keys and not any(patient in k for k in keys)  # no PHI in key names
+    for key in keys:
+        if _redis(app).type(key) != b"string":  # a set (an index) holds only random ids
+            continue
+        raw = _redis(app).get(key)
+        assert raw is not None
+        assert patient.encode() not in raw and b"LA6569-3" not in raw and b"phq9-9" not in raw
+    # No registry in this tier: the safety Task is pending, retried by the worker, and never expires unnoticed.
+    (item,) = ParkedForms.of(svc).pending_safety()
+    assert item.task == TASK_PENDING and item.submission_id == hidden["submission_id"]
+
+
+def test_parked_forms_are_visible_to_their_issuer_patient_or_user_only(app: Flask) -> None:
+    svc = app.extensions["tandem"]
+    parked = ParkedForms.of(svc)
+    item = ParkedForm(id=parked.new_id(), endpoint="caseload.log_contact", args={"careplan_id": "cp-1"},
+                      fields=[("minutes", "20")], iss="https://ehr-a.example/fhir", patient="p-1",
+                      user="Practitioner/u-1", launch_id="L" * 32, parked_at="2026-12-07T10:00:00+00:00")  # fmt: skip
+    parked.save(item)
+    # Source: issue 26 §1 — bound to (issuer, patient) plus the user: the same ids of another EHR see nothing.
+    assert [i.id for i in parked.visible("https://ehr-a.example/fhir", "p-1", None)] == [item.id]
+    assert [i.id for i in parked.visible("https://ehr-a.example/fhir", None, "Practitioner/u-1")] == [item.id]
+    assert parked.visible("https://ehr-b.example/fhir", "p-1", "Practitioner/u-1") == []
+    assert parked.visible("https://ehr-a.example/fhir", "p-2", "Practitioner/u-2") == []
+    # Another secret cannot read it (a key from the app secret).
+    other = ParkedForms(svc.store, "another-secret-0123456789abcdefghijkl", None, svc.catalogue)
+    assert other.load(item.id) is None
+    parked.discard(item)
+    assert parked.visible("https://ehr-a.example/fhir", "p-1", "Practitioner/u-1") == []
+
+
+def test_the_next_chart_launch_shows_the_notice_and_reopens_the_screening_prefilled(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    assert first.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9").status_code == 202
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert "You have 1 unsaved form from" in chart and "safety alert raised" in chart
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    reopened = again.get(f"parked/{item_id}").get_data(as_text=True)
+    assert all(f'name="{k}" value="{v}" checked' in reopened for k, v in PHQ9_ITEM9_POSITIVE.items())
+    form = form_in(reopened, "/screen/phq9", page=again.path(f"parked/{item_id}"))
+    assert form.hidden["submission_id"] == hidden["submission_id"]  # confirming it never doubles it
+    saved = post_from(client, again.path(f"parked/{item_id}"), again.path("screen/phq9"), form.hidden)
+    assert saved.status_code == 303
+    svc = app.extensions["tandem"]
+    assert svc.screenings.load(hidden["submission_id"]) is not None
+    assert "unsaved form" not in again.get().get_data(as_text=True)
+
+
+def test_a_parked_form_is_discarded_only_explicitly(app: Flask, client: Any, epic: RecordedEHR) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    negative = {f"phq9-{n}": "LA6568-5" for n in range(1, 10)}
+    parked = first.post("screen/phq9", {**hidden, **negative}, page="screen/phq9")
+    assert parked.status_code == 202 and "Safety alert" not in parked.get_data(as_text=True)
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert "You have 1 unsaved form from" in chart
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    assert f"tandem:parked:{item_id}" in _parked(app)
+    discarded = again.submit("", action=f"/parked/{item_id}/discard")
+    assert discarded.status_code == 303
+    assert "unsaved form" not in again.get().get_data(as_text=True)
+    assert f"tandem:parked:{item_id}" not in _parked(app)
+    assert app.extensions["tandem"].screenings.load(hidden["submission_id"]) is None  # discarded: never saved
+
+
+def test_the_same_form_posted_twice_after_the_launch_ended_is_kept_once(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    for answers in (PHQ9_ITEM9_POSITIVE, PHQ9_ITEM9_POSITIVE, {**PHQ9_ITEM9_POSITIVE, "phq9-1": "LA6569-3"}):
+        assert first.post("screen/phq9", {**hidden, **answers}, page="screen/phq9").status_code == 202
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert (
+        "You have 1 unsaved form from" in chart
+    )  # a double click, then a changed answer: one item, the latest
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    assert 'name="phq9-1" value="LA6569-3" checked' in again.get(f"parked/{item_id}").get_data(as_text=True)
+
+
+def test_discarding_a_positive_screening_whose_task_is_pending_keeps_the_task_queued(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    first = Actions(client)
+    hidden = _screening_form(first, epic)
+    _end(first)
+    assert first.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9").status_code == 202
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    item_id = chart.split(f'href="/app/{again.launch_id}/parked/')[1].split('"')[0]
+    assert again.submit("", action=f"/parked/{item_id}/discard").status_code == 303
+    assert "unsaved form" not in again.get().get_data(as_text=True)  # no longer offered
+    # Source: issue 26 §1 — a parked screening with a safety flag is never silently dropped.
+    (pending,) = ParkedForms.of(app.extensions["tandem"]).pending_safety()
+    assert pending.id == item_id and pending.discarded and pending.task == TASK_PENDING
+
+
+def test_a_chart_launch_never_offers_a_form_typed_for_another_patient(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    actions = Actions(client)
+    binding = _payload(_screening_form(actions, epic)[FORM_BINDING_FIELD])
+    parked = ParkedForms.of(app.extensions["tandem"])
+    # The same user's gestation form for another child: reopened here it would be saved for this patient.
+    other = ParkedForm(id=parked.new_id(), endpoint="chart.record_gestation", args={}, fields=[("weeks", "31")],
+                       iss=binding["iss"], patient="another-child", user=binding["usr"], launch_id="L" * 32,
+                       parked_at="2026-12-07T10:00:00+00:00")  # fmt: skip
+    parked.save(other)
+    chart = actions.get().get_data(as_text=True)
+    assert "unsaved form" not in chart
+    assert actions.get(f"parked/{other.id}").status_code == 404
+
+
+def test_a_form_whose_launch_ends_while_it_is_saved_is_kept(
+    app: Flask, client: Any, epic: RecordedEHR
+) -> None:
+    actions = Actions(client)
+    hidden = _screening_form(actions, epic)
+    fields = {"csrf_token": hidden["csrf_token"], FORM_BINDING_FIELD: hidden[FORM_BINDING_FIELD]}
+    sessions = app.extensions["tandem"].sessions
+    session = sessions.load(actions.launch_id)
+    # The token expired and the EHR issued no refresh token: the launch ends while the form is saved (the
+    # gestation form reads the child's Patient first).
+    sessions.save(
+        session.__class__(**{**session.__dict__, "expires_at": time.time() - 5, "refresh_token": None})
+    )
+    answer = actions.post("gestation", {**fields, "weeks": "31", "days": "2"})
+    assert answer.status_code == 202 and "session had ended" in answer.get_data(as_text=True)
+    again = Actions(client)
+    again.launch(epic)
+    chart = again.get().get_data(as_text=True)
+    assert "You have 1 unsaved form from" in chart and "Gestational age at birth" in chart
