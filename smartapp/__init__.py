@@ -58,7 +58,12 @@ def create_app(
     from smartapp.healthysteps import views as healthysteps
     from smartapp.measures import views as measures
     from smartapp.parking import views as parking
-    from smartapp.request_context import LaunchFormSession, form_fields, register_launch_loader
+    from smartapp.request_context import (
+        LaunchFormSession,
+        entered_fields,
+        form_fields,
+        register_launch_loader,
+    )
     from smartapp.safety import views as safety
     from smartapp.selfreport import link_views as selflink
     from smartapp.selfreport import views as selfreport
@@ -119,8 +124,7 @@ def create_app(
         instrument = services.catalogue.get((request.view_args or {}).get("key", ""))
         if instrument is None:
             return render_template("error.html", error=error, page=page)
-        kept_out = ("csrf_token", form_once.FIELD, "form_binding")
-        answers = {name: value for name, value in request.form.items() if name not in kept_out}
+        answers = entered_fields()
         return render_template("screen_kept.html", error=error, page=page, instrument=instrument,
                                store_down=isinstance(error, StoreUnavailable), selected=answers,
                                launch_id=(request.view_args or {}).get("launch_id"))  # fmt: skip

@@ -27,6 +27,7 @@ from launch.sessions import LaunchSession
 from smartapp import errors as app_errors
 from smartapp.access import Access, PortalAccess, access_for, check_family_link, portal_access_for
 from smartapp.caseload.snapshot import CaseloadData
+from smartapp.form_once import FIELD as FORM_ONCE_FIELD
 from smartapp.screening.service import ScreeningRecord
 from smartapp.services import Services
 
@@ -336,6 +337,15 @@ def ehr_profile(session: LaunchSession) -> tuple[str, dict[str, Any]]:
 
 #: The hidden field `form_fields()` adds to every launch form.
 FORM_BINDING_FIELD = "form_binding"
+#: Every hidden field `form_fields()` adds (CSRF token, single-use id, launch binding): never part of what a
+#: person entered. One list, so a field added to every form is never read as an answer.
+HIDDEN_FORM_FIELDS = frozenset({"csrf_token", FORM_ONCE_FIELD, FORM_BINDING_FIELD})
+
+
+def entered_fields(*also: str) -> dict[str, str]:
+    """What the person entered in the posted form: every field but the hidden ones every form carries and
+    `also` (the form's own controls and signed ids)."""
+    return {k: v for k, v in request.form.items() if k not in HIDDEN_FORM_FIELDS and k not in also}
 
 
 @dataclass(frozen=True)

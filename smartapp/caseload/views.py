@@ -57,7 +57,6 @@ from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_colum
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
-from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.request_context import (
     caseload_data,
     current_access,
@@ -65,6 +64,7 @@ from smartapp.request_context import (
     current_launch,
     current_user,
     ehr_profile,
+    entered_fields,
     form_id_valid,
     header_context,
     launch_required,
@@ -307,7 +307,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
             careplan_id,
             problem=problem,
             problem_field=field,
-            entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)},
+            entered=entered_fields(),
         )
     ehr = current_ehr()
     # The id was minted with the page and bound to this launch and enrolment: a resubmission writes the same
@@ -379,7 +379,7 @@ def follow_up(launch_id: str, careplan_id: str) -> Any:
         due = date.fromisoformat(request.form.get("due") or "")
     except ValueError:
         return enrolment_page(launch_id, careplan_id, problem="Give the follow-up a due date.", problem_field="due",
-                              entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)})  # fmt: skip
+                              entered=entered_fields())  # fmt: skip
     description = (request.form.get("description") or "").strip() or "Follow-up contact"
     services().caseload.add_task(
         "follow-up", registry_enrolment(careplan_id), due=due, description=description

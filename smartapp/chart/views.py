@@ -55,7 +55,6 @@ from smartapp import clock
 from smartapp import errors as app_errors
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
-from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.healthysteps.gestation import GestationProblem
 from smartapp.request_context import (
     current_access,
@@ -63,6 +62,7 @@ from smartapp.request_context import (
     current_launch,
     current_user,
     ehr_profile,
+    entered_fields,
     form_id_valid,
     header_context,
     launch_required,
@@ -549,20 +549,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         check_patient_known(session)
     if request.method == "GET":
         return _form(session, ehr, instrument, subject)
-    raw = {
-        k: v
-        for k, v in request.form.items()
-        if k
-        not in (
-            "csrf_token",
-            FORM_ONCE,
-            "submission_id",
-            "submission_sig",
-            "mode",
-            "caregiver",
-            "form_binding",
-        )
-    }
+    raw = entered_fields("submission_id", "submission_sig", "mode", "caregiver")
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
                          *subject.binding, session.id):  # fmt: skip

@@ -16,6 +16,7 @@ from launch.sessions import LaunchSession
 from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms, now_iso, result_of
 from smartapp.request_context import (
     FORM_BINDING_FIELD,
+    HIDDEN_FORM_FIELDS,
     FormBinding,
     current_access,
     current_launch,
@@ -67,7 +68,7 @@ PARKABLE: dict[str, FormKind] = {
 }
 
 #: Never kept: the ended launch's CSRF token and binding, and the portal step controls.
-_NOT_KEPT = ("csrf_token", FORM_BINDING_FIELD, "parked_item")
+_NOT_KEPT = HIDDEN_FORM_FIELDS | {"parked_item"}
 #: Ids a form carries that are minted and signed per launch: re-signed for the launch that reopens the form.
 _SIGNED = {"contact_id": "contact_sig", "enrolment_id": "enrolment_sig", "submission_id": "submission_sig"}
 _HIDDEN = {"version", *_SIGNED, *_SIGNED.values()}

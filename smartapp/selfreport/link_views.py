@@ -16,11 +16,11 @@ from fhir_mappings.common.patient import birth_date
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
-from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.form_once import saved_without_redirect
 from smartapp.request_context import (
     current_ehr,
     current_launch,
+    entered_fields,
     header_context,
     launch_required,
     public_base,
@@ -153,11 +153,7 @@ def answer(token: str) -> Any:
     items = answer_items(instrument)
     if request.method == "GET":
         return _form(token, link.instrument, step=0 if request.args.get("one") == "1" else None)
-    raw = {
-        k: v
-        for k, v in request.form.items()
-        if k not in ("step", "go", "csrf_token", FORM_ONCE, "submission_id", "submission_sig")
-    }
+    raw = entered_fields("step", "go", "submission_id", "submission_sig")
     screen = next_screen(items, request.form, raw)
     if screen is not None:
         return _form(token, link.instrument, selected=raw, step=screen[0], problems=screen[1],

@@ -13,12 +13,12 @@ from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.screening.instruments import Instrument
 from launch.errors import TandemError
 from launch.scopes import allows_create
-from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.request_context import (
     current_ehr,
     current_launch,
     current_portal,
     ehr_profile,
+    entered_fields,
     form_id_valid,
     launch_required,
     mint_form_id,
@@ -95,11 +95,7 @@ def answer(launch_id: str, key: str) -> Any:
     so far back (nothing is saved until the last), so a phone's back button and a reload lose nothing."""
     if request.method == "GET":
         return _form(_instrument(key), step=0 if request.args.get("one") == "1" else None)
-    raw = {
-        k: v
-        for k, v in request.form.items()
-        if k not in ("csrf_token", FORM_ONCE, "submission_id", "submission_sig", "step", "go", "form_binding")
-    }
+    raw = entered_fields("submission_id", "submission_sig", "step", "go")
     submission_id = request.form.get("submission_id", "")
     session, who = current_launch(), answerer()
     opened = services().catalogue.get(key)

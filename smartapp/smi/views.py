@@ -12,9 +12,15 @@ from fhir_mappings.smi.social import parse_form, social_observation
 from launch import errors
 from smartapp import clock
 from smartapp.caseload.views import enrolment_page, registry_enrolment
-from smartapp.form_once import FIELD as FORM_ONCE
 from smartapp.outgoing import put_transaction
-from smartapp.request_context import current_ehr, current_launch, current_user, launch_required, services
+from smartapp.request_context import (
+    current_ehr,
+    current_launch,
+    current_user,
+    entered_fields,
+    launch_required,
+    services,
+)
 
 bp = Blueprint("smi", __name__, url_prefix="/app/<launch_id>", template_folder="templates")
 
@@ -33,7 +39,7 @@ def record_social(launch_id: str, careplan_id: str) -> Any:
     entry, problem = parse_form(request.form, clock.today(), enrolment.start)
     if entry is None:  # the form comes back with what was entered
         return enrolment_page(launch_id, careplan_id, social_problem=problem,
-                              entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)})  # fmt: skip
+                              entered=entered_fields())  # fmt: skip
     svc = services()
     registry = svc.registry
     if registry is None:
@@ -49,7 +55,7 @@ def record_social(launch_id: str, careplan_id: str) -> Any:
     except errors.TandemError as error:
         return enrolment_page(launch_id, careplan_id, social_problem=(
             f"The registry did not save the answers ({error.message}). Try again in a moment."),
-            entered={k: v for k, v in request.form.items() if k not in ("csrf_token", FORM_ONCE)}, problem_status=503)  # fmt: skip
+            entered=entered_fields(), problem_status=503)  # fmt: skip
     svc.caseload.invalidate()
     flash(f"Social status saved: {len(entry.answers)} answer{'s' if len(entry.answers) != 1 else ''} for "
           f"{entry.day.isoformat()}.")  # fmt: skip

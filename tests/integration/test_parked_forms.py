@@ -142,7 +142,8 @@ def test_a_follow_up_measurement_parked_while_the_registry_is_down_is_on_the_saf
         other.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-2"))
     )
     queue = other.get(f"{world.tandem_url}/app/{queue_launch}/safety").text
-    assert "id pk-measure" in queue and "has not reached the registry store yet" in queue
+    # Listed (linked to the patient's record, named from the enrolment, never by the FHIR id) though not written.
+    assert f"/enrolments/{careplan_id}" in queue and "has not reached the registry store yet" in queue
 
     monkeypatch.undo()
     assert ParkedForms.of(tandem).retry_safety_tasks() == 1  # the worker's sweep

@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 
 from launch.store import RedisStore
 from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms
-from smartapp.request_context import FORM_BINDING_FIELD, read_form_binding
+from smartapp.request_context import FORM_BINDING_FIELD, HIDDEN_FORM_FIELDS, read_form_binding
 
 from ..conftest import Actions, make_ehr, post_from
 from ..ehr import RecordedEHR
@@ -278,7 +278,7 @@ def test_a_form_whose_launch_ends_while_it_is_saved_is_kept(
 ) -> None:
     actions = Actions(client)
     hidden = _screening_form(actions, epic)
-    fields = {"csrf_token": hidden["csrf_token"], FORM_BINDING_FIELD: hidden[FORM_BINDING_FIELD]}
+    fields = {name: hidden[name] for name in HIDDEN_FORM_FIELDS}  # every form's hidden fields
     sessions = app.extensions["tandem"].sessions
     session = sessions.load(actions.launch_id)
     # The token expired and the EHR issued no refresh token: the launch ends while the form is saved (the
