@@ -293,16 +293,11 @@ def _score_range(instrument: Instrument, total_range: tuple[int, int], positive_
         return ScoreResult(instrument.key, None, None, None, f"{instrument.name}: incomplete, no total ({low}–{high} "
                            f"possible with {len(missing)} unanswered)", safety, item_scores, missing, notes=notes,
                            total_range=total_range)  # fmt: skip
-    text = shown
-    if band:
-        text += f": {band}"
-    if positive is not None and positive_at is not None:
-        text += f"; {'positive' if positive else 'negative'} screen (positive at ≥{positive_at})"
-    elif positive is not None and instrument.positive_at_most is not None:
-        text += (
-            f"; {'positive' if positive else 'negative'} screen (positive at ≤{instrument.positive_at_most})"
-        )
-    text += f" — decided with {len(missing)} unanswered"
+    text = (
+        shown
+        + _verdict(instrument, band, positive, positive_at)
+        + f" — decided with {len(missing)} unanswered"
+    )
     if low_band is not None and low_band == high_band and low_band.advice:
         notes += (low_band.advice,)
     return ScoreResult(instrument.key, None, band, positive, text, safety, item_scores, missing, notes=notes,
@@ -449,9 +444,14 @@ def _interpretation(instrument: Instrument, total: int | None, band: str | None,
                     positive_at: int | None, prorated: bool) -> str:  # fmt: skip
     if total is None:
         return f"{instrument.name}: incomplete, no total"
-    text = f"{instrument.name} {total}{' (prorated)' if prorated else ''}"
-    if band:
-        text += f": {band}"
+    return f"{instrument.name} {total}{' (prorated)' if prorated else ''}" + _verdict(
+        instrument, band, positive, positive_at
+    )
+
+
+def _verdict(instrument: Instrument, band: str | None, positive: bool | None, positive_at: int | None) -> str:
+    """ ": moderate; positive screen (positive at ≥10)": the band and the screen's verdict with its cutoff."""
+    text = f": {band}" if band else ""
     if positive is not None and positive_at is not None:
         text += f"; {'positive' if positive else 'negative'} screen (positive at ≥{positive_at})"
     elif positive is not None and instrument.positive_at_most is not None:
