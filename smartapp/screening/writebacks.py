@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from launch import errors
+from launch.scopes import allows
 from smartapp.screening.service import FAILED, PENDING, ScreeningRecord
 
 if TYPE_CHECKING:
@@ -48,10 +49,21 @@ def drain(services: Services, record_id: str, *, launch_id: str | None = None, f
     wants_ehr = record.ehr.status == PENDING or (force and record.ehr.status == FAILED)
     for candidate in dict.fromkeys(i for i in (launch_id, record.launch_id) if i):
         session = services.sessions.load(candidate) if wants_ehr else None
-        if session and session.iss == record.iss and session.context.patient == record.patient_id:
+        if session and may_write(session.iss, session.context.patient, session.scope, record):
             ehr = services.ehr_client(session)
             break
     return services.screenings.run(record, ehr, force=force)
+
+
+def may_write(iss: str, patient: str | None, scope: str, record: ScreeningRecord) -> bool:
+    """Whether a launch's token may write this record to the EHR: a chart launch of its patient, or a launch
+    without a patient (the worklist) whose user-level scopes allow every create the plan makes."""
+    if iss != record.iss:
+        return False
+    if patient is not None:
+        return patient == record.patient_id
+    granted = scope.split()
+    return bool(record.plan_types) and all(allows(granted, "user", t, "c") for t in record.plan_types)
 
 
 def pending_due(services: Services) -> list[ScreeningRecord]:
