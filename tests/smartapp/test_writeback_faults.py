@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
+from launch import errors
 from smartapp import create_app
 from smartapp.worker import work_burst
 
@@ -294,3 +295,77 @@ def test_a_server_that_refused_conditional_create_is_not_asked_again(rsps: respo
         }
         assert service._create_once(ehr, resource, Target(), "p1", False).startswith("QuestionnaireResponse/")
     assert conditional == [True, False, False, False]  # refused once, then plain creates only
+
+
+#: What a clinician reads on a page: never these (technical detail only inside a collapsed "Details for IT").
+FORBIDDEN = ("HTTP 4", "HTTP 5", "DocumentReference", "Observation", "QuestionnaireResponse", "OperationOutcome")
+
+
+def _readable(html: str) -> str:
+    """The page's text outside <details> (what is shown without opening "Details for IT")."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<details.*?</details>", "", html, flags=re.S))
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        # SMART App Launch / ehr-integration.md §4: a scope problem is a 403 with insufficient_scope.
+        ("403-scope", "it does not allow Tandem to add notes in this kind of launch"),
+        # §4: an API not attached to the client, or the user's own rights: 403 without the challenge.
+        ("403", "Tandem or this user is not allowed to add notes there"),
+        # The server does not offer the interaction (405 Method Not Allowed).
+        ("405", "this EHR does not take notes from Tandem"),
+        # The content was refused (422 Unprocessable Entity, e.g. a business rule).
+        ("422", "it found something in it that it could not accept"),
+    ],
+)
+def test_a_refused_write_back_is_said_in_words_and_stays_listed_until_checked(
+    app: Flask, client: FlaskClient, epic: RecordedEHR, registry: RegistryStore, fault: str, words: str
+) -> None:
+    epic.create_faults = [fault]
+    launch_id = full_launch(client, epic)
+    submission, page = submit(client, launch_id, ITEM9_POSITIVE)
+    assert f"The EHR did not accept this note from Tandem ({words})" in page
+    assert "The result is saved in Tandem&#39;s registry; ask IT" in page
+    assert "<summary>Details for IT</summary>" in page and "HTTP" in page  # the server's words, collapsed
+    listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    for html in (page, listing):
+        assert not [word for word in FORBIDDEN if word in _readable(html)], _readable(html)[-1500:]
+    assert "not accepted by the EHR" in listing and words in listing
+    assert epic.create_attempts == 1 and epic.notes == []
+    # The worker never takes it again by itself; it stays listed until a person marks it checked.
+    work_burst(app.extensions["tandem"])
+    assert epic.create_attempts == 1
+    assert "Checked: keep it in Tandem only" in listing
+    submit_form(client, f"/app/{launch_id}/writebacks", action=f"/writebacks/{submission}/checked")
+    record = app.extensions["tandem"].screenings.load(submission)
+    assert record.ehr.status == "not sent" and "Kept in Tandem only" in record.ehr.detail
+    listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    assert submission not in listing
+
+
+@pytest.mark.parametrize(
+    ("error", "plan_types", "expected"),
+    [
+        # SMART App Launch 2.2 (scopes): an EHR refusing for scope answers 403 + insufficient_scope.
+        (errors.FHIRForbidden("x", http_status=403, issues=["insufficient_scope: x"]), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it does not allow Tandem to add notes in this kind of "
+         "launch). The result is saved in Tandem's registry; ask IT to allow Tandem to add notes in its "
+         "registration at the EHR, then press Retry now."),
+        (errors.FHIRForbidden("x", http_status=403), ["QuestionnaireResponse", "Observation"],
+         "The EHR did not accept these results from Tandem (Tandem or this user is not allowed to add "
+         "questionnaire results there)."),
+        (errors.FHIRBadRequest("x", http_status=405), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (this EHR does not take notes from Tandem)."),
+        (errors.FHIRUnprocessable("x", http_status=422), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it found something in it that it could not accept)."),
+        (errors.FHIRConflict("x", http_status=409), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it answered with an error Tandem could not recover"),
+    ],
+)  # fmt: skip
+def test_each_refusal_kind_has_its_words(error: Any, plan_types: list[str], expected: str) -> None:
+    from smartapp.screening.refusals import refusal_words
+
+    words = refusal_words(error, plan_types)
+    assert words.startswith(expected)
+    assert not [word for word in FORBIDDEN if word in words]
