@@ -34,6 +34,11 @@ class WritebackQueue(Protocol):
                  force: bool = False) -> None: ...  # fmt: skip
 
 
+def _waiting(record: ScreeningRecord) -> bool:
+    """Whether the worker has anything to try: a failed (refused) write waits for a person, not for a job."""
+    return not record.complete and any(t.status == PENDING for t in (record.registry, record.ehr))
+
+
 def _due_in(record: ScreeningRecord, clock: float) -> float:
     waits = [t.next_attempt_at - clock for t in (record.registry, record.ehr) if t.status == PENDING]
     return max(0.0, min(waits)) if waits else 0.0
@@ -68,7 +73,7 @@ def may_write(iss: str, patient: str | None, scope: str, record: ScreeningRecord
 
 def pending_due(services: Services) -> list[ScreeningRecord]:
     clock = services.screenings.clock()
-    return [r for r in services.screenings.pending() if not r.complete and _due_in(r, clock) <= 0]
+    return [r for r in services.screenings.pending() if _waiting(r) and _due_in(r, clock) <= 0]
 
 
 # --- RQ ---------------------------------------------------------------------------------------------------
@@ -82,7 +87,7 @@ def run_job(record_id: str, launch_id: str | None = None, force: bool = False) -
     record = drain(services, record_id, launch_id=launch_id, force=force)
     if record is None:
         return "gone"
-    if not record.complete:
+    if _waiting(record):
         services.writebacks.schedule([record], launch_id=launch_id)
     return record.registry.status + "/" + record.ehr.status
 
@@ -104,8 +109,8 @@ class RQWritebacks:
 
         try:
             for record in records:
-                if record.complete:
-                    continue
+                if not (_waiting(record) or (force and not record.complete)):
+                    continue  # re-queueing a refused write with nothing pending would loop in the worker
                 args = (record.id, launch_id or record.launch_id, force)
                 delay = 0.0 if now or force else _due_in(record, self.clock())
                 # One job id per screening: queueing it again replaces the job, never adds a second writer.
@@ -151,7 +156,7 @@ class ThreadWritebacks:
                  force: bool = False) -> None:  # fmt: skip
         with self._lock:
             for record in records:
-                if not record.complete:
+                if _waiting(record) or (force and not record.complete):
                     self._asked[record.id] = (launch_id or record.launch_id, force)
         if now or force:
             self._wake.set()

@@ -322,20 +322,22 @@ def _readable(html: str) -> str:
 def test_a_refused_write_back_is_said_in_words_and_stays_listed_until_checked(
     app: Flask, client: FlaskClient, epic: RecordedEHR, registry: RegistryStore, fault: str, words: str
 ) -> None:
-    epic.create_faults = [fault]
+    epic.create_faults = [fault, fault]  # a plain create after a refused conditional one is refused too
     launch_id = full_launch(client, epic)
     submission, page = submit(client, launch_id, ITEM9_POSITIVE)
-    assert f"The EHR did not accept this note from Tandem ({words})" in page
+    row = re.search(r"<td>EHR \(.*?</tr>", page, re.S)
+    assert row and f"The EHR did not accept this note from Tandem ({words})" in row.group(0), row and row.group(0)
     assert "The result is saved in Tandem&#39;s registry; ask IT" in page
     assert "<summary>Details for IT</summary>" in page and "HTTP" in page  # the server's words, collapsed
     listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
     for html in (page, listing):
         assert not [word for word in FORBIDDEN if word in _readable(html)], _readable(html)[-1500:]
     assert "not accepted by the EHR" in listing and words in listing
-    assert epic.create_attempts == 1 and epic.notes == []
+    attempts = epic.create_attempts
+    assert epic.notes == []
     # The worker never takes it again by itself; it stays listed until a person marks it checked.
     work_burst(app.extensions["tandem"])
-    assert epic.create_attempts == 1
+    assert epic.create_attempts == attempts
     assert "Checked: keep it in Tandem only" in listing
     submit_form(client, f"/app/{launch_id}/writebacks", action=f"/writebacks/{submission}/checked")
     record = app.extensions["tandem"].screenings.load(submission)
