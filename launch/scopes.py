@@ -36,7 +36,6 @@ _CLINICAL_SCOPES = (
 )
 
 
-
 class LaunchKind(StrEnum):
     """How Tandem is opened. Chart and worklist launches are both EHR launches (one authorize request: the EHR,
     not Tandem, decides whether a patient is in context); the portal is the patient's own launch."""
@@ -57,7 +56,9 @@ class ProfileScope:
     confirmed: bool
 
 
-_WORKLIST_NOTE = "the worklist's follow-up results and consult notes (a user-level create: no patient in context)"
+_WORKLIST_NOTE = (
+    "the worklist's follow-up results and consult notes (a user-level create: no patient in context)"
+)
 _FIND_OWN = "finding Tandem's own write after a lost answer (identifier search), so it is never written twice"
 
 #: User-level creates for the worklist's write-backs and the reads that confirm a write whose answer was lost.

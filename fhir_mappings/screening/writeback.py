@@ -41,9 +41,7 @@ def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Ca
         and all(can_create(t) for t in STRUCTURED)
         and structured_focus_ok
     ):
-        return WritebackPlan(
-            STRUCTURED, "The EHR accepts questionnaire answers and scores from Tandem."
-        )
+        return WritebackPlan(STRUCTURED, "The EHR accepts questionnaire answers and scores from Tandem.")
     if can_create("DocumentReference"):
         if vendor == "epic" and not has_encounter:
             return WritebackPlan((), "Epic files clinical notes against an encounter; this launch has none, so the "

@@ -524,7 +524,9 @@ def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enro
         return ("The EHR did not confirm the consult note: check the patient's chart (it is listed on Pending and "
                 "failed write-backs).")  # fmt: skip
     if status == FAILED:
-        return f"{record.ehr.detail} It stays listed on Pending and failed write-backs until someone checks it."
+        return (
+            f"{record.ehr.detail} It stays listed on Pending and failed write-backs until someone checks it."
+        )
     return ("The consult note will be written to the EHR: Tandem retries by itself (see Pending and failed "
             "write-backs).")  # fmt: skip
 

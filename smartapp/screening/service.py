@@ -217,7 +217,9 @@ class ScreeningService:
         self._index(record)
 
     def _index(self, record: ScreeningRecord) -> None:
-        if record.note is None:  # the patient's screenings (a consult note is listed only while it is pending)
+        if (
+            record.note is None
+        ):  # the patient's screenings (a consult note is listed only while it is pending)
             self.store.add_to_set(f"screenings:{record.iss}|{record.patient_id}", record.id)
         # An unconfirmed EHR write stays listed until a person has checked the chart.
         if record.complete and record.ehr.status != UNCONFIRMED:
@@ -295,7 +297,9 @@ class ScreeningService:
         """Save a case review's consult note for the EHR before any write (one record per note identifier: a
         recorded review posted again returns the first)."""
         identifier = note["identifier"][0] if isinstance(note["identifier"], list) else note["identifier"]
-        record_id = hashlib.sha256(f"{iss}|{identifier['system']}|{identifier['value']}".encode()).hexdigest()[:32]
+        record_id = hashlib.sha256(
+            f"{iss}|{identifier['system']}|{identifier['value']}".encode()
+        ).hexdigest()[:32]
         existing = self.load(record_id)
         if existing is not None:
             return existing
@@ -357,15 +361,22 @@ class ScreeningService:
             elif force or record.ehr.next_attempt_at <= now:
                 self._attempt(record, record.ehr, lambda: self._write_ehr(record, ehr))
 
-    def mark_checked(self, record: ScreeningRecord, user: str | None, name: str | None = None) -> ScreeningRecord:
+    def mark_checked(
+        self, record: ScreeningRecord, user: str | None, name: str | None = None
+    ) -> ScreeningRecord:
         """A person checked the chart for an unconfirmed write-back and found it there; or read why the EHR
         refused one and leaves it in Tandem only (it then leaves the write-backs page)."""
         if record.ehr.status == UNCONFIRMED:
-            record.ehr.status, record.ehr.detail = SAVED, f"Checked in the chart by {name or user or 'the user'}."
+            record.ehr.status, record.ehr.detail = (
+                SAVED,
+                f"Checked in the chart by {name or user or 'the user'}.",
+            )
             self.save(record)
         elif record.ehr.status == FAILED:
             record.ehr.status = SKIPPED
-            record.ehr.detail = f"{record.ehr.detail} Kept in Tandem only: checked by {name or user or 'the user'}."
+            record.ehr.detail = (
+                f"{record.ehr.detail} Kept in Tandem only: checked by {name or user or 'the user'}."
+            )
             self.save(record)
         return record
 
@@ -394,7 +405,9 @@ class ScreeningService:
             if is_ehr:
                 target.detail = refusal_words(error, record.plan_types)
             else:
-                target.detail = "The registry did not accept it; it is kept in Tandem. Ask IT to look at the details."
+                target.detail = (
+                    "The registry did not accept it; it is kept in Tandem. Ask IT to look at the details."
+                )
             target.technical = technical_detail(error)
             log.warning("write-back failed: %s", type(error).__name__)
 
@@ -436,10 +449,15 @@ class ScreeningService:
             return [e.get("resource") for e in bundle.get("entry") or [] if isinstance(e, dict)]
 
         searches: list[tuple[dict[str, str], str]] = [
-            ({"identifier": f"{identifier['system']}|{identifier['value']}", "patient": patient}, "identifier")
+            (
+                {"identifier": f"{identifier['system']}|{identifier['value']}", "patient": patient},
+                "identifier",
+            )
         ]
         if since:
-            first_sent = datetime.fromisoformat(since) - timedelta(minutes=10)  # the servers' clocks may differ
+            first_sent = datetime.fromisoformat(since) - timedelta(
+                minutes=10
+            )  # the servers' clocks may differ
             searches.append(({"patient": patient, "_lastUpdated": f"ge{first_sent.strftime('%Y-%m-%dT%H:%M:%SZ')}",
                               "_count": "100"}, "_lastUpdated"))  # fmt: skip
         for params, decisive in searches:
@@ -517,7 +535,8 @@ class ScreeningService:
                     # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
                     # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
                     log.info(
-                        "conditional create refused; creating %s without the condition", resource["resourceType"]
+                        "conditional create refused; creating %s without the condition",
+                        resource["resourceType"],
                     )
                     self.store.set(refused, "1", CONDITIONAL_REFUSAL_TTL)
                     created = ehr.create(resource)
@@ -558,7 +577,9 @@ class ScreeningService:
         written = [reference] if reference else []
         for observation in screening_observations(submission, reference):
             if reference is None:
-                observation["derivedFrom"] = [{"type": "QuestionnaireResponse", "identifier": response["identifier"]}]
+                observation["derivedFrom"] = [
+                    {"type": "QuestionnaireResponse", "identifier": response["identifier"]}
+                ]
             try:
                 written.append(create(observation))
             except Unconfirmed as error:

@@ -242,7 +242,9 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
             "drained by the worker in s": round(drained_in, 1),
             "in the registry store exactly once": sum(1 for sid in submitted if registry_qrs.get(sid) == 1),
             "registry duplicates": sum(max(0, registry_qrs.get(sid, 0) - 1) for sid in submitted),
-            "EHR write-backs written exactly once": sum(1 for sid in submitted if ehr_copies.get(main_part(sid)) == 1),
+            "EHR write-backs written exactly once": sum(
+                1 for sid in submitted if ehr_copies.get(main_part(sid)) == 1
+            ),
             "EHR duplicates": duplicated,
             "EHR statuses": statuses,
             "unconfirmed and in the EHR once": sum(

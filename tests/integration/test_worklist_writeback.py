@@ -19,7 +19,14 @@ from .test_caseload import enrol
 pytestmark = pytest.mark.integration
 
 FOLLOW_UP = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6568-5", "mode": "phone"}
-FORBIDDEN = ("HTTP 4", "HTTP 5", "DocumentReference", "Observation", "QuestionnaireResponse", "OperationOutcome")
+FORBIDDEN = (
+    "HTTP 4",
+    "HTTP 5",
+    "DocumentReference",
+    "Observation",
+    "QuestionnaireResponse",
+    "OperationOutcome",
+)
 
 
 def _ehr(world: SandboxWorld, resource_type: str, **params: str) -> list[dict[str, Any]]:

@@ -67,7 +67,12 @@ def test_a_v1_server_gets_the_write_scopes_in_the_v1_spelling() -> None:
         ("user/DocumentReference.c", ("user/DocumentReference.write",), ("permission-user",), "yes"),
         ("user/DocumentReference.c", ("patient/Patient.r",), ("permission-user",), "NO"),
         ("user/DocumentReference.c", ("openid",), ("permission-user",), "not listed"),
-        ("user/DocumentReference.c", ("user/DocumentReference.c",), ("permission-patient",), "NO (no permission-user"),
+        (
+            "user/DocumentReference.c",
+            ("user/DocumentReference.c",),
+            ("permission-patient",),
+            "NO (no permission-user",
+        ),
         ("openid", ("openid",), (), "yes"),
     ],
 )

@@ -298,7 +298,14 @@ def test_a_server_that_refused_conditional_create_is_not_asked_again(rsps: respo
 
 
 #: What a clinician reads on a page: never these (technical detail only inside a collapsed "Details for IT").
-FORBIDDEN = ("HTTP 4", "HTTP 5", "DocumentReference", "Observation", "QuestionnaireResponse", "OperationOutcome")
+FORBIDDEN = (
+    "HTTP 4",
+    "HTTP 5",
+    "DocumentReference",
+    "Observation",
+    "QuestionnaireResponse",
+    "OperationOutcome",
+)
 
 
 def _readable(html: str) -> str:
@@ -326,7 +333,9 @@ def test_a_refused_write_back_is_said_in_words_and_stays_listed_until_checked(
     launch_id = full_launch(client, epic)
     submission, page = submit(client, launch_id, ITEM9_POSITIVE)
     row = re.search(r"<td>EHR \(.*?</tr>", page, re.S)
-    assert row and f"The EHR did not accept this note from Tandem ({words})" in row.group(0), row and row.group(0)
+    assert row and f"The EHR did not accept this note from Tandem ({words})" in row.group(0), (
+        row and row.group(0)
+    )
     assert "The result is saved in Tandem&#39;s registry; ask IT" in page
     assert "<summary>Details for IT</summary>" in page and "HTTP" in page  # the server's words, collapsed
     listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
