@@ -217,9 +217,8 @@ class ScreeningService:
         self._index(record)
 
     def _index(self, record: ScreeningRecord) -> None:
-        if (
-            record.note is None
-        ):  # the patient's screenings (a consult note is listed only while it is pending)
+        # The patient's screenings; a consult note is listed only while it is pending.
+        if record.note is None:
             self.store.add_to_set(f"screenings:{record.iss}|{record.patient_id}", record.id)
         # An unconfirmed EHR write stays listed until a person has checked the chart.
         if record.complete and record.ehr.status != UNCONFIRMED:
@@ -455,9 +454,8 @@ class ScreeningService:
             )
         ]
         if since:
-            first_sent = datetime.fromisoformat(since) - timedelta(
-                minutes=10
-            )  # the servers' clocks may differ
+            # Ten minutes' margin: the EHR's clock may differ from Tandem's.
+            first_sent = datetime.fromisoformat(since) - timedelta(minutes=10)
             searches.append(({"patient": patient, "_lastUpdated": f"ge{first_sent.strftime('%Y-%m-%dT%H:%M:%SZ')}",
                               "_count": "100"}, "_lastUpdated"))  # fmt: skip
         for params, decisive in searches:
