@@ -1,4 +1,6 @@
-"""The write-back fault run with 100 screenings (issue: write-backs drain by themselves); prints the counts.
+"""The write-back fault run with 100 screenings through the real sandbox (EHR 500s, lost answers past the client's
+timeout, the registry store and Redis stopped and restarted mid-run), drained by a real `tandem worker`; counts
+by reading the EHR and the registry, and prints lost / duplicated / unconfirmed / time to drain first.
 
 python3 benchmarks/fault_drain.py [--count 100]
 """

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigurationError
-from .scopes import PROFILE_SCOPES, Vendor
+from .scopes import PROFILE_SCOPES, WRITE_SCOPES, ProfileScope, Vendor
 
 
 class ClientAuth(StrEnum):
@@ -126,6 +126,9 @@ class Registration(BaseModel):
     #: Name of the environment variable (prefix TANDEM_) that holds the client secret; never the secret itself.
     client_secret_env: str | None = None
     scopes: list[str] | None = None
+    #: The write-back scopes added to the vendor profile (worklist creates, reads that confirm a lost write):
+    #: replaces the profile's list (ehr-integration.md does not confirm every one of them for every vendor).
+    write_scopes: list[str] | None = None
     #: Origins allowed to frame Tandem for this EHR (CSP frame-ancestors); defaults to the issuer's own origin.
     frame_ancestors: list[str] | None = None
     #: Backend services for the worker's score refresh; without it, EHR scores come only from chart opens.
@@ -211,7 +214,22 @@ class Registration(BaseModel):
 
     @property
     def base_scopes(self) -> list[str]:
-        return list(self.scopes) if self.scopes is not None else list(PROFILE_SCOPES[self.vendor])
+        """`scopes` when the registration lists them all; else the vendor profile plus its write-back scopes."""
+        if self.scopes is not None:
+            return list(self.scopes)
+        return list(dict.fromkeys([*PROFILE_SCOPES[self.vendor], *(p.scope for p in self.write_profile)]))
+
+    @property
+    def write_profile(self) -> list[ProfileScope]:
+        """The write-back scopes asked for, each with why and whether it is confirmed for the vendor (a scope the
+        registration names is the site's own decision: confirmed for this site)."""
+        if self.write_scopes is None:
+            return list(WRITE_SCOPES[self.vendor])
+        known = {p.scope: p for p in WRITE_SCOPES[self.vendor]}
+        return [
+            ProfileScope(s, known[s].why if s in known else "set in the registration", True)
+            for s in self.write_scopes
+        ]
 
     def client_secret(self, environ: Mapping[str, str] | None = None) -> str | None:
         if self.client_secret_env is None:

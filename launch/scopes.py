@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -33,6 +34,56 @@ _CLINICAL_SCOPES = (
     # The care team picker (PCP, care manager, psychiatric consultant) for enrolment.
     "user/Practitioner.rs",
 )
+
+
+class LaunchKind(StrEnum):
+    """How Tandem is opened. Chart and worklist launches are both EHR launches (one authorize request: the EHR,
+    not Tandem, decides whether a patient is in context); the portal is the patient's own launch."""
+
+    CHART = "chart"
+    WORKLIST = "worklist"
+    PORTAL = "portal"
+
+
+@dataclass(frozen=True)
+class ProfileScope:
+    """A scope a vendor profile asks for beyond the clinical reads, with why and whether
+    ../shared/reference/ehr-integration.md confirms the vendor grants it (unconfirmed ones are data: a
+    registration's `write_scopes` replaces the list)."""
+
+    scope: str
+    why: str
+    confirmed: bool
+
+
+_WORKLIST_NOTE = (
+    "the worklist's follow-up results and consult notes (a user-level create: no patient in context)"
+)
+_FIND_OWN = "finding Tandem's own write after a lost answer (identifier search), so it is never written twice"
+
+#: User-level creates for the worklist's write-backs and the reads that confirm a write whose answer was lost.
+#: ehr-integration.md §1: Epic and Oracle accept DocumentReference creates (clinical notes); neither accepts
+#: survey Observations or QuestionnaireResponses from apps, so those are not asked of them. Whether they grant the
+#: user-level spelling (`user/DocumentReference.c`) and DocumentReference searches to this app is not stated
+#: there: unconfirmed. Epic files notes only against an encounter, which a worklist launch has none of, so a
+#: user-level note create would never be used there and is not asked for.
+WRITE_SCOPES: dict[Vendor, tuple[ProfileScope, ...]] = {
+    Vendor.GENERIC: (
+        ProfileScope("user/QuestionnaireResponse.c", _WORKLIST_NOTE, True),
+        ProfileScope("user/Observation.c", _WORKLIST_NOTE, True),
+        ProfileScope("user/DocumentReference.c", _WORKLIST_NOTE, True),
+        ProfileScope("patient/QuestionnaireResponse.rs", _FIND_OWN, True),
+        ProfileScope("patient/DocumentReference.rs", _FIND_OWN, True),
+        ProfileScope("user/QuestionnaireResponse.rs", _FIND_OWN, True),
+        ProfileScope("user/DocumentReference.rs", _FIND_OWN, True),
+    ),
+    Vendor.EPIC: (ProfileScope("patient/DocumentReference.rs", _FIND_OWN, False),),
+    Vendor.ORACLE: (
+        ProfileScope("user/DocumentReference.c", _WORKLIST_NOTE, False),
+        ProfileScope("patient/DocumentReference.rs", _FIND_OWN, False),
+        ProfileScope("user/DocumentReference.rs", _FIND_OWN, False),
+    ),
+}
 
 PROFILE_SCOPES: dict[Vendor, tuple[str, ...]] = {
     Vendor.GENERIC: ("openid", "fhirUser", "online_access", *_CLINICAL_SCOPES),

@@ -10,7 +10,7 @@ from fhir_mappings.screening.writeback import plan_writeback
 from launch.discovery import Discovery, SmartConfiguration
 from launch.oauth import id_token_issuers, requested_scopes
 from launch.registrations import Registration
-from launch.scopes import LaunchMode, Vendor, allows_create
+from launch.scopes import LaunchKind, LaunchMode, ProfileScope, Vendor, allows_create, to_v1
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 
@@ -24,6 +24,10 @@ class ServerReport:
     standalone_scopes: list[str]
     creates: dict[str, bool]
     writeback: str = ""
+    #: Launch kind → the scopes Tandem requests for it.
+    kind_scopes: dict[LaunchKind, list[str]] = field(default_factory=dict)
+    #: The vendor profile's write-back scopes (worklist creates, reads that confirm a lost write).
+    write_profile: list[ProfileScope] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     #: Worth knowing, not blocking (exit 0).
     warnings: list[str] = field(default_factory=list)
@@ -65,11 +69,47 @@ class ServerReport:
             f"  EHR launch:        {' '.join(self.ehr_launch_scopes)}",
             f"  standalone launch: {' '.join(self.standalone_scopes)}",
         ]
+        if self.kind_scopes:
+            out.append("Scopes per launch kind (chart and worklist are one EHR launch request: the EHR decides the "
+                       "context):")  # fmt: skip
+            for kind, scopes in self.kind_scopes.items():
+                out.append(f"  {_KIND_LABELS[kind]:<38}{' '.join(scopes)}")
+            requested = list(dict.fromkeys(s for scopes in self.kind_scopes.values() for s in scopes))
+            out.append("Advertised by the server (scopes_supported, permission-patient/-user):")
+            out += [f"  {scope:<38}{advertised(scope, self.config)}" for scope in requested]
+        if self.write_profile:
+            out.append("Write-back scopes in the profile:")
+            out += [
+                f"  {p.scope:<38}{'confirmed' if p.confirmed else 'UNCONFIRMED for this vendor'}: {p.why}"
+                for p in self.write_profile
+            ]
         if self.warnings:
             out += ["Warnings:", *[f"  - {warning}" for warning in self.warnings]]
         if self.problems:
             out += ["Problems:", *[f"  - {problem}" for problem in self.problems]]
         return out
+
+
+_KIND_LABELS = {
+    LaunchKind.CHART: "chart (EHR launch, a patient):",
+    LaunchKind.WORKLIST: "worklist (EHR launch, no patient):",
+    LaunchKind.PORTAL: "portal (the patient's own launch):",
+}
+
+
+def advertised(scope: str, config: SmartConfiguration) -> str:
+    """Whether the server's SMART configuration says it offers a scope: `scopes_supported` (either spelling), and
+    for resource scopes the `permission-patient` / `permission-user` capability. Servers need not list resource
+    scopes, so an absent list is "not listed", not "no"."""
+    listed = set(config.scopes_supported)
+    context = scope.split("/", 1)[0] if "/" in scope and not scope.startswith("launch") else None
+    if context in ("patient", "user") and f"permission-{context}" not in config.capabilities:
+        return f"NO (no permission-{context} capability)"
+    if scope in listed or (context and set(to_v1(scope)) <= listed):
+        return "yes"
+    if context and not any("/" in s and not s.startswith("launch") for s in listed):
+        return "not listed (the server lists no resource scopes)"
+    return "NO" if context or scope in ("openid", "fhirUser", "launch", "launch/patient") else "not listed"
 
 
 def inspect_server(iss: str, *, registration: Registration | None = None, vendor: Vendor = Vendor.GENERIC,
@@ -133,6 +173,12 @@ def inspect_server(iss: str, *, registration: Registration | None = None, vendor
         capability=capability,
         ehr_launch_scopes=ehr_scopes,
         standalone_scopes=requested_scopes(reg, config, LaunchMode.STANDALONE),
+        kind_scopes={
+            LaunchKind.CHART: ehr_scopes,
+            LaunchKind.WORKLIST: ehr_scopes,
+            LaunchKind.PORTAL: requested_scopes(reg, config, LaunchMode.STANDALONE),
+        },
+        write_profile=reg.write_profile if reg.scopes is None else [],
         creates={name: accepts_create(capability, name) for name in WRITE_BACK_TYPES},
         problems=problems,
     )

@@ -101,7 +101,8 @@ class RecordedEHR:
     valid_tokens: set[str] = field(default_factory=set)
     refreshes: int = 0
     #: DocumentReferences created through the API, and faults to inject into the next creates:
-    #: "500", "429", "timeout-after-create" (the server stores it, the client never hears back).
+    #: "500", "429", "timeout-after-create" (the server stores it, the client never hears back); refusals:
+    #: "403-scope", "403", "405", "422".
     notes: list[dict[str, Any]] = field(default_factory=list)
     create_faults: list[str] = field(default_factory=list)
     create_attempts: int = 0
@@ -265,6 +266,17 @@ class RecordedEHR:
             )
         if fault == "429":
             return 429, {"Retry-After": "2"}, ""
+        refusals = {  # the EHR refuses the note (ehr-integration.md §4: 403 with insufficient_scope, …)
+            "403-scope": (403, {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}),
+            "403": (403, {}),
+            "405": (405, {}),
+            "422": (422, {}),
+        }
+        if fault in refusals:
+            status, headers = refusals[fault]
+            outcome = {"resourceType": "OperationOutcome",
+                       "issue": [{"severity": "error", "code": "forbidden", "diagnostics": "refused"}]}  # fmt: skip
+            return status, {"Content-Type": "application/fhir+json", **headers}, json.dumps(outcome)
         note = json.loads(request.body)
         condition = request.headers.get("If-None-Exist", "").removeprefix("identifier=")
         existing = [

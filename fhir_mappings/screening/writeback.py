@@ -41,9 +41,7 @@ def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Ca
         and all(can_create(t) for t in STRUCTURED)
         and structured_focus_ok
     ):
-        return WritebackPlan(
-            STRUCTURED, "The EHR accepts QuestionnaireResponse and screening Observation creates."
-        )
+        return WritebackPlan(STRUCTURED, "The EHR accepts questionnaire answers and scores from Tandem.")
     if can_create("DocumentReference"):
         if vendor == "epic" and not has_encounter:
             return WritebackPlan((), "Epic files clinical notes against an encounter; this launch has none, so the "
@@ -52,8 +50,8 @@ def plan_writeback(capability: Mapping[str, Any] | None, scopes_allow_create: Ca
             return WritebackPlan(NOTE, "The caregiver is recorded only in Tandem, so a structured result in the EHR "
                                        "could not say whose screen it is: a clinical note naming the caregiver goes "
                                        "to the child's chart instead.")  # fmt: skip
-        return WritebackPlan(NOTE, "The EHR accepts clinical notes (DocumentReference); structured screening "
-                                   "results are kept in the Tandem registry.")  # fmt: skip
+        return WritebackPlan(NOTE, "The EHR accepts clinical notes from Tandem: the result goes there as a note; the "
+                                   "answers and scores are kept in the Tandem registry.")  # fmt: skip
     return WritebackPlan((), "The EHR accepts no write-back from Tandem with the granted scopes; the result is kept "
                              "in the Tandem registry.")  # fmt: skip
 
@@ -67,4 +65,4 @@ def plan_consult_note(capability: Mapping[str, Any] | None, scopes_allow_create:
     if vendor == "epic" and not has_encounter:
         return WritebackPlan((), "Epic files clinical notes against an encounter and this launch has none: the "
                                  "recommendations are kept in the Tandem registry and shown on Tandem's chart view.")  # fmt: skip
-    return WritebackPlan(NOTE, "The EHR accepts clinical notes (DocumentReference).")
+    return WritebackPlan(NOTE, "The EHR accepts clinical notes from Tandem.")

@@ -48,7 +48,7 @@ from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS
 from fhir_mappings.smi.social import SOCIAL
 from launch import errors
 from launch.fhir import FHIRClient
-from launch.scopes import allows_create
+from launch.scopes import allows, allows_create
 from launch.sessions import LaunchSession
 from smartapp import clock
 from smartapp import errors as app_errors
@@ -73,6 +73,7 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.safety.views import patient_safety_rows, safety_pending
+from smartapp.screening.service import FAILED, SAVED, UNCONFIRMED
 from smartapp.smi.page import medical_inputs, whole_person_page
 
 log = logging.getLogger(__name__)
@@ -486,11 +487,16 @@ def record_review(launch_id: str, careplan_id: str) -> Any:
 
 def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enrolment, review: Review,
                         task_id: str, reviewer: Member | None) -> str:  # fmt: skip
-    """One attempt at the consult note; what happened, in words for the consultant."""
+    """The consult note's write-back: saved first, then written through the same attempts, lock and queue as a
+    screening's (retried by the worker; a refusal stays on the write-backs page). What happened, in words."""
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()
-    plan = plan_consult_note(capability, lambda t: allows_create(granted, t), vendor,
-                             has_encounter=bool(session.context.encounter))  # fmt: skip
+    if enrolment.patient_id == session.context.patient:
+        may_create = lambda resource_type: allows_create(granted, resource_type)  # noqa: E731
+    else:  # the worklist (no patient in context): only user-level scopes reach this patient's chart
+        may_create = lambda resource_type: allows(granted, "user", resource_type, "c")  # noqa: E731
+    encounter = session.context.encounter if enrolment.patient_id == session.context.patient else None
+    plan = plan_consult_note(capability, may_create, vendor, has_encounter=bool(encounter))
     if not plan.ehr_types:
         return plan.reason
     row = next(iter(build_rows([enrolment], [], [], caseload_data(session.iss).scores, clock.today())), None)
@@ -503,21 +509,36 @@ def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enro
                         reviewer=session.context.fhir_user if session.context.fhir_user_type else None,
                         reviewer_name=reviewer.display if reviewer else None,
                         program_title=PROGRAM_TITLES.get(enrolment.program, enrolment.program), scores=scores)  # fmt: skip
-    if session.context.encounter:
-        note["context"] = {"encounter": [{"reference": f"Encounter/{session.context.encounter}"}]}
+    if encounter:
+        note["context"] = {"encounter": [{"reference": f"Encounter/{encounter}"}]}
     problems = r4_errors(note)
     if problems:  # pragma: no cover - the note is built from validated parts
         log.error("consult note failed R4 validation: %s", problems[0])
         return "The consult note could not be built; the recommendations are kept in the Tandem registry."
-    identifier = note["identifier"][0]
+    svc = services()
+    record = svc.screenings.record_note(
+        note, iss=session.iss, vendor=vendor, patient_id=enrolment.patient_id, plan=plan,
+        ehr_conditional_create=supports_conditional_create(capability, "DocumentReference"),
+        launch_id=session.id, careplan_id=enrolment.id,
+        author=session.context.fhir_user if session.context.fhir_user_type else None,
+    )  # fmt: skip
+    record = svc.screenings.run(record, ehr)  # the first attempt now, under the record's lock
     try:
-        ehr.create(note, if_none_exist=f"identifier={identifier['system']}|{identifier['value']}"
-                   if supports_conditional_create(capability, "DocumentReference") else None)  # fmt: skip
-    except errors.TandemError as error:
-        log.warning("consult note not written to the EHR: %s", type(error).__name__)
-        return (f"The consult note was not written to the EHR ({error.message}); the recommendations are kept in "
-                "the Tandem registry and shown on Tandem's chart view.")  # fmt: skip
-    return "Written to the EHR as a consult note."
+        svc.writebacks.schedule([record], launch_id=session.id)
+    except errors.StoreUnavailable:
+        log.warning("consult note write-back not queued: the worker's sweeper will pick it up")
+    status = record.ehr.status
+    if status == SAVED:
+        return "Written to the EHR as a consult note."
+    if status == UNCONFIRMED:
+        return ("The EHR did not confirm the consult note: check the patient's chart (it is listed on Pending and "
+                "failed write-backs).")  # fmt: skip
+    if status == FAILED:
+        return (
+            f"{record.ehr.detail} It stays listed on Pending and failed write-backs until someone checks it."
+        )
+    return ("The consult note will be written to the EHR: Tandem retries by itself (see Pending and failed "
+            "write-backs).")  # fmt: skip
 
 
 @bp.get("/billing")

@@ -651,6 +651,8 @@ def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
     record = services().screenings.load(record_id)
     if record is None or record.iss != session.iss:
         abort(404)
+    if record.note is not None and request.endpoint == "chart.result":
+        abort(404)  # a consult note's write-back has no result page (it is listed on the write-backs page)
     if session.context.patient:
         if record.patient_id != session.context.patient:
             abort(404)
@@ -714,7 +716,9 @@ def retry_writebacks(launch_id: str) -> Response:
 def checked(launch_id: str, record_id: str) -> Response:
     """A person found an unconfirmed write-back in the EHR's chart: it is done (nothing is re-created)."""
     session = current_launch()
-    services().screenings.mark_checked(_record_for(session, record_id), session.context.fhir_user)
+    user = current_user(session, current_ehr())
+    services().screenings.mark_checked(_record_for(session, record_id), session.context.fhir_user,
+                                       user.display if user else None)  # fmt: skip
     return redirect(url_for("chart.writebacks", launch_id=launch_id), code=303)  # type: ignore[return-value]
 
 

@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -39,6 +39,7 @@ from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
 from smartapp.caseload.service import invalidate_registry_cache
 from smartapp.outgoing import validated
+from smartapp.screening.refusals import refusal_words, technical_detail, waiting_words
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ SAVED, PENDING, FAILED, SKIPPED = "saved", "pending", "failed", "not sent"
 UNCONFIRMED = "unconfirmed"
 #: Bumped when a record's shape changes; records of other versions still load (unknown fields are ignored).
 RECORD_SCHEMA = 2
+#: The `instrument` of a record that carries a case review's consult note instead of a screening.
+NOTE_RECORD = "consult-note"
 #: One attempt at a time per screening: two workers, two tabs, or a page and the worker never write it twice.
 LOCK_SECONDS = 120
 #: Marks a safety Task already in the registry (`<prefix><task id>`), written when a form posted after its launch
@@ -74,6 +77,13 @@ class Target:
     ambiguous: bool = False
     #: Parts already written (identifier value → reference), so a retry never writes them again.
     written: dict[str, str] = field(default_factory=dict)
+    #: Parts whose create was sent without a definite answer (identifier value → when it was first sent, ISO UTC),
+    #: saved before the create goes out: the next attempt looks for them first, even after a crash.
+    in_flight: dict[str, str] = field(default_factory=dict)
+    #: Parts the EHR may hold but Tandem cannot check (identifier values): never sent again.
+    unconfirmed: list[str] = field(default_factory=list)
+    #: The server's own words about the last refusal or failure: for IT, shown only under "Details for IT".
+    technical: str = ""
 
 
 @dataclass
@@ -124,6 +134,10 @@ class ScreeningRecord:
     patient_birth_date: str | None = None
     patient_mrn: str | None = None
     author_name: str | None = None
+    #: A case review's consult note (the DocumentReference as built when the review was recorded): the record is
+    #: then that note's write-back, through the same attempts, lock and queue as a screening's (`instrument` is
+    #: NOTE_RECORD; the recommendations themselves are in the registry already).
+    note: dict[str, Any] | None = None
 
     @property
     def patient_label(self) -> PatientLabel | None:
@@ -175,6 +189,8 @@ class ScreeningRecord:
     @cached_property
     def result(self) -> ScoreResult:
         """Scored once per loaded record (the answers of a record never change)."""
+        if self.note is not None:
+            return ScoreResult(NOTE_RECORD, None, None, None, "Case review note")
         return self.submission().result
 
     @property
@@ -223,8 +239,9 @@ class ScreeningService:
         self._index(record)
 
     def _index(self, record: ScreeningRecord) -> None:
-        index = f"screenings:{record.iss}|{record.patient_id}"
-        self.store.add_to_set(index, record.id)
+        # The patient's screenings; a consult note is listed only while it is pending.
+        if record.note is None:
+            self.store.add_to_set(f"screenings:{record.iss}|{record.patient_id}", record.id)
         # An unconfirmed EHR write stays listed until a person has checked the chart.
         if record.complete and record.ehr.status != UNCONFIRMED:
             self.store.remove_from_set(PENDING_INDEX, record.id)
@@ -302,6 +319,33 @@ class ScreeningService:
             log.warning("screening recorded with a safety flag (%s)", submission.instrument.name)
         return record
 
+    def record_note(self, note: dict[str, Any], *, iss: str, vendor: str, patient_id: str, plan: WritebackPlan,
+                    ehr_conditional_create: bool, launch_id: str | None, careplan_id: str | None,
+                    author: str | None) -> ScreeningRecord:  # fmt: skip
+        """Save a case review's consult note for the EHR before any write (one record per note identifier: a
+        recorded review posted again returns the first)."""
+        identifier = note["identifier"][0] if isinstance(note["identifier"], list) else note["identifier"]
+        record_id = hashlib.sha256(
+            f"{iss}|{identifier['system']}|{identifier['value']}".encode()
+        ).hexdigest()[:32]
+        existing = self.load(record_id)
+        if existing is not None:
+            return existing
+        record = ScreeningRecord(
+            id=record_id, iss=iss, vendor=vendor, patient_id=patient_id, instrument=NOTE_RECORD, answers={},
+            authored=datetime.now(UTC).replace(microsecond=0).isoformat(), author=author,
+            encounter_id=None, sex=None, plan_kind=plan.kind, plan_types=list(plan.ehr_types),
+            plan_reason=plan.reason, ehr_conditional_create=ehr_conditional_create, launch_id=launch_id,
+            careplan_id=careplan_id, note=note,
+            registry=Target(status=SKIPPED, detail="The recommendations are saved in the Tandem registry."),
+        )  # fmt: skip
+        if not plan.ehr_types:
+            record.ehr = Target(status=SKIPPED, detail=plan.reason)
+        if not self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL, only_if_absent=True):
+            return self.load(record.id) or record
+        self._index(record)
+        return record
+
     def acknowledge(
         self, record: ScreeningRecord, user: str | None, name: str | None = None
     ) -> ScreeningRecord:
@@ -345,34 +389,54 @@ class ScreeningService:
             elif force or record.ehr.next_attempt_at <= now:
                 self._attempt(record, record.ehr, lambda: self._write_ehr(record, ehr))
 
-    def mark_checked(self, record: ScreeningRecord, user: str | None) -> ScreeningRecord:
-        """A person checked the chart for an unconfirmed write-back and found it there."""
+    def mark_checked(
+        self, record: ScreeningRecord, user: str | None, name: str | None = None
+    ) -> ScreeningRecord:
+        """A person checked the chart for an unconfirmed write-back and found it there; or read why the EHR
+        refused one and leaves it in Tandem only (it then leaves the write-backs page)."""
         if record.ehr.status == UNCONFIRMED:
-            record.ehr.status, record.ehr.detail = SAVED, f"Checked in the chart by {user or 'the user'}."
+            record.ehr.status, record.ehr.detail = (
+                SAVED,
+                f"Checked in the chart by {name or user or 'the user'}.",
+            )
+            self.save(record)
+        elif record.ehr.status == FAILED:
+            record.ehr.status = SKIPPED
+            record.ehr.detail = (
+                f"{record.ehr.detail} Kept in Tandem only: checked by {name or user or 'the user'}."
+            )
             self.save(record)
         return record
 
     def _attempt(self, record: ScreeningRecord, target: Target, write: Any) -> None:
         target.attempts += 1
+        is_ehr = target is record.ehr
         try:
             target.resources = write()
-            target.status, target.detail, target.ambiguous = SAVED, "", False
+            target.status, target.detail, target.ambiguous, target.technical = SAVED, "", False, ""
         except Unconfirmed as error:
             target.status, target.detail = UNCONFIRMED, error.message
+            target.ambiguous = bool(target.in_flight)
             log.warning(
                 "write-back unconfirmed after attempt %d: the server cannot be searched", target.attempts
             )
         except TRANSIENT as error:
-            target.ambiguous = isinstance(error, errors.FHIRTimeout)
+            target.ambiguous = bool(target.in_flight)
             wait = min(self.retry_seconds * 2 ** (target.attempts - 1), MAX_BACKOFF_SECONDS)
             target.status, target.next_attempt_at = PENDING, self.clock() + wait
-            target.detail = f"{error.message}. Tandem will retry in {wait // 60 or 1} min."
+            target.detail = f"{waiting_words(error, is_ehr)} Tandem will retry in {wait // 60 or 1} min."
+            target.technical = technical_detail(error)
             log.warning("write-back deferred after attempt %d: %s", target.attempts, type(error).__name__)
         except errors.TandemError as error:
-            target.status, target.detail = (
-                FAILED,
-                error.message + "".join(f" ({i})" for i in getattr(error, "issues", [])),
-            )
+            target.ambiguous = bool(target.in_flight)
+            target.status = FAILED
+            if is_ehr:
+                target.detail = refusal_words(error, record.plan_types)
+            else:
+                target.detail = (
+                    "The registry did not accept it; it is kept in Tandem. Ask IT to look at the details."
+                )
+            target.technical = technical_detail(error)
             log.warning("write-back failed: %s", type(error).__name__)
 
     def _write_registry(self, record: ScreeningRecord) -> list[str]:
@@ -395,16 +459,17 @@ class ScreeningService:
         invalidate_registry_cache(self.store)
         return [entry["request"]["url"] for entry in bundle["entry"]]
 
-    def _existing(
-        self, ehr: FHIRClient, resource_type: str, identifier: dict[str, str], patient: str
-    ) -> str | None:
-        """Whether an earlier attempt (whose answer was lost) already created it: searched by identifier, else
-        among the patient's recent resources of that type. Raises Unconfirmed when the server allows neither."""
+    def _existing(self, ehr: FHIRClient, resource_type: str, identifier: dict[str, str], patient: str,
+                  since: str | None, *, condition_protects: bool) -> str | None:  # fmt: skip
+        """Whether an earlier attempt (whose answer was lost) already created it. Only a definite answer counts:
+        a search by identifier the server did not ignore, or every resource of the type stored since the first
+        attempt (`_lastUpdated`, all pages). Anything less (a server that ignores the parameters, or that this
+        launch may not search) raises Unconfirmed, unless a conditional create the server honours protects the
+        next create (then None)."""
         wanted = (identifier["system"], identifier["value"])
 
-        def ours(bundle: dict[str, Any]) -> str | None:
-            for entry in bundle.get("entry") or []:
-                resource = entry.get("resource") if isinstance(entry, dict) else None
+        def ours(resources: list[Any]) -> str | None:
+            for resource in resources:
                 if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
                     continue
                 found = resource.get("identifier")
@@ -413,13 +478,21 @@ class ScreeningService:
                     return f"{resource_type}/{resource.get('id')}"
             return None
 
-        searches = [
-            {"identifier": f"{identifier['system']}|{identifier['value']}", "patient": patient},
-            {"patient": patient, "_sort": "-_lastUpdated", "_count": "50"},
-            {"patient": patient, "_count": "100"},
+        def entries(bundle: dict[str, Any]) -> list[Any]:
+            return [e.get("resource") for e in bundle.get("entry") or [] if isinstance(e, dict)]
+
+        searches: list[tuple[dict[str, str], str]] = [
+            (
+                {"identifier": f"{identifier['system']}|{identifier['value']}", "patient": patient},
+                "identifier",
+            )
         ]
-        searched = False
-        for params in searches:
+        if since:
+            # Ten minutes' margin: the EHR's clock may differ from Tandem's.
+            first_sent = datetime.fromisoformat(since) - timedelta(minutes=10)
+            searches.append(({"patient": patient, "_lastUpdated": f"ge{first_sent.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                              "_count": "100"}, "_lastUpdated"))  # fmt: skip
+        for params, decisive in searches:
             try:
                 bundle = ehr.search(resource_type, params)
             except (
@@ -428,68 +501,123 @@ class ScreeningService:
                 errors.FHIRNotFound,
                 errors.FHIRUnprocessable,
             ):
-                continue  # this server cannot answer that search: try the next way
-            searched = True
-            found = ours(bundle)
+                continue  # this server (or this launch's scopes) cannot answer that search: try the next way
+            found = ours(entries(bundle))
             if found:
                 return found
-            if "identifier" in params and not _ignored_parameter(bundle, "identifier"):
-                return None  # a definite "not there"
-        if not searched:
-            raise Unconfirmed("The EHR did not confirm this write and cannot be searched for it: check the "
-                              "patient's chart before entering it again.")  # fmt: skip
-        return None
+            if _ignored_parameter(bundle, decisive):
+                continue
+            if decisive == "_lastUpdated" and any(
+                isinstance(link, dict) and link.get("relation") == "next" for link in bundle.get("link") or []
+            ):
+                found = ours(ehr.search_all(resource_type, params, max_pages=50))
+                if found:
+                    return found
+            return None  # a definite "not there"
+        if condition_protects:
+            return None  # If-None-Exist on the next create finds it, if it is there
+        raise Unconfirmed("The EHR did not confirm this write and Tandem cannot look it up there: check the patient's "
+                          "chart before entering it again.")  # fmt: skip
 
     def _create_once(self, ehr: FHIRClient, resource: dict[str, Any], target: Target, patient: str,
-                     conditional: bool) -> str:  # fmt: skip
+                     conditional: bool, checkpoint: Any = None) -> str:  # fmt: skip
+        """Create one part unless it is already there. `checkpoint()` saves the record: called before the create
+        goes out, so a crash or a lost answer leaves a trace the next attempt looks for."""
         resource = {k: v for k, v in resource.items() if k != "id"}  # the EHR assigns its own ids
         identifier = (
             resource["identifier"][0] if isinstance(resource["identifier"], list) else resource["identifier"]
         )
-        if identifier["value"] in target.written:
-            return target.written[identifier["value"]]
-        if target.ambiguous:  # the last create of this part may be stored: look before writing again
-            found = self._existing(ehr, resource["resourceType"], identifier, patient)
-            if found:
-                target.written[identifier["value"]] = found
-                return found
-        validated(resource)
+        value = identifier["value"]
+        if value in target.written:
+            return target.written[value]
+        if value in target.unconfirmed:
+            raise Unconfirmed("The EHR did not confirm this write and Tandem cannot look it up there: check the "
+                              "patient's chart before entering it again.")  # fmt: skip
         # A server that refused the condition for this type once is not asked again (remembered per server).
         refused = f"conditional-refused:{hashlib.sha256(ehr.base_url.encode()).hexdigest()[:24]}:{resource['resourceType']}"
-        if self.store.get(refused):
-            created = ehr.create(resource)
-        else:
+        condition_honoured = conditional and not self.store.get(refused)
+        if value in target.in_flight or (target.ambiguous and not target.in_flight):
+            # The last create of this part may be stored (its answer was lost): look before writing again.
             try:
-                created = ehr.create(
-                    resource,
-                    if_none_exist=f"identifier={identifier['system']}|{identifier['value']}",
-                    retry_safe=conditional,
-                )
-            except errors.FHIRBadRequest:
-                # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
-                # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
-                log.info(
-                    "conditional create refused; creating %s without the condition", resource["resourceType"]
-                )
-                self.store.set(refused, "1", CONDITIONAL_REFUSAL_TTL)
+                found = self._existing(ehr, resource["resourceType"], identifier, patient,
+                                       target.in_flight.get(value), condition_protects=condition_honoured)  # fmt: skip
+            except Unconfirmed:
+                target.unconfirmed.append(value)
+                target.in_flight.pop(value, None)
+                raise
+            if found:
+                target.written[value] = found
+                target.in_flight.pop(value, None)
+                return found
+        validated(resource)
+        target.in_flight.setdefault(value, datetime.now(UTC).isoformat())
+        if checkpoint is not None:
+            checkpoint()
+        try:
+            if self.store.get(refused):
                 created = ehr.create(resource)
+            else:
+                try:
+                    created = ehr.create(
+                        resource,
+                        if_none_exist=f"identifier={identifier['system']}|{value}",
+                        retry_safe=conditional,
+                    )
+                except errors.FHIRBadRequest:
+                    # Servers that cannot search this type by identifier refuse the condition (seen: sekmet-fhir on
+                    # QuestionnaireResponse): nothing of ours is there (an earlier lost answer was looked for above).
+                    log.info(
+                        "conditional create refused; creating %s without the condition",
+                        resource["resourceType"],
+                    )
+                    self.store.set(refused, "1", CONDITIONAL_REFUSAL_TTL)
+                    created = ehr.create(resource)
+        except errors.FHIRError as error:
+            status = error.http_status
+            if status is not None and 400 <= status < 500 and status != 408:
+                target.in_flight.pop(value, None)  # refused before anything was stored
+            raise
         reference = f"{resource['resourceType']}/{created.get('id', '?')}"
-        target.written[identifier["value"]] = reference
-        target.ambiguous = False
+        target.written[value] = reference
+        target.in_flight.pop(value, None)
         return reference
 
     def _write_ehr(self, record: ScreeningRecord, ehr: FHIRClient) -> list[str]:
+        target, conditional = record.ehr, record.ehr_conditional_create
+
+        def checkpoint() -> None:
+            self.store.set(f"screening:{record.id}", record.to_json(), RECORD_TTL)
+
+        def create(resource: dict[str, Any]) -> str:
+            return self._create_once(ehr, resource, target, record.patient_id, conditional, checkpoint)
+
+        if record.note is not None:
+            return [create(record.note)]
         # A caregiver's screen names the caregiver by the EHR's own RelatedPerson; the plan sent only a note (which
         # says whose screen it is) when the EHR holds no such RelatedPerson.
         submission = record.submission(self.catalogue).for_ehr()
-        target, conditional = record.ehr, record.ehr_conditional_create
+
         if record.plan_types == ["DocumentReference"]:
-            return [self._create_once(ehr, clinical_note(submission), target, record.patient_id, conditional)]
-        written = [
-            self._create_once(ehr, questionnaire_response(submission), target, record.patient_id, conditional)
-        ]
-        for observation in screening_observations(submission, written[0]):
-            written.append(self._create_once(ehr, observation, target, record.patient_id, conditional))
+            return [create(clinical_note(submission))]
+        unconfirmed: Unconfirmed | None = None
+        response = questionnaire_response(submission)
+        try:
+            reference: str | None = create(response)
+        except Unconfirmed as error:
+            # The scores still go: a total never waits on a response Tandem cannot check.
+            unconfirmed, reference = error, None
+        written = [reference] if reference else []
+        for observation in screening_observations(submission, reference):
+            if reference is None:
+                observation["derivedFrom"] = [
+                    {"type": "QuestionnaireResponse", "identifier": response["identifier"]}
+                ]
+            try:
+                written.append(create(observation))
+            except Unconfirmed as error:
+                unconfirmed = error
+        if unconfirmed is not None:
+            raise unconfirmed
         return written
 
     # --- questionnaires ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from launch import errors
+from launch.scopes import allows
 from smartapp.screening.service import FAILED, PENDING, ScreeningRecord
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ QUEUE_NAME = "tandem-writebacks"
 class WritebackQueue(Protocol):
     def schedule(self, records: Iterable[ScreeningRecord], *, launch_id: str | None = None, now: bool = False,
                  force: bool = False) -> None: ...  # fmt: skip
+
+
+def _waiting(record: ScreeningRecord) -> bool:
+    """Whether the worker has anything to try: a failed (refused) write waits for a person, not for a job."""
+    return not record.complete and any(t.status == PENDING for t in (record.registry, record.ehr))
 
 
 def _due_in(record: ScreeningRecord, clock: float) -> float:
@@ -48,15 +54,26 @@ def drain(services: Services, record_id: str, *, launch_id: str | None = None, f
     wants_ehr = record.ehr.status == PENDING or (force and record.ehr.status == FAILED)
     for candidate in dict.fromkeys(i for i in (launch_id, record.launch_id) if i):
         session = services.sessions.load(candidate) if wants_ehr else None
-        if session and session.iss == record.iss and session.context.patient == record.patient_id:
+        if session and may_write(session.iss, session.context.patient, session.scope, record):
             ehr = services.ehr_client(session)
             break
     return services.screenings.run(record, ehr, force=force)
 
 
+def may_write(iss: str, patient: str | None, scope: str, record: ScreeningRecord) -> bool:
+    """Whether a launch's token may write this record to the EHR: a chart launch of its patient, or a launch
+    without a patient (the worklist) whose user-level scopes allow every create the plan makes."""
+    if iss != record.iss:
+        return False
+    if patient is not None:
+        return patient == record.patient_id
+    granted = scope.split()
+    return bool(record.plan_types) and all(allows(granted, "user", t, "c") for t in record.plan_types)
+
+
 def pending_due(services: Services) -> list[ScreeningRecord]:
     clock = services.screenings.clock()
-    return [r for r in services.screenings.pending() if not r.complete and _due_in(r, clock) <= 0]
+    return [r for r in services.screenings.pending() if _waiting(r) and _due_in(r, clock) <= 0]
 
 
 # --- RQ ---------------------------------------------------------------------------------------------------
@@ -70,7 +87,7 @@ def run_job(record_id: str, launch_id: str | None = None, force: bool = False) -
     record = drain(services, record_id, launch_id=launch_id, force=force)
     if record is None:
         return "gone"
-    if not record.complete:
+    if _waiting(record):
         services.writebacks.schedule([record], launch_id=launch_id)
     return record.registry.status + "/" + record.ehr.status
 
@@ -92,8 +109,8 @@ class RQWritebacks:
 
         try:
             for record in records:
-                if record.complete:
-                    continue
+                if not (_waiting(record) or (force and not record.complete)):
+                    continue  # re-queueing a refused write with nothing pending would loop in the worker
                 args = (record.id, launch_id or record.launch_id, force)
                 delay = 0.0 if now or force else _due_in(record, self.clock())
                 # One job id per screening: queueing it again replaces the job, never adds a second writer.
@@ -139,7 +156,7 @@ class ThreadWritebacks:
                  force: bool = False) -> None:  # fmt: skip
         with self._lock:
             for record in records:
-                if not record.complete:
+                if _waiting(record) or (force and not record.complete):
                     self._asked[record.id] = (launch_id or record.launch_id, force)
         if now or force:
             self._wake.set()

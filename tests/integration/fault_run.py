@@ -203,19 +203,38 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
         registry_tasks = {
             t.id for t in tandem.caseload.load(use_cache=False).tasks if t.kind == "safety-follow-up"
         }
+        # Every part Tandem writes to the EHR carries its identifier: the submission id, `#note`, `#total`, `#item9`.
         ehr_copies: dict[str, int] = {}
-        for resource_type in ("QuestionnaireResponse", "DocumentReference"):
+        for resource_type in ("QuestionnaireResponse", "DocumentReference", "Observation"):
             for resource in _all(world.ehr.base_url, resource_type):
                 for value in _identifiers(resource):
-                    sid = value.split("#", 1)[0]
-                    if sid in submitted:
-                        ehr_copies[sid] = ehr_copies.get(sid, 0) + 1
+                    if value.split("#", 1)[0] in submitted:
+                        ehr_copies[value] = ehr_copies.get(value, 0) + 1
         statuses: dict[str, int] = {}
         for record in records.values():
             key = "missing" if record is None else f"EHR {record.ehr.status}"
             statuses[key] = statuses.get(key, 0) + 1
+
+        def main_part(sid: str) -> str:
+            return f"{sid}#note" if submitted[sid]["mode"] != "generic" else sid
+
+        # Lost: not recorded, or said to be saved in the EHR while the EHR does not have it.
+        lost = sum(1 for sid, r in records.items()
+                   if r is None or (r.ehr.status == "saved" and not ehr_copies.get(main_part(sid))))  # fmt: skip
+        # Structured write-backs (generic mode) whose response is in the EHR (or unconfirmed) but whose total is not.
+        missing_totals = sum(
+            1 for sid, r in records.items()
+            if r is not None and submitted[sid]["mode"] == "generic" and r.ehr.status in ("saved", "unconfirmed")
+            and not ehr_copies.get(f"{sid}#total")
+        )  # fmt: skip
+        duplicated = sum(max(0, n - 1) for n in ehr_copies.values())
         positives = [sid for sid, info in submitted.items() if info["positive"]]
         return {
+            "lost": lost,
+            "duplicated": duplicated,
+            "unconfirmed": statuses.get("EHR unconfirmed", 0),
+            "time to drain (s)": round(drained_in, 1),
+            "total Observations missing (structured write-backs)": missing_totals,
             "screenings submitted": count,
             "recorded (Redis)": sum(1 for r in records.values() if r is not None),
             "answered 503 with answers kept (Redis down), saved again": answered_503,
@@ -223,13 +242,15 @@ def run(count: int = 100, *, drain_timeout: float = 300.0, log: Any = None) -> d
             "drained by the worker in s": round(drained_in, 1),
             "in the registry store exactly once": sum(1 for sid in submitted if registry_qrs.get(sid) == 1),
             "registry duplicates": sum(max(0, registry_qrs.get(sid, 0) - 1) for sid in submitted),
-            "EHR write-backs written exactly once": sum(1 for sid in submitted if ehr_copies.get(sid) == 1),
-            "EHR duplicates": sum(max(0, n - 1) for n in ehr_copies.values()),
+            "EHR write-backs written exactly once": sum(
+                1 for sid in submitted if ehr_copies.get(main_part(sid)) == 1
+            ),
+            "EHR duplicates": duplicated,
             "EHR statuses": statuses,
             "unconfirmed and in the EHR once": sum(
                 1
                 for sid, r in records.items()
-                if r and r.ehr.status == "unconfirmed" and ehr_copies.get(sid) == 1
+                if r and r.ehr.status == "unconfirmed" and ehr_copies.get(main_part(sid)) == 1
             ),  # fmt: skip
             "unconfirmed listed as pending": sum(
                 1 for r in tandem.screenings.pending() if r.ehr.status == "unconfirmed" and r.id in submitted

@@ -198,3 +198,17 @@ def test_serve_fails_fast_on_bad_configuration(runner: CliRunner, monkeypatch: p
     result = runner.invoke(main, ["serve"])
     assert result.exit_code == 2
     assert "TANDEM_REGISTRY_AUTH: must be one of" in result.output
+
+
+@responses.activate
+def test_check_shows_the_scopes_per_launch_kind_and_whether_they_are_advertised(runner: CliRunner) -> None:
+    _serve(ORACLE.iss, "oracle")
+    out = runner.invoke(main, ["check", "--iss", ORACLE.iss, "--vendor", "oracle"]).output
+    for kind in ("chart (EHR launch, a patient):", "worklist (EHR launch, no patient):",
+                 "portal (the patient's own launch):"):  # fmt: skip
+        line = next(line for line in out.splitlines() if line.strip().startswith(kind))
+        assert "patient/Patient.r" in line
+    worklist = next(line for line in out.splitlines() if "worklist (EHR launch" in line)
+    assert "user/DocumentReference.c" in worklist  # the consult note and follow-ups from the worklist
+    assert re.search(r"^  user/DocumentReference\.c +UNCONFIRMED for this vendor", out, re.M)
+    assert re.search(r"^  patient/Patient\.r +yes$", out, re.M)  # listed in the fixture's scopes_supported

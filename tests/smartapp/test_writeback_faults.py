@@ -8,11 +8,13 @@ import re
 from typing import Any
 
 import pytest
+import requests
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import RSAKey
 
+from launch import errors
 from smartapp import create_app
 from smartapp.worker import work_burst
 
@@ -294,3 +296,225 @@ def test_a_server_that_refused_conditional_create_is_not_asked_again(rsps: respo
         }
         assert service._create_once(ehr, resource, Target(), "p1", False).startswith("QuestionnaireResponse/")
     assert conditional == [True, False, False, False]  # refused once, then plain creates only
+
+
+#: What a clinician reads on a page: never these (technical detail only inside a collapsed "Details for IT").
+FORBIDDEN = (
+    "HTTP 4",
+    "HTTP 5",
+    "DocumentReference",
+    "Observation",
+    "QuestionnaireResponse",
+    "OperationOutcome",
+)
+
+
+def _readable(html: str) -> str:
+    """The page's text outside <details> (what is shown without opening "Details for IT")."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<details.*?</details>", "", html, flags=re.S))
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        # SMART App Launch / ehr-integration.md §4: a scope problem is a 403 with insufficient_scope.
+        ("403-scope", "it does not allow Tandem to add notes in this kind of launch"),
+        # §4: an API not attached to the client, or the user's own rights: 403 without the challenge.
+        ("403", "Tandem or this user is not allowed to add notes there"),
+        # The server does not offer the interaction (405 Method Not Allowed).
+        ("405", "this EHR does not take notes from Tandem"),
+        # The content was refused (422 Unprocessable Entity, e.g. a business rule).
+        ("422", "it found something in it that it could not accept"),
+    ],
+)
+def test_a_refused_write_back_is_said_in_words_and_stays_listed_until_checked(
+    app: Flask, client: FlaskClient, epic: RecordedEHR, registry: RegistryStore, fault: str, words: str
+) -> None:
+    epic.create_faults = [fault, fault]  # a plain create after a refused conditional one is refused too
+    launch_id = full_launch(client, epic)
+    submission, page = submit(client, launch_id, ITEM9_POSITIVE)
+    row = re.search(r"<td>EHR \(.*?</tr>", page, re.S)
+    assert row and f"The EHR did not accept this note from Tandem ({words})" in row.group(0), (
+        row and row.group(0)
+    )
+    assert "The result is saved in Tandem&#39;s registry; ask IT" in page
+    assert "<summary>Details for IT</summary>" in page and "HTTP" in page  # the server's words, collapsed
+    listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    for html in (page, listing):
+        assert not [word for word in FORBIDDEN if word in _readable(html)], _readable(html)[-1500:]
+    assert "not accepted by the EHR" in listing and words in listing
+    attempts = epic.create_attempts
+    assert epic.notes == []
+    # The worker never takes it again by itself; it stays listed until a person marks it checked.
+    work_burst(app.extensions["tandem"])
+    assert epic.create_attempts == attempts
+    assert "Checked: keep it in Tandem only" in listing
+    submit_form(client, f"/app/{launch_id}/writebacks", action=f"/writebacks/{submission}/checked")
+    record = app.extensions["tandem"].screenings.load(submission)
+    assert record.ehr.status == "not sent" and "Kept in Tandem only" in record.ehr.detail
+    listing = client.get(f"/app/{launch_id}/writebacks", base_url=APP_BASE).get_data(as_text=True)
+    assert submission not in listing
+
+
+@pytest.mark.parametrize(
+    ("error", "plan_types", "expected"),
+    [
+        # SMART App Launch 2.2 (scopes): an EHR refusing for scope answers 403 + insufficient_scope.
+        (errors.FHIRForbidden("x", http_status=403, issues=["insufficient_scope: x"]), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it does not allow Tandem to add notes in this kind of "
+         "launch). The result is saved in Tandem's registry; ask IT to allow Tandem to add notes in its "
+         "registration at the EHR, then press Retry now."),
+        (errors.FHIRForbidden("x", http_status=403), ["QuestionnaireResponse", "Observation"],
+         "The EHR did not accept these results from Tandem (Tandem or this user is not allowed to add "
+         "questionnaire results there)."),
+        (errors.FHIRBadRequest("x", http_status=405), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (this EHR does not take notes from Tandem)."),
+        (errors.FHIRUnprocessable("x", http_status=422), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it found something in it that it could not accept)."),
+        (errors.FHIRConflict("x", http_status=409), ["DocumentReference"],
+         "The EHR did not accept this note from Tandem (it answered with an error Tandem could not recover"),
+    ],
+)  # fmt: skip
+def test_each_refusal_kind_has_its_words(error: Any, plan_types: list[str], expected: str) -> None:
+    from smartapp.screening.refusals import refusal_words
+
+    words = refusal_words(error, plan_types)
+    assert words.startswith(expected)
+    assert not [word for word in FORBIDDEN if word in words]
+
+
+class LenientEHR:
+    """The EHR's side of the wire for structured write-backs, like sekmet-fhir (the sandbox's generic EHR): it
+    refuses If-None-Exist on QuestionnaireResponse (no identifier search parameter), ignores search parameters it
+    does not know (its self link leaves them out), pages 50 at a time in storage order, and honours `_lastUpdated`.
+    `lose` names the types whose next create is stored but whose answer is lost (fault injection)."""
+
+    def __init__(self, rsps: responses.RequestsMock, base: str, *, searchable_responses: bool) -> None:
+        self.base, self.stored, self.lose = base, [], set()
+        self.clock = 0
+        self.searchable_responses = searchable_responses
+        for resource_type in ("QuestionnaireResponse", "Observation"):
+            rsps.add_callback(responses.POST, f"{base}/{resource_type}", callback=self._create)
+            rsps.add_callback(
+                responses.GET, re.compile(rf"{re.escape(base)}/{resource_type}\?.*"), callback=self._search
+            )
+
+    def of(self, value: str) -> list[dict[str, Any]]:
+        return [r for r in self.stored if value in [i["value"] for i in _ids(r)]]
+
+    def _create(self, request: Any) -> Any:
+        resource = json.loads(request.body)
+        kind = resource["resourceType"]
+        condition = request.headers.get("If-None-Exist")
+        if condition and kind == "QuestionnaireResponse":
+            return (
+                400,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps({"resourceType": "OperationOutcome"}),
+            )
+        if condition:
+            found = [r for r in self.stored if r["resourceType"] == kind
+                     and condition.split("|", 1)[1] in [i["value"] for i in _ids(r)]]  # fmt: skip
+            if found:
+                return 200, {"Content-Type": "application/fhir+json"}, json.dumps(found[0])
+        self.clock += 1
+        resource["id"] = f"{kind[:2].lower()}-{len(self.stored)}"
+        resource["meta"] = {"lastUpdated": f"2030-01-01T00:00:{self.clock:02d}Z"}
+        self.stored.append(resource)
+        if kind in self.lose:
+            self.lose.discard(kind)
+            raise requests.Timeout("stored, but the answer was lost")
+        return 201, {"Content-Type": "application/fhir+json"}, json.dumps(resource)
+
+    def _search(self, request: Any) -> Any:
+        from urllib.parse import parse_qs, urlsplit
+
+        kind = urlsplit(request.url).path.rsplit("/", 1)[-1]
+        if kind == "QuestionnaireResponse" and not self.searchable_responses:
+            return (
+                403,
+                {"Content-Type": "application/fhir+json"},
+                json.dumps({"resourceType": "OperationOutcome"}),
+            )
+        query = parse_qs(urlsplit(request.url).query)
+        found = [r for r in self.stored if r["resourceType"] == kind]
+        used = []
+        if "identifier" in query and kind == "Observation":
+            found = [
+                r for r in found if query["identifier"][0].split("|", 1)[1] in [i["value"] for i in _ids(r)]
+            ]
+            used.append(f"identifier={query['identifier'][0]}")
+        if "_lastUpdated" in query:
+            found = [
+                r for r in found if r.get("meta", {}).get("lastUpdated", "") >= query["_lastUpdated"][0][2:]
+            ]
+            used.append(f"_lastUpdated={query['_lastUpdated'][0]}")
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found[:50]],
+                  "link": [{"relation": "self", "url": f"{self.base}/{kind}?{'&'.join(used)}"}]}  # fmt: skip
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(bundle)
+
+
+def _ids(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    value = resource.get("identifier")
+    return value if isinstance(value, list) else [value]
+
+
+def _structured_record(service: Any) -> Any:
+    from datetime import UTC, datetime
+
+    from fhir_mappings.screening.instruments import INSTRUMENTS
+    from fhir_mappings.screening.resources import Submission
+    from fhir_mappings.screening.scoring import parse_answers, score
+    from fhir_mappings.screening.writeback import STRUCTURED, WritebackPlan
+
+    phq9 = INSTRUMENTS["phq9"]
+    answers, _ = parse_answers(phq9, ITEM9_POSITIVE)
+    submission = Submission("3" * 32, phq9, answers, score(phq9, answers), "pt-1", datetime.now(UTC),
+                            iss="https://ehr.test/fhir")  # fmt: skip
+    return service.record(submission, iss="https://ehr.test/fhir", vendor="generic", sex=None,
+                          plan=WritebackPlan(STRUCTURED, "structured"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("searchable_responses", "status"),
+    [
+        # The sandbox's generic EHR with the response searchable (`_lastUpdated`, a base parameter of every type):
+        # the lost response is found among those stored since the first attempt, not re-created (the old
+        # fallback looked only at the first 50/100 of all responses, missed it and created it again).
+        (True, "saved"),
+        # This launch may not search responses at all: the response is unconfirmed, never re-created, and the
+        # scores still go (the old code stopped at the response: "unconfirmed with missing total Observations").
+        (False, "unconfirmed"),
+    ],
+)
+def test_a_lost_response_is_never_written_twice_and_the_total_always_goes(
+    rsps: responses.RequestsMock, searchable_responses: bool, status: str
+) -> None:
+    from launch.fhir import FHIRClient
+    from launch.store import EmbeddedStore
+    from launch.transport import HttpTransport, RetryPolicy
+    from smartapp.screening.service import ScreeningService
+
+    ehr_base = "https://ehr.test/fhir"
+    server = LenientEHR(rsps, ehr_base, searchable_responses=searchable_responses)
+    for n in range(120):  # other patients' responses, stored earlier
+        server.stored.append({"resourceType": "QuestionnaireResponse", "id": f"old-{n}",
+                              "identifier": {"system": "urn:other", "value": f"old-{n}"},
+                              "meta": {"lastUpdated": "2020-01-01T00:00:00Z"}})  # fmt: skip
+    service = ScreeningService(EmbeddedStore(), None)
+    ehr = FHIRClient(ehr_base, HttpTransport(retry=RetryPolicy(attempts=1)), name="EHR")
+    record = _structured_record(service)
+    server.lose = {"QuestionnaireResponse"}
+    record = service.run(record, ehr)
+    assert record.ehr.status == "pending" and record.ehr.in_flight  # sent, answer lost: remembered
+    assert service.load(record.id).ehr.in_flight  # saved before the create went out
+    record = service.run(record, ehr, force=True)
+    assert record.ehr.status == status
+    submission = record.id
+    assert len(server.of(submission)) == 1  # the response, once
+    assert len(server.of(f"{submission}#total")) == 1 and len(server.of(f"{submission}#item9")) == 1
+    again = service.run(record, ehr, force=True)  # nothing more is ever sent
+    assert (
+        len([r for r in server.stored if r["id"].startswith(("qu-", "ob-"))]) == 3
+        and again.ehr.status == status
+    )
