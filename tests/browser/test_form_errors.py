@@ -113,6 +113,9 @@ def test_a_form_with_problems_shows_a_focused_summary_in_the_frame(
     summary = frame_page.locator("#error-summary")
     summary.wait_for()
     assert problem in summary.inner_text()
+    # The focus moves once the page has loaded (autofocus, or focus.js on DOMContentLoaded): wait for the load,
+    # not a fixed time, before judging where the focus is.
+    frame_page.wait_for_load_state("load")
     assert frame_page.evaluate(IN_VIEW_AND_FOCUSED) == "ok"
     link = summary.get_by_role("link").first  # each problem links to its field
     target = (link.get_attribute("href") or "").removeprefix("#")

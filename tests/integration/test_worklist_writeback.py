@@ -44,7 +44,7 @@ def _worklist(world: SandboxWorld, browser: Browser, mode: str) -> str:
     ("mode", "patient", "written"),
     [
         # Generic SMART server: structured results (the response, the total and item 9) with user/…c scopes.
-        ("generic", "pt-0023", ("", "#total", "#item9")),
+        ("generic", "pt-0018", ("", "#total", "#item9")),
         # Oracle-like: a clinical note with user/DocumentReference.c (ehr-integration.md §1: notes only).
         ("oracle", "pt-0015", ("#note",)),
     ],
