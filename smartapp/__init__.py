@@ -50,6 +50,11 @@ def create_app(
     app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services
+    from smartapp.serving import install_log_redaction
+
+    # Flask logs an unhandled exception as "Exception on <path>": a link's token never reaches a log, whichever
+    # server runs the app (gunicorn and the dev server add their request loggers to the same filter).
+    install_log_redaction()
 
     from smartapp import form_once, site
     from smartapp.caseload import views as caseload

@@ -134,7 +134,36 @@ def guarded(app: Flask, endpoint: str | None, method: str) -> bool:
 def _replay(location: str) -> Response:
     if request.view_args and "launch_id" in request.view_args:
         flash(ALREADY_SAVED)
-    return redirect(location, code=303)  # type: ignore[return-value]
+    return redirect(_with_token(location), code=303)  # type: ignore[return-value]
+
+
+#: Stands for a questionnaire link's token in a remembered result: the store keeps only the token's hash.
+_LINK_MARK = "{link-token}"
+
+
+def _without_token(location: str) -> str:
+    token = str((request.view_args or {}).get("token", ""))
+    return location.replace(token, _LINK_MARK) if token else location
+
+
+def _with_token(location: str) -> str:
+    token = str((request.view_args or {}).get("token", ""))
+    return location.replace(_LINK_MARK, token) if token else location
+
+
+def already_saved() -> bool:
+    """Whether this POST's form id has already been spent on a saved result (a form sent again, e.g. after its
+    launch ended): such a form is never kept to be saved a second time. False when the id is not valid, not yet
+    used, or the store does not answer."""
+    scope = scope_for_request()
+    value = verified(scope, request.form.get(FIELD)) if scope is not None else None
+    if value is None:
+        return False
+    try:
+        state = _store().get(_key(str(scope), value))
+    except TandemError:
+        return False
+    return state is not None and state.startswith(_DONE)
 
 
 def claim() -> Response | None:
@@ -184,7 +213,7 @@ def settle(response: Response) -> Response:
         result = _local(location)
     try:
         if result is not None:
-            _store().set(key, _DONE + result, RESULT_SECONDS)
+            _store().set(key, _DONE + _without_token(result), RESULT_SECONDS)
         else:
             _store().delete(key)
     except StoreUnavailable:

@@ -373,7 +373,12 @@ def mint_form_binding() -> str | None:
     user = None
     if session.context.fhir_user and session.context.fhir_user_type:
         user = f"{session.context.fhir_user_type}/{session.context.fhir_user.rstrip('/').split('/')[-1]}"
-    data = {"v": 1, "iss": session.iss, "pat": session.context.patient, "usr": user, "lid": session.id,
+    # A patient's own portal launch may name no patient in context: the patient is then the user (as
+    # portal_access_for reads it), so a questionnaire kept after the visit ended is still bound to them.
+    patient = session.context.patient or (
+        user.split("/", 1)[1] if user and user.startswith("Patient/") else None
+    )
+    data = {"v": 1, "iss": session.iss, "pat": patient, "usr": user, "lid": session.id,
             "iat": int(time.time()), "page": request.endpoint}  # fmt: skip
     payload = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
     return f"{payload}.{_binding_mac(payload)}"

@@ -50,11 +50,13 @@ class RedactTokens(logging.Filter):
 
 #: The loggers request lines reach: gunicorn's (glogging) and werkzeug's dev server.
 REQUEST_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug")
+#: Tandem's own loggers and Flask's app logger: an unhandled exception is logged as "Exception on <path>".
+APP_LOGGERS = ("smartapp", "launch", "fhir_mappings")
 
 
 def install_log_redaction() -> None:
     """Add the redacting filter to every logger that writes request lines (idempotent)."""
-    for name in REQUEST_LOGGERS:
+    for name in (*REQUEST_LOGGERS, *APP_LOGGERS):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())

@@ -100,22 +100,24 @@ NOT_ANSWERS = ("submission_id", "submission_sig", "mode", "caregiver", "step", "
 
 def result_of(item: ParkedForm, catalogue: Catalogue) -> ScoreResult | None:
     """A parked screening's result with the normal scoring engine (without the patient's sex and age, which need
-    the EHR: the safety items never depend on them); None when it is not a screening or an answer is invalid."""
+    the EHR: the safety items never depend on them); None when it is not a screening. Answers that do not
+    parse are left out (blanks to the engine), so an answered safety item always counts."""
     instrument = catalogue.get(item.instrument or "")
     if instrument is None:
         return None
-    answers, problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
-    return None if problems else score(instrument, answers)
+    # An invalid answer (kept as typed, for the next launch to correct) never hides a safety item that was
+    # answered: the answers that parse are scored, and their safety flags stand.
+    answers, _problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
+    return score(instrument, answers)
 
 
 def submission_of(item: ParkedForm, catalogue: Catalogue) -> Submission | None:
-    """The parked screening as a submission (for its safety Task); None without a patient or valid answers."""
+    """The parked screening as a submission (for its safety Task), of the answers that parse; None without a
+    patient."""
     instrument = catalogue.get(item.instrument or "")
     if instrument is None or not item.patient or not item.submission_id:
         return None
-    answers, problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
-    if problems:
-        return None
+    answers, _problems = parse_answers(instrument, {k: v for k, v in item.fields if k not in NOT_ANSWERS})
     return Submission(submission_id=item.submission_id, instrument=instrument, answers=answers,
                       result=score(instrument, answers), patient_id=item.patient,
                       authored=datetime.fromisoformat(item.parked_at), author=item.user, encounter_id=None,
@@ -264,10 +266,20 @@ class ParkedForms:
         if submission is None or task is None or self.registry is None:
             item.task = TASK_PENDING  # never dropped: retried by the worker's sweep
             return item
+        # Written alone, before the screening's QuestionnaireResponse exists in the registry: it names none (a
+        # store with referential integrity would refuse it). A Task already there (the screening was saved, and
+        # its follow-up perhaps closed) is never overwritten.
+        parked_task = {k: v for k, v in task.items() if k != "focus"}
         try:
-            self.registry.update(
-                validated({**task, "for": PatientKey(item.iss, submission.patient_id).reference()})
-            )
+            try:
+                self.registry.read("Task", task["id"])
+                exists = True
+            except errors.FHIRNotFound:
+                exists = False
+            if not exists:
+                self.registry.update(
+                    validated({**parked_task, "for": PatientKey(item.iss, submission.patient_id).reference()})
+                )
         except errors.TandemError as error:
             log.warning("a parked screening's safety Task could not be written yet: %s", type(error).__name__)
             item.task = TASK_PENDING

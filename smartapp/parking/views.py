@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 
 from launch import errors
 from launch.sessions import LaunchSession
+from smartapp import form_once
 from smartapp.parking.service import TASK_PENDING, ParkedForm, ParkedForms, now_iso, result_of
 from smartapp.request_context import (
     FORM_BINDING_FIELD,
@@ -67,6 +68,9 @@ PARKABLE: dict[str, FormKind] = {
     "selfreport.answer": FormKind("Questionnaire", screening=True),
 }
 
+#: Forms only a chart launch (its patient in context) can save: never offered in a worklist launch.
+CHART_ONLY = frozenset({"chart.screen", "chart.record_gestation", "chart.add_caregiver", "caseload.enrol"})
+
 #: Never kept: the ended launch's CSRF token and binding, and the portal step controls.
 _NOT_KEPT = HIDDEN_FORM_FIELDS | {"parked_item"}
 #: Ids a form carries that are minted and signed per launch: re-signed for the launch that reopens the form.
@@ -93,6 +97,11 @@ def park_ended_post(launch_id: str) -> Response | None:
         log.warning("a form posted after its launch ended carried no valid binding: not kept")
         return None
     kind = PARKABLE[str(request.endpoint)]
+    if form_once.already_saved() or _screening_saved():
+        # Sent again (Back, then resubmit) after it was saved and the launch ended: nothing to keep, and never a
+        # second record or a safety follow-up written over one a person may have closed since.
+        log.info("a form posted after its launch ended had already been saved: not kept")
+        return Response(render_template("parked_already_saved.html", kind=kind), status=200)
     args = {k: str(v) for k, v in (request.view_args or {}).items() if k != "launch_id"}
     agrees, patient = _patient_of(binding, args)
     if not agrees:
@@ -124,6 +133,17 @@ def park_ended_post(launch_id: str) -> Response | None:
     store.save(item)
     log.info("a form posted after its launch ended was parked (%s)", item.endpoint)
     return _parked_page(item, kind, result)
+
+
+def _screening_saved() -> bool:
+    """Whether the screening this form carries (its submission id) has already been recorded."""
+    submission_id = request.form.get("submission_id", "")
+    if not submission_id:
+        return False
+    try:
+        return services().screenings.load(submission_id) is not None
+    except errors.TandemError:
+        return False
 
 
 def _parked_page(item: ParkedForm, kind: FormKind, result: Any) -> Response:
@@ -221,8 +241,12 @@ def visible_parked() -> list[ParkedForm]:
                 patient = session.context.patient
                 # A chart launch offers its own patient's forms only: a form typed for another patient is never
                 # reopened where it would be saved for this one (the user's others wait for their own launch).
+                # A worklist launch (no patient) offers only the forms it can save: not the chart's own forms.
                 g.parked_visible = [
-                    i for i in found if not i.self_reported and (not patient or i.patient == patient)
+                    i
+                    for i in found
+                    if not i.self_reported
+                    and (i.patient == patient if patient else i.endpoint not in CHART_ONLY)
                 ]
         except errors.TandemError:
             g.parked_visible = []

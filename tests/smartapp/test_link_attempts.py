@@ -125,3 +125,27 @@ def test_forty_concurrent_guesses_through_the_app(app: Flask, monkeypatch: pytes
         client.post(f"/r/{token}", data={**hidden, **right}, base_url="https://tandem.test").status_code
         == 410
     )
+
+
+def test_the_remembered_result_of_a_link_form_holds_no_token(app: Flask) -> None:
+    # Redis keeps only a link token's hash (smartapp/selfreport/links.py); the single-use form id's remembered
+    # result (the redirect after the date of birth, /r/<token>/start) must not keep the live token in clear.
+    import redis as redis_client
+
+    from launch.store import RedisStore
+
+    services = app.extensions["tandem"]
+    assert isinstance(services.store, RedisStore)
+    token, _ = QuestionnaireLinks(services.store, services.secret_key).create(
+        PatientKey(ISS, "p2"), "phq9", BORN, None, 7
+    )
+    client, hidden = _opened(app, token)
+    right = {"day": str(BORN.day), "month": str(BORN.month), "year": str(BORN.year)}
+    answer = client.post(f"/r/{token}", data={**hidden, **right}, base_url="https://tandem.test")
+    assert answer.status_code == 303 and token in answer.headers["Location"]
+    raw = redis_client.Redis.from_url(services.store.url)
+    values = [raw.get(k) or b"" for k in raw.keys("*") if raw.type(k) == b"string"]
+    assert not [v for v in values if token.encode() in v]
+    # A replay of that form still lands on the visit's page, with the token put back from the address.
+    replay = client.post(f"/r/{token}", data={**hidden, **right}, base_url="https://tandem.test")
+    assert replay.status_code == 303 and replay.headers["Location"].endswith(f"/r/{token}/start")

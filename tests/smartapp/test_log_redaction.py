@@ -144,3 +144,12 @@ def test_a_link_page_sends_no_referer(client: Any) -> None:
     answer = client.get(f"/r/{token}", base_url="https://tandem.test")
     assert answer.headers["Referrer-Policy"] == "no-referrer"
     assert client.get("/healthz", base_url="https://tandem.test").headers["Referrer-Policy"] == "same-origin"
+
+
+def test_flasks_own_exception_log_has_no_link_token(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    # Flask logs an unhandled exception through the app's logger as "Exception on /r/<token> [POST]": that
+    # logger gets the same filter as the request loggers (review of issue 26 §4).
+    token = secrets.token_urlsafe(32)
+    with caplog.at_level(logging.ERROR, logger=app.logger.name):
+        app.logger.error(f"Exception on /r/{token}/q [POST]")  # as Flask's log_exception formats it
+    assert caplog.records and all(token not in r.getMessage() for r in caplog.records)

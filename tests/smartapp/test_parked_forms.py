@@ -292,3 +292,56 @@ def test_a_form_whose_launch_ends_while_it_is_saved_is_kept(
     again.launch(epic)
     chart = again.get().get_data(as_text=True)
     assert "You have 1 unsaved form from" in chart and "Gestational age at birth" in chart
+
+
+# --- review of the merged change: a form saved before its launch ended is never kept a second time ----------
+
+
+def test_a_form_saved_before_the_launch_ended_and_sent_again_is_not_kept(
+    app: Flask, actions: Actions, epic: RecordedEHR
+) -> None:
+    # Source: issue 26 §1 — "a replayed id returns the first result, never a second record": Back, then resubmit,
+    # after the launch has ended must not park a copy of a screening already saved.
+    hidden = _screening_form(actions, epic)
+    saved = actions.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9")
+    assert saved.status_code == 303
+    _end(actions)
+    again = actions.post("screen/phq9", {**hidden, **PHQ9_ITEM9_POSITIVE}, page="screen/phq9")
+    html = again.get_data(as_text=True)
+    assert again.status_code == 200 and "already saved" in html and "was kept" not in html
+    assert _parked(app) == []
+
+
+def test_an_invalid_answer_never_hides_the_safety_item_of_a_parked_screening(app: Flask) -> None:
+    # Source: issue 26 §2 — "a blank never hides a positive result or a safety flag": an answer that does not
+    # parse is a blank to the engine, and item 9 answered positive still raises its alert and Task.
+    from smartapp.parking.service import result_of, submission_of
+
+    catalogue = app.extensions["tandem"].catalogue
+    fields = [(k, "not-an-answer" if k == "phq9-1" else v) for k, v in PHQ9_ITEM9_POSITIVE.items()]
+    item = ParkedForm(id="x", endpoint="chart.screen", args={"key": "phq9"}, fields=fields,
+                      iss="https://ehr.test/fhir", patient="p1", user="Practitioner/1", launch_id="l" * 32,
+                      parked_at="2026-12-07T10:00:00+00:00", instrument="phq9", submission_id="a" * 32)  # fmt: skip
+    result = result_of(item, catalogue)
+    assert result is not None and result.safety
+    submission = submission_of(item, catalogue)
+    assert submission is not None and submission.result.safety
+
+
+def test_a_patient_portal_launch_without_a_patient_in_context_binds_the_patient_user(app: Flask) -> None:
+    # Source: issue 26 §1 — the binding is bound to (issuer, patient): a portal launch whose EHR names the patient
+    # only as the user (fhirUser Patient/…) still binds that patient, so a kept questionnaire reaches the care team.
+    from launch.context import LaunchContext
+    from launch.sessions import LaunchSession
+    from smartapp.request_context import mint_form_binding
+
+    context = LaunchContext(patient=None, fhir_user="https://ehr.test/fhir/Patient/p7")
+    session = LaunchSession(id="s" * 32, binding="b", iss="https://ehr.test/fhir", access_token="t",
+                            expires_at=time.time() + 300, refresh_token=None, scope="launch/patient",
+                            context=context)  # fmt: skip
+    with app.test_request_context("/app/" + "s" * 32 + "/me/"):
+        from flask import g
+
+        g.launch = session
+        binding = mint_form_binding()
+    assert binding is not None and _payload(binding)["pat"] == "p7"
