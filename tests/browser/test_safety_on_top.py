@@ -18,7 +18,7 @@ from smartapp.caseload.service import invalidate_registry_cache
 
 pytestmark = pytest.mark.integration
 
-PATIENT = "pt-0023"  # used by no other test
+PATIENT = "pt-0099"  # not in the EHR of the shared world: no other test enrols it
 PROGRAMS = {
     "cocm-depression": "enrolments",
     "cocm-smi": "enrolments",
