@@ -56,6 +56,7 @@ from smartapp import errors as app_errors
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
 from smartapp.healthysteps.gestation import GestationProblem
+from smartapp.parking.views import remember_launch_names
 from smartapp.request_context import (
     current_access,
     current_ehr,
@@ -111,8 +112,11 @@ def _common(session: LaunchSession, ehr: FHIRClient, patient_id: str | None = No
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
         except errors.TandemError as error:
             notice = f"The patient's demographics could not be read from the EHR ({error.message})."
+    header = header_context(session, ehr)
+    if patient is not None and patient_id == context.patient:
+        remember_launch_names(session, label_of_patient(patient), header.get("user_name"))
     return {
-        **header_context(session, ehr),
+        **header,
         "names": {instrument.key: instrument.name for instrument in services().catalogue},
         "patient": patient,
         "patient_notice": notice,

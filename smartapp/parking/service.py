@@ -21,7 +21,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.patient_summary import PatientLabel
 from fhir_mappings.registry.resources import enrolment_from
 from fhir_mappings.screening.instruments import Catalogue
 from fhir_mappings.screening.resources import Submission, safety_task
@@ -69,6 +71,17 @@ class ParkedForm:
     self_reported: bool = False
     #: An HMAC of the post (see `ParkedForms.fingerprint_of`): the same post twice parks one item.
     fingerprint: str | None = None
+    #: Who the patient is and who typed it, as the launch's pages knew them (`remember_names`): a safety
+    #: follow-up raised from a kept screening names both, like one raised from a live launch.
+    patient_name: str | None = None
+    patient_birth_date: str | None = None
+    patient_mrn: str | None = None
+    user_name: str | None = None
+
+    @property
+    def patient_label(self) -> PatientLabel | None:
+        label = PatientLabel(self.patient_name, parse_date(self.patient_birth_date), self.patient_mrn)
+        return label if label.known else None
 
     @property
     def values(self) -> dict[str, str]:
@@ -122,7 +135,8 @@ def submission_of(item: ParkedForm, catalogue: Catalogue) -> Submission | None:
                       result=score(instrument, answers), patient_id=item.patient,
                       authored=datetime.fromisoformat(item.parked_at), author=item.user, encounter_id=None,
                       iss=item.iss, focus_label="Caregiver" if item.caregiver else None,
-                      self_reported=item.self_reported)  # fmt: skip
+                      self_reported=item.self_reported, patient_label=item.patient_label,
+                      author_name=item.user_name)  # fmt: skip
 
 
 class ParkedForms:
@@ -193,6 +207,30 @@ class ParkedForms:
                 "a parked form could not be read (another secret key, or damaged); it is left to expire"
             )
             return None
+
+    # --- who the launch's pages named (for a form kept after the launch ended) -----------------------------
+
+    def remember_names(self, launch_id: str, label: PatientLabel | None, user_name: str | None,
+                       ttl: int) -> None:  # fmt: skip
+        """What a launch's chart page read (the patient's name, birth date and MRN; the user's name), kept
+        encrypted for as long as its forms' bindings live, so a form posted after the launch ended still names
+        both on the safety follow-up it raises."""
+        data = {"name": label.name if label else None, "born": label.birth_date.isoformat() if label and
+                label.birth_date else None, "mrn": label.mrn if label else None, "user": user_name}  # fmt: skip
+        if not any(data.values()):
+            return
+        blob = self._fernet.encrypt(json.dumps(data).encode()).decode()
+        self.store.set(f"launch-names:{self._hashed('names', launch_id)}", blob, ttl)
+
+    def names_of(self, launch_id: str) -> dict[str, str | None]:
+        raw = self.store.get(f"launch-names:{self._hashed('names', launch_id)}")
+        if not raw:
+            return {}
+        try:
+            data = json.loads(self._fernet.decrypt(raw.encode()).decode())
+        except (InvalidToken, ValueError, TypeError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
     def by_submission(self, submission_id: str) -> ParkedForm | None:
         item_id = self.store.get(f"parked:submission:{submission_id}")
@@ -277,9 +315,10 @@ class ParkedForms:
             except errors.FHIRNotFound:
                 exists = False
             if not exists:
-                self.registry.update(
-                    validated({**parked_task, "for": PatientKey(item.iss, submission.patient_id).reference()})
-                )
+                name = submission.patient_label.name if submission.patient_label else None
+                self.registry.update(validated({
+                    **parked_task, "for": PatientKey(item.iss, submission.patient_id).reference(name)
+                }))  # fmt: skip
         except errors.TandemError as error:
             log.warning("a parked screening's safety Task could not be written yet: %s", type(error).__name__)
             item.task = TASK_PENDING

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
+from fhir_mappings.common.patient_summary import PatientLabel
 from launch import errors
 from launch.sessions import LaunchSession
 from smartapp import form_once
@@ -86,6 +87,14 @@ def _max_age() -> int:
     return services().settings.form_binding_hours * 3600
 
 
+def remember_launch_names(session: LaunchSession, label: PatientLabel | None, user_name: str | None) -> None:
+    """Called by the chart's pages with what they read: kept (encrypted) while the launch's forms may be parked."""
+    try:
+        parked_forms().remember_names(session.id, label, user_name, _max_age())
+    except errors.TandemError as error:
+        log.warning("the launch's names could not be kept for its forms: %s", type(error).__name__)
+
+
 def park_ended_post(launch_id: str) -> Response | None:
     """Called by `load_launch` when a request's launch is gone: a POST to a form Tandem keeps, carrying a valid
     binding for this launch, is parked and answered with a page that says so; anything else returns None (the
@@ -127,6 +136,11 @@ def park_ended_post(launch_id: str) -> Response | None:
         parked_at=now_iso(),
         fingerprint=fingerprint,
     )
+    names = store.names_of(launch_id)  # what the launch's pages read: the safety follow-up names both
+    item.user_name = names.get("user")
+    if item.patient and item.patient == binding.patient:
+        item.patient_name, item.patient_birth_date = names.get("name"), names.get("born")
+        item.patient_mrn = names.get("mrn")
     result = None
     if kind.screening:
         item, result = _park_screening(store, item, binding)

@@ -114,14 +114,19 @@ def safety_items(access: Access) -> list[SafetyItem]:
     listed = {r.id for r in _unsaved_safety_records(access)}
     for parked in parked_forms().pending_safety():
         key = parked.key
+        careplan_id = parked.args.get("careplan_id")
+        if key is None and careplan_id and parked.iss == access.iss:
+            # Kept while the registry was away, its enrolment's patient not yet known to it: the caseload names
+            # the enrolment's patient now, so the follow-up is listed at once (not only after the worker's sweep).
+            key = next((e.key for e in data.enrolments if e.id == careplan_id), None)
         if key is None or key.iss != access.iss or not access.allows_patient(key) or not parked.submission_id:
             continue
         if parked.submission_id in listed or resource_id(parked.submission_id, "safety") in in_registry:
             continue
         parked_at = datetime.fromisoformat(parked.parked_at)
-        raised_by = Member(parked.user, None) if parked.user else None  # the user whose launch had ended
+        raised_by = Member(parked.user, parked.user_name) if parked.user else None  # their launch had ended
         items.append(SafetyItem(key, parked_at.date(), " ".join(parked.safety), raised=parked_at,
-                                requester=raised_by))  # fmt: skip
+                                requester=raised_by, label=parked.patient_label))  # fmt: skip
     return sorted(items, key=lambda item: (item.since, item.key))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from fhir_mappings.screening.resources import resource_id
 from sandbox.world import SandboxWorld
@@ -45,8 +46,15 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
     assert task["for"]["reference"].endswith(patient)
     assert tandem.screenings.load(submission) is None  # not recorded yet: it waits for a clinician
 
-    # The safety follow-up list of a worklist launch shows it at once (its Task is in the registry).
-    assert task_id in manager.get(safety_page).text
+    # The safety follow-up list of a worklist launch shows it at once (its Task is in the registry), naming the
+    # patient and who raised it from what the ended launch's chart page had read (never "nobody" or an id).
+    listed = manager.get(safety_page).text
+    assert task_id in listed
+    section = listed.split(task_id)[0].rsplit('<section class="safety-item', 1)[1]
+    ehr_patient = requests.get(f"{world.ehr.base_url}/Patient/{patient}", timeout=10).json()
+    name = " ".join([*ehr_patient["name"][0].get("given", []), ehr_patient["name"][0]["family"]])
+    assert name in section and f"DOB {ehr_patient['birthDate']}" in section
+    assert "a user the EHR did not name" not in section and "Nobody can be named" not in section
 
     # The next launch for the patient: a notice, the form prefilled with the same submission id, saved once.
     clinician = Browser()
@@ -241,6 +249,14 @@ def test_a_follow_up_measurement_parked_while_the_registry_cannot_be_read_gets_i
         i for i in ParkedForms.of(tandem).pending_safety() if i.args.get("careplan_id") == careplan_id
     ]
     assert pending.patient is None and pending.submission_id
+    # Issue 26 §2 — every alert reaches a person: once the registry answers again, the safety list names the
+    # enrolment's patient from the caseload at once, before the worker's sweep has written the Task.
+    other = Browser()
+    queue_launch = launch_id_of(
+        other.follow(launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-2"))
+    )
+    queue = other.get(f"{world.tandem_url}/app/{queue_launch}/safety").text
+    assert f"/enrolments/{careplan_id}" in queue and "has not reached the registry store yet" in queue
     # Source: issue 26 §1 — never silently dropped: the worker's sweep finds the enrolment's patient and writes it.
     assert ParkedForms.of(tandem).retry_safety_tasks() == 1
     task = tandem.registry.read("Task", resource_id(pending.submission_id, "safety"))

@@ -345,3 +345,17 @@ def test_a_patient_portal_launch_without_a_patient_in_context_binds_the_patient_
         g.launch = session
         binding = mint_form_binding()
     assert binding is not None and _payload(binding)["pat"] == "p7"
+
+
+def test_what_the_chart_page_read_is_kept_encrypted_for_the_launchs_forms(
+    app: Flask, actions: Actions, epic: RecordedEHR
+) -> None:
+    # The names a kept safety follow-up shows (the patient's, the user's) are kept for the launch's forms, and
+    # never in clear at rest nor in a key name.
+    _screening_form(actions, epic)
+    raw = _redis(app)
+    keys = raw.keys("tandem:launch-names:*")
+    assert len(keys) == 1 and actions.launch_id.encode() not in keys[0]
+    names = ParkedForms.of(app.extensions["tandem"]).names_of(actions.launch_id)
+    assert names.get("name")
+    assert names["name"].encode() not in (raw.get(keys[0]) or b"")
