@@ -48,3 +48,14 @@ def form_in(html: str, action: str, *, page: str | None = None) -> Form:
     found = [form for form in posts if (form.action or page or "").split("?")[0].endswith(action)]
     assert found, f"no POST form for {action} among {[form.action or page for form in posts]}"
     return found[0]
+
+
+#: What a clinician reads on a page: never these (technical detail only inside a collapsed "Details for IT").
+FORBIDDEN_ON_PAGES = (
+    "HTTP 4",
+    "HTTP 5",
+    "DocumentReference",
+    "Observation",
+    "QuestionnaireResponse",
+    "OperationOutcome",
+)

@@ -28,6 +28,12 @@ class PatientLabel:
         return bool(self.name or self.birth_date or self.mrn)
 
 
+def kept_label(name: str | None, birth_date_text: str | None, mrn: str | None) -> PatientLabel | None:
+    """A label kept as text (on a screening record, a kept form): None when it gives nothing to tell by."""
+    label = PatientLabel(name, parse_date(birth_date_text), mrn)
+    return label if label.known else None
+
+
 def label_of_patient(patient: Mapping[str, Any] | None) -> PatientLabel | None:
     """The label of an EHR Patient resource; None when it gives nothing to tell the patient by."""
     label = PatientLabel(display_name(patient), birth_date(patient), identifier_value(patient))

@@ -21,9 +21,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.patient_summary import PatientLabel
+from fhir_mappings.common.patient_summary import PatientLabel, kept_label
 from fhir_mappings.registry.resources import enrolment_from
 from fhir_mappings.screening.instruments import Catalogue
 from fhir_mappings.screening.resources import Submission, safety_task
@@ -80,8 +79,7 @@ class ParkedForm:
 
     @property
     def patient_label(self) -> PatientLabel | None:
-        label = PatientLabel(self.patient_name, parse_date(self.patient_birth_date), self.patient_mrn)
-        return label if label.known else None
+        return kept_label(self.patient_name, self.patient_birth_date, self.patient_mrn)
 
     @property
     def values(self) -> dict[str, str]:

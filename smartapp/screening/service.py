@@ -18,9 +18,8 @@ from functools import cached_property
 from typing import Any
 
 from fhir_mappings.common.caregivers import Caregiver, caregiver_from_record, caregiver_record, related_person
-from fhir_mappings.common.dates import parse_date
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.patient_summary import PatientLabel
+from fhir_mappings.common.patient_summary import PatientLabel, kept_label
 from fhir_mappings.screening.instruments import CATALOGUE, Answer, Catalogue
 from fhir_mappings.screening.resources import (
     Submission,
@@ -141,8 +140,7 @@ class ScreeningRecord:
 
     @property
     def patient_label(self) -> PatientLabel | None:
-        label = PatientLabel(self.patient_name, parse_date(self.patient_birth_date), self.patient_mrn)
-        return label if label.known else None
+        return kept_label(self.patient_name, self.patient_birth_date, self.patient_mrn)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

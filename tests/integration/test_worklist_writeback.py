@@ -13,20 +13,14 @@ import requests
 from fhir_mappings.screening.resources import SUBMISSION_SYSTEM
 from sandbox.world import SandboxWorld
 
+from ..forms import FORBIDDEN_ON_PAGES
 from .conftest import Browser, launch_id_of, launch_url
 from .test_caseload import enrol
 
 pytestmark = pytest.mark.integration
 
 FOLLOW_UP = {f"phq9-{n}": "LA6570-1" for n in range(1, 9)} | {"phq9-9": "LA6568-5", "mode": "phone"}
-FORBIDDEN = (
-    "HTTP 4",
-    "HTTP 5",
-    "DocumentReference",
-    "Observation",
-    "QuestionnaireResponse",
-    "OperationOutcome",
-)
+FORBIDDEN = FORBIDDEN_ON_PAGES
 
 
 def _ehr(world: SandboxWorld, resource_type: str, **params: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from smartapp.worker import work_burst
 from ..conftest import APP_BASE, full_launch, make_ehr, post_from
 from ..conftest import submit as submit_form
 from ..ehr import RecordedEHR, load_fixture
-from ..forms import form_in
+from ..forms import FORBIDDEN_ON_PAGES, form_in
 
 REGISTRY = "https://registry.test/fhir"
 ITEM9_POSITIVE = {f"phq9-{n}": "LA6569-3" for n in range(1, 10)}
@@ -298,15 +298,7 @@ def test_a_server_that_refused_conditional_create_is_not_asked_again(rsps: respo
     assert conditional == [True, False, False, False]  # refused once, then plain creates only
 
 
-#: What a clinician reads on a page: never these (technical detail only inside a collapsed "Details for IT").
-FORBIDDEN = (
-    "HTTP 4",
-    "HTTP 5",
-    "DocumentReference",
-    "Observation",
-    "QuestionnaireResponse",
-    "OperationOutcome",
-)
+FORBIDDEN = FORBIDDEN_ON_PAGES
 
 
 def _readable(html: str) -> str:
