@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
@@ -91,6 +91,15 @@ def _unsaved_safety_records(access: Access) -> list[ScreeningRecord]:
 
 
 def safety_items(access: Access) -> list[SafetyItem]:
+    """Every open safety follow-up this launch may see, oldest first: read once per request (the header's two
+    counts, the list and a record's top section share it)."""
+    cached = cast(list[SafetyItem] | None, g.get("safety_items"))
+    if cached is None:
+        cached = g.safety_items = _read_safety_items(access)
+    return list(cached)
+
+
+def _read_safety_items(access: Access) -> list[SafetyItem]:
     data = caseload_data(access.iss)
     items = [
         SafetyItem(t.key, t.authored or date.min, t.description or "Same-day safety follow-up", task=t,
@@ -99,7 +108,8 @@ def safety_items(access: Access) -> list[SafetyItem]:
         if t.kind == "safety-follow-up" and t.open and t.key and access.allows_patient(t.key)
     ]  # fmt: skip
     in_registry = {t.id for t in data.tasks}
-    for record in _unsaved_safety_records(access):
+    unsaved = _unsaved_safety_records(access)
+    for record in unsaved:
         if resource_id(record.id, "safety") not in in_registry:
             reason = " ".join(flag.message for flag in record.result.safety)
             authored = datetime.fromisoformat(record.authored)
@@ -111,7 +121,7 @@ def safety_items(access: Access) -> list[SafetyItem]:
     # A positive screening posted after its launch ended (parked) whose safety Task has not reached the registry.
     from smartapp.parking.views import parked_forms
 
-    listed = {r.id for r in _unsaved_safety_records(access)}
+    listed = {r.id for r in unsaved}
     for parked in parked_forms().pending_safety():
         key = parked.key
         careplan_id = parked.args.get("careplan_id")
