@@ -32,6 +32,7 @@ from smartapp.config import RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
 from smartapp.healthysteps.gestation import GestationService
 from smartapp.healthysteps.service import HealthyStepsService
+from smartapp.registry_store import RegistryClient
 from smartapp.screening.service import ScreeningService
 from smartapp.screening.writebacks import RQWritebacks, ThreadWritebacks, WritebackQueue
 from smartapp.smi.medical import EhrMedical
@@ -139,7 +140,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
                 signing_key=keys.get(settings.registry_key_id),
                 scopes=settings.registry_scopes.split(),
             )
-        registry = FHIRClient(
+        registry = RegistryClient(
             settings.registry_url, HttpTransport(timeout=settings.http_timeout), auth, name="registry"
         )
     else:

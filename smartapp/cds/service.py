@@ -243,7 +243,7 @@ class CdsService:
         catalogue = svc.catalogue
         patient_user = user.startswith(("Patient/", "RelatedPerson/"))
         if patient_user:
-            if user.startswith("Patient/") and user != key.relative:
+            if user.startswith("Patient/") and user != key.ehr_relative:
                 return CardFacts(patient_user=True), None  # someone else's chart in a portal: nothing
             own = tuple(s for s in screens if not s.caregiver and (i := catalogue.get(s.instrument)) is not None
                         and i.self_report)  # fmt: skip

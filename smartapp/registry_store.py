@@ -1,0 +1,137 @@
+"""The registry store's client: the FHIR client plus what a store with referential integrity needs.
+
+Every write goes through `RegistryClient`, which (1) rewrites references so they resolve in the store
+(`fhir_mappings.common.registry_refs.to_registry`: the patient as the registry's own Patient per (issuer, id),
+other EHR resources as logical references), and (2) makes sure the registry Patient of each patient a write
+references exists: in the same transaction when the write is a transaction (its PUT comes first), otherwise by an
+idempotent PUT just before the write. Patients known to exist are remembered per process (bounded); a write the
+store refuses because such a Patient is gone anyway (deleted by hand, a restored backup) writes it and is retried
+once. Every read is mapped back (`from_registry`), so the rest of Tandem reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fhir_mappings.common.identity import PatientKey, registry_patient
+from fhir_mappings.common.registry_refs import bundle_patients, from_registry, resource_patients, to_registry
+from launch import errors
+from launch.fhir import FHIRClient, SearchParams
+
+log = logging.getLogger(__name__)
+
+#: Registry Patients remembered as existing, per process.
+KNOWN_PATIENTS_LIMIT = 100_000
+#: What a store answers when a reference does not resolve (HAPI: 400 "HAPI-1094: Resource Patient/… not found",
+#: Google: 400/422; some answer 404 or 409).
+_UNRESOLVED = (errors.FHIRBadRequest, errors.FHIRUnprocessable, errors.FHIRNotFound, errors.FHIRConflict)
+
+
+class RegistryClient(FHIRClient):
+    """The registry store (see the module doc). Reads and writes take and give what the domain writes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- the registry Patients ---------------------------------------------------------------------
+
+    def _is_known(self, key: PatientKey) -> bool:
+        with self._lock:
+            if key.registry_id in self._known:
+                self._known.move_to_end(key.registry_id)
+                return True
+            return False
+
+    def _remember(self, keys: Iterable[PatientKey]) -> None:
+        with self._lock:
+            for key in keys:
+                self._known[key.registry_id] = None
+                self._known.move_to_end(key.registry_id)
+            while len(self._known) > KNOWN_PATIENTS_LIMIT:
+                self._known.popitem(last=False)
+
+    def _forget(self, keys: Iterable[PatientKey]) -> None:
+        with self._lock:
+            for key in keys:
+                self._known.pop(key.registry_id, None)
+
+    def ensure_patients(self, keys: Iterable[PatientKey]) -> None:
+        """Write the registry Patient of each key not known to exist (an idempotent PUT)."""
+        for key in keys:
+            if not self._is_known(key):
+                FHIRClient.update(self, registry_patient(key))
+                self._remember([key])
+
+    def _write(self, resource: Mapping[str, Any], send: Any) -> dict[str, Any]:
+        outgoing = to_registry(resource)
+        keys = resource_patients(outgoing)
+        self.ensure_patients(keys)
+        try:
+            written = send(outgoing)
+        except _UNRESOLVED:
+            if not keys:
+                raise
+            # A remembered Patient may be gone: write them again and retry once.
+            self._forget(keys)
+            self.ensure_patients(keys)
+            written = send(outgoing)
+        return dict(from_registry(written))
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def create(
+        self, resource: Mapping[str, Any], *, if_none_exist: str | None = None, retry_safe: bool | None = None
+    ) -> dict[str, Any]:
+        return self._write(
+            resource,
+            lambda out: FHIRClient.create(self, out, if_none_exist=if_none_exist, retry_safe=retry_safe),
+        )
+
+    def update(self, resource: Mapping[str, Any], *, if_match: str | None = None) -> dict[str, Any]:
+        return self._write(resource, lambda out: FHIRClient.update(self, out, if_match=if_match))
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        entries = [dict(e) for e in bundle.get("entry") or [] if isinstance(e, Mapping)]
+        for entry in entries:
+            if isinstance(entry.get("resource"), Mapping):
+                entry["resource"] = to_registry(entry["resource"])
+        outgoing = {**bundle, "entry": entries}
+        keys = bundle_patients(outgoing)
+
+        def send(known_missing: list[PatientKey]) -> dict[str, Any]:
+            # The missing registry Patients are written first, in the same transaction (or batch).
+            patients = [{"fullUrl": f"Patient/{k.registry_id}", "resource": registry_patient(k),
+                         "request": {"method": "PUT", "url": f"Patient/{k.registry_id}"}} for k in known_missing]  # fmt: skip
+            response = FHIRClient.transaction(self, {**outgoing, "entry": patients + entries})
+            self._remember(known_missing)
+            answered = list(response.get("entry") or [])
+            return {**response, "entry": answered[len(patients) :]}
+
+        missing = [k for k in keys if not self._is_known(k)]
+        try:
+            response = send(missing)
+        except _UNRESOLVED:
+            if not keys or len(missing) == len(keys):
+                raise
+            self._forget(keys)
+            response = send(list(keys))
+        self._remember(keys)
+        return dict(from_registry(response))
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        return dict(from_registry(super().read(resource_type, resource_id)))
+
+    def search(self, resource_type: str, params: SearchParams | None = None) -> dict[str, Any]:
+        return dict(from_registry(super().search(resource_type, params)))
+
+    def next_page(self, bundle: Mapping[str, Any]) -> dict[str, Any] | None:
+        page = super().next_page(bundle)
+        return None if page is None else dict(from_registry(page))
