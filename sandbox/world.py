@@ -46,6 +46,9 @@ class SandboxWorld:
     seed_skip: frozenset[str] = frozenset()
     #: No per-request lines on the console (the demo: a person needs the URLs, not the traffic).
     quiet: bool = False
+    #: The registry store: "sekmet" (the light peer, SQLite, backend-services tokens) or "hapi" (HAPI FHIR JPA
+    #: with its default settings, referential integrity on; no authentication of its own, as behind a proxy).
+    registry_server: str = "sekmet"
 
     def __post_init__(self) -> None:
         self._own_workdir = self.workdir is None
@@ -109,13 +112,31 @@ class SandboxWorld:
             loaded = load_cohort(self.ehr.base_url, self.cohort.transaction_bundles())
             log.info("loaded %d synthetic resources into the EHR's FHIR server", loaded)
 
-            self.registry = FhirServer(
-                self.workdir / "registry-fhir",
-                self.registry_port,
-                smart_clients=[
-                    {"client_id": REGISTRY_CLIENT_ID, "jwks": ring.public_jwks(), "scopes": "system/*.cruds"}
-                ],
-            ).start()
+            if self.registry_server == "hapi":
+                from .processes import HapiServer
+
+                self.registry = HapiServer(self.workdir / "registry-hapi", self.registry_port).start()
+                registry_env = {"TANDEM_REGISTRY_URL": self.registry.base_url, "TANDEM_REGISTRY_AUTH": "none"}
+            else:
+                self.registry = FhirServer(
+                    self.workdir / "registry-fhir",
+                    self.registry_port,
+                    smart_clients=[
+                        {
+                            "client_id": REGISTRY_CLIENT_ID,
+                            "jwks": ring.public_jwks(),
+                            "scopes": "system/*.cruds",
+                        }
+                    ],
+                ).start()
+                registry_env = {
+                    "TANDEM_REGISTRY_URL": self.registry.base_url,
+                    "TANDEM_REGISTRY_AUTH": "backend-services",
+                    "TANDEM_REGISTRY_CLIENT_ID": REGISTRY_CLIENT_ID,
+                    "TANDEM_REGISTRY_TOKEN_URL": self.registry.token_url,
+                    "TANDEM_REGISTRY_KEY_ID": rs384,
+                    "TANDEM_REGISTRY_SCOPES": "system/*.cruds",
+                }
             self.components.append(self.registry)
 
             sandbox_config = SandboxConfig(public_url=self.sandbox_url, fhir_url=self.ehr.base_url,
@@ -132,12 +153,7 @@ class SandboxWorld:
                 "TANDEM_REGISTRATIONS": str(registrations),
                 "TANDEM_KEYS_FILE": str(keys_path),
                 "TANDEM_BASE_URL": self.tandem_url,
-                "TANDEM_REGISTRY_URL": self.registry.base_url,
-                "TANDEM_REGISTRY_AUTH": "backend-services",
-                "TANDEM_REGISTRY_CLIENT_ID": REGISTRY_CLIENT_ID,
-                "TANDEM_REGISTRY_TOKEN_URL": self.registry.token_url,
-                "TANDEM_REGISTRY_KEY_ID": rs384,
-                "TANDEM_REGISTRY_SCOPES": "system/*.cruds",
+                **registry_env,
                 # The demo's placeholder stands in for the practice's licensed EPDS (no EPDS wording in it).
                 "TANDEM_SITE_INSTRUMENTS": str(SITE_INSTRUMENTS),
                 # Where the sandbox EHR records a gestational age at birth (prematurity correction).

@@ -213,6 +213,46 @@ def registry() -> None:
     """Maintenance of the registry store."""
 
 
+@registry.command("migrate-patients")
+@click.option("--apply", is_flag=True, help="Write the changes (without it: a dry run that only counts).")
+def migrate_patients(apply: bool) -> None:
+    """Make registry references hold in a store with referential integrity (HAPI FHIR JPA, Google Cloud).
+
+    Registry resources written before this release name the patient as `Patient/<EHR id>` and EHR
+    practitioners and encounters as literal references, which such a store refuses. This writes one minimal
+    registry Patient per (EHR issuer, patient id) and points every resource at it; EHR practitioners and
+    encounters become logical references (identifier with the issuer). A dry run first; safe to run again."""
+    from smartapp.registry_store import RegistryClient, migrate_references
+    from smartapp.services import Services
+
+    services = _services_or_exit()
+    assert isinstance(services, Services)  # noqa: S101
+    if not isinstance(services.registry, RegistryClient):
+        click.echo("tandem: TANDEM_REGISTRY_URL is not set: there is no registry store to migrate", err=True)
+        sys.exit(2)
+    try:
+        report = migrate_references(services.registry, apply=apply)
+    except TandemError as error:
+        click.echo(f"tandem: {error.message}", err=True)
+        sys.exit(1)
+    if apply:
+        services.caseload.invalidate()
+    total = sum(report.changed.values())
+    detail = ", ".join(f"{n} {t}" for t, n in sorted(report.changed.items())) or "nothing to migrate"
+    verb = "rewrote" if apply else "would rewrite"
+    click.echo(f"{verb} {total} resource(s) for {report.patients} patient(s): {detail}")
+    if report.without_issuer:
+        waiting = ", ".join(f"{n} {t}" for t, n in sorted(report.without_issuer.items()))
+        click.echo(
+            f"not touched, no EHR issuer recorded ({waiting}): run `tandem registry migrate-issuer` first"
+        )
+    if report.conflicts:
+        click.echo(f"{report.conflicts} resource(s) changed while migrating: run the command again")
+        sys.exit(1)
+    if not apply and total:
+        click.echo("dry run: nothing was written; run again with --apply to write these changes")
+
+
 @registry.command("migrate-issuer")
 @click.option(
     "--iss", required=True, help="The registered issuer that resources without an issuer belong to."

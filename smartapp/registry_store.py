@@ -14,13 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_mappings.common.identity import PatientKey, registry_patient
-from fhir_mappings.common.registry_refs import bundle_patients, from_registry, resource_patients, to_registry
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id, registry_patient
+from fhir_mappings.common.registry_refs import (
+    PATIENT_ELEMENTS,
+    bundle_patients,
+    from_registry,
+    resource_issuer,
+    resource_patients,
+    to_registry,
+)
 from launch import errors
-from launch.fhir import FHIRClient, SearchParams
+from launch.fhir import FHIRClient, SearchParams, etag_for
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +82,9 @@ class RegistryClient(FHIRClient):
         self.ensure_patients(keys)
         try:
             written = send(outgoing)
-        except _UNRESOLVED:
-            if not keys:
-                raise
+        except _UNRESOLVED as error:
+            if not keys or isinstance(error, errors.FHIRPreconditionFailed):
+                raise  # an If-Match refusal is about the version, not a missing Patient
             # A remembered Patient may be gone: write them again and retry once.
             self._forget(keys)
             self.ensure_patients(keys)
@@ -116,8 +124,8 @@ class RegistryClient(FHIRClient):
         missing = [k for k in keys if not self._is_known(k)]
         try:
             response = send(missing)
-        except _UNRESOLVED:
-            if not keys or len(missing) == len(keys):
+        except _UNRESOLVED as error:
+            if not keys or len(missing) == len(keys) or isinstance(error, errors.FHIRPreconditionFailed):
                 raise
             self._forget(keys)
             response = send(list(keys))
@@ -135,3 +143,64 @@ class RegistryClient(FHIRClient):
     def next_page(self, bundle: Mapping[str, Any]) -> dict[str, Any] | None:
         page = super().next_page(bundle)
         return None if page is None else dict(from_registry(page))
+
+
+# --- migration -------------------------------------------------------------------------------------------
+
+#: Every resource type Tandem writes to the registry store that can reference a patient or an EHR resource.
+MIGRATED_TYPES = ("CarePlan", "Task", "Observation", "QuestionnaireResponse", "RelatedPerson", "ServiceRequest",
+                  "Goal", "Condition", "Group", "MeasureReport", "List", "Procedure")  # fmt: skip
+
+
+@dataclass
+class Migration:
+    """What `tandem registry migrate-patients` found (and, when applied, changed), by resource type."""
+
+    changed: dict[str, int] = field(default_factory=dict)
+    patients: int = 0
+    #: Resources that name a patient without an issuer: `tandem registry migrate-issuer` assigns them first.
+    without_issuer: dict[str, int] = field(default_factory=dict)
+    #: Resources that changed meanwhile (If-Match refused): run again.
+    conflicts: int = 0
+
+
+def raw_pages(client: RegistryClient, resource_type: str, params: SearchParams) -> Iterator[dict[str, Any]]:
+    """The stored form of every matching resource (no mapping back), across pages."""
+    page: dict[str, Any] | None = FHIRClient.search(client, resource_type, params)
+    while page is not None:
+        for entry in page.get("entry") or []:
+            if isinstance(entry.get("resource"), dict):
+                yield entry["resource"]
+        page = FHIRClient.next_page(client, page)
+
+
+def migrate_references(client: RegistryClient, *, apply: bool, page_size: int = 200) -> Migration:
+    """Rewrite registry resources whose references do not hold in a store with referential integrity: the
+    patient as `Patient/<EHR id>` (written before registry Patients) and EHR resources as literal references.
+    Without `apply` it only counts. Idempotent: a second run finds nothing to change. Updates use If-Match."""
+    report = Migration()
+    patients: set[PatientKey] = set()
+    for resource_type in MIGRATED_TYPES:
+        for stored in raw_pages(client, resource_type, {"_count": str(page_size)}):
+            if resource_issuer(stored) is None and _names_patient_without_issuer(stored):
+                report.without_issuer[resource_type] = report.without_issuer.get(resource_type, 0) + 1
+                continue
+            wanted = to_registry(stored)
+            if wanted == stored:
+                continue
+            report.changed[resource_type] = report.changed.get(resource_type, 0) + 1
+            keys = resource_patients(wanted)
+            patients.update(keys)
+            if not apply:
+                continue
+            client.ensure_patients(keys)
+            try:
+                FHIRClient.update(client, wanted, if_match=etag_for(stored))
+            except errors.FHIRPreconditionFailed:
+                report.conflicts += 1
+    report.patients = len(patients)
+    return report
+
+
+def _names_patient_without_issuer(resource: Mapping[str, Any]) -> bool:
+    return any(legacy_patient_id(resource.get(element)) for element in PATIENT_ELEMENTS)

@@ -19,11 +19,13 @@ from typing import Any
 
 from fhir_mappings.common.access import obj, objs, reference_id, text
 
-
 #: A registry Patient's id: this prefix and 40 hex digits of SHA-256 over the issuer and the EHR's patient id.
 REGISTRY_PATIENT_PREFIX = "tp-"
 #: The tag on the registry's own Patients (they hold the EHR identity only, never demographics).
-REGISTRY_PATIENT_TAG = {"system": "https://tandem.health/fhir/CodeSystem/registry", "code": "registry-patient"}
+REGISTRY_PATIENT_TAG = {
+    "system": "https://tandem.health/fhir/CodeSystem/registry",
+    "code": "registry-patient",
+}
 
 
 def registry_patient_id(iss: str, patient_id: str) -> str:

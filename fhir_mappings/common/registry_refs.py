@@ -7,7 +7,8 @@ authors, owners), encounters. So, at the one place where Tandem writes to the re
 - the **patient** is the registry's own minimal Patient per (issuer, patient id) (`identity.registry_patient`),
   referenced as `Patient/tp-…` with the issuer-scoped identifier beside it; a bare EHR `Patient/<id>` (a contained
   CareTeam's or Goal's subject) is rewritten to it;
-- **other EHR resources** (`EHR_TYPES`) become logical references: `type` and an identifier whose system is the
+- **other EHR resources** (`EHR_TYPES`, and whatever a registry RelatedPerson's link to the EHR's original
+  names) become logical references: `type` and an identifier whose system is the
   issuer and whose value is the EHR id, with no `reference` (FHIR R4 §2.3.0.3 "logical references"; the store
   never resolves them). `from_registry` restores `Type/<id>` on every read, so the domain reads what it wrote.
 
@@ -22,10 +23,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhir_mappings.common.access import obj, text
+from fhir_mappings.common.caregivers import EHR_COPY_URL
 from fhir_mappings.common.identity import REGISTRY_PATIENT_PREFIX, PatientKey, patient_key
 
 #: Resource types that live in the EHR only: a registry resource references them logically.
 EHR_TYPES = frozenset({"Practitioner", "PractitionerRole", "Encounter", "Organization", "Location", "Person"})
+#: Extensions whose valueReference always names the EHR's resource (a registry RelatedPerson's EHR original).
+EHR_REFERENCE_EXTENSIONS = frozenset({EHR_COPY_URL})
 #: The elements where a registry resource names its patient.
 PATIENT_ELEMENTS = ("subject", "for", "patient", "beneficiary")
 
@@ -61,8 +65,9 @@ def resource_patients(resource: Any) -> list[PatientKey]:
     return list(found)
 
 
-def _outgoing(reference: Mapping[str, Any], iss: str) -> dict[str, Any] | None:
-    """The registry form of one Reference, or None to keep it as it is."""
+def _outgoing(reference: Mapping[str, Any], iss: str, *, ehr: bool = False) -> dict[str, Any] | None:
+    """The registry form of one Reference, or None to keep it as it is (`ehr`: it names the EHR's resource
+    whatever its type)."""
     ref = text(reference.get("reference"))
     if ref is None or ref.startswith(("#", "urn:")) or "://" in ref:
         return None
@@ -76,7 +81,7 @@ def _outgoing(reference: Mapping[str, Any], iss: str) -> dict[str, Any] | None:
         key = patient_key(reference) or PatientKey(iss, rid)
         out = key.reference(text(reference.get("display")))
         return {**{k: v for k, v in reference.items() if k not in ("reference", "identifier")}, **out}
-    if kind in EHR_TYPES:
+    if kind in EHR_TYPES or ehr:
         out = {k: v for k, v in reference.items() if k not in ("reference", "identifier", "type")}
         return {"type": kind, "identifier": {"system": iss, "value": rid}, **out}
     return None
@@ -93,6 +98,10 @@ def to_registry(resource: Mapping[str, Any], iss: str | None = None) -> dict[str
                 replaced = _outgoing(value, issuer)
                 if replaced is not None:
                     return {k: walk(v) for k, v in replaced.items()}
+            if issuer is not None and value.get("url") in EHR_REFERENCE_EXTENSIONS:
+                ehr = _outgoing(obj(value.get("valueReference")), issuer, ehr=True)
+                if ehr is not None:
+                    return {**{k: walk(v) for k, v in value.items()}, "valueReference": ehr}
             return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(item) for item in value]
@@ -102,10 +111,11 @@ def to_registry(resource: Mapping[str, Any], iss: str | None = None) -> dict[str
 
 
 def _incoming(reference: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`Type/<id>` again for a logical reference Tandem wrote (type, issuer-scoped identifier, no reference)."""
     kind = text(reference.get("type"))
     identifier = obj(reference.get("identifier"))
     rid = text(identifier.get("value"))
-    if kind not in EHR_TYPES or rid is None or "reference" in reference or text(identifier.get("system")) is None:
+    if kind is None or rid is None or "reference" in reference or text(identifier.get("system")) is None:
         return None
     out = {k: v for k, v in reference.items() if k not in ("type", "identifier")}
     return {"reference": f"{kind}/{rid}", **out}

@@ -14,6 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from fhir_mappings.common.caregivers import Caregiver
 from fhir_mappings.common.gestation import Gestation
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.healthysteps.billing import visit_billing
 from fhir_mappings.healthysteps.program import (
     HEALTHYSTEPS_PROGRAM,
@@ -210,7 +211,9 @@ def test_a_referral_is_the_gravity_chain_and_reads_back(for_whom: str) -> None:
     assert request["reasonReference"] == [{"reference": "Condition/concern-r1"}]
     assert by_type["Goal"].get("expressedBy") == ({"reference": MOTHER} if for_whom != "child" else None)
     assert task["focus"]["reference"] == "ServiceRequest/sr-r1"
-    expected_for = {"child": "Patient/child1", "caregiver": MOTHER, "both": "Group/family-r1"}[for_whom]
+    # The child is the registry's Patient for (issuer, child1) (issue 27: references that resolve in the store).
+    expected_for = {"child": PatientKey(ISS, "child1").relative, "caregiver": MOTHER,
+                    "both": "Group/family-r1"}[for_whom]  # fmt: skip
     assert task["for"]["reference"] == expected_for
     assert ("Group" in by_type) == (for_whom == "both")
     back = referral_from(_reparsed(task))

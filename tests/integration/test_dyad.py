@@ -75,19 +75,21 @@ def test_a_mothers_phq9_on_the_childs_chart_names_her_everywhere(world: SandboxW
     assert any(e["url"] == EHR_COPY_URL and e["valueReference"]["reference"] == f"RelatedPerson/{ehr_rp}"
                for e in copy["extension"])  # fmt: skip
     qr = tandem.registry.read("QuestionnaireResponse", f"tandem-{submission}-qr")
-    assert qr["subject"]["reference"] == f"Patient/{child}"
+    assert (
+        qr["subject"]["reference"] == PatientKey(world.iss("generic"), child).relative
+    )  # the registry Patient
     assert qr["author"]["reference"] == qr["source"]["reference"] == f"RelatedPerson/{caregiver}"
     total = tandem.registry.search_all(
         "Observation", {"identifier": f"{SUBMISSION_SYSTEM}|{submission}#total"}
     )[0]
-    assert total["subject"]["reference"] == f"Patient/{child}"
+    assert total["subject"]["reference"] == PatientKey(world.iss("generic"), child).relative
     assert (
         total["focus"][0]["reference"] == total["performer"][0]["reference"] == f"RelatedPerson/{caregiver}"
     )
     assert total["encounter"]["reference"] == f"Encounter/{child}-enc"
     task = tandem.registry.search_all("Task", {"identifier": f"{SUBMISSION_SYSTEM}|{submission}#safety"})[0]
     assert task["priority"] == "stat" and label in task["description"]
-    assert task["for"]["reference"] == f"Patient/{child}"
+    assert task["for"]["reference"] == PatientKey(world.iss("generic"), child).relative
 
     # EHR (generic accepts structured results): focus is the EHR's own RelatedPerson; the child is the subject.
     written = [o for o in _ehr_search(world.ehr.base_url, "Observation", patient=child)

@@ -4,7 +4,6 @@ per-patient reads from the Epic-like EHR, the RQ job on redis-server, and what t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -171,9 +170,7 @@ def test_the_worker_queues_one_refresh_per_period_and_the_worklist_says_when(
     world, services = refresh_world, _services(refresh_world)
     assert schedule_refreshes(services) == 3  # every sandbox EHR has a backend registration
     assert schedule_refreshes(services) == 0  # already queued this period (any number of workers)
-    started = time.monotonic()
-    assert work_burst(services) >= 3
-    assert time.monotonic() - started < 60
+    assert work_burst(services) >= 3  # (how long it takes is for benchmarks/ehr_refresh.py, never a test)
     for mode in ("generic", "epic", "oracle"):
         last = last_refresh(services, world.iss(mode))
         assert last is not None and last["failed"] == 0

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.screening.resources import resource_id
 from sandbox.world import SandboxWorld
 
@@ -43,7 +44,7 @@ def test_a_phq9_with_item_9_positive_posted_after_the_launch_ended_raises_its_al
     task_id = resource_id(submission, "safety")
     task = tandem.registry.read("Task", task_id)
     assert task["status"] == "requested" and task["priority"] == "stat"
-    assert task["for"]["reference"].endswith(patient)
+    assert patient_key(task["for"]) == PatientKey(world.iss("generic"), patient)
     assert tandem.screenings.load(submission) is None  # not recorded yet: it waits for a clinician
 
     # The safety follow-up list of a worklist launch shows it at once (its Task is in the registry), naming the
@@ -196,7 +197,7 @@ def test_a_portal_questionnaire_posted_after_the_visit_ended_alerts_the_care_tea
     assert "988" in answer.text and "Your care team has been told" in answer.text
     assert "not been sent to your chart yet" in answer.text
     task = tandem.registry.read("Task", resource_id(form.hidden["submission_id"], "safety"))
-    assert task["priority"] == "stat" and task["for"]["reference"].endswith(f"Patient/{pid}")
+    assert task["priority"] == "stat" and patient_key(task["for"]) == PatientKey(world.iss("generic"), pid)
 
     # A clinician's chart launch does not offer the patient's own answers to re-enter in their name.
     clinician = Browser()
@@ -260,7 +261,7 @@ def test_a_follow_up_measurement_parked_while_the_registry_cannot_be_read_gets_i
     # Source: issue 26 §1 — never silently dropped: the worker's sweep finds the enrolment's patient and writes it.
     assert ParkedForms.of(tandem).retry_safety_tasks() == 1
     task = tandem.registry.read("Task", resource_id(pending.submission_id, "safety"))
-    assert task["priority"] == "stat" and task["for"]["reference"].endswith(pid)
+    assert task["priority"] == "stat" and patient_key(task["for"]) == PatientKey(world.iss("generic"), pid)
 
 
 @pytest.mark.parametrize(

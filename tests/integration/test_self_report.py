@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fhir_mappings.common.identity import PatientKey
+from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.registry.resources import Enrolment, Member
 from fhir_mappings.screening.history import is_patient_reported
 from fhir_mappings.screening.resources import resource_id
@@ -100,9 +100,12 @@ def test_a_patient_answers_a_phq9_one_question_per_screen_and_the_care_team_is_a
         and record.registry.status == "saved"
     )
     qr = _registry_qr(tandem, record_id)
-    assert qr["author"] == qr["source"] == {"reference": f"Patient/{pid}"} and is_patient_reported(qr)
+    # The patient as author is the registry's Patient for (issuer, id), as the subject is.
+    assert qr["author"] == qr["source"] == PatientKey(
+        world.iss("generic"), pid
+    ).reference() and is_patient_reported(qr)
     task = tandem.registry.read("Task", resource_id(record_id, "safety"))
-    assert task["priority"] == "stat" and task["for"]["reference"].endswith(f"Patient/{pid}")
+    assert task["priority"] == "stat" and patient_key(task["for"]) == PatientKey(world.iss("generic"), pid)
     # The care manager's worklist: the safety flag and the result marked patient-reported.
     worklist = browser.follow(
         launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")

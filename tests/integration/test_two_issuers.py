@@ -46,7 +46,7 @@ def test_same_patient_id_at_two_ehrs_never_crosses(world: SandboxWorld, tandem: 
     # Every registry resource names the patient with its issuer.
     for resource_type, field in (("CarePlan", "subject"), ("Task", "for"), ("Observation", "subject")):
         found = [r for r in tandem.registry.search_all(resource_type, {"_count": "200"})
-                 if (r.get(field) or {}).get("reference") == f"Patient/{PATIENT}"]  # fmt: skip
+                 if (r.get(field) or {}).get("identifier", {}).get("value") == PATIENT]  # fmt: skip
         assert found and {patient_key(r[field]) for r in found} == {PatientKey(epic_iss, PATIENT)}, (
             resource_type
         )
