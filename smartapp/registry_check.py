@@ -210,7 +210,7 @@ _CASELOAD_FILL = "smartapp/caseload/service.py::CaseloadService._fill"
 _LOAD_PATIENT = "smartapp/caseload/service.py::CaseloadService.load_patient"
 _MIGRATE = "smartapp/caseload/service.py::CaseloadService.migrate_issuer"
 _HS_LOAD = "smartapp/healthysteps/service.py::HealthyStepsService.load"
-_CHART = "smartapp/chart/views.py::_registry_observations"
+_CHART = "smartapp/chart/views.py::_schedule_lines"
 _MEASURES = "smartapp/measures/service.py::_registry_results"
 _DYAD = "smartapp/dyad/service.py::CaregiverService.for_child"
 _PUBLISH = "smartapp/screening/service.py::ScreeningService.publish_questionnaires"
@@ -290,7 +290,7 @@ SEARCHES: tuple[SearchUse, ...] = (
         "code",
         INSTRUMENT_SYSTEM,
         "http://loinc.org|44261-6,http://loinc.org|89204-2,…",
-        [_CASELOAD_FILL, _MEASURES],
+        [_CASELOAD_FILL, _LOAD_PATIENT, _MEASURES],
         listed=True,
     ),  # fmt: skip
     _last_updated("Observation", "subject"),
