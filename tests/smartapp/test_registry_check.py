@@ -18,6 +18,8 @@ import pytest
 import responses
 from click.testing import CliRunner
 
+from launch.backend import BackendServicesAuth
+from launch.keys import KeyRing
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
 from smartapp.cli import main
@@ -463,3 +465,27 @@ def test_check_registry_json_is_the_report(store: FhirServer) -> None:
     report = json.loads(result.output)
     assert result.exit_code == 0 and report["ok"] is True
     assert {i["name"] for i in report["interactions"]} >= {"If-Match", "transaction Bundle", "versioned read"}
+
+
+def test_a_refused_token_is_reported_and_nothing_else_is_tried(store: FhirServer) -> None:
+    """SMART Backend Services: a client the store does not know gets no token (the real store refuses it); every
+    request would carry one, so the rest is "not checked" rather than a list of the same refusal."""
+    keys = KeyRing.ephemeral()
+    kid = next(k for k in sorted(keys.kids) if "rs384" in k)
+    auth = BackendServicesAuth(HttpTransport(timeout=30), token_url=store.token_url, client_id="not-registered",
+                               signing_key=keys.get(kid), scopes=["system/*.cruds"])  # fmt: skip
+    client = RegistryClient(store.base_url, HttpTransport(timeout=30), auth, name="registry")
+    report = RegistryCheck(client, backend_services=True).run()
+    assert report.outcomes[0].name == "backend-services token"
+    assert report.outcomes[0].verdict is Verdict.NOT_SUPPORTED and report.outcomes[0].advice
+    assert {o.verdict for o in report.outcomes[1:]} == {Verdict.NOT_CHECKED}
+    assert not report.ok
+    assert client.counter.total == 0  # not one FHIR request was sent
+
+
+def test_each_sorted_type_has_a_real_change_to_make() -> None:
+    """The _sort check changes one resource between two searches; a PUT of identical content may be no new
+    version at all (so it would prove nothing)."""
+    from smartapp.registry_check import _CHANGE
+
+    assert {row.resource_type for row in SEARCHES if row.kind is Kind.SORT} <= set(_CHANGE)
