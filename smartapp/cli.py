@@ -244,8 +244,7 @@ def migrate_issuer(iss: str, dry_run: bool) -> None:
 
 #: The settings `tandem check --registry` reads from the environment (the rest of Tandem's are not needed).
 REGISTRY_CHECK_SETTINGS = ("TANDEM_REGISTRY_AUTH", "TANDEM_REGISTRY_TOKEN_URL", "TANDEM_REGISTRY_CLIENT_ID",
-                           "TANDEM_REGISTRY_KEY_ID", "TANDEM_KEYS_FILE", "TANDEM_REGISTRY_SCOPES",
-                           "TANDEM_HTTP_TIMEOUT")  # fmt: skip
+                           "TANDEM_REGISTRY_KEY_ID", "TANDEM_KEYS_FILE", "TANDEM_REGISTRY_SCOPES")  # fmt: skip
 
 
 @main.command()
@@ -286,7 +285,7 @@ def check(iss: str | None, registry_url: str | None, vendor: str | None, registr
     if registry_url:
         if iss:
             click.echo("")
-        failed = not _check_registry(registry_url, as_json) or failed
+        failed = not _check_registry(registry_url, as_json, timeout) or failed
     if failed:
         sys.exit(1)
 
@@ -315,7 +314,7 @@ def _check_ehr(iss: str, vendor: str | None, registrations_path: str | None, tim
     return report.ok
 
 
-def _check_registry(url: str, as_json: bool) -> bool:
+def _check_registry(url: str, as_json: bool, timeout: float) -> bool:
     """`tandem check --registry`: the registry client exactly as Tandem builds it, from the registry settings."""
     from smartapp.config import RegistryAuth
     from smartapp.registry_check import run_registry_check
@@ -323,7 +322,9 @@ def _check_registry(url: str, as_json: bool) -> bool:
 
     environ = {name: os.environ[name] for name in REGISTRY_CHECK_SETTINGS if name in os.environ}
     try:
-        settings = Settings.from_env({**environ, "TANDEM_REGISTRY_URL": url})
+        settings = Settings.from_env(
+            {**environ, "TANDEM_REGISTRY_URL": url, "TANDEM_HTTP_TIMEOUT": str(timeout)}
+        )
         keys = KeyRing.load(settings.keys_file) if settings.keys_file else KeyRing.ephemeral()
         client = registry_client(settings, keys)
     except ConfigurationError as error:

@@ -15,6 +15,7 @@ allowed) and never fail the check. The report is plain data (`RegistryReport`), 
 from __future__ import annotations
 
 import secrets
+import textwrap
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,10 @@ CHECK_TAG = {"system": "https://tandem.health/fhir/CodeSystem/registry", "code":
 CHECK_ISSUER = "https://tandem-check.invalid/fhir"
 #: The system of the score codes Tandem searches the registry's Observations by (with LOINC's).
 INSTRUMENT_SYSTEM = "https://tandem.health/fhir/CodeSystem/instrument"
+
+
+#: The report's lines are wrapped to this width (advice is long).
+LINE_WIDTH = 110
 
 
 class Verdict(StrEnum):
@@ -377,10 +382,15 @@ class RegistryReport:
                f"Recognised as:      {self.store.value}", ""]  # fmt: skip
         for o in self.outcomes:
             shown = o.detail if o.verdict is Verdict.NOTED else o.verdict.value
+            if o.verdict is Verdict.NOT_SUPPORTED and not o.required:
+                shown += ", not required"
             tail = f" ({o.detail})" if o.detail and o.verdict is not Verdict.NOTED else ""
-            out.append(f"{o.name:<{width}}{shown}{tail}")
+            out += textwrap.wrap(
+                f"{o.name:<{width}}{shown}{tail}", LINE_WIDTH, subsequent_indent=" " * (width + 2)
+            )
             if o.advice and o.verdict is not Verdict.SUPPORTED:
-                out.append(f"{'':<{width}}  → {o.advice}")
+                out += textwrap.wrap(o.advice, LINE_WIDTH, initial_indent=" " * (width + 2) + "→ ",
+                                     subsequent_indent=" " * (width + 4), break_on_hyphens=False)  # fmt: skip
         return [*out, "", self.summary()]
 
     def as_json(self) -> dict[str, Any]:
@@ -399,8 +409,8 @@ def search_verdict(
     if lost:
         return Verdict.NOT_SUPPORTED, f"{len(lost)} of {len(expected)} written resource(s) not found"
     if missed_ids:
-        return Verdict.NOT_SUPPORTED, (f"a value nothing has found {len(missed_ids)} resource(s): the store "
-                                       "ignores the parameter")  # fmt: skip
+        return Verdict.NOT_SUPPORTED, (f"a value nothing has matched {len(missed_ids)} resource(s): the "
+                                       "parameter is ignored")  # fmt: skip
     return Verdict.SUPPORTED, ""
 
 
@@ -826,7 +836,7 @@ class RegistryCheck:
             self._add(
                 "If-Match",
                 Verdict.SUPPORTED,
-                f"a stale version was refused ({error.message.rsplit(' ', 1)[-1]})",
+                f"a stale version was refused with HTTP {error.message.rsplit(' ', 1)[-1]}",
             )
             return
         except errors.TandemError as error:

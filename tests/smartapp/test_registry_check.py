@@ -178,6 +178,7 @@ def test_the_lines_are_aligned_and_advice_shows_only_where_something_is_missing(
     assert len({row.index(word) for row, word in zip(rows, ("supported", "NOT supported"), strict=True)}) == 1
     assert not any("never shown" in line for line in lines)
     assert any(line.strip() == "→ honour If-Match" for line in lines)
+    assert all(len(line) <= 110 for line in lines)
 
 
 # --- the table covers every search Tandem sends to the registry ---------------------------------------
@@ -425,6 +426,25 @@ def test_a_store_that_ignores_if_match_is_reported_not_supported(store: FhirServ
         report = _run(store)
     assert _verdict(report, "If-Match") is Verdict.NOT_SUPPORTED
     assert _verdict(report, "versioned read") is Verdict.SUPPORTED
+    assert not report.ok
+
+
+def test_next_links_on_another_origin_are_reported_not_followed(store: FhirServer) -> None:
+    """A store behind a proxy that names its own host in `next` links (HAPI without server_address): Tandem never
+    sends its token to another origin, so paging stops; injected here by renaming the host in the real answer."""
+
+    def renamed(request: Any) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = _forward(request)
+        return status, headers, body.replace(b"http://127.0.0.1:", b"http://localhost:")
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_passthru(store.base_url)
+        rsps.add_callback(responses.GET, re.compile(rf"{re.escape(store.base_url)}/Task\?.*_count=3.*"),
+                          callback=renamed)  # fmt: skip
+        report = _run(store)
+    paging = next(o for o in report.outcomes if o.name.startswith("paging"))
+    assert paging.verdict is Verdict.NOT_SUPPORTED and "another origin" in paging.detail
+    assert "public base URL" in paging.advice
     assert not report.ok
 
 
