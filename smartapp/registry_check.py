@@ -553,7 +553,8 @@ _CHANGE: dict[str, dict[str, Any]] = {
 
 
 def _why(error: errors.TandemError) -> str:
-    issues = [str(i) for i in (error.detail.get("issues") or [])][:2]
+    """The error and the store's own words (its OperationOutcome): what an operator needs to act."""
+    issues = [str(i) for i in getattr(error, "issues", [])][:2]
     return error.message + (f": {'; '.join(issues)}" if issues else "")
 
 

@@ -448,6 +448,27 @@ def test_next_links_on_another_origin_are_reported_not_followed(store: FhirServe
     assert not report.ok
 
 
+def test_a_store_that_refuses_client_ids_is_reported_and_nothing_is_left_behind(store: FhirServer) -> None:
+    """Update as create refused (FHIR R4 §3.1.0.4.2 lets a server refuse it; HAPI with client ids NOT_ALLOWED,
+    Google without enableUpdateCreate): injected as HAPI's answer to a PUT of a new Patient. Nothing else can be
+    written, so the rest is not checked and nothing is left to clean up."""
+    refusal = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing",
+               "diagnostics": "HAPI-0959: clients may not assign IDs to resources"}]}  # fmt: skip
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_passthru(store.base_url)
+        rsps.add(
+            responses.PUT, re.compile(rf"{re.escape(store.base_url)}/Patient/.*"), json=refusal, status=400
+        )
+        report = _run(store)
+    put = next(o for o in report.outcomes if o.name.startswith("update-as-create"))
+    assert put.verdict is Verdict.NOT_SUPPORTED and "HTTP 400" in put.detail and "HAPI-0959" in put.detail
+    assert "update as create" in put.advice  # sekmet is not a known store: the general advice
+    later = [o for o in report.outcomes if o.name not in ("backend-services token", "metadata (CapabilityStatement)")
+             and o is not put]  # fmt: skip
+    assert later and {o.verdict for o in later} == {Verdict.NOT_CHECKED}
+    assert not report.ok
+
+
 def test_the_same_store_without_faults_is_ready(store: FhirServer) -> None:
     """The control for the two above: without the injected faults the same store passes those checks."""
     report = _run(store)
