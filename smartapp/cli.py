@@ -282,8 +282,20 @@ def migrate_issuer(iss: str, dry_run: bool) -> None:
     click.echo(f"{verb} {total} resource(s) to {reg.label}: {detail}")
 
 
+#: The settings `tandem check --registry` reads from the environment (the rest of Tandem's are not needed).
+REGISTRY_CHECK_SETTINGS = ("TANDEM_REGISTRY_AUTH", "TANDEM_REGISTRY_TOKEN_URL", "TANDEM_REGISTRY_CLIENT_ID",
+                           "TANDEM_REGISTRY_KEY_ID", "TANDEM_KEYS_FILE", "TANDEM_REGISTRY_SCOPES")  # fmt: skip
+
+
 @main.command()
-@click.option("--iss", required=True, help="The EHR's FHIR base URL (the iss it will launch with).")
+@click.option("--iss", default=None, help="The EHR's FHIR base URL (the iss it will launch with).")
+@click.option(
+    "--registry",
+    "registry_url",
+    default=None,
+    help="A registry store's FHIR base URL: try every interaction Tandem relies on (writes throwaway resources "
+    "tagged contract-check, then deletes them). Authentication from TANDEM_REGISTRY_AUTH and its settings.",
+)
 @click.option(
     "--vendor",
     type=click.Choice([v.value for v in Vendor]),
@@ -298,9 +310,27 @@ def migrate_issuer(iss: str, dry_run: bool) -> None:
     help="Registration file (default: TANDEM_REGISTRATIONS).",
 )
 @click.option("--timeout", default=15.0, show_default=True, type=float)
-def check(iss: str, vendor: str | None, registrations_path: str | None, timeout: float) -> None:
-    """Show what an EHR's FHIR server supports that Tandem uses, and the scopes Tandem will ask for."""
+@click.option("--json", "as_json", is_flag=True, help="With --registry: the registry report as JSON.")
+def check(iss: str | None, registry_url: str | None, vendor: str | None, registrations_path: str | None,
+          timeout: float, as_json: bool) -> None:  # fmt: skip
+    """Show what an EHR's FHIR server (--iss) or a registry store (--registry) supports that Tandem uses."""
     _configure_logging("ERROR")
+    if not iss and not registry_url:
+        raise click.UsageError("give --iss (an EHR) or --registry (a registry store), or both")
+    if as_json and (iss or not registry_url):
+        raise click.UsageError("--json is for --registry alone")
+    failed = False
+    if iss:
+        failed = not _check_ehr(iss, vendor, registrations_path, timeout)
+    if registry_url:
+        if iss:
+            click.echo("")
+        failed = not _check_registry(registry_url, as_json, timeout) or failed
+    if failed:
+        sys.exit(1)
+
+
+def _check_ehr(iss: str, vendor: str | None, registrations_path: str | None, timeout: float) -> bool:
     registration = None
     path = registrations_path or os.environ.get("TANDEM_REGISTRATIONS")
     try:
@@ -314,15 +344,42 @@ def check(iss: str, vendor: str | None, registrations_path: str | None, timeout:
         )
     except TandemError as error:
         click.echo(f"tandem check: {iss}: {error.message}", err=True)
-        sys.exit(1)
+        return False
     if registration is not None:
         click.echo(
             f"Registration:       {registration.label} (client {registration.client_id}, {registration.auth})"
         )
     for line in report.lines():
         click.echo(line)
-    if not report.ok:
-        sys.exit(1)
+    return report.ok
+
+
+def _check_registry(url: str, as_json: bool, timeout: float) -> bool:
+    """`tandem check --registry`: the registry client exactly as Tandem builds it, from the registry settings."""
+    from smartapp.config import RegistryAuth
+    from smartapp.registry_check import run_registry_check
+    from smartapp.services import registry_client
+
+    environ = {name: os.environ[name] for name in REGISTRY_CHECK_SETTINGS if name in os.environ}
+    try:
+        settings = Settings.from_env(
+            {**environ, "TANDEM_REGISTRY_URL": url, "TANDEM_HTTP_TIMEOUT": str(timeout)}
+        )
+        keys = KeyRing.load(settings.keys_file) if settings.keys_file else KeyRing.ephemeral()
+        client = registry_client(settings, keys)
+    except ConfigurationError as error:
+        click.echo(f"tandem check: {error.message}", err=True)
+        sys.exit(2)
+    assert client is not None  # noqa: S101 - the URL is set above
+    report = run_registry_check(
+        client, backend_services=settings.registry_auth is RegistryAuth.BACKEND_SERVICES
+    )
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    return report.ok
 
 
 @main.command()

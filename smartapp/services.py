@@ -88,6 +88,26 @@ def publish_questionnaires(services: Services) -> None:
         )
 
 
+def registry_client(settings: Settings, keys: KeyRing) -> RegistryClient | None:
+    """The registry store's client from the settings (backend services when TANDEM_REGISTRY_AUTH asks for it);
+    None without TANDEM_REGISTRY_URL. Used by the app and by `tandem check --registry`."""
+    if not settings.registry_url:
+        return None
+    auth = None
+    if settings.registry_auth is RegistryAuth.BACKEND_SERVICES:
+        assert settings.registry_token_url and settings.registry_client_id and settings.registry_key_id  # noqa: S101
+        auth = BackendServicesAuth(
+            HttpTransport(timeout=settings.http_timeout),
+            token_url=settings.registry_token_url,
+            client_id=settings.registry_client_id,
+            signing_key=keys.get(settings.registry_key_id),
+            scopes=settings.registry_scopes.split(),
+        )
+    return RegistryClient(
+        settings.registry_url, HttpTransport(timeout=settings.http_timeout), auth, name="registry"
+    )
+
+
 def build_services(settings: Settings, environ: Mapping[str, str] | None = None) -> Services:
     """Everything the app needs, or a ConfigurationError that names what is wrong."""
     environ = os.environ if environ is None else environ
@@ -128,22 +148,8 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
 
     transport = HttpTransport(timeout=settings.http_timeout)
     discovery = Discovery(transport, store, ttl_seconds=settings.discovery_ttl)
-    registry = None
-    if settings.registry_url:
-        auth = None
-        if settings.registry_auth is RegistryAuth.BACKEND_SERVICES:
-            assert settings.registry_token_url and settings.registry_client_id and settings.registry_key_id  # noqa: S101
-            auth = BackendServicesAuth(
-                HttpTransport(timeout=settings.http_timeout),
-                token_url=settings.registry_token_url,
-                client_id=settings.registry_client_id,
-                signing_key=keys.get(settings.registry_key_id),
-                scopes=settings.registry_scopes.split(),
-            )
-        registry = RegistryClient(
-            settings.registry_url, HttpTransport(timeout=settings.http_timeout), auth, name="registry"
-        )
-    else:
+    registry = registry_client(settings, keys)
+    if registry is None:
         log.warning("TANDEM_REGISTRY_URL is not set: no registry store (development only)")
 
     writebacks: WritebackQueue = (
