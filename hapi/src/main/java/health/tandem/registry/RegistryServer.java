@@ -32,8 +32,10 @@ import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
 import org.springframework.boot.autoconfigure.data.jpa.JpaRepositoriesAutoConfiguration;
 import org.springframework.boot.autoconfigure.elasticsearch.ElasticsearchRestClientAutoConfiguration;
+import org.springframework.boot.autoconfigure.flyway.FlywayAutoConfiguration;
 import org.springframework.boot.autoconfigure.orm.jpa.HibernateJpaAutoConfiguration;
 import org.springframework.boot.autoconfigure.quartz.QuartzAutoConfiguration;
+import org.springframework.boot.autoconfigure.thymeleaf.ThymeleafAutoConfiguration;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Import;
@@ -55,9 +57,12 @@ import org.springframework.orm.jpa.LocalContainerEntityManagerFactoryBean;
 			// HAPI's JpaConfig declares its own repositories and this class its own EntityManagerFactory.
 			HibernateJpaAutoConfiguration.class,
 			JpaRepositoriesAutoConfiguration.class,
-			// HAPI runs its own Quartz scheduler; the Elasticsearch client comes with Hibernate Search, unused here.
+			// HAPI runs its own Quartz scheduler. The schema comes from Hibernate (hbm2ddl update), not Flyway.
+			// Elasticsearch (Hibernate Search) and Thymeleaf (narratives) come with HAPI's jars, unused here.
 			QuartzAutoConfiguration.class,
-			ElasticsearchRestClientAutoConfiguration.class
+			FlywayAutoConfiguration.class,
+			ElasticsearchRestClientAutoConfiguration.class,
+			ThymeleafAutoConfiguration.class
 		})
 @Import({
 	JpaR4Config.class,
