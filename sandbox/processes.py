@@ -129,7 +129,9 @@ def hapi_jar() -> Path:
         raise HapiUnavailable(f"scripts/hapi.sh path did not finish: {exc}") from exc
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not Path(lines[-1]).is_file():
-        detail = "\n".join(result.stderr.strip().splitlines()[-12:])
+        said = result.stderr.strip().splitlines()
+        # hapi.sh's own words (what failed, where the log is), then the end of Maven's output.
+        detail = "\n".join([line for line in said if line.startswith("hapi.sh:")] + said[-8:])
         raise HapiUnavailable(f"scripts/hapi.sh could not build the HAPI FHIR registry server:\n{detail}")
     return Path(lines[-1])
 

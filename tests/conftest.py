@@ -91,6 +91,7 @@ def redis_store(redis_url: str) -> Iterator[RedisStore]:
 HAPI_JAR = pytest.StashKey[Any]()
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only the tests that will run count
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Find (or build, once: a few minutes on a fresh machine) Tandem's HAPI FHIR server jar before any test runs
     when a collected test uses `hapi_server`, so the build does not count against a test's timeout."""

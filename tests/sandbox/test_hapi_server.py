@@ -375,3 +375,20 @@ def test_the_build_script_reuses_the_jar_cached_for_these_sources(tmp_path: Path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(expected) and "cached" in result.stderr
+
+
+def test_a_failed_build_says_what_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The fixture's message when Maven Central cannot be reached: hapi.sh's own diagnosis comes first.
+    script = tmp_path / "hapi.sh"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        "echo 'hapi.sh: ERROR: Maven could not download HAPI FHIR' >&2\n"
+        'for i in $(seq 1 30); do echo "[ERROR] maven line $i" >&2; done\n'
+        "exit 1\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.delenv("TANDEM_HAPI_JAR", raising=False)
+    monkeypatch.setattr("sandbox.processes.HAPI_SCRIPT", script)
+    with pytest.raises(HapiUnavailable) as raised:
+        hapi_jar()
+    assert "Maven could not download HAPI FHIR" in str(raised.value) and "maven line 30" in str(raised.value)
