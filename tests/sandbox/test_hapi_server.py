@@ -280,6 +280,27 @@ def test_count_pages_to_the_end_through_next_links(hapi_server: HapiServer) -> N
     assert len(client.search_all("Observation", {"_tag": f"{TAG_SYSTEM}|{tag}", "_count": "2"})) == 5
 
 
+def test_a_count_above_the_maximum_is_cut_to_200_and_paged(hapi_server: HapiServer) -> None:
+    # hapi/src/main/resources/application.yaml registry.paging.max-page-size (200): Tandem asks _count=1000 for
+    # registry scores (smartapp/measures/service.py) and gets them in pages of 200 through `next` links.
+    pid, tag = _stored_patient(hapi_server), _uid()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _observation(f"Patient/{pid}", tag),
+                "request": {"method": "POST", "url": "Observation"},
+            }
+            for _ in range(205)
+        ],
+    }
+    assert requests.post(hapi_server.base_url, json=bundle, headers=HEADERS, timeout=120).status_code == 200
+    client = FHIRClient(hapi_server.base_url, HttpTransport(timeout=60), name="registry")
+    pages = list(client.iter_pages("Observation", {"_tag": f"{TAG_SYSTEM}|{tag}", "_count": "1000"}))
+    assert [len(page["entry"]) for page in pages] == [200, 5]
+
+
 def test_last_updated_ge_finds_what_changed_since(hapi_server: HapiServer) -> None:
     # R4 search.html#lastUpdated with the ge prefix (search.html#prefix), at the server's millisecond precision.
     pid, tag = _stored_patient(hapi_server), _uid()

@@ -137,10 +137,16 @@ public class RegistryServer {
 			DatabaseBackedPagingProvider pagingProvider,
 			JpaStorageSettings storageSettings,
 			ISearchParamRegistry searchParamRegistry,
-			IValidationSupport validationSupport) {
+			IValidationSupport validationSupport,
+			@Value("${registry.paging.default-page-size}") int defaultPageSize,
+			@Value("${registry.paging.max-page-size}") int maxPageSize) {
 		RestfulServer server = new RestfulServer(systemDao.getContext());
 		server.registerProviders(resourceProviders.createProviders());
 		server.registerProvider(systemProvider);
+		// Search results are kept in the database and served page by page through `next` links; a larger
+		// _count is cut to the maximum.
+		pagingProvider.setDefaultPageSize(defaultPageSize);
+		pagingProvider.setMaximumPageSize(maxPageSize);
 		server.setPagingProvider(pagingProvider);
 		server.setServerConformanceProvider(new JpaCapabilityStatementProvider(
 				server, systemDao, storageSettings, searchParamRegistry, validationSupport));
