@@ -263,6 +263,41 @@ def _location_id(response: requests.Response) -> str:
     return urlsplit(response.headers["Location"]).path.split("/")[3]  # /fhir/Patient/<id>/_history/<version>
 
 
+def _refused_request(server: HapiServer, case: str) -> requests.Response:
+    pid = _stored_patient(server)
+    observation = _observation(f"Patient/{pid}", _uid())
+    if case == "unknown search parameter":
+        return requests.get(
+            f"{server.base_url}/Observation", params={"not-a-param": "x"}, headers=HEADERS, timeout=60
+        )
+    if case == "unknown _sort":
+        return requests.get(f"{server.base_url}/Observation", params={"_sort": "not-a-param"}, headers=HEADERS,
+                            timeout=60)  # fmt: skip
+    if case == "reference to another server":
+        observation["subject"] = {"reference": f"https://ehr.example.org/fhir/Patient/{pid}"}
+    elif case == "absolute reference to this server":
+        observation["subject"] = {"reference": f"{server.base_url}/Patient/{pid}"}
+    elif case == "id of 65 characters":
+        return _put(server, _patient("a" * 65))
+    return _post(server, observation)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown search parameter",  # HAPI-0524: refused, not ignored (R4 search.html#errors allows either)
+        "unknown _sort",  # HAPI-1194
+        "reference to another server",  # HAPI-0507: JpaStorageSettings allowExternalReferences defaults to false
+        "absolute reference to this server",  # HAPI-0507 too: treatBaseUrlsAsLocal is empty by default
+        "id of 65 characters",  # R4 datatypes.html#id: at most 64 characters
+    ],
+)
+def test_what_hapi_refuses_with_its_defaults(hapi_server: HapiServer, case: str) -> None:
+    refused = _refused_request(hapi_server, case)
+    assert refused.status_code == 400, (refused.status_code, refused.text[:200])
+    assert refused.json()["resourceType"] == "OperationOutcome"
+
+
 # --- searches --------------------------------------------------------------------------------------------------
 
 
