@@ -21,6 +21,14 @@ fi
 # (the server extra: tests/smartapp/test_log_redaction.py runs it to check its access log).
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[test,sandbox,spark,server]'
 
+# Tandem's HAPI FHIR JPA server (hapi/) for the tests that run against it: built once into a cache
+# (scripts/hapi.sh installs a JDK 17 and Maven when missing; the first build downloads HAPI from Maven Central).
+echo "== HAPI FHIR registry server"
+if ! scripts/hapi.sh build; then
+  echo "Could not build the HAPI FHIR registry server (above: is Maven Central reachable?):" \
+       "the tests that run against it will fail." >&2
+fi
+
 echo "== ruff"
 python3 -m ruff check .
 python3 -m ruff format --check .

@@ -88,6 +88,42 @@ def redis_store(redis_url: str) -> Iterator[RedisStore]:
     yield store
 
 
+HAPI_JAR = pytest.StashKey[Any]()
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only the tests that will run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Find (or build, once: a few minutes on a fresh machine) Tandem's HAPI FHIR server jar before any test runs
+    when a collected test uses `hapi_server`, so the build does not count against a test's timeout."""
+    if any("hapi_server" in getattr(item, "fixturenames", ()) for item in items):
+        from sandbox.processes import HapiUnavailable, hapi_jar
+
+        try:
+            config.stash[HAPI_JAR] = hapi_jar()
+        except HapiUnavailable as exc:
+            config.stash[HAPI_JAR] = exc
+
+
+@pytest.fixture(scope="session")
+def hapi_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Tandem's own HAPI FHIR JPA server (hapi/, R4, H2, HAPI's storage defaults: referential integrity on) on
+    loopback for the whole run: a `sandbox.processes.HapiServer` (base_url, port, workdir, no token_url).
+    Without a jar (no JDK, no Maven Central for the first build) it fails, in CI too: it never skips."""
+    from sandbox.processes import HapiServer, HapiUnavailable, hapi_jar
+
+    jar = request.config.stash.get(HAPI_JAR, None)
+    try:
+        if jar is None:
+            jar = hapi_jar()
+        if isinstance(jar, HapiUnavailable):
+            raise jar
+        server = HapiServer(tmp_path_factory.mktemp("hapi"), jar=jar).start()
+    except (HapiUnavailable, RuntimeError) as exc:
+        pytest.fail(f"Tandem's HAPI FHIR registry server is not available: {exc}", pytrace=False)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys") / "tandem-keys.json"

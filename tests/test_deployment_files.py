@@ -66,7 +66,7 @@ def test_wsgi_module_builds_the_app(monkeypatch) -> None:  # type: ignore[no-unt
 
 def test_compose_services_and_dependencies() -> None:
     services = COMPOSE["services"]
-    assert set(services) == {"tandem", "worker", "redis", "hapi"}
+    assert set(services) == {"tandem", "worker", "redis", "hapi", "postgres"}
     worker = services["worker"]  # drains write-backs with the web service's image and configuration
     assert worker["command"] == ["tandem", "worker"] and worker["image"] == services["tandem"]["image"]
     assert worker["environment"] == services["tandem"]["environment"]
@@ -81,7 +81,52 @@ def test_compose_services_and_dependencies() -> None:
         if name not in ("tandem", "worker"):
             assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version"
     assert services["redis"]["healthcheck"]["test"][-1] == "ping"
-    assert services["hapi"]["environment"]["hapi.fhir.fhir_version"] == "R4"
+    assert services["hapi"]["build"]["dockerfile"] == "docker/hapi/Dockerfile"
+
+
+HAPI_DOCKERFILE = (ROOT / "docker" / "hapi" / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_compose_runs_tandems_hapi_on_postgres_behind_no_published_port() -> None:
+    services = COMPOSE["services"]
+    hapi, postgres = services["hapi"], services["postgres"]
+    # HAPI has no authentication of its own: nothing outside the compose network reaches it.
+    assert "ports" not in hapi
+    assert hapi["environment"]["SPRING_DATASOURCE_URL"] == "jdbc:postgresql://postgres:5432/hapi"
+    assert hapi["environment"]["SPRING_DATASOURCE_USERNAME"] == postgres["environment"]["POSTGRES_USER"]
+    assert hapi["environment"]["SPRING_DATASOURCE_PASSWORD"] == postgres["environment"]["POSTGRES_PASSWORD"]
+    assert "${HAPI_DB_PASSWORD:?" in hapi["environment"]["SPRING_DATASOURCE_PASSWORD"]  # no default password
+    assert hapi["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    # Health: HAPI answers /fhir/metadata; PostgreSQL answers pg_isready; the registry's rows live in a volume.
+    assert (
+        "/fhir/metadata" in " ".join(hapi["healthcheck"]["test"])
+        and " 200 " in hapi["healthcheck"]["test"][-1]
+    )
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.split(":")[0] in COMPOSE["volumes"] and v.endswith(":/var/lib/postgresql/data")
+               for v in postgres["volumes"])  # fmt: skip
+    assert postgres["image"].startswith("postgres:16")
+    # Tandem and the worker start once HAPI answers, not merely once its container started.
+    for name in ("tandem", "worker"):
+        assert services[name]["depends_on"]["hapi"] == {"condition": "service_healthy"}, name
+    comments = (ROOT / "docker" / "compose.yaml").read_text(encoding="utf-8")
+    assert "authenticating proxy" in comments and "no authentication" in comments
+
+
+def test_the_hapi_image_builds_hapi_and_runs_it_on_a_jre_as_a_non_root_user() -> None:
+    joined = re.sub(r"\\\n\s*", " ", HAPI_DOCKERFILE)
+    lines = [line for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert len(froms) == 2 and froms[0].startswith("maven:") and "temurin-17" in froms[0]
+    assert froms[1].startswith("eclipse-temurin:17") and "-jre" in froms[1]
+    assert all(":" in image and not image.endswith(":latest") for image in froms)
+    for line in lines:
+        if line.startswith("COPY ") and "--from" not in line:
+            source = line.split()[1]
+            assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+    assert "mvn -q -B package -DskipTests" in joined
+    final_stage = joined[joined.rindex("\nFROM ") :]
+    assert "USER hapi" in final_stage and "HEALTHCHECK" in final_stage and "/fhir/metadata" in final_stage
 
 
 def test_compose_environment_is_a_valid_production_configuration() -> None:
