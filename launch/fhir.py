@@ -183,10 +183,11 @@ class FHIRClient:
             raise errors.FHIRBadRequest("not a FHIR reference")
         return self.read(parts[-2], parts[-1])
 
-    def search(self, resource_type: str, params: SearchParams | None = None) -> dict[str, Any]:
+    def search(self, resource_type: str, params: SearchParams | None = None, *,
+               headers: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
         query = _encode_params(params)
         url = f"{self.base_url}/{check_type(resource_type)}" + (f"?{query}" if query else "")
-        response = self._send("GET", url, what=f"search {resource_type}")
+        response = self._send("GET", url, what=f"search {resource_type}", headers=headers)
         return self._resource(response, f"search {resource_type}", "Bundle")
 
     def next_page(self, bundle: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -32,6 +32,8 @@ from launch.fhir import FHIRClient, SearchParams, etag_for
 
 log = logging.getLogger(__name__)
 
+#: Asks the store for a search of its data now, not a cached result (HAPI honours it).
+NO_CACHE = {"Cache-Control": "no-cache"}
 #: Registry Patients remembered as existing, per process.
 KNOWN_PATIENTS_LIMIT = 100_000
 #: What a store answers when a reference does not resolve (HAPI: 400 "HAPI-1094: Resource Patient/… not found",
@@ -137,8 +139,16 @@ class RegistryClient(FHIRClient):
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         return dict(from_registry(super().read(resource_type, resource_id)))
 
-    def search(self, resource_type: str, params: SearchParams | None = None) -> dict[str, Any]:
-        return dict(from_registry(super().search(resource_type, params)))
+    def search(self, resource_type: str, params: SearchParams | None = None, *,
+               headers: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+        return dict(from_registry(self.fresh_search(resource_type, params, headers=headers)))
+
+    def fresh_search(self, resource_type: str, params: SearchParams | None = None, *,
+                     headers: Mapping[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+        """A search the store answers from its data now, in the stored form: HAPI FHIR JPA by default answers a
+        search repeated within 60 s from its cache of results (`reuse_cached_search_results_millis`), so a
+        worklist would miss what was just written; `Cache-Control: no-cache` asks for a fresh search."""
+        return FHIRClient.search(self, resource_type, params, headers={**NO_CACHE, **(headers or {})})
 
     def next_page(self, bundle: Mapping[str, Any]) -> dict[str, Any] | None:
         page = super().next_page(bundle)
@@ -166,7 +176,7 @@ class Migration:
 
 def raw_pages(client: RegistryClient, resource_type: str, params: SearchParams) -> Iterator[dict[str, Any]]:
     """The stored form of every matching resource (no mapping back), across pages."""
-    page: dict[str, Any] | None = FHIRClient.search(client, resource_type, params)
+    page: dict[str, Any] | None = client.fresh_search(resource_type, params)
     while page is not None:
         for entry in page.get("entry") or []:
             if isinstance(entry.get("resource"), dict):

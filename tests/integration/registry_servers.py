@@ -8,13 +8,13 @@ from typing import Any
 
 from sandbox.processes import FhirServer
 
-REGISTRY_SERVERS = ["sekmet"]
+REGISTRY_SERVERS = ["sekmet", "hapi"]
 
 
 def start_registry(kind: str, workdir: Path) -> Any:
     """A started registry store of that kind, without authentication (tests talk to it directly)."""
     if kind == "hapi":
-        from sandbox.processes import HapiServer  # type: ignore[attr-defined]
+        from sandbox.processes import HapiServer
 
         return HapiServer(workdir).start()
     return FhirServer(workdir).start()

@@ -50,10 +50,10 @@ def old_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     server = start_registry(request.param, Path(tmp_path_factory.mktemp(f"migration-{request.param}")))
     base = server.base_url
     today, now = date.today(), datetime.now(UTC)
-    entries: list[dict[str, Any]] = []
+    # A store that enforces referential integrity held such data only beside copies of what it names.
+    entries: list[dict[str, Any]] = [{"resourceType": "Practitioner", "id": "cm-7"}]
     for n in range(3):
         pid = f"m{n}-{uuid.uuid4().hex[:6]}"
-        # A store that enforces referential integrity held such data only beside a Patient of that id.
         entries.append({"resourceType": "Patient", "id": pid})
         e = Enrolment(f"mig-cp-{pid}", ISS, pid, f"Patient {n}", "cocm-depression", "active-treatment",
                       today - timedelta(weeks=3), team={"care-manager": CM}, consent_given=True)  # fmt: skip
