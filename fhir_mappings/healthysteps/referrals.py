@@ -128,14 +128,11 @@ def referral_resources(referral: Referral, enrolment: Enrolment, *, services: Ma
     if referral.organisation:
         service_request["performer"] = [{"display": referral.organisation}]
     resources.append(service_request)
+    # For the child and a caregiver together the Task is `for` the child, with the caregiver as an input: a Group
+    # of the two is not valid R4 (Group.member.entity allows no RelatedPerson; HAPI refuses it, HAPI-0931).
     subject: dict[str, Any] = dict(child)
     if referral.for_whom == "caregiver" and referral.caregiver:
         subject = {"reference": referral.caregiver}
-    elif referral.for_whom == "both" and referral.caregiver:
-        resources.append({"resourceType": "Group", "id": f"family-{rid}", "type": "person", "actual": True,
-                          "name": f"{enrolment.patient_name or 'Child'} and caregiver",
-                          "member": [{"entity": child}, {"entity": {"reference": referral.caregiver}}]})  # fmt: skip
-        subject = {"reference": f"Group/family-{rid}"}
     task: dict[str, Any] = {
         "resourceType": "Task", "id": referral.task_id,
         "identifier": [{"system": f"{TANDEM}/task", "value": referral.task_id}],
