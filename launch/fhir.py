@@ -241,7 +241,15 @@ class FHIRClient:
         headers = {"Prefer": "return=representation"}
         if if_match:
             headers["If-Match"] = if_match
-        response = self._send("PUT", url, what=f"update {resource_type}", headers=headers, json_body=resource)
+        try:
+            response = self._send("PUT", url, what=f"update {resource_type}", headers=headers, json_body=resource)
+        except errors.FHIRConflict as error:
+            if not if_match or isinstance(error, errors.FHIRPreconditionFailed):
+                raise
+            # A stale If-Match is 412 in the specification; HAPI FHIR JPA answers 409 (HAPI-0989 "… but this is
+            # not the current version"). Either way it is the version conflict the caller handles.
+            raise errors.FHIRPreconditionFailed(error.message, http_status=error.http_status,
+                                                issues=error.issues) from None  # fmt: skip
         return self._written(response, resource, f"update {resource_type}")
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:

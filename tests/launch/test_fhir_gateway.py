@@ -289,3 +289,20 @@ def test_429_is_replayed_even_for_a_plain_create(fhir: FHIRClient, sleeps: Sleep
     responses.post(f"{BASE}/Observation", status=201, json={"resourceType": "Observation", "id": "o2"})
     assert fhir.create({"resourceType": "Observation"})["id"] == "o2"
     assert sleeps == [3.0] and fhir.counter.total == 2
+
+
+@pytest.mark.parametrize(("if_match", "expected"), [
+    # FHIR R4 http.html#concurrency: a stale If-Match is 412; HAPI FHIR JPA answers 409 (HAPI-0989). Both are the
+    # version conflict a caller shows as "someone else changed this".
+    ('W/"1"', errors.FHIRPreconditionFailed),
+    # Without If-Match a 409 is some other conflict, and stays one.
+    (None, errors.FHIRConflict),
+])  # fmt: skip
+@responses.activate
+def test_a_409_to_a_versioned_update_is_the_version_conflict(
+    fhir: FHIRClient, if_match: str | None, expected: type[errors.FHIRError]
+) -> None:
+    responses.put(f"{BASE}/CarePlan/cp1", status=409, json=OO)
+    with pytest.raises(errors.FHIRError) as raised:
+        fhir.update({"resourceType": "CarePlan", "id": "cp1"}, if_match=if_match)
+    assert type(raised.value) is expected and raised.value.http_status == 409
