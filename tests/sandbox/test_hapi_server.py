@@ -448,3 +448,13 @@ def test_a_failed_build_says_what_failed(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(HapiUnavailable) as raised:
         hapi_jar()
     assert "Maven could not download HAPI FHIR" in str(raised.value) and "maven line 30" in str(raised.value)
+
+
+def test_a_server_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a.jar"
+    bogus.write_bytes(b"not a jar")
+    server = HapiServer(tmp_path / "hapi", jar=bogus)
+    with pytest.raises(RuntimeError, match=r"did not start .*exited with code .*server\.log"):
+        server.start()
+    assert server.process is not None and server.process.poll() is not None
+    assert "jarfile" in server.log_path.read_text()  # java's own words are in the log
