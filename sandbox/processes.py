@@ -178,6 +178,11 @@ class HapiServer:
         ]  # fmt: skip
 
     def start(self) -> HapiServer:
+        """Start the server and wait until it answers."""
+        return self.launch().wait_until_ready()
+
+    def launch(self) -> HapiServer:
+        """Start the JVM without waiting: the server boots (20-50 s) while the caller does other work."""
         jar = self.jar or hapi_jar()
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:  # the child keeps its own descriptor
@@ -185,6 +190,12 @@ class HapiServer:
                 self.command(jar), cwd=self.workdir, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
+        return self
+
+    def wait_until_ready(self) -> HapiServer:
+        """Wait until /fhir/metadata answers (START_TIMEOUT); a server that does not come up is stopped."""
+        if self.process is None:
+            raise RuntimeError("the HAPI FHIR registry server was not launched")
         try:
             # The first CapabilityStatement takes HAPI seconds to build: a short request timeout would abandon it
             # and ask again, each time from the start.

@@ -69,8 +69,8 @@ build() {
   fi
   cp "$MODULE/target/registry-server.jar" "$jar.tmp.$$"
   mv -f "$jar.tmp.$$" "$jar"
-  # Older jars (other sources) are ~300 MB each: keep only this one.
-  find "$CACHE" -maxdepth 1 -name 'registry-server-*.jar' ! -name "$(basename "$jar")" -delete
+  # Jars of other sources are ~300 MB each: keep the three newest (other work trees may be running theirs).
+  ls -1t "$CACHE"/registry-server-*.jar | tail -n +4 | xargs -r rm -f --
   say "built in $((SECONDS - started)) s: $jar"
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,20 +89,31 @@ def redis_store(redis_url: str) -> Iterator[RedisStore]:
     yield store
 
 
-HAPI_JAR = pytest.StashKey[Any]()
+HAPI_SERVER = pytest.StashKey[Any]()
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only the tests that will run count
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Find (or build, once: a few minutes on a fresh machine) Tandem's HAPI FHIR server jar before any test runs
-    when a collected test uses `hapi_server`, so the build does not count against a test's timeout."""
-    if any("hapi_server" in getattr(item, "fixturenames", ()) for item in items):
-        from sandbox.processes import HapiUnavailable, hapi_jar
+    """When a test that will run uses `hapi_server`: find (or build, once: a few minutes on a fresh machine) Tandem's
+    HAPI FHIR server jar and launch the server now, so it boots while the first tests run and neither the build
+    nor the boot counts against one test's timeout."""
+    if config.option.collectonly or not any("hapi_server" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    from sandbox.processes import HapiServer, HapiUnavailable, hapi_jar
 
-        try:
-            config.stash[HAPI_JAR] = hapi_jar()
-        except HapiUnavailable as exc:
-            config.stash[HAPI_JAR] = exc
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="tandem-hapi-"))
+        config.stash[HAPI_SERVER] = HapiServer(workdir, jar=hapi_jar()).launch()
+    except (HapiUnavailable, OSError) as exc:
+        config.stash[HAPI_SERVER] = exc
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    server = session.config.stash.get(HAPI_SERVER, None)
+    if server is not None and not isinstance(server, Exception):
+        server.stop()
+        if exitstatus == 0:  # after a failure its folder (server.log, the H2 database) stays for a look
+            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -109,19 +121,23 @@ def hapi_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """Tandem's own HAPI FHIR JPA server (hapi/, R4, H2, HAPI's storage defaults: referential integrity on) on
     loopback for the whole run: a `sandbox.processes.HapiServer` (base_url, port, workdir, no token_url).
     Without a jar (no JDK, no Maven Central for the first build) it fails, in CI too: it never skips."""
-    from sandbox.processes import HapiServer, HapiUnavailable, hapi_jar
+    from sandbox.processes import HapiServer
 
-    jar = request.config.stash.get(HAPI_JAR, None)
+    launched = request.config.stash.get(HAPI_SERVER, None)
+    if isinstance(launched, Exception):
+        pytest.fail(f"Tandem's HAPI FHIR registry server is not available: {launched}", pytrace=False)
+    # Launched at collection, or (requested through getfixturevalue) started here and stopped after the run.
+    server = launched or HapiServer(tmp_path_factory.mktemp("hapi"))
     try:
-        if jar is None:
-            jar = hapi_jar()
-        if isinstance(jar, HapiUnavailable):
-            raise jar
-        server = HapiServer(tmp_path_factory.mktemp("hapi"), jar=jar).start()
-    except (HapiUnavailable, RuntimeError) as exc:
+        if launched:
+            server.wait_until_ready()
+        else:
+            server.start()
+    except (RuntimeError, OSError) as exc:
         pytest.fail(f"Tandem's HAPI FHIR registry server is not available: {exc}", pytrace=False)
     yield server
-    server.stop()
+    if not launched:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

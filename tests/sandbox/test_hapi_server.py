@@ -198,6 +198,48 @@ def test_a_transaction_with_a_missing_reference_stores_nothing(hapi_server: Hapi
     )
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        "urn:uuid",  # R4 bundle.html#references: a fullUrl of an entry POSTed in the same transaction
+        "relative",  # Patient/<id> of a resource the same transaction PUTs
+        # R4 http.html#trules: Patient?identifier=system|value, resolved by the server. HAPI resolves it against
+        # what was stored before the transaction (a Patient the same transaction PUTs is not found: HAPI-1091).
+        "conditional",
+    ],
+)
+def test_a_transaction_resolves_each_form_of_reference_to_the_patient(
+    hapi_server: HapiServer, form: str
+) -> None:
+    pid, tag, value = f"tp-{_uid()}", _uid(), _uid()
+    full_url = f"urn:uuid:{uuid.uuid4()}"
+    entries: list[dict[str, Any]] = []
+    if form == "urn:uuid":
+        patient = {key: val for key, val in _patient(pid).items() if key != "id"}
+        entries.append(
+            {"fullUrl": full_url, "resource": patient, "request": {"method": "POST", "url": "Patient"}}
+        )
+        reference = full_url
+    elif form == "relative":
+        entries.append({"resource": _patient(pid), "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+        reference = f"Patient/{pid}"
+    else:
+        assert _put(hapi_server, _patient(pid, identifier=value)).status_code == 201
+        reference = f"Patient?identifier={ID_SYSTEM}|{value}"
+    entries.append(
+        {"resource": _observation(reference, tag), "request": {"method": "POST", "url": "Observation"}}
+    )
+    answer = requests.post(hapi_server.base_url, json={"resourceType": "Bundle", "type": "transaction",
+                                                       "entry": entries}, headers=HEADERS, timeout=60)  # fmt: skip
+    assert answer.status_code == 200, answer.text[:300]
+    if form == "urn:uuid":
+        pid = answer.json()["entry"][0]["response"]["location"].split("/")[
+            1
+        ]  # Patient/<server id>/_history/1
+    stored = _search(hapi_server, "Observation", {"_tag": f"{TAG_SYSTEM}|{tag}"})
+    assert [entry["resource"]["subject"]["reference"] for entry in stored["entry"]] == [f"Patient/{pid}"]
+
+
 def test_put_to_a_new_id_creates_and_a_second_put_updates(hapi_server: HapiServer) -> None:
     # R4 http.html#upsert (update as create): 201 with version 1, then 200 with version 2.
     pid = _uid()
@@ -448,3 +490,13 @@ def test_a_failed_build_says_what_failed(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(HapiUnavailable) as raised:
         hapi_jar()
     assert "Maven could not download HAPI FHIR" in str(raised.value) and "maven line 30" in str(raised.value)
+
+
+def test_a_server_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a.jar"
+    bogus.write_bytes(b"not a jar")
+    server = HapiServer(tmp_path / "hapi", jar=bogus)
+    with pytest.raises(RuntimeError, match=r"did not start .*exited with code .*server\.log"):
+        server.start()
+    assert server.process is not None and server.process.poll() is not None
+    assert "jarfile" in server.log_path.read_text()  # java's own words are in the log
