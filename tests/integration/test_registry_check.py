@@ -88,8 +88,18 @@ def _verdicts(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-#: The stores the check runs against (HAPI FHIR JPA joins with its own expected verdicts once merged).
-STORES = ["sekmet", "sekmet-backend-services"]
+#: HAPI FHIR JPA 8.8.0 with its defaults (hapi/): what it answers differently from sekmet.
+HAPI = {
+    **SEKMET,
+    "backend-services token": "not configured",  # HAPI has no authentication: a proxy stands in front of it
+    "reference to a missing Patient": "enforced (refused: registry create Observation failed with HTTP 400)",
+    "conditional create (If-None-Exist)": "supported",
+    "search Questionnaire?url": "supported",
+    "search Questionnaire?version": "supported",
+}
+
+#: The stores the check runs against.
+STORES = ["sekmet", "sekmet-backend-services", "hapi"]
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -99,6 +109,10 @@ def store(
     key_file: Path,
     key_ring: KeyRing,
 ) -> Iterator[StoreUnderTest]:
+    if request.param == "hapi":
+        hapi = request.getfixturevalue("hapi_server")
+        yield StoreUnderTest("hapi", hapi.base_url, {"TANDEM_REGISTRY_AUTH": "none"}, HAPI, "HAPI FHIR Server")
+        return
     workdir = Path(tmp_path_factory.mktemp(request.param))
     software = "SEKMET FHIR R4 Tester"
     if request.param == "sekmet":
