@@ -242,7 +242,9 @@ class FHIRClient:
         if if_match:
             headers["If-Match"] = if_match
         try:
-            response = self._send("PUT", url, what=f"update {resource_type}", headers=headers, json_body=resource)
+            response = self._send(
+                "PUT", url, what=f"update {resource_type}", headers=headers, json_body=resource
+            )
         except errors.FHIRConflict as error:
             if not if_match or isinstance(error, errors.FHIRPreconditionFailed):
                 raise

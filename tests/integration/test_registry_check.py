@@ -111,7 +111,9 @@ def store(
 ) -> Iterator[StoreUnderTest]:
     if request.param == "hapi":
         hapi = request.getfixturevalue("hapi_server")
-        yield StoreUnderTest("hapi", hapi.base_url, {"TANDEM_REGISTRY_AUTH": "none"}, HAPI, "HAPI FHIR Server")
+        yield StoreUnderTest(
+            "hapi", hapi.base_url, {"TANDEM_REGISTRY_AUTH": "none"}, HAPI, "HAPI FHIR Server"
+        )
         return
     workdir = Path(tmp_path_factory.mktemp(request.param))
     software = "SEKMET FHIR R4 Tester"
