@@ -100,6 +100,7 @@ IF_MATCH = "if-match"
 VERSIONED_READ = "versioned-read"
 PAGING = "paging"
 CLEAN_UP = "clean-up"
+FRESH = "fresh-search"
 
 UNTESTED = " (from the vendor's public documentation; untested with Tandem)"
 
@@ -158,6 +159,10 @@ ADVICE: dict[tuple[str, Store], str] = {
                            "(behind a proxy: set the store's public base URL so links name the proxy)",
     (PAGING, Store.HAPI): "set hapi.fhir.server_address to the URL Tandem uses, so next links stay on it"
                           + UNTESTED,
+    (FRESH, Store.OTHER): "answer a search from the data as it is now when asked with Cache-Control: no-cache: "
+                          "a worklist must show what was just written",
+    (FRESH, Store.HAPI): "HAPI honours Cache-Control: no-cache; otherwise set "
+                         "hapi.fhir.reuse_cached_search_results_millis to 0" + UNTESTED,
     (CLEAN_UP, Store.OTHER): "informational: the check could not delete what it wrote; find the leftovers with "
                              "_tag=https://tandem.health/fhir/CodeSystem/registry|contract-check and delete them "
                              "by hand",
@@ -630,10 +635,11 @@ class RegistryCheck:
             self.check_conditional_create()
             self.check_versions()
             self.check_searches()
+            self.check_fresh_search()
             self.check_paging()
         else:
             for name in ("referential integrity", "transaction", "conditional create", "If-Match",
-                         "versioned read", "searches", "paging"):  # fmt: skip
+                         "versioned read", "searches", "search right after a write", "paging"):  # fmt: skip
                 self._add(name, Verdict.NOT_CHECKED, "needs update-as-create PUT")
         self.clean_up()
         return self.report
@@ -855,6 +861,31 @@ class RegistryCheck:
                 self._check_sort(use)
             else:
                 self._check_count(use)
+
+    def check_fresh_search(self) -> None:
+        """A search repeated right after a write finds the new resource (HAPI caches search results for 60 s by
+        default: Tandem's searches ask for fresh ones). Also notes whether the store caches without being told."""
+        name = "search right after a write"
+        params = [("patient", self.values.patient.relative), ("code", f"{TASK_SYSTEM}|{self.values.code}"),
+                  ("_count", "50")]  # fmt: skip
+        task = {**self.resources["Task"][0], "id": f"tc-{self.values.run}-fresh"}
+        try:
+            FHIRClient.search(self.client, "Task", params)  # as any earlier view: the store may cache it
+            self.client.search("Task", params)
+            self._put(task)
+            plain = _ids(FHIRClient.search(self.client, "Task", params), "Task")
+            fresh = _ids(self.client.search("Task", params), "Task")
+        except errors.TandemError as error:
+            self._add(name, Verdict.NOT_SUPPORTED, _why(error), FRESH)
+            return
+        if task["id"] not in fresh:
+            self._add(name, Verdict.NOT_SUPPORTED, "the new Task was missing from the search repeated after it",
+                      FRESH)  # fmt: skip
+            return
+        cached = task["id"] not in plain
+        self._add(name, Verdict.SUPPORTED, "found at once" + (
+            " (the store answers a repeated search from its cache unless asked with Cache-Control: no-cache, "
+            "as Tandem asks)" if cached else ""))  # fmt: skip
 
     def _of(self, resource_type: str, *keys: PatientKey) -> list[str]:
         """The ids of the written resources of a type that name one of these patients."""

@@ -64,6 +64,8 @@ SEKMET: dict[str, str] = {
     # sekmet ignores url and version on Questionnaire (it answers every Questionnaire): not required.
     "search Questionnaire?url": "NOT supported",
     "search Questionnaire?version": "NOT supported",
+    # A search repeated right after a write finds it (HAPI: only because Tandem sends Cache-Control: no-cache).
+    "search right after a write": "supported",
     "paging (_count=3, next links)": "supported",
 }
 
