@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir_mappings.common.identity import PatientKey, legacy_patient_id, registry_patient
+from fhir_mappings.common.identity import PatientKey, registry_patient
 from fhir_mappings.common.registry_refs import (
-    PATIENT_ELEMENTS,
     bundle_patients,
     from_registry,
+    needs_issuer,
     resource_issuer,
     resource_patients,
     to_registry,
@@ -34,11 +34,19 @@ log = logging.getLogger(__name__)
 
 #: Asks the store for a search of its data now, not a cached result (HAPI honours it).
 NO_CACHE = {"Cache-Control": "no-cache"}
+#: Registry Patients written in one transaction when a write names many (a measure population's List).
+PATIENTS_PER_TRANSACTION = 500
 #: Registry Patients remembered as existing, per process.
 KNOWN_PATIENTS_LIMIT = 100_000
 #: What a store answers when a reference does not resolve (HAPI: 400 "HAPI-1094: Resource Patient/… not found",
 #: Google: 400/422; some answer 404 or 409).
 _UNRESOLVED = (errors.FHIRBadRequest, errors.FHIRUnprocessable, errors.FHIRNotFound, errors.FHIRConflict)
+
+
+def _patient_entry(key: PatientKey) -> dict[str, Any]:
+    """A transaction entry that writes the registry Patient of `key` (update-as-create: idempotent)."""
+    return {"fullUrl": f"Patient/{key.registry_id}", "resource": registry_patient(key),
+            "request": {"method": "PUT", "url": f"Patient/{key.registry_id}"}}  # fmt: skip
 
 
 class RegistryClient(FHIRClient):
@@ -72,11 +80,16 @@ class RegistryClient(FHIRClient):
                 self._known.pop(key.registry_id, None)
 
     def ensure_patients(self, keys: Iterable[PatientKey]) -> None:
-        """Write the registry Patient of each key not known to exist (an idempotent PUT)."""
-        for key in keys:
-            if not self._is_known(key):
-                FHIRClient.update(self, registry_patient(key))
-                self._remember([key])
+        """Write the registry Patient of each key not known to exist: an idempotent PUT, or transactions of
+        PUTs when there are many (a measure's list of its population)."""
+        missing = [key for key in dict.fromkeys(keys) if not self._is_known(key)]
+        if len(missing) == 1:
+            FHIRClient.update(self, registry_patient(missing[0]))
+        for start in range(0, len(missing) if len(missing) > 1 else 0, PATIENTS_PER_TRANSACTION):
+            chunk = missing[start : start + PATIENTS_PER_TRANSACTION]
+            FHIRClient.transaction(self, {"resourceType": "Bundle", "type": "transaction",
+                                          "entry": [_patient_entry(k) for k in chunk]})  # fmt: skip
+        self._remember(missing)
 
     def _write(self, resource: Mapping[str, Any], send: Any) -> dict[str, Any]:
         outgoing = to_registry(resource)
@@ -108,16 +121,23 @@ class RegistryClient(FHIRClient):
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         entries = [dict(e) for e in bundle.get("entry") or [] if isinstance(e, Mapping)]
+        resources = [e["resource"] for e in entries if isinstance(e.get("resource"), Mapping)]
+        # An entry that names no patient itself (a referral Task for a caregiver) belongs to the same EHR as the
+        # others in its transaction.
+        issuer = next((i for i in (resource_issuer(r) for r in resources) if i), None)
         for entry in entries:
             if isinstance(entry.get("resource"), Mapping):
-                entry["resource"] = to_registry(entry["resource"])
+                entry["resource"] = to_registry(entry["resource"], issuer)
         outgoing = {**bundle, "entry": entries}
         keys = bundle_patients(outgoing)
+        if bundle.get("type") != "transaction":
+            # A batch's entries succeed or fail one by one: its Patients are written (and known) before it.
+            self.ensure_patients(keys)
+            return dict(from_registry(FHIRClient.transaction(self, outgoing)))
 
         def send(known_missing: list[PatientKey]) -> dict[str, Any]:
-            # The missing registry Patients are written first, in the same transaction (or batch).
-            patients = [{"fullUrl": f"Patient/{k.registry_id}", "resource": registry_patient(k),
-                         "request": {"method": "PUT", "url": f"Patient/{k.registry_id}"}} for k in known_missing]  # fmt: skip
+            # The missing registry Patients are written first, in the same transaction.
+            patients = [_patient_entry(k) for k in known_missing]
             response = FHIRClient.transaction(self, {**outgoing, "entry": patients + entries})
             self._remember(known_missing)
             answered = list(response.get("entry") or [])
@@ -191,9 +211,12 @@ def migrate_references(client: RegistryClient, *, apply: bool, page_size: int = 
     report = Migration()
     patients: set[PatientKey] = set()
     for resource_type in MIGRATED_TYPES:
-        for stored in raw_pages(client, resource_type, {"_count": str(page_size)}):
-            if resource_issuer(stored) is None and _names_patient_without_issuer(stored):
-                report.without_issuer[resource_type] = report.without_issuer.get(resource_type, 0) + 1
+        # Read every page before writing: a store that pages by offset in order of last change (sekmet) would
+        # otherwise skip what moves to the end as it is rewritten.
+        for stored in list(raw_pages(client, resource_type, {"_count": str(page_size)})):
+            if resource_issuer(stored) is None:
+                if needs_issuer(stored):
+                    report.without_issuer[resource_type] = report.without_issuer.get(resource_type, 0) + 1
                 continue
             wanted = to_registry(stored)
             if wanted == stored:
@@ -210,7 +233,3 @@ def migrate_references(client: RegistryClient, *, apply: bool, page_size: int = 
                 report.conflicts += 1
     report.patients = len(patients)
     return report
-
-
-def _names_patient_without_issuer(resource: Mapping[str, Any]) -> bool:
-    return any(legacy_patient_id(resource.get(element)) for element in PATIENT_ELEMENTS)

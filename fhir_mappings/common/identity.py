@@ -103,7 +103,10 @@ def registry_patient_key(resource: Any) -> PatientKey | None:
 def is_registry_patient_reference(reference: Any) -> bool:
     """Whether a Reference names a registry Patient (`Patient/tp-…`) rather than an EHR's."""
     relative = reference_id(reference, "Patient")
-    return relative is not None and relative.startswith(REGISTRY_PATIENT_PREFIX) and len(relative) == 43
+    if relative is None or not relative.startswith(REGISTRY_PATIENT_PREFIX):
+        return False
+    digest = relative.removeprefix(REGISTRY_PATIENT_PREFIX)
+    return len(digest) == 40 and all(c in "0123456789abcdef" for c in digest)
 
 
 def legacy_patient_id(reference: Any) -> str | None:

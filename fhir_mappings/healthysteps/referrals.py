@@ -149,6 +149,10 @@ def referral_resources(referral: Referral, enrolment: Enrolment, *, services: Ma
         task["input"].append(
             {"type": {"text": "caregiver"}, "valueReference": {"reference": referral.caregiver}}
         )
+    if subject != child:
+        # The child this family's referral belongs to: the Task names its EHR (and the registry store can resolve
+        # every reference in it) even when it is for the caregiver alone.
+        task["input"].append({"type": {"text": "child"}, "valueReference": child})
     if concern is not None:
         task["input"].append({"type": {"text": "concern"},
                               "valueCodeableConcept": _concept(CONCERN_SYSTEM, concern.key, concern.text)})  # fmt: skip

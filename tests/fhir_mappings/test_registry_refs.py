@@ -212,3 +212,63 @@ def test_a_registry_caregivers_link_to_the_ehrs_original_is_logical_and_reads_ba
     assert stored["extension"][0]["valueReference"] == {
         "type": "RelatedPerson", "identifier": {"system": EPIC, "value": "rp-ehr"}}  # fmt: skip
     assert from_registry(stored)["extension"] == resource["extension"]
+
+
+@pytest.mark.parametrize(("reference", "expected"), [
+    # A SMART fhirUser is often absolute: on the issuer's own server it becomes the logical reference (HAPI
+    # refuses every absolute reference, HAPI-0507).
+    ({"reference": f"{EPIC}/Practitioner/pr-1"}, {"type": "Practitioner", "identifier": {"system": EPIC, "value": "pr-1"}}),
+    ({"reference": f"{EPIC}/Patient/p1"}, PatientKey(EPIC, "p1").reference()),
+    # On another server: kept as it is (Tandem never writes one; the store decides).
+    ({"reference": f"{ORACLE}/Practitioner/pr-1"}, {"reference": f"{ORACLE}/Practitioner/pr-1"}),
+    # An EHR patient whose id merely starts like a registry Patient's is still the EHR's.
+    ({"reference": "Patient/tp-123"}, PatientKey(EPIC, "tp-123").reference()),
+])  # fmt: skip
+def test_absolute_and_lookalike_references(reference: dict[str, Any], expected: dict[str, Any]) -> None:
+    resource = {
+        "resourceType": "Observation",
+        "subject": PatientKey(EPIC, "p1").reference(),
+        "performer": [reference],
+    }
+    assert to_registry(resource)["performer"] == [expected]
+
+
+def test_only_tandems_own_logical_references_are_restored() -> None:
+    # An identifier-only reference of another system (an NPI) is not one Tandem wrote: it stays as it is.
+    npi = {
+        "type": "Organization",
+        "identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"},
+    }
+    resource = {"resourceType": "Task", "for": PatientKey(EPIC, "p1").reference(), "owner": npi,
+                "requester": {"type": "Practitioner", "identifier": {"system": EPIC, "value": "pr-1"}}}  # fmt: skip
+    read = from_registry(resource)
+    assert read["owner"] == npi and read["requester"] == {"reference": "Practitioner/pr-1"}
+
+
+def test_a_caregivers_referral_task_names_the_child_so_its_ehr_is_known() -> None:
+    from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
+    from fhir_mappings.healthysteps.referrals import Referral, referral_from, referral_resources
+
+    child = Enrolment(
+        "hs-1", EPIC, "child1", "Baby Diaz", "healthysteps", "active-treatment", date(2026, 1, 5)
+    )
+    referral = Referral("r1", "hs-1", "caregiver", "wic", "WIC", "requested", date(2026, 12, 1),
+                        caregiver="RelatedPerson/rp-mother")  # fmt: skip
+    program = HEALTHYSTEPS_PROGRAM
+    resources = referral_resources(referral, child, services=program.services, concern=None, basis=(), goal=None,
+                                   requester=Member("Practitioner/pr-hs"), now=datetime(2026, 12, 1, tzinfo=UTC))  # fmt: skip
+    task = next(r for r in resources if r["resourceType"] == "Task")
+    assert task["for"] == {"reference": "RelatedPerson/rp-mother"}
+    assert resource_issuer(task) == EPIC
+    stored = to_registry(task)
+    assert stored["requester"] == {"type": "Practitioner", "identifier": {"system": EPIC, "value": "pr-hs"}}
+    assert referral_from(from_registry(stored)) == referral_from(task)
+
+
+def test_a_resource_without_an_issuer_that_names_the_ehr_needs_one() -> None:
+    from fhir_mappings.common.registry_refs import needs_issuer
+
+    assert needs_issuer({"resourceType": "Task", "for": {"reference": "Patient/p1"}})
+    assert needs_issuer({"resourceType": "Task", "owner": {"reference": "Practitioner/x"}})
+    assert not needs_issuer({"resourceType": "Questionnaire", "url": "https://tandem.health/q"})
+    assert not needs_issuer({"resourceType": "Task", "for": PatientKey(EPIC, "p1").reference()})

@@ -123,3 +123,44 @@ def test_reads_map_logical_ehr_references_back() -> None:
                                                                  "entry": [{"resource": stored}]})  # fmt: skip
     found = _client().search_all("Observation", {"subject": KEY.relative})
     assert found[0]["performer"] == [{"reference": "Practitioner/pr-1"}]
+
+
+@responses.activate
+def test_many_patients_are_written_in_transactions_of_500() -> None:
+    # A measure population's List names every patient: one PUT each would be 20,000 requests at 20,000 patients.
+    responses.add_callback(responses.POST, BASE, callback=_transaction_echo)
+    keys = [PatientKey(ISS, f"p{n}") for n in range(1201)]
+    client = _client()
+    client.ensure_patients(keys + keys[:10])  # repeats are written once
+    sizes = [len(json.loads(c.request.body)["entry"]) for c in responses.calls]
+    assert sizes == [500, 500, 201]
+    client.ensure_patients(keys)
+    assert len(responses.calls) == 3  # known now
+
+
+@responses.activate
+def test_an_entry_that_names_no_patient_takes_the_transactions_ehr() -> None:
+    responses.add_callback(responses.POST, BASE, callback=_transaction_echo)
+    task = {"resourceType": "Task", "id": "t1", "status": "requested", "intent": "order",
+            "for": {"reference": "RelatedPerson/rp-1"}, "requester": {"reference": "Practitioner/pr-1"}}  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": _observation(), "request": {"method": "PUT", "url": "Observation/o1"}},
+        {"resource": task, "request": {"method": "PUT", "url": "Task/t1"}}]}  # fmt: skip
+    _client().transaction(bundle)
+    sent = json.loads(responses.calls[0].request.body)["entry"]
+    assert sent[-1]["resource"]["requester"] == {
+        "type": "Practitioner",
+        "identifier": {"system": ISS, "value": "pr-1"},
+    }
+
+
+@responses.activate
+def test_a_batch_gets_its_patients_before_it() -> None:
+    # A batch's entries succeed one by one: its Patients are written first, not inside it.
+    responses.add_callback(responses.PUT, f"{BASE}/Patient/{KEY.registry_id}", callback=_echo)
+    responses.add_callback(responses.POST, BASE, callback=_transaction_echo)
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": _observation(), "request": {"method": "PUT", "url": "Observation/o1"}}]}  # fmt: skip
+    answered = _client().transaction(bundle)
+    assert [c.request.method for c in responses.calls] == ["PUT", "POST"]
+    assert len(json.loads(responses.calls[1].request.body)["entry"]) == 1 and len(answered["entry"]) == 1
