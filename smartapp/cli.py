@@ -477,7 +477,15 @@ def _demo_world() -> Any:
     "--port", default=8000, show_default=True, type=int, help="Tandem's port (http://localhost:PORT)."
 )
 @click.option("--sandbox-port", default=9000, show_default=True, type=int, help="The sandbox EHR's port.")
-def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
+@click.option(
+    "--registry-server",
+    type=click.Choice(["sekmet", "hapi"]),
+    default="sekmet",
+    show_default=True,
+    help="The registry store: sekmet-fhir (light, no Java) or Tandem's HAPI FHIR JPA server "
+    "(needs `scripts/hapi.sh build` first: a JDK 17 and Maven).",
+)
+def demo(size: int, seed: int, port: int, sandbox_port: int, registry_server: str) -> None:
     """Start the whole demo: local FHIR servers, the sandbox EHR with synthetic patients, and Tandem."""
     _configure_logging("WARNING")
     SandboxWorld = _demo_world()  # noqa: N806 - a class found through an entry point
@@ -488,8 +496,9 @@ def demo(size: int, seed: int, port: int, sandbox_port: int) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor stopping the demo
         signal.signal(signum, lambda *_: stop.set())
     world = SandboxWorld(
-        size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port, seed_caseload=True
-    )
+        size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port, seed_caseload=True,
+        registry_server=registry_server,
+    )  # fmt: skip
     click.echo(f"Starting the sandbox ({size} synthetic patients)…")
     try:
         world.start()
