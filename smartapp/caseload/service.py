@@ -234,9 +234,12 @@ class CaseloadService:
         client = self._client()
         before = client.counter.total
         snapshot = Snapshot()
-        for resource_type, params in CASELOAD_SEARCHES:
+        for resource_type, _ in CASELOAD_SEARCHES:
+            # The patient's reference only: the caseload's code filter does not ride along (a store matches it
+            # across the whole registry before the patient; its results are few, and the snapshot keeps only
+            # scores and social answers anyway).
             patient_param = "patient" if resource_type == "Task" else "subject"
-            query = {**params, patient_param: key.relative, "_count": str(PAGE_SIZE)}
+            query = {patient_param: key.relative, "_count": str(PAGE_SIZE)}
             for page in client.iter_pages(resource_type, query, max_pages=100):
                 snapshot.apply(resource_type, _page_resources(page))
         return snapshot.data(client.counter.total - before).for_patient(key)

@@ -127,3 +127,26 @@ def test_the_chart_reads_one_patient_with_three_searches(server: FhirServer) -> 
     assert [e.id for e in data.enrolments] == ["cp-12"] and {t.id for t in data.tasks} == {"f-12"}
     assert [c.id for c in data.contacts] == ["c-12"]
     assert service.load_patient(PatientKey("https://other-ehr.example/fhir", "p12")).enrolments == []
+
+
+def test_the_chart_searches_name_only_its_patient(server: FhirServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 27 §2: the chart's registry part reads only its patient; the caseload's code filter (registry score
+    # codes and social-status codes) made the store match across the whole registry before the patient.
+    service = _service(server)
+    client = service.registry
+    assert client is not None
+    pages_of = client.iter_pages
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def recording(resource_type: str, params: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        sent.append((resource_type, dict(params or {})))
+        return pages_of(resource_type, params, **kwargs)
+
+    monkeypatch.setattr(client, "iter_pages", recording)
+    key = PatientKey(ISS, "p12")
+    data = service.load_patient(key)
+    assert data.requests == 3 and [e.id for e in data.enrolments] == ["cp-12"]
+    assert sorted(t for t, _ in sent) == ["CarePlan", "Observation", "Task"]
+    for resource_type, params in sent:
+        patient_param = "patient" if resource_type == "Task" else "subject"
+        assert params == {patient_param: key.relative, "_count": params["_count"]}, resource_type
