@@ -185,15 +185,29 @@ class CaseloadService:
         now = self.clock()
         client = self._client()
         before = client.counter.total
-        if snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS:
-            snapshot, full_at = Snapshot(), now
-        else:
-            full_at = meta["full_at"]
+        full = snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS
+        if full or snapshot is None or meta is None:
+            snapshot = Snapshot()
+        elif isinstance(meta.get("since"), str):
+            snapshot.since = meta["since"]  # a sync that changed nothing kept it in the meta only
+        snapshot.changed = 0
         snapshot.since = self._fill(client, snapshot, since=snapshot.since)  # None: a full load
-        stamp = secrets.token_hex(8)
-        self.store.set(SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL)
-        self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": now,
-                                                      "full_at": full_at}), SNAPSHOT_TTL)  # fmt: skip
+        # Freshness and the full-reload period count from the END of the sync: a load longer than FRESH_SECONDS
+        # is not stale the moment it is written.
+        ended = self.clock()
+        full_at = ended if full or meta is None else meta["full_at"]
+        if full or meta is None or snapshot.changed or self._memo is None:
+            stamp = secrets.token_hex(8)
+            self.store.set(
+                SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL
+            )
+        else:
+            # Nothing changed: the stored snapshot (and every process's copy of it) stays as it is; only the
+            # time it is current to moves on.
+            stamp = meta["stamp"]
+        self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": ended,
+                                                      "full_at": full_at, "since": snapshot.since}),
+                       SNAPSHOT_TTL)  # fmt: skip
         data = snapshot.data(client.counter.total - before)
         if data.unassigned:
             log.warning(

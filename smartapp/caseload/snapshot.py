@@ -104,6 +104,9 @@ class Snapshot:
     legacy_scores: set[str] = field(default_factory=set)
     #: The registry server's time this snapshot is current to (its Bundle.meta.lastUpdated), minus an overlap.
     since: str | None = None
+    #: How many rows `apply` changed (a resource read again as it was held changes none): a sync that changed
+    #: none leaves the stored snapshot as it is.
+    changed: int = field(default=0, compare=False)
 
     def apply(self, resource_type: str, resources: Iterable[Any]) -> int:
         """Take in one page of `resource_type` (new or changed resources replace what their id held)."""
@@ -113,22 +116,30 @@ class Snapshot:
                 continue
             count += 1
             rid = resource["id"]
+            changed = False
             if resource_type == "CarePlan":
                 enrolment = enrolment_from(resource)
-                _put(self.enrolments, rid, enrolment)
+                changed = _put(self.enrolments, rid, enrolment)
             elif resource_type == "Task":
-                _put(self.contacts, rid, contact_from(resource))
-                _put(self.tasks, rid, work_task_from(resource))
+                changed = _put(self.contacts, rid, contact_from(resource))
+                changed = _put(self.tasks, rid, work_task_from(resource)) or changed
             elif resource_type == "Observation":
                 key = patient_key(resource.get("subject"))
                 points = score_points([resource], "Tandem")
-                _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
+                changed = _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
                 answers = answers_from([resource], key) if key is not None else []
-                _put(self.social, rid, (key, answers[0]) if key is not None and answers else None)
-                if key is None and legacy_patient_id(resource.get("subject")):
-                    self.legacy_scores.add(rid)
-                else:
-                    self.legacy_scores.discard(rid)
+                changed = (
+                    _put(self.social, rid, (key, answers[0]) if key is not None and answers else None)
+                    or changed
+                )
+                legacy = key is None and legacy_patient_id(resource.get("subject")) is not None
+                if legacy != (rid in self.legacy_scores):
+                    changed = True
+                    if legacy:
+                        self.legacy_scores.add(rid)
+                    else:
+                        self.legacy_scores.discard(rid)
+            self.changed += changed
         return count
 
     @property
@@ -231,11 +242,14 @@ class Snapshot:
         return snapshot
 
 
-def _put(table: dict[str, Any], rid: str, value: Any) -> None:
+def _put(table: dict[str, Any], rid: str, value: Any) -> bool:
+    """Hold `value` under `rid` (None: drop it); whether that changed what the table held."""
     if value is None:
-        table.pop(rid, None)
-    else:
-        table[rid] = value
+        return table.pop(rid, None) is not None
+    if table.get(rid) == value:
+        return False
+    table[rid] = value
+    return True
 
 
 def _iso(value: date | None) -> str | None:
