@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.screening.history import ScorePoint
 from launch.store import KeyValueStore
+from smartapp.caseload.ready_marks import mark_dirty
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class EhrScores:
             ],  # fmt: skip
         }
         self.store.hash_set(_hash_key(key.iss), key.patient_id, json.dumps(stored), EHR_SCORES_TTL)
+        mark_dirty(self.store, key)  # the worklist rebuilds this patient's rows
 
     def for_issuer(self, iss: str) -> dict[PatientKey, list[ScorePoint]]:
         found: dict[PatientKey, list[ScorePoint]] = {}

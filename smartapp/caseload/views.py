@@ -33,7 +33,6 @@ from fhir_mappings.registry.worklist import (
     REVIEW_GROUPS,
     MedicalInputs,
     build_rows,
-    caseload_stats,
     columns_for,
     filter_rows,
     patient_identity,
@@ -55,6 +54,7 @@ from smartapp import errors as app_errors
 from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
 from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
+from smartapp.caseload.ready import Entry, entry_stats, filter_entries, sort_entries
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
@@ -150,24 +150,49 @@ def _prefs_user(session: LaunchSession) -> str | None:
     return session.context.fhir_user or None
 
 
+def _ready_entries(today: date, user: Member | None) -> tuple[list[Entry], list[Entry], dict[str, str]]:
+    """The worklist's kept entries of the launch's EHR (safety alerts not yet in the registry laid over), and
+    those the page's filters choose, in its order: no row is built, none decoded on a warm view."""
+    access = current_access()
+    access.check_caseload()
+    pending = safety_pending(access)
+    entries = [
+        e.with_safety() if e.key in pending else e for e in services().ready.entries(access.iss, today)
+    ]
+    args = {
+        k: request.args.get(k, "")
+        for k in ("flag", "who", "program", "q", "sort", "order", "column", "value")
+    }
+    args["who"] = who = args["who"] or ("mine" if user else "all")
+    chosen = filter_entries(entries, flag=args["flag"] or None, program=args["program"] or None,
+                            text=args["q"] or None, member=user.reference if who == "mine" and user else None,
+                            column=args["column"] or None, value=args["value"] or None)  # fmt: skip
+    return entries, sort_entries(chosen, args["sort"] or "flags", descending=args["order"] == "desc"), args
+
+
 @bp.get("/worklist")
 @launch_required
 def worklist(launch_id: str) -> str:
+    """Served from the ready rows: the cost of a view is the rows it shows, not the caseload's size."""
     session = current_launch()
     ehr = current_ehr()
     page = _page(session, ehr)
     today = clock.today()
-    rows, requests_made = _rows(today)
-    chosen, args = _filtered(rows, page["user"])
+    entries, chosen, args = _ready_entries(today, page["user"])
+    ready = services().ready
     prefs = PrefsStore(services().store).load(session.iss, _prefs_user(session))
-    offered = available_columns(columns_for({r.enrolment.program for r in rows} or PROGRAMS))
-    shown, number, pages = _paged(chosen, prefs.page_size)
-    columns = prefs.shown(offered, _default_columns(rows, args["program"] or None))
+    programs = {e.program for e in entries}
+    offered = available_columns(columns_for(programs or PROGRAMS))
+    shown_entries, number, pages = _paged(chosen, prefs.page_size)
+    shown = ready.rows(shown_entries, today, safety_pending(current_access()))
+    program = args["program"] or None
+    only = {program} if program else programs
+    columns = prefs.shown(offered, program_or_default(only.pop()).default_columns if len(only) == 1 else ())
     return render_template("worklist.html", **page, rows=shown, args=args, columns=columns,
                            offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
                            first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
-                           stats=caseload_stats(chosen, today), total=len(rows), matching=len(chosen),
-                           requests_made=requests_made, today=today, **_refresh_status(session.iss))  # fmt: skip
+                           stats=entry_stats(chosen), total=len(entries), matching=len(chosen),
+                           requests_made=ready.last_requests, today=today, **_refresh_status(session.iss))  # fmt: skip
 
 
 def _refresh_status(iss: str) -> dict[str, Any]:
@@ -208,8 +233,9 @@ def worklist_columns(launch_id: str) -> Response:
 def worklist_csv(launch_id: str) -> Response:
     session = current_launch()
     ehr = current_ehr()
-    rows, _ = _rows(clock.today())
-    chosen, _ = _filtered(rows, current_user(session, ehr))
+    today = clock.today()
+    _, chosen_entries, _ = _ready_entries(today, current_user(session, ehr))
+    chosen = services().ready.rows(chosen_entries, today, safety_pending(current_access()))
     return Response(rows_csv(chosen), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=caseload-{clock.today()}.csv"})  # fmt: skip
 
