@@ -33,9 +33,11 @@ from typing import Any
 from fhir_mappings.common.dates import parse_datetime
 from fhir_mappings.common.identity import PatientKey, patient_key
 from fhir_mappings.registry.programs import COLUMNS, program_or_default
+from fhir_mappings.registry.resources import WorkTask
 from fhir_mappings.registry.worklist import (
     FLAG_LABELS,
     FLAG_PRIORITY,
+    REVIEW_GROUPS,
     WHOLE_PERSON_TEXT,
     CaseloadStats,
     MedicalInputs,
@@ -43,6 +45,7 @@ from fhir_mappings.registry.worklist import (
     _matches,
     build_rows,
 )
+from fhir_mappings.screening.history import ScorePoint
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
 from smartapp.caseload.ehr_scores import EhrScores
@@ -58,7 +61,7 @@ from smartapp.caseload.service import (
     _json_or_none,
     _page_resources,
 )
-from smartapp.caseload.snapshot import Snapshot, snapshot_from_json
+from smartapp.caseload.snapshot import CaseloadData, Snapshot, _task_from_json, _task_json, snapshot_from_json
 
 __all__ = ["DIRTY_KEY", "Entry", "ReadyRows", "mark_dirty", "patient_field"]
 
@@ -69,6 +72,10 @@ ENTRIES_KEY = f"{READY_PREFIX}:entries"
 VERSION_KEY = f"{READY_PREFIX}:version"
 CHANGES_KEY = f"{READY_PREFIX}:changes"
 META_KEY = f"{READY_PREFIX}:meta"
+#: Open same-day safety follow-ups (few): Task id → the Task, for every page's header and the safety list.
+SAFETY_KEY = f"{READY_PREFIX}:safety"
+#: Enrolment (CarePlan) id → the patient's field, for what names an enrolment only.
+ENROLMENTS_KEY = f"{READY_PREFIX}:enrolments"
 LOCK_KEY = f"{READY_PREFIX}:lock"
 READY_TTL = 3 * 24 * 3600
 #: A sync holds the lock at most this long (a process that died holding it blocks nobody longer).
@@ -208,6 +215,22 @@ def sort_entries(entries: Iterable[Entry], column: str, descending: bool = False
     return sorted(ordered, key=lambda e: e.sort[index], reverse=descending)
 
 
+def review_group_of(entry: Entry) -> str | None:
+    """As `review_group`: the case review group of an entry (its most urgent), or None."""
+    return next((key for key, _ in REVIEW_GROUPS if key in entry.flags), None)
+
+
+def review_entries(entries: Iterable[Entry]) -> list[Entry]:
+    """As `review_priority`: the programs with case review, in review order (group, longest in treatment, name,
+    date of birth)."""
+    order = [key for key, _ in REVIEW_GROUPS]
+    weeks = _I["weeks"]
+    ranked = [(order.index(group), e) for e in entries
+              if program_or_default(e.program).case_review and (group := review_group_of(e)) is not None]  # fmt: skip
+    ranked.sort(key=lambda pair: (pair[0], -pair[1].sort[weeks], pair[1].name, pair[1].dob))
+    return [e for _, e in ranked]
+
+
 def entry_stats(entries: list[Entry]) -> CaseloadStats:
     """As `caseload_stats`, from the kept parts."""
     return CaseloadStats(
@@ -265,17 +288,44 @@ class ReadyRows:
                 memo.by_issuer[iss] = [e for e in memo.entries.values() if e.iss == iss]
             return list(memo.by_issuer[iss])
 
-    def rows(self, chosen: list[Entry], today: date, safety_pending: Iterable[PatientKey] = ()) -> list[Row]:
-        """The full rows of these entries only (the page's), in their order, from their patients' kept data."""
+    def rows(self, chosen: list[Entry], today: date, safety_pending: Iterable[PatientKey] = (),
+             scores: dict[PatientKey, list[ScorePoint]] | None = None) -> list[Row]:  # fmt: skip
+        """The full rows of these entries only (the page's), in their order, from their patients' kept data;
+        `scores`, when given, receives each patient's scores (registry and EHR) as the rows used them."""
         keys = list(dict.fromkeys(e.key for e in chosen))
-        raws = self.store.hash_get_many(PATIENTS_KEY, [patient_field(k) for k in keys])
         built: dict[str, Row] = {}
-        snapshots = {
-            k: s for k, raw in zip(keys, raws, strict=True) if (s := _patient_snapshot(raw)) is not None
-        }
-        for row in self._build(snapshots, today, safety_pending):
+        for row in self._build(self._snapshots(keys), today, safety_pending, scores):
             built[row.enrolment.id] = row
         return [built[e.id] for e in chosen if e.id in built]
+
+    def _snapshots(self, keys: list[PatientKey]) -> dict[PatientKey, Snapshot]:
+        raws = self.store.hash_get_many(PATIENTS_KEY, [patient_field(k) for k in keys])
+        return {k: s for k, raw in zip(keys, raws, strict=True) if (s := _patient_snapshot(raw)) is not None}
+
+    def patients(self, keys: Iterable[PatientKey], today: date) -> dict[PatientKey, CaseloadData]:
+        """These patients' registry data as kept (synced first), without the EHR's copies."""
+        with self._lock:
+            self._sync(today)
+        return {k: s.data(0).for_patient(k) for k, s in self._snapshots(list(dict.fromkeys(keys))).items()}
+
+    def enrolment_patient(self, careplan_id: str) -> PatientKey | None:
+        """Whose enrolment this is, as last synced (None: not known)."""
+        raw = self.store.hash_get(ENROLMENTS_KEY, careplan_id)
+        return _field_key(raw) if raw else None
+
+    def open_safety_tasks(self, iss: str, today: date) -> list[WorkTask]:
+        """The EHR's open same-day safety follow-ups (synced first): a read of those few, never the caseload."""
+        with self._lock:
+            self._sync(today)
+        tasks = []
+        for raw in self.store.hash_all(SAFETY_KEY).values():
+            try:
+                task = _task_from_json(json.loads(raw))
+            except (ValueError, TypeError, KeyError, IndexError):
+                continue  # written by another release: the next full build rewrites it
+            if task.iss == iss and task.open and task.kind == "safety-follow-up":
+                tasks.append(task)
+        return tasks
 
     def _current(self) -> _Memo:
         """This process's entries brought to the stored version (the changes only, when it can)."""
@@ -391,10 +441,12 @@ class ReadyRows:
                 snapshots.setdefault(key, Snapshot()).apply(resource_type, [resource])
         since = self._since()
         entries = {row.enrolment.id: entry_of(row, today).to_json() for row in self._build(snapshots, today)}
-        self.store.delete(PATIENTS_KEY)
-        self.store.delete(ENTRIES_KEY)
+        for name in (PATIENTS_KEY, ENTRIES_KEY, SAFETY_KEY, ENROLMENTS_KEY):
+            self.store.delete(name)
         self._write_chunks(PATIENTS_KEY, {patient_field(k): s.dumps() for k, s in snapshots.items()})
         self._write_chunks(ENTRIES_KEY, entries)
+        self._write_chunks(SAFETY_KEY, _safety_fields(snapshots.values()))
+        self._write_chunks(ENROLMENTS_KEY, _enrolment_fields(snapshots))
         version = self.store.increment(VERSION_KEY, READY_TTL)
         self.store.hash_set(CHANGES_KEY, str(version), json.dumps([_FULL]), READY_TTL)
         self._write_meta(generation, since, today)
@@ -422,14 +474,17 @@ class ReadyRows:
         snapshots: dict[PatientKey, Snapshot] = {}
         written: dict[str, str] = {}
         earlier: set[str] = set()
+        held_safety: set[str] = set()
         for key, raw in zip(touched, raws, strict=True):
             snapshot = _patient_snapshot(raw) or Snapshot()
             held = set(snapshot.enrolments)
+            safe = {t.id for t in snapshot.tasks.values() if t.kind == "safety-follow-up"}
             snapshot.changed = 0
             for resource_type, resource in changed.get(key, []):
                 snapshot.apply(resource_type, [resource])
             if snapshot.changed or key in dirty_keys:  # read again unchanged (the overlap): nothing to do
                 earlier |= held
+                held_safety |= safe
                 snapshots[key] = snapshot
                 if snapshot.changed:
                     written[patient_field(key)] = snapshot.dumps()
@@ -442,12 +497,15 @@ class ReadyRows:
             self.store.hash_set_many(PATIENTS_KEY, written, READY_TTL)
             self.store.hash_set_many(ENTRIES_KEY, entries, READY_TTL)
             self.store.hash_delete(ENTRIES_KEY, gone)
+            self.store.hash_delete(SAFETY_KEY, sorted(held_safety))
+            self.store.hash_set_many(SAFETY_KEY, _safety_fields(snapshots.values()), READY_TTL)
+            self.store.hash_set_many(ENROLMENTS_KEY, _enrolment_fields(snapshots), READY_TTL)
             version = self.store.increment(VERSION_KEY, READY_TTL)
             self.store.hash_set(CHANGES_KEY, str(version), json.dumps(sorted(ids)), READY_TTL)
         self._write_meta(generation, new_since, today)
 
-    def _build(self, snapshots: Mapping[PatientKey, Snapshot], today: date,
-               safety_pending: Iterable[PatientKey] = ()) -> list[Row]:  # fmt: skip
+    def _build(self, snapshots: Mapping[PatientKey, Snapshot], today: date, safety_pending: Iterable[PatientKey] = (),
+               scores: dict[PatientKey, list[ScorePoint]] | None = None) -> list[Row]:  # fmt: skip
         """The rows of these patients, from their registry data and the EHR's copies (read for them only, or once
         per issuer when there are many)."""
         pending = set(safety_pending)
@@ -466,6 +524,8 @@ class ReadyRows:
             else:
                 ehr = self.ehr_scores.for_patient(key)
             data = data.with_ehr_scores({key: ehr})
+            if scores is not None:
+                scores[key] = data.scores.get(key, [])
             medical: dict[PatientKey, MedicalInputs] = {}
             if any(program_or_default(e.program).tracks_medical for e in data.enrolments if e.active):
                 if many:
@@ -480,3 +540,13 @@ class ReadyRows:
                                no_contact_weeks=self.no_contact_weeks, safety_pending=pending & {key},
                                medical=medical, social=data.social)  # fmt: skip
         return rows
+
+
+def _safety_fields(snapshots: Iterable[Snapshot]) -> dict[str, str]:
+    """The open safety follow-ups of these patients, as SAFETY_KEY keeps them."""
+    return {t.id: json.dumps(_task_json(t), separators=(",", ":")) for s in snapshots for t in s.tasks.values()
+            if t.kind == "safety-follow-up" and t.open}  # fmt: skip
+
+
+def _enrolment_fields(snapshots: Mapping[PatientKey, Snapshot]) -> dict[str, str]:
+    return {eid: patient_field(k) for k, s in snapshots.items() for eid in s.enrolments}

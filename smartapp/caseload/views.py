@@ -37,7 +37,6 @@ from fhir_mappings.registry.worklist import (
     filter_rows,
     patient_identity,
     review_group,
-    review_priority,
     rows_csv,
     sort_rows,
 )
@@ -54,7 +53,14 @@ from smartapp import errors as app_errors
 from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
 from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
-from smartapp.caseload.ready import Entry, entry_stats, filter_entries, sort_entries
+from smartapp.caseload.ready import (
+    Entry,
+    entry_stats,
+    filter_entries,
+    review_entries,
+    review_group_of,
+    sort_entries,
+)
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
@@ -457,24 +463,30 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     ehr = current_ehr()
     page = _page(session, ehr)
     user = page["user"]
-    rows, _ = _rows(clock.today())
-    to_review = review_priority(rows)
-    on_team = user is not None and any(r.enrolment.has_member(user.reference) for r in to_review)
+    today = clock.today()
+    access = current_access()
+    access.check_caseload()
+    pending = safety_pending(access)
+    # From the ready rows: the order and the counts from the kept entries, the page's cases built alone.
+    entries = [
+        e.with_safety() if e.key in pending else e for e in services().ready.entries(access.iss, today)
+    ]
+    to_review = review_entries(entries)
+    on_team = user is not None and any(user.reference in e.members for e in to_review)
     who = request.args.get("who") or ("mine" if on_team else "all")
     if who == "mine" and user is not None:
-        to_review = [
-            r for r in to_review if any(m.reference == user.reference for m in r.enrolment.team.values())
-        ]
+        to_review = [e for e in to_review if user.reference in e.members]
     if problem is not None:  # the case whose form needs correcting is shown whatever page it is on
-        to_review = [r for r in to_review if r.enrolment.id == problem[0]] or to_review
-    shown, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
-    data = caseload_data(session.iss)
+        to_review = [e for e in to_review if e.id == problem[0]] or to_review
+    shown_entries, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
+    scores: dict[PatientKey, list[Any]] = {}
+    shown = services().ready.rows(shown_entries, today, pending, scores)
     trends = {}
     for row in shown:
-        points = series(data.scores.get(row.enrolment.key, []), row.program.outcome.series)
+        points = series(scores.get(row.enrolment.key, []), row.program.outcome.series)
         trends[row.enrolment.id] = trend_svg(points, row.program.outcome.series) if points else ""
     groups = [(key, label, [r for r in shown if review_group(r) == key]) for key, label in REVIEW_GROUPS]
-    counts = {key: sum(1 for r in to_review if review_group(r) == key) for key, _ in REVIEW_GROUPS}
+    counts = {key: sum(1 for e in to_review if review_group_of(e) == key) for key, _ in REVIEW_GROUPS}
     return render_template("review.html", **page, groups=[g for g in groups if g[2]], counts=counts,
                            total=len(to_review), who=who, page_number=number, pages=pages, trends=trends,
                            kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3), status  # fmt: skip

@@ -16,7 +16,15 @@ import requests
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.programs import COLUMNS
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
-from fhir_mappings.registry.worklist import FLAG_PRIORITY, build_rows, caseload_stats, filter_rows, sort_rows
+from fhir_mappings.registry.worklist import (
+    FLAG_PRIORITY,
+    build_rows,
+    caseload_stats,
+    filter_rows,
+    review_group,
+    review_priority,
+    sort_rows,
+)
 from fhir_mappings.screening.history import ScorePoint
 from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
@@ -24,7 +32,14 @@ from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
 from smartapp.caseload import ready as ready_module
 from smartapp.caseload.ehr_scores import EhrScores
-from smartapp.caseload.ready import ReadyRows, entry_stats, filter_entries, sort_entries
+from smartapp.caseload.ready import (
+    ReadyRows,
+    entry_stats,
+    filter_entries,
+    review_entries,
+    review_group_of,
+    sort_entries,
+)
 from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
 from smartapp.smi.medical import EhrMedical
 
@@ -232,3 +247,36 @@ def test_kept_entries_filter_and_count_as_the_built_rows_do(
     kept = filter_entries(entries, **filters)
     assert sorted(e.id for e in kept) == sorted(r.enrolment.id for r in chosen)
     assert entry_stats(kept) == caseload_stats(chosen, TODAY)
+
+
+def test_kept_entries_come_to_case_review_in_the_rows_order(server: FhirServer) -> None:
+    # fhir_mappings.registry.worklist.review_priority: group, longest in treatment, name, date of birth; only
+    # programs with case review.
+    rows, entries = _rows_and_entries(server)
+    expected = [r.enrolment.id for r in review_priority(rows)]
+    assert expected and [e.id for e in review_entries(entries)] == expected
+    assert [review_group_of(e) for e in review_entries(entries)] == [
+        review_group(r) for r in review_priority(rows)
+    ]
+
+
+def test_open_safety_follow_ups_are_kept_apart_and_patched(server: FhirServer) -> None:
+    store = _CountingStore()
+    ready = _ready(server, store)
+    assert ready.open_safety_tasks(ISS, TODAY) == []
+    enrolment = Enrolment("cp-031", ISS, "p031", "Patient 31", PROGRAMS[1], "active-treatment",
+                          TODAY - timedelta(weeks=3), team={"care-manager": TEAM[1]})  # fmt: skip
+    task = work_task("safety-follow-up", "s-31", enrolment, datetime.now(UTC), description="PHQ-9 item 9")
+    _put(server.base_url, [task])
+    ready.caseload.invalidate()
+    assert [t.id for t in ready.open_safety_tasks(ISS, TODAY)] == ["s-31"]
+    assert ready.open_safety_tasks("https://other-ehr.example/fhir", TODAY) == []
+    assert "safety" in {e.id: e for e in ready.entries(ISS, TODAY)}["cp-031"].flags
+    assert ready.enrolment_patient("cp-031") == PatientKey(ISS, "p031")
+    kept = ready.patients([PatientKey(ISS, "p031")], TODAY)[PatientKey(ISS, "p031")]
+    assert "s-31" in {t.id for t in kept.tasks}
+
+    _put(server.base_url, [{**task, "status": "completed"}])
+    ready.caseload.invalidate()
+    assert ready.open_safety_tasks(ISS, TODAY) == []
+    assert "safety" not in {e.id: e for e in ready.entries(ISS, TODAY)}["cp-031"].flags
