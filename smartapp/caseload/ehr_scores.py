@@ -68,6 +68,15 @@ class EhrScores:
                 found[PatientKey(iss, patient_id)] = points
         return found
 
+    def for_patients(self, keys: list[PatientKey]) -> dict[PatientKey, list[ScorePoint]]:
+        """These patients' EHR scores: one store read per issuer (a worklist page's patients)."""
+        found: dict[PatientKey, list[ScorePoint]] = {}
+        for iss in dict.fromkeys(k.iss for k in keys):
+            mine = [k for k in keys if k.iss == iss]
+            raws = self.store.hash_get_many(_hash_key(iss), [k.patient_id for k in mine])
+            found.update({k: _points(raw) or [] for k, raw in zip(mine, raws, strict=True)})
+        return found
+
     def for_patient(self, key: PatientKey) -> list[ScorePoint]:
         return _points(self.store.hash_get(_hash_key(key.iss), key.patient_id)) or []
 

@@ -61,7 +61,7 @@ from smartapp.caseload.service import (
     _json_or_none,
     _page_resources,
 )
-from smartapp.caseload.snapshot import CaseloadData, Snapshot, _task_from_json, _task_json, snapshot_from_json
+from smartapp.caseload.snapshot import CaseloadData, Snapshot, _task_from_json, _task_json
 
 __all__ = ["DIRTY_KEY", "Entry", "ReadyRows", "mark_dirty", "patient_field"]
 
@@ -247,7 +247,17 @@ def _resource_patient(resource_type: str, resource: Mapping[str, Any]) -> Patien
 
 
 def _patient_snapshot(raw: str | None) -> Snapshot | None:
-    return snapshot_from_json(_json_or_none(raw)) if raw else None
+    """A patient's kept data, or None when it is not of this release's shape (the caller rebuilds it). Only this
+    module writes these fields, under a key naming both schemas: the shape is checked, not every field's type
+    (`snapshot_from_json`'s deep check costs more than the rest of a page's view)."""
+    payload = _json_or_none(raw) if raw else None
+    if payload is None:
+        return None
+    try:
+        return Snapshot.from_json(payload)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        log.warning("ignored a kept patient's registry data of another shape")
+        return None
 
 
 @dataclass
@@ -510,6 +520,7 @@ class ReadyRows:
         per issuer when there are many)."""
         pending = set(safety_pending)
         many = len(snapshots) > 200
+        page_scores = {} if many else self.ehr_scores.for_patients(list(snapshots))
         scores_of: dict[str, dict[PatientKey, Any]] = {}
         medical_of: dict[str, dict[PatientKey, Any]] = {}
         rows: list[Row] = []
@@ -522,7 +533,7 @@ class ReadyRows:
                     scores_of[key.iss] = self.ehr_scores.for_issuer(key.iss)
                 ehr = scores_of[key.iss].get(key, [])
             else:
-                ehr = self.ehr_scores.for_patient(key)
+                ehr = page_scores.get(key, [])
             data = data.with_ehr_scores({key: ehr})
             if scores is not None:
                 scores[key] = data.scores.get(key, [])

@@ -8,6 +8,7 @@ registry server's time it is current to, and is brought up to date by searching 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -361,6 +362,13 @@ def snapshot_from_json(payload: Any) -> Snapshot | None:
     return snapshot
 
 
+@functools.cache
+def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields and their resolved type hints (resolved once per class: resolving is costly)."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 def _conforms(value: Any, hint: Any) -> bool:
     """`value` is of the annotated type `hint` (the shapes the snapshot's dataclasses use)."""
     origin = typing.get_origin(hint)
@@ -385,8 +393,7 @@ def _conforms(value: Any, hint: Any) -> bool:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(value, hint):
             return False
-        hints = typing.get_type_hints(hint)
-        return all(_conforms(getattr(value, f.name), hints[f.name]) for f in dataclasses.fields(hint))
+        return all(_conforms(getattr(value, name), field_hint) for name, field_hint in _field_hints(hint))
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is date:
