@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.dates import age_months, age_range_text
@@ -34,11 +34,9 @@ from fhir_mappings.registry.worklist import (
     MedicalInputs,
     build_rows,
     columns_for,
-    filter_rows,
     patient_identity,
     review_group,
     rows_csv,
-    sort_rows,
 )
 from fhir_mappings.screening.history import series
 from fhir_mappings.screening.writeback import plan_consult_note
@@ -62,6 +60,7 @@ from smartapp.caseload.ready import (
     sort_entries,
 )
 from smartapp.caseload.service import EnrolmentChanged
+from smartapp.caseload.snapshot import CaseloadData
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
     caseload_data,
@@ -109,36 +108,17 @@ def _medical(iss: str, enrolments: list[Enrolment]) -> dict[PatientKey, MedicalI
     return medical_inputs(services().ehr_medical, iss)
 
 
-def _rows(today: date) -> tuple[list[Any], int]:
-    """The worklist rows of the launch's EHR only (the caseload needs user-level access)."""
-    svc, access = services(), current_access()
-    access.check_caseload()
-    data = caseload_data(access.iss)
-    rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
-                      no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access),
-                      medical=_medical(access.iss, data.enrolments), social=data.social)  # fmt: skip
-    return rows, data.requests
-
-
-def _default_columns(rows: list[Any], program: str | None) -> tuple[str, ...]:
-    """The program's own default columns when the worklist shows one program (filtered to it, or the only one)."""
-    shown = {program} if program else {r.enrolment.program for r in rows}
-    return program_or_default(shown.pop()).default_columns if len(shown) == 1 else ()
-
-
-def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str, str]]:
-    args = {
-        k: request.args.get(k, "")
-        for k in ("flag", "who", "program", "q", "sort", "order", "column", "value")
-    }
-    who = args["who"] or ("mine" if user else "all")
-    args["who"] = who
-    chosen = filter_rows(rows, flag=args["flag"] or None, program=args["program"] or None, text=args["q"] or None,
-                         member=user.reference if who == "mine" and user else None,
-                         column=args["column"] or None, value=args["value"] or None)  # fmt: skip
-    # Default order: the most urgent flag first, then name, then date of birth.
-    chosen = sort_rows(chosen, args["sort"] or "flags", descending=args["order"] == "desc")
-    return chosen, args
+def _patient_data(key: PatientKey) -> CaseloadData:
+    """One patient's registry data with the EHR's scores. A caseload launch reads the patient's kept data (the
+    worklist's ready rows, synced first), never the whole caseload; a patient launch, its patient searches."""
+    if not current_access().caseload:
+        return caseload_data(key.iss).for_patient(key)
+    svc = services()
+    cache: dict[PatientKey, CaseloadData] = g.setdefault("ready_patient_data", {})
+    if key not in cache:
+        found = svc.ready.patients([key], clock.today()).get(key) or CaseloadData([], [], [], {}, 0)
+        cache[key] = found.with_ehr_scores({key: svc.ehr_scores.for_patient(key)})
+    return cache[key]
 
 
 def _paged(items: list[Any], size: int) -> tuple[list[Any], int, int]:
@@ -270,7 +250,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else registry_enrolment(careplan_id)
-    data = caseload_data(enrolment.iss).for_patient(enrolment.key)
+    data = _patient_data(enrolment.key)
     program = program_or_default(enrolment.program)
     medical = {}
     if program.tracks_medical:
@@ -350,8 +330,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
         raise app_errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
     contact_id = f"contact-{form_id}"
     # The enrolment's contacts as loaded for this request (before the write: no reload after it).
-    earlier = [c for c in caseload_data(enrolment.iss).for_patient(enrolment.key).contacts
-               if c.careplan_id == enrolment.id]  # fmt: skip
+    earlier = [c for c in _patient_data(enrolment.key).contacts if c.careplan_id == enrolment.id]
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip() or None, contact_id)  # fmt: skip
     contacts = [c for c in earlier if c.id != contact_id]

@@ -209,7 +209,7 @@ def test_worklist_review_safety_and_chart_pages_never_load_the_whole_caseload(
 ) -> None:
     # Issue 27 §2: a view costs the rows it shows. The worklist, the case review, the safety follow-ups (and
     # every page's header counting them) read the ready rows; a chart reads its patient only.
-    enrol(world, browser, "pt-0021")
+    _, careplan_id = enrol(world, browser, "pt-0021")
     worklist = browser.follow(
         launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
     )
@@ -221,7 +221,7 @@ def test_worklist_review_safety_and_chart_pages_never_load_the_whole_caseload(
     monkeypatch.setattr(tandem.caseload, "load", whole_caseload)
     for path, shows in (("/worklist?who=all", "MRN"), ("/worklist?who=all&sort=patient&order=desc", "MRN"),
                         ("/worklist.csv?who=all", "Patient"), ("/review?who=all", "review"),
-                        ("/safety", "afety")):  # fmt: skip
+                        ("/safety", "afety"), (f"/enrolments/{careplan_id}", "Active treatment")):  # fmt: skip
         page = browser.get(f"{base}{path}")
         assert page.status_code == 200 and shows in page.text, path
     chart = browser.follow(launch_url(world, "generic", patient="pt-0021", practitioner="pr-cm-1"))
