@@ -49,7 +49,7 @@ from fhir_mappings.screening.history import ScorePoint
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
 from smartapp.caseload.ehr_scores import EhrScores
-from smartapp.caseload.ready_marks import DIRTY_KEY, READY_PREFIX, mark_dirty, patient_field
+from smartapp.caseload.ready_marks import DIRTY_KEY, READY_PREFIX, READY_SCHEMA, mark_dirty, patient_field
 from smartapp.caseload.service import (
     CASELOAD_SEARCHES,
     FRESH_SECONDS,
@@ -85,6 +85,9 @@ MAX_CHANGES_READ = 200
 #: Fields written per store call on a full build.
 _CHUNK = 2000
 _FULL = "*"
+#: A field a full build writes into the kept hashes: without it, they were lost (evicted, expired) and are rebuilt
+#: whole (never patched from nothing).
+_SENTINEL = ""
 _NO_DAY = ("0001-01-01", "9999-12-31")  # date.min and date.max: shown as nothing
 _I = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -265,6 +268,8 @@ class _Memo:
     version: int
     entries: dict[str, Entry]
     by_issuer: dict[str, list[Entry]] = field(default_factory=dict)
+    #: The kept hash had the full build's mark (False: it was lost and is rebuilt).
+    complete: bool = True
 
 
 class ReadyRows:
@@ -294,6 +299,11 @@ class ReadyRows:
             self.last_requests = 0
             self._sync(today)
             memo = self._current()
+            if not memo.complete:  # the kept entries were lost: built again from the registry
+                log.warning("the worklist's kept rows were missing: rebuilding them")
+                self.store.delete(META_KEY)
+                self._sync(today)
+                memo = self._current()
             if iss not in memo.by_issuer:
                 memo.by_issuer[iss] = [e for e in memo.entries.values() if e.iss == iss]
             return list(memo.by_issuer[iss])
@@ -369,7 +379,7 @@ class ReadyRows:
         everything = self.store.hash_all(ENTRIES_KEY)
         self.decoded += len(everything)
         entries = {eid: e for eid, raw in everything.items() if (e := Entry.from_json(raw)) is not None}
-        self._memo = _Memo(version, entries)
+        self._memo = _Memo(version, entries, complete=_SENTINEL in everything)
         return self._memo
 
     # --- syncing ------------------------------------------------------------------------------------
@@ -453,8 +463,9 @@ class ReadyRows:
         entries = {row.enrolment.id: entry_of(row, today).to_json() for row in self._build(snapshots, today)}
         for name in (PATIENTS_KEY, ENTRIES_KEY, SAFETY_KEY, ENROLMENTS_KEY):
             self.store.delete(name)
-        self._write_chunks(PATIENTS_KEY, {patient_field(k): s.dumps() for k, s in snapshots.items()})
-        self._write_chunks(ENTRIES_KEY, entries)
+        self._write_chunks(PATIENTS_KEY, {_SENTINEL: str(READY_SCHEMA), **{patient_field(k): s.dumps()
+                                                                           for k, s in snapshots.items()}})  # fmt: skip
+        self._write_chunks(ENTRIES_KEY, {_SENTINEL: str(READY_SCHEMA), **entries})
         self._write_chunks(SAFETY_KEY, _safety_fields(snapshots.values()))
         self._write_chunks(ENROLMENTS_KEY, _enrolment_fields(snapshots))
         version = self.store.increment(VERSION_KEY, READY_TTL)
@@ -480,7 +491,13 @@ class ReadyRows:
             self.store.remove_from_set(DIRTY_KEY, member)
         dirty_keys = {k for m in dirty if (k := _field_key(m)) is not None}
         touched = list(dict.fromkeys([*changed, *dirty_keys]))
-        raws = self.store.hash_get_many(PATIENTS_KEY, [patient_field(k) for k in touched])
+        mark, *raws = self.store.hash_get_many(
+            PATIENTS_KEY, [_SENTINEL, *(patient_field(k) for k in touched)]
+        )
+        if mark is None:  # the kept data were lost: never patched from nothing
+            log.warning("the worklist's kept registry data were missing: rebuilding them")
+            self._full(today, generation)
+            return
         snapshots: dict[PatientKey, Snapshot] = {}
         written: dict[str, str] = {}
         earlier: set[str] = set()

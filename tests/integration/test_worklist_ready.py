@@ -280,3 +280,46 @@ def test_open_safety_follow_ups_are_kept_apart_and_patched(server: FhirServer) -
     ready.caseload.invalidate()
     assert ready.open_safety_tasks(ISS, TODAY) == []
     assert "safety" not in {e.id: e for e in ready.entries(ISS, TODAY)}["cp-031"].flags
+
+
+def test_every_column_of_a_kept_entry_shows_what_the_row_shows(server: FhirServer) -> None:
+    # fhir_mappings.registry.worklist.Row.display_value: what a column filter matches.
+    rows, entries = _rows_and_entries(server)
+    kept = {e.id: e for e in entries}
+    assert len(kept) == len(rows)
+    for row in rows:
+        entry = kept[row.enrolment.id]
+        assert [entry.shown(c) for c in COLUMNS] == [row.display_value(c) for c in COLUMNS], row.enrolment.id
+
+
+def test_a_new_day_rebuilds_every_row(server: FhirServer) -> None:
+    # Weeks in treatment, overdue follow-ups and "no recent contact" depend on the day: kept rows are of one day.
+    ready = _ready(server, EmbeddedStore())
+    weeks = COLUMNS.index("weeks")
+    today = {e.id: e.sort[weeks] for e in ready.entries(ISS, TODAY)}
+    assert ready.entries(ISS, TODAY) and ready.last_requests == 0
+    next_week = {e.id: e.sort[weeks] for e in ready.entries(ISS, TODAY + timedelta(days=7))}
+    assert ready.last_requests >= 3  # read again whole (which also drops what was deleted outside Tandem)
+    assert next_week == {eid: w + 1 for eid, w in today.items()}
+
+
+@pytest.mark.parametrize("lost", [ready_module.PATIENTS_KEY, ready_module.ENTRIES_KEY])
+def test_kept_rows_that_were_lost_are_rebuilt_whole_never_patched_from_nothing(
+    server: FhirServer, lost: str
+) -> None:
+    # Redis may evict a hash (maxmemory) while the meta survives: a patch from nothing would show a few rows.
+    store = EmbeddedStore()
+    ready = _ready(server, store)
+    count = len(ready.entries(ISS, TODAY))
+    store.delete(lost)
+    enrolment = Enrolment("cp-012", ISS, "p012", "Patient 12", PROGRAMS[0], "active-treatment",
+                          TODAY - timedelta(weeks=3), team={"care-manager": TEAM[0]})  # fmt: skip
+    _put(
+        server.base_url,
+        [work_task("follow-up", f"f-lost-{len(lost)}", enrolment, datetime.now(UTC), due=TODAY)],
+    )
+    ready.caseload.invalidate()
+    assert len(ready.entries(ISS, TODAY)) == count
+    other = _ready(server, store)  # a process reading the entries whole
+    assert len(other.entries(ISS, TODAY)) == count
+    assert len(ready.rows(sort_entries(other.entries(ISS, TODAY), "patient"), TODAY)) == count
