@@ -213,9 +213,11 @@ def timed(run: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def json_floor(base: str) -> tuple[float, float]:
-    """json.loads of every page a full load reads: seconds and MB (the pages fetched first, then parsed)."""
+def json_floor(base: str) -> tuple[float, float, float]:
+    """json.loads of every page a full load reads: seconds and MB (the pages fetched first, then parsed), and the
+    wall time the store took to serve those pages (plain HTTP GETs: the store's own share of a cold load)."""
     http = requests.Session()
+    fetch_started = time.perf_counter()
     bodies: list[bytes] = []
     for resource_type, params in CASELOAD_SEARCHES:
         url: str | None = f"{base}/{resource_type}"
@@ -227,10 +229,11 @@ def json_floor(base: str) -> tuple[float, float]:
             page = json.loads(answer.content)
             url = next((link["url"] for link in page.get("link", []) if link.get("relation") == "next"), None)
             query = None
+    fetched = time.perf_counter() - fetch_started
     started = time.process_time()
     for body in bodies:
         json.loads(body)
-    return time.process_time() - started, sum(len(b) for b in bodies) / 1e6
+    return time.process_time() - started, sum(len(b) for b in bodies) / 1e6, fetched
 
 
 def view(ready: ReadyRows, program: str | None = None) -> int:
@@ -289,11 +292,13 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             started = time.perf_counter()
             seed(registry_client(server.base_url), program, size)
             seeded = time.perf_counter() - started
-            time.sleep(SYNC_OVERLAP_SECONDS + 1)  # past the incremental search's overlap: a sync reads only changes
+            time.sleep(
+                SYNC_OVERLAP_SECONDS + 1
+            )  # past the incremental search's overlap: a sync reads only changes
             store = RedisStore(redis.url, prefix="bench:")
             if program == "smi":
                 _medical(store, size)
-            floor, megabytes = json_floor(server.base_url)
+            floor, megabytes, fetched = json_floor(server.base_url)
             before_mb = redis.used_mb()
 
             def ready_rows() -> ReadyRows:
@@ -325,7 +330,7 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             _, memo_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             own = cold_cpu / floor if floor else float("inf")
-            out(f"  {store_kind:<7}{program:<5}{size:>7}  seed {seeded:7.1f}s  floor {floor:6.3f}s ({megabytes:6.1f} MB)"
+            out(f"  {store_kind:<7}{program:<5}{size:>7}  seed {seeded:7.1f}s  floor {floor:6.3f}s ({megabytes:6.1f} MB; the store serves them in {fetched:6.2f}s)"
                 f"  cold {cold:7.2f}s (own CPU {cold_cpu:6.2f}s = {own:4.1f}× floor; store {cold - cold_cpu:6.2f}s)"
                 f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s"
                 f"  chart {chart * 1000:6.1f} ms  Redis +{ready_mb:6.1f} MB  entries {memo_peak / 1e6:6.1f} MB"

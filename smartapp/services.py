@@ -33,6 +33,7 @@ from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
 from smartapp.healthysteps.gestation import GestationService
+from smartapp.healthysteps.ready import HealthyStepsReady
 from smartapp.healthysteps.service import HealthyStepsService
 from smartapp.registry_store import RegistryClient
 from smartapp.screening.service import ScreeningService
@@ -73,6 +74,11 @@ class Services:
         """The worklist's ready rows (kept per patient in the store, read per page), one per process."""
         return ReadyRows(self.store, self.caseload, self.ehr_scores, self.ehr_medical,
                          no_contact_weeks=self.settings.no_contact_weeks)  # fmt: skip
+
+    @functools.cached_property
+    def hs_ready(self) -> HealthyStepsReady:
+        """The HealthySteps worklist's ready rows, one per process."""
+        return HealthyStepsReady(self.store, self.healthysteps, self.caseload, self.ehr_scores, self.schedule)
 
     @property
     def launch_flow(self) -> LaunchFlow:

@@ -20,6 +20,7 @@ rows of a view (few). One sync at a time across processes (a lock in the store).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import secrets
@@ -452,7 +453,18 @@ class ReadyRows:
                        READY_TTL)  # fmt: skip
 
     def _full(self, today: date, generation: str) -> None:
-        """Read the whole registry, keep every patient's data and build every row (the first view of a day)."""
+        """Read the whole registry, keep every patient's data and build every row (the first view of a day).
+        The cyclic garbage collector waits meanwhile: the build makes objects that all live on, and collecting
+        while they pile up costs a pass over all of them each time (a build's time grew faster than N)."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._full_build(today, generation)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _full_build(self, today: date, generation: str) -> None:
         self.store.delete(DIRTY_KEY)
         snapshots: dict[PatientKey, Snapshot] = {}
         for resource_type, resource in self._search(None):

@@ -11,6 +11,8 @@ from smartapp.caseload.snapshot import SNAPSHOT_SCHEMA
 READY_SCHEMA = 1
 READY_PREFIX = f"ready:v{READY_SCHEMA}.{SNAPSHOT_SCHEMA}"
 DIRTY_KEY = f"{READY_PREFIX}:dirty"
+#: The HealthySteps worklist's own mark (each worklist drains its set).
+HS_DIRTY_KEY = f"hs-ready:v{READY_SCHEMA}:dirty"
 
 
 def patient_field(key: PatientKey) -> str:
@@ -22,3 +24,4 @@ def mark_dirty(store: KeyValueStore, key: PatientKey) -> None:
     """Something a patient's rows show changed outside the registry (the EHR's scores or medical data): the next
     view rebuilds that patient's rows."""
     store.add_to_set(DIRTY_KEY, patient_field(key))
+    store.add_to_set(HS_DIRTY_KEY, patient_field(key))
