@@ -319,7 +319,7 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             task = registry_client(server.base_url).read("Task", f"f-{size // 2}")
             registry_client(server.base_url).update({**task, "description": "Called back"})
             ready.caseload.invalidate()
-            after_write, _ = timed(lambda: view(ready, wanted))
+            after_write, after_cpu = timed(lambda: view(ready, wanted))
             chart_service = CaseloadService(store, registry_client(server.base_url))
             key = PatientKey(ISS, f"p{size // 3}")
             chart, _ = timed(lambda: chart_service.load_patient(key))
@@ -332,17 +332,20 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             own = cold_cpu / floor if floor else float("inf")
             out(f"  {store_kind:<7}{program:<5}{size:>7}  seed {seeded:7.1f}s  floor {floor:6.3f}s ({megabytes:6.1f} MB; the store serves them in {fetched:6.2f}s)"
                 f"  cold {cold:7.2f}s (own CPU {cold_cpu:6.2f}s = {own:4.1f}× floor; store {cold - cold_cpu:6.2f}s)"
-                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s"
+                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s (own CPU {after_cpu:5.3f}s)"
                 f"  chart {chart * 1000:6.1f} ms  Redis +{ready_mb:6.1f} MB  entries {memo_peak / 1e6:6.1f} MB"
                 + (f"  {args.concurrent} at once p50 {statistics.median(together):6.3f}s p95 {p95(together):6.3f}s"
                    if together else "") + "\n")  # fmt: skip
             targets = Targets()
             targets.check("warm view", warm, 0.1, "s")
-            if together:
+            if (
+                together and size == 5000
+            ):  # the target is at 5,000 (other sizes print the figures only)
                 targets.check(f"{args.concurrent} concurrent warm views p95", p95(together), 1.0, "s",
                               "one process's threads share the GIL")  # fmt: skip
             if size >= 20000:
-                targets.check("view after one write", after_write, 0.5, "s")
+                targets.check("view after one write", after_write, 0.5, "s",
+                              f"the store's incremental searches: {after_write - after_cpu:.2f} s of it")  # fmt: skip
                 targets.check("chart registry part", chart * 1000, 50, "ms", "the store's patient search")
                 targets.check(
                     "ready rows memory (Redis + this process)", ready_mb + memo_peak / 1e6, 250, "MB"
@@ -384,7 +387,9 @@ def run_healthysteps(store_kind: str, size: int, args: argparse.Namespace) -> No
                                                                None),))  # fmt: skip
                 resources.append(careplan(e))
                 if n % 10 == 0:
-                    resources.append(work_task("safety-follow-up", f"f-{n}", e, NOW, description="EPDS item 10"))
+                    resources.append(
+                        work_task("safety-follow-up", f"f-{n}", e, NOW, description="EPDS item 10")
+                    )
             started = time.perf_counter()
             for start in range(0, len(resources), 500):
                 registry.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
