@@ -316,10 +316,15 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             other = ready_rows()
             other_first, _ = timed(lambda: view(other, wanted))
             # One Task changed (another care manager's write through Tandem), then the next view.
+            # Through Tandem a write names its patient: the next view reads that patient back by patient searches.
             task = registry_client(server.base_url).read("Task", f"f-{size // 2}")
             registry_client(server.base_url).update({**task, "description": "Called back"})
-            ready.caseload.invalidate()
+            ready.caseload.invalidate(PatientKey(ISS, f"p{size // 2}"))
             after_write, after_cpu = timed(lambda: view(ready, wanted))
+            # A write that does not say whose it is (or FRESH_SECONDS passed): the registry searched for changes.
+            registry_client(server.base_url).update({**task, "description": "Called back again"})
+            ready.caseload.invalidate()
+            searched, searched_cpu = timed(lambda: view(ready, wanted))
             chart_service = CaseloadService(store, registry_client(server.base_url))
             key = PatientKey(ISS, f"p{size // 3}")
             chart, _ = timed(lambda: chart_service.load_patient(key))
@@ -332,7 +337,8 @@ def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace
             own = cold_cpu / floor if floor else float("inf")
             out(f"  {store_kind:<7}{program:<5}{size:>7}  seed {seeded:7.1f}s  floor {floor:6.3f}s ({megabytes:6.1f} MB; the store serves them in {fetched:6.2f}s)"
                 f"  cold {cold:7.2f}s (own CPU {cold_cpu:6.2f}s = {own:4.1f}× floor; store {cold - cold_cpu:6.2f}s)"
-                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s (own CPU {after_cpu:5.3f}s)"
+                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s (own CPU {after_cpu:5.3f}s;"
+                f" searching for changes {searched:6.3f}s, own CPU {searched_cpu:5.3f}s)"
                 f"  chart {chart * 1000:6.1f} ms  Redis +{ready_mb:6.1f} MB  entries {memo_peak / 1e6:6.1f} MB"
                 + (f"  {args.concurrent} at once p50 {statistics.median(together):6.3f}s p95 {p95(together):6.3f}s"
                    if together else "") + "\n")  # fmt: skip

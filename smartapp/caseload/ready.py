@@ -57,6 +57,8 @@ from smartapp.caseload.service import (
     LOCAL_CLOCK_OVERLAP_SECONDS,
     PAGE_SIZE,
     SYNC_OVERLAP_SECONDS,
+    UNHINTED_KEY,
+    WRITTEN_KEY,
     CaseloadService,
     _bundle_time,
     _json_or_none,
@@ -388,20 +390,31 @@ class ReadyRows:
     def _meta(self) -> dict[str, Any] | None:
         return _json_or_none(self.store.get(META_KEY))
 
-    def _fresh(self, meta: dict[str, Any] | None, generation: str, today: date) -> bool:
+    def _recent(self, meta: dict[str, Any] | None, unhinted: str, today: date) -> bool:
+        """Searched the registry for changes less than FRESH_SECONDS ago, and every write since named its patients
+        (those are read by patient searches)."""
         return (
             meta is not None
-            and meta.get("generation") == generation
+            and meta.get("unhinted") == unhinted
             and meta.get("day") == today.isoformat()
             and meta.get("weeks") == self.no_contact_weeks
             and isinstance(meta.get("synced_at"), int | float)
             and self.clock() - meta["synced_at"] < FRESH_SECONDS
         )
 
+    def _current_state(self, today: date) -> tuple[bool, str]:
+        """Whether nothing is to be done, and the unhinted-writes token it was decided with."""
+        unhinted = self.store.get(UNHINTED_KEY) or ""
+        idle = (
+            not self.store.set_members(DIRTY_KEY)
+            and not self.store.set_members(WRITTEN_KEY)
+            and self._recent(self._meta(), unhinted, today)
+        )
+        return idle, unhinted
+
     def _sync(self, today: date) -> None:
-        generation = self.caseload._generation()
-        dirty = self.store.set_members(DIRTY_KEY)
-        if not dirty and self._fresh(self._meta(), generation, today):
+        idle, _ = self._current_state(today)
+        if idle:
             return
         token = secrets.token_hex(8)
         deadline = time.monotonic() + LOCK_SECONDS
@@ -409,19 +422,21 @@ class ReadyRows:
             if time.monotonic() > deadline:
                 break  # a holder that died: go on (the lock expires on its own)
             time.sleep(0.05)
-            if not self.store.set_members(DIRTY_KEY) and self._fresh(self._meta(), generation, today):
+            if self._current_state(today)[0]:
                 return  # another process synced meanwhile
         try:
             meta = self._meta()
-            generation = self.caseload._generation()  # a write after this is synced next time
+            unhinted = self.store.get(UNHINTED_KEY) or ""  # a write after this is synced next time
             if (
                 meta is None
                 or meta.get("day") != today.isoformat()
                 or meta.get("weeks") != self.no_contact_weeks
             ):
-                self._full(today, generation)
+                self._full(today, unhinted)
+            elif self._recent(meta, unhinted, today):
+                self._patch_written(today, unhinted)
             else:
-                self._patch(meta, today, generation)
+                self._patch(meta, today, unhinted)
         finally:
             if self.store.get(LOCK_KEY) == token:
                 self.store.delete(LOCK_KEY)
@@ -447,25 +462,26 @@ class ReadyRows:
             stamp = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=LOCAL_CLOCK_OVERLAP_SECONDS)
         return (stamp - timedelta(seconds=SYNC_OVERLAP_SECONDS)).isoformat(timespec="milliseconds")
 
-    def _write_meta(self, generation: str, since: str, today: date) -> None:
-        self.store.set(META_KEY, json.dumps({"generation": generation, "synced_at": self.clock(), "since": since,
+    def _write_meta(self, unhinted: str, since: str, today: date) -> None:
+        self.store.set(META_KEY, json.dumps({"unhinted": unhinted, "synced_at": self.clock(), "since": since,
                                              "day": today.isoformat(), "weeks": self.no_contact_weeks}),
                        READY_TTL)  # fmt: skip
 
-    def _full(self, today: date, generation: str) -> None:
+    def _full(self, today: date, unhinted: str) -> None:
         """Read the whole registry, keep every patient's data and build every row (the first view of a day).
         The cyclic garbage collector waits meanwhile: the build makes objects that all live on, and collecting
         while they pile up costs a pass over all of them each time (a build's time grew faster than N)."""
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._full_build(today, generation)
+            self._full_build(today, unhinted)
         finally:
             if collecting:
                 gc.enable()
 
-    def _full_build(self, today: date, generation: str) -> None:
+    def _full_build(self, today: date, unhinted: str) -> None:
         self.store.delete(DIRTY_KEY)
+        self.store.delete(WRITTEN_KEY)
         snapshots: dict[PatientKey, Snapshot] = {}
         for resource_type, resource in self._search(None):
             key = _resource_patient(resource_type, resource)
@@ -482,15 +498,22 @@ class ReadyRows:
         self._write_chunks(ENROLMENTS_KEY, _enrolment_fields(snapshots))
         version = self.store.increment(VERSION_KEY, READY_TTL)
         self.store.hash_set(CHANGES_KEY, str(version), json.dumps([_FULL]), READY_TTL)
-        self._write_meta(generation, since, today)
+        self._write_meta(unhinted, since, today)
 
     def _write_chunks(self, key: str, values: dict[str, str]) -> None:
         items = list(values.items())
         for start in range(0, len(items), _CHUNK):
             self.store.hash_set_many(key, dict(items[start : start + _CHUNK]), READY_TTL)
 
-    def _patch(self, meta: dict[str, Any], today: date, generation: str) -> None:
-        """Read what changed since the last sync; rebuild only the patients it names (and the dirty ones)."""
+    def _drain(self, key: str) -> set[PatientKey]:
+        members = self.store.set_members(key)
+        for member in members:
+            self.store.remove_from_set(key, member)
+        return {k for m in members if (k := _field_key(m)) is not None}
+
+    def _patch(self, meta: dict[str, Any], today: date, unhinted: str) -> None:
+        """Read what changed since the last search; rebuild only the patients it names (and the dirty ones)."""
+        self._drain(WRITTEN_KEY)  # what those writes changed is in this search
         since = meta.get("since") if isinstance(meta.get("since"), str) else None
         changed: dict[PatientKey, list[tuple[str, dict[str, Any]]]] = {}
         for resource_type, resource in self._search(since):
@@ -498,34 +521,64 @@ class ReadyRows:
             if key is not None:
                 changed.setdefault(key, []).append((resource_type, resource))
         new_since = self._since()
-        dirty = self.store.set_members(DIRTY_KEY)
-        for member in dirty:
-            self.store.remove_from_set(DIRTY_KEY, member)
-        dirty_keys = {k for m in dirty if (k := _field_key(m)) is not None}
-        touched = list(dict.fromkeys([*changed, *dirty_keys]))
+        if self._rebuild(today, unhinted, changed=changed, replaced={}, dirty=self._drain(DIRTY_KEY)):
+            self._write_meta(unhinted, new_since, today)
+
+    def _patch_written(self, today: date, unhinted: str) -> None:
+        """Writes that named their patients: those patients' data read again by patient searches (three each),
+        whatever the registry's size; the last search's time and `since` stay (it runs again in FRESH_SECONDS)."""
+        written = self._drain(WRITTEN_KEY)
+        client: FHIRClient = self.caseload._client()
+        before = client.counter.total
+        replaced: dict[PatientKey, Snapshot] = {}
+        for key in sorted(written):
+            snapshot = Snapshot()
+            for resource_type, _ in CASELOAD_SEARCHES:
+                patient_param = "patient" if resource_type == "Task" else "subject"
+                query = {patient_param: key.relative, "_count": str(PAGE_SIZE)}
+                for page in client.iter_pages(resource_type, query, max_pages=100):
+                    snapshot.apply(resource_type, (r for r in _page_resources(page)
+                                                   if _resource_patient(resource_type, r) == key))  # fmt: skip
+            replaced[key] = snapshot
+        self.last_requests += client.counter.total - before
+        self._rebuild(today, unhinted, changed={}, replaced=replaced, dirty=self._drain(DIRTY_KEY))
+
+    def _rebuild(self, today: date, unhinted: str, *, changed: Mapping[PatientKey, list[tuple[str, dict[str, Any]]]],
+                 replaced: Mapping[PatientKey, Snapshot], dirty: set[PatientKey]) -> bool:  # fmt: skip
+        """Patch the patients named: resources `changed` applied to their kept data, or their data `replaced`
+        whole; `dirty` ones rebuilt from what is kept. Only patients whose data changed (or dirty) are rebuilt
+        and written. False when the kept data were lost (then rebuilt whole)."""
+        touched = list(dict.fromkeys([*changed, *replaced, *dirty]))
         mark, *raws = self.store.hash_get_many(
             PATIENTS_KEY, [_SENTINEL, *(patient_field(k) for k in touched)]
         )
         if mark is None:  # the kept data were lost: never patched from nothing
             log.warning("the worklist's kept registry data were missing: rebuilding them")
-            self._full(today, generation)
-            return
+            self._full(today, unhinted)
+            return False
         snapshots: dict[PatientKey, Snapshot] = {}
         written: dict[str, str] = {}
         earlier: set[str] = set()
         held_safety: set[str] = set()
         for key, raw in zip(touched, raws, strict=True):
-            snapshot = _patient_snapshot(raw) or Snapshot()
+            kept = _patient_snapshot(raw)
+            snapshot = kept or Snapshot()
             held = set(snapshot.enrolments)
             safe = {t.id for t in snapshot.tasks.values() if t.kind == "safety-follow-up"}
-            snapshot.changed = 0
-            for resource_type, resource in changed.get(key, []):
-                snapshot.apply(resource_type, [resource])
-            if snapshot.changed or key in dirty_keys:  # read again unchanged (the overlap): nothing to do
+            if key in replaced:
+                fresh = replaced[key]
+                differs = kept is None or fresh.dumps() != snapshot.dumps()
+                snapshot = fresh
+            else:
+                snapshot.changed = 0
+                for resource_type, resource in changed.get(key, []):
+                    snapshot.apply(resource_type, [resource])
+                differs = bool(snapshot.changed)
+            if differs or key in dirty:  # read again unchanged (the overlap): nothing to do
                 earlier |= held
                 held_safety |= safe
                 snapshots[key] = snapshot
-                if snapshot.changed:
+                if differs:
                     written[patient_field(key)] = snapshot.dumps()
         if snapshots:
             entries = {
@@ -541,7 +594,7 @@ class ReadyRows:
             self.store.hash_set_many(ENROLMENTS_KEY, _enrolment_fields(snapshots), READY_TTL)
             version = self.store.increment(VERSION_KEY, READY_TTL)
             self.store.hash_set(CHANGES_KEY, str(version), json.dumps(sorted(ids)), READY_TTL)
-        self._write_meta(generation, new_since, today)
+        return True
 
     def _build(self, snapshots: Mapping[PatientKey, Snapshot], today: date, safety_pending: Iterable[PatientKey] = (),
                scores: dict[PatientKey, list[ScorePoint]] | None = None) -> list[Row]:  # fmt: skip

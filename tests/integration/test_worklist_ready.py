@@ -323,3 +323,39 @@ def test_kept_rows_that_were_lost_are_rebuilt_whole_never_patched_from_nothing(
     other = _ready(server, store)  # a process reading the entries whole
     assert len(other.entries(ISS, TODAY)) == count
     assert len(ready.rows(sort_entries(other.entries(ISS, TODAY), "patient"), TODAY)) == count
+
+
+def test_a_write_that_names_its_patient_is_read_back_by_that_patients_searches_only(
+    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27 §2 "a write patches only the rows it touches": Tandem's own writes say whose they are, so the next
+    # view reads that patient (three patient searches) instead of searching the whole registry for changes.
+    store = _CountingStore()
+    ready = _ready(server, store)
+    before = {e.id: e for e in ready.entries(ISS, TODAY)}
+    client = ready.caseload.registry
+    assert client is not None
+    pages_of = client.iter_pages
+    sent: list[dict[str, str]] = []
+
+    def recording(resource_type: str, params: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        sent.append(dict(params or {}))
+        return pages_of(resource_type, params, **kwargs)
+
+    monkeypatch.setattr(client, "iter_pages", recording)
+    enrolment = ready.caseload.get("cp-022", ISS)  # patient 22 has no follow-up
+    ready.caseload.add_task(
+        "follow-up", enrolment, due=TODAY - timedelta(days=3)
+    )  # through Tandem: it names p022
+    after = {e.id: e for e in ready.entries(ISS, TODAY)}
+    assert "overdue" in after["cp-022"].flags and "overdue" not in before["cp-022"].flags
+    assert len(sent) == 3 and all(enrolment.key.relative in p.values() for p in sent)  # that patient only
+    assert not any("_lastUpdated" in p for p in sent)
+    assert {k: v for k, v in after.items() if k != "cp-022"} == {
+        k: v for k, v in before.items() if k != "cp-022"
+    }
+
+    sent.clear()
+    ready.caseload.invalidate()  # a write that does not say whose it is: the registry is searched for changes
+    ready.entries(ISS, TODAY)
+    assert len(sent) == 3 and all("_lastUpdated" in p for p in sent)
