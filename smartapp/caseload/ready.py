@@ -5,8 +5,12 @@ A view of the worklist must not cost the caseload's size: it reads the index ent
 rows the page shows from those patients' kept data. What is kept in the key-value store:
 
 - `patients`: one field per patient (issuer and EHR id): that patient's registry resources as domain objects (the
-  caseload snapshot's form, one patient per field), patched by an incremental search (`_lastUpdated`) that reads
-  what changed since the last sync: only the patients it names are read, rebuilt and written back;
+  caseload snapshot's form, one patient per field). A write through Tandem names the patients it touched: those
+  are read back by patient searches (three each, whatever the registry's size). Any other write, and every
+  FRESH_SECONDS, an incremental search (`_lastUpdated`) reads what changed since the last one: only the patients
+  it names are rebuilt and written back (a resource read again unchanged changes nothing);
+- `safety` (the open same-day safety follow-ups, for every page's header and the safety list) and `enrolments`
+  (whose each enrolment is);
 - `entries`: one field per worklist row (an active enrolment): what filtering and sorting need, precomputed (the
   sort value of every column, the flags, the care team, the name, the statistics' parts, the whole-person text);
 - `version` and `changes`: a counter bumped by every patch and the enrolment ids each version changed, so another
