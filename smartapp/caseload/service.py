@@ -114,11 +114,11 @@ def invalidate_registry_cache(store: KeyValueStore, keys: Iterable[PatientKey] |
     which patients it touched (`keys`: every one of them) lets the worklist's ready rows read those patients only;
     any other write makes them search what changed in the whole registry."""
     token = secrets.token_hex(8)
-    if keys is None:
+    named = list(keys) if keys is not None else []
+    if not named:  # whose it is not said: the ready rows search the registry for changes
         store.set(UNHINTED_KEY, token)
-    else:
-        for key in keys:
-            store.add_to_set(WRITTEN_KEY, f"{key.iss}\n{key.patient_id}")
+    for key in named:
+        store.add_to_set(WRITTEN_KEY, f"{key.iss}\n{key.patient_id}")
     store.set(GENERATION_KEY, token)
 
 
