@@ -33,7 +33,9 @@ from sandbox.processes import FhirServer
 from smartapp.caseload import ready as ready_module
 from smartapp.caseload.ehr_scores import EhrScores
 from smartapp.caseload.ready import (
+    Entry,
     ReadyRows,
+    entry_of,
     entry_stats,
     filter_entries,
     review_entries,
@@ -290,6 +292,8 @@ def test_every_column_of_a_kept_entry_shows_what_the_row_shows(server: FhirServe
     for row in rows:
         entry = kept[row.enrolment.id]
         assert [entry.shown(c) for c in COLUMNS] == [row.display_value(c) for c in COLUMNS], row.enrolment.id
+        built = entry_of(row, TODAY)
+        assert Entry.from_json(built.to_json()) == built == entry  # one form, fresh or read back
 
 
 def test_a_new_day_rebuilds_every_row(server: FhirServer) -> None:
