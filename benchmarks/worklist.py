@@ -52,6 +52,7 @@ import requests
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
 from fhir_mappings.smi.social import SOCIAL, social_observation
+from launch.fhir import FHIRClient
 from launch.store import RedisStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer, free_port
@@ -128,6 +129,80 @@ def _medical(store: RedisStore, size: int) -> None:
                     "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
                     "valueQuantity": {"value": 5.5 + (n % 40) / 10, "unit": "%"}})  # fmt: skip
         copy.remember(PatientKey(ISS, pid), obs, [], read_at=NOW)
+
+
+def _ehr_medical(n: int) -> list[dict[str, Any]]:
+    """One SMI patient's medical resources in the EHR: 5 weights, 3 BP panels, 2 HbA1c, 2 LDL, a smoking status and
+    an antipsychotic order (what the worker's medical read fetches)."""
+    pid, start = f"p{n}", TODAY - timedelta(weeks=4 + n % 40)
+    subject = {"reference": f"Patient/{pid}"}
+
+    def quantity(code: str, day: date, value: float, unit: str, oid: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": oid, "status": "final", "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "effectiveDateTime": day.isoformat(),
+                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}  # fmt: skip
+
+    out: list[dict[str, Any]] = [{"resourceType": "Patient", "id": pid}]
+    out += [
+        quantity("29463-7", start + timedelta(weeks=4 * k), 80 + k + n % 7, "kg", f"{pid}-w{k}")
+        for k in range(5)
+    ]
+    for k in range(3):
+        out.append({"resourceType": "Observation", "id": f"{pid}-bp{k}", "status": "final", "subject": subject,
+                    "effectiveDateTime": (start + timedelta(weeks=6 * k)).isoformat(),
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                    "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                                   "valueQuantity": {"value": 120 + (n + k) % 40}},
+                                  {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                                   "valueQuantity": {"value": 75 + (n + k) % 25}}]})  # fmt: skip
+    for k in range(2):
+        out.append(
+            quantity("4548-4", start + timedelta(weeks=12 * k), 5.5 + (n % 40) / 10, "%", f"{pid}-a{k}")
+        )
+        out.append(quantity("13457-7", start + timedelta(weeks=12 * k), 90 + n % 80, "mg/dL", f"{pid}-l{k}"))
+    out.append({"resourceType": "Observation", "id": f"{pid}-smoke", "status": "final", "subject": subject,
+                "effectiveDateTime": start.isoformat(),
+                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                     "code": "449868002" if n % 3 else "266919005"}]}})  # fmt: skip
+    out.append({"resourceType": "MedicationRequest", "id": f"{pid}-med", "status": "active", "intent": "order",
+                "subject": subject, "authoredOn": start.isoformat(),
+                "medicationCodeableConcept": {"text": "olanzapine 10 MG Oral Tablet"}})  # fmt: skip
+    return out
+
+
+def medical_read(size: int) -> None:
+    """The worker's medical read of `size` SMI patients from an EHR (sekmet-fhir), 50 patients per search."""
+    from smartapp.smi.medical import refresh_medical
+
+    with tempfile.TemporaryDirectory() as workdir:
+        ehr_server = FhirServer(Path(workdir)).start()
+        redis = Redis()
+        try:
+            http = requests.Session()
+            batch: list[dict[str, Any]] = []
+            for n in range(size):
+                batch += _ehr_medical(n)
+                if len(batch) >= 500 or n == size - 1:
+                    http.post(ehr_server.base_url, timeout=600, headers={"Content-Type": "application/fhir+json"},
+                              json={"resourceType": "Bundle", "type": "transaction", "entry": [
+                                  {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                                  for r in batch]}).raise_for_status()  # fmt: skip
+                    batch = []
+            ehr = FHIRClient(ehr_server.base_url, HttpTransport(timeout=600), name="EHR")
+            copy = EhrMedical(RedisStore(redis.url, prefix="bench:"))
+            ids = [f"p{n}" for n in range(size)]
+            wall, _ = timed(lambda: refresh_medical(ehr, copy, ISS, ids, per_search=50))
+            sys.stdout.write(
+                f"  sekmet smi  {size:>7}  medical read {wall:7.2f}s ({ehr.counter.total} EHR searches)\n"
+            )
+            if size == 5000:
+                targets = Targets()
+                targets.check("SMI medical read at 5,000", wall, 15.0, "s", "the EHR store's searches")
+                sys.stdout.write("\n".join(targets.lines) + "\n")
+        finally:
+            redis.stop()
+            ehr_server.stop()
 
 
 SEEDS: dict[str, Callable[[int], list[dict[str, Any]]]] = {"cocm": _cocm, "smi": _smi}
@@ -447,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--all", action="store_true", help="the concurrent views at every size (not only 5,000+)"
     )
+    parser.add_argument("--medical", action="store_true", help="with smi: the worker's medical read as well")
     args = parser.parse_args(argv)
     logging.basicConfig(level="ERROR")
     for size in (int(s) for s in args.sizes.split(",") if s):
@@ -457,6 +533,8 @@ def main(argv: list[str] | None = None) -> None:
                     run_healthysteps(store_kind, size, args)
                 else:
                     run_ready(store_kind, program, size, args)
+            if program == "smi" and args.medical:
+                medical_read(size)
 
 
 if __name__ == "__main__":
