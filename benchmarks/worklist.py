@@ -1,29 +1,45 @@
-"""Benchmark: the care manager's worklist for 100, 1,000 and 5,000 enrolled patients on a local FHIR server.
+"""Benchmark: the worklists at 1,000 / 5,000 / 20,000 patients, per registry store, against issue 27 §2's targets.
 
-    python3 benchmarks/worklist.py [--sizes 100,1000,5000] [--smi-sizes 100,1000] [--delay-ms 50]
+    python3 benchmarks/worklist.py [--programs cocm,smi,hs] [--sizes 1000,5000,20000] [--stores sekmet,hapi]
+                                   [--concurrent 20] [--views 5]
 
-For each size it seeds a sekmet-fhir registry store (a CarePlan, 3 contacts, a follow-up and 4 PHQ-9 scores per
-patient), then prints, on loopback and again with an injected delay per request (a hosted FHIR store's round
-trip): requests, cold and warm time, and peak memory for
-  per-type  — a few per-type searches joined in memory (what Tandem uses);
-  revinclude — CarePlan with _revinclude of its Tasks, plus the Observations per type;
-  naive     — the CarePlans, then one Task search and one Observation search per patient;
-and the ratios against per-type. Warm = the cached worklist (Redis-style store), as a second page view sees it.
-For per-type it also prints the incremental refresh after 10 Tasks changed (what follows any write) and the
-chart's registry part (one patient's data by patient searches).
+For each store (sekmet-fhir: `sandbox.processes.FhirServer`; HAPI FHIR: `sandbox.processes.HapiServer`, skipped
+with a note when this checkout has none), each program and each size, it seeds a registry through
+`RegistryClient` (references as a store with referential integrity takes them; transactions of 500) and a
+redis-server (the production key-value store, started here on loopback), then prints side by side:
 
-Then the SMI program (`--smi-sizes`): an EHR server with each patient's vitals, labs, smoking status and an
-antipsychotic order, and a registry with the SMI enrolments, contacts, symptom scores and social answers. It
-prints the worker's medical read (searches naming 50 patients each, against one search per type per patient)
-and the whole-person worklist (registry requests, cold and warm time, peak memory).
+  floor      — json.loads of every page a full load reads (the data's own parse cost, measured);
+  cold       — the first worklist view with nothing kept: wall time, this process's own CPU, the store's share
+               (wall − own CPU: waiting on the FHIR store and Redis), and own CPU ÷ floor;
+  warm       — a view with the ready rows kept (median of --views): the kept entries filtered and sorted, the
+               first page's rows (25) built; the page's template is not rendered;
+  concurrent — --concurrent warm views at once (threads of one process, as one web worker's): p50 and p95;
+  other      — the first warm view of another process (a second ReadyRows on the same Redis): it decodes the
+               entries once; its next view is warm;
+  write      — the view after one Task changed (an incremental sync, that patient's rows rebuilt);
+  chart      — the chart's registry part: one patient's data by patient searches;
+  memory     — the ready rows in Redis (MB, its used_memory growth) and the entries kept in this process
+               (tracemalloc of decoding them all);
+and, for SMI, the worker's medical read of every patient (searches naming 50 patients each) when --medical is
+given (it needs an EHR server with each patient's vitals and labs: slow to seed). HealthySteps is measured as it
+is (it has no ready rows yet: each view reads the registry).
+
+Every target prints "met" or "MISSED (why)". The machine's figures are the reference; a store's own limits (its
+paging, its search speed) show in the store's share.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import logging
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -32,309 +48,493 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from delayed_session import DelayedSession  # benchmarks/, beside this script
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
-from fhir_mappings.registry.worklist import build_rows
 from fhir_mappings.smi.social import SOCIAL, social_observation
 from launch.fhir import FHIRClient
-from launch.store import EmbeddedStore
+from launch.store import RedisStore
 from launch.transport import HttpTransport
-from sandbox.processes import FhirServer
-from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
-from smartapp.smi.medical import EhrMedical, read_patient, refresh_medical
-from smartapp.smi.page import medical_inputs
+from sandbox.processes import FhirServer, free_port
+from smartapp.caseload.ehr_scores import EhrScores
+from smartapp.caseload.ready import ReadyRows, filter_entries, sort_entries
+from smartapp.caseload.service import CASELOAD_SEARCHES, PAGE_SIZE, SYNC_OVERLAP_SECONDS, CaseloadService
+from smartapp.registry_store import RegistryClient
+from smartapp.smi.medical import EhrMedical
 
 ISS = "https://ehr.example.org/fhir"
 INSTRUMENT = "https://tandem.health/fhir/CodeSystem/instrument"
-CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
+TEAM = (Member("Practitioner/cm-1", "Teresa Lindqvist"), Member("Practitioner/cm-2", "Ana Ruiz"))
 TODAY = date.today()
+PAGE_ROWS = 25
+NOW = datetime.now(UTC)
 
 
-def seed(base: str, size: int) -> None:
-    resources: list[dict[str, Any]] = []
-    now = datetime.now(UTC)
-    for n in range(size):
-        start = TODAY - timedelta(weeks=2 + n % 20)
-        e = Enrolment(f"cp-{n}", ISS, f"p{n}", f"Patient {n}", "cocm-depression", "active-treatment", start,
-                      team={"care-manager": CM}, consent_given=True, consent_date=start, consent_method="verbal")  # fmt: skip
-        resources.append(careplan(e))
+# --- seeding -------------------------------------------------------------------------------------------
+
+
+def _cocm(n: int, program: str = "cocm-depression") -> list[dict[str, Any]]:
+    """A CarePlan, 3 contacts, a follow-up and 4 PHQ-9 scores."""
+    start = TODAY - timedelta(weeks=2 + n % 20)
+    e = Enrolment(f"cp-{n}", ISS, f"p{n}", f"Patient {n}", program, "active-treatment", start,
+                  team={"care-manager": TEAM[n % 2]}, consent_given=True, consent_date=start,
+                  consent_method="verbal", birth_date=date(1950 + n % 50, 1 + n % 12, 1 + n % 28))  # fmt: skip
+    out = [careplan(e)]
+    for k in range(3):
+        when = TODAY - timedelta(days=7 * k + n % 5)
+        out.append(contact_task(Contact(f"c-{n}-{k}", e.id, when, 15 + k * 5, "phone", "care-manager", TEAM[n % 2]),
+                                e, NOW))  # fmt: skip
+    out.append(work_task("follow-up", f"f-{n}", e, NOW, due=TODAY + timedelta(days=n % 9 - 4)))
+    for k in range(4):
+        out.append({"resourceType": "Observation", "id": f"o-{n}-{k}", "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                    "subject": e.key.reference(), "valueInteger": max(0, 18 - 3 * k),
+                    "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat()})  # fmt: skip
+    return out
+
+
+def _smi(n: int) -> list[dict[str, Any]]:
+    """The CoCM resources on an SMI enrolment, plus WHO-5 and ASRM scores and 8 social answers."""
+    out = _cocm(n, "cocm-smi")
+    key = PatientKey(ISS, f"p{n}")
+    start = TODAY - timedelta(weeks=2 + n % 20)
+    for code, value in (("who5", 48), ("asrm", 3)):
         for k in range(3):
-            when = TODAY - timedelta(days=7 * k + n % 5)
-            resources.append(contact_task(Contact(f"c-{n}-{k}", e.id, when, 15 + k * 5, "phone", "care-manager", CM),
-                                          e, now))  # fmt: skip
-        resources.append(work_task("follow-up", f"f-{n}", e, now, due=TODAY + timedelta(days=n % 9 - 4)))
-        for k in range(4):
-            resources.append({
-                "resourceType": "Observation", "id": f"o-{n}-{k}", "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
-                "subject": e.key.reference(),  # (issuer, id), as Tandem writes it
-                "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat(), "valueInteger": max(0, 18 - 3 * k),
-            })  # fmt: skip
-    post_all(base, resources)
-
-
-def post_all(base: str, resources: list[dict[str, Any]]) -> None:
-    """PUT every resource in transactions of 500 (update-as-create)."""
-    http = requests.Session()
-    for i in range(0, len(resources), 500):
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources[i : i + 500]]}  # fmt: skip
-        answer = http.post(base, json=bundle, timeout=300, headers={"Content-Type": "application/fhir+json"})
-        answer.raise_for_status()
-
-
-def _quantity(code: str, pid: str, day: date, value: float, unit: str, oid: str) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "effectiveDateTime": day.isoformat(),
-            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}  # fmt: skip
-
-
-def seed_smi(ehr_base: str, registry_base: str, size: int) -> None:
-    """Per patient, in the EHR: 5 weights, 3 BP panels, 2 HbA1c, 2 LDL, a smoking status and an antipsychotic order;
-    in the registry: the enrolment, 3 contacts, 9 symptom scores (PHQ-9, WHO-5, ASRM) and 8 social answers."""
-    ehr: list[dict[str, Any]] = []
-    registry: list[dict[str, Any]] = []
-    now = datetime.now(UTC)
-    codes = {
-        "PHQ-9": ("http://loinc.org", "44261-6"),
-        "WHO-5": (INSTRUMENT, "who5"),
-        "ASRM": (INSTRUMENT, "asrm"),
-    }
+            out.append({"resourceType": "Observation", "id": f"o-{n}-{code}-{k}", "status": "final",
+                        "code": {"coding": [{"system": INSTRUMENT, "code": code}]}, "subject": key.reference(),
+                        "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat(),
+                        "valueInteger": value + k})  # fmt: skip
     housing, connection = SOCIAL.domain("housing"), SOCIAL.domain("connection")
     assert housing is not None and connection is not None  # noqa: S101
+    for k in range(4):
+        day = start + timedelta(weeks=3 * k)
+        for domain, code in ((housing, "housed" if (n + k) % 5 else "unhoused"), (connection, "3-5")):
+            answer = domain.answer(code)
+            assert answer is not None  # noqa: S101
+            out.append(social_observation(key, domain, answer, day, NOW, None))
+    return out
+
+
+def _medical(store: RedisStore, size: int) -> None:
+    """The EHR medical copy of every SMI patient (as the worker keeps it): weights, BP, HbA1c, LDL, smoking."""
+    copy = EhrMedical(store)
     for n in range(size):
-        pid, start = f"s{n}", TODAY - timedelta(weeks=4 + n % 40)
-        ehr.append({"resourceType": "Patient", "id": pid})
-        for k in range(5):
-            day = start + timedelta(weeks=4 * k)
-            ehr.append(_quantity("29463-7", pid, day, 80 + k + n % 7, "kg", f"{pid}-w{k}"))
-        for k in range(3):
-            ehr.append({"resourceType": "Observation", "id": f"{pid}-bp{k}", "status": "final",
-                        "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": (start + timedelta(weeks=6 * k)).isoformat(),
-                        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
-                        "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
-                                       "valueQuantity": {"value": 120 + (n + k) % 40}},
-                                      {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
-                                       "valueQuantity": {"value": 75 + (n + k) % 25}}]})  # fmt: skip
-        for k in range(2):
-            ehr.append(
-                _quantity(
-                    "4548-4", pid, start + timedelta(weeks=12 * k), 5.5 + (n % 40) / 10, "%", f"{pid}-a{k}"
-                )
-            )
-            ehr.append(
-                _quantity(
-                    "13457-7", pid, start + timedelta(weeks=12 * k), 90 + n % 80, "mg/dL", f"{pid}-l{k}"
-                )
-            )
-        ehr.append({"resourceType": "Observation", "id": f"{pid}-smoke", "status": "final",
+        pid, start = f"p{n}", TODAY - timedelta(weeks=4 + n % 40)
+        obs = [{"resourceType": "Observation", "id": f"{pid}-w{k}", "status": "final",
+                "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": (start + timedelta(weeks=4 * k)).isoformat(),
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "valueQuantity": {"value": 80 + k + n % 7, "unit": "kg"}} for k in range(5)]  # fmt: skip
+        obs.append({"resourceType": "Observation", "id": f"{pid}-a1", "status": "final",
                     "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": start.isoformat(),
-                    "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-                    "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
-                                                         "code": "449868002" if n % 3 else "266919005"}]}})  # fmt: skip
-        ehr.append({"resourceType": "MedicationRequest", "id": f"{pid}-med", "status": "active", "intent": "order",
-                    "subject": {"reference": f"Patient/{pid}"}, "authoredOn": start.isoformat(),
-                    "medicationCodeableConcept": {"text": "olanzapine 10 MG Oral Tablet"}})  # fmt: skip
-        e = Enrolment(f"cp-{pid}", ISS, pid, f"Patient {n}", "cocm-smi", "active-treatment", start,
-                      team={"care-manager": CM}, consent_given=True, consent_date=start, consent_method="verbal")  # fmt: skip
-        registry.append(careplan(e))
-        for k in range(3):
-            when = TODAY - timedelta(days=7 * k + n % 5)
-            registry.append(
-                contact_task(Contact(f"c-{pid}-{k}", e.id, when, 20, "phone", "care-manager", CM), e, now)
-            )
-        for series, (system, code) in codes.items():
-            for k in range(3):
-                registry.append({"resourceType": "Observation", "id": f"o-{pid}-{code}-{k}", "status": "final",
-                                 "code": {"coding": [{"system": system, "code": code}]}, "subject": e.key.reference(),
-                                 "effectiveDateTime": (start + timedelta(weeks=2 * k)).isoformat(),
-                                 "valueInteger": max(0, 14 - 3 * k) if series != "WHO-5" else 40 + 8 * k})  # fmt: skip
-        for k in range(4):
-            day = start + timedelta(weeks=3 * k)
-            for domain, code in ((housing, "housed" if (n + k) % 5 else "unhoused"), (connection, "3-5")):
-                answer = domain.answer(code)
-                assert answer is not None  # noqa: S101
-                registry.append(social_observation(e.key, domain, answer, day, now, None))
-    post_all(ehr_base, ehr)
-    post_all(registry_base, registry)
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+                    "valueQuantity": {"value": 5.5 + (n % 40) / 10, "unit": "%"}})  # fmt: skip
+        copy.remember(PatientKey(ISS, pid), obs, [], read_at=NOW)
 
 
-def smi_main(sizes: list[int], delay_ms: float) -> None:
-    out = sys.stdout.write
-    out(f"\nSMI program (whole-person worklist)\n{'N':>6} {'delay':>6} {'what':<26}{'requests':>9}{'cold s':>9}"
-        f"{'warm s':>9}{'peak MB':>9}\n")  # fmt: skip
-    for size in sizes:
-        with tempfile.TemporaryDirectory() as workdir:
-            ehr_server = FhirServer(Path(workdir) / "ehr").start()
-            registry_server = FhirServer(Path(workdir) / "registry").start()
-            try:
-                seed_smi(ehr_server.base_url, registry_server.base_url, size)
-                ids = [f"s{n}" for n in range(size)]
-                for delay in (0.0, delay_ms / 1000):
+def _ehr_medical(n: int) -> list[dict[str, Any]]:
+    """One SMI patient's medical resources in the EHR: 5 weights, 3 BP panels, 2 HbA1c, 2 LDL, a smoking status and
+    an antipsychotic order (what the worker's medical read fetches)."""
+    pid, start = f"p{n}", TODAY - timedelta(weeks=4 + n % 40)
+    subject = {"reference": f"Patient/{pid}"}
 
-                    def client(base: str, delay: float = delay) -> FHIRClient:
-                        return FHIRClient(
-                            base, HttpTransport(timeout=120, session=DelayedSession(delay)), name="fhir"
-                        )
+    def quantity(code: str, day: date, value: float, unit: str, oid: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": oid, "status": "final", "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "effectiveDateTime": day.isoformat(),
+                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}  # fmt: skip
 
-                    store = EmbeddedStore()
-                    copy = EhrMedical(store)
-                    ehr = client(ehr_server.base_url)
-                    base = ehr_server.base_url
-                    elapsed = timed(lambda e=ehr, c=copy, i=ids: refresh_medical(e, c, ISS, i, per_search=50))
-                    peak = peak_mb(lambda b=base, i=ids: refresh_medical(client(b), EhrMedical(EmbeddedStore()), ISS, i,
-                                                                         per_search=50))  # fmt: skip
-                    searches = ehr.counter.total
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'medical read, 50 per search':<26}{searches:>9}{elapsed:>9.2f}"
-                        f"{'—':>9}{peak:>9.1f}\n")  # fmt: skip
-                    sample = ids[: min(size, 100)]
-                    one_by_one = client(ehr_server.base_url)
-                    sample_s = timed(lambda c=one_by_one, s=sample: [read_patient(c, p) for p in s])
-                    estimate = sample_s * size / len(sample)
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'medical read, per patient':<26}{2 * size:>9}{estimate:>9.2f}"
-                        f"{'—':>9}{'—':>9}   ({'measured' if len(sample) == size else f'from {len(sample)} measured'})\n")  # fmt: skip
-                    service = CaseloadService(store, client(registry_server.base_url))
-
-                    def rows(
-                        service: CaseloadService = service, copy: EhrMedical = copy, cached: bool = True
-                    ) -> int:
-                        data = service.load(use_cache=cached)
-                        built = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, TODAY,
-                                           medical=medical_inputs(copy, ISS), social=data.social)  # fmt: skip
-                        assert all(r.whole is not None and r.whole.medical is not None for r in built)  # noqa: S101
-                        return len(built)
-
-                    cold = timed(lambda: rows(cached=False))
-                    registry = service.registry
-                    assert registry is not None  # noqa: S101
-                    made = registry.counter.total
-                    peak = peak_mb(lambda: rows(cached=False))
-                    rows(cached=False)
-                    warm = timed(rows)
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'worklist rows':<26}{made:>9}{cold:>9.2f}{warm:>9.3f}"
-                        f"{peak:>9.1f}\n")  # fmt: skip
-            finally:
-                registry_server.stop()
-                ehr_server.stop()
-
-
-def change(base: str, count: int) -> None:
-    """Update `count` contact Tasks on the server (as another care manager's writes would)."""
-    http = requests.Session()
-    for n in range(count):
-        task = http.get(f"{base}/Task/c-{n}-0", timeout=30).json()
-        task["description"] = f"{task.get('description') or ''} (edited)"
-        http.put(f"{base}/Task/c-{n}-0", json=task, timeout=30,
-                 headers={"Content-Type": "application/fhir+json"}).raise_for_status()  # fmt: skip
-
-
-def timed(run: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
-def peak_mb(run: Callable[[], Any]) -> float:
-    """Peak traced memory of a run (tracemalloc slows Python down, so times come from untraced runs)."""
-    tracemalloc.start()
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 1e6
-
-
-def revinclude(client: FHIRClient) -> Any:
-    pages = list(
-        client.iter_pages("CarePlan", {"_revinclude": "Task:based-on", "_count": "200"}, max_pages=10_000)
-    )
-    observations = client.search_all("Observation", {"code": "http://loinc.org|44261-6", "_count": "200"},
-                                      max_pages=10_000)  # fmt: skip
-    return pages, observations
-
-
-def naive(client: FHIRClient) -> Any:
-    plans = client.search_all("CarePlan", {"_count": "200"}, max_pages=10_000)
-    for plan in plans:
-        client.search_all("Task", {"based-on": f"CarePlan/{plan['id']}"})
-        client.search_all(
-            "Observation", {"subject": plan["subject"]["reference"], "code": "http://loinc.org|44261-6"}
+    out: list[dict[str, Any]] = [{"resourceType": "Patient", "id": pid}]
+    out += [
+        quantity("29463-7", start + timedelta(weeks=4 * k), 80 + k + n % 7, "kg", f"{pid}-w{k}")
+        for k in range(5)
+    ]
+    for k in range(3):
+        out.append({"resourceType": "Observation", "id": f"{pid}-bp{k}", "status": "final", "subject": subject,
+                    "effectiveDateTime": (start + timedelta(weeks=6 * k)).isoformat(),
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                    "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                                   "valueQuantity": {"value": 120 + (n + k) % 40}},
+                                  {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                                   "valueQuantity": {"value": 75 + (n + k) % 25}}]})  # fmt: skip
+    for k in range(2):
+        out.append(
+            quantity("4548-4", start + timedelta(weeks=12 * k), 5.5 + (n % 40) / 10, "%", f"{pid}-a{k}")
         )
+        out.append(quantity("13457-7", start + timedelta(weeks=12 * k), 90 + n % 80, "mg/dL", f"{pid}-l{k}"))
+    out.append({"resourceType": "Observation", "id": f"{pid}-smoke", "status": "final", "subject": subject,
+                "effectiveDateTime": start.isoformat(),
+                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct",
+                                                     "code": "449868002" if n % 3 else "266919005"}]}})  # fmt: skip
+    out.append({"resourceType": "MedicationRequest", "id": f"{pid}-med", "status": "active", "intent": "order",
+                "subject": subject, "authoredOn": start.isoformat(),
+                "medicationCodeableConcept": {"text": "olanzapine 10 MG Oral Tablet"}})  # fmt: skip
+    return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,5000")
-    parser.add_argument("--smi-sizes", default="100,1000")
-    parser.add_argument("--delay-ms", type=float, default=50.0)
-    parser.add_argument(
-        "--max-seconds", type=float, default=120.0, help="skip a run estimated to take longer"
-    )
-    args = parser.parse_args()
-    logging.basicConfig(level="ERROR")
-    out = sys.stdout.write
-    out(f"{'N':>6} {'delay':>6} {'strategy':<11}{'requests':>9}{'cold s':>9}{'warm s':>9}{'peak MB':>9}"
-        f"{'× requests':>11}{'× cold':>8}\n")  # fmt: skip
-    for size in (int(s) for s in args.sizes.split(",") if s):
-        with tempfile.TemporaryDirectory() as workdir:
-            server = FhirServer(Path(workdir)).start()
+def medical_read(size: int) -> None:
+    """The worker's medical read of `size` SMI patients from an EHR (sekmet-fhir), 50 patients per search."""
+    from smartapp.smi.medical import refresh_medical
+
+    with tempfile.TemporaryDirectory() as workdir:
+        ehr_server = FhirServer(Path(workdir)).start()
+        redis = Redis()
+        try:
+            http = requests.Session()
+            batch: list[dict[str, Any]] = []
+            for n in range(size):
+                batch += _ehr_medical(n)
+                if len(batch) >= 500 or n == size - 1:
+                    http.post(ehr_server.base_url, timeout=600, headers={"Content-Type": "application/fhir+json"},
+                              json={"resourceType": "Bundle", "type": "transaction", "entry": [
+                                  {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                                  for r in batch]}).raise_for_status()  # fmt: skip
+                    batch = []
+            ehr = FHIRClient(ehr_server.base_url, HttpTransport(timeout=600), name="EHR")
+            copy = EhrMedical(RedisStore(redis.url, prefix="bench:"))
+            ids = [f"p{n}" for n in range(size)]
+            wall, _ = timed(lambda: refresh_medical(ehr, copy, ISS, ids, per_search=50))
+            sys.stdout.write(
+                f"  sekmet smi  {size:>7}  medical read {wall:7.2f}s ({ehr.counter.total} EHR searches)\n"
+            )
+            if size == 5000:
+                targets = Targets()
+                targets.check("SMI medical read at 5,000", wall, 15.0, "s", "the EHR store's searches")
+                sys.stdout.write("\n".join(targets.lines) + "\n")
+        finally:
+            redis.stop()
+            ehr_server.stop()
+
+
+SEEDS: dict[str, Callable[[int], list[dict[str, Any]]]] = {"cocm": _cocm, "smi": _smi}
+
+
+def seed(registry: RegistryClient, program: str, size: int) -> None:
+    """Through RegistryClient (the registry Patients written in the same transactions), 500 resources each."""
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if batch:
+            registry.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                for r in batch]})  # fmt: skip
+            batch.clear()
+
+    for n in range(size):
+        batch.extend(SEEDS[program](n))
+        if len(batch) >= 500:
+            flush()
+    flush()
+
+
+# --- the stores ------------------------------------------------------------------------------------------
+
+
+class Redis:
+    """A redis-server on loopback for one run (the production key-value store)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed")
+        self.port = free_port()
+        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        for _ in range(100):
             try:
-                seed(server.base_url, size)
-                # Past the incremental search's overlap: the refresh below reads only what changed after the load.
-                time.sleep(SYNC_OVERLAP_SECONDS + 1)
-                for delay in (0.0, args.delay_ms / 1000):
+                if RedisStore(self.url).ping():
+                    return
+            except Exception:  # noqa: BLE001, S110 - starting up
+                pass
+            time.sleep(0.05)
 
-                    def client(base: str = server.base_url, delay: float = delay) -> FHIRClient:
-                        transport = HttpTransport(timeout=120, session=DelayedSession(delay))
-                        return FHIRClient(base, transport, name="registry")
+    def used_mb(self) -> float:
+        import redis
 
-                    service = CaseloadService(EmbeddedStore(), client())
+        return float(redis.Redis.from_url(self.url).info("memory")["used_memory"]) / 1e6
 
-                    def per_type(service: CaseloadService = service, cached: bool = True) -> None:
-                        data = service.load(use_cache=cached)
-                        build_rows(data.enrolments, data.contacts, data.tasks, data.scores, TODAY)
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
-                    cold = timed(lambda: per_type(cached=False))
-                    requests_made = service.registry.counter.total  # type: ignore[union-attr]
-                    peak = peak_mb(lambda: per_type(cached=False))
-                    per_type(cached=False)  # fills the cache
-                    warm = timed(per_type)
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'per-type':<11}{requests_made:>9}{cold:>9.2f}{warm:>9.3f}"
-                        f"{peak:>9.1f}{1:>10.1f}×{1:>7.1f}×\n")  # fmt: skip
-                    # A care manager logs 10 contacts: the next load patches the snapshot instead of reloading.
-                    change(server.base_url, 10)
-                    service.invalidate()
-                    registry = service.registry
-                    assert registry is not None  # noqa: S101
-                    before = registry.counter.total
-                    incremental = timed(per_type)
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'incremental':<11}{registry.counter.total - before:>9}"
-                        f"{incremental:>9.2f}   (after 10 changed Tasks)\n")  # fmt: skip
-                    before = registry.counter.total
-                    key = PatientKey(ISS, f"p{size // 2}")
-                    chart = timed(lambda key=key, service=service: service.load_patient(key))
-                    out(f"{size:>6} {delay * 1000:>4.0f}ms {'chart part':<11}{registry.counter.total - before:>9}"
-                        f"{chart:>9.3f}   (one patient's enrolments, tasks and scores)\n")  # fmt: skip
-                    for name, strategy, estimate in (
-                        # sekmet-fhir's _revinclude slows down with the number of Tasks (10 s at 1,000 here).
-                        ("revinclude", revinclude, 10 * (size / 1000) ** 2 * 2),
-                        ("naive", naive, (2 * size + size / 200) * (delay + 0.004) * 2),
-                    ):
-                        if estimate > args.max_seconds:
-                            out(f"{size:>6} {delay * 1000:>4.0f}ms {name:<11} skipped: about {estimate:.0f} s "
-                                f"({'2N+1' if name == 'naive' else 'N/200 + obs'} requests)\n")  # fmt: skip
-                            continue
-                        first = client()
-                        elapsed = timed(lambda c=first, strategy=strategy: strategy(c))
-                        peak = peak_mb(lambda strategy=strategy: strategy(client()))
-                        out(f"{size:>6} {delay * 1000:>4.0f}ms {name:<11}{first.counter.total:>9}{elapsed:>9.2f}"
-                            f"{'—':>9}{peak:>9.1f}{first.counter.total / requests_made:>10.1f}×"
-                            f"{elapsed / cold:>7.1f}×\n")  # fmt: skip
-            finally:
-                server.stop()
-    smi_main([int(s) for s in args.smi_sizes.split(",") if s], args.delay_ms)
+
+def fhir_server(kind: str, workdir: Path) -> Any | None:
+    """A started registry store of this kind, or None (with a note) when this checkout cannot start one."""
+    if kind == "sekmet":
+        return FhirServer(workdir).start()
+    try:
+        from sandbox import processes
+
+        hapi = processes.HapiServer  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        sys.stdout.write("  HAPI: skipped (sandbox.processes.HapiServer is not in this checkout)\n")
+        return None
+    try:
+        return hapi(workdir).start()
+    except Exception as error:  # noqa: BLE001 - a store that cannot start is reported, not fatal
+        sys.stdout.write(f"  HAPI: skipped (it did not start: {error})\n")
+        return None
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and this process's CPU seconds of a run."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def json_floor(base: str) -> tuple[float, float, float]:
+    """json.loads of every page a full load reads: seconds and MB (the pages fetched first, then parsed), and the
+    wall time the store took to serve those pages (plain HTTP GETs: the store's own share of a cold load)."""
+    http = requests.Session()
+    fetch_started = time.perf_counter()
+    bodies: list[bytes] = []
+    for resource_type, params in CASELOAD_SEARCHES:
+        url: str | None = f"{base}/{resource_type}"
+        query: dict[str, str] | None = {**params, "_sort": "_id", "_count": str(PAGE_SIZE)}
+        while url:
+            answer = http.get(url, params=query, timeout=600, headers={"Accept": "application/fhir+json"})
+            answer.raise_for_status()
+            bodies.append(answer.content)
+            page = json.loads(answer.content)
+            url = next((link["url"] for link in page.get("link", []) if link.get("relation") == "next"), None)
+            query = None
+    fetched = time.perf_counter() - fetch_started
+    started = time.process_time()
+    for body in bodies:
+        json.loads(body)
+    return time.process_time() - started, sum(len(b) for b in bodies) / 1e6, fetched
+
+
+def view(ready: ReadyRows, program: str | None = None) -> int:
+    """A worklist view as the page makes it (without the template): entries, filter, sort, the first page."""
+    entries = ready.entries(ISS, TODAY)
+    chosen = sort_entries(filter_entries(entries, program=program), "flags")
+    return len(ready.rows(chosen[:PAGE_ROWS], TODAY))
+
+
+def concurrent(run: Callable[[], Any], count: int) -> list[float]:
+    times: list[float] = []
+    barrier = threading.Barrier(count)
+    lock = threading.Lock()
+
+    def one() -> None:
+        barrier.wait()
+        started = time.perf_counter()
+        run()
+        with lock:
+            times.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(times)
+
+
+def p95(values: list[float]) -> float:
+    return values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+
+
+class Targets:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def check(self, what: str, value: float, limit: float, unit: str, why: str = "") -> str:
+        verdict = "met" if value <= limit else f"MISSED ({why or 'over the limit'})"
+        self.lines.append(f"    {what:<46} {value:>9.3f} {unit:<3} ≤ {limit:g} {unit:<3} {verdict}")
+        return verdict
+
+
+def registry_client(base: str) -> RegistryClient:
+    return RegistryClient(base, HttpTransport(timeout=600), name="registry")
+
+
+def run_ready(store_kind: str, program: str, size: int, args: argparse.Namespace) -> None:
+    out = sys.stdout.write
+    with tempfile.TemporaryDirectory() as workdir:
+        server = fhir_server(store_kind, Path(workdir))
+        if server is None:
+            return
+        redis = Redis()
+        try:
+            started = time.perf_counter()
+            seed(registry_client(server.base_url), program, size)
+            seeded = time.perf_counter() - started
+            time.sleep(
+                SYNC_OVERLAP_SECONDS + 1
+            )  # past the incremental search's overlap: a sync reads only changes
+            store = RedisStore(redis.url, prefix="bench:")
+            if program == "smi":
+                _medical(store, size)
+            floor, megabytes, fetched = json_floor(server.base_url)
+            before_mb = redis.used_mb()
+
+            def ready_rows() -> ReadyRows:
+                caseload = CaseloadService(store, registry_client(server.base_url))
+                return ReadyRows(store, caseload, EhrScores(store), EhrMedical(store))
+
+            ready = ready_rows()
+            wanted = "cocm-smi" if program == "smi" else None
+            cold, cold_cpu = timed(lambda: view(ready, wanted))
+            warm_runs = [timed(lambda: view(ready, wanted))[0] for _ in range(args.views)]
+            warm = statistics.median(warm_runs)
+            together = (
+                concurrent(lambda: view(ready, wanted), args.concurrent) if size >= 5000 or args.all else []
+            )
+            other = ready_rows()
+            other_first, _ = timed(lambda: view(other, wanted))
+            # One Task changed (another care manager's write through Tandem), then the next view.
+            # Through Tandem a write names its patient: the next view reads that patient back by patient searches.
+            task = registry_client(server.base_url).read("Task", f"f-{size // 2}")
+            registry_client(server.base_url).update({**task, "description": "Called back"})
+            ready.caseload.invalidate(PatientKey(ISS, f"p{size // 2}"))
+            after_write, after_cpu = timed(lambda: view(ready, wanted))
+            # A write that does not say whose it is (or FRESH_SECONDS passed): the registry searched for changes.
+            registry_client(server.base_url).update({**task, "description": "Called back again"})
+            ready.caseload.invalidate()
+            searched, searched_cpu = timed(lambda: view(ready, wanted))
+            chart_service = CaseloadService(store, registry_client(server.base_url))
+            key = PatientKey(ISS, f"p{size // 3}")
+            chart, _ = timed(lambda: chart_service.load_patient(key))
+            ready_mb = redis.used_mb() - before_mb
+            gc.collect()
+            tracemalloc.start()
+            ready_rows().entries(ISS, TODAY)
+            _, memo_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            own = cold_cpu / floor if floor else float("inf")
+            out(f"  {store_kind:<7}{program:<5}{size:>7}  seed {seeded:7.1f}s  floor {floor:6.3f}s ({megabytes:6.1f} MB; the store serves them in {fetched:6.2f}s)"
+                f"  cold {cold:7.2f}s (own CPU {cold_cpu:6.2f}s = {own:4.1f}× floor; store {cold - cold_cpu:6.2f}s)"
+                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s  after a write {after_write:6.3f}s (own CPU {after_cpu:5.3f}s;"
+                f" searching for changes {searched:6.3f}s, own CPU {searched_cpu:5.3f}s)"
+                f"  chart {chart * 1000:6.1f} ms  Redis +{ready_mb:6.1f} MB  entries {memo_peak / 1e6:6.1f} MB"
+                + (f"  {args.concurrent} at once p50 {statistics.median(together):6.3f}s p95 {p95(together):6.3f}s"
+                   if together else "") + "\n")  # fmt: skip
+            targets = Targets()
+            targets.check("warm view", warm, 0.1, "s")
+            if (
+                together and size == 5000
+            ):  # the issue's target is at 5,000 (other sizes print the figures only)
+                targets.check(f"{args.concurrent} concurrent warm views p95", p95(together), 1.0, "s",
+                              "one process's threads share the GIL")  # fmt: skip
+            if size >= 20000:
+                targets.check("view after one write", after_write, 0.5, "s",
+                              f"the store's incremental searches: {after_write - after_cpu:.2f} s of it")  # fmt: skip
+                targets.check("chart registry part", chart * 1000, 50, "ms", "the store's patient search")
+                targets.check(
+                    "ready rows memory (Redis + this process)", ready_mb + memo_peak / 1e6, 250, "MB"
+                )
+            targets.check("cold load's own CPU ÷ json.loads floor", own, 4.0, "×",
+                          "rows built in Python: build_rows per patient")  # fmt: skip
+            if program == "smi" and size == 5000:
+                targets.check("SMI cold at 5,000", cold, 10.0, "s", "the store's paging")
+            out("\n".join(targets.lines) + "\n")
+        finally:
+            redis.stop()
+            server.stop()
+
+
+def run_healthysteps(store_kind: str, size: int, args: argparse.Namespace) -> None:
+    """HealthySteps: children of every age in its three years, tiers, a Specialist each; the worklist view from its
+    ready rows (a page of 50 built from searches naming those children)."""
+    from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
+    from fhir_mappings.registry.resources import TierMove
+    from fhir_mappings.screening.instruments import CATALOGUE
+    from fhir_mappings.screening.schedule import HEALTHYSTEPS
+    from smartapp.healthysteps.ready import HealthyStepsReady, filter_entries
+    from smartapp.healthysteps.service import HealthyStepsService
+
+    out = sys.stdout.write
+    with tempfile.TemporaryDirectory() as workdir:
+        server = fhir_server(store_kind, Path(workdir))
+        if server is None:
+            return
+        redis = Redis()
+        try:
+            registry = registry_client(server.base_url)
+            resources = []
+            for n in range(size):
+                born = TODAY - timedelta(days=30 + n % 1000)
+                e = Enrolment(f"hs-{n}", ISS, f"c{n}", f"Child {n}", "healthysteps", "active-treatment",
+                              born + timedelta(days=14), team={"hs-specialist": TEAM[n % 2]}, consent_given=False,
+                              birth_date=born, tiers=(TierMove(str(1 + n % 3), born + timedelta(days=14), "enrolled",
+                                                               None),))  # fmt: skip
+                resources.append(careplan(e))
+                if n % 10 == 0:
+                    resources.append(
+                        work_task("safety-follow-up", f"f-{n}", e, NOW, description="EPDS item 10")
+                    )
+            started = time.perf_counter()
+            for start in range(0, len(resources), 500):
+                registry.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+                    {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                    for r in resources[start : start + 500]]})  # fmt: skip
+            seeded = time.perf_counter() - started
+            time.sleep(SYNC_OVERLAP_SECONDS + 1)
+            store = RedisStore(redis.url, prefix="bench:")
+
+            def ready_rows() -> HealthyStepsReady:
+                client = registry_client(server.base_url)
+                caseload = CaseloadService(store, client)
+                service = HealthyStepsService(HEALTHYSTEPS_PROGRAM, client, caseload, CATALOGUE)
+                return HealthyStepsReady(store, service, caseload, EhrScores(store), HEALTHYSTEPS)
+
+            def view(ready: HealthyStepsReady) -> int:
+                chosen = filter_entries(ready.entries(ISS, TODAY))
+                return len(ready.rows(ISS, chosen[:50], TODAY))
+
+            ready = ready_rows()
+            cold, cold_cpu = timed(lambda: view(ready))
+            warm = statistics.median([timed(lambda: view(ready))[0] for _ in range(args.views)])
+            other = ready_rows()
+            other_first, _ = timed(lambda: view(other))
+            task = registry.read("Task", "f-0")
+            registry.update({**task, "description": "Called back"})
+            ready.caseload.invalidate()
+            after_write, _ = timed(lambda: view(ready))
+            out(f"  {store_kind:<7}{'hs':<5}{size:>7}  seed {seeded:7.1f}s  cold {cold:7.2f}s (own CPU {cold_cpu:6.2f}s)"
+                f"  warm {warm:6.3f}s  other process {other_first:6.3f}s (its first page built)"
+                f"  after a write {after_write:6.3f}s\n")  # fmt: skip
+            targets = Targets()
+            targets.check("HealthySteps warm view", warm, 0.1, "s")
+            if size == 5000:
+                targets.check("HealthySteps cold at 5,000", cold, 10.0, "s", "the store's searches")
+            out("\n".join(targets.lines) + "\n")
+        finally:
+            redis.stop()
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--programs", default="cocm,smi,hs")
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--stores", default="sekmet,hapi")
+    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--views", type=int, default=5)
+    parser.add_argument(
+        "--all", action="store_true", help="the concurrent views at every size (not only 5,000+)"
+    )
+    parser.add_argument("--medical", action="store_true", help="with smi: the worker's medical read as well")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="ERROR")
+    for size in (int(s) for s in args.sizes.split(",") if s):
+        sys.stdout.write(f"\n{size:,} patients\n")
+        for program in (p for p in args.programs.split(",") if p):
+            for store_kind in (s for s in args.stores.split(",") if s):
+                if program == "hs":
+                    run_healthysteps(store_kind, size, args)
+                else:
+                    run_ready(store_kind, program, size, args)
+            if program == "smi" and args.medical:
+                medical_read(size)
 
 
 if __name__ == "__main__":

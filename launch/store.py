@@ -69,6 +69,18 @@ class KeyValueStore(Protocol):
 
     def hash_all(self, key: str) -> dict[str, str]: ...
 
+    def hash_get_many(self, key: str, fields: list[str]) -> list[str | None]:
+        """The values of these fields, in their order (None where a field is not set): one round trip."""
+        ...
+
+    def hash_set_many(self, key: str, values: dict[str, str], ttl_seconds: int | None = None) -> None:
+        """Set several fields of a hash at once (other fields are untouched); the TTL applies to the whole hash."""
+        ...
+
+    def hash_delete(self, key: str, fields: list[str]) -> None:
+        """Remove these fields of a hash (missing ones are no error)."""
+        ...
+
     def ping(self) -> bool: ...
 
 
@@ -138,6 +150,27 @@ class RedisStore:
     @_unavailable_on_redis_error
     def hash_all(self, key: str) -> dict[str, str]:
         return {str(k): str(v) for k, v in self._redis.hgetall(self.prefix + key).items()}
+
+    @_unavailable_on_redis_error
+    def hash_get_many(self, key: str, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return [None if v is None else str(v) for v in self._redis.hmget(self.prefix + key, fields)]
+
+    @_unavailable_on_redis_error
+    def hash_set_many(self, key: str, values: dict[str, str], ttl_seconds: int | None = None) -> None:
+        if not values:
+            return
+        with self._redis.pipeline() as pipe:  # MULTI/EXEC: the fields and the expiry together
+            pipe.hset(self.prefix + key, mapping=values)  # type: ignore[arg-type]
+            if ttl_seconds is not None:
+                pipe.expire(self.prefix + key, ttl_seconds)
+            pipe.execute()
+
+    @_unavailable_on_redis_error
+    def hash_delete(self, key: str, fields: list[str]) -> None:
+        if fields:
+            self._redis.hdel(self.prefix + key, *fields)
 
     def ping(self) -> bool:
         try:
@@ -222,6 +255,21 @@ class EmbeddedStore:
     def hash_all(self, key: str) -> dict[str, str]:
         with self._lock:
             return dict(self._hashes.get(key, {}))
+
+    def hash_get_many(self, key: str, fields: list[str]) -> list[str | None]:
+        with self._lock:
+            table = self._hashes.get(key, {})
+            return [table.get(f) for f in fields]
+
+    def hash_set_many(self, key: str, values: dict[str, str], ttl_seconds: int | None = None) -> None:
+        with self._lock:
+            self._hashes.setdefault(key, {}).update(values)
+
+    def hash_delete(self, key: str, fields: list[str]) -> None:
+        with self._lock:
+            table = self._hashes.get(key, {})
+            for f in fields:
+                table.pop(f, None)
 
     def ping(self) -> bool:
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -26,11 +27,13 @@ from launch.sessions import LaunchSession, SessionStore, SessionTokens
 from launch.store import EmbeddedStore, KeyValueStore, RedisStore
 from launch.transport import HttpTransport
 from smartapp.caseload.ehr_scores import EhrScores
+from smartapp.caseload.ready import ReadyRows
 from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
 from smartapp.config import RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
 from smartapp.healthysteps.gestation import GestationService
+from smartapp.healthysteps.ready import HealthyStepsReady
 from smartapp.healthysteps.service import HealthyStepsService
 from smartapp.registry_store import RegistryClient
 from smartapp.screening.service import ScreeningService
@@ -65,6 +68,17 @@ class Services:
     ehr_medical: EhrMedical
     #: The quality measures' value sets: the shipped ones with the site's expansions (TANDEM_MEASURE_VALUESETS).
     measure_valuesets: dict[str, ValueSet]
+
+    @functools.cached_property
+    def ready(self) -> ReadyRows:
+        """The worklist's ready rows (kept per patient in the store, read per page), one per process."""
+        return ReadyRows(self.store, self.caseload, self.ehr_scores, self.ehr_medical,
+                         no_contact_weeks=self.settings.no_contact_weeks)  # fmt: skip
+
+    @functools.cached_property
+    def hs_ready(self) -> HealthyStepsReady:
+        """The HealthySteps worklist's ready rows, one per process."""
+        return HealthyStepsReady(self.store, self.healthysteps, self.caseload, self.ehr_scores, self.schedule)
 
     @property
     def launch_flow(self) -> LaunchFlow:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.screening.history import ScorePoint
 from launch.store import KeyValueStore
+from smartapp.caseload.ready_marks import mark_dirty
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class EhrScores:
             ],  # fmt: skip
         }
         self.store.hash_set(_hash_key(key.iss), key.patient_id, json.dumps(stored), EHR_SCORES_TTL)
+        mark_dirty(self.store, key)  # the worklist rebuilds this patient's rows
 
     def for_issuer(self, iss: str) -> dict[PatientKey, list[ScorePoint]]:
         found: dict[PatientKey, list[ScorePoint]] = {}
@@ -64,6 +66,15 @@ class EhrScores:
             points = _points(raw)
             if points is not None:
                 found[PatientKey(iss, patient_id)] = points
+        return found
+
+    def for_patients(self, keys: list[PatientKey]) -> dict[PatientKey, list[ScorePoint]]:
+        """These patients' EHR scores: one store read per issuer (a worklist page's patients)."""
+        found: dict[PatientKey, list[ScorePoint]] = {}
+        for iss in dict.fromkeys(k.iss for k in keys):
+            mine = [k for k in keys if k.iss == iss]
+            raws = self.store.hash_get_many(_hash_key(iss), [k.patient_id for k in mine])
+            found.update({k: _points(raw) or [] for k, raw in zip(mine, raws, strict=True)})
         return found
 
     def for_patient(self, key: PatientKey) -> list[ScorePoint]:

@@ -14,13 +14,13 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fhir_mappings.common.dates import parse_datetime
-from fhir_mappings.common.identity import PatientKey, legacy_patient_id
+from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient_key
 from fhir_mappings.registry.recommendations import Review
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
@@ -58,6 +58,10 @@ SYNC_OVERLAP_SECONDS = 5
 LOCAL_CLOCK_OVERLAP_SECONDS = 300
 SNAPSHOT_TTL = 24 * 3600
 GENERATION_KEY = "registry:generation"
+#: Changed by a write that did not say which patients it touched (the ready rows then search the registry).
+UNHINTED_KEY = "registry:generation-unhinted"
+#: The patients writes said they touched since the ready rows last read them ("issuer\npatient id").
+WRITTEN_KEY = "registry:written"
 SNAPSHOT_KEY = f"registry:snapshot:v{SNAPSHOT_SCHEMA}"
 SNAPSHOT_META_KEY = f"registry:snapshot-meta:v{SNAPSHOT_SCHEMA}"
 #: The caseload's searches: one per resource type.
@@ -105,9 +109,17 @@ def describe_changes(mine: Enrolment, theirs: Enrolment) -> list[str]:
     return changes or ["saved by someone else (no visible field changed)"]
 
 
-def invalidate_registry_cache(store: KeyValueStore) -> None:
-    """Every write to the registry store marks the snapshot as behind (the next load patches it)."""
-    store.set(GENERATION_KEY, secrets.token_hex(8))
+def invalidate_registry_cache(store: KeyValueStore, keys: Iterable[PatientKey] | None = None) -> None:
+    """Every write to the registry store marks the snapshot as behind (the next load patches it). A write that says
+    which patients it touched (`keys`: every one of them) lets the worklist's ready rows read those patients only;
+    any other write makes them search what changed in the whole registry."""
+    token = secrets.token_hex(8)
+    named = list(keys) if keys is not None else []
+    if not named:  # whose it is not said: the ready rows search the registry for changes
+        store.set(UNHINTED_KEY, token)
+    for key in named:
+        store.add_to_set(WRITTEN_KEY, f"{key.iss}\n{key.patient_id}")
+    store.set(GENERATION_KEY, token)
 
 
 def _json_or_none(raw: str | None) -> dict[str, Any] | None:
@@ -155,9 +167,10 @@ class CaseloadService:
             self.store.set(GENERATION_KEY, generation)
         return generation
 
-    def invalidate(self) -> None:
-        """After a write: the next load brings the snapshot up to date (an incremental search, not a reload)."""
-        invalidate_registry_cache(self.store)
+    def invalidate(self, *keys: PatientKey) -> None:
+        """After a write: the next load brings the snapshot up to date (an incremental search, not a reload).
+        `keys`: the patients the write touched, when it knows them all."""
+        invalidate_registry_cache(self.store, keys or None)
 
     def load(self, *, use_cache: bool = True) -> CaseloadData:
         """The registry's enrolments, contacts, tasks and scores.
@@ -185,15 +198,29 @@ class CaseloadService:
         now = self.clock()
         client = self._client()
         before = client.counter.total
-        if snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS:
-            snapshot, full_at = Snapshot(), now
-        else:
-            full_at = meta["full_at"]
+        full = snapshot is None or meta is None or now - meta.get("full_at", 0) > FULL_RELOAD_SECONDS
+        if full or snapshot is None or meta is None:
+            snapshot = Snapshot()
+        elif isinstance(meta.get("since"), str):
+            snapshot.since = meta["since"]  # a sync that changed nothing kept it in the meta only
+        snapshot.changed = 0
         snapshot.since = self._fill(client, snapshot, since=snapshot.since)  # None: a full load
-        stamp = secrets.token_hex(8)
-        self.store.set(SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL)
-        self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": now,
-                                                      "full_at": full_at}), SNAPSHOT_TTL)  # fmt: skip
+        # Freshness and the full-reload period count from the END of the sync: a load longer than FRESH_SECONDS
+        # is not stale the moment it is written.
+        ended = self.clock()
+        full_at = ended if full or meta is None else meta["full_at"]
+        if full or meta is None or snapshot.changed or self._memo is None:
+            stamp = secrets.token_hex(8)
+            self.store.set(
+                SNAPSHOT_KEY, f'{{"stamp":{json.dumps(stamp)},{snapshot.dumps()[1:]}', SNAPSHOT_TTL
+            )
+        else:
+            # Nothing changed: the stored snapshot (and every process's copy of it) stays as it is; only the
+            # time it is current to moves on.
+            stamp = meta["stamp"]
+        self.store.set(SNAPSHOT_META_KEY, json.dumps({"stamp": stamp, "generation": generation, "synced_at": ended,
+                                                      "full_at": full_at, "since": snapshot.since}),
+                       SNAPSHOT_TTL)  # fmt: skip
         data = snapshot.data(client.counter.total - before)
         if data.unassigned:
             log.warning(
@@ -234,9 +261,12 @@ class CaseloadService:
         client = self._client()
         before = client.counter.total
         snapshot = Snapshot()
-        for resource_type, params in CASELOAD_SEARCHES:
+        for resource_type, _ in CASELOAD_SEARCHES:
+            # The patient's reference only: the caseload's code filter does not ride along (a store matches it
+            # across the whole registry before the patient; its results are few, and the snapshot keeps only
+            # scores and social answers anyway).
             patient_param = "patient" if resource_type == "Task" else "subject"
-            query = {**params, patient_param: key.relative, "_count": str(PAGE_SIZE)}
+            query = {patient_param: key.relative, "_count": str(PAGE_SIZE)}
             for page in client.iter_pages(resource_type, query, max_pages=100):
                 snapshot.apply(resource_type, _page_resources(page))
         return snapshot.data(client.counter.total - before).for_patient(key)
@@ -261,7 +291,7 @@ class CaseloadService:
                     f"the patient is already enrolled in {existing.program} (since {existing.start})"
                 )
         written = self._client().update(validated(careplan(replace(enrolment, version=None))))
-        self.invalidate()
+        self.invalidate(enrolment.key)
         return enrolment_from(written) or enrolment
 
     def save(self, enrolment: Enrolment) -> Enrolment:
@@ -271,10 +301,10 @@ class CaseloadService:
             written = self._client().update(resource, if_match=etag_for(resource))
         except errors.FHIRPreconditionFailed:
             current = self.get(enrolment.id, enrolment.iss)
-            self.invalidate()
+            self.invalidate(enrolment.key)
             raise EnrolmentChanged("someone else changed this enrolment", current,
                                    describe_changes(enrolment, current)) from None  # fmt: skip
-        self.invalidate()
+        self.invalidate(enrolment.key)
         return enrolment_from(written) or enrolment
 
     # --- tasks ------------------------------------------------------------------------------------
@@ -284,7 +314,7 @@ class CaseloadService:
         contact = Contact(contact_id or f"contact-{uuid.uuid4().hex}", enrolment.id, when, minutes, contact_type, role,
                           owner, note)  # fmt: skip
         self._client().update(validated(contact_task(contact, enrolment, datetime.now(UTC))))
-        self.invalidate()
+        self.invalidate(enrolment.key)
         return contact
 
     def add_task(self, kind: str, enrolment: Enrolment, *, due: date | None = None, description: str | None = None
@@ -292,7 +322,7 @@ class CaseloadService:
         task_id = f"{kind}-{uuid.uuid4().hex}"
         self._client().update(validated(work_task(kind, task_id, enrolment, datetime.now(UTC), due=due,
                                                    description=description)))  # fmt: skip
-        self.invalidate()
+        self.invalidate(enrolment.key)
         return task_id
 
     def request_review(self, enrolment: Enrolment, reason: str) -> Enrolment:
@@ -324,7 +354,7 @@ class CaseloadService:
             if enrolment.flagged_for_review
             else enrolment
         )
-        self.invalidate()
+        self.invalidate(enrolment.key)
         return updated, open_reviews[0].id
 
     def _task(self, task_id: str, iss: str, *, kind: str, careplan_id: str | None = None,
@@ -351,7 +381,7 @@ class CaseloadService:
         client.update({**current, "status": "completed", "lastModified": datetime.now(UTC).isoformat(),
                        "executionPeriod": {"end": datetime.now(UTC).isoformat()}},
                       if_match=etag_for(current))  # fmt: skip
-        self.invalidate()
+        self.invalidate(enrolment.key)
 
     def close_safety_task(self, task_id: str, key: PatientKey | None, iss: str, outcome: str, note: str,
                           closer: Member | None) -> None:  # fmt: skip
@@ -365,7 +395,7 @@ class CaseloadService:
             return
         self._client().update(validated(closed_safety_task(current, outcome, note.strip(), datetime.now(UTC),
                                                             closer)), if_match=etag_for(current))  # fmt: skip
-        self.invalidate()
+        self.invalidate(*(k for k in [patient_key(current.get("for"))] if k is not None))
 
     # --- migration --------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ registry server's time it is current to, and is brought up to date by searching 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -104,6 +105,9 @@ class Snapshot:
     legacy_scores: set[str] = field(default_factory=set)
     #: The registry server's time this snapshot is current to (its Bundle.meta.lastUpdated), minus an overlap.
     since: str | None = None
+    #: How many rows `apply` changed (a resource read again as it was held changes none): a sync that changed
+    #: none leaves the stored snapshot as it is.
+    changed: int = field(default=0, compare=False)
 
     def apply(self, resource_type: str, resources: Iterable[Any]) -> int:
         """Take in one page of `resource_type` (new or changed resources replace what their id held)."""
@@ -113,22 +117,30 @@ class Snapshot:
                 continue
             count += 1
             rid = resource["id"]
+            changed = False
             if resource_type == "CarePlan":
                 enrolment = enrolment_from(resource)
-                _put(self.enrolments, rid, enrolment)
+                changed = _put(self.enrolments, rid, enrolment)
             elif resource_type == "Task":
-                _put(self.contacts, rid, contact_from(resource))
-                _put(self.tasks, rid, work_task_from(resource))
+                changed = _put(self.contacts, rid, contact_from(resource))
+                changed = _put(self.tasks, rid, work_task_from(resource)) or changed
             elif resource_type == "Observation":
                 key = patient_key(resource.get("subject"))
                 points = score_points([resource], "Tandem")
-                _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
+                changed = _put(self.scores, rid, (key, points[0]) if key is not None and points else None)
                 answers = answers_from([resource], key) if key is not None else []
-                _put(self.social, rid, (key, answers[0]) if key is not None and answers else None)
-                if key is None and legacy_patient_id(resource.get("subject")):
-                    self.legacy_scores.add(rid)
-                else:
-                    self.legacy_scores.discard(rid)
+                changed = (
+                    _put(self.social, rid, (key, answers[0]) if key is not None and answers else None)
+                    or changed
+                )
+                legacy = key is None and legacy_patient_id(resource.get("subject")) is not None
+                if legacy != (rid in self.legacy_scores):
+                    changed = True
+                    if legacy:
+                        self.legacy_scores.add(rid)
+                    else:
+                        self.legacy_scores.discard(rid)
+            self.changed += changed
         return count
 
     @property
@@ -231,11 +243,14 @@ class Snapshot:
         return snapshot
 
 
-def _put(table: dict[str, Any], rid: str, value: Any) -> None:
+def _put(table: dict[str, Any], rid: str, value: Any) -> bool:
+    """Hold `value` under `rid` (None: drop it); whether that changed what the table held."""
     if value is None:
-        table.pop(rid, None)
-    else:
-        table[rid] = value
+        return table.pop(rid, None) is not None
+    if table.get(rid) == value:
+        return False
+    table[rid] = value
+    return True
 
 
 def _iso(value: date | None) -> str | None:
@@ -347,6 +362,13 @@ def snapshot_from_json(payload: Any) -> Snapshot | None:
     return snapshot
 
 
+@functools.cache
+def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields and their resolved type hints (resolved once per class: resolving is costly)."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 def _conforms(value: Any, hint: Any) -> bool:
     """`value` is of the annotated type `hint` (the shapes the snapshot's dataclasses use)."""
     origin = typing.get_origin(hint)
@@ -371,8 +393,7 @@ def _conforms(value: Any, hint: Any) -> bool:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(value, hint):
             return False
-        hints = typing.get_type_hints(hint)
-        return all(_conforms(getattr(value, f.name), hints[f.name]) for f in dataclasses.fields(hint))
+        return all(_conforms(getattr(value, name), field_hint) for name, field_hint in _field_hints(hint))
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is date:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.dates import age_months, age_range_text
@@ -33,14 +33,10 @@ from fhir_mappings.registry.worklist import (
     REVIEW_GROUPS,
     MedicalInputs,
     build_rows,
-    caseload_stats,
     columns_for,
-    filter_rows,
     patient_identity,
     review_group,
-    review_priority,
     rows_csv,
-    sort_rows,
 )
 from fhir_mappings.screening.history import series
 from fhir_mappings.screening.writeback import plan_consult_note
@@ -55,7 +51,16 @@ from smartapp import errors as app_errors
 from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
 from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
+from smartapp.caseload.ready import (
+    Entry,
+    entry_stats,
+    filter_entries,
+    review_entries,
+    review_group_of,
+    sort_entries,
+)
 from smartapp.caseload.service import EnrolmentChanged
+from smartapp.caseload.snapshot import CaseloadData
 from smartapp.chart.trends import trend_svg
 from smartapp.request_context import (
     caseload_data,
@@ -103,36 +108,17 @@ def _medical(iss: str, enrolments: list[Enrolment]) -> dict[PatientKey, MedicalI
     return medical_inputs(services().ehr_medical, iss)
 
 
-def _rows(today: date) -> tuple[list[Any], int]:
-    """The worklist rows of the launch's EHR only (the caseload needs user-level access)."""
-    svc, access = services(), current_access()
-    access.check_caseload()
-    data = caseload_data(access.iss)
-    rows = build_rows(data.enrolments, data.contacts, data.tasks, data.scores, today,
-                      no_contact_weeks=svc.settings.no_contact_weeks, safety_pending=safety_pending(access),
-                      medical=_medical(access.iss, data.enrolments), social=data.social)  # fmt: skip
-    return rows, data.requests
-
-
-def _default_columns(rows: list[Any], program: str | None) -> tuple[str, ...]:
-    """The program's own default columns when the worklist shows one program (filtered to it, or the only one)."""
-    shown = {program} if program else {r.enrolment.program for r in rows}
-    return program_or_default(shown.pop()).default_columns if len(shown) == 1 else ()
-
-
-def _filtered(rows: list[Any], user: Member | None) -> tuple[list[Any], dict[str, str]]:
-    args = {
-        k: request.args.get(k, "")
-        for k in ("flag", "who", "program", "q", "sort", "order", "column", "value")
-    }
-    who = args["who"] or ("mine" if user else "all")
-    args["who"] = who
-    chosen = filter_rows(rows, flag=args["flag"] or None, program=args["program"] or None, text=args["q"] or None,
-                         member=user.reference if who == "mine" and user else None,
-                         column=args["column"] or None, value=args["value"] or None)  # fmt: skip
-    # Default order: the most urgent flag first, then name, then date of birth.
-    chosen = sort_rows(chosen, args["sort"] or "flags", descending=args["order"] == "desc")
-    return chosen, args
+def _patient_data(key: PatientKey) -> CaseloadData:
+    """One patient's registry data with the EHR's scores. A caseload launch reads the patient's kept data (the
+    worklist's ready rows, synced first), never the whole caseload; a patient launch, its patient searches."""
+    if not current_access().caseload:
+        return caseload_data(key.iss).for_patient(key)
+    svc = services()
+    cache: dict[PatientKey, CaseloadData] = g.setdefault("ready_patient_data", {})
+    if key not in cache:
+        found = svc.ready.patients([key], clock.today()).get(key) or CaseloadData([], [], [], {}, 0)
+        cache[key] = found.with_ehr_scores({key: svc.ehr_scores.for_patient(key)})
+    return cache[key]
 
 
 def _paged(items: list[Any], size: int) -> tuple[list[Any], int, int]:
@@ -150,24 +136,49 @@ def _prefs_user(session: LaunchSession) -> str | None:
     return session.context.fhir_user or None
 
 
+def _ready_entries(today: date, user: Member | None) -> tuple[list[Entry], list[Entry], dict[str, str]]:
+    """The worklist's kept entries of the launch's EHR (safety alerts not yet in the registry laid over), and
+    those the page's filters choose, in its order: no row is built, none decoded on a warm view."""
+    access = current_access()
+    access.check_caseload()
+    pending = safety_pending(access)
+    entries = [
+        e.with_safety() if e.key in pending else e for e in services().ready.entries(access.iss, today)
+    ]
+    args = {
+        k: request.args.get(k, "")
+        for k in ("flag", "who", "program", "q", "sort", "order", "column", "value")
+    }
+    args["who"] = who = args["who"] or ("mine" if user else "all")
+    chosen = filter_entries(entries, flag=args["flag"] or None, program=args["program"] or None,
+                            text=args["q"] or None, member=user.reference if who == "mine" and user else None,
+                            column=args["column"] or None, value=args["value"] or None)  # fmt: skip
+    return entries, sort_entries(chosen, args["sort"] or "flags", descending=args["order"] == "desc"), args
+
+
 @bp.get("/worklist")
 @launch_required
 def worklist(launch_id: str) -> str:
+    """Served from the ready rows: the cost of a view is the rows it shows, not the caseload's size."""
     session = current_launch()
     ehr = current_ehr()
     page = _page(session, ehr)
     today = clock.today()
-    rows, requests_made = _rows(today)
-    chosen, args = _filtered(rows, page["user"])
+    entries, chosen, args = _ready_entries(today, page["user"])
+    ready = services().ready
     prefs = PrefsStore(services().store).load(session.iss, _prefs_user(session))
-    offered = available_columns(columns_for({r.enrolment.program for r in rows} or PROGRAMS))
-    shown, number, pages = _paged(chosen, prefs.page_size)
-    columns = prefs.shown(offered, _default_columns(rows, args["program"] or None))
+    programs = {e.program for e in entries}
+    offered = available_columns(columns_for(programs or PROGRAMS))
+    shown_entries, number, pages = _paged(chosen, prefs.page_size)
+    shown = ready.rows(shown_entries, today, safety_pending(current_access()))
+    program = args["program"] or None
+    only = {program} if program else programs
+    columns = prefs.shown(offered, program_or_default(only.pop()).default_columns if len(only) == 1 else ())
     return render_template("worklist.html", **page, rows=shown, args=args, columns=columns,
                            offered=[COLUMN_DEFS[k] for k in offered], prefs=prefs, page_number=number, pages=pages,
                            first_shown=(number - 1) * prefs.page_size + 1 if shown else 0,
-                           stats=caseload_stats(chosen, today), total=len(rows), matching=len(chosen),
-                           requests_made=requests_made, today=today, **_refresh_status(session.iss))  # fmt: skip
+                           stats=entry_stats(chosen), total=len(entries), matching=len(chosen),
+                           requests_made=ready.last_requests, today=today, **_refresh_status(session.iss))  # fmt: skip
 
 
 def _refresh_status(iss: str) -> dict[str, Any]:
@@ -208,8 +219,9 @@ def worklist_columns(launch_id: str) -> Response:
 def worklist_csv(launch_id: str) -> Response:
     session = current_launch()
     ehr = current_ehr()
-    rows, _ = _rows(clock.today())
-    chosen, _ = _filtered(rows, current_user(session, ehr))
+    today = clock.today()
+    _, chosen_entries, _ = _ready_entries(today, current_user(session, ehr))
+    chosen = services().ready.rows(chosen_entries, today, safety_pending(current_access()))
     return Response(rows_csv(chosen), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=caseload-{clock.today()}.csv"})  # fmt: skip
 
@@ -238,7 +250,7 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
     session = current_launch()
     ehr = current_ehr()
     enrolment = conflict.current if conflict else registry_enrolment(careplan_id)
-    data = caseload_data(enrolment.iss).for_patient(enrolment.key)
+    data = _patient_data(enrolment.key)
     program = program_or_default(enrolment.program)
     medical = {}
     if program.tracks_medical:
@@ -318,8 +330,7 @@ def log_contact(launch_id: str, careplan_id: str) -> Any:
         raise app_errors.BadAddress("the contact form was not issued for this enrolment; reload the page")
     contact_id = f"contact-{form_id}"
     # The enrolment's contacts as loaded for this request (before the write: no reload after it).
-    earlier = [c for c in caseload_data(enrolment.iss).for_patient(enrolment.key).contacts
-               if c.careplan_id == enrolment.id]  # fmt: skip
+    earlier = [c for c in _patient_data(enrolment.key).contacts if c.careplan_id == enrolment.id]
     svc.caseload.log_contact(enrolment, when, minutes, contact_type, role, current_user(session, ehr),
                              (request.form.get("note") or "").strip() or None, contact_id)  # fmt: skip
     contacts = [c for c in earlier if c.id != contact_id]
@@ -431,24 +442,30 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     ehr = current_ehr()
     page = _page(session, ehr)
     user = page["user"]
-    rows, _ = _rows(clock.today())
-    to_review = review_priority(rows)
-    on_team = user is not None and any(r.enrolment.has_member(user.reference) for r in to_review)
+    today = clock.today()
+    access = current_access()
+    access.check_caseload()
+    pending = safety_pending(access)
+    # From the ready rows: the order and the counts from the kept entries, the page's cases built alone.
+    entries = [
+        e.with_safety() if e.key in pending else e for e in services().ready.entries(access.iss, today)
+    ]
+    to_review = review_entries(entries)
+    on_team = user is not None and any(user.reference in e.members for e in to_review)
     who = request.args.get("who") or ("mine" if on_team else "all")
     if who == "mine" and user is not None:
-        to_review = [
-            r for r in to_review if any(m.reference == user.reference for m in r.enrolment.team.values())
-        ]
+        to_review = [e for e in to_review if user.reference in e.members]
     if problem is not None:  # the case whose form needs correcting is shown whatever page it is on
-        to_review = [r for r in to_review if r.enrolment.id == problem[0]] or to_review
-    shown, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
-    data = caseload_data(session.iss)
+        to_review = [e for e in to_review if e.id == problem[0]] or to_review
+    shown_entries, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
+    scores: dict[PatientKey, list[Any]] = {}
+    shown = services().ready.rows(shown_entries, today, pending, scores)
     trends = {}
     for row in shown:
-        points = series(data.scores.get(row.enrolment.key, []), row.program.outcome.series)
+        points = series(scores.get(row.enrolment.key, []), row.program.outcome.series)
         trends[row.enrolment.id] = trend_svg(points, row.program.outcome.series) if points else ""
     groups = [(key, label, [r for r in shown if review_group(r) == key]) for key, label in REVIEW_GROUPS]
-    counts = {key: sum(1 for r in to_review if review_group(r) == key) for key, _ in REVIEW_GROUPS}
+    counts = {key: sum(1 for e in to_review if review_group_of(e) == key) for key, _ in REVIEW_GROUPS}
     return render_template("review.html", **page, groups=[g for g in groups if g[2]], counts=counts,
                            total=len(to_review), who=who, page_number=number, pages=pages, trends=trends,
                            kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3), status  # fmt: skip

@@ -87,21 +87,40 @@ class HealthyStepsService:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def load(self, iss: str, ehr_scores: dict[PatientKey, list[ScorePoint]], *, only: PatientKey | None = None
-             ) -> HealthyStepsData:  # fmt: skip
-        """The program's children of one EHR (or one child) with everything their rows need."""
+    def load(self, iss: str, ehr_scores: dict[PatientKey, list[ScorePoint]], *, only: PatientKey | None = None,
+             children: list[PatientKey] | None = None) -> HealthyStepsData:  # fmt: skip
+        """The program's children of one EHR (or one child, or these children: searches naming them, in batches)
+        with everything their rows need."""
         client = self._client()
         before = client.counter.total
+        named = [only] if only is not None else children
         plan_query = {"category": f"{PROGRAM_SYSTEM}|{self.program.key}", "_count": PAGE_SIZE}
-        if only is not None:
-            plan_query["subject"] = only.relative
-        enrolments = [e for e in (enrolment_from(r) for r in client.search_all("CarePlan", plan_query))
-                      if e is not None and e.iss == iss and (only is None or e.key == only)]  # fmt: skip
-        keys = sorted({e.key for e in enrolments})
-        plans = {e.id for e in enrolments}
         codes = ",".join(f"{TASK_SYSTEM}|{kind}" for kind in ("referral", "hs-contact", "safety-follow-up"))
         task_query = {"code": codes, "_count": PAGE_SIZE}
-        tasks = client.search_all("Task", task_query)
+        if named is None:
+            plans_found = client.search_all("CarePlan", plan_query, max_pages=10_000)
+            tasks = client.search_all("Task", task_query, max_pages=10_000)
+        else:
+            plans_found, tasks = [], []
+            # Referrals and contacts name the enrolment (a referral's Task may be for a caregiver or the family
+            # Group); a safety follow-up names the child.
+            plan_codes = ",".join(f"{TASK_SYSTEM}|{kind}" for kind in ("referral", "hs-contact"))
+            for batch in _batches(sorted(set(named)), SUBJECTS_PER_SEARCH):
+                subjects = ",".join(k.relative for k in batch)
+                found = client.search_all("CarePlan", {**plan_query, "subject": subjects})
+                plans_found += found
+                based_on = ",".join(f"CarePlan/{r['id']}" for r in found if isinstance(r.get("id"), str))
+                if based_on:
+                    tasks += client.search_all(
+                        "Task", {"code": plan_codes, "based-on": based_on, "_count": PAGE_SIZE}
+                    )
+                tasks += client.search_all("Task", {"code": f"{TASK_SYSTEM}|safety-follow-up", "patient": subjects,
+                                                    "_count": PAGE_SIZE})  # fmt: skip
+        wanted_children = set(named) if named is not None else None
+        enrolments = [e for e in (enrolment_from(r) for r in plans_found)
+                      if e is not None and e.iss == iss and (wanted_children is None or e.key in wanted_children)]  # fmt: skip
+        keys = sorted({e.key for e in enrolments})
+        plans = {e.id for e in enrolments}
         referrals = [r for r in (referral_from(t) for t in tasks) if r is not None and r.careplan_id in plans]
         contacts = [c for c in (contact_from(t, kind="hs-contact") for t in tasks)
                     if c is not None and c.careplan_id in plans]  # fmt: skip

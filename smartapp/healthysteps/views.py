@@ -15,11 +15,12 @@ from fhir_mappings.common.patient import birth_date, identifier_value
 from fhir_mappings.healthysteps.billing import billing_days, visit_billing
 from fhir_mappings.healthysteps.referrals import CLOSING_STATUSES, STATUSES, WHOM
 from fhir_mappings.healthysteps.report import build_report, report_csv
-from fhir_mappings.healthysteps.worklist import FLAGS, Row, build_rows, filter_rows
+from fhir_mappings.healthysteps.worklist import FLAGS, Row, build_rows
 from fhir_mappings.registry.resources import Enrolment, Member
 from launch import errors
 from smartapp import clock
 from smartapp.caseload.service import EnrolmentChanged
+from smartapp.healthysteps.ready import filter_entries as filter_hs_entries
 from smartapp.healthysteps.service import HealthyStepsData, HealthyStepsProblem, ReferralChanged
 from smartapp.request_context import (
     current_access,
@@ -66,21 +67,38 @@ def _rows(data: HealthyStepsData) -> list[Row]:
     return sorted(flagged, key=lambda r: (r.priority, r.enrolment.patient_name or "", r.enrolment.id))
 
 
+#: Families per worklist page.
+HS_PAGE_SIZE = 50
+
+
 @bp.get("/")
 @launch_required
 def worklist(launch_id: str) -> Any:
+    """Served from the ready rows: the filters, counts and order from the kept entries, the page's rows built
+    from searches naming its children (the cost of a view is the page, not the program's size)."""
     access = current_access()
     access.check_caseload()
-    data = _data()
-    rows = _rows(data)
+    ready, today = services().hs_ready, clock.today()
+    pending = safety_pending(access)
+    entries = [e.with_safety() if e.key in pending else e for e in ready.entries(access.iss, today)]
     user = current_user(current_launch(), current_ehr())
     args = {k: request.args.get(k, "") for k in ("flag", "tier", "who")}
     args["who"] = args["who"] or "all"
-    chosen = filter_rows(rows, flag=args["flag"] or None, tier=args["tier"] or None,
-                         specialist=user.reference if args["who"] == "mine" and user else None)  # fmt: skip
-    counts = {flag: sum(flag in r.flags for r in rows) for flag in FLAGS}
-    return render_template("hs_worklist.html", **_page(), rows=chosen, total=len(rows), args=args, counts=counts,
-                           requests_made=data.requests)  # fmt: skip
+    chosen = filter_hs_entries(entries, flag=args["flag"] or None, tier=args["tier"] or None,
+                               specialist=user.reference if args["who"] == "mine" and user else None)  # fmt: skip
+    counts = {flag: sum(flag in e.flags for e in entries) for flag in FLAGS}
+    try:
+        number = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        number = 1
+    pages = max(1, -(-len(chosen) // HS_PAGE_SIZE))
+    number = min(number, pages)
+    shown = chosen[(number - 1) * HS_PAGE_SIZE : number * HS_PAGE_SIZE]
+    rows = [r if "safety" in r.flags or r.enrolment.key not in pending else replace(r, flags=("safety", *r.flags))
+            for r in ready.rows(access.iss, shown, today)]  # fmt: skip
+    return render_template("hs_worklist.html", **_page(), rows=rows, total=len(entries), args=args, counts=counts,
+                           matching=len(chosen), page_number=number, pages=pages,
+                           requests_made=ready.last_requests)  # fmt: skip
 
 
 def _family(careplan_id: str) -> Enrolment:

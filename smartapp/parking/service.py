@@ -322,7 +322,8 @@ class ParkedForms:
             item.task = TASK_PENDING
             return item
         item.task = TASK_SAVED
-        invalidate_registry_cache(self.store)  # the safety follow-ups list shows it at once
+        # The safety follow-ups list shows it at once (the Task is the patient's: the worklist reads them back).
+        invalidate_registry_cache(self.store, [PatientKey(item.iss, submission.patient_id)])
         self.store.set(f"{PARKED_TASK_WRITTEN}{task['id']}", "1", RECORD_TTL)
         return item
 

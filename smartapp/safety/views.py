@@ -99,16 +99,52 @@ def safety_items(access: Access) -> list[SafetyItem]:
     return list(cached)
 
 
+class _Registry:
+    """What the safety list reads of the registry: the open safety Tasks, whether a Task is there, whose an
+    enrolment is. A caseload launch reads the worklist's ready rows (the few open follow-ups and the patients
+    named, never the whole caseload); a patient launch, its patient's data (patient searches)."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+        self.ready = services().ready if access.caseload else None
+        self._data = None if self.ready is not None else caseload_data(access.iss)
+
+    def open_tasks(self) -> list[WorkTask]:
+        if self.ready is not None:
+            return self.ready.open_safety_tasks(self.access.iss, clock.today())
+        assert self._data is not None  # noqa: S101
+        return [t for t in self._data.tasks if t.kind == "safety-follow-up" and t.open]
+
+    def task_ids(self, keys: list[PatientKey]) -> set[str]:
+        """The ids of every Task of these patients in the registry."""
+        if self.ready is not None:
+            found = self.ready.patients(keys, clock.today())
+            return {t.id for data in found.values() for t in data.tasks}
+        assert self._data is not None  # noqa: S101
+        return {t.id for t in self._data.tasks}
+
+    def enrolment_patient(self, careplan_id: str) -> PatientKey | None:
+        if self.ready is not None:
+            key = self.ready.enrolment_patient(careplan_id)
+            return key if key is not None and key.iss == self.access.iss else None
+        assert self._data is not None  # noqa: S101
+        return next((e.key for e in self._data.enrolments if e.id == careplan_id), None)
+
+
 def _read_safety_items(access: Access) -> list[SafetyItem]:
-    data = caseload_data(access.iss)
+    registry = _Registry(access)
     items = [
         SafetyItem(t.key, t.authored or date.min, t.description or "Same-day safety follow-up", task=t,
                    raised=t.authored_at or t.authored, requester=t.requester, label=t.patient)
-        for t in data.tasks
+        for t in registry.open_tasks()
         if t.kind == "safety-follow-up" and t.open and t.key and access.allows_patient(t.key)
     ]  # fmt: skip
-    in_registry = {t.id for t in data.tasks}
     unsaved = _unsaved_safety_records(access)
+    from smartapp.parking.views import parked_forms
+
+    parked_safety = parked_forms().pending_safety()
+    named = [r.key for r in unsaved] + [p.key for p in parked_safety if p.key is not None]
+    in_registry = registry.task_ids(list(dict.fromkeys(named))) if named else set()
     for record in unsaved:
         if resource_id(record.id, "safety") not in in_registry:
             reason = " ".join(flag.message for flag in record.result.safety)
@@ -119,16 +155,16 @@ def _read_safety_items(access: Access) -> list[SafetyItem]:
             items.append(SafetyItem(record.key, authored.date(), reason, record=record, raised=authored,
                                     requester=requester, label=record.patient_label))  # fmt: skip
     # A positive screening posted after its launch ended (parked) whose safety Task has not reached the registry.
-    from smartapp.parking.views import parked_forms
-
     listed = {r.id for r in unsaved}
-    for parked in parked_forms().pending_safety():
+    for parked in parked_safety:
         key = parked.key
         careplan_id = parked.args.get("careplan_id")
         if key is None and careplan_id and parked.iss == access.iss:
             # Kept while the registry was away, its enrolment's patient not yet known to it: the caseload names
             # the enrolment's patient now, so the follow-up is listed at once (not only after the worker's sweep).
-            key = next((e.key for e in data.enrolments if e.id == careplan_id), None)
+            key = registry.enrolment_patient(careplan_id)
+            if key is not None:
+                in_registry |= registry.task_ids([key])
         if key is None or key.iss != access.iss or not access.allows_patient(key) or not parked.submission_id:
             continue
         if parked.submission_id in listed or resource_id(parked.submission_id, "safety") in in_registry:
@@ -164,11 +200,18 @@ def safety_rows(access: Access, launch_id: str, context_patient: str | None,
                 chart_label: PatientLabel | None = None) -> list[SafetyRow]:  # fmt: skip
     """The list's rows, named from the registry's copies (the worklist's), never by reading the EHR per patient:
     a worklist launch may not read Patient at all."""
-    data = caseload_data(access.iss)
     now, today = datetime.now(UTC), clock.today()
     rows = []
-    for item in safety_items(access):
-        enrolments = data.enrolments_of(item.key)
+    items = safety_items(access)
+    keys = list(dict.fromkeys(item.key for item in items))
+    if access.caseload:  # the patients listed only (the worklist's ready rows), never the whole caseload
+        found = services().ready.patients(keys, today) if keys else {}
+        enrolments_of = {k: found[k].enrolments_of(k) if k in found else [] for k in keys}
+    else:
+        data = caseload_data(access.iss)
+        enrolments_of = {k: data.enrolments_of(k) for k in keys}
+    for item in items:
+        enrolments = enrolments_of[item.key]
         in_chart = item.key.patient_id == context_patient
         label = label_for(enrolments, item.label, chart_label if in_chart else None)
         owner = safety_owner(enrolments, item.requester)

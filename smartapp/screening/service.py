@@ -454,7 +454,7 @@ class ScreeningService:
             validated(entry["resource"])
         validated(bundle)
         self.registry.transaction(bundle)
-        invalidate_registry_cache(self.store)
+        invalidate_registry_cache(self.store, [record.key])  # the screening's resources are its patient's
         return [entry["request"]["url"] for entry in bundle["entry"]]
 
     def _existing(self, ehr: FHIRClient, resource_type: str, identifier: dict[str, str], patient: str,

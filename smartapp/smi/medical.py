@@ -23,6 +23,7 @@ from fhir_mappings.smi.medical import MEDICAL, MedicalConfig, antipsychotics
 from launch import errors
 from launch.fhir import FHIRClient
 from launch.store import KeyValueStore
+from smartapp.caseload.ready_marks import mark_dirty
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class EhrMedical:
         payload = {"read_at": record.read_at.isoformat(), "observations": kept_obs, "requests": kept_req}
         self.store.hash_set(_hash_key(key.iss), key.patient_id, json.dumps(payload, separators=(",", ":")),
                             EHR_MEDICAL_TTL)  # fmt: skip
+        mark_dirty(self.store, key)  # the worklist rebuilds this patient's rows
         return record
 
     def for_issuer(self, iss: str) -> dict[PatientKey, MedicalRecord]:

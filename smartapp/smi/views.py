@@ -56,7 +56,7 @@ def record_social(launch_id: str, careplan_id: str) -> Any:
         return enrolment_page(launch_id, careplan_id, social_problem=(
             f"The registry did not save the answers ({error.message}). Try again in a moment."),
             entered=entered_fields(), problem_status=503)  # fmt: skip
-    svc.caseload.invalidate()
+    svc.caseload.invalidate(enrolment.key)
     flash(f"Social status saved: {len(entry.answers)} answer{'s' if len(entry.answers) != 1 else ''} for "
           f"{entry.day.isoformat()}.")  # fmt: skip
     return redirect(url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id) + "#life",

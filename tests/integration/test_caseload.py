@@ -202,3 +202,27 @@ def test_ehr_scores_reach_the_worklist_after_a_chart_open(
     assert expected.first is not None and expected.latest is not None
     assert f"{expected.first} → <strong>{expected.latest}</strong>" in row.group(1)
     assert '<span class="source small">EHR</span>' in row.group(1)  # each score says where it came from
+
+
+def test_worklist_review_safety_and_chart_pages_never_load_the_whole_caseload(
+    world: SandboxWorld, browser: Browser, tandem: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27 §2: a view costs the rows it shows. The worklist, the case review, the safety follow-ups (and
+    # every page's header counting them) read the ready rows; a chart reads its patient only.
+    _, careplan_id = enrol(world, browser, "pt-0021")
+    worklist = browser.follow(
+        launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
+    )
+    base = f"{world.tandem_url}/app/{launch_id_of(worklist)}"
+
+    def whole_caseload(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the whole caseload was loaded")
+
+    monkeypatch.setattr(tandem.caseload, "load", whole_caseload)
+    for path, shows in (("/worklist?who=all", "MRN"), ("/worklist?who=all&sort=patient&order=desc", "MRN"),
+                        ("/worklist.csv?who=all", "Patient"), ("/review?who=all", "review"),
+                        ("/safety", "afety"), (f"/enrolments/{careplan_id}", "Active treatment")):  # fmt: skip
+        page = browser.get(f"{base}{path}")
+        assert page.status_code == 200 and shows in page.text, path
+    chart = browser.follow(launch_url(world, "generic", patient="pt-0021", practitioner="pr-cm-1"))
+    assert chart.status_code == 200 and "Registry enrolments" not in chart.text  # no part failed

@@ -127,3 +127,91 @@ def test_the_chart_reads_one_patient_with_three_searches(server: FhirServer) -> 
     assert [e.id for e in data.enrolments] == ["cp-12"] and {t.id for t in data.tasks} == {"f-12"}
     assert [c.id for c in data.contacts] == ["c-12"]
     assert service.load_patient(PatientKey("https://other-ehr.example/fhir", "p12")).enrolments == []
+
+
+def test_the_chart_searches_name_only_its_patient(
+    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27 §2: the chart's registry part reads only its patient; the caseload's code filter (registry score
+    # codes and social-status codes) made the store match across the whole registry before the patient.
+    service = _service(server)
+    client = service.registry
+    assert client is not None
+    pages_of = client.iter_pages
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    def recording(resource_type: str, params: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        sent.append((resource_type, dict(params or {})))
+        return pages_of(resource_type, params, **kwargs)
+
+    monkeypatch.setattr(client, "iter_pages", recording)
+    key = PatientKey(ISS, "p12")
+    data = service.load_patient(key)
+    assert data.requests == 3 and [e.id for e in data.enrolments] == ["cp-12"]
+    assert sorted(t for t, _ in sent) == ["CarePlan", "Observation", "Task"]
+    for resource_type, params in sent:
+        patient_param = "patient" if resource_type == "Task" else "subject"
+        assert params == {patient_param: key.relative, "_count": params["_count"]}, resource_type
+
+
+class _CountingStore(EmbeddedStore):
+    """The embedded store, counting writes per key (what a sync rewrites)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: dict[str, int] = {}
+
+    def set(
+        self, key: str, value: str, ttl_seconds: int | None = None, *, only_if_absent: bool = False
+    ) -> bool:
+        self.writes[key] = self.writes.get(key, 0) + 1
+        return super().set(key, value, ttl_seconds, only_if_absent=only_if_absent)
+
+
+def test_a_sync_that_finds_nothing_changed_does_not_rewrite_the_snapshot(server: FhirServer) -> None:
+    # Issue 27 §2: "every sync rewrites the whole snapshot even when nothing changed".
+    store = _CountingStore()
+    service = CaseloadService(store, FHIRClient(server.base_url, HttpTransport(timeout=30), name="registry"))
+    first = service.load()
+    assert store.writes[caseload_service.SNAPSHOT_KEY] == 1
+    service.invalidate()  # a write elsewhere (a form kept, another record) that touched no caseload resource
+    again = service.load()
+    assert again.requests == 3  # it did search
+    assert store.writes[caseload_service.SNAPSHOT_KEY] == 1  # and left the stored snapshot alone
+    assert {t.id for t in again.tasks} == {t.id for t in first.tasks}
+
+    other_process = CaseloadService(store, service.registry)  # shares the store, not the memo
+    assert other_process.load().requests == 0  # the unchanged snapshot is still the current one
+
+    _edit_follow_up(server.base_url, 9, "Left a voicemail")
+    service.invalidate()
+    assert next(t for t in service.load().tasks if t.id == "f-9").description == "Left a voicemail"
+    assert store.writes[caseload_service.SNAPSHOT_KEY] == 2  # a change is written
+    service.invalidate()  # the next search overlaps the last (writes in flight): f-9 is read again, unchanged
+    assert service.load().requests == 3
+    assert store.writes[caseload_service.SNAPSHOT_KEY] == 2
+    assert next(t for t in other_process.load().tasks if t.id == "f-9").description == "Left a voicemail"
+
+
+def test_the_freshness_window_counts_from_the_end_of_a_sync(
+    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 27 §2: counted from the start, a load longer than FRESH_SECONDS was stale when written (re-synced
+    # on every view).
+    now = [1_000_000.0]
+    service = CaseloadService(EmbeddedStore(), FHIRClient(server.base_url, HttpTransport(timeout=30),
+                                                          name="registry"), clock=lambda: now[0])  # fmt: skip
+    client = service.registry
+    assert client is not None
+    pages_of = client.iter_pages
+
+    def slow_pages(resource_type: str, params: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        now[0] += caseload_service.FRESH_SECONDS  # each search takes as long as the whole window
+        return pages_of(resource_type, params, **kwargs)
+
+    monkeypatch.setattr(client, "iter_pages", slow_pages)
+    assert service.load().requests == 3  # three searches: 3 × FRESH_SECONDS
+    now[0] += caseload_service.FRESH_SECONDS - 1
+    assert service.load().requests == 0  # still fresh: within the window after the sync ended
+    now[0] += 2
+    assert service.load().requests == 3  # past it: synced again

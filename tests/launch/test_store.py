@@ -80,12 +80,26 @@ def test_hashes_set_one_field_at_a_time(store: KeyValueStore) -> None:
     assert store.hash_all("scores") == {}
 
 
+def test_hashes_read_write_and_delete_many_fields_at_once(store: KeyValueStore) -> None:
+    # Issue 27 §2: the worklist's ready rows read only the rows a page shows (HMGET) and patch only those a
+    # write touched (HSET with a mapping, HDEL).
+    store.hash_set_many("rows", {"a": "1", "b": "2", "c": "3"}, 60)
+    store.hash_set_many("rows", {"b": "20"}, 60)  # other fields are untouched
+    store.hash_set_many("rows", {}, 60)
+    assert store.hash_get_many("rows", ["c", "x", "b"]) == ["3", None, "20"]
+    assert store.hash_get_many("rows", []) == [] and store.hash_get_many("none", ["a"]) == [None]
+    store.hash_delete("rows", ["a", "x"])
+    store.hash_delete("rows", [])
+    assert store.hash_all("rows") == {"b": "20", "c": "3"}
+
+
 def test_an_unreachable_redis_raises_store_unavailable_on_every_operation() -> None:
     from launch.errors import StoreUnavailable
 
     down = RedisStore("redis://127.0.0.1:1/0")
     for operation in (lambda: down.get("k"), lambda: down.set("k", "v"), lambda: down.hash_set("h", "f", "v"),
-                      lambda: down.hash_all("h")):  # fmt: skip
+                      lambda: down.hash_all("h"), lambda: down.hash_get_many("h", ["f"]),
+                      lambda: down.hash_set_many("h", {"f": "v"}), lambda: down.hash_delete("h", ["f"])):  # fmt: skip
         with pytest.raises(StoreUnavailable):
             operation()
 
