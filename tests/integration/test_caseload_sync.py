@@ -14,12 +14,13 @@ import requests
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
-from launch.fhir import FHIRClient
 from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
-from sandbox.processes import FhirServer
 from smartapp.caseload import service as caseload_service
 from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
+from smartapp.registry_store import RegistryClient
+
+from .registry_servers import REGISTRY_SERVERS, start_registry
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,15 @@ CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
 PATIENTS = 30
 
 
+def _registry(base: str) -> RegistryClient:
+    return RegistryClient(base, HttpTransport(timeout=60), name="registry")
+
+
 def _put(base: str, resources: list[dict[str, Any]]) -> None:
+    """Written as Tandem writes them (the registry Patients first, references the store resolves)."""
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    requests.post(
-        base, json=bundle, timeout=60, headers={"Content-Type": "application/fhir+json"}
-    ).raise_for_status()
+    _registry(base).transaction(bundle)
 
 
 def _edit_follow_up(base: str, n: int, text: str) -> None:
@@ -43,9 +47,10 @@ def _edit_follow_up(base: str, n: int, text: str) -> None:
                  headers={"Content-Type": "application/fhir+json"}).raise_for_status()  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
-    started = FhirServer(Path(tmp_path_factory.mktemp("caseload-sync"))).start()
+@pytest.fixture(scope="module", params=REGISTRY_SERVERS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh registry store of each kind (worklist cold, warm and incremental on sekmet and on HAPI)."""
+    started = start_registry(request.param, Path(tmp_path_factory.mktemp(f"caseload-sync-{request.param}")))
     now, today = datetime.now(UTC), date.today()
     resources: list[dict[str, Any]] = []
     for n in range(PATIENTS):
@@ -61,14 +66,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
         started.stop()
 
 
-def _service(server: FhirServer) -> CaseloadService:
-    return CaseloadService(
-        EmbeddedStore(), FHIRClient(server.base_url, HttpTransport(timeout=30), name="registry")
-    )
+def _service(server: Any) -> CaseloadService:
+    return CaseloadService(EmbeddedStore(), _registry(server.base_url))
 
 
 def test_records_changed_during_a_paged_load_are_neither_missed_nor_read_twice(
-    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+    server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(caseload_service, "PAGE_SIZE", 7)  # 60 Tasks in 9 pages
     service = _service(server)
@@ -98,7 +101,7 @@ def test_records_changed_during_a_paged_load_are_neither_missed_nor_read_twice(
     assert edited == {"f-0", "f-3", "f-17", "f-25", "f-29"}  # the next refresh has every edit
 
 
-def test_a_write_is_patched_in_by_an_incremental_search_not_a_reload(server: FhirServer) -> None:
+def test_a_write_is_patched_in_by_an_incremental_search_not_a_reload(server: Any) -> None:
     service = _service(server)
     client = service.registry
     assert client is not None
@@ -119,7 +122,7 @@ def test_a_write_is_patched_in_by_an_incremental_search_not_a_reload(server: Fhi
     assert other_process.load().requests == 0 and len(other_process.load().tasks) == PATIENTS
 
 
-def test_the_chart_reads_one_patient_with_three_searches(server: FhirServer) -> None:
+def test_the_chart_reads_one_patient_with_three_searches(server: Any) -> None:
     service = _service(server)
     key = PatientKey(ISS, "p12")
     data = service.load_patient(key)
@@ -129,9 +132,7 @@ def test_the_chart_reads_one_patient_with_three_searches(server: FhirServer) -> 
     assert service.load_patient(PatientKey("https://other-ehr.example/fhir", "p12")).enrolments == []
 
 
-def test_the_chart_searches_name_only_its_patient(
-    server: FhirServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_chart_searches_name_only_its_patient(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Issue 27 §2: the chart's registry part reads only its patient; the caseload's code filter (registry score
     # codes and social-status codes) made the store match across the whole registry before the patient.
     service = _service(server)
@@ -168,10 +169,10 @@ class _CountingStore(EmbeddedStore):
         return super().set(key, value, ttl_seconds, only_if_absent=only_if_absent)
 
 
-def test_a_sync_that_finds_nothing_changed_does_not_rewrite_the_snapshot(server: FhirServer) -> None:
+def test_a_sync_that_finds_nothing_changed_does_not_rewrite_the_snapshot(server: Any) -> None:
     # Issue 27 §2: "every sync rewrites the whole snapshot even when nothing changed".
     store = _CountingStore()
-    service = CaseloadService(store, FHIRClient(server.base_url, HttpTransport(timeout=30), name="registry"))
+    service = CaseloadService(store, _registry(server.base_url))
     first = service.load()
     assert store.writes[caseload_service.SNAPSHOT_KEY] == 1
     service.invalidate()  # a write elsewhere (a form kept, another record) that touched no caseload resource
@@ -194,13 +195,12 @@ def test_a_sync_that_finds_nothing_changed_does_not_rewrite_the_snapshot(server:
 
 
 def test_the_freshness_window_counts_from_the_end_of_a_sync(
-    server: FhirServer, monkeypatch: pytest.MonkeyPatch
+    server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Issue 27 §2: counted from the start, a load longer than FRESH_SECONDS was stale when written (re-synced
     # on every view).
     now = [1_000_000.0]
-    service = CaseloadService(EmbeddedStore(), FHIRClient(server.base_url, HttpTransport(timeout=30),
-                                                          name="registry"), clock=lambda: now[0])  # fmt: skip
+    service = CaseloadService(EmbeddedStore(), _registry(server.base_url), clock=lambda: now[0])  # fmt: skip
     client = service.registry
     assert client is not None
     pages_of = client.iter_pages
