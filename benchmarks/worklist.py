@@ -21,8 +21,8 @@ redis-server (the production key-value store, started here on loopback), then pr
   memory     — the ready rows in Redis (MB, its used_memory growth) and the entries kept in this process
                (tracemalloc of decoding them all);
 and, for SMI, the worker's medical read of every patient (searches naming 50 patients each) when --medical is
-given (it needs an EHR server with each patient's vitals and labs: slow to seed). HealthySteps is measured as it
-is (it has no ready rows yet: each view reads the registry).
+given (it needs an EHR server with each patient's vitals and labs: slow to seed). HealthySteps has ready rows of
+its own (one entry per child; a page's rows from searches naming its children).
 
 Every target prints "met" or "MISSED (why)". The machine's figures are the reference; a store's own limits (its
 paging, its search speed) show in the store's share.

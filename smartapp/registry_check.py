@@ -223,6 +223,10 @@ _HS_LOAD = "smartapp/healthysteps/service.py::HealthyStepsService.load"
 _CHART = "smartapp/chart/views.py::_schedule_lines"
 _MEASURES = "smartapp/measures/service.py::_registry_results"
 _DYAD = "smartapp/dyad/service.py::CaregiverService.for_child"
+_READY_SYNC = "smartapp/caseload/ready.py::ReadyRows._search"
+_READY_PATCH = "smartapp/caseload/ready.py::ReadyRows._patch_written"
+_HS_READY_FULL = "smartapp/healthysteps/ready.py::HealthyStepsReady._full"
+_HS_READY_PATCH = "smartapp/healthysteps/ready.py::HealthyStepsReady._patch"
 _PUBLISH = "smartapp/screening/service.py::ScreeningService.publish_questionnaires"
 
 _REF_ADVICE = ("index the reference search parameter {p} of {t} (a standard FHIR R4 parameter), searched with a "
@@ -254,14 +258,14 @@ def _token(t: str, p: str, system: str, example: str, where: Sequence[str], *, l
     return _filter(t, p, example, where, _CODE_ADVICE, {p: match}, {p: miss})
 
 
-def _last_updated(t: str, patient_param: str) -> SearchUse:
-    return _filter(t, "_lastUpdated", "ge2026-01-05T09:30:00.000+00:00", [_CASELOAD_FILL], _LAST_UPDATED_ADVICE,
+def _last_updated(t: str, patient_param: str, also: Sequence[str] = ()) -> SearchUse:
+    return _filter(t, "_lastUpdated", "ge2026-01-05T09:30:00.000+00:00", [_CASELOAD_FILL, *also], _LAST_UPDATED_ADVICE,
                    {patient_param: "{patient}", "_lastUpdated": "ge{since}"},
                    {patient_param: "{patient}", "_lastUpdated": "ge{future}"})  # fmt: skip
 
 
-def _sort(t: str, patient_param: str) -> SearchUse:
-    return SearchUse(t, "_sort", "_id", (_CASELOAD_FILL,), _SORT_ADVICE.format(t=t), Kind.SORT,
+def _sort(t: str, patient_param: str, also: Sequence[str] = ()) -> SearchUse:
+    return SearchUse(t, "_sort", "_id", (_CASELOAD_FILL, *also), _SORT_ADVICE.format(t=t), Kind.SORT,
                      ((patient_param, "{patient}"), ("_sort", "_id"), ("_count", "50")))  # fmt: skip
 
 
@@ -274,14 +278,36 @@ def _count(t: str, where: Sequence[str]) -> SearchUse:
 #: fails when one is missing). The codes the check searches by are its own (same systems and syntax as Tandem's),
 #: so a store full of real data answers with the check's resources only.
 SEARCHES: tuple[SearchUse, ...] = (
-    _reference("CarePlan", "subject", [_LOAD_PATIENT, _HS_LOAD]),
+    _reference("CarePlan", "subject", [_LOAD_PATIENT, _HS_LOAD, _READY_PATCH]),
     _token(
         "CarePlan", "category", PROGRAM_SYSTEM, f"{PROGRAM_SYSTEM}|healthysteps", [_HS_LOAD], listed=False
     ),
-    _last_updated("CarePlan", "subject"),
-    _sort("CarePlan", "subject"),
-    _count("CarePlan", [_CASELOAD_FILL, _LOAD_PATIENT, _HS_LOAD, _MIGRATE]),
-    _reference("Task", "patient", [_LOAD_PATIENT]),
+    _last_updated("CarePlan", "subject", [_READY_SYNC, _HS_READY_PATCH]),
+    _sort("CarePlan", "subject", [_READY_SYNC]),
+    _count(
+        "CarePlan",
+        [
+            _CASELOAD_FILL,
+            _LOAD_PATIENT,
+            _HS_LOAD,
+            _MIGRATE,
+            _READY_SYNC,
+            _READY_PATCH,
+            _HS_READY_FULL,
+            _HS_READY_PATCH,
+        ],
+    ),  # fmt: skip
+    _reference("Task", "patient", [_LOAD_PATIENT, _READY_PATCH]),
+    _filter(
+        "Task",
+        "based-on",
+        "CarePlan/hs-…",
+        [_HS_LOAD],
+        "index the reference search parameter {p} of {t} (a "
+        "standard FHIR R4 parameter): a family's page reads its enrolment's Tasks",
+        {"based-on": "CarePlan/tc-{run}-cp2"},
+        {"based-on": "CarePlan/tc-{run}-none"},
+    ),  # fmt: skip
     _token(
         "Task",
         "code",
@@ -290,10 +316,13 @@ SEARCHES: tuple[SearchUse, ...] = (
         [_HS_LOAD],
         listed=True,
     ),  # fmt: skip
-    _last_updated("Task", "patient"),
-    _sort("Task", "patient"),
-    _count("Task", [_CASELOAD_FILL, _LOAD_PATIENT, _HS_LOAD, _MIGRATE]),
-    _reference("Observation", "subject", [_LOAD_PATIENT, _CHART]),
+    _last_updated("Task", "patient", [_READY_SYNC, _HS_READY_PATCH]),
+    _sort("Task", "patient", [_READY_SYNC]),
+    _count(
+        "Task",
+        [_CASELOAD_FILL, _LOAD_PATIENT, _HS_LOAD, _MIGRATE, _READY_SYNC, _READY_PATCH, _HS_READY_PATCH],
+    ),
+    _reference("Observation", "subject", [_LOAD_PATIENT, _CHART, _READY_PATCH]),
     _reference("Observation", "subject", [_HS_LOAD], listed=True),
     _token(
         "Observation",
@@ -303,9 +332,22 @@ SEARCHES: tuple[SearchUse, ...] = (
         [_CASELOAD_FILL, _LOAD_PATIENT, _MEASURES],
         listed=True,
     ),  # fmt: skip
-    _last_updated("Observation", "subject"),
-    _sort("Observation", "subject"),
-    _count("Observation", [_CASELOAD_FILL, _LOAD_PATIENT, _HS_LOAD, _CHART, _MEASURES, _MIGRATE]),
+    _last_updated("Observation", "subject", [_READY_SYNC, _HS_READY_PATCH]),
+    _sort("Observation", "subject", [_READY_SYNC]),
+    _count(
+        "Observation",
+        [
+            _CASELOAD_FILL,
+            _LOAD_PATIENT,
+            _HS_LOAD,
+            _CHART,
+            _MEASURES,
+            _MIGRATE,
+            _READY_SYNC,
+            _READY_PATCH,
+            _HS_READY_PATCH,
+        ],
+    ),  # fmt: skip
     _reference("RelatedPerson", "patient", [_DYAD]),
     _reference("RelatedPerson", "patient", [_HS_LOAD], listed=True),
     _count("RelatedPerson", [_HS_LOAD]),
@@ -490,7 +532,7 @@ class RunValues:
     def fill(
         self, pairs: Sequence[tuple[str, str]], *, since: str = "", future: str = ""
     ) -> list[tuple[str, str]]:
-        values = {"patient": self.patient.relative, "patient_b": self.patient_b.relative,
+        values = {"patient": self.patient.relative, "patient_b": self.patient_b.relative, "run": self.run,
                   "other": self.other.relative, "other_b": self.other_b.relative, "code": self.code,
                   "code_b": f"{self.code}-b", "miss": f"{self.code}-none", "q_url": self.q_url, "q_version": "1",
                   "since": since, "future": future}  # fmt: skip
@@ -519,8 +561,10 @@ def written_resources(values: RunValues) -> dict[str, list[dict[str, Any]]]:
                 "subject": key.reference()}  # fmt: skip
 
     def task(rid: str, key: PatientKey) -> dict[str, Any]:
+        plan = f"tc-{run}-cp2" if key == values.patient else f"tc-{run}-cpb"  # written before the Tasks
         return {"resourceType": "Task", "id": rid, "status": "requested", "intent": "order",
                 "code": {"coding": [{"system": TASK_SYSTEM, "code": values.code}]}, "for": key.reference(),
+                "basedOn": [{"reference": f"CarePlan/{plan}"}],
                 "description": "Tandem registry contract check"}  # fmt: skip
 
     def observation(rid: str, key: PatientKey) -> dict[str, Any]:

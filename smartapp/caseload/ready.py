@@ -445,18 +445,18 @@ class ReadyRows:
 
     def _search(self, since: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every caseload resource (or those changed since `since`), with its type; sets `_server_time`."""
-        client: FHIRClient = self.caseload._client()
-        before = client.counter.total
+        registry: FHIRClient = self.caseload._client()
+        before = registry.counter.total
         self._server_time = None
         for resource_type, params in CASELOAD_SEARCHES:
             query = {**params, "_sort": "_id", "_count": str(PAGE_SIZE)}
             if since:
                 query["_lastUpdated"] = f"ge{since}"
-            for page in client.iter_pages(resource_type, query, max_pages=10_000):
+            for page in registry.iter_pages(resource_type, query, max_pages=10_000):
                 self._server_time = self._server_time or _bundle_time(page)
                 for resource in _page_resources(page):
                     yield resource_type, resource
-        self.last_requests += client.counter.total - before
+        self.last_requests += registry.counter.total - before
 
     def _since(self) -> str:
         stamp = parse_datetime(self._server_time) if self._server_time else None
@@ -530,19 +530,19 @@ class ReadyRows:
         """Writes that named their patients: those patients' data read again by patient searches (three each),
         whatever the registry's size; the last search's time and `since` stay (it runs again in FRESH_SECONDS)."""
         written = self._drain(WRITTEN_KEY)
-        client: FHIRClient = self.caseload._client()
-        before = client.counter.total
+        registry: FHIRClient = self.caseload._client()
+        before = registry.counter.total
         replaced: dict[PatientKey, Snapshot] = {}
         for key in sorted(written):
             snapshot = Snapshot()
             for resource_type, _ in CASELOAD_SEARCHES:
                 patient_param = "patient" if resource_type == "Task" else "subject"
                 query = {patient_param: key.relative, "_count": str(PAGE_SIZE)}
-                for page in client.iter_pages(resource_type, query, max_pages=100):
+                for page in registry.iter_pages(resource_type, query, max_pages=100):
                     snapshot.apply(resource_type, (r for r in _page_resources(page)
                                                    if _resource_patient(resource_type, r) == key))  # fmt: skip
             replaced[key] = snapshot
-        self.last_requests += client.counter.total - before
+        self.last_requests += registry.counter.total - before
         self._rebuild(today, unhinted, changed={}, replaced=replaced, dirty=self._drain(DIRTY_KEY))
 
     def _rebuild(self, today: date, unhinted: str, *, changed: Mapping[PatientKey, list[tuple[str, dict[str, Any]]]],

@@ -192,13 +192,13 @@ class HealthyStepsReady:
 
     def _build(self, iss: str, today: date, children: list[PatientKey] | None) -> list[Row]:
         svc = self.service
-        client = svc._client()
-        before = client.counter.total
+        registry = svc._client()
+        before = registry.counter.total
         scores = (
             self.ehr_scores.for_issuer(iss) if children is None else self.ehr_scores.for_patients(children)
         )
         data = svc.load(iss, scores, children=children)
-        self.last_requests += client.counter.total - before
+        self.last_requests += registry.counter.total - before
         return build_rows(svc.program, self.schedule, data.enrolments, caregivers=data.caregivers,
                           events=data.events, referrals=data.referrals, contacts=data.contacts,
                           safety_tasks=data.safety_tasks, today=today, catalogue=svc.catalogue,
@@ -259,7 +259,8 @@ class HealthyStepsReady:
         for member in self.store.set_members(HS_DIRTY_KEY):
             self.store.remove_from_set(HS_DIRTY_KEY, member)
         # The registry's time before the reads: whatever changes during them is read again by the next sync.
-        server_time = _bundle_time(self.service._client().search("CarePlan", {"_count": "1"}))
+        registry = self.service._client()
+        server_time = _bundle_time(registry.search("CarePlan", {"_count": "1"}))
         rows = self._build(iss, today, None)
         self.store.delete(entries_key)
         # Unique across lost metas too (a process's kept rows are keyed by it): the clock's milliseconds at least.
@@ -275,8 +276,8 @@ class HealthyStepsReady:
 
     def _patch(self, iss: str, meta: dict[str, Any], today: date, generation: str) -> None:
         entries_key, _, _ = _keys(iss)
-        client = self.service._client()
-        before = client.counter.total
+        registry = self.service._client()
+        before = registry.counter.total
         since = meta.get("since") if isinstance(meta.get("since"), str) else None
         known = {e.id: e.key for e in (self._memo.get(iss) or (0, []))[1]}
         touched: set[PatientKey] = set()
@@ -285,11 +286,11 @@ class HealthyStepsReady:
             query = {**params, "_count": str(PAGE_SIZE)}
             if since:
                 query["_lastUpdated"] = f"ge{since}"
-            for page in client.iter_pages(resource_type, query, max_pages=10_000):
+            for page in registry.iter_pages(resource_type, query, max_pages=10_000):
                 server_time = server_time or _bundle_time(page)
                 for resource in _page_resources(page):
                     touched.update(_children(resource, known))
-        self.last_requests += client.counter.total - before
+        self.last_requests += registry.counter.total - before
         dirty = self.store.set_members(HS_DIRTY_KEY)
         for member in dirty:
             self.store.remove_from_set(HS_DIRTY_KEY, member)

@@ -209,7 +209,10 @@ def test_worklist_review_safety_and_chart_pages_never_load_the_whole_caseload(
 ) -> None:
     # Issue 27 §2: a view costs the rows it shows. The worklist, the case review, the safety follow-ups (and
     # every page's header counting them) read the ready rows; a chart reads its patient only.
-    _, careplan_id = enrol(world, browser, "pt-0021")
+    from .test_parked_form_kinds import patient as make_patient
+
+    patient = make_patient(world, "wl-whole")  # a patient of its own: pt-0021 is test_registry_versions'
+    _, careplan_id = enrol(world, browser, patient)
     worklist = browser.follow(
         launch_url(world, "generic", patient=None, target="worklist", practitioner="pr-cm-1")
     )
@@ -224,5 +227,5 @@ def test_worklist_review_safety_and_chart_pages_never_load_the_whole_caseload(
                         ("/safety", "afety"), (f"/enrolments/{careplan_id}", "Active treatment")):  # fmt: skip
         page = browser.get(f"{base}{path}")
         assert page.status_code == 200 and shows in page.text, path
-    chart = browser.follow(launch_url(world, "generic", patient="pt-0021", practitioner="pr-cm-1"))
+    chart = browser.follow(launch_url(world, "generic", patient=patient, practitioner="pr-cm-1"))
     assert chart.status_code == 200 and "Registry enrolments" not in chart.text  # no part failed

@@ -47,6 +47,7 @@ SEKMET: dict[str, str] = {
     "search CarePlan?_sort": "supported",
     "search CarePlan?_count": "supported",
     "search Task?patient": "supported",
+    "search Task?based-on": "supported",
     "search Task?code (a list)": "supported",
     "search Task?_lastUpdated": "supported",
     "search Task?_sort": "supported",

@@ -329,12 +329,13 @@ def test_the_source_reader_finds_the_registry_searches_it_should() -> None:
     found = registry_searches()
     fill = found["smartapp/caseload/service.py::CaseloadService._fill"]
     assert fill == ({"CarePlan", "Task", "Observation"}, {"code", "_sort", "_count", "_lastUpdated"})
+    # The chart's registry part names only its patient (issue 27 §2: no code filter riding along).
     assert found["smartapp/caseload/service.py::CaseloadService.load_patient"][1] == {
         "patient",
         "subject",
-        "code",
         "_count",
     }
+    assert found["smartapp/caseload/ready.py::ReadyRows._search"][1] == {"_sort", "_count", "_lastUpdated"}
     assert found["smartapp/screening/service.py::ScreeningService.publish_questionnaires"][1] == {
         "url",
         "version",
