@@ -105,7 +105,12 @@ def _review(world: SandboxWorld, tandem: Any) -> Opened:
             if t.careplan_id == careplan_id and t.recommendations == "Parked: sertraline 50 mg"
         )
 
-    return Opened(browser, launch_id, f"{world.tandem_url}/app/{launch_id}/review", f"/review/{careplan_id}",
+    # The case is on whichever page of the review list its priority puts it (10 a page; the shared world has many
+    # cases by the time this runs).
+    review = f"{world.tandem_url}/app/{launch_id}/review"
+    page = next((f"{review}?page={n}" for n in range(1, 20)
+                 if f"/review/{careplan_id}" in browser.get(f"{review}?page={n}").text), review)  # fmt: skip
+    return Opened(browser, launch_id, page, f"/review/{careplan_id}",
                   {"patient": None, "target": "worklist", "practitioner": "pr-cm-1"}, count)  # fmt: skip
 
 
