@@ -3,7 +3,6 @@ incremental refresh after a write, and the chart's one-patient read."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,12 +14,10 @@ import requests
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.resources import Contact, Enrolment, Member, careplan, contact_task, work_task
 from launch.store import EmbeddedStore
-from launch.transport import HttpTransport
 from smartapp.caseload import service as caseload_service
-from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
-from smartapp.registry_store import RegistryClient
+from smartapp.caseload.service import CaseloadService
 
-from .registry_servers import REGISTRY_SERVERS, start_registry
+from .registry_servers import REGISTRY_SERVERS, registry_client, seeded_registry
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +26,7 @@ CM = Member("Practitioner/cm-1", "Teresa Lindqvist")
 PATIENTS = 30
 
 
-def _registry(base: str) -> RegistryClient:
-    return RegistryClient(base, HttpTransport(timeout=60), name="registry")
-
-
-def _put(base: str, resources: list[dict[str, Any]]) -> None:
-    """Written as Tandem writes them (the registry Patients first, references the store resolves)."""
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    _registry(base).transaction(bundle)
+_registry = registry_client
 
 
 def _edit_follow_up(base: str, n: int, text: str) -> None:
@@ -50,7 +39,6 @@ def _edit_follow_up(base: str, n: int, text: str) -> None:
 @pytest.fixture(scope="module", params=REGISTRY_SERVERS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh registry store of each kind (worklist cold, warm and incremental on sekmet and on HAPI)."""
-    started = start_registry(request.param, Path(tmp_path_factory.mktemp(f"caseload-sync-{request.param}")))
     now, today = datetime.now(UTC), date.today()
     resources: list[dict[str, Any]] = []
     for n in range(PATIENTS):
@@ -58,12 +46,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                       today - timedelta(weeks=3), team={"care-manager": CM}, consent_given=True)  # fmt: skip
         resources += [careplan(e), work_task("follow-up", f"f-{n}", e, now, due=today, description="Call back"),
                       contact_task(Contact(f"c-{n}", e.id, today, 20, "phone", "care-manager", CM), e, now)]  # fmt: skip
-    _put(started.base_url, resources)
-    time.sleep(SYNC_OVERLAP_SECONDS + 1)  # so an incremental refresh reads only what changes in a test
-    try:
+    workdir = Path(tmp_path_factory.mktemp(f"caseload-sync-{request.param}"))
+    with seeded_registry(request.param, workdir, resources) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def _service(server: Any) -> CaseloadService:

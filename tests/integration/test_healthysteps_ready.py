@@ -4,14 +4,12 @@ the kept entries filter, count and order exactly as the rows built from the whol
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
 from fhir_mappings.healthysteps.referrals import Referral, referral_resources
@@ -24,9 +22,11 @@ from launch.store import EmbeddedStore
 from launch.transport import HttpTransport
 from sandbox.processes import FhirServer
 from smartapp.caseload.ehr_scores import EhrScores
-from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
+from smartapp.caseload.service import CaseloadService
 from smartapp.healthysteps.ready import HealthyStepsReady, filter_entries
 from smartapp.healthysteps.service import HealthyStepsService
+
+from .registry_servers import put_resources, seeded_registry
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,7 @@ NOW = datetime.now(UTC)
 SERVICE = next(iter(HEALTHYSTEPS_PROGRAM.services))
 
 
-def _put(base: str, resources: list[dict[str, Any]]) -> None:
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    requests.post(
-        base, json=bundle, timeout=60, headers={"Content-Type": "application/fhir+json"}
-    ).raise_for_status()
+_put = put_resources
 
 
 def _child(n: int) -> Enrolment:
@@ -73,13 +68,8 @@ def _children(first: int, last: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
-    started = FhirServer(Path(tmp_path_factory.mktemp("hs-ready"))).start()
-    _put(started.base_url, _children(0, 45))
-    time.sleep(SYNC_OVERLAP_SECONDS + 1)  # so an incremental sync reads only what a test changes
-    try:
+    with seeded_registry("sekmet", Path(tmp_path_factory.mktemp("hs-ready")), _children(0, 45)) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def _ready(server: FhirServer, store: EmbeddedStore) -> HealthyStepsReady:

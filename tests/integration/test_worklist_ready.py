@@ -4,14 +4,12 @@ entries filter and sort exactly as the built rows do (issue 27 §2)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.programs import COLUMNS
@@ -42,8 +40,10 @@ from smartapp.caseload.ready import (
     review_group_of,
     sort_entries,
 )
-from smartapp.caseload.service import SYNC_OVERLAP_SECONDS, CaseloadService
+from smartapp.caseload.service import CaseloadService
 from smartapp.smi.medical import EhrMedical
+
+from .registry_servers import put_resources, seeded_registry
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,7 @@ NOW = datetime.now(UTC)
 PAGE = 10
 
 
-def _put(base: str, resources: list[dict[str, Any]]) -> None:
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]}  # fmt: skip
-    requests.post(
-        base, json=bundle, timeout=60, headers={"Content-Type": "application/fhir+json"}
-    ).raise_for_status()
+_put = put_resources
 
 
 def _patients(first: int, last: int) -> list[dict[str, Any]]:
@@ -92,13 +87,10 @@ def _patients(first: int, last: int) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirServer]:
-    started = FhirServer(Path(tmp_path_factory.mktemp("worklist-ready"))).start()
-    _put(started.base_url, _patients(0, 60))
-    time.sleep(SYNC_OVERLAP_SECONDS + 1)  # so an incremental sync reads only what a test changes
-    try:
+    with seeded_registry(
+        "sekmet", Path(tmp_path_factory.mktemp("worklist-ready")), _patients(0, 60)
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 class _CountingStore(EmbeddedStore):
