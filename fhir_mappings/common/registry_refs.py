@@ -34,18 +34,19 @@ EHR_REFERENCE_EXTENSIONS = frozenset({EHR_COPY_URL})
 PATIENT_ELEMENTS = ("subject", "for", "patient", "beneficiary")
 
 
-def _patient_keys(value: Any) -> Iterator[PatientKey]:
-    """Every (issuer, id) a Reference anywhere in `value` names with its issuer-scoped identifier."""
+def _patient_keys(value: Any, *, registry_only: bool = False) -> Iterator[PatientKey]:
+    """Every (issuer, id) a Reference anywhere in `value` names with its issuer-scoped identifier (with
+    `registry_only`, only those that reference the registry Patient itself)."""
     if isinstance(value, Mapping):
         if "reference" in value and "identifier" in value:
             key = patient_key(value)
-            if key is not None:
+            if key is not None and (not registry_only or is_registry_patient_reference(value)):
                 yield key
         for item in value.values():
-            yield from _patient_keys(item)
+            yield from _patient_keys(item, registry_only=registry_only)
     elif isinstance(value, list):
         for item in value:
-            yield from _patient_keys(item)
+            yield from _patient_keys(item, registry_only=registry_only)
 
 
 def resource_issuer(resource: Any) -> str | None:
@@ -62,28 +63,7 @@ def resource_issuer(resource: Any) -> str | None:
 
 def resource_patients(resource: Any) -> list[PatientKey]:
     """Every registry patient a resource references (patient elements, extensions, contained resources)."""
-    found: dict[PatientKey, None] = {}
-    for key in _patient_keys(obj(resource)):
-        found[key] = None
-    return [key for key in found if key.relative in _registry_references(resource)]
-
-
-def _registry_references(resource: Any) -> set[str]:
-    out: set[str] = set()
-
-    def visit(value: Any) -> None:
-        if isinstance(value, Mapping):
-            reference = text(value.get("reference"))
-            if reference is not None and is_registry_patient_reference(value):
-                out.add(reference)
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
-    visit(obj(resource))
-    return out
+    return list(dict.fromkeys(_patient_keys(obj(resource), registry_only=True)))
 
 
 def _relative(ref: str, iss: str) -> str | None:
