@@ -5,12 +5,12 @@ with the keyboard alone. The CDS cards beside the EHR's chart, and a click openi
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
+from .screens import axe_violations
+
 PHONE = {"width": 390, "height": 844}
 
 
@@ -27,18 +27,6 @@ def phone(chromium: Any, request: pytest.FixtureRequest) -> Any:
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     finally:
         context.close()
-
-
-def axe_violations(page: Any) -> list[str]:
-    """axe-core's WCAG 2 A/AA violations on the page (labels, contrast, names, landmarks)."""
-    # Evaluated through the DevTools protocol: Tandem's CSP (no inline scripts) stays on while axe runs.
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(AXE + "\n;0")
-    result = page.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}});
-        return r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '));
-    }""")
-    return list(result)
 
 
 def no_horizontal_scroll(page: Any) -> bool:
