@@ -44,9 +44,9 @@ def create_app(
         TANDEM_TIME_ZONE=services.settings.time_zone,
     )
     from fhir_mappings.common.dates import age_range_text
-    from smartapp.clock import local_time
+    from smartapp.clock import time_element
 
-    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["local_time"] = time_element
     app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services

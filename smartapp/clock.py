@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
+from markupsafe import Markup
 
 
 def zone() -> ZoneInfo:
@@ -19,7 +20,10 @@ def today() -> date:
 
 
 def local_time(value: str | datetime | None) -> str:
-    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date."""
+    """An instant as the deployment shows it, in its own time zone: `2026-11-24 14:05`; a bare date stays a date.
+
+    No zone name: every time on a page is the site's local time (issue 28 — a clinician reads "14:05", not
+    "20:05 UTC"); the zone is in the deployment's settings and under "Details for IT" where it matters."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -31,4 +35,13 @@ def local_time(value: str | datetime | None) -> str:
             return str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M %Z")
+    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def time_element(value: str | datetime | None) -> Markup:
+    """`local_time` as an HTML `<time>` that never wraps (the templates' `local_time` filter)."""
+    shown = local_time(value)
+    if not shown:
+        return Markup("")
+    machine = value.isoformat() if isinstance(value, datetime) else str(value)
+    return Markup('<time class="nowrap" datetime="{}">{}</time>').format(machine, shown)

@@ -44,14 +44,21 @@ def visit_billing(program: HealthySteps, day: date, events: Iterable[ScreenEvent
         positive = {e.key for e in todays if e.flag == "positive"}
         caregiver_positive = {e.key for e in todays if e.flag == "positive" and e.focus is not None}
         for z in program.z_codes:
-            reasons = [f"concern: {c}" for c in z.when_concern if c in concerns]
-            reasons += [f"positive {k}" for k in z.when_positive if k in positive]
+            reasons = [f"concern: {_concern(program, c)}" for c in z.when_concern if c in concerns]
+            reasons += [f"positive {_name(catalogue, k)}" for k in z.when_positive if k in positive]
             reasons += [
-                f"caregiver's positive {k}" for k in z.when_caregiver_positive if k in caregiver_positive
+                f"caregiver's positive {_name(catalogue, k)}"
+                for k in z.when_caregiver_positive
+                if k in caregiver_positive
             ]
             if reasons:
                 lines.append(BillingLine(z.code, z.text, 1, "; ".join(reasons), z.code in offered))
     return lines
+
+
+def _concern(program: HealthySteps, key: str) -> str:
+    concern = program.concerns.get(key)
+    return concern.text.lower() if concern else key
 
 
 def _name(catalogue: Catalogue, key: str) -> str:

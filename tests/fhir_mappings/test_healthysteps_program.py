@@ -285,6 +285,15 @@ def test_visit_billing(events: list[ScreenEvent], concerns: tuple[str, ...], dia
     assert not any(line.code.startswith("Z13.32") for line in lines)
 
 
+def test_a_z_code_suggestion_gives_its_reason_in_words() -> None:
+    # Issue 28: the Specialist reads instrument names and concerns, never their keys ("positive epds").
+    lines = visit_billing(P, TODAY, [_event("epds", 0, "positive", MOTHER), _event("hunger-vital-sign", 0, "positive",
+                          MOTHER)], concerns=("food-insecurity",))  # fmt: skip
+    reasons = " ".join(line.because for line in lines if line.code.startswith("Z"))
+    assert "caregiver's positive EPDS" in reasons and "concern: food insecurity" in reasons, reasons
+    assert "epds" not in reasons and "food-insecurity" not in reasons and "hunger-vital-sign" not in reasons
+
+
 # --- worklist and report ------------------------------------------------------------------------------
 
 
