@@ -104,7 +104,8 @@ def test_every_page_a_role_reaches_fits_the_frame_and_reads_plainly(
     finally:
         context.close()
     assert len(found) >= 2, f"the walk reached only {list(found)}"
-    print(f"{role}: walked {sorted(found)}")
     problems = {shape: p for shape, p in found.items() if p}
     report = "\n".join(f"{shape}:\n  " + "\n  ".join(p) for shape, p in problems.items())
-    assert not problems, f"{role}: {len(problems)} of {len(found)} pages have problems:\n{report}"
+    assert not problems, (
+        f"{role}: {len(problems)} of {len(found)} pages ({sorted(found)}) have problems:\n{report}"
+    )
