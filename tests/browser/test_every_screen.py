@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from .conftest import ARTIFACTS
-from .screens import FRAME, jargon_in, screen_problems
+from .screens import FRAME, PHONE, jargon_in, screen_problems
+from .test_self_report import _due_adult_enrolled
 
 pytestmark = pytest.mark.integration
 
@@ -45,17 +46,18 @@ def _patient(world: Any, *, youngest: bool) -> str:
 
 
 ROLES = {
-    # role: (practitioner, target, which patient for a chart launch)
-    "primary care clinician (adult chart)": ("pr-pcp-1", "chart", "adult"),
-    "pediatrician (infant chart)": ("pr-ped-1", "chart", "infant"),
-    "care manager": ("pr-cm-1", "worklist", None),
-    "psychiatric consultant": ("pr-psy-1", "worklist", None),
-    "HealthySteps Specialist": ("pr-hs-1", "healthysteps", None),
-    "SMI care manager": ("pr-cm-3", "worklist", None),
+    # role: (practitioner, target, which patient for a chart or portal launch, screen)
+    "primary care clinician (adult chart)": ("pr-pcp-1", "chart", "adult", FRAME),
+    "pediatrician (infant chart)": ("pr-ped-1", "chart", "infant", FRAME),
+    "care manager": ("pr-cm-1", "worklist", None, FRAME),
+    "psychiatric consultant": ("pr-psy-1", "worklist", None, FRAME),
+    "HealthySteps Specialist": ("pr-hs-1", "healthysteps", None, FRAME),
+    "SMI care manager": ("pr-cm-3", "worklist", None, FRAME),
+    "patient (portal, on a phone)": ("", "portal", "adult", PHONE),
 }
 
 
-def _walk(page: Any, start: str, base: str, limit: int = 14) -> dict[str, list[str]]:
+def _walk(page: Any, start: str, base: str, role: str, limit: int = 14) -> dict[str, list[str]]:
     """Visit the start page and the app pages it links to (one per route shape, two deep): problems per page."""
     seen: set[str] = set()
     queue = [(start, 0)]
@@ -72,9 +74,10 @@ def _walk(page: Any, start: str, base: str, limit: int = 14) -> dict[str, list[s
         page.goto(url)
         page.wait_for_load_state("load")
         found[shape] = screen_problems(page)
-        name = re.sub(r"[^a-z0-9]+", "-", shape.split("/app/*", 1)[-1].lower()).strip("-") or "home"
+        where = re.sub(r"[^a-z0-9]+", "-", shape.split("/app/*", 1)[-1].lower()).strip("-") or "home"
+        name = re.sub(r"[^a-z0-9]+", "-", role.lower()).strip("-") + "--" + where
         (ARTIFACTS / "screens").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "screens" / f"{found.__len__():02d}-{name}.png"))
+        page.screenshot(path=str(ARTIFACTS / "screens" / f"{name}.png"))
         if depth >= 2:
             continue
         hrefs = page.eval_on_selector_all("main a[href]", "els => els.map(a => a.href)")
@@ -88,19 +91,21 @@ def _walk(page: Any, start: str, base: str, limit: int = 14) -> dict[str, list[s
 def test_every_page_a_role_reaches_fits_the_frame_and_reads_plainly(
     chromium: Any, demo_world: Any, role: str
 ) -> None:
-    practitioner, target, which = ROLES[role]
-    context = chromium.new_context(viewport=FRAME)
+    practitioner, target, which, screen = ROLES[role]
+    context = chromium.new_context(viewport=screen)
     page = context.new_page()
     page.set_default_timeout(20_000)
     try:
-        query = f"mode=generic&practitioner={practitioner}&target={target}"
-        if which:
+        query = f"mode=generic&target={target}" + (f"&practitioner={practitioner}" if practitioner else "")
+        if target == "portal":  # a patient with questionnaires due (the walk does not submit them)
+            query += f"&patient={_due_adult_enrolled(demo_world, 4)}"
+        elif which:
             query += f"&patient={_patient(demo_world, youngest=which == 'infant')}"
         page.goto(f"{demo_world.sandbox_url}/launch-app?{query}")
         page.wait_for_url(re.compile(r"/app/[^/]+/"))
         match = re.search(r"^(.*/app/[^/]+)/", page.url)
         assert match, page.url
-        found = _walk(page, page.url, match.group(1))
+        found = _walk(page, page.url, match.group(1), role)
     finally:
         context.close()
     assert len(found) >= 2, f"the walk reached only {list(found)}"
