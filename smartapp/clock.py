@@ -19,7 +19,8 @@ def today() -> date:
 
 
 def local_time(value: str | datetime | None) -> str:
-    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date."""
+    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date. A deployment
+    whose zone is UTC (the demo's) shows the time alone: "UTC" is machinery a person does not read (issue 28)."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -31,4 +32,7 @@ def local_time(value: str | datetime | None) -> str:
             return str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M %Z")
+    local = value.astimezone(zone())
+    shown = local.strftime("%Y-%m-%d %H:%M")
+    label = local.strftime("%Z")
+    return shown if label in ("UTC", "GMT", "Z") or label.startswith(("+", "-")) else f"{shown} {label}"
