@@ -690,7 +690,9 @@ def enrol(launch_id: str) -> Any:
     elif any(form.get(role) and not team_pickers.by_role[role].offers(form[role]) for role in ROLES):
         problem, problem_field = (
             "Choose each care team member from the list (practitioners of this EHR).",
-            next(role for role in ROLES if form.get(role) and not team_pickers.by_role[role].offers(form[role])),
+            next(
+                role for role in ROLES if form.get(role) and not team_pickers.by_role[role].offers(form[role])
+            ),
         )
     elif PROGRAMS[program].consent_required and form.get("consent") != "yes":
         problem = f"{PROGRAMS[program].title} needs the patient's consent (verbal or written), documented before enrolment."

@@ -34,7 +34,11 @@ def role(pid: str, text: str | None = None, *, display: str | None = None, speci
         # The demo's practitioners: roles from Practitioner.qualification (sandbox/data.py PRACTITIONERS).
         ([practitioner("a", "A", "Primary care physician")], [], {"pcp"}),
         ([practitioner("a", "A", "Behavioral health care manager")], [], {"care-manager"}),
-        ([practitioner("a", "A", "Behavioral health care manager (serious mental illness)")], [], {"care-manager"}),
+        (
+            [practitioner("a", "A", "Behavioral health care manager (serious mental illness)")],
+            [],
+            {"care-manager"},
+        ),
         ([practitioner("a", "A", "Psychiatric consultant")], [], {"psychiatric-consultant"}),
         ([practitioner("a", "A", "Pediatrician")], [], {"pcp"}),
         ([practitioner("a", "A", "HealthySteps specialist")], [], {"hs-specialist"}),
