@@ -171,6 +171,16 @@ def test_enrolment_pickers_list_practitioners_by_role(frame_page: Any, demo_worl
     assert page.locator("#pcp").input_value().startswith("Practitioner/pr-pcp-")  # the patient's own PCP
     assert screen_problems(page) == []
 
+    # A PCP slipped into the care-manager field (an option the page does not offer) is refused by the server.
+    page.locator("#care-manager").evaluate(
+        "s => { const o = new Option('Dana Whitfield', 'Practitioner/pr-pcp-1'); s.add(o); s.value = o.value; }"
+    )
+    page.locator("#consent").check()
+    page.locator("#consent-verbal").check()
+    page.get_by_role("button", name="Enrol", exact=True).click()
+    page.get_by_text("Choose each care team member from the list").first.wait_for()
+    assert "/enrol" in page.url
+
     # A care manager who opens it is the default care manager.
     base = _launch(page, demo_world, "pr-cm-1", "pt-0005")
     page.goto(f"{base}/enrol")
