@@ -83,6 +83,7 @@ SAFETY_OUTCOMES = {
 #: a note on the safety Task (who, when, what); the follow-up stays open until closed with an outcome.
 SAFETY_STEPS = {
     "cssrs-started": "C-SSRS screener started",
+    "cssrs-done": "C-SSRS screener result",
     "safety-plan": "Safety plan made",
     "referral": "Referral made",
 }

@@ -559,7 +559,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         check_patient_known(session)
     if request.method == "GET":
         return _form(session, ehr, instrument, subject)
-    raw = entered_fields("submission_id", "submission_sig", "mode", "caregiver")
+    raw = entered_fields("submission_id", "submission_sig", "mode", "caregiver", SAFETY_FIELD)
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
                          *subject.binding, session.id):  # fmt: skip
@@ -629,7 +629,32 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     # is the worker's.
     record = svc.screenings.run(record, ehr)
     svc.writebacks.schedule([record], launch_id=session.id)
+    if instrument.key == CSSRS and request.form.get(SAFETY_FIELD):
+        _cssrs_on_follow_up(session, ehr, request.form[SAFETY_FIELD], record)
     return redirect(url_for("chart.result", launch_id=session.id, record_id=record.id), code=303)
+
+
+def _cssrs_on_follow_up(
+    session: LaunchSession, ehr: FHIRClient, alert_id: str, cssrs: ScreeningRecord
+) -> None:
+    """A C-SSRS screener started from a safety alert: its result is kept on that alert's safety follow-up too
+    (the safety list and the care manager see the risk level). The screener itself is saved whatever happens
+    here; one step per submission (a resubmitted form records once)."""
+    alert = services().screenings.load(alert_id)
+    if (
+        alert is None
+        or alert.iss != cssrs.iss
+        or alert.patient_id != cssrs.patient_id
+        or not alert.result.has_safety_flag
+        or alert.registry.status != "saved"
+    ):
+        return
+    try:
+        services().caseload.record_safety_step(resource_id(alert.id, "safety"), alert.key, alert.iss,
+                                               f"step-{cssrs.id}"[:64], "cssrs-done", cssrs.result.interpretation,
+                                               current_user(session, ehr))  # fmt: skip
+    except errors.TandemError as error:
+        log.warning("the C-SSRS result could not be kept on its safety follow-up: %s", type(error).__name__)
 
 
 @bp.post("/caregivers")
@@ -707,6 +732,8 @@ def _result_page(session: LaunchSession, record: ScreeningRecord, *, problems: d
 
 #: The catalogue key of the C-SSRS screener (fhir_mappings/data/instruments/cssrs-screener.*).
 CSSRS = "cssrs-screener"
+#: The C-SSRS form's field naming the screening whose safety alert it was started from (`safety_alert=` below).
+SAFETY_FIELD = "safety_alert"
 
 
 def _cssrs_url(session: LaunchSession, record: ScreeningRecord, common: dict[str, Any]) -> str | None:
@@ -719,9 +746,10 @@ def _cssrs_url(session: LaunchSession, record: ScreeningRecord, common: dict[str
     if months is not None and not instrument.for_age(months):
         return None
     if session.context.patient == record.patient_id:
-        return url_for("chart.screen", launch_id=session.id, key=CSSRS)
+        return url_for("chart.screen", launch_id=session.id, key=CSSRS, safety_alert=record.id)
     if record.careplan_id:
-        return url_for("caseload.measure", launch_id=session.id, careplan_id=record.careplan_id, key=CSSRS)
+        return url_for("caseload.measure", launch_id=session.id, careplan_id=record.careplan_id, key=CSSRS,
+                       safety_alert=record.id)  # fmt: skip
     return None
 
 

@@ -107,12 +107,19 @@ def test_item9_alert_offers_the_next_steps_recorded_on_the_safety_follow_up(
     page.locator(".acknowledged").wait_for()
     assert page.locator("#step-cssrs").is_visible()  # the next steps stay after the acknowledgement
 
-    # Starting the C-SSRS screener records it and opens the screener.
+    # Starting the C-SSRS screener records it and opens the screener; its result is kept on the follow-up too.
     page.locator("#step-cssrs").click()
     page.get_by_role("heading", name=re.compile("C-SSRS|Columbia", re.I)).wait_for()
+    page.locator("#cssrs-1-0").check()  # wished to be dead: yes
+    page.locator("#cssrs-2-1").check()  # thoughts of killing oneself: no
+    page.locator("#cssrs-6-2").check()  # suicidal behaviour: no
+    page.get_by_role("button", name="Score and save").click()
+    page.locator("section.result").wait_for()
     page.goto(result_url)
-    kinds = [li.split(":")[0].split(" — ")[0] for li in page.locator(".steps-taken li").all_inner_texts()]
-    assert kinds == ["Safety plan made", "Referral made", "C-SSRS screener started"]
+    taken = page.locator(".steps-taken li").all_inner_texts()
+    kinds = [li.split(":")[0].split(" — ")[0] for li in taken]
+    assert kinds == ["Safety plan made", "Referral made", "C-SSRS screener started", "C-SSRS screener result"]
+    assert "low risk" in taken[-1]
     assert screen_problems(page) == []
 
     # The safety list shows what was done, by whom and when.

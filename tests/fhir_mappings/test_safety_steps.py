@@ -35,6 +35,8 @@ PCP = Member("Practitioner/pr-pcp-1", "Dana Whitfield")
         ("cssrs-started", "", "C-SSRS screener started", None),
         ("safety-plan", "Call sister; crisis line 988", "Safety plan made", "Call sister; crisis line 988"),
         ("referral", "Crisis team, seen today 5 pm", "Referral made", "Crisis team, seen today 5 pm"),
+        # The C-SSRS screener started from the alert keeps its result on the follow-up.
+        ("cssrs-done", "C-SSRS screener: low risk", "C-SSRS screener result", "C-SSRS screener: low risk"),
     ],
 )
 def test_a_step_is_kept_with_who_and_when(kind: str, note: str, label: str, kept_note: str | None) -> None:
