@@ -41,6 +41,8 @@ TASK_SYSTEM = f"{TANDEM}/CodeSystem/task"
 ROLE_SYSTEM = f"{TANDEM}/CodeSystem/care-team-role"
 CONTACT_TYPE_SYSTEM = f"{TANDEM}/CodeSystem/contact-type"
 SAFETY_OUTCOME_SYSTEM = f"{TANDEM}/CodeSystem/safety-follow-up-outcome"
+#: A step taken on an open safety follow-up (an extension on one of the Task's notes).
+SAFETY_STEP_URL = f"{TANDEM}/StructureDefinition/safety-step"
 UCUM = "http://unitsofmeasure.org"
 
 #: Program key → title, from the program definitions (data/programs/); an unknown key shows as itself.
@@ -76,6 +78,14 @@ SAFETY_OUTCOMES = {
     "safety-plan": "Safety plan made",
     "referred": "Referred (crisis team, emergency department or behavioral health)",
     "could-not-reach": "Could not reach the patient",
+}
+#: The next steps a clinician records on a same-day safety follow-up from the item-9 alert (issue 28), each kept as
+#: a note on the safety Task (who, when, what); the follow-up stays open until closed with an outcome.
+SAFETY_STEPS = {
+    "cssrs-started": "C-SSRS screener started",
+    "cssrs-done": "C-SSRS screener result",
+    "safety-plan": "Safety plan made",
+    "referral": "Referral made",
 }
 TASK_KINDS = {
     "contact": "Care management contact",
@@ -185,6 +195,21 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyStep:
+    """A step recorded on a safety follow-up: what (SAFETY_STEPS), the note, when and by whom."""
+
+    id: str
+    kind: str
+    note: str | None
+    at: datetime | None
+    by: Member | None
+
+    @property
+    def label(self) -> str:
+        return SAFETY_STEPS.get(self.kind, "Step recorded")
+
+
+@dataclass(frozen=True, slots=True)
 class WorkTask:
     """A follow-up, case review or safety Task."""
 
@@ -210,6 +235,8 @@ class WorkTask:
     patient: PatientLabel | None = None
     requester: Member | None = None
     authored_at: datetime | None = None
+    #: The steps taken on a safety follow-up so far (C-SSRS started, safety plan, referral), oldest first.
+    steps: tuple[SafetyStep, ...] = ()
 
     @property
     def key(self) -> PatientKey | None:
@@ -551,6 +578,52 @@ def closed_safety_task(task: Mapping[str, Any], outcome: str, note: str, closed:
     return done
 
 
+def safety_step_added(task: Mapping[str, Any], step_id: str, kind: str, note: str, when: datetime,
+                      by: Member | None) -> dict[str, Any]:  # fmt: skip
+    """The safety Task with one more step kept as a note (author, time, text; the step's kind as an extension).
+    A step whose id is already on the Task is not added again (a resubmitted form records once)."""
+    if kind not in SAFETY_STEPS:
+        raise ValueError(f"unknown safety step {kind!r}")
+    notes = [dict(n) for n in objs(task.get("note"))]
+    if any(n.get("id") == step_id for n in notes):
+        return dict(task)
+    annotation: dict[str, Any] = {
+        "id": step_id,
+        "extension": [{"url": SAFETY_STEP_URL, "valueCode": kind}],
+        "time": when.isoformat(),
+        "text": f"{SAFETY_STEPS[kind]}: {note}" if note else SAFETY_STEPS[kind],
+    }
+    if by is not None and by.reference:
+        annotation["authorReference"] = {
+            "reference": by.reference,
+            **({"display": by.display} if by.display else {}),
+        }
+    elif by is not None and by.display:
+        annotation["authorString"] = by.display
+    return {**task, "note": [*notes, annotation], "lastModified": when.isoformat()}
+
+
+def safety_steps(resource: Any) -> tuple[SafetyStep, ...]:
+    """The steps kept on a safety Task's notes, oldest first (notes without the step extension are not steps)."""
+    steps = []
+    for note in objs(obj(resource).get("note")):
+        kind = next((text(e.get("valueCode")) for e in objs(note.get("extension")) if e.get("url") == SAFETY_STEP_URL),
+                    None)  # fmt: skip
+        if kind is None:
+            continue
+        body = text(note.get("text")) or ""
+        label = SAFETY_STEPS.get(kind, "")
+        detail = (
+            body.removeprefix(label).removeprefix(":").strip() if label and body.startswith(label) else body
+        )
+        author = _member_of(note.get("authorReference")) or (
+            Member("", text(note.get("authorString"))) if text(note.get("authorString")) else None
+        )
+        steps.append(SafetyStep(text(note.get("id")) or "", kind, detail or None, parse_datetime(note.get("time")),
+                                author))  # fmt: skip
+    return tuple(sorted(steps, key=lambda s: s.at.timestamp() if s.at else 0.0))
+
+
 def work_task_from(resource: Any) -> WorkTask | None:
     resource = obj(resource)
     if resource.get("resourceType") != "Task" or text(resource.get("id")) is None:
@@ -589,6 +662,7 @@ def work_task_from(resource: Any) -> WorkTask | None:
         patient=label_from(resource, "for") if kind == "safety-follow-up" else None,
         requester=_member_of(resource.get("requester")) if kind == "safety-follow-up" else None,
         authored_at=parse_datetime(resource.get("authoredOn")) if kind == "safety-follow-up" else None,
+        steps=safety_steps(resource) if kind == "safety-follow-up" else (),
     )
 
 

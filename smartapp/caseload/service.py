@@ -24,6 +24,7 @@ from fhir_mappings.common.identity import PatientKey, legacy_patient_id, patient
 from fhir_mappings.registry.recommendations import Review
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
+    SAFETY_STEPS,
     Contact,
     Enrolment,
     Member,
@@ -33,6 +34,7 @@ from fhir_mappings.registry.resources import (
     completed_review,
     contact_task,
     enrolment_from,
+    safety_step_added,
     work_task,
     work_task_from,
 )
@@ -395,6 +397,37 @@ class CaseloadService:
             return
         self._client().update(validated(closed_safety_task(current, outcome, note.strip(), datetime.now(UTC),
                                                             closer)), if_match=etag_for(current))  # fmt: skip
+        self.invalidate(*(k for k in [patient_key(current.get("for"))] if k is not None))
+
+    def safety_task(self, task_id: str, iss: str, key: PatientKey) -> WorkTask | None:
+        """A patient's safety follow-up as it is now (one read by id), None when it is not in the registry."""
+        try:
+            return work_task_from(
+                self._task(task_id, iss, kind="safety-follow-up", patient_id=key.patient_id)
+            )
+        except errors.FHIRNotFound:
+            return None
+
+    def record_safety_step(self, task_id: str, key: PatientKey | None, iss: str, step_id: str, kind: str,
+                           note: str, by: Member | None) -> None:  # fmt: skip
+        """Keep a step taken on a safety follow-up (C-SSRS started, safety plan, referral) on its Task, with who
+        and when; `key` limits it to one patient. The step's id (one per form) is kept with it: a resubmitted form
+        records once. A write that lost a race with another change (412) is made again on the new version."""
+        if kind not in SAFETY_STEPS:
+            raise errors.FHIRBadRequest("a safety step must be one Tandem knows")
+        for attempt in range(3):
+            current = self._task(
+                task_id, iss, kind="safety-follow-up", patient_id=key.patient_id if key else None
+            )
+            updated = safety_step_added(current, step_id, kind, note.strip(), datetime.now(UTC), by)
+            if updated == current:
+                return
+            try:
+                self._client().update(validated(updated), if_match=etag_for(current))
+                break
+            except errors.FHIRPreconditionFailed:
+                if attempt == 2:
+                    raise
         self.invalidate(*(k for k in [patient_key(current.get("for"))] if k is not None))
 
     # --- migration --------------------------------------------------------------------------------

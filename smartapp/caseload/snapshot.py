@@ -23,6 +23,7 @@ from fhir_mappings.registry.resources import (
     Contact,
     Enrolment,
     Member,
+    SafetyStep,
     TierMove,
     WorkTask,
     contact_from,
@@ -316,7 +317,9 @@ def _task_json(t: WorkTask) -> dict[str, Any]:
             **{name: _iso(getattr(t, name)) for name in _TASK_DATES},
             "patient": [label.name, _iso(label.birth_date), label.mrn] if label else None,
             "requester": _member_json(t.requester),
-            "authored_at": t.authored_at.isoformat() if t.authored_at else None}  # fmt: skip
+            "authored_at": t.authored_at.isoformat() if t.authored_at else None,
+            "steps": [[s.id, s.kind, s.note, s.at.isoformat() if s.at else None, _member_json(s.by)]
+                      for s in t.steps]}  # fmt: skip
 
 
 def _task_from_json(t: Mapping[str, Any]) -> WorkTask:
@@ -326,6 +329,9 @@ def _task_from_json(t: Mapping[str, Any]) -> WorkTask:
     values["patient"] = PatientLabel(label[0], _day(label[1]), label[2]) if label else None
     values["requester"] = _member_from_json(t["requester"])
     values["authored_at"] = datetime.fromisoformat(t["authored_at"]) if t["authored_at"] else None
+    # Safety steps (issue 28); a row another release wrote without them has none.
+    values["steps"] = tuple(SafetyStep(str(s[0]), str(s[1]), s[2], datetime.fromisoformat(s[3]) if s[3] else None,
+                                       _member_from_json(s[4])) for s in t.get("steps") or [])  # fmt: skip
     return WorkTask(**values)
 
 

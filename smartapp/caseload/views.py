@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,9 +13,10 @@ from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.common.dates import age_months, age_range_text
 from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
-from fhir_mappings.common.patient import birth_date, display_name, identifier_value, qualification_text
+from fhir_mappings.common.patient import birth_date, identifier_value
 from fhir_mappings.common.validation import r4_errors
 from fhir_mappings.registry.billing import month_code, month_of
+from fhir_mappings.registry.care_team import Person, Picker, care_team_people, default_member, pickers
 from fhir_mappings.registry.programs import PROGRAMS, program_or_default, programs_for_age, suggest_program
 from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
 from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
@@ -603,6 +604,39 @@ def billing(launch_id: str) -> Any:
 # --- enrolment from the chart -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CareTeamPickers:
+    everyone: list[Person]
+    by_role: dict[str, Picker]
+
+    def defaults(self, gp: str | None, user: str | None, consultant: str | None) -> dict[str, str | None]:
+        """The patient's own PCP for the PCP; the launching user and the site's consultant each only for a role
+        they hold (a PCP who opens the form is never the default care manager)."""
+        return {
+            "pcp": gp if self.by_role["pcp"].offers(gp) else None,
+            "care-manager": default_member(self.by_role["care-manager"], [user]),
+            "psychiatric-consultant": default_member(self.by_role["psychiatric-consultant"], [consultant]),
+            "hs-specialist": default_member(self.by_role["hs-specialist"], [user]),
+        }
+
+
+def _care_team_pickers(session: LaunchSession, ehr: FHIRClient) -> CareTeamPickers:
+    """The EHR's practitioners by the roles they hold: PractitionerRole where the launch may read it (its roles
+    and specialties), else each Practitioner's qualification (the demo's)."""
+    try:
+        practitioners = ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)
+    except errors.FHIRError:
+        practitioners = []
+    practitioner_roles: list[dict[str, Any]] = []
+    if allows(session.scope.split(), "user", "PractitionerRole", "s"):
+        try:
+            practitioner_roles = ehr.search_all("PractitionerRole", {"_count": "100"}, max_pages=2)
+        except errors.FHIRError:
+            log.warning("PractitionerRole search failed; care-team roles from qualifications only")
+    everyone = care_team_people(practitioners, practitioner_roles)
+    return CareTeamPickers(everyone, pickers(everyone, ROLES))
+
+
 @bp.route("/enrol", methods=["GET", "POST"])
 @launch_required
 def enrol(launch_id: str) -> Any:
@@ -618,12 +652,8 @@ def enrol(launch_id: str) -> Any:
     months = age_months(birth_date(page["patient"]), clock.today())
     suggested, cautions = suggest_program(chart.history, chart.conditions, months)
     offered = {k: p.title for k, p in programs_for_age(months).items()}
-    try:
-        practitioners = [p for p in ehr.search_all("Practitioner", {"_count": "100"}, max_pages=2)]
-    except errors.FHIRError:
-        practitioners = []
-    people = [(f"Practitioner/{p['id']}", display_name(p) or "Unnamed practitioner", qualification_text(p) or "")
-              for p in practitioners if isinstance(p.get("id"), str)]  # fmt: skip
+    team_pickers = _care_team_pickers(session, ehr)
+    people = [(p.reference, p.name, p.role_text) for p in team_pickers.everyone]
     user = current_user(session, ehr)
     existing = svc.caseload.enrolments_for(session.iss, session.context.patient)
     binding = (session.id, session.iss, session.context.patient)
@@ -632,8 +662,9 @@ def enrol(launch_id: str) -> Any:
                    if isinstance(g, dict)), None)  # fmt: skip
         enrolment_id, enrolment_sig = mint_form_id("enrolment", *binding)
         return render_template("enrol.html", **page, suggested=suggested, cautions=cautions, people=people,
-                               defaults={"pcp": gp, "care-manager": user.reference if user else None,
-                                         "psychiatric-consultant": svc.settings.default_consultant},
+                               pickers=team_pickers.by_role,
+                               defaults=team_pickers.defaults(gp, user.reference if user else None,
+                                                              svc.settings.default_consultant),
                                existing=existing, programs=PROGRAM_TITLES, offered=offered, roles=ROLES, problem=None,
                                enrolment_id=enrolment_id, enrolment_sig=enrolment_sig, today=clock.today())  # fmt: skip
     form = request.form
@@ -656,10 +687,12 @@ def enrol(launch_id: str) -> Any:
         problem = (f"{PROGRAMS[program].title} is for patients aged {age_range_text(PROGRAMS[program].ages_months)}; "
                    f"this patient is {page['age_label'] or 'of unknown age'}.")  # fmt: skip
         problem_field = "program-0"
-    elif any(form.get(role) and form[role] not in names for role in ROLES):
+    elif any(form.get(role) and not team_pickers.by_role[role].offers(form[role]) for role in ROLES):
         problem, problem_field = (
             "Choose each care team member from the list (practitioners of this EHR).",
-            next(role for role in ROLES if form.get(role) and form[role] not in names),
+            next(
+                role for role in ROLES if form.get(role) and not team_pickers.by_role[role].offers(form[role])
+            ),
         )
     elif PROGRAMS[program].consent_required and form.get("consent") != "yes":
         problem = f"{PROGRAMS[program].title} needs the patient's consent (verbal or written), documented before enrolment."
@@ -673,6 +706,7 @@ def enrol(launch_id: str) -> Any:
         )
     if problem:
         return render_template("enrol.html", **page, suggested=program or suggested, cautions=cautions, people=people,
+                               pickers=team_pickers.by_role,
                                defaults={r: form.get(r) for r in ROLES}, existing=existing, programs=PROGRAM_TITLES,
                                offered=offered,
                                roles=ROLES, problem=problem, problem_field=problem_field, enrolment_id=enrolment_id,

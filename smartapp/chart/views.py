@@ -3,7 +3,9 @@ with their results and safety alerts, and the state of every write-back."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,7 +30,7 @@ from fhir_mappings.common.patient import (
 )
 from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
 from fhir_mappings.registry.programs import due_with_programs, program_or_default
-from fhir_mappings.registry.resources import Enrolment, WorkTask
+from fhir_mappings.registry.resources import PROGRAM_TITLES, SAFETY_STEPS, Enrolment, WorkTask
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.events import ScreenEvent, events_from_observations, events_from_points
 from fhir_mappings.screening.events import merged as merged_events
@@ -41,7 +43,8 @@ from fhir_mappings.screening.history import (
     series,
 )
 from fhir_mappings.screening.instruments import Instrument
-from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission, result_flag
+from fhir_mappings.screening.layout import blocks as form_blocks
+from fhir_mappings.screening.resources import MEASUREMENT_MODES, Submission, resource_id, result_flag
 from fhir_mappings.screening.schedule import ScheduledScreen, scheduled
 from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from fhir_mappings.screening.writeback import plan_writeback
@@ -55,6 +58,7 @@ from smartapp import clock
 from smartapp import errors as app_errors
 from smartapp.chart.trends import trend_svg
 from smartapp.dyad.service import CaregiverError
+from smartapp.form_once import FIELD as FORM_ONCE_FIELD
 from smartapp.healthysteps.gestation import GestationProblem
 from smartapp.parking.views import remember_launch_names
 from smartapp.request_context import (
@@ -282,6 +286,7 @@ def home(launch_id: str) -> Any:
         may_record_caregivers=services().registry is not None,
         alerts=[r for r in records if r.needs_acknowledgement],
         enrolments=enrolments,
+        program_titles=PROGRAM_TITLES,
         birth=birth,
         hs_program=services().healthysteps.program,
         hs_fits=services().registry is not None and services().healthysteps.program.fits_age(months),
@@ -447,6 +452,7 @@ def _form(session: LaunchSession, ehr: FHIRClient, instrument: Any, subject: Sub
         else None
     )
     return render_template("screen_form.html", **common, instrument=instrument, instrument_age=age,
+                           blocks=form_blocks(instrument.form_items),
                            submission_id=submission_id, submission_sig=signature, selected=selected or {},
                            problems=problems or {}, form_notice=notice, subject=subject,
                            form_url=subject.form_url(session.id, instrument.key), modes=MEASUREMENT_MODES), status  # fmt: skip
@@ -553,7 +559,7 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
         check_patient_known(session)
     if request.method == "GET":
         return _form(session, ehr, instrument, subject)
-    raw = entered_fields("submission_id", "submission_sig", "mode", "caregiver")
+    raw = entered_fields("submission_id", "submission_sig", "mode", "caregiver", SAFETY_FIELD)
     submission_id = request.form.get("submission_id", "")
     if not form_id_valid("submission", submission_id, request.form.get("submission_sig", ""), session.iss,
                          *subject.binding, session.id):  # fmt: skip
@@ -623,7 +629,32 @@ def screening_page(session: LaunchSession, key: str, subject: Subject) -> Any:
     # is the worker's.
     record = svc.screenings.run(record, ehr)
     svc.writebacks.schedule([record], launch_id=session.id)
+    if instrument.key == CSSRS and request.form.get(SAFETY_FIELD):
+        _cssrs_on_follow_up(session, ehr, request.form[SAFETY_FIELD], record)
     return redirect(url_for("chart.result", launch_id=session.id, record_id=record.id), code=303)
+
+
+def _cssrs_on_follow_up(
+    session: LaunchSession, ehr: FHIRClient, alert_id: str, cssrs: ScreeningRecord
+) -> None:
+    """A C-SSRS screener started from a safety alert: its result is kept on that alert's safety follow-up too
+    (the safety list and the care manager see the risk level). The screener itself is saved whatever happens
+    here; one step per submission (a resubmitted form records once)."""
+    alert = services().screenings.load(alert_id)
+    if (
+        alert is None
+        or alert.iss != cssrs.iss
+        or alert.patient_id != cssrs.patient_id
+        or not alert.result.has_safety_flag
+        or alert.registry.status != "saved"
+    ):
+        return
+    try:
+        services().caseload.record_safety_step(resource_id(alert.id, "safety"), alert.key, alert.iss,
+                                               f"step-{cssrs.id}"[:64], "cssrs-done", cssrs.result.interpretation,
+                                               current_user(session, ehr))  # fmt: skip
+    except errors.TandemError as error:
+        log.warning("the C-SSRS result could not be kept on its safety follow-up: %s", type(error).__name__)
 
 
 @bp.post("/caregivers")
@@ -667,9 +698,15 @@ def _record_for(session: LaunchSession, record_id: str) -> ScreeningRecord:
 
 @bp.get("/screenings/<record_id>")
 @launch_required
-def result(launch_id: str, record_id: str) -> str:
+def result(launch_id: str, record_id: str) -> Any:
     session = current_launch()
-    record = _record_for(session, record_id)
+    return _result_page(session, _record_for(session, record_id))
+
+
+def _result_page(session: LaunchSession, record: ScreeningRecord, *, problems: dict[str, str] | None = None,
+                 entered: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
+    """The result; with a safety alert, the next steps (C-SSRS, safety plan, referral) and those already taken.
+    `problems`: a step form that came back (field → message), with what was `entered`."""
     ehr = current_ehr()
     submission = record.submission(services().catalogue)
     common = _common(session, ehr, record.patient_id)
@@ -678,8 +715,90 @@ def result(launch_id: str, record_id: str) -> str:
             common.update(registry_banner(services().caseload.get(record.careplan_id, record.iss)))
         except errors.TandemError:
             pass  # the result still shows; the notice says the demographics could not be read
+    safety_task, steps_notice = None, None
+    if submission.result.safety and record.registry.status == "saved":
+        try:
+            safety_task = services().caseload.safety_task(
+                resource_id(record.id, "safety"), record.iss, record.key
+            )
+        except errors.TandemError as error:
+            log.warning("a safety follow-up could not be read: %s", type(error).__name__)
+            steps_notice = "The steps taken on this safety follow-up could not be read just now."
     return render_template("screening_result.html", **common, record=record, submission=submission,
-                           result=submission.result, modes=MEASUREMENT_MODES)  # fmt: skip
+                           result=submission.result, modes=MEASUREMENT_MODES, safety_task=safety_task,
+                           steps_notice=steps_notice, steps=SAFETY_STEPS, cssrs_url=_cssrs_url(session, record, common),
+                           step_problems=problems or {}, step_entered=entered or {}), status  # fmt: skip
+
+
+#: The catalogue key of the C-SSRS screener (fhir_mappings/data/instruments/cssrs-screener.*).
+CSSRS = "cssrs-screener"
+#: The C-SSRS form's field naming the screening whose safety alert it was started from (`safety_alert=` below).
+SAFETY_FIELD = "safety_alert"
+
+
+def _cssrs_url(session: LaunchSession, record: ScreeningRecord, common: dict[str, Any]) -> str | None:
+    """Where the C-SSRS screener is started for this patient; None when the catalogue has none, the alert is
+    about a caregiver (the C-SSRS here is the patient's own), or the patient is outside its ages."""
+    instrument = services().catalogue.get(CSSRS)
+    if instrument is None or record.about:
+        return None
+    months = common.get("age_months")
+    if months is not None and not instrument.for_age(months):
+        return None
+    if session.context.patient == record.patient_id:
+        return url_for("chart.screen", launch_id=session.id, key=CSSRS, safety_alert=record.id)
+    if record.careplan_id:
+        return url_for("caseload.measure", launch_id=session.id, careplan_id=record.careplan_id, key=CSSRS,
+                       safety_alert=record.id)  # fmt: skip
+    return None
+
+
+@bp.post("/screenings/<record_id>/safety-step")
+@launch_required
+def safety_step(launch_id: str, record_id: str) -> Any:
+    """Record a next step on the screening's safety follow-up: the C-SSRS screener started (then its form opens),
+    a safety plan or a referral (each with a note of what was done). Kept on the registry's safety Task, with who
+    and when, so the safety list and the care manager see it. The alert and its acknowledgement stay as they are."""
+    session = current_launch()
+    record = _record_for(session, record_id)
+    kind = request.form.get("step", "")
+    note = (request.form.get("note") or "").strip()
+    problems = {}
+    if kind not in SAFETY_STEPS or not record.result.has_safety_flag:
+        problems["step"] = "Choose a next step."
+    elif kind != "cssrs-started" and not note:
+        problems[f"note-{kind}"] = (
+            "Write the safety plan: warning signs, coping steps, people and places, crisis lines."
+            if kind == "safety-plan"
+            else "Write where the patient was referred, and when they are expected."
+        )
+    cssrs = (
+        _cssrs_url(session, record, _common(session, current_ehr(), record.patient_id))
+        if kind == "cssrs-started"
+        else None
+    )
+    if kind == "cssrs-started" and cssrs is None:
+        problems["step"] = "The C-SSRS screener is not offered for this patient."
+    if record.registry.status != "saved":
+        problems["step"] = ("The safety follow-up has not reached the Tandem registry yet: record this step "
+                            "once it has (the alert and its acknowledgement work now).")  # fmt: skip
+    if problems:
+        return _result_page(
+            session, record, problems=problems, entered={"step": kind, "note": note}, status=422
+        )
+    by = current_user(session, current_ehr())
+    # One id per form (its single-use field): Back and resubmit records the step once.
+    step_id = (
+        "step-"
+        + hashlib.sha256(request.form.get(FORM_ONCE_FIELD, secrets.token_hex(8)).encode()).hexdigest()[:16]
+    )
+    services().caseload.record_safety_step(resource_id(record.id, "safety"), record.key, record.iss, step_id, kind,
+                                           note, by)  # fmt: skip
+    if cssrs is not None:
+        return redirect(cssrs, code=303)
+    return redirect(
+        url_for("chart.result", launch_id=launch_id, record_id=record_id) + "#safety-steps", code=303
+    )
 
 
 @bp.post("/screenings/<record_id>/acknowledge")
