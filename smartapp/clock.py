@@ -19,7 +19,8 @@ def today() -> date:
 
 
 def local_time(value: str | datetime | None) -> str:
-    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date."""
+    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date. A regional zone
+    is named (CST, CEST); UTC or GMT is not: a person reads the time as the deployment's local time (issue 28)."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -31,4 +32,6 @@ def local_time(value: str | datetime | None) -> str:
             return str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M %Z")
+    local = value.astimezone(zone())
+    named = local.strftime("%Z")
+    return local.strftime("%Y-%m-%d %H:%M") + ("" if named in ("UTC", "GMT") else f" {named}")
