@@ -607,6 +607,10 @@ def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enro
             "write-backs).")  # fmt: skip
 
 
+#: Patient-months per page of the billing report (the summary and the totals cover them all).
+BILLING_PAGE_SIZE = 25
+
+
 @bp.get("/billing")
 @launch_required
 def billing(launch_id: str) -> Any:
@@ -625,7 +629,12 @@ def billing(launch_id: str) -> Any:
                 and month_of(e.start) <= month and not (e.end and month_of(e.end) < month)]  # fmt: skip
     care_managers = {m.reference: m.name for e in in_month if (m := e.member("care-manager"))}
     programs = {e.program: PROGRAM_TITLES.get(e.program, "Other program") for e in in_month}
-    chosen = {"cm": request.args.get("cm", ""), "program": request.args.get("program", "")}
+    # A care manager opens their own patients; "all" (or a launch by someone else) shows everyone's.
+    user = current_user(session, ehr)
+    mine = user.reference if user is not None and user.reference in care_managers else ""
+    chosen = {"cm": request.args.get("cm", mine), "program": request.args.get("program", "")}
+    if chosen["cm"] == "all":
+        chosen["cm"] = ""
     lines: list[dict[str, Any]] = []
     for enrolment in in_month:
         cm = enrolment.member("care-manager")
@@ -662,7 +671,9 @@ def billing(launch_id: str) -> Any:
         )  # fmt: skip
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename=billing-{month:%Y-%m}.csv"})  # fmt: skip
-    return render_template("billing.html", **_page(session, ehr), lines=lines, month=month, totals=totals,
+    shown, number, pages = _paged(lines, BILLING_PAGE_SIZE)
+    return render_template("billing.html", **_page(session, ehr), lines=lines, shown=shown, page_number=number,
+                           pages=pages, first_shown=(number - 1) * BILLING_PAGE_SIZE + 1, month=month, totals=totals,
                            care_managers=dict(sorted(care_managers.items(), key=lambda kv: kv[1] or "")),
                            program_choices=programs, chosen=chosen, not_checked=NOT_CHECKED,
                            descriptions=CODE_DESCRIPTIONS)  # fmt: skip
