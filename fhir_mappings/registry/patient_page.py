@@ -111,7 +111,11 @@ def due_now(row: Row, tasks: Iterable[WorkTask], today: date) -> list[DueItem]:
             items.append(DueItem(task.description or "Follow-up", task.due, task.due < today))
     if row.measure_due and (row.measure_due - today).days <= DUE_SOON_DAYS:
         items.append(
-            DueItem(f"Next {row.measure_due_series or 'program measure'}", row.measure_due, row.measure_due < today)
+            DueItem(
+                f"Next {row.measure_due_series or 'program measure'}",
+                row.measure_due,
+                row.measure_due < today,
+            )
         )
     if "no-contact" in row.flags:
         since = (

@@ -23,7 +23,9 @@ def _launch(page: Any, demo_world: Any, practitioner: str = "pr-cm-1") -> str:
     return str(page.url.split("/worklist")[0])
 
 
-def test_the_worklist_fits_and_its_sort_state_is_on_the_column_header(frame_page: Any, demo_world: Any) -> None:
+def test_the_worklist_fits_and_its_sort_state_is_on_the_column_header(
+    frame_page: Any, demo_world: Any
+) -> None:
     """Issue 28: axe-core reported `aria-sort` on the link inside a sortable header (aria-allowed-attr, critical);
     it belongs on the `th` (WAI-ARIA 1.2, aria-sort: "columnheader" and "rowheader" only)."""
     _launch(frame_page, demo_world)
@@ -78,7 +80,9 @@ def test_the_billing_month_report(frame_page: Any, demo_world: Any) -> None:
     frame_page.get_by_role("heading", name=re.compile("Minutes and billing, ")).wait_for()
     assert screen_problems(frame_page) == []
     # A care manager opens their own patients first.
-    assert frame_page.get_by_label("Care manager").locator("option:checked").inner_text() == "Teresa Lindqvist"
+    assert (
+        frame_page.get_by_label("Care manager").locator("option:checked").inner_text() == "Teresa Lindqvist"
+    )
     assert {c.inner_text() for c in frame_page.locator("table.billing tbody tr td:nth-child(2)").all()} == {
         "Teresa Lindqvist"
     }
@@ -100,7 +104,9 @@ def test_the_billing_month_report(frame_page: Any, demo_world: Any) -> None:
 
     frame_page.get_by_label("Program").select_option(label="Collaborative Care — anxiety")
     frame_page.get_by_role("button", name="Show").click()
-    programs = {r.locator("th .muted").inner_text() for r in frame_page.locator("table.billing tbody tr").all()}
+    programs = {
+        r.locator("th .muted").inner_text() for r in frame_page.locator("table.billing tbody tr").all()
+    }
     assert programs == {"Collaborative Care — anxiety"}
 
     export = frame_page.get_by_role("link", name="Export CSV").get_attribute("href")

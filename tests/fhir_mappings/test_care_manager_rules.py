@@ -53,20 +53,81 @@ REVIEWED = [date(2026, 10, 5)]
     ("program", "changes", "n", "scored", "reviewed", "ready", "missing"),
     [
         ("cocm-depression", {}, 45, SCORED, REVIEWED, True, []),
-        ("cocm-depression", {}, 10, SCORED, REVIEWED, False, ["minutes not reached (21 more minutes reach 99493"]),
+        (
+            "cocm-depression",
+            {},
+            10,
+            SCORED,
+            REVIEWED,
+            False,
+            ["minutes not reached (21 more minutes reach 99493"],
+        ),
         ("cocm-depression", {}, 20, SCORED, REVIEWED, True, []),  # G2214 from 16 minutes
-        ("cocm-depression", {"consent_given": False}, 45, SCORED, REVIEWED, False, ["consent is not documented"]),
-        ("cocm-depression", {"consent_method": None}, 45, SCORED, REVIEWED, False, ["consent is not documented"]),
-        ("cocm-depression", {"team": {k: v for k, v in TEAM.items() if k != "pcp"}}, 45, SCORED, REVIEWED, False,
-         ["no billing practitioner"]),
-        ("cocm-depression", {"team": {k: v for k, v in TEAM.items() if k != "psychiatric-consultant"}}, 45, SCORED,
-         REVIEWED, False, ["no psychiatric consultant"]),
+        (
+            "cocm-depression",
+            {"consent_given": False},
+            45,
+            SCORED,
+            REVIEWED,
+            False,
+            ["consent is not documented"],
+        ),
+        (
+            "cocm-depression",
+            {"consent_method": None},
+            45,
+            SCORED,
+            REVIEWED,
+            False,
+            ["consent is not documented"],
+        ),
+        (
+            "cocm-depression",
+            {"team": {k: v for k, v in TEAM.items() if k != "pcp"}},
+            45,
+            SCORED,
+            REVIEWED,
+            False,
+            ["no billing practitioner"],
+        ),
+        (
+            "cocm-depression",
+            {"team": {k: v for k, v in TEAM.items() if k != "psychiatric-consultant"}},
+            45,
+            SCORED,
+            REVIEWED,
+            False,
+            ["no psychiatric consultant"],
+        ),
         ("cocm-depression", {}, 45, [], REVIEWED, False, ["no validated scale score"]),
-        ("cocm-depression", {}, 45, [date(2027, 1, 2)], REVIEWED, False, ["no validated scale score"]),  # after
+        (
+            "cocm-depression",
+            {},
+            45,
+            [date(2027, 1, 2)],
+            REVIEWED,
+            False,
+            ["no validated scale score"],
+        ),  # after
         ("cocm-depression", {}, 45, SCORED, [], False, ["no psychiatric case review"]),
-        ("cocm-depression", {}, 45, SCORED, [date(2027, 1, 4)], False, ["no psychiatric case review"]),  # after
-        ("cocm-depression", {}, 0, [], [], False,
-         ["minutes not reached", "no validated scale score", "no psychiatric case review"]),
+        (
+            "cocm-depression",
+            {},
+            45,
+            SCORED,
+            [date(2027, 1, 4)],
+            False,
+            ["no psychiatric case review"],
+        ),  # after
+        (
+            "cocm-depression",
+            {},
+            0,
+            [],
+            [],
+            False,
+            ["minutes not reached", "no validated scale score", "no psychiatric case review"],
+        ),
         # General BHI (99484) needs neither a consultant, a scale nor a case review in Tandem's table.
         ("bhi-general", {"team": {"pcp": TEAM["pcp"]}}, 25, [], [], True, []),
         ("bhi-general", {}, 15, [], [], False, ["minutes not reached (5 more minutes reach 99484)"]),
@@ -82,7 +143,9 @@ def test_a_patient_month_is_ready_to_bill_only_with_everything_tandem_can_see(
     assert len(readiness.missing) == len(missing), readiness.missing
     for said, expected in zip(readiness.missing, missing, strict=True):
         assert said.startswith(expected), (said, expected)
-    assert readiness.state == ("Ready to bill" if ready else "Not ready: " + "; ".join(readiness.missing) + ".")
+    assert readiness.state == (
+        "Ready to bill" if ready else "Not ready: " + "; ".join(readiness.missing) + "."
+    )
 
 
 def test_requirements_are_data_a_deployment_can_change() -> None:
@@ -110,8 +173,12 @@ def test_a_baseline_before_enrolment_counts_within_the_programs_window() -> None
 
 @pytest.mark.parametrize(
     ("month", "end"),
-    [(date(2026, 12, 1), date(2026, 12, 31)), (date(2026, 2, 10), date(2026, 2, 28)),
-     (date(2028, 2, 1), date(2028, 2, 29)), (date(2026, 4, 30), date(2026, 4, 30))],  # fmt: skip
+    [
+        (date(2026, 12, 1), date(2026, 12, 31)),
+        (date(2026, 2, 10), date(2026, 2, 28)),
+        (date(2028, 2, 1), date(2028, 2, 29)),
+        (date(2026, 4, 30), date(2026, 4, 30)),
+    ],  # fmt: skip
 )
 def test_month_end(month: date, end: date) -> None:
     assert month_end(month) == end
@@ -127,7 +194,12 @@ def test_per_code_totals_count_patient_months_units_and_ready_ones() -> None:
         MonthReadiness(MonthCode("99492", 1, 90, "First CoCM month"), ("consent is not documented",)),
     ]
     totals = {t.code: t for t in billing_totals(months)}
-    assert [t.code for t in billing_totals(months)] == ["99492", "99493", "99494", "G2214"]  # the table's order
+    assert [t.code for t in billing_totals(months)] == [
+        "99492",
+        "99493",
+        "99494",
+        "G2214",
+    ]  # the table's order
     assert (totals["99493"].patient_months, totals["99493"].units, totals["99493"].ready) == (2, 2, 1)
     assert (totals["99494"].patient_months, totals["99494"].units, totals["99494"].ready) == (2, 3, 1)
     assert (totals["G2214"].patient_months, totals["G2214"].ready) == (1, 1)
@@ -147,28 +219,46 @@ def test_code_description(code: MonthCode, said: str) -> None:
     assert code_description(code).startswith(said) and (said or code_description(code) == "")
 
 
-def point(day: int, score: int, submission: str | None = None, source: str = "EHR", month: int = 11) -> ScorePoint:
-    return ScorePoint("PHQ-9", datetime(2026, month, day, 10, tzinfo=UTC), score, source, "44261-6", submission)
+def point(
+    day: int, score: int, submission: str | None = None, source: str = "EHR", month: int = 11
+) -> ScorePoint:
+    return ScorePoint(
+        "PHQ-9", datetime(2026, month, day, 10, tzinfo=UTC), score, source, "44261-6", submission
+    )
 
 
 @pytest.mark.parametrize(
     ("submission", "points", "expected"),
     [
         # The screening that raised it is held (same submission), and a later one scored lower.
-        ("s1", [point(2, 14, "s1", "Tandem"), point(16, 0)],
-         ["from the PHQ-9 of 2026-11-02 (score 14, recorded in Tandem)", "A later PHQ-9, of 2026-11-16, scored 0"]),
+        (
+            "s1",
+            [point(2, 14, "s1", "Tandem"), point(16, 0)],
+            [
+                "from the PHQ-9 of 2026-11-02 (score 14, recorded in Tandem)",
+                "A later PHQ-9, of 2026-11-16, scored 0",
+            ],
+        ),
         # It is the latest: no "later" sentence.
         ("s1", [point(2, 3), point(16, 14, "s1", "Tandem")], ["from the PHQ-9 of 2026-11-16 (score 14"]),
         # Not held (the demo: raised on a day with no PHQ-9 in the registry): the latest is a different screening.
-        (None, [point(2, 5), point(16, 0)],
-         ["Raised on 2026-12-07", "the latest PHQ-9 here is 0, of 2026-11-16 (from the EHR), a different screening"]),
+        (
+            None,
+            [point(2, 5), point(16, 0)],
+            [
+                "Raised on 2026-12-07",
+                "the latest PHQ-9 here is 0, of 2026-11-16 (from the EHR), a different screening",
+            ],
+        ),
         (None, [], ["Raised on 2026-12-07", "Tandem holds no PHQ-9 score"]),
     ],
 )
 def test_a_safety_follow_up_names_the_screening_it_refers_to(
     submission: str | None, points: list[ScorePoint], expected: list[str]
 ) -> None:
-    source = safety_source(date(2026, 12, 7), "PHQ-9 item 9 positive at the last visit", submission, None, points)
+    source = safety_source(
+        date(2026, 12, 7), "PHQ-9 item 9 positive at the last visit", submission, None, points
+    )
     assert source.instrument == "PHQ-9"
     for part in expected:
         assert part in source.explanation, source.explanation

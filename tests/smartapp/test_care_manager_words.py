@@ -30,27 +30,55 @@ def record(registry: str, ehr: str, plan_types: tuple[str, ...] = STRUCTURED, eh
 @pytest.mark.parametrize(
     ("rec", "starts", "contains"),
     [
-        (record(SAVED, SAVED), "Saved to Tandem's registry; sent to the patient's chart",
-         "as a questionnaire with its score."),
-        (record(SAVED, SAVED, NOTE), "Saved to Tandem's registry; sent to the patient's chart", "as a clinical note."),
-        (record(SAVED, PENDING, ehr_detail="The EHR did not answer in time. Tandem will retry in 1 min."),
-         "Saved to Tandem's registry; not in the patient's chart yet", "Tandem will retry in 1 min."),
-        (record(SAVED, PENDING), "Saved to Tandem's registry; not in the patient's chart yet",
-         "Tandem will retry by itself."),
-        (record(SAVED, UNCONFIRMED), "Saved to Tandem's registry; the EHR did not confirm", "check the chart"),
-        (record(SAVED, FAILED, ehr_detail="The EHR did not accept …"), "Saved to Tandem's registry; the EHR did not "
-         "accept it", "Pending and failed write-backs"),
-        (record(SAVED, SKIPPED, (), NO_WRITE.reason, NO_WRITE.reason), "Saved to Tandem's registry; not sent to the "
-         "patient's chart.", "The EHR accepts no write-back from Tandem with the granted scopes."),
-        (record(PENDING, SAVED), "Kept in Tandem; the registry could not be reached yet and Tandem will retry",
-         "sent to the patient's chart"),
+        (
+            record(SAVED, SAVED),
+            "Saved to Tandem's registry; sent to the patient's chart",
+            "as a questionnaire with its score.",
+        ),
+        (
+            record(SAVED, SAVED, NOTE),
+            "Saved to Tandem's registry; sent to the patient's chart",
+            "as a clinical note.",
+        ),
+        (
+            record(SAVED, PENDING, ehr_detail="The EHR did not answer in time. Tandem will retry in 1 min."),
+            "Saved to Tandem's registry; not in the patient's chart yet",
+            "Tandem will retry in 1 min.",
+        ),
+        (
+            record(SAVED, PENDING),
+            "Saved to Tandem's registry; not in the patient's chart yet",
+            "Tandem will retry by itself.",
+        ),
+        (
+            record(SAVED, UNCONFIRMED),
+            "Saved to Tandem's registry; the EHR did not confirm",
+            "check the chart",
+        ),
+        (
+            record(SAVED, FAILED, ehr_detail="The EHR did not accept …"),
+            "Saved to Tandem's registry; the EHR did not accept it",
+            "Pending and failed write-backs",
+        ),
+        (
+            record(SAVED, SKIPPED, (), NO_WRITE.reason, NO_WRITE.reason),
+            "Saved to Tandem's registry; not sent to the patient's chart.",
+            "The EHR accepts no write-back from Tandem with the granted scopes.",
+        ),
+        (
+            record(PENDING, SAVED),
+            "Kept in Tandem; the registry could not be reached yet and Tandem will retry",
+            "sent to the patient's chart",
+        ),
     ],
 )
 def test_a_follow_up_says_once_where_it_went(rec: ScreeningRecord, starts: str, contains: str) -> None:
     said = where_it_went(rec)
     assert said.startswith(starts) and contains in said, said
     assert not any(name in said for name in RESOURCE_NAMES), said
-    assert said.count("registry") == 1, said  # the plan's own "kept in the registry" is not said a second time
+    assert said.count("registry") == 1, (
+        said
+    )  # the plan's own "kept in the registry" is not said a second time
     assert said.count("retry") <= 1, said
 
 
