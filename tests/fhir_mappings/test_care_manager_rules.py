@@ -300,3 +300,23 @@ def test_due_now_puts_overdue_first_and_leaves_later_items_out() -> None:
     assert any(i.what == "Next PHQ-9" and i.overdue for i in items)  # never measured since enrolment
     assert "Later call" not in whats and "Done call" not in whats  # beyond the week; done
     assert any(w.startswith("Contact the patient (no contact logged yet)") for w in whats)  # no-contact flag
+
+
+def test_the_worklist_csv_says_program_status_and_flags_in_words() -> None:
+    # Issue 28 "Everywhere": no program keys or raw codes in a CSV a person opens ("bhi-general").
+    import csv
+    import io
+
+    from fhir_mappings.registry.worklist import rows_csv
+
+    rows = build_rows([enrolment("bhi-general"), replace(enrolment(flagged_for_review=True), id="cp-2")], [], [], {},
+                      date(2026, 12, 7))  # fmt: skip
+    bhi, cocm = csv.DictReader(io.StringIO(rows_csv(rows)))
+    assert bhi["Program"] == "General behavioral health integration"
+    assert bhi["Status"] == "Active treatment"
+    assert "No recent contact" in bhi["Flags"].split("; ")
+    assert "Flagged for review" in cocm["Flags"].split("; ")
+    for value in (*bhi.values(), *cocm.values()):
+        assert (
+            value not in ("bhi-general", "cocm-depression", "active-treatment") and "no-contact" not in value
+        )
