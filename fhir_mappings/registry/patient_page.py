@@ -45,10 +45,12 @@ class SafetySource:
                 )
             return said
         if self.latest is not None:
+            earlier = self.raised is not None and self.latest.day < self.raised
+            kind = "an earlier screening" if earlier else "a different screening"
             return (
                 f"Raised{raised}. The {name} it refers to is not among the scores Tandem holds for this patient: "
                 f"the latest {name} here is {self.latest.score}, of {self.latest.day.isoformat()} "
-                f"({_source(self.latest)}), a different screening. Check the chart for the one that raised it."
+                f"({_source(self.latest)}), {kind}. Check the chart for the one that raised it."
             )
         return f"Raised{raised}. Tandem holds no {name} score for this patient: check the chart for the screening."
 

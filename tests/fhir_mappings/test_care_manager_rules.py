@@ -247,7 +247,7 @@ def point(
             [point(2, 5), point(16, 0)],
             [
                 "Raised on 2026-12-07",
-                "the latest PHQ-9 here is 0, of 2026-11-16 (from the EHR), a different screening",
+                "the latest PHQ-9 here is 0, of 2026-11-16 (from the EHR), an earlier screening",
             ],
         ),
         (None, [], ["Raised on 2026-12-07", "Tandem holds no PHQ-9 score"]),
@@ -320,3 +320,10 @@ def test_the_worklist_csv_says_program_status_and_flags_in_words() -> None:
         assert (
             value not in ("bhi-general", "cocm-depression", "active-treatment") and "no-contact" not in value
         )
+
+
+def test_a_later_unlinked_score_is_called_a_different_screening_not_an_earlier_one() -> None:
+    source = safety_source(
+        date(2026, 11, 10), "PHQ-9 item 9 positive", None, None, [point(2, 5), point(16, 0)]
+    )
+    assert "of 2026-11-16 (from the EHR), a different screening" in source.explanation
