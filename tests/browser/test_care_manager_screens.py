@@ -46,7 +46,8 @@ def test_the_worklist_fits_and_its_sort_state_is_on_the_column_header(
 def test_the_patient_page_leads_with_safety_and_what_is_due(frame_page: Any, demo_world: Any) -> None:
     """Issue 28: safety and what is due now at the top; the trend and history below, folded; a latest PHQ-9 of 0
     beside "item 9 positive at the last visit" says which screening each one is (instrument and date)."""
-    _launch(frame_page, demo_world)
+    base = _launch(frame_page, demo_world)
+    frame_page.goto(f"{base}/worklist?who=all&flag=safety")
     frame_page.locator("table.worklist tbody tr.row-safety th a").first.click()
     now = frame_page.locator("#due-now")
     now.wait_for()
@@ -93,8 +94,11 @@ def test_the_billing_month_report(frame_page: Any, demo_world: Any) -> None:
     codes = [c.inner_text() for c in totals.locator("tbody th").all()]
     assert codes and set(codes) <= {"99492", "99493", "99494", "G2214", "99484", "G0323"}
     rows = frame_page.locator("table.billing tbody tr")
-    assert rows.count() == 25  # paged: the summary and the totals cover every patient
-    assert frame_page.get_by_role("navigation", name="Billing report pages").is_visible()
+    patients = int(frame_page.locator(".billing-summary strong").first.inner_text())
+    assert rows.count() == min(patients, 25)  # paged: the summary and the totals cover every patient
+    assert frame_page.get_by_role("navigation", name="Billing report pages").count() == (
+        1 if patients > 25 else 0
+    )
     states = [r.locator("td").last.inner_text() for r in rows.all()]
     assert any(s.startswith("Ready to bill") for s in states)
     not_ready = [s for s in states if s.startswith("Not ready")]
@@ -125,9 +129,10 @@ def test_a_follow_up_from_a_worklist_row_says_once_where_it_went(frame_page: Any
     """Issue 28: after a follow-up measurement the page says once, in words, where the result went — not twice,
     not with resource names."""
     _launch(frame_page, demo_world, "pr-cm-2")
-    row = frame_page.locator("table.worklist tbody tr:not(.row-safety)").first
-    name = row.locator("th a").inner_text()
-    row.get_by_role("link", name=f"Record a follow-up PHQ-9 for {name}").click()
+    rows = frame_page.locator("table.worklist tbody tr:not(.row-safety)")
+    link = rows.get_by_role("link", name=re.compile(r"^Record a follow-up PHQ-9 for ")).first
+    name = link.get_attribute("aria-label").removeprefix("Record a follow-up PHQ-9 for ")
+    link.click()
     frame_page.get_by_role("button", name="Score and save").wait_for()
     frame_page.locator('input[name="mode"][value="phone"]').check()
     for number in range(1, 10):
