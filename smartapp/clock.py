@@ -20,10 +20,8 @@ def today() -> date:
 
 
 def local_time(value: str | datetime | None) -> str:
-    """An instant as the deployment shows it, in its own time zone: `2026-11-24 14:05`; a bare date stays a date.
-
-    No zone name: every time on a page is the site's local time (issue 28 — a clinician reads "14:05", not
-    "20:05 UTC"); the zone is in the deployment's settings and under "Details for IT" where it matters."""
+    """An instant as the deployment shows it: `2026-11-24 14:05 CST`; a bare date stays a date. A deployment
+    whose zone is UTC (the demo's) shows the time alone: "UTC" is machinery a person does not read (issue 28)."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
@@ -35,7 +33,10 @@ def local_time(value: str | datetime | None) -> str:
             return str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M")
+    local = value.astimezone(zone())
+    shown = local.strftime("%Y-%m-%d %H:%M")
+    label = local.strftime("%Z")
+    return shown if label in ("UTC", "GMT", "Z") or label.startswith(("+", "-")) else f"{shown} {label}"
 
 
 def time_element(value: str | datetime | None) -> Markup:

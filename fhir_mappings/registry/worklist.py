@@ -13,7 +13,7 @@ from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.billing import MonthCode, month_code, month_of
 from fhir_mappings.registry.programs import COLUMNS, Program, program_or_default
-from fhir_mappings.registry.resources import Contact, Enrolment, WorkTask
+from fhir_mappings.registry.resources import PHASES, PROGRAM_TITLES, Contact, Enrolment, WorkTask
 from fhir_mappings.registry.scores import Scores
 from fhir_mappings.screening.history import ScorePoint, own
 from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS, SOCIAL_FLAG_LABELS, WholePersonView, whole_person
@@ -480,11 +480,12 @@ def rows_csv(rows: Iterable[Row]) -> str:
         e = r.enrolment
         return [r.patient, e.birth_date.isoformat() if e.birth_date else "", r.age if r.age is not None else "",
                 e.mrn or "", r.member_name("pcp"), r.member_name("care-manager"),
-                r.member_name("psychiatric-consultant"), e.program, e.phase, e.start.isoformat(),
+                r.member_name("psychiatric-consultant"), PROGRAM_TITLES.get(e.program, e.program),
+                PHASES[e.phase][1] if e.phase in PHASES else e.phase, e.start.isoformat(),
                 r.weeks_in_treatment, r.last_contact.isoformat() if r.last_contact else "",
                 sum(r.contacts_by_type.values()), r.follow_up_due.isoformat() if r.follow_up_due else "",
                 r.measure_due.isoformat() if r.measure_due else "", r.phq9.first, r.phq9.latest, r.phq9.change_pct, r.gad7.first,
-                r.gad7.latest, r.gad7.change_pct, r.response, r.remission, " ".join(r.flags),
+                r.gad7.latest, r.gad7.change_pct, r.response, r.remission, "; ".join(FLAG_LABELS.get(f, f) for f in r.flags),
                 r.last_review.isoformat() if r.last_review else "", r.last_recommendations or "",
                 r.minutes_this_month, r.billing.label]  # fmt: skip
 

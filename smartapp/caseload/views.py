@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
@@ -15,8 +16,17 @@ from fhir_mappings.common.export import csv_text
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.common.patient import birth_date, identifier_value
 from fhir_mappings.common.validation import r4_errors
-from fhir_mappings.registry.billing import month_code, month_of
+from fhir_mappings.registry.billing import (
+    CODE_DESCRIPTIONS,
+    NOT_CHECKED,
+    billing_totals,
+    code_description,
+    month_code,
+    month_of,
+    month_readiness,
+)
 from fhir_mappings.registry.care_team import Person, Picker, care_team_people, default_member, pickers
+from fhir_mappings.registry.patient_page import due_now, safety_source
 from fhir_mappings.registry.programs import PROGRAMS, program_or_default, programs_for_age, suggest_program
 from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
 from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
@@ -40,6 +50,7 @@ from fhir_mappings.registry.worklist import (
     rows_csv,
 )
 from fhir_mappings.screening.history import series
+from fhir_mappings.screening.resources import MEASUREMENT_MODES
 from fhir_mappings.screening.writeback import plan_consult_note
 from fhir_mappings.smi.row import MEDICAL_FLAG_LABELS
 from fhir_mappings.smi.social import SOCIAL
@@ -52,6 +63,7 @@ from smartapp import errors as app_errors
 from smartapp.caseload.columns import COLUMNS as COLUMN_DEFS
 from smartapp.caseload.columns import PrefsStore, WorklistPrefs, available_columns
 from smartapp.caseload.ehr_refresh import RefreshReport, last_refresh
+from smartapp.caseload.followup import where_it_went
 from smartapp.caseload.ready import (
     Entry,
     entry_stats,
@@ -79,7 +91,7 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.safety.views import patient_safety_rows, safety_pending
-from smartapp.screening.service import FAILED, SAVED, UNCONFIRMED
+from smartapp.screening.service import FAILED, SAVED, UNCONFIRMED, ScreeningRecord
 from smartapp.smi.page import medical_inputs, whole_person_page
 
 log = logging.getLogger(__name__)
@@ -272,7 +284,12 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
     billing = [(m, month_code(enrolment, contacts, m)) for m in months if m >= enrolment.start.replace(day=1)]
     tasks = [t for t in data.tasks if t.careplan_id == enrolment.id or t.kind == "safety-follow-up"]
     contact_id, contact_sig = mint_form_id("contact", session.id, enrolment.id)
-    return render_template("enrolment.html", **_page(session, ehr), enrolment=enrolment,
+    safety_open = patient_safety_rows(current_access(), enrolment.key, launch_id)
+    own_points = [p for p in points if p.focus is None]
+    sources = [safety_source(s.item.since, s.item.reason, s.item.record_id, _instrument_name(s.item.record),
+                             own_points) for s in safety_open]  # fmt: skip
+    return render_template("enrolment.html", **_page(session, ehr), enrolment=enrolment, safety_sources=sources,
+                           due_now=due_now(rows[0], tasks, clock.today()) if rows else [],
                            contact_id=contact_id, contact_sig=contact_sig,
                            row=rows[0] if rows else None, contacts=contacts, trends=trends, billing=billing,
                            tasks=sorted(tasks, key=lambda t: (not t.open, t.due or date.max)),
@@ -280,8 +297,14 @@ def enrolment_page(launch_id: str, careplan_id: str, conflict: EnrolmentChanged 
                            problem_field=problem_field,
                            measures=list(program.measures), whole=whole, social_problem=social_problem,
                            social_config=SOCIAL,
-                           safety_open=patient_safety_rows(current_access(), enrolment.key, launch_id)), (
+                           safety_open=safety_open), (
                                409 if conflict else problem_status if problem or social_problem else 200)  # fmt: skip
+
+
+def _instrument_name(record: ScreeningRecord | None) -> str | None:
+    """The instrument's name ("PHQ-9") of the screening a safety follow-up came from, when Tandem holds it."""
+    instrument = services().catalogue.get(record.instrument) if record is not None else None
+    return instrument.name if instrument is not None else None
 
 
 def _iso(day: date | None) -> str:
@@ -429,7 +452,33 @@ def measure(launch_id: str, careplan_id: str, key: str) -> Any:
         raise errors.InvalidLaunchRequest(
             "this enrolment has ended: follow-up measurements are for active ones"
         )
-    return screening_page(current_launch(), key, Subject(enrolment.patient_id, enrolment))
+    response = screening_page(current_launch(), key, Subject(enrolment.patient_id, enrolment))
+    return _back_to_the_patient(response, launch_id, careplan_id)
+
+
+def _back_to_the_patient(response: Any, launch_id: str, careplan_id: str) -> Any:
+    """A saved follow-up returns to the patient's registry page, which says once, in words, what was measured and
+    where it went. A result with a safety flag keeps its result page: the alert and its next steps are there."""
+    if not isinstance(response, Response) or response.status_code != 303 or not response.location:
+        return response  # the form again (a problem to correct) or anything but a saved result
+    result_page = url_for("chart.result", launch_id=launch_id, record_id="-").removesuffix("-")
+    path = urlsplit(response.location).path
+    record_id = path.removeprefix(result_page) if path.startswith(result_page) else ""
+    record = services().screenings.load(record_id) if record_id and "/" not in record_id else None
+    if record is None or record.careplan_id != careplan_id:
+        return response
+    submission = record.submission(services().catalogue)
+    result = submission.result
+    if result.has_safety_flag:
+        return response
+    what = submission.instrument.name
+    if result.total is not None:
+        what += f" {result.total}" + (f" ({result.band})" if result.band else "")
+    how = MEASUREMENT_MODES.get(record.mode or "", "")
+    flash(f"{what}{', ' + how.lower() if how else ''}. {where_it_went(record)}")
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )
 
 
 REVIEW_PAGE_SIZE = 10
@@ -559,9 +608,15 @@ def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enro
             "write-backs).")  # fmt: skip
 
 
+#: Patient-months per page of the billing report (the summary and the totals cover them all).
+BILLING_PAGE_SIZE = 25
+
+
 @bp.get("/billing")
 @launch_required
 def billing(launch_id: str) -> Any:
+    """The month's billing report: per patient-month the code reached, the billing practitioner and whether it is
+    ready to bill (what is missing, in words); per-code totals; filtered by care manager and program; as CSV."""
     session = current_launch()
     access = current_access()
     access.check_caseload()
@@ -571,34 +626,58 @@ def billing(launch_id: str) -> Any:
     except ValueError:
         abort(400)
     data = caseload_data(access.iss)
+    in_month = [e for e in data.enrolments if e.collaborative  # HealthySteps bills per instrument, on its own page
+                and month_of(e.start) <= month and not (e.end and month_of(e.end) < month)]  # fmt: skip
+    care_managers = {m.reference: m.name for e in in_month if (m := e.member("care-manager"))}
+    programs = {e.program: PROGRAM_TITLES.get(e.program, "Other program") for e in in_month}
+    # A care manager opens their own patients; "all" (or a launch by someone else) shows everyone's.
+    user = current_user(session, ehr)
+    mine = user.reference if user is not None and user.reference in care_managers else ""
+    chosen = {"cm": request.args.get("cm", mine), "program": request.args.get("program", "")}
+    if chosen["cm"] == "all":
+        chosen["cm"] = ""
     lines: list[dict[str, Any]] = []
-    for enrolment in data.enrolments:
-        if not enrolment.collaborative:
-            continue  # HealthySteps bills per instrument, on its own page
-        if month_of(enrolment.start) > month or (enrolment.end and month_of(enrolment.end) < month):
+    for enrolment in in_month:
+        cm = enrolment.member("care-manager")
+        if chosen["cm"] and (cm.reference if cm else "none") != chosen["cm"]:
+            continue
+        if chosen["program"] and enrolment.program != chosen["program"]:
             continue
         contacts = [c for c in data.contacts if c.careplan_id == enrolment.id]
-        code = month_code(enrolment, contacts, month)
+        scored = [p.day for p in data.scores.get(enrolment.key, []) if p.focus is None]
+        reviewed = [t.completed for t in data.tasks if t.careplan_id == enrolment.id and t.kind == "case-review"
+                    and not t.open and t.completed]  # fmt: skip
+        readiness = month_readiness(enrolment, contacts, month, scored=scored, reviewed=reviewed)
         by_owner: dict[str, int] = {}
         for c in contacts:
             if month_of(c.when) == month:
                 owner = c.owner.name if c.owner else "unknown"
                 by_owner[owner] = by_owner.get(owner, 0) + c.minutes
-        cm = enrolment.member("care-manager")
+        pcp = enrolment.member("pcp")
         lines.append({"care_manager": cm.name if cm else "unassigned", "enrolment": enrolment,
-                      "code": code, "by_owner": by_owner})  # fmt: skip
+                      "code": readiness.code, "readiness": readiness, "by_owner": by_owner,
+                      "billing_practitioner": pcp.name if pcp else "",
+                      "program": PROGRAM_TITLES.get(enrolment.program, "Other program")})  # fmt: skip
     lines.sort(key=lambda line: (line["care_manager"], line["enrolment"].patient_name or ""))
+    totals = billing_totals([line["readiness"] for line in lines])
     if request.args.get("format") == "csv":
         text = csv_text(
-            ("Month", "Care manager", "Patient", "Date of birth", "MRN", "Program", "Minutes", "Code",
-             "Add-on units"),
-            ([month.strftime("%Y-%m"), line["care_manager"], line["enrolment"].patient_name or "",
-              _iso(line["enrolment"].birth_date), line["enrolment"].mrn or "", line["enrolment"].program,
-              line["code"].minutes, line["code"].code or "", line["code"].units] for line in lines),
+            ("Month", "Care manager", "Billing practitioner", "Patient", "Date of birth", "MRN", "Program",
+             "Minutes", "Code", "Add-on units", "Code description", "Ready to bill", "Missing"),
+            ([month.strftime("%Y-%m"), line["care_manager"], line["billing_practitioner"],
+              line["enrolment"].patient_name or "", _iso(line["enrolment"].birth_date), line["enrolment"].mrn or "",
+              line["program"], line["code"].minutes, line["code"].code or "", line["code"].units,
+              code_description(line["code"]), "yes" if line["readiness"].ready else "no",
+              "; ".join(line["readiness"].missing)] for line in lines),
         )  # fmt: skip
         return Response(text, mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename=billing-{month:%Y-%m}.csv"})  # fmt: skip
-    return render_template("billing.html", **_page(session, ehr), lines=lines, month=month)
+    shown, number, pages = _paged(lines, BILLING_PAGE_SIZE)
+    return render_template("billing.html", **_page(session, ehr), lines=lines, shown=shown, page_number=number,
+                           pages=pages, first_shown=(number - 1) * BILLING_PAGE_SIZE + 1, month=month, totals=totals,
+                           care_managers=dict(sorted(care_managers.items(), key=lambda kv: kv[1] or "")),
+                           program_choices=programs, chosen=chosen, not_checked=NOT_CHECKED,
+                           descriptions=CODE_DESCRIPTIONS)  # fmt: skip
 
 
 # --- enrolment from the chart -------------------------------------------------------------------------

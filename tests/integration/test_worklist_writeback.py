@@ -52,8 +52,15 @@ def test_a_follow_up_phq9_from_the_worklist_is_written_to_the_ehr_once(
     form, target = browser.form(page)
     answer = browser.post_from(page, target, {**form.hidden, **FOLLOW_UP})
     assert answer.status_code == 303, answer.text[-1500:]
+    # Back on the patient's registry page, which says once, in words, where it went (issue 28).
+    assert answer.headers["Location"].endswith(f"/enrolments/{careplan_id}")
     result = browser.get(world.tandem_url + answer.headers["Location"])
-    assert re.search(r'<td>EHR \(.*?\)</td><td class="status-saved">saved', result.text), result.text[-2500:]
+    said = re.findall(r'<p class="flash" role="status">([^<]*)</p>', result.text)
+    as_what = "a clinical note" if written == ("#note",) else "a questionnaire with its score"
+    assert (
+        len(said) == 1
+        and f"Saved to Tandem&#39;s registry; sent to the patient&#39;s chart as {as_what}." in said[0]
+    ), said
     submission = form.hidden["submission_id"]
     for part in written:
         found = _ehr(world, "Observation" if part in ("#total", "#item9") else

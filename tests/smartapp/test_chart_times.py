@@ -18,8 +18,8 @@ from smartapp.clock import local_time
         ("Etc/UTC", datetime(2026, 12, 7, 14, 19, tzinfo=UTC), "2026-12-07 14:19"),
         # A zone without a name (IANA abbreviates it as an offset) shows the time alone too.
         ("Asia/Dubai", "2026-12-07T14:19:00+00:00", "2026-12-07 18:19"),
-        # Every time on a page is the site's own: a Chicago clinic reads 08:19, no zone name.
-        ("America/Chicago", "2026-12-07T14:19:00+00:00", "2026-12-07 08:19"),
+        # A named zone keeps its abbreviation: a Chicago clinic reads CST.
+        ("America/Chicago", "2026-12-07T14:19:00+00:00", "2026-12-07 08:19 CST"),
     ],
 )
 def test_local_time_never_says_utc(zone: str, instant: str | datetime, shown: str) -> None:

@@ -55,13 +55,13 @@ def test_time_zone_is_validated_and_used(monkeypatch: pytest.MonkeyPatch) -> Non
     app = Flask(__name__)
     app.config["TANDEM_TIME_ZONE"] = "America/Chicago"
     with app.app_context():
-        assert local_time("2026-11-24T02:30:00+00:00") == "2026-11-23 20:30"
-        assert local_time(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01 07:00"
+        assert local_time("2026-11-24T02:30:00+00:00") == "2026-11-23 20:30 CST"
+        assert local_time(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == "2026-07-01 07:00 CDT"
         assert local_time("2026-11-24") == "2026-11-24" and local_time(None) == ""
         assert local_time("not a time at all") == "not a time at all"
         # In a page: a <time> that never wraps, the instant kept for machines, the text escaped.
         assert str(time_element("2026-11-24T02:30:00+00:00")) == (
-            '<time class="nowrap" datetime="2026-11-24T02:30:00+00:00">2026-11-23 20:30</time>'
+            '<time class="nowrap" datetime="2026-11-24T02:30:00+00:00">2026-11-23 20:30 CST</time>'
         )
         assert str(time_element("<b>")) == '<time class="nowrap" datetime="&lt;b&gt;">&lt;b&gt;</time>'
         assert str(time_element(None)) == ""
