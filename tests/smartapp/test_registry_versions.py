@@ -40,6 +40,9 @@ NO_VERSION = {
     "/app/<launch_id>/caregivers": "records a caregiver copy from the EHR",
     "/app/<launch_id>/screen/<key>": "a new screening (idempotent on its signed submission id)",
     "/app/<launch_id>/screenings/<record_id>/acknowledge": "one-way and idempotent (Redis record)",
+    "/app/<launch_id>/screenings/<record_id>/safety-step": "adds a step by its own id to the safety Task read "
+    "fresh, If-Match on that read and made again on the new version after a 412; a step already there is not "
+    "added twice",
     "/app/<launch_id>/writebacks/retry": "retries queued EHR writes (Redis)",
     "/app/<launch_id>/writebacks/<record_id>/checked": "one-way and idempotent (Redis record)",
     "/app/<launch_id>/end": "ends the launch session",
