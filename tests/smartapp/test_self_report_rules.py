@@ -17,8 +17,8 @@ from launch.sessions import LaunchSession
 from launch.store import EmbeddedStore
 from smartapp import errors as app_errors
 from smartapp.access import portal_access_for
-from smartapp.selfreport.links import MAX_ATTEMPTS, QuestionnaireLinks
 from smartapp.selfreport.drafts import Drafts
+from smartapp.selfreport.links import MAX_ATTEMPTS, QuestionnaireLinks
 from smartapp.selfreport.service import answer_items, answer_problems, first_unanswered, step_after
 
 PHQ9 = CATALOGUE.get("phq9")
