@@ -143,3 +143,31 @@ def test_patient_reported_resources_carry_the_tag_and_the_answerer() -> None:
     assert not is_patient_reported(questionnaire_response(clinic)) and "source" not in questionnaire_response(
         clinic
     )
+
+
+# The date of birth on a questionnaire link in the deployment's order (issue 28: US patients write month / day /
+# year; TANDEM_DATE_ORDER, default MDY), one labelled field per part.
+@pytest.mark.parametrize(("order", "fields"), [
+    ("MDY", ["month", "day", "year"]),  # the US (the default)
+    ("DMY", ["day", "month", "year"]),  # most of Europe
+    ("YMD", ["year", "month", "day"]),  # ISO 8601, East Asia
+    ("XYZ", ["month", "day", "year"]),  # not an order: the default (the setting is refused at start-up anyway)
+])  # fmt: skip
+def test_the_date_of_birth_fields_follow_the_deployments_order(order: str, fields: list[str]) -> None:
+    from smartapp.selfreport.link_views import dob_parts
+
+    assert [p.name for p in dob_parts(order)] == fields
+
+
+@pytest.mark.parametrize(("value", "valid"), [("MDY", True), ("DMY", True), ("YMD", True), ("mdy", False),
+                                              ("DDMMYY", False)])  # fmt: skip
+def test_the_date_order_setting_is_checked_at_start_up(value: str, valid: bool) -> None:
+    from launch.errors import ConfigurationError
+    from smartapp.config import Settings
+
+    assert Settings().date_order == "MDY"
+    if valid:
+        assert Settings.from_env({"TANDEM_DATE_ORDER": value}).date_order == value
+    else:
+        with pytest.raises(ConfigurationError, match="TANDEM_DATE_ORDER"):
+            Settings.from_env({"TANDEM_DATE_ORDER": value})
