@@ -112,12 +112,9 @@ def dob_parts(order: str) -> list[DatePart]:
 
 def _dob_page(**page: Any) -> str:
     parts = dob_parts(services().settings.date_order)
-    hint = (
-        " / ".join(p.label.lower() for p in parts).capitalize()
-        + ", for example "
-        + " / ".join(p.example for p in parts)
-    )
-    return render_template("link_dob.html", dob_parts=parts, dob_hint=hint, **page)
+    hint = " / ".join(p.label.lower() for p in parts).capitalize()
+    example = " / ".join(p.example for p in parts)
+    return render_template("link_dob.html", dob_parts=parts, dob_hint=hint, dob_example=example, **page)
 
 
 def _gone() -> tuple[str, int]:

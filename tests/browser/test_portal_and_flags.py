@@ -33,6 +33,14 @@ def phone(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         context.close()
 
 
+def _shot(page: Any, name: str) -> None:
+    """A screenshot for the README's list (test-artifacts/)."""
+    from .conftest import ARTIFACTS
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
 def _question(page: Any) -> str:
     page.wait_for_selector("fieldset.question")
     assert page.locator("fieldset.question").count() == 1
@@ -78,6 +86,7 @@ def test_back_on_a_phone_mid_questionnaire_is_the_previous_question(demo_world: 
     _back(phone)
     assert phone.url.endswith("/me/q/phq9/2") and _question(phone) == second
     assert phone.locator("fieldset.question").get_by_role("radio").nth(1).is_checked()
+    _shot(phone, "portal-back-to-the-previous-question.png")
     _back(phone)
     assert (
         _question(phone) == first
@@ -141,6 +150,7 @@ def test_a_link_asks_the_date_of_birth_month_first_in_the_us_and_back_works(
     for label in ("Month", "Day", "Year"):
         assert phone.get_by_label(label).is_visible()
     assert screen_problems(phone) == []
+    _shot(phone, "link-date-of-birth-us.png")
     phone.get_by_label("Month").fill("3")
     phone.get_by_label("Day").fill("4")
     phone.get_by_label("Year").fill("1990")
