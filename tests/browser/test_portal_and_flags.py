@@ -200,6 +200,7 @@ def test_the_new_link_page_has_a_copy_button(
     frame_page.wait_for_url(re.compile(r"/app/[^/]+/"))
     launch = re.search(r"/app/([^/]+)/", frame_page.url).group(1)  # type: ignore[union-attr]
     frame_page.goto(f"{demo_world.tandem_url}/app/{launch}/enrolments/{enrolment.id}/link")
+    assert screen_problems(frame_page) == []  # the form that makes the link, at 1024×700
     with caplog.at_level(logging.DEBUG):
         frame_page.get_by_role("button", name="Make the link").click()
         frame_page.get_by_role("heading", name="Questionnaire link made").wait_for()
