@@ -32,6 +32,13 @@ CONSULTANT = Member("Practitioner/pr-psy-1", "Irene Castellanos")
 PCPS = {"pr-pcp-1": "Dana Whitfield", "pr-pcp-2": "Marcus Oyelaran"}
 #: Patients the test suite enrols itself are left alone (they start un-enrolled).
 MAX_ENROLLED = 60
+#: The consultant's past reviews (varied, as a caseload's are).
+REVIEWS = (
+    Review((Recommendation("dose-change", "sertraline 50 mg to 100 mg daily"),
+            Recommendation("therapy", "behavioral activation, weekly")), "PHQ-9 in 4 weeks"),
+    Review((Recommendation("continue", "continue escitalopram 10 mg daily"),), "PHQ-9 in 4 weeks"),
+    Review((Recommendation("therapy", "problem-solving therapy, 6 sessions"),), "PHQ-9 in 2 weeks"),
+)  # fmt: skip
 
 
 def _points(cohort: Cohort, patient_id: str) -> list[ScorePoint]:
@@ -94,10 +101,10 @@ def seed_caseload(cohort: Cohort, services: Any, iss: str, *, today: date, seed:
             caseload.log_contact(enrolment, when, this_month, "phone", "care-manager", cm,
                                  "Follow-up call with PHQ-9", f"contact-demo-{patient_id}-{when}")  # fmt: skip
         weeks = (today - start).days // 7
-        if program != "bhi-general" and weeks >= 6 and enrolled % 2 == 0:
-            review = Review((Recommendation("dose-change", "sertraline 50 mg to 100 mg daily"),
-                             Recommendation("therapy", "behavioral activation, weekly")), "PHQ-9 in 4 weeks")  # fmt: skip
-            enrolment, _ = caseload.record_review(enrolment, review, CONSULTANT)
+        # A running program: the consultant has reviewed most patients past their first weeks (so "new" and
+        # "first review overdue" single patients out); one in six is still waiting for a first review.
+        if program != "bhi-general" and weeks >= 4 and enrolled % 6 != 5:
+            enrolment, _ = caseload.record_review(enrolment, REVIEWS[enrolled % len(REVIEWS)], CONSULTANT)
         if patient_id in item9:
             caseload.add_task("safety-follow-up", enrolment, due=today,
                               description="PHQ-9 item 9 positive at the last visit: same-day follow-up")  # fmt: skip
@@ -135,8 +142,10 @@ def scenario_label(row: Any, titles: Mapping[str, str]) -> str:
         parts.append("in remission")
     elif row.response:
         parts.append("responding")
-    if "new" in row.flags and row.weeks_in_treatment < 4:
-        parts.append("new this month")
+    if "new" in row.flags:
+        parts.append("new, first review due")
+    elif "first-review-overdue" in row.flags:
+        parts.append("first review overdue")
     if row.billing.code in (None, "G2214") and row.minutes_this_month >= 20:
         parts.append(f"{row.minutes_this_month} min this month, short of 99492/99493")
     return " · ".join(parts)

@@ -23,6 +23,7 @@ from fhir_mappings.screening.instruments import Answer
 from fhir_mappings.screening.resources import Submission
 from fhir_mappings.screening.scoring import score
 from fhir_mappings.screening.writeback import WritebackPlan
+from smartapp.caseload.ehr_refresh import ScoreRefresh
 
 from .data import Cohort, _coding
 
@@ -180,6 +181,11 @@ def seed_healthysteps(cohort: Cohort, services: Any, iss: str, *, today: date) -
         if pid in PRETERM_IN_TANDEM:
             weeks, days = PRETERM_IN_TANDEM[pid]
             services.gestation.record(key, str(weeks), str(days), born=born, performer=SPECIALIST.reference)
+    # The EHR's scores of the children just enrolled (their mothers' EPDS) reach the registry's copy as they do in
+    # production: the worker's refresh with backend services (issue 28: no "overdue" for screens the EHR has).
+    reg = services.registrations.get(iss)
+    if reg is not None and reg.backend is not None:
+        ScoreRefresh(services, reg).run(full=True)
     _histories(services, iss, enrolled, today)
     data = hs.load(iss, services.ehr_scores.for_issuer(iss))
     rows = build_rows(hs.program, services.schedule, data.enrolments, caregivers=data.caregivers, events=data.events,
@@ -195,8 +201,59 @@ def seed_healthysteps(cohort: Cohort, services: Any, iss: str, *, today: date) -
     return labels
 
 
+def _negative(services: Any, keys: tuple[str, ...], months: int) -> tuple[str, int | None] | None:
+    """The first of a need's instruments the demo can record with a negative result (no concern), and the total
+    it enters (None: answered item by item, every answer the lowest); else one recorded without a concern (a form
+    age with no cutoff in the scoring data)."""
+    for acceptable in (False, None):
+        for key in keys:
+            instrument = services.catalogue.get(key)
+            if instrument is None:
+                continue  # a site-supplied instrument the demo does not have
+            for total in (None, 0, 10, 20, 30, 40, 50, 60):
+                try:
+                    result = score(instrument, demo_answers(instrument, {}, total), age_months=months)
+                except (ValueError, KeyError):
+                    continue
+                if result.positive is acceptable and not result.monitor and not result.missing:
+                    return key, total
+    return None
+
+
+def _on_schedule(services: Any, iss: str, pid: str, born: date, people: list[Caregiver], today: date,
+                 nth: int) -> None:  # fmt: skip
+    """A cohort child seen on schedule (issue 28: "screen due" singles children out): every earlier visit's child
+    screens done in its window, negative; this visit's too, but for one child in four (still due); the family's
+    needs screened within the year. The caregiver's depression screens are the EHR's own (EPDS at 1-6 months)."""
+    age = (today - born).days
+    this_visit_due = nth % 4 == 3
+    for visit in services.schedule.visits:
+        current = visit.from_days <= age <= visit.to_days
+        if visit.from_days > age or (current and this_visit_due):
+            continue
+        # In the middle of the visit's window (where the forms' ages are), never after today.
+        day = born + timedelta(days=min((visit.from_days + visit.to_days) // 2, age))
+        for need in visit.needs:
+            chosen = (
+                _negative(services, need.any_of, age_months(born, day) or 0)
+                if need.for_whom == "child"
+                else None
+            )
+            if chosen is not None:
+                record_demo_screen(services, iss, pid, born, chosen[0], day, total=chosen[1])
+    caregiver = next((c for c in people if c.relationship == "MTH"), people[0] if people else None)
+    for recurring in services.schedule.recurring:
+        chosen = _negative(services, recurring.need.any_of, 0)
+        if chosen is not None and caregiver is not None and not this_visit_due:
+            record_demo_screen(services, iss, pid, born, chosen[0], max(born, today - timedelta(days=20)),
+                               caregiver=caregiver, total=chosen[1])  # fmt: skip
+
+
 def _histories(services: Any, iss: str, enrolled: dict[str, Any], today: date) -> None:
     hs = services.healthysteps
+    families = {f.child for f in FAMILIES}
+    for nth, (pid, (_, born, people)) in enumerate((p, v) for p, v in enrolled.items() if p not in families):
+        _on_schedule(services, iss, pid, born, people, today, nth)
     for pid, (enrolment, born, people) in enrolled.items():
         mother = next((c for c in people if c.relationship == "MTH"), people[0] if people else None)
         if pid == "hs-0001" and mother:

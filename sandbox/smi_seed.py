@@ -300,6 +300,16 @@ def _screen(services: Any, iss: str, person: SmiPerson, born: date, key: str, wh
     record_demo_screen(services, iss, person.pid, born, key, when, item_scores=scores, author=CARE_MANAGER)
 
 
+#: The consultant's past reviews of the SMI patients.
+REVIEWS = {
+    "smi-0001": Review((Recommendation("dose-change", "olanzapine 10 mg: consider switching to aripiprazole "
+                                       "(weight gain)"),
+                        Recommendation("other", "PCP: repeat lipids and HbA1c")), "BPRS in 8 weeks"),
+    "smi-0002": Review((Recommendation("continue", "lithium at the current dose; level in 3 months"),), "ASRM in 4 weeks"),
+    "smi-0003": Review((Recommendation("other", "PCP: glucose or HbA1c and lipids"),), "BPRS in 8 weeks"),
+}  # fmt: skip
+
+
 def seed_smi(cohort: Cohort, services: Any, iss: str, *, today: date) -> dict[str, str]:
     """Enrol the SMI patients in `cocm-smi` with their symptom and social histories, contacts and a review; read
     their medical data from the EHR as the worker does; return launcher labels from the computed rows."""
@@ -336,11 +346,10 @@ def seed_smi(cohort: Cohort, services: Any, iss: str, *, today: date) -> dict[st
                                  "care-manager", CARE_MANAGER, "Symptom check, medication and housing follow-up",
                                  f"contact-demo-{person.pid}-{day}")  # fmt: skip
             day += timedelta(days=14)
-        if person.pid == "smi-0001":
-            review = Review((Recommendation("dose-change", "olanzapine 10 mg: consider switching to aripiprazole "
-                                            "(weight gain)"),
-                             Recommendation("other", "PCP: repeat lipids and HbA1c")), "BPRS in 8 weeks")  # fmt: skip
-            caseload.record_review(enrolment, review, CONSULTANT)
+        # The consultant has reviewed the patients past their first weeks but Grace (her first review is overdue);
+        # Samuel is new this month (issue 28: flags that single patients out).
+        if person.pid in REVIEWS:
+            caseload.record_review(enrolment, REVIEWS[person.pid], CONSULTANT)
     caseload.invalidate()
     # The EHR's medical data reaches the worklist as in production: read with backend services, in batches.
     reg = services.registrations.get(iss)
@@ -354,7 +363,7 @@ def seed_smi(cohort: Cohort, services: Any, iss: str, *, today: date) -> dict[st
     labels = {}
     for row in rows:
         words = {"mania": "mania screen positive", "medical": "medical flags", "social": "social flags",
-                 "not-improving": "not improving", "new": "new"}  # fmt: skip
+                 "not-improving": "not improving", "new": "new", "first-review-overdue": "first review overdue"}  # fmt: skip
         labels[row.enrolment.patient_id] = " · ".join(
             ["CoCM SMI", *(words[f] for f in row.flags if f in words)][:4]
         )

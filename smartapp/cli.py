@@ -468,6 +468,35 @@ def _demo_world() -> Any:
         sys.exit(2)
 
 
+#: What `tandem demo` keeps off its console: warnings that are the demo working as designed, not problems (the
+#: README: "the console shows only the URLs and real problems"). (logger, start of the message), as data.
+DEMO_NOISE: tuple[tuple[str, str], ...] = (
+    ("smartapp.services", "TANDEM_REDIS_URL is not set"),  # the demo runs on the embedded store by design
+    ("smartapp.services", "TANDEM_SECRET_KEY is not set"),  # and on throwaway keys
+    # The demo's scenario patients (and anyone trying item 9) raise safety follow-ups: shown on Tandem's pages,
+    # where the care team works them; on the console they only alarm whoever started the demo.
+    ("smartapp.screening.service", "screening recorded with a safety flag"),
+    ("smartapp.selfreport.service", "patient-reported screening with a safety flag"),
+)
+
+
+class DemoNoise(logging.Filter):
+    """Drops the demo's own noise (DEMO_NOISE); every other warning and error still reaches the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            record.name == name and str(record.msg).startswith(start) for name, start in DEMO_NOISE
+        )
+
+
+def quiet_demo_console() -> None:
+    """The demo's console: no access lines (the development server logs each request to `werkzeug` at INFO),
+    none of DEMO_NOISE; warnings and errors that are real problems as before."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(DemoNoise())
+
+
 @main.command()
 @click.option(
     "--size", default=50, show_default=True, type=click.IntRange(1, 5000), help="Synthetic patients."
@@ -488,6 +517,7 @@ def _demo_world() -> Any:
 def demo(size: int, seed: int, port: int, sandbox_port: int, registry_server: str) -> None:
     """Start the whole demo: local FHIR servers, the sandbox EHR with synthetic patients, and Tandem."""
     _configure_logging("WARNING")
+    quiet_demo_console()
     SandboxWorld = _demo_world()  # noqa: N806 - a class found through an entry point
     import signal
     import threading
@@ -497,7 +527,7 @@ def demo(size: int, seed: int, port: int, sandbox_port: int, registry_server: st
         signal.signal(signum, lambda *_: stop.set())
     world = SandboxWorld(
         size=size, seed=seed, tandem_port=port, sandbox_port=sandbox_port, seed_caseload=True,
-        registry_server=registry_server,
+        registry_server=registry_server, quiet=True,  # no line per request: the URLs and real problems only
     )  # fmt: skip
     click.echo(f"Starting the sandbox ({size} synthetic patients)…")
     try:

@@ -16,6 +16,8 @@ from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets
 from launch.errors import ConfigurationError
 
 PREFIX = "TANDEM_"
+#: The orders of a typed date (TANDEM_DATE_ORDER): month, day, year as a deployment's patients write them.
+DATE_ORDERS = ("MDY", "DMY", "YMD")
 
 
 class RegistryAuth(StrEnum):
@@ -73,6 +75,9 @@ class Settings:
     #: How long a parked form (posted after its launch ended) waits for the next launch, in days. A parked
     #: screening with a safety flag has its safety Task in the registry (or queued) whatever this says.
     parked_days: int = 14
+    #: The order a patient types their date of birth in on a questionnaire link: MDY (the US: month / day / year,
+    #: the default), DMY or YMD.
+    date_order: str = "MDY"
 
     @property
     def production(self) -> bool:
@@ -142,6 +147,8 @@ class Settings:
             problems.append("TANDEM_FORM_BINDING_HOURS: must be between 1 and 168 (a week)")
         if not 1 <= self.parked_days <= 90:
             problems.append("TANDEM_PARKED_DAYS: must be between 1 and 90")
+        if self.date_order not in DATE_ORDERS:
+            problems.append("TANDEM_DATE_ORDER: must be one of " + ", ".join(DATE_ORDERS))
         if self.default_consultant and not re.fullmatch(
             r"Practitioner/[A-Za-z0-9\-.]{1,64}", self.default_consultant
         ):

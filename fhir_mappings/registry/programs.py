@@ -19,7 +19,8 @@ from fhir_mappings.screening.history import ScorePoint, own
 from fhir_mappings.screening.instruments import CATALOGUE
 
 DATA_FOLDER = Path(__file__).resolve().parent.parent / "data" / "programs"
-FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new", "mania", "medical", "social")
+FLAGS = ("safety", "not-improving", "no-contact", "overdue", "review", "new", "mania", "medical", "social",
+         "first-review-overdue")  # fmt: skip
 BILLING_MODELS = ("cocm", "bhi")
 #: Program files of other models in the same folder, read by their own module (not Collaborative Care rows).
 OTHER_MODELS = ("healthysteps",)
@@ -37,7 +38,7 @@ WHOLE_PERSON_COLUMNS = {"symptoms": "symptoms", "medical": "medical", "bp": "med
                         "connection": "social"}  # fmt: skip
 KEYS = frozenset({"key", "title", "model", "order", "eligibility", "measures", "outcome", "flags", "worklist_columns",
                   "billing", "care_team_roles", "worked_by", "case_review", "consent_required", "_comment", "follow_up",
-                  "whole_person", "default_columns"})  # fmt: skip
+                  "whole_person", "default_columns", "first_review"})  # fmt: skip
 
 
 class ProgramError(ValueError):
@@ -142,6 +143,15 @@ class Program:
     whole_person: WholePerson | None = None
     #: The columns a user who chose none sees when the worklist shows only this program.
     default_columns: tuple[str, ...] = ()
+    #: When the first psychiatric case review is due, in weeks after enrolment (the file's `first_review`): a
+    #: patient never reviewed is "new" until then, "first review overdue" after. None: no case review schedule
+    #: (a patient is "new" until the first follow-up contact is due).
+    first_review_weeks: int | None = None
+
+    @property
+    def new_for_days(self) -> int:
+        """How long an enrolled patient never reviewed counts as new to the caseload."""
+        return 7 * self.first_review_weeks if self.first_review_weeks else self.follow_up.first_within_days
 
     @property
     def tracks_medical(self) -> bool:
@@ -230,6 +240,10 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         raise ProgramError(f"unknown role(s): {', '.join(sorted(set(roles) - set(ROLES)))}")
     if data["case_review"] and "psychiatric-consultant" not in data["care_team_roles"]:
         raise ProgramError("case review needs a psychiatric consultant on the care team")
+    first_review = data.get("first_review")
+    first_review_weeks = int(first_review["within_weeks"]) if isinstance(first_review, Mapping) else None
+    if first_review_weeks is not None and not (data["case_review"] and 1 <= first_review_weeks <= 52):
+        raise ProgramError("first_review: only for a program with case review, within 1 to 52 weeks")
     eligibility = data["eligibility"]
     return Program(
         key=key,
@@ -254,6 +268,7 @@ def _program(data: Mapping[str, Any], key: str) -> Program:
         diagnoses=_diagnoses(eligibility.get("diagnoses")),
         whole_person=whole_person,
         default_columns=default_columns,
+        first_review_weeks=first_review_weeks,
     )
 
 

@@ -28,6 +28,7 @@ FLAG_PRIORITY = (
     "mania",
     "review",
     "not-improving",
+    "first-review-overdue",
     "medical",
     "overdue",
     "no-contact",
@@ -44,6 +45,7 @@ FLAG_LABELS = {
     "overdue": "Follow-up overdue",
     "review": "Flagged for review",
     "new": "New (never reviewed)",
+    "first-review-overdue": "First review overdue",
 }
 
 
@@ -292,8 +294,12 @@ def build_rows(
             flags.append("overdue")
         if e.flagged_for_review or any(t.kind == "case-review" and t.open for t in plan_tasks):
             flags.append("review")
-        if last_review is None:
+        # Never reviewed: new to the caseload until the first review is due (the program's `first_review`, else
+        # its first follow-up window), then (programs with case review) the first review is overdue.
+        if last_review is None and (today - e.start).days < program.new_for_days:
             flags.append("new")
+        elif last_review is None and program.case_review and program.first_review_weeks is not None:
+            flags.append("first-review-overdue")
         whole = None
         if program.whole_person is not None:
             whole = whole_person(program.whole_person, points, e.start, today, window=window[1:],
@@ -427,6 +433,7 @@ REVIEW_GROUPS = (
     ("mania", "Mania screen positive"),
     ("review", "Flagged for review by the care manager"),
     ("not-improving", "Not improving"),
+    ("first-review-overdue", "Never reviewed: first review overdue"),
     # SMI: out-of-target or overdue medical measures, for the psychiatric consultant and the primary-care liaison.
     ("medical", "Medical flags (for the consultant and the primary-care liaison)"),
     ("new", "New to the caseload"),
@@ -440,7 +447,8 @@ def review_group(row: Row) -> str | None:
 
 def review_priority(rows: Iterable[Row]) -> list[Row]:
     """Psychiatric case review order: safety first, then a positive mania screen, patients the care manager
-    flagged for review, not improving, medical flags (SMI), then new to the caseload; longest in treatment first
+    flagged for review, not improving, never reviewed past the first review's day, medical flags (SMI), then new
+    to the caseload; longest in treatment first
     within a group, then by name. Only programs whose definition has case review (CoCM) come to it."""
     order = [key for key, _ in REVIEW_GROUPS]
     chosen = [(review_group(r), r) for r in rows if r.program.case_review]

@@ -6,16 +6,20 @@ write-back planner finds no token that may create anything, so the result is not
 from __future__ import annotations
 
 import logging
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from secrets import token_hex
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from fhir_mappings.common.patient import birth_date
+from fhir_mappings.screening.instruments import Instrument, Item
+from fhir_mappings.screening.scoring import AnswerError
 from fhir_mappings.screening.writeback import plan_writeback
 from launch.errors import TandemError
 from smartapp.caseload.views import registry_enrolment
+from smartapp.clock import zone
 from smartapp.form_once import saved_without_redirect
 from smartapp.request_context import (
     current_ehr,
@@ -27,8 +31,16 @@ from smartapp.request_context import (
     services,
 )
 from smartapp.screening.service import ScreeningRecord
-from smartapp.selfreport.links import QuestionnaireLinks
-from smartapp.selfreport.service import Answerer, answer_items, answer_problems, next_screen, save_answers
+from smartapp.selfreport.drafts import Draft, Drafts
+from smartapp.selfreport.links import VISIT_SECONDS, QuestionnaireLinks
+from smartapp.selfreport.service import (
+    Answerer,
+    answer_items,
+    answer_problems,
+    first_unanswered,
+    save_answers,
+    step_after,
+)
 from smartapp.selfreport.views import CRISIS, _plain
 
 log = logging.getLogger(__name__)
@@ -73,8 +85,36 @@ def make_link(launch_id: str, careplan_id: str) -> Any:
     # The link is a secret shown once (the store keeps only its hash): the page is not a redirect, but the form is
     # spent; sent again (Back, a double click) it goes to the enrolment page and makes no second link.
     saved_without_redirect(url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id))
-    return render_template("link_made.html", **page, url=url, instrument=instrument,
-                           expires=date.fromtimestamp(expires_at))  # fmt: skip
+    # In the deployment's time zone, as a care manager tells a patient: "until December 14, 2026, 3:05 PM".
+    expires = datetime.fromtimestamp(expires_at, UTC).astimezone(zone())
+    shown = f"{expires:%B} {expires.day}, {expires.year}, {expires.hour % 12 or 12}:{expires:%M %p}"
+    return render_template("link_made.html", **page, url=url, instrument=instrument, expires=shown,
+                           expires_iso=expires.isoformat(timespec="minutes"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DatePart:
+    name: str  # the form field (and its autocomplete token: bday-<name>)
+    label: str
+    size: int
+    example: str
+
+
+#: The parts of a typed date of birth; their order is the deployment's (TANDEM_DATE_ORDER, default MDY: the US).
+DATE_PARTS = {"M": DatePart("month", "Month", 2, "03"), "D": DatePart("day", "Day", 2, "14"),
+              "Y": DatePart("year", "Year", 4, "1985")}  # fmt: skip
+
+
+def dob_parts(order: str) -> list[DatePart]:
+    """The date-of-birth fields in the deployment's order ("MDY": month / day / year)."""
+    return [DATE_PARTS[letter] for letter in (order if sorted(order) == ["D", "M", "Y"] else "MDY")]
+
+
+def _dob_page(**page: Any) -> str:
+    parts = dob_parts(services().settings.date_order)
+    hint = " / ".join(p.label.lower() for p in parts).capitalize()
+    example = " / ".join(p.example for p in parts)
+    return render_template("link_dob.html", dob_parts=parts, dob_hint=hint, dob_example=example, **page)
 
 
 def _gone() -> tuple[str, int]:
@@ -94,14 +134,14 @@ def open_link(token: str) -> Any:
     if store.get(token) is None:
         return _gone()
     if request.method == "GET":
-        return render_template("link_dob.html", action=request.path)
+        return _dob_page(action=request.path)
     secret = store.confirm(token, _born(request.form))
     if secret is None:
         left = store.attempts_left(token)
         if left <= 0:
             return _gone()
-        return render_template("link_dob.html", action=request.path, entered=request.form,
-                               problem=f"That date of birth does not match. {left} tries left."), 422  # fmt: skip
+        return _dob_page(action=request.path, entered=request.form,
+                         problem=f"That date of birth does not match. {left} tries left."), 422  # fmt: skip
     # Post/Redirect/Get: Back or a reload never sends the date of birth again.
     response = redirect(url_for("selflink.confirmed", token=token), code=303)
     response.set_cookie(VISIT_COOKIE, secret, path=f"/r/{token}", secure=True, httponly=True, samesite="Strict",
@@ -129,52 +169,105 @@ def done(token: str) -> Any:
 
 
 def _form(token: str, link_instrument: str, *, selected: dict[str, str] | None = None,
-          problems: dict[str, str] | None = None, step: int | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
+          problems: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     instrument = services().catalogue.get(link_instrument)
     assert instrument is not None  # noqa: S101 - made from the catalogue
     items = answer_items(instrument)
     return render_template("me_form.html", instrument=instrument, items=items, selected=selected or {},
-                           problems=problems or {}, submission_id=None, submission_sig=None, step=step,
+                           problems=problems or {}, submission_id=None, submission_sig=None, step=None,
                            action=url_for("selflink.answer", token=token), proxy=False, csrf=False), status  # fmt: skip
 
 
 @bp.route("/<token>/q", methods=["GET", "POST"])
-def answer(token: str) -> Any:
+@bp.route("/<token>/q/<int:number>", methods=["GET", "POST"])
+def answer(token: str, number: int | None = None) -> Any:
     """The questionnaire, only for the browser that confirmed the date of birth (its cookie is SameSite=Strict,
-    so no other site can post here in the patient's name)."""
+    so no other site can post here in the patient's name): every question on one page, or (`?one=1`) one question
+    per page, each its own address (Post/Redirect/Get: the phone's Back button is a GET of the previous question,
+    with its answer kept in the visit's draft)."""
     store = links()
     secret = request.cookies.get(VISIT_COOKIE)
+    drafts = Drafts(services().store, VISIT_SECONDS)
+    owner = Drafts.link_owner(token, secret) if secret else None
+    draft = drafts.get(owner) if owner else None
+    if draft is not None and draft.record is not None:  # a question reached again after the answers were sent
+        return redirect(url_for("selflink.done", token=token), code=303)
     link = store.visit(token, secret)
-    if link is None:
+    if link is None or owner is None:
         return _gone()
     instrument = services().catalogue.get(link.instrument)
     if instrument is None or not instrument.self_report:
         return _gone()
     items = answer_items(instrument)
+    if number is not None:
+        return _step(token, secret or "", instrument, items, number, drafts, owner, draft)
     if request.method == "GET":
-        return _form(token, link.instrument, step=0 if request.args.get("one") == "1" else None)
+        if request.args.get("one") == "1":
+            if draft is None:
+                drafts.save(owner, Draft(token_hex(16)))
+            return redirect(url_for("selflink.answer", token=token, number=1), code=303)
+        return _form(token, link.instrument)
     raw = entered_fields("step", "go", "submission_id", "submission_sig")
-    screen = next_screen(items, request.form, raw)
-    if screen is not None:
-        return _form(token, link.instrument, selected=raw, step=screen[0], problems=screen[1],
-                     status=422 if screen[1] else 200)  # fmt: skip
     problems = answer_problems(instrument, raw)
     if problems:
         return _form(token, link.instrument, selected=raw, status=422,
                      problems={p.link_id: _plain(p.message) for p in problems})  # fmt: skip
-    spent = store.use(token, secret)
-    if spent is None:
+    saved = _save(token, secret, instrument, raw, token_hex(16))
+    if saved is None:
         return _gone()
+    if not isinstance(saved, ScreeningRecord):  # validated above; kept for totality
+        return _form(token, link.instrument, selected=raw, status=422,
+                     problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
+    return redirect(url_for("selflink.done", token=token), code=303)
+
+
+def _step(token: str, secret: str, instrument: Instrument, items: list[Item], number: int, drafts: Drafts,
+          owner: str, draft: Draft | None) -> Any:  # fmt: skip
+    """One question of the link's questionnaire (GET), or its answer (POST, then a redirect to the next one)."""
+    if not 1 <= number <= len(items):
+        return _gone()
+    if draft is None:
+        draft = Draft(token_hex(16))
+        drafts.save(owner, draft)
+    here = items[number - 1]
+    if request.method == "GET":
+        missing = request.args.get("missing") == "1" and not draft.answers.get(here.link_id)
+        return render_template("me_form.html", instrument=instrument, items=items, selected=draft.answers,
+                               problems={here.link_id: "Please choose an answer to go on."} if missing else {},
+                               step=number - 1, action=request.path, proxy=False, csrf=False)  # fmt: skip
+    chosen = request.form.get(here.link_id, "")
+    if chosen in {a.code for a in here.answers}:
+        draft = drafts.answer(owner, draft, {here.link_id: chosen})
+    move = step_after(len(items), number - 1, request.form.get("go"), bool(draft.answers.get(here.link_id)))
+    if move is None:
+        problems = answer_problems(instrument, draft.answers)
+        if not problems:
+            saved = _save(token, secret, instrument, draft.answers, draft.submission_id)
+            if saved is None:
+                return _gone()
+            if isinstance(saved, ScreeningRecord):
+                drafts.sent(owner, draft, saved.id)
+                return redirect(url_for("selflink.done", token=token), code=303)
+            problems = saved
+        move = first_unanswered(items, problems), True
+    return redirect(url_for("selflink.answer", token=token, number=move[0] + 1,
+                            missing="1" if move[1] else None), code=303)  # fmt: skip
+
+
+def _save(token: str, secret: str | None, instrument: Instrument, raw: dict[str, str],
+          submission_id: str) -> ScreeningRecord | list[AnswerError] | None:  # fmt: skip
+    """Spend the link and save the answers; None when the link was spent meanwhile."""
+    spent = links().use(token, secret)
+    if spent is None:
+        return None
     registration = services().registrations.get(spent.iss)
     vendor = registration.vendor.value if registration else "generic"
     # No EHR token here: the planner finds nothing it may create, and says so on the record.
     plan = plan_writeback(None, lambda resource_type: False, vendor, has_encounter=False)
-    saved = save_answers(services(), Answerer(spent.key, f"Patient/{spent.patient}"), instrument, raw, token_hex(16),
+    saved = save_answers(services(), Answerer(spent.key, f"Patient/{spent.patient}"), instrument, raw, submission_id,
                          patient=None, plan=plan, vendor=vendor, launch_id=None, ehr=None, via="link")  # fmt: skip
-    if not isinstance(saved, ScreeningRecord):  # validated above; kept for totality
-        return _form(token, link.instrument, selected=raw, status=422,
-                     problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
-    # Post/Redirect/Get: the thank-you page reads the saved record; Back and resend give that page again (the
-    # form's single-use id), never a second record. The visit's cookie ends with the visit (VISIT_SECONDS).
-    store.remember_done(token, secret, saved.id)
-    return redirect(url_for("selflink.done", token=token), code=303)
+    if isinstance(saved, ScreeningRecord):
+        # Post/Redirect/Get: the thank-you page reads the saved record; Back and resend give that page again (the
+        # form's single-use id), never a second record. The visit's cookie ends with the visit (VISIT_SECONDS).
+        links().remember_done(token, secret, saved.id)
+    return saved

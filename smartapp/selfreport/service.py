@@ -93,20 +93,21 @@ def answer_items(instrument: Instrument) -> list[Item]:
     return [i for i in instrument.items if i.kind == "choice"]
 
 
-def next_screen(
-    items: Sequence[Item], form: Mapping[str, str], raw: Mapping[str, str]
-) -> tuple[int, dict[str, str]] | None:
-    """One question per screen: the step to show after this post, with the problem to show on it; None when the
-    answers are to be saved (the last step went on, or the form had every question on one page)."""
-    step_text = form.get("step")
-    if step_text is None or not step_text.isdigit():
-        return None
-    step, back = int(step_text), form.get("go") == "back"
-    current = items[step] if step < len(items) else None
-    if current is not None and not raw.get(current.link_id) and not back:
-        return step, {current.link_id: "Please choose an answer to go on."}
-    step = step - 1 if back else step + 1
-    return (max(step, 0), {}) if step < len(items) else None
+def step_after(count: int, step: int, go: str | None, answered: bool) -> tuple[int, bool] | None:
+    """One question per screen: after `go` ("next" or "back") on `step` (from 0) of `count`, the step to show and
+    whether it is shown asking for its missing answer; None when the answers are to be saved (the last step went
+    on). Back needs no answer; going on does (the step is shown again, asking for it)."""
+    if go == "back":
+        return max(step - 1, 0), False
+    if not answered:
+        return step, True
+    return (step + 1, False) if step + 1 < count else None
+
+
+def first_unanswered(items: Sequence[Item], problems: Sequence[AnswerError]) -> int:
+    """The step of the first question with a problem (where a patient is sent back to answer it)."""
+    named = {p.link_id for p in problems}
+    return next((n for n, item in enumerate(items) if item.link_id in named), 0)
 
 
 def answer_problems(instrument: Instrument, raw: Mapping[str, str]) -> list[AnswerError]:

@@ -5,12 +5,14 @@ Never a score of anyone else, never the caseload: `load_launch` gives these rout
 from __future__ import annotations
 
 import logging
+from secrets import token_hex
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from fhir_mappings.common.capability import supports_conditional_create
 from fhir_mappings.screening.instruments import Instrument
+from fhir_mappings.screening.scoring import AnswerError
 from launch.errors import TandemError
 from launch.scopes import allows_create
 from smartapp.request_context import (
@@ -26,14 +28,16 @@ from smartapp.request_context import (
     sign_form_id,
 )
 from smartapp.screening.service import ScreeningRecord
+from smartapp.selfreport.drafts import Draft, Drafts
 from smartapp.selfreport.service import (
     Answerer,
     answer_items,
+    first_unanswered,
     may_answer,
-    next_screen,
     portal_plan,
     save_answers,
     self_report_due,
+    step_after,
 )
 
 log = logging.getLogger(__name__)
@@ -91,10 +95,16 @@ def _form(instrument: Instrument, *, selected: dict[str, str] | None = None, pro
 @bp.route("/q/<key>", methods=["GET", "POST"])
 @launch_required
 def answer(launch_id: str, key: str) -> Any:
-    """One form: every question on one page, or one question per screen (`?one=1`): each step posts the answers
-    so far back (nothing is saved until the last), so a phone's back button and a reload lose nothing."""
+    """One form with every question on one page; `?one=1` begins one question per screen (`step`)."""
     if request.method == "GET":
-        return _form(_instrument(key), step=0 if request.args.get("one") == "1" else None)
+        instrument = _instrument(key)
+        if request.args.get("one") != "1":
+            return _form(instrument)
+        drafts, owner = Drafts(services().store), Drafts.portal_owner(launch_id, key)
+        draft = drafts.get(owner)
+        if draft is None or draft.record is not None:  # a new visit begins a new draft
+            drafts.save(owner, Draft(token_hex(16)))
+        return redirect(url_for("selfreport.step", launch_id=launch_id, key=key, number=1), code=303)
     raw = entered_fields("submission_id", "submission_sig", "step", "go")
     submission_id = request.form.get("submission_id", "")
     session, who = current_launch(), answerer()
@@ -105,14 +115,59 @@ def answer(launch_id: str, key: str) -> Any:
         # Not a form this launch opened for this questionnaire: answers kept, and only if it is due.
         return _form(_instrument(key), selected=raw, status=409, problems={"form": "This form was opened in "
                      "another window. Your answers are kept: please send them again."})  # fmt: skip
-    # The signed form was opened while the questionnaire was due: each step needs no new EHR reads.
-    instrument = opened
-    items = answer_items(instrument)
-    screen = next_screen(items, request.form, raw)
-    if screen is not None:
-        return _form(instrument, selected=raw, submission_id=submission_id, step=screen[0], problems=screen[1],
-                     status=422 if screen[1] else 200)  # fmt: skip
-    ehr = current_ehr()
+    # The signed form was opened while the questionnaire was due: no new EHR reads.
+    saved = _save(opened, raw, submission_id)
+    if not isinstance(saved, ScreeningRecord):
+        return _form(opened, selected=raw, submission_id=submission_id, status=422,
+                     problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
+    return redirect(url_for("selfreport.done", launch_id=session.id, record_id=saved.id), code=303)
+
+
+@bp.route("/q/<key>/<int:number>", methods=["GET", "POST"])
+@launch_required
+def step(launch_id: str, key: str, number: int) -> Any:
+    """One question per screen, each question its own page (Post/Redirect/Get): an answer is posted, kept in the
+    launch's draft and followed by a redirect to the next question's page; the phone's Back button goes to the
+    previous question's page (a GET, with its saved answer), never a form sent again. Nothing reaches the care
+    team before the last question; a question reached again after the answers were sent shows the thank-you page."""
+    drafts, owner = Drafts(services().store), Drafts.portal_owner(launch_id, key)
+    draft = drafts.get(owner)
+    if draft is not None and draft.record is not None:
+        return redirect(url_for("selfreport.done", launch_id=launch_id, record_id=draft.record), code=303)
+    if draft is None:  # the draft ended (or a step's address opened directly): only while it is due
+        _instrument(key)
+        draft = Draft(token_hex(16))
+        drafts.save(owner, draft)
+    instrument = services().catalogue.get(key)
+    items = answer_items(instrument) if instrument is not None and instrument.self_report else []
+    if not 1 <= number <= len(items) or instrument is None:
+        abort(404)
+    here = items[number - 1]
+    if request.method == "GET":
+        missing = request.args.get("missing") == "1" and not draft.answers.get(here.link_id)
+        return render_template("me_form.html", instrument=instrument, items=items, selected=draft.answers,
+                               problems={here.link_id: "Please choose an answer to go on."} if missing else {},
+                               step=number - 1, action=request.path, proxy=answerer().proxy)  # fmt: skip
+    chosen = request.form.get(here.link_id, "")
+    if chosen in {a.code for a in here.answers}:
+        draft = drafts.answer(owner, draft, {here.link_id: chosen})
+    move = step_after(len(items), number - 1, request.form.get("go"), bool(draft.answers.get(here.link_id)))
+    if move is None:
+        saved = _save(instrument, draft.answers, draft.submission_id)
+        if isinstance(saved, ScreeningRecord):
+            drafts.sent(owner, draft, saved.id)
+            return redirect(url_for("selfreport.done", launch_id=launch_id, record_id=saved.id), code=303)
+        move = first_unanswered(items, saved), True
+    return redirect(url_for("selfreport.step", launch_id=launch_id, key=key, number=move[0] + 1,
+                            missing="1" if move[1] else None), code=303)  # fmt: skip
+
+
+def _save(
+    instrument: Instrument, raw: dict[str, str], submission_id: str
+) -> ScreeningRecord | list[AnswerError]:
+    """Save the patient's answers (the safety alert and same-day Task on a positive item 9), with the write-back
+    plan of the portal token's own scopes."""
+    session, who, ehr = current_launch(), answerer(), current_ehr()
     vendor, capability = ehr_profile(session)
     granted = session.scope.split()
     plan = portal_plan(
@@ -121,13 +176,8 @@ def answer(launch_id: str, key: str) -> Any:
     conditional = bool(plan.ehr_types) and all(
         supports_conditional_create(capability, t) for t in plan.ehr_types
     )
-    patient = _patient(ehr, who)
-    saved = save_answers(services(), who, instrument, raw, submission_id, patient=patient, plan=plan, vendor=vendor,
-                         launch_id=session.id, ehr=ehr, conditional=conditional)  # fmt: skip
-    if not isinstance(saved, ScreeningRecord):
-        return _form(instrument, selected=raw, submission_id=submission_id, status=422,
-                     problems={p.link_id: _plain(p.message) for p in saved})  # fmt: skip
-    return redirect(url_for("selfreport.done", launch_id=session.id, record_id=saved.id), code=303)
+    return save_answers(services(), who, instrument, raw, submission_id, patient=_patient(ehr, who), plan=plan,
+                        vendor=vendor, launch_id=session.id, ehr=ehr, conditional=conditional)  # fmt: skip
 
 
 def _patient(ehr: Any, who: Answerer) -> dict[str, Any] | None:

@@ -102,6 +102,7 @@ def test_the_case_review_puts_safety_first_then_mania_flagged_not_improving_medi
         "Mania screen positive",
         "Flagged for review by the care manager",
         "Not improving",
+        "Never reviewed: first review overdue",
         "Medical flags (for the consultant and the primary-care liaison)",
         "New to the caseload",
     ]

@@ -178,8 +178,9 @@ def test_worklist_flags_review_and_columns_follow_the_program() -> None:
     scores = {key: [_point("PHQ-9", 16, 80), _point("PHQ-9", 14, 3)]}
     rows = build_rows(enrolments, [], [], scores, TODAY)
     flags = {row.enrolment.program: set(row.flags) for row in rows}
-    assert flags["cocm-depression"] == {"not-improving", "no-contact", "new"}
-    assert flags["bhi-general"] == {"not-improving", "no-contact", "new"}
+    # 12 weeks, never reviewed: CoCM's first review is overdue; BHI (no case review) is past "new" (4 weeks).
+    assert flags["cocm-depression"] == {"not-improving", "no-contact", "first-review-overdue"}
+    assert flags["bhi-general"] == {"not-improving", "no-contact"}
     assert [r.enrolment.program for r in review_priority(rows)] == ["cocm-depression"]
     assert "consultant" not in columns_for(["bhi-general"]) and "consultant" in columns_for(
         ["bhi-general", "cocm-anxiety"]

@@ -152,13 +152,15 @@ def _points(patient: str, *scores: tuple[date, int]) -> list[ScorePoint]:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("improving", {"new"}),
-        ("not-improving", {"not-improving", "new"}),
-        ("too-early", {"new"}),
-        ("no-contact", {"no-contact", "new"}),
-        ("overdue", {"overdue", "new"}),
-        ("flagged", {"review", "new"}),
-        ("safety", {"safety", "new"}),
+        # Never reviewed 12 (or 6) weeks after enrolment: the first review (week 4, the program file) is overdue;
+        # "new" lasts only until it is due (issue 28; tests/fhir_mappings/test_worklist_flags.py).
+        ("improving", {"first-review-overdue"}),
+        ("not-improving", {"not-improving", "first-review-overdue"}),
+        ("too-early", {"first-review-overdue"}),
+        ("no-contact", {"no-contact", "first-review-overdue"}),
+        ("overdue", {"overdue", "first-review-overdue"}),
+        ("flagged", {"review", "first-review-overdue"}),
+        ("safety", {"safety", "first-review-overdue"}),
         ("reviewed", set()),
     ],
 )

@@ -139,7 +139,8 @@ def _rows() -> list[Any]:
 def test_rows_of_the_smi_program_carry_the_whole_person_and_others_do_not() -> None:
     rows = {r.enrolment.patient_id: r for r in _rows()}
     assert rows["d"].whole is None
-    assert rows["a"].flags == ("mania", "not-improving", "medical", "no-contact", "new")  # by urgency
+    # by urgency
+    assert rows["a"].flags == ("mania", "not-improving", "first-review-overdue", "medical", "no-contact")
     assert "social" in rows["c"].flags and rows["c"].whole is not None and rows["c"].whole.medical is None
     assert rows["a"].display_value("bp") == "150/95" and rows["a"].display_value("hba1c") == "8.6"
     assert rows["b"].display_value("symptoms") == "WHO-5 60"

@@ -75,18 +75,22 @@ def test_a_patient_answers_a_phq9_one_question_per_screen_and_the_care_team_is_a
     assert "PHQ-9" in text and "worklist" not in text.lower()
     one = re.search(r'href="([^"]*/me/q/phq9\?one=1)"', text)
     assert one, text[-1500:]
-    page = world.tandem_url + unescape(one.group(1))
-    shown = browser.get(page)
-    for _ in range(12):  # nine questions and the difficulty question, one per screen
-        assert shown.status_code == 200, shown.text[-800:]
-        assert shown.text.count('<fieldset class="question"') == 1  # one question per screen
-        link_id = re.search(r'<fieldset class="question" id="q-([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
-        hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', shown.text))
-        first_choice = re.search(rf'name="{link_id}" id="[^"]+" value="([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
-        shown = browser.post_from(page, page.split("?")[0], {**hidden, link_id: POSITIVE.get(link_id, first_choice),
-                                                              "go": "next"})  # fmt: skip
-        if shown.status_code == 303:
+    # One question per page (issue 28): each answer is posted and redirected (303) to the next question's own page.
+    page = browser.follow(world.tandem_url + unescape(one.group(1))).url
+    shown = None
+    for _ in range(12):  # nine questions and the difficulty question, one per page
+        assert re.search(r"/me/q/phq9/\d+$", page), page
+        form, target = browser.form(page)
+        text = browser.get(page).text
+        assert text.count('<fieldset class="question"') == 1  # one question per page
+        link_id = re.search(r'<fieldset class="question" id="q-([^"]+)"', text).group(1)  # type: ignore[union-attr]
+        first_choice = re.search(rf'name="{link_id}" id="[^"]+" value="([^"]+)"', text).group(1)  # type: ignore[union-attr]
+        shown = browser.post_from(page, target, {**form.hidden, link_id: POSITIVE.get(link_id, first_choice),
+                                                 "go": "next"})  # fmt: skip
+        assert shown.status_code == 303, shown.text[-800:]
+        if "/me/done/" in shown.headers["Location"]:
             break
+        page = world.tandem_url + shown.headers["Location"]
     last = shown
     assert last.status_code == 303
     done = browser.get(world.tandem_url + last.headers["Location"])

@@ -11,14 +11,15 @@ import pytest
 from fhir_mappings.screening.history import is_patient_reported, score_points
 from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.screening.resources import Submission, questionnaire_response, registry_transaction
-from fhir_mappings.screening.scoring import parse_answers, score
+from fhir_mappings.screening.scoring import AnswerError, parse_answers, score
 from launch.context import LaunchContext
 from launch.sessions import LaunchSession
 from launch.store import EmbeddedStore
 from smartapp import errors as app_errors
 from smartapp.access import portal_access_for
+from smartapp.selfreport.drafts import Drafts
 from smartapp.selfreport.links import MAX_ATTEMPTS, QuestionnaireLinks
-from smartapp.selfreport.service import answer_items, answer_problems, next_screen
+from smartapp.selfreport.service import answer_items, answer_problems, first_unanswered, step_after
 
 PHQ9 = CATALOGUE.get("phq9")
 assert PHQ9 is not None
@@ -53,17 +54,47 @@ def test_who_may_answer_for_whom(fhir_user: str | None, patient: str | None, ans
 ITEMS = answer_items(PHQ9)
 
 
-@pytest.mark.parametrize(("form", "raw", "expected"), [
-    ({}, {}, None),  # every question on one page: save
-    ({"step": "0", "go": "next"}, {"phq9-1": "LA6568-5"}, (1, {})),
-    ({"step": "0", "go": "next"}, {}, (0, {"phq9-1": "Please choose an answer to go on."})),
-    ({"step": "3", "go": "back"}, {}, (2, {})),  # back needs no answer
-    ({"step": "0", "go": "back"}, {}, (0, {})),
-    ({"step": str(len(ITEMS) - 1), "go": "next"}, {ITEMS[-1].link_id: "x"}, None),  # the last: save
-    ({"step": "nonsense"}, {}, None),
+# One question per screen, each its own page (issue 28: the phone's Back button must never resend a form): after
+# "next" or "back" on a step, the step to show and whether it asks for its missing answer; None: save.
+@pytest.mark.parametrize(("step", "go", "answered", "expected"), [
+    (0, "next", True, (1, False)),
+    (0, "next", False, (0, True)),  # going on needs this question's answer
+    (3, "back", False, (2, False)),  # back needs no answer
+    (0, "back", False, (0, False)),  # the first question has no earlier one
+    (len(ITEMS) - 1, "next", True, None),  # the last question answered: save
+    (len(ITEMS) - 1, "next", False, (len(ITEMS) - 1, True)),
+    (2, None, True, (3, False)),  # Enter in an answer sends the form without its button's value: on
 ])  # fmt: skip
-def test_one_question_per_screen(form: dict[str, str], raw: dict[str, str], expected: Any) -> None:
-    assert next_screen(ITEMS, form, raw) == expected
+def test_one_question_per_screen(step: int, go: str | None, answered: bool, expected: Any) -> None:
+    assert step_after(len(ITEMS), step, go, answered) == expected
+
+
+@pytest.mark.parametrize(("missing", "expected"), [
+    (["phq9-9"], 8),  # a skipped item 9 sends the patient back to item 9, never read as "no"
+    (["phq9-3", "phq9-1"], 0),  # the first in the questionnaire's order
+    ([], 0),
+])  # fmt: skip
+def test_a_patient_is_sent_back_to_the_first_unanswered_question(missing: list[str], expected: int) -> None:
+    assert first_unanswered(ITEMS, [AnswerError(m, "Please choose an answer.") for m in missing]) == expected
+
+
+def test_a_draft_keeps_the_answers_so_far_and_then_only_its_record() -> None:
+    drafts = Drafts(EmbeddedStore())
+    owner = Drafts.portal_owner("l" * 32, "phq9")
+    draft = drafts.start(owner)
+    assert drafts.start(owner).submission_id == draft.submission_id  # one draft per launch and questionnaire
+    drafts.answer(owner, draft, {"phq9-1": "LA6568-5"})
+    drafts.answer(
+        owner, drafts.get(owner) or draft, {"phq9-1": "LA6569-3", "phq9-2": ""}
+    )  # changed, not doubled
+    assert (drafts.get(owner) or draft).answers == {"phq9-1": "LA6569-3"}
+    assert drafts.get(Drafts.portal_owner("m" * 32, "phq9")) is None  # another launch's draft is its own
+    assert drafts.get(Drafts.link_owner("tok", "visit-a")) is None
+    drafts.sent(owner, draft, "rec-1")
+    kept = drafts.get(owner)
+    assert (
+        kept is not None and kept.record == "rec-1" and kept.answers == {}
+    )  # the answers are not kept after
 
 
 def test_a_patient_answers_every_scored_question_but_not_the_difficulty_one() -> None:
@@ -112,3 +143,31 @@ def test_patient_reported_resources_carry_the_tag_and_the_answerer() -> None:
     assert not is_patient_reported(questionnaire_response(clinic)) and "source" not in questionnaire_response(
         clinic
     )
+
+
+# The date of birth on a questionnaire link in the deployment's order (issue 28: US patients write month / day /
+# year; TANDEM_DATE_ORDER, default MDY), one labelled field per part.
+@pytest.mark.parametrize(("order", "fields"), [
+    ("MDY", ["month", "day", "year"]),  # the US (the default)
+    ("DMY", ["day", "month", "year"]),  # most of Europe
+    ("YMD", ["year", "month", "day"]),  # ISO 8601, East Asia
+    ("XYZ", ["month", "day", "year"]),  # not an order: the default (the setting is refused at start-up anyway)
+])  # fmt: skip
+def test_the_date_of_birth_fields_follow_the_deployments_order(order: str, fields: list[str]) -> None:
+    from smartapp.selfreport.link_views import dob_parts
+
+    assert [p.name for p in dob_parts(order)] == fields
+
+
+@pytest.mark.parametrize(("value", "valid"), [("MDY", True), ("DMY", True), ("YMD", True), ("mdy", False),
+                                              ("DDMMYY", False)])  # fmt: skip
+def test_the_date_order_setting_is_checked_at_start_up(value: str, valid: bool) -> None:
+    from launch.errors import ConfigurationError
+    from smartapp.config import Settings
+
+    assert Settings().date_order == "MDY"
+    if valid:
+        assert Settings.from_env({"TANDEM_DATE_ORDER": value}).date_order == value
+    else:
+        with pytest.raises(ConfigurationError, match="TANDEM_DATE_ORDER"):
+            Settings.from_env({"TANDEM_DATE_ORDER": value})
