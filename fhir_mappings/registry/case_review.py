@@ -124,5 +124,5 @@ def reasons(row: Row, today: date, *, safety_pending: bool = False) -> list[Reas
         labels = [MEDICAL_FLAG_LABELS.get(f, f) for f in row.whole.medical_flags]
         found.append(Reason("medical", "Medical: " + ("; ".join(labels) if labels else "out of target")))
     if "new" in flags and row.last_review is None:
-        found.append(Reason("new", "New to the caseload, never reviewed", row.enrolment.start, "enrolled"))
+        found.append(Reason("new", "New to the caseload, never reviewed;", row.enrolment.start, "enrolled"))
     return found
