@@ -174,3 +174,25 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
     assert f"{second} — Started ({pcp}" in statuses
     assert case.locator(".review-reasons li").first.inner_text().startswith("Requested by the care manager")
     assert screen_problems(page) == []
+
+
+def test_a_failed_medication_read_is_said_in_its_section_and_the_rest_of_the_page_loads(
+    frame_page: Any, demo_world: Any
+) -> None:
+    page = frame_page
+    sandbox = demo_world.sandbox_app.extensions["sandbox"]["config"]
+    sandbox.read_fault = {"MedicationRequest"}
+    try:
+        _review(page, demo_world)
+    finally:
+        sandbox.read_fault = set()
+    cases = page.locator("article.review-case")
+    assert cases.count() >= 3
+    for (
+        case
+    ) in cases.all():  # each case still has its reasons, trend and form; the medications say what failed
+        assert "could not be read from the EHR just now" in case.locator(".review-meds").inner_text()
+        assert case.locator(".review-reasons li").count() >= 1
+        assert case.get_by_role("button", name="Record review and close").count() == 1
+    assert page.locator(".review-trend svg").count() >= 1
+    assert screen_problems(page) == []
