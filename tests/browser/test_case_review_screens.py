@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.screens import readable_text, screen_problems
+from tests.browser.screens import jargon_in, overflow_px, readable_text, screen_problems
 
 pytestmark = pytest.mark.integration
 
@@ -145,11 +145,25 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
     first = rows.nth(0).locator("td").first.inner_text()
     second = rows.nth(1).locator("td").first.inner_text()
     rows.nth(0).get_by_label(f"Status of “{first}”").select_option("accepted")
+    form = rows.nth(0).locator("form")
+    sent = form.evaluate("f => [f.action, Object.fromEntries(new FormData(f))]")
     rows.nth(0).get_by_role("button", name="Save").click()
     page.get_by_role("status").filter(has_text="Recommendation marked “accepted”").wait_for()
     marked = page.locator("section.recommendations table.rec-status tbody tr").nth(0).inner_text()
     assert "Accepted" in marked and cm in marked
-    assert readable_text(page).count("Practitioner/") == 0
+    # The same form sent again (Back and resend, a double click) saves nothing: form_once answers with the result.
+    replay = page.evaluate(
+        """async ([action, fields]) => {
+            const r = await fetch(action, {method: 'POST', body: new URLSearchParams({...fields, status: 'declined'}),
+                                           credentials: 'same-origin'});
+            return await r.text();
+        }""",
+        sent,
+    )
+    assert "This form was already sent" in replay
+    page.reload()
+    assert "Accepted" in page.locator("section.recommendations table.rec-status tbody tr").nth(0).inner_text()
+    assert jargon_in(page.locator("section.recommendations").inner_text()) == []
     page.get_by_label("Flag for psychiatric review").check()
     page.get_by_role("button", name="Save", exact=True).first.click()
     page.wait_for_load_state()
@@ -163,7 +177,9 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
     row.get_by_role("button", name="Save").click()
     page.get_by_role("status").filter(has_text="Recommendation marked “started”").wait_for()
     assert "Started" in page.locator("section.recommendations table.rec-status tbody tr").nth(1).inner_text()
-    assert not [p for p in screen_problems(page) if "recommendations" in p or "rec-status" in p]
+    # The chart's own layout is another part's (issue 28, clinician); this section has no ids, codes or UTC times.
+    assert jargon_in(page.locator("section.recommendations").inner_text()) == []
+    assert overflow_px(page) == 0
 
     # The next review shows what became of each recommendation, with who marked it.
     _review(page, demo_world)
