@@ -102,7 +102,8 @@ def reasons(row: Row, today: date, *, safety_pending: bool = False) -> list[Reas
             )
         found.append(reason)
     if "mania" in flags:
-        mania = next((s for s in (row.whole.symptoms if row.whole else ()) if s.positive and s.series != row.program.outcome.series), None)  # fmt: skip
+        plan = row.program.whole_person
+        mania = row.whole.symptom(plan.mania_series) if row.whole and plan and plan.mania_series else None
         if mania is not None and mania.scores.latest_point is not None:
             found.append(Reason("mania", f"{mania.series} mania screen positive ({mania.scores.latest})",
                                 mania.scores.latest_point.day))  # fmt: skip

@@ -438,6 +438,8 @@ def measure(launch_id: str, careplan_id: str, key: str) -> Any:
 
 
 REVIEW_PAGE_SIZE = 10
+#: How many recently reviewed cases the folded list names (the count says how many there are).
+REVIEWED_SHOWN = 30
 
 
 def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any]] | None = None,
@@ -479,11 +481,14 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
         r.enrolment.id: review_reasons(r, today, safety_pending=r.enrolment.key in pending) for r in shown
     }
     medications = read_psychotropics(ehr, [r.enrolment.patient_id for r in shown])
+    # The recently reviewed, folded under the list: by name and date of birth (the kept rows; the first few).
+    reviewed_rows = services().ready.rows(reviewed[:REVIEWED_SHOWN], today, pending) if reviewed else []
     records = reviews_of(services().caseload, [r.enrolment.key for r in shown])
     return render_template("review.html", **page, groups=[g for g in groups if g[2]], counts=counts,
                            total=len(to_review), who=who, page_number=number, pages=pages, trends=trends,
                            kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3, reasons=reasons,
                            medications=medications, records=records, reviewed=reviewed,
+                           reviewed_rows=reviewed_rows,
                            recently_days=REVIEW_RULES.reviewed_recently_days), status  # fmt: skip
 
 

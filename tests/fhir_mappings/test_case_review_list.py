@@ -142,3 +142,16 @@ def test_a_safety_alert_not_yet_in_the_registry_is_said_so() -> None:
                       safety_pending=[PatientKey(ISS, "p1")])  # fmt: skip
     found = reasons(rows[0], TODAY, safety_pending=True)
     assert found[0].key == "safety" and "not yet in the registry" in found[0].text
+
+
+def test_a_positive_mania_screen_names_its_instrument_score_and_day() -> None:
+    # cocm-smi.json: the mania screen is the ASRM series (positive at 6 or more: its scoring file).
+    start = TODAY - timedelta(weeks=20)
+    enrolment = Enrolment(id="cp-1", iss=ISS, patient_id="p1", patient_name="Ana Rivera", program="cocm-smi",
+                          phase="active-treatment", start=start, team={}, consent_given=True)  # fmt: skip
+    points = [*_phq((start, 11), (TODAY, 4)),
+              ScorePoint("ASRM", datetime(2026, 12, 3, tzinfo=UTC), 9, "Tandem", "asrm"),
+              ScorePoint("WHO-5", datetime(2026, 12, 3, tzinfo=UTC), 20, "Tandem", "who5")]  # fmt: skip
+    rows = build_rows([enrolment], [], [], {PatientKey(ISS, "p1"): points}, TODAY)
+    mania = next(r for r in reasons(rows[0], TODAY) if r.key == "mania")
+    assert (mania.text, mania.day) == ("ASRM mania screen positive (9)", date(2026, 12, 3))
