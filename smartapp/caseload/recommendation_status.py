@@ -21,6 +21,7 @@ from smartapp.outgoing import validated
 
 log = logging.getLogger(__name__)
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 #: The roles that mark a recommendation's status: the care manager carries it out with the PCP, who decides.
 MARKING_ROLES = ("care-manager", "pcp")
 
@@ -63,7 +64,7 @@ def reviews_of(caseload: CaseloadService, keys: Iterable[PatientKey]) -> dict[st
             if record.careplan_id:
                 by_plan.setdefault(record.careplan_id, []).append(record)
     for records in by_plan.values():
-        records.sort(key=lambda r: (r.completed is not None, r.completed), reverse=True)
+        records.sort(key=lambda r: r.completed_at or EARLIEST, reverse=True)  # two reviews a day: by instant
     return by_plan
 
 
