@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fhir_mappings.registry.case_review import RULES
 from tests.browser.screens import (
     jargon_in,
     overflow_px,
@@ -93,6 +94,7 @@ def test_recording_a_review_removes_the_case_from_to_review_and_updates_the_coun
     assert group.count() == 1, "the demo has a patient who is not improving"
     group_count = int(re.search(r"\((\d+)\)", group.locator("h2").inner_text()).group(1))  # type: ignore[union-attr]
     total = _total(page)
+    before = re.search(r"(\d+) reviewed in the last", page.locator(".review-summary").inner_text())
     case = group.locator("article").first
     name = case.locator("h3 a").inner_text()
     case.get_by_label("Recommendation 1", exact=True).select_option("continue")
@@ -107,6 +109,11 @@ def test_recording_a_review_removes_the_case_from_to_review_and_updates_the_coun
     else:
         assert f"({group_count - 1})" in after.locator("h2").inner_text()
     assert f"{group_count - 1} not improving" in page.locator(".review-summary").inner_text()
+    recently = int(before.group(1)) if before else 0
+    assert (
+        f"{recently + 1} reviewed in the last {RULES.reviewed_recently_days} days"
+        in page.locator(".review-summary").inner_text()
+    )
     reviewed = page.locator("details.reviewed-recently")
     assert name.lower() in (reviewed.text_content() or "").lower()
     assert screen_problems(page) == []
