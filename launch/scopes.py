@@ -60,6 +60,7 @@ _WORKLIST_NOTE = (
     "the worklist's follow-up results and consult notes (a user-level create: no patient in context)"
 )
 _FIND_OWN = "finding Tandem's own write after a lost answer (identifier search), so it is never written twice"
+_REVIEW_MEDS = "the psychiatric case review's current psychotropic medications (a user-level read: no patient in context)"
 
 #: User-level creates for the worklist's write-backs and the reads that confirm a write whose answer was lost.
 #: ehr-integration.md §1: Epic and Oracle accept DocumentReference creates (clinical notes); neither accepts
@@ -76,6 +77,9 @@ WRITE_SCOPES: dict[Vendor, tuple[ProfileScope, ...]] = {
         ProfileScope("patient/DocumentReference.rs", _FIND_OWN, True),
         ProfileScope("user/QuestionnaireResponse.rs", _FIND_OWN, True),
         ProfileScope("user/DocumentReference.rs", _FIND_OWN, True),
+        # Not asked of Epic or Oracle: ehr-integration.md does not say they grant user-level medication reads.
+        ProfileScope("user/MedicationRequest.rs", _REVIEW_MEDS, True),
+        ProfileScope("user/MedicationStatement.rs", _REVIEW_MEDS, True),
     ),
     Vendor.EPIC: (ProfileScope("patient/DocumentReference.rs", _FIND_OWN, False),),
     Vendor.ORACLE: (

@@ -46,6 +46,8 @@ class SandboxConfig:
     #: (stored, then the answer is held back past the client's timeout).
     write_fault: str | None = None
     lost_answer_seconds: float = 3.0
+    #: Resource types whose reads and searches fail with a 500 (fault tests: the case review's medication read).
+    read_fault: set[str] = field(default_factory=set)
     #: Scenario labels of seeded patients (patient id → what the worklist shows for them), for the launcher.
     labels: dict[str, str] = field(default_factory=dict)
     #: Tandem's public keys: with them each EHR registers a backend services client `tandem-backend-<mode>`.
@@ -414,6 +416,8 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
         ):
             return _outcome(403, "forbidden", "A patient-scoped token may only write this patient's data")
         if request.method in ("POST", "PUT") and config.write_fault == "500":
+            return _outcome(500, "exception", "Injected fault: the EHR failed")
+        if request.method == "GET" and parts and parts[0] in config.read_fault:
             return _outcome(500, "exception", "Injected fault: the EHR failed")
         headers = {k: request.headers[k] for k in _FORWARDED_HEADERS if k in request.headers}
         headers["Accept"] = "application/fhir+json"

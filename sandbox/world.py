@@ -106,6 +106,9 @@ class SandboxWorld:
 
                 add_families(self.cohort, date.today())
                 add_smi_patients(self.cohort, date.today())
+                from .review_medications import add_psychotropics
+
+                add_psychotropics(self.cohort, date.today())
                 from .measure_population import add_to_cohort
 
                 add_to_cohort(self.cohort, DEMO_MEASURE_PATIENTS, date.today().year)

@@ -108,6 +108,12 @@ COPY: dict[type[errors.TandemError], Copy] = {
         "You opened Tandem from one patient's chart, so it shows that patient only. Open the worklist from the "
         "EHR's Tandem worklist activity to see the caseload.",
     ),
+    app_errors.NotRecommendationMarker: Copy(
+        403,
+        "Only the care manager and the PCP mark recommendations",
+        "What became of a psychiatric consultant's recommendation is marked by the patient's care manager or "
+        "PCP, as the care team lists them in the registry. Nothing was changed.",
+    ),
     app_errors.UnknownPatient: Copy(
         409,
         "The EHR sent a patient that its FHIR server does not know",

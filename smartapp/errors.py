@@ -17,6 +17,10 @@ class NotPermitted(AccessError):
     """The launch does not give access to this (another patient, or the whole caseload from a chart launch)."""
 
 
+class NotRecommendationMarker(AccessError):
+    """Someone other than the patient's care manager or PCP tried to mark what became of a recommendation."""
+
+
 class UnknownPatient(TandemError):
     """A chart launch's patient is not known to the EHR's FHIR server (Patient read 404): nothing may be opened or
     written under that id (a nameless chart would file screenings under a patient nobody can find)."""

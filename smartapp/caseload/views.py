@@ -26,9 +26,13 @@ from fhir_mappings.registry.billing import (
     month_readiness,
 )
 from fhir_mappings.registry.care_team import Person, Picker, care_team_people, default_member, pickers
+from fhir_mappings.registry.case_review import RULES as REVIEW_RULES
+from fhir_mappings.registry.case_review import reasons as review_reasons
+from fhir_mappings.registry.case_review import to_review as still_to_review
 from fhir_mappings.registry.patient_page import due_now, safety_source
 from fhir_mappings.registry.programs import PROGRAMS, program_or_default, programs_for_age, suggest_program
 from fhir_mappings.registry.recommendations import KINDS as RECOMMENDATION_KINDS
+from fhir_mappings.registry.recommendations import STATUSES as RECOMMENDATION_STATUSES
 from fhir_mappings.registry.recommendations import Review, consult_note, review_from_form
 from fhir_mappings.registry.resources import (
     CONTACT_TYPES,
@@ -72,6 +76,8 @@ from smartapp.caseload.ready import (
     review_group_of,
     sort_entries,
 )
+from smartapp.caseload.recommendation_status import RecommendationsView, mark, may_mark, reviews_of
+from smartapp.caseload.review_medications import read_psychotropics
 from smartapp.caseload.service import EnrolmentChanged
 from smartapp.caseload.snapshot import CaseloadData
 from smartapp.chart.trends import trend_svg
@@ -482,6 +488,8 @@ def _back_to_the_patient(response: Any, launch_id: str, careplan_id: str) -> Any
 
 
 REVIEW_PAGE_SIZE = 10
+#: How many recently reviewed cases the folded list names (the count says how many there are).
+REVIEWED_SHOWN = 30
 
 
 def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any]] | None = None,
@@ -500,11 +508,12 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     entries = [
         e.with_safety() if e.key in pending else e for e in services().ready.entries(access.iss, today)
     ]
-    to_review = review_entries(entries)
-    on_team = user is not None and any(user.reference in e.members for e in to_review)
+    to_review, reviewed = _split_reviewed(review_entries(entries), pending, today)
+    on_team = user is not None and any(user.reference in e.members for e in to_review + reviewed)
     who = request.args.get("who") or ("mine" if on_team else "all")
     if who == "mine" and user is not None:
         to_review = [e for e in to_review if user.reference in e.members]
+        reviewed = [e for e in reviewed if user.reference in e.members]
     if problem is not None:  # the case whose form needs correcting is shown whatever page it is on
         to_review = [e for e in to_review if e.id == problem[0]] or to_review
     shown_entries, number, pages = _paged(to_review, REVIEW_PAGE_SIZE)
@@ -513,12 +522,52 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     trends = {}
     for row in shown:
         points = series(scores.get(row.enrolment.key, []), row.program.outcome.series)
-        trends[row.enrolment.id] = trend_svg(points, row.program.outcome.series) if points else ""
+        trends[row.enrolment.id] = (
+            trend_svg(points, row.program.outcome.series, compact=True, titled=True) if points else ""
+        )
     groups = [(key, label, [r for r in shown if review_group(r) == key]) for key, label in REVIEW_GROUPS]
     counts = {key: sum(1 for e in to_review if review_group_of(e) == key) for key, _ in REVIEW_GROUPS}
+    reasons = {
+        r.enrolment.id: review_reasons(r, today, safety_pending=r.enrolment.key in pending) for r in shown
+    }
+    medications = read_psychotropics(ehr, [r.enrolment.patient_id for r in shown])
+    # The recently reviewed, folded under the list: by name and date of birth (the kept rows; the first few).
+    reviewed_rows = services().ready.rows(reviewed[:REVIEWED_SHOWN], today, pending) if reviewed else []
+    records = reviews_of(services().caseload, [r.enrolment.key for r in shown])
     return render_template("review.html", **page, groups=[g for g in groups if g[2]], counts=counts,
                            total=len(to_review), who=who, page_number=number, pages=pages, trends=trends,
-                           kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3), status  # fmt: skip
+                           kinds=RECOMMENDATION_KINDS, problem=problem, max_items=3, reasons=reasons,
+                           medications=medications, records=records, reviewed=reviewed,
+                           reviewed_rows=reviewed_rows,
+                           recently_days=REVIEW_RULES.reviewed_recently_days), status  # fmt: skip
+
+
+def _split_reviewed(
+    entries: list[Entry], pending: set[PatientKey], today: date
+) -> tuple[list[Entry], list[Entry]]:
+    """The cases still to review, and those reviewed recently with no new reason since (`case_review.to_review`):
+    a safety alert counts from the day it was raised (one not yet in the registry: not dated, still to review)."""
+    raised: dict[PatientKey, datetime] = {}
+    for task in services().ready.open_safety_tasks(current_access().iss, today) if any(
+            "safety" in e.flags for e in entries) else []:  # fmt: skip
+        when = task.authored_at or (
+            datetime.combine(task.authored, datetime.min.time(), UTC) if task.authored else None)  # fmt: skip
+        if task.key is not None and when is not None:
+            raised[task.key] = max(when, raised.get(task.key, when))
+    # A safety case reviewed on or after the day of its alert: the review's instant decides (its Task's end).
+    reviewed_safety = [e.key for e in entries if "safety" in e.flags and e.shown("last_review")]
+    records = reviews_of(services().caseload, reviewed_safety) if reviewed_safety else {}
+    waiting: list[Entry] = []
+    reviewed: list[Entry] = []
+    for e in entries:
+        shown = e.shown("last_review")
+        last = date.fromisoformat(shown) if shown else None
+        instants = [r.completed_at for r in (records or {}).get(e.id, []) if r.completed_at]
+        safety_at = None if e.key in pending else raised.get(e.key)
+        keep = still_to_review(e.flags, last, today, safety_raised=safety_at,
+                               reviewed_at=max(instants) if instants else None)  # fmt: skip
+        (waiting if keep else reviewed).append(e)
+    return waiting, reviewed
 
 
 @bp.get("/review")
@@ -550,6 +599,54 @@ def record_review(launch_id: str, careplan_id: str) -> Any:
         f"Review recorded for {enrolment.patient_name or 'the patient'}: {review.summary()[:160]}. {outcome}"
     )
     return redirect(url_for("caseload.review", launch_id=launch_id, who=request.args.get("who")), code=303)
+
+
+@bp.app_template_global("recommendation_reviews")
+def recommendation_reviews(enrolment: Enrolment) -> RecommendationsView | None:
+    """For `_recommendations.html`: the enrolment's reviews (latest first) and whether this user marks them;
+    None when the registry cannot be read (the section says so; the page still loads)."""
+    found = reviews_of(services().caseload, [enrolment.key])
+    if found is None:
+        return None
+    try:
+        user = current_user(current_launch(), current_ehr())
+    except errors.TandemError:
+        user = None
+    return RecommendationsView(found.get(enrolment.id, []), may_mark(enrolment, user))
+
+
+@bp.app_template_global("recommendation_statuses")
+def recommendation_statuses() -> dict[str, str]:
+    return dict(RECOMMENDATION_STATUSES)
+
+
+@bp.post("/enrolments/<careplan_id>/recommendations/<task_id>/<int:index>")
+@launch_required
+def mark_recommendation(launch_id: str, careplan_id: str, task_id: str, index: int) -> Any:
+    """The care manager or the PCP marks what became of one recommendation (form_once: a replay saves nothing)."""
+    session = current_launch()
+    enrolment = registry_enrolment(careplan_id)
+    user = current_user(session, current_ehr())
+    if not may_mark(enrolment, user):
+        raise app_errors.NotRecommendationMarker("not the patient's care manager or PCP")
+    status = request.form.get("status") or ""
+    if status not in RECOMMENDATION_STATUSES:
+        abort(400)
+    try:
+        marked = mark(services().caseload, enrolment, task_id, index, status, user)
+    except errors.FHIRNotFound:
+        abort(404)
+    if not marked:
+        abort(404)
+    flash(f"Recommendation marked “{RECOMMENDATION_STATUSES[status].lower()}”.")
+    back = request.args.get("back")
+    if back == "chart":
+        return redirect(url_for("chart.home", launch_id=launch_id), code=303)
+    if back == "review":
+        return redirect(url_for("caseload.review", launch_id=launch_id), code=303)
+    return redirect(
+        url_for("caseload.enrolment_page", launch_id=launch_id, careplan_id=careplan_id), code=303
+    )
 
 
 def _write_consult_note(session: LaunchSession, ehr: FHIRClient, enrolment: Enrolment, review: Review,

@@ -27,7 +27,9 @@ def series_bands(series: str) -> tuple[int, tuple[tuple[int, int, str, str], ...
                                                                                         strict=True))  # fmt: skip
 
 
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 680, 220, 44, 170, 12, 28
+WIDTH, HEIGHT, LEFT, RIGHT, TOP_MARGIN, BOTTOM = 680, 220, 44, 170, 12, 28
+#: The top margin of a titled chart: room for its name above the plot.
+TITLE_TOP = 30
 
 
 def tick_step(top: float) -> int:
@@ -35,15 +37,19 @@ def tick_step(top: float) -> int:
     return next(step for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if top / step <= 7)
 
 
-def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = False) -> Markup:
+def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = False,
+              titled: bool = False) -> Markup:  # fmt: skip
     """A line of the scores over time on the instrument's severity bands; accessible name and a title per point.
-    `compact`: half the width, for three trends side by side; each band names itself in its title, not a label."""
+    `compact`: half the width, for three trends side by side; each band names itself in its title, not a label.
+    `titled`: the chart names itself ("PHQ-9 score") and its axes (score, date) in visible text, for a page that
+    shows it without a caption (the case review)."""
     scale = series_bands(instrument)
     if scale is None or not points:
         return Markup("")
     top, bands = scale
     width, right = (WIDTH // 2, 12) if compact else (WIDTH, RIGHT)
-    plot_w, plot_h = width - LEFT - right, HEIGHT - TOP - BOTTOM
+    top_px = TITLE_TOP if titled else TOP_MARGIN
+    plot_w, plot_h = width - LEFT - right, HEIGHT - top_px - BOTTOM
     times = [p.when.timestamp() for p in points]
     start, end = min(times), max(times)
     span = (end - start) or 1.0
@@ -52,7 +58,7 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = 
         return LEFT + (plot_w / 2 if end == start else (when.timestamp() - start) / span * plot_w)
 
     def y(value: float) -> float:
-        return TOP + plot_h - (value / top) * plot_h
+        return top_px + plot_h - (value / top) * plot_h
 
     latest = points[-1]
     label = (f"{instrument} trend: {len(points)} scores from {points[0].day.isoformat()} to "
@@ -71,8 +77,15 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = 
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
         )
     parts.append(
-        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#555"/>'
+        f'<line x1="{LEFT}" y1="{top_px + plot_h}" x2="{LEFT + plot_w}" y2="{top_px + plot_h}" stroke="#555"/>'
     )
+    if titled:
+        parts.append(f'<text x="{LEFT}" y="16" class="trend-title">{escape(instrument)} score, '
+                     f"{points[0].day.isoformat()} to {latest.day.isoformat()}</text>")  # fmt: skip
+        parts.append(f'<text x="12" y="{top_px + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {top_px + plot_h / 2:.1f})">Score</text>')  # fmt: skip
+        parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" class="axis" '
+                     f'text-anchor="middle">Date</text>')  # fmt: skip
     parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="axis">{points[0].day.isoformat()}</text>')
     if len(points) > 1:
         parts.append(f'<text x="{LEFT + plot_w}" y="{HEIGHT - 8}" text-anchor="end" class="axis">'

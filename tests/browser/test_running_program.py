@@ -96,7 +96,7 @@ def test_the_case_review_puts_safety_first_then_mania_flagged_not_improving_medi
     _worklist(page, demo_world, "pr-psy-1")
     page.get_by_role("link", name="Psychiatric case review").click()
     page.get_by_role("heading", name="Psychiatric case review").wait_for()
-    groups = [h.inner_text().split(" (")[0] for h in page.locator("section.review-group > h2").all()]
+    groups = [h.inner_text().rsplit(" (", 1)[0] for h in page.locator("section.review-group > h2").all()]
     order = [
         "Safety",
         "Mania screen positive",

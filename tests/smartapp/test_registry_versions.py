@@ -32,6 +32,9 @@ NO_VERSION = {
     "the same day corrects them, by design",
     "/app/<launch_id>/review/<careplan_id>": "closes the open review Tasks with If-Match on a fresh read and adds "
     "the recommendations; a second review is recorded beside the first, never over it",
+    "/app/<launch_id>/enrolments/<careplan_id>/recommendations/<task_id>/<int:index>": "sets one recommendation's "
+    "status, signed with who and when, with If-Match on a fresh read (a mark of another recommendation meanwhile is "
+    "kept); form_once refuses a replay",
     "/app/<launch_id>/safety/<task_id>/close": "one-way and idempotent (a closed follow-up stays closed); If-Match "
     "on the fresh read",
     "/app/<launch_id>/worklist/columns": "the user's own column choice (Redis), not the registry",

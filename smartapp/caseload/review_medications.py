@@ -1,0 +1,41 @@
+"""The case review's current psychotropic medications, read from the EHR with the session's token: one search per
+type for the page's patients (`patient=a,b,c`). A refused or failed read is reported to the page as None (the
+section says so on its own; the rest of the page still loads)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fhir_mappings.common.access import reference_id
+from fhir_mappings.registry.psychotropics import Medication, current_psychotropics
+from launch import errors
+from launch.fhir import FHIRClient
+
+log = logging.getLogger(__name__)
+MAX_PAGES = 5
+
+
+def read_psychotropics(ehr: FHIRClient, patient_ids: Sequence[str]) -> dict[str, list[Medication]] | None:
+    """Each patient's current psychotropics by EHR patient id; None when the EHR could not be read. A
+    MedicationStatement search the EHR does not support (404, 400) leaves the orders alone."""
+    if not patient_ids:
+        return {}
+    found: dict[str, list[dict[str, object]]] = {p: [] for p in patient_ids}
+    patients = ",".join(dict.fromkeys(patient_ids))
+    try:
+        resources = ehr.search_all("MedicationRequest", {"patient": patients, "status": "active,on-hold",
+                                                         "_count": "200"}, max_pages=MAX_PAGES)  # fmt: skip
+        try:
+            resources += ehr.search_all("MedicationStatement", {"patient": patients, "status": "active",
+                                                                "_count": "200"}, max_pages=MAX_PAGES)  # fmt: skip
+        except (errors.FHIRNotFound, errors.FHIRBadRequest):
+            log.info("the EHR does not search MedicationStatement: orders only")
+    except errors.TandemError as exc:
+        log.warning("psychotropic medications not read from the EHR: %s", type(exc).__name__)
+        return None
+    for resource in resources:
+        subject = reference_id(resource.get("subject"), "Patient")
+        if subject in found:
+            found[subject].append(resource)
+    return {patient: current_psychotropics(items) for patient, items in found.items()}
