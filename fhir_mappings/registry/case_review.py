@@ -124,6 +124,11 @@ def reasons(row: Row, today: date, *, safety_pending: bool = False) -> list[Reas
     if "medical" in flags and row.whole is not None:
         labels = [MEDICAL_FLAG_LABELS.get(f, f) for f in row.whole.medical_flags]
         found.append(Reason("medical", "Medical: " + ("; ".join(labels) if labels else "out of target")))
+    if "first-review-overdue" in flags and row.last_review is None:
+        weeks = row.program.first_review_weeks
+        within = f" (due within {weeks} weeks of enrolment)" if weeks else ""
+        found.append(Reason("first-review-overdue", f"Never reviewed: the first review is overdue{within};",
+                            row.enrolment.start, "enrolled"))  # fmt: skip
     if "new" in flags and row.last_review is None:
         found.append(Reason("new", "New to the caseload, never reviewed;", row.enrolment.start, "enrolled"))
     return found

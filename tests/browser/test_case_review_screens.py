@@ -131,6 +131,7 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
     chosen = None
     for href in hrefs:
         page.goto(f"{demo_world.tandem_url}{href}")
+        page.get_by_text("Care team, consent and status").click()  # a folded section of the patient page
         team = {r.locator("th").inner_text(): r.locator("td").inner_text() for r in page.locator("table tr").all()
                 if r.locator("th").count() == 1 and r.locator("td").count() == 1}  # fmt: skip
         cm, pcp = team.get("Behavioral health care manager"), team.get("Primary care provider")
@@ -178,8 +179,9 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
     assert "Accepted" in page.locator("section.recommendations table.rec-status tbody tr").nth(0).inner_text()
     assert serious_axe_violations(page) == [] and overflow_px(page) == 0
     assert jargon_in(page.locator("section.recommendations").inner_text()) == []
+    page.get_by_text("Care team, consent and status").click()
     page.get_by_label("Flag for psychiatric review").check()
-    page.get_by_role("button", name="Save", exact=True).first.click()
+    page.locator("#team-and-status").get_by_role("button", name="Save", exact=True).click()
     page.wait_for_load_state()
 
     # The PCP, from the patient's chart, marks the second one started.

@@ -129,12 +129,14 @@ def test_each_reason_in_words_safety_first() -> None:
         [_enrolment(start, flagged=True)], [], tasks, {key: _phq((start, 16), (TODAY, 15))}, TODAY
     )
     found = reasons(rows[0], TODAY)
-    assert [r.key for r in found] == ["safety", "review", "not-improving", "new"]
+    # cocm-depression.json: never reviewed 12 weeks after enrolment is past the first review's 4 weeks.
+    assert [r.key for r in found] == ["safety", "review", "not-improving", "first-review-overdue"]
     assert (found[0].text, found[0].day) == ("PHQ-9 question 9 (self-harm) positive", date(2026, 12, 3))
     assert (found[1].text, found[1].day) == ("Requested by the care manager", date(2026, 12, 1))
     # cocm-depression.json: not improving after 10 weeks without a 50 % drop.
     assert found[2].text == "Not improving after 12 weeks: PHQ-9 16 → 15 (-6 %); the target is a 50 % drop"
     assert (found[3].day, found[3].day_word) == (start, "enrolled")
+    assert found[3].text == "Never reviewed: the first review is overdue (due within 4 weeks of enrolment);"
 
 
 def test_a_safety_alert_not_yet_in_the_registry_is_said_so() -> None:

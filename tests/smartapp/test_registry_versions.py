@@ -50,6 +50,8 @@ NO_VERSION = {
     "/app/<launch_id>/writebacks/<record_id>/checked": "one-way and idempotent (Redis record)",
     "/app/<launch_id>/end": "ends the launch session",
     "/app/<launch_id>/me/q/<key>": "the patient's own new answers",
+    "/app/<launch_id>/me/q/<key>/<int:number>": "the patient's answer to one question, kept in a draft (Redis) "
+    "until the last one saves the questionnaire once",
     "/app/<launch_id>/parked/<item_id>/discard": "discards a form kept after its launch ended (Redis), one-way",
     "/app/<launch_id>/me/parked/<item_id>/discard": "the patient discards their own kept answers (Redis), one-way",
 }
