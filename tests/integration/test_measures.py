@@ -108,9 +108,13 @@ def test_the_quality_page_and_its_patient_lists(
     gaps = staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "gap"})
     assert gaps.status_code == 200 and len(gaps.text.strip().splitlines()) == len(cms2.subjects["gap"]) + 1
     # Care gaps are worked by name: each listed patient's name from the EHR's Patient.
+    # No EHR ids in a spreadsheet a person opens (issue 28): the rows follow the run's subject list.
+    assert gaps.text.splitlines()[0] == "Name,MRN"
     first_gap = gaps.text.strip().splitlines()[1].split(",")
-    expected = next(p for p in measure_world.measure_cohort.of_type("Patient") if p["id"] == first_gap[0])  # type: ignore[attr-defined]
-    assert first_gap[1] == f"{expected['name'][0]['given'][0]} {expected['name'][0]['family']}"
+    gap_id = cms2.subjects["gap"][0]
+    expected = next(p for p in measure_world.measure_cohort.of_type("Patient") if p["id"] == gap_id)  # type: ignore[attr-defined]
+    assert first_gap[0] == f"{expected['name'][0]['given'][0]} {expected['name'][0]['family']}"
+    assert gap_id not in gaps.text
     assert (
         staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "x"}).status_code
         == 404
