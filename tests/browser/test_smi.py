@@ -41,13 +41,19 @@ def test_the_whole_person_row(frame_page: Any, demo_world: Any) -> None:
     first = rows.first.inner_text()
     assert "Dolores Whitaker" in first and "Mania screen positive" in first
     assert "ASRM 2→9" in first and "BP 148/95" in first and "A1c 8.6%" in first
-    assert "Work: seeking (lost)" in first and "questions due" in first
+    assert "looking for work, worse since enrolment" in first and "questions due" in first
     marcus = rows.filter(has_text="Marcus Reyes").inner_text()
     assert "WHO-5 32→56 ▲ better" in marcus and "BPRS 52→38 ▲ better" in marcus
-    assert "Wt +8%" in marcus and "Smoking current" in marcus and "Housing: housed" in marcus
+    assert (
+        "Wt +8%" in marcus
+        and "Smoking current" in marcus
+        and "working part time, better since enrolment" in marcus
+    )
     terrence = rows.filter(has_text="Terrence Okafor").inner_text()
     assert (
-        "No A1c/glucose 12 mo" in terrence and "Monitoring overdue" in terrence and "Jail: stay" in terrence
+        "No A1c/glucose 12 mo" in terrence
+        and "Monitoring overdue" in terrence
+        and "jail stay in the past year" in terrence
     )
     text = str(page.locator("main").inner_text())
     assert not FHIR_ID.search(text) and "smi-000" not in text
@@ -99,7 +105,7 @@ def test_the_patient_page_and_the_social_questions(frame_page: Any, demo_world: 
     page.get_by_text("Social status saved: 1 answer").wait_for()
     _smi_worklist(page, demo_world)
     marcus = page.locator("table.worklist tbody tr").filter(has_text="Marcus Reyes").inner_text()
-    assert "Contact: <1/wk" in marcus and "Social" in marcus  # isolation raises the social flag
+    assert "sees people less than weekly" in marcus and "Social" in marcus  # isolation raises the social flag
 
 
 def test_case_review_brings_mania_and_medical_flags(frame_page: Any, demo_world: Any) -> None:
