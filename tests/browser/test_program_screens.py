@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.browser.screens import screen_problems
+from tests.browser.screens import FRAME, jargon_in, screen_problems
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +117,68 @@ def test_the_infant_chart_groups_caregiver_screens_by_caregiver_and_due_status(
         "els => els.map(e => e.getAttribute('aria-label'))"
     )
     assert len(labels) == len(set(labels))
+    assert screen_problems(page) == []
+
+
+# --- SMI care manager ------------------------------------------------------------------------------------------
+
+
+def _smi_worklist(page: Any, world: Any) -> None:
+    _launch(page, world, "pr-cm-3", "worklist")
+    page.get_by_role("heading", name="Caseload worklist").wait_for()
+    page.locator("#program").select_option("cocm-smi")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_role("columnheader", name="Life").wait_for()
+
+
+def test_the_smi_worklist_fits_the_frame_in_plain_words(frame_page: Any, demo_world: Any) -> None:
+    page = frame_page
+    _smi_worklist(page, demo_world)
+    # Issue 28: the table was 1,034 px in a 998 px frame and clipped its Actions column.
+    frame = page.evaluate(
+        "(() => { const f = document.querySelector('main .table-frame'); return [f.scrollWidth, f.clientWidth]; })()"
+    )
+    assert frame[0] <= frame[1], frame
+    actions = page.get_by_role("columnheader", name="Actions").bounding_box()
+    assert actions["x"] + actions["width"] <= FRAME["width"]
+    rows = page.locator("table.worklist tbody tr")
+    terrence = rows.filter(has_text="Terrence Okafor").inner_text()
+    # The Life column in plain words (fhir_mappings/data/smi/social.json), not "Jail: stay (lost)".
+    assert "jail stay in the past year, worse since enrolment" in terrence and "Jail:" not in terrence
+    assert "sees people less than weekly" in terrence
+    assert "looking for work, worse since enrolment" in rows.filter(has_text="Dolores Whitaker").inner_text()
+    assert jargon_in(str(page.locator("table.worklist").inner_text())) == []
+
+
+def test_the_smi_patient_page_leads_with_a_summary_and_three_panels_in_one_screen(
+    frame_page: Any, demo_world: Any
+) -> None:
+    page = frame_page
+    _smi_worklist(page, demo_world)
+    page.get_by_role("link", name="Marcus Reyes", exact=True).click()
+    summary = page.locator("section.smi-summary")
+    summary.wait_for()
+    # A summary on top: symptoms, body, life and what is due, inside the first screen.
+    box = summary.bounding_box()
+    assert box["y"] + box["height"] <= FRAME["height"]
+    glance = summary.inner_text()
+    assert "WHO-5 32→56" in glance and "BP 130/84" in glance and "Due now" in glance
+    # The three panels side by side, each trend a small multiple: together no taller than one screen.
+    panels = page.locator("div.whole-person > section")
+    assert panels.count() == 3
+    tops = {round(panels.nth(i).bounding_box()["y"]) for i in range(3)}
+    assert len(tops) == 1  # side by side, not stacked
+    grid = page.locator("div.whole-person").bounding_box()
+    assert grid["height"] + 40 <= FRAME["height"], grid  # with its heading, it fits the 700 px frame
+    assert page.locator("#whole-person svg.trend").count() == 3  # PHQ-9, WHO-5, BPRS
+    # Contacts paged: the five most recent, the older ones folded.
+    assert page.locator("table.contacts").first.locator("tbody tr").count() == 5
+    older = page.locator("details.older-contacts")
+    assert older.count() == 1 and older.get_attribute("open") is None
+    assert "Older contacts (6)" in older.locator("summary").inner_text()
+    # Long sections fold: the social status form and the targets.
+    assert page.locator("details#social-record").get_attribute("open") is None
+    assert page.evaluate("document.documentElement.scrollHeight") < 2600  # was 3,362 px
     assert screen_problems(page) == []
 
 
