@@ -71,6 +71,11 @@ def test_the_program_report_names_its_period_and_draws_bars_in_their_rows(
     page.get_by_role("link", name="Program report").click()
     page.get_by_role("heading", name="HealthySteps program report").wait_for()
     assert screen_problems(page) == []
+    # A summary on top: the headline figures inside the first screen, before the sections behind them.
+    summary = page.locator("section.report-summary")
+    box = summary.bounding_box()
+    assert box["y"] + box["height"] <= 700
+    assert "Required screens done in their visit window" in summary.inner_text()
     period = page.locator("p.report-period").inner_text()
     assert re.search(r"Period: from the first enrolment, \d{4}-\d{2}-\d{2}, to \d{4}-\d{2}-\d{2}", period), (
         period
