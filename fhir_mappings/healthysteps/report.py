@@ -25,6 +25,10 @@ DEPRESSION = ("epds", "phq9", "phq2")
 WELL_CHILD_BY_MONTHS = 15
 WELL_CHILD_AT_LEAST = 6
 VISITS_NOT_READ = "Tandem does not read the EHR's visit list yet"
+#: Each section in the words the report's page and spreadsheet use (never its key).
+SECTION_TITLES = {"completion": "Screening completion by visit age", "positive": "Positive rates",
+                  "referrals": "Referral loop", "tiers": "Tier mix (children enrolled now)",
+                  "caregivers": "Caregivers' depression", "visits": "Well-child visits by 15 months"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,12 +184,13 @@ def report_csv(report: Report) -> str:
     writer = csv.writer(out)
     writer.writerow(("Section", "Measure", "Count", "Of", "Percent"))
     for f in report.figures:
+        section = SECTION_TITLES.get(f.section, f.section)
         if f.not_available:
-            writer.writerow((f.section, f.label, "", "", f"not available: {f.not_available}"))
+            writer.writerow((section, f.label, "", "", f"not available: {f.not_available}"))
             continue
         writer.writerow(
-            (f.section, f.label, f.count, "" if f.of is None else f.of, "" if f.pct is None else f.pct)
+            (section, f.label, f.count, "" if f.of is None else f.of, "" if f.pct is None else f.pct)
         )
-    writer.writerow(("referrals", "Median days to close", "" if report.median_days_to_close is None
+    writer.writerow((SECTION_TITLES["referrals"], "Median days to close", "" if report.median_days_to_close is None
                      else report.median_days_to_close, "", ""))  # fmt: skip
     return out.getvalue()

@@ -69,7 +69,11 @@ def test_the_whole_person_row(frame_page: Any, demo_world: Any) -> None:
     ).text()
     header = csv.splitlines()[0]
     assert "BP" in header and "Housing" in header and "Medical flags" in header
-    assert "hba1c-out-of-target" in csv and "Does not have housing" not in csv.splitlines()[1]
+    assert (
+        "HbA1c 8 % or more" in csv
+        and "hba1c-out-of-target" not in csv
+        and "Does not have housing" not in csv.splitlines()[1]
+    )
 
 
 def test_the_patient_page_and_the_social_questions(frame_page: Any, demo_world: Any) -> None:

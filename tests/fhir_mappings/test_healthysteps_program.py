@@ -391,5 +391,7 @@ def test_the_report_names_its_period_and_the_visits_it_cannot_count() -> None:
     # The EHR's well-child visit list is not read (report.py): the visit figure is not a 0 % result.
     assert visits.shown == "not available" and visits.pct is None
     assert "not available" in report_csv(report).splitlines()[-2]
+    # Sections by their titles in the spreadsheet a person opens, not their keys (issue 28).
+    assert report_csv(report).splitlines()[-2].startswith("Well-child visits by 15 months,")
     empty = build_report(P, HEALTHYSTEPS, [], {}, [], [], TODAY)
     assert (empty.since, empty.until) == (None, None)

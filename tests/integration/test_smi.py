@@ -140,7 +140,10 @@ def test_social_questions_and_the_whole_person_row_over_http(
     assert "Medical" in cells and "Social" in cells  # row flags
     csv_text = manager.get(f"{smi_world.tandem_url}/app/{launch_id_of(worklist)}/worklist.csv",
                            params={"who": "all", "program": "cocm-smi"}).text  # fmt: skip
-    assert "no-glycaemia-12m" in csv_text and "Does not have housing" in csv_text
+    assert (
+        "On an antipsychotic, no glucose or HbA1c in 12 months" in csv_text
+        and "Does not have housing" in csv_text
+    )
 
 
 def test_an_ended_enrolment_takes_no_social_answers(
