@@ -44,9 +44,10 @@ def create_app(
         TANDEM_TIME_ZONE=services.settings.time_zone,
     )
     from fhir_mappings.common.dates import age_range_text
-    from smartapp.clock import time_element
+    from smartapp.clock import day_element, time_element
 
     app.jinja_env.filters["local_time"] = time_element
+    app.jinja_env.filters["local_day"] = day_element
     app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services

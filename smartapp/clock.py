@@ -46,3 +46,12 @@ def time_element(value: str | datetime | None) -> Markup:
         return Markup("")
     machine = value.isoformat() if isinstance(value, datetime) else str(value)
     return Markup('<time class="nowrap" datetime="{}">{}</time>').format(machine, shown)
+
+
+def day_element(value: str | datetime | None) -> Markup:
+    """The local day of an instant as an HTML `<time>` (the templates' `local_day` filter): `2026-11-24`."""
+    shown = local_time(value)[:10]
+    if not shown:
+        return Markup("")
+    machine = value.isoformat() if isinstance(value, datetime) else str(value)
+    return Markup('<time class="nowrap" datetime="{}">{}</time>').format(machine, shown)

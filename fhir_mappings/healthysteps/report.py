@@ -24,6 +24,11 @@ from fhir_mappings.screening.schedule import Schedule
 DEPRESSION = ("epds", "phq9", "phq2")
 WELL_CHILD_BY_MONTHS = 15
 WELL_CHILD_AT_LEAST = 6
+VISITS_NOT_READ = "Tandem does not read the EHR's visit list yet"
+#: Each section in the words the report's page and spreadsheet use (never its key).
+SECTION_TITLES = {"completion": "Screening completion by visit age", "positive": "Positive rates",
+                  "referrals": "Referral loop", "tiers": "Tier mix (children enrolled now)",
+                  "caregivers": "Caregivers' depression", "visits": "Well-child visits by 15 months"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,24 @@ class Figure:
     label: str
     count: int
     of: int | None = None  # the denominator; None for a plain count
+    #: Why Tandem cannot give this figure (it rests on data Tandem does not read): the page says "not available"
+    #: and why, never a 0 % that reads as a result. Empty when the figure stands.
+    not_available: str = ""
 
     @property
     def pct(self) -> float | None:
+        if self.not_available:
+            return None
         return round(100 * self.count / self.of, 1) if self.of else None
 
     @property
     def shown(self) -> str:
+        if self.not_available:
+            return "not available"
         if self.of is None:
             return str(self.count)
+        if not self.of:
+            return "none yet (no one to count)"
         return f"{self.count} of {self.of}" + (f" ({self.pct:g}%)" if self.pct is not None else "")
 
 
@@ -49,6 +63,9 @@ class Report:
     figures: tuple[Figure, ...]
     median_days_to_close: float | None
     children: int
+    #: The period the report covers: from the program's first enrolment to the day it was made (None: no one yet).
+    since: date | None = None
+    until: date | None = None
 
     def section(self, name: str) -> list[Figure]:
         return [f for f in self.figures if f.section == name]
@@ -151,9 +168,15 @@ def build_report(program: HealthySteps, schedule: Schedule, enrolments: Iterable
         visit_days = {ev.day for ev in events.get(e.key, []) if ev.day <= by} | {
             d for d in joint.get(e.id, set()) if d <= by}  # fmt: skip
         with_visits += len(visit_days) >= WELL_CHILD_AT_LEAST
-    figures.append(Figure("visits", f"Children with ≥ {WELL_CHILD_AT_LEAST} visit days by {WELL_CHILD_BY_MONTHS} "
-                          "months (screens or joint well-child visits Tandem recorded)", with_visits, old_enough))  # fmt: skip
-    return Report(tuple(figures), float(median(days)) if days else None, len(mine))
+    # Tandem does not read the EHR's visit list (Encounter) yet, so the days it recorded are a floor, not the
+    # figure: it is "not available" rather than a rate that reads as a result.
+    figures.append(Figure("visits", f"Children with ≥ {WELL_CHILD_AT_LEAST} well-child visits by "
+                          f"{WELL_CHILD_BY_MONTHS} months", with_visits, old_enough,
+                          not_available=VISITS_NOT_READ))  # fmt: skip
+    since = min((e.start for e in mine), default=None)
+    return Report(
+        tuple(figures), float(median(days)) if days else None, len(mine), since, today if mine else None
+    )
 
 
 def report_csv(report: Report) -> str:
@@ -161,9 +184,13 @@ def report_csv(report: Report) -> str:
     writer = csv.writer(out)
     writer.writerow(("Section", "Measure", "Count", "Of", "Percent"))
     for f in report.figures:
+        section = SECTION_TITLES.get(f.section, f.section)
+        if f.not_available:
+            writer.writerow((section, f.label, "", "", f"not available: {f.not_available}"))
+            continue
         writer.writerow(
-            (f.section, f.label, f.count, "" if f.of is None else f.of, "" if f.pct is None else f.pct)
+            (section, f.label, f.count, "" if f.of is None else f.of, "" if f.pct is None else f.pct)
         )
-    writer.writerow(("referrals", "Median days to close", "" if report.median_days_to_close is None
+    writer.writerow((SECTION_TITLES["referrals"], "Median days to close", "" if report.median_days_to_close is None
                      else report.median_days_to_close, "", ""))  # fmt: skip
     return out.getvalue()

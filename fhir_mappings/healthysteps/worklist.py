@@ -40,6 +40,11 @@ class ResultLine:
     instrument: str
 
     @property
+    def flagged(self) -> bool:
+        """Positive or in the monitoring zone: shown first and in red on the worklist row."""
+        return self.event.flag in ("positive", "monitor")
+
+    @property
     def text(self) -> str:
         flag = {"positive": " — positive", "monitor": " — monitor"}.get(self.event.flag or "", "")
         return f"{self.whose}: {self.event.summary}{flag} ({self.event.day.isoformat()})"

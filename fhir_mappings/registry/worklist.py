@@ -477,9 +477,10 @@ def _whole_csv(r: Row) -> list[Any]:
         return [""] * len(WHOLE_PERSON_CSV)
     return [WHOLE_PERSON_TEXT["symptoms"](view), "positive" if "mania" in r.flags else "",
             *(WHOLE_PERSON_TEXT[c](view) for c in ("bp", "bmi", "weight_change", "hba1c", "ldl", "smoking")),
-            " ".join(view.medical_flags),
+            # Flags in words, not their keys: a spreadsheet a person opens (issue 28).
+            "; ".join(MEDICAL_FLAG_LABELS.get(f, f) for f in view.medical_flags),
             *(WHOLE_PERSON_TEXT[c](view) for c in ("housing", "employment", "justice", "connection")),
-            " ".join(view.social_flags),
+            "; ".join(SOCIAL_FLAG_LABELS.get(f, f) for f in view.social_flags),
             view.medical_read_at.isoformat(timespec="minutes") if view.medical_read_at else ""]  # fmt: skip
 
 

@@ -23,6 +23,9 @@ SOCIAL_HISTORY = {
     "system": "http://terminology.hl7.org/CodeSystem/observation-category",
     "code": "social-history",
 }
+#: A change of an outcome since the baseline, in the words a worklist row says it ("lost" is not a word a care
+#: manager reads as "worse since enrolment").
+CHANGE_WORDS = {"gained": "better since enrolment", "lost": "worse since enrolment"}
 #: An answer at or shortly before enrolment counts as the baseline.
 BASELINE_DAYS_BEFORE = 30
 
@@ -36,6 +39,8 @@ class Answer:
     code: str
     label: str
     good: bool | None  # meets the outcome; None: no verdict (declined)
+    #: The answer in plain words on a worklist row ("jail stay in the past year"); the label where the file has none.
+    row: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ def load_social(path: Path = DATA_FILE) -> SocialConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
         config = SocialConfig(data["answer_system"], int(data["every_days"]), tuple(
             Domain(d["key"], d["label"], d["loinc"], d["question"], d["outcome"],
-                   tuple(Answer(a["code"], a["label"], a["good"]) for a in d["answers"]))
+                   tuple(Answer(a["code"], a["label"], a["good"], str(a.get("row") or a["label"]).strip())
+                  for a in d["answers"]))
             for d in data["domains"]))  # fmt: skip
     except (OSError, KeyError, TypeError, ValueError) as exc:
         raise SocialConfigError(f"{path.name}: missing or malformed {exc}") from None
@@ -106,6 +112,15 @@ class DomainStatus:
     @property
     def met_at_baseline(self) -> bool | None:
         return self.baseline.answer.good if self.baseline else None
+
+    @property
+    def row_text(self) -> str:
+        """The latest answer in plain words with its change since enrolment, for a worklist row (empty: none)."""
+        if self.latest is None:
+            return ""
+        change = CHANGE_WORDS.get(self.change or "")
+        words = self.latest.answer.row or self.latest.answer.label
+        return f"{words}, {change}" if change else words
 
     @property
     def change(self) -> str | None:

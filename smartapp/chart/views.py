@@ -31,6 +31,7 @@ from fhir_mappings.common.patient import (
 from fhir_mappings.common.patient_summary import PatientLabel, label_of_patient
 from fhir_mappings.registry.programs import due_with_programs, program_or_default
 from fhir_mappings.registry.resources import PROGRAM_TITLES, SAFETY_STEPS, Enrolment, WorkTask
+from fhir_mappings.screening.caregiver_screens import caregiver_screens
 from fhir_mappings.screening.due import DueItem, due_screenings
 from fhir_mappings.screening.events import ScreenEvent, events_from_observations, events_from_points
 from fhir_mappings.screening.events import merged as merged_events
@@ -255,8 +256,12 @@ def home(launch_id: str) -> Any:
         chart.notices += caregiver_notices
     birth = _birth(chart, key, ehr, birth_date(page["patient"]), months)
     # The child's own screens are timed by the age corrected for prematurity where the schedule says so.
-    schedule_lines = _schedule_lines(chart, key, birth_date(page["patient"]), records,
-                                     birth.gestation if birth else None)  # fmt: skip
+    schedule_lines, schedule_events = _schedule_lines(chart, key, birth_date(page["patient"]), records,
+                                                      birth.gestation if birth else None)  # fmt: skip
+    caregiver_instruments = [i for i in services().catalogue if i.for_caregiver_of(months)]
+    # Each caregiver's screen buttons by due status: due now, done, not due yet (issue 28).
+    by_caregiver = caregiver_screens(caregivers, schedule_lines, [i.key for i in caregiver_instruments],
+                                     schedule_events)  # fmt: skip
     trends = []
     for name in SERIES_CODES:
         points = series(chart.history, name)
@@ -281,7 +286,8 @@ def home(launch_id: str) -> Any:
         caregivers=caregivers,
         schedule=services().schedule,
         schedule_lines=schedule_lines,
-        caregiver_instruments=[i for i in services().catalogue if i.for_caregiver_of(months)],
+        caregiver_instruments=caregiver_instruments,
+        caregiver_screens=by_caregiver,
         relationships=RELATIONSHIPS,
         may_record_caregivers=services().registry is not None,
         alerts=[r for r in records if r.needs_acknowledgement],
@@ -369,27 +375,28 @@ def record_gestation(launch_id: str) -> Any:
 def _schedule_lines(
     chart: ChartData, key: PatientKey, born: date | None, records: list[ScreeningRecord],
     gestation: Gestation | None = None,
-) -> list[ScheduledScreen]:  # fmt: skip
-    """The visit schedule's due and overdue screens for a child in its ages (nothing for anyone else). Screens
-    done come from the registry's result Observations, the EHR's scores and Tandem's own records not yet
-    written; a registry that cannot be read leaves a notice and no schedule (never a wrong "due")."""
+) -> tuple[list[ScheduledScreen], list[ScreenEvent]]:  # fmt: skip
+    """The visit schedule's due and overdue screens for a child in its ages (nothing for anyone else), and the
+    screens done they were read from. Screens done come from the registry's result Observations, the EHR's scores
+    and Tandem's own records not yet written; a registry that cannot be read leaves a notice and no schedule
+    (never a wrong "due")."""
     svc = services()
     schedule = svc.schedule
     today = clock.today()
     if born is None or (today - born).days > max(v.to_days for v in schedule.visits) or svc.registry is None:
-        return []
+        return [], []
     registry = svc.registry
     found: list[dict[str, Any]] | None = _part(chart, "Screens recorded in the Tandem registry", lambda: [
         o for o in registry.search_all("Observation", {"subject": key.relative, "_count": "200"}, max_pages=10)
         if patient_key(o.get("subject")) == key], None)  # fmt: skip
     if found is None:
-        return []
+        return [], []
     own_records = [ScreenEvent(r.instrument, datetime.fromisoformat(r.authored),
                                r.caregiver_of_record.reference if r.caregiver_of_record else None,
                                result_flag(r.result), r.result.interpretation) for r in records]  # fmt: skip
     events = merged_events(events_from_observations(found, svc.catalogue), events_from_points(
         [p for p in chart.history if p.source == "EHR"], svc.catalogue), own_records)  # fmt: skip
-    return scheduled(schedule, born, today, events, gestation)
+    return scheduled(schedule, born, today, events, gestation), events
 
 
 def registry_banner(enrolment: Enrolment) -> dict[str, Any]:

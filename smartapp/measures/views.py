@@ -57,8 +57,13 @@ def page(launch_id: str) -> str:
     figures = smi_figures(build_rows(smi, data.contacts, data.tasks, data.scores, clock.today(),
                                      medical=medical_inputs(services().ehr_medical, session.iss) if smi else {},
                                      social=data.social)) if smi else []  # fmt: skip
+    # Lead with the rates: each measure the run computed, in the catalogue's order, and those whose value sets are
+    # not complete in this deployment (a rate on a partial value set is not one to report).
+    shown = [(key, m) for key, m in MEASURES.items() if result and key in result["measures"]]
+    not_ready = [key for key, _ in shown if result and result["measures"][key].get("incomplete")]
     return render_template("measures.html", **header_context(session, current_ehr()), patient=None,
                            show_banner=False, year=year, result=result, measures=MEASURES, populations=POPULATIONS,
+                           shown=shown, not_ready=not_ready,
                            outcomes=outcomes, names=names, smi_figures=figures, smi_count=len(smi))  # fmt: skip
 
 
@@ -80,11 +85,12 @@ def patients_csv(launch_id: str, key: str) -> Response:
                                           for pid, who in (result or {}).get("people", {}).items()}  # fmt: skip
     names = {e.patient_id: (e.patient_name or "", e.mrn or "") for e in data.enrolments}  # this EHR's only
     rows = []
+    # A person works this list by name and MRN: the EHR's internal patient ids stay out of it (issue 28).
     for pid in found["subjects"].get(population, []):
         name, mrn = people.get(pid, ("", ""))
         if not name:
             name, mrn = names.get(pid, ("", mrn))
-        rows.append([pid, name, mrn])
-    return Response(csv_text(("EHR patient id", "Name", "MRN"), rows),
+        rows.append([name or "Name not recorded", mrn])
+    return Response(csv_text(("Name", "MRN"), rows),
                     mimetype="text/csv", headers={"Content-Disposition":
                                                   f"attachment; filename={key}-{year}-{population}.csv"})  # fmt: skip

@@ -1,4 +1,6 @@
-"""Server-rendered SVG of body measures over time (weight, blood pressure, HbA1c) with their target line."""
+"""Server-rendered SVG for the SMI patient page: body measures over time (weight, blood pressure, HbA1c) with their
+target line, and symptom scores on their severity bands — small multiples, so the three panels (symptoms, body,
+life) sit side by side in one screen of a 1024×700 frame (issue 28)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,17 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-from smartapp.chart.trends import tick_step
+from fhir_mappings.screening.history import ScorePoint
+from smartapp.chart.trends import series_bands, tick_step
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 340, 150, 40, 12, 10, 26
+#: A small multiple's height: three stacked in a panel stay within one screen.
+SMALL_HEIGHT = 104
 LINE_COLOURS = ("#12355b", "#8a3b12")
 
 
 def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple[date, float]]]], *,
-                target: float | None = None, target_label: str = "") -> Markup:  # fmt: skip
+                target: float | None = None, target_label: str = "", height: int = HEIGHT) -> Markup:  # fmt: skip
     """One or two lines (BP: systolic and diastolic) of values by day, with a dashed target line; an accessible
     name that says the first and latest values, and a title per point."""
     points = [(day, value) for _, values in lines for day, value in values]
@@ -26,7 +31,7 @@ def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple
     low, high = min(values), max(values)
     pad = max((high - low) * 0.15, 1.0)
     low, high = max(0.0, low - pad), high + pad
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
 
     def x(day: date) -> float:
         return LEFT + (plot_w / 2 if end == start else (day.toordinal() - start) / (end - start) * plot_w)
@@ -41,7 +46,7 @@ def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple
                              f"{series[-1][1]:g} {unit} on {series[-1][0].isoformat()}")  # fmt: skip
     label = f"{title}: " + "; ".join(summaries) + (f". Target {target_label}." if target_label else ".")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="measure" role="img" aria-label="{escape(label)}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">']  # fmt: skip
+             f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">']  # fmt: skip
     step = tick_step(high - low)
     tick = (int(low) // step + 1) * step
     while tick < high:
@@ -56,9 +61,9 @@ def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#555"/>'
     )
     first, last = min(points)[0], max(points)[0]
-    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="axis">{first.isoformat()}</text>')
+    parts.append(f'<text x="{LEFT}" y="{height - 8}" class="axis">{first.isoformat()}</text>')
     if last != first:
-        parts.append(f'<text x="{LEFT + plot_w}" y="{HEIGHT - 8}" text-anchor="end" class="axis">'
+        parts.append(f'<text x="{LEFT + plot_w}" y="{height - 8}" text-anchor="end" class="axis">'
                      f"{last.isoformat()}</text>")  # fmt: skip
     for (name, series), colour in zip(lines, LINE_COLOURS, strict=False):
         if not series:
@@ -68,5 +73,53 @@ def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple
         for day, value in series:
             parts.append(f'<circle cx="{x(day):.1f}" cy="{y(value):.1f}" r="3" fill="{colour}"><title>'
                          f"{escape(day.isoformat())}: {escape(name)} {value:g} {escape(unit)}</title></circle>")  # fmt: skip
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
+
+
+def symptom_svg(points: Sequence[ScorePoint], series: str, height: int = SMALL_HEIGHT) -> Markup:
+    """A symptom score series as a small multiple on its instrument's severity bands (each band names itself in
+    its title); an accessible name with the first and latest scores, and a title per point."""
+    scale = series_bands(series)
+    if scale is None or not points:
+        return Markup("")
+    top, bands = scale
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
+    days = [p.day.toordinal() for p in points]
+    start, end = min(days), max(days)
+
+    def x(point: ScorePoint) -> float:
+        return LEFT + (
+            plot_w / 2 if end == start else (point.day.toordinal() - start) / (end - start) * plot_w
+        )
+
+    def y(value: float) -> float:
+        return TOP + plot_h - value / top * plot_h
+
+    first, latest = points[0], points[-1]
+    label = (f"{series} trend: {len(points)} scores from {first.day.isoformat()} to {latest.day.isoformat()}; "
+             f"first {first.score}, latest {latest.score}.")  # fmt: skip
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="trend small-multiple" role="img" '
+             f'aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">']  # fmt: skip
+    for low, high, name, fill in bands:
+        y_top, y_bottom = y(high + (1 if high < top else 0)), y(low)
+        parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
+                     f'fill="{fill}"><title>{escape(name)} ({low}–{high})</title></rect>')  # fmt: skip
+    for tick in (0, top // 2, top):
+        parts.append(
+            f'<text x="{LEFT - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
+        )
+    parts.append(
+        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#555"/>'
+    )
+    parts.append(f'<text x="{LEFT}" y="{height - 8}" class="axis">{first.day.isoformat()}</text>')
+    if latest.day != first.day:
+        parts.append(f'<text x="{LEFT + plot_w}" y="{height - 8}" text-anchor="end" class="axis">'
+                     f"{latest.day.isoformat()}</text>")  # fmt: skip
+    coordinates = " ".join(f"{x(p):.1f},{y(p.score):.1f}" for p in points)
+    parts.append(f'<polyline points="{coordinates}" fill="none" stroke="#12355b" stroke-width="2"/>')
+    for point in points:
+        parts.append(f'<circle cx="{x(point):.1f}" cy="{y(point.score):.1f}" r="3" fill="#12355b"><title>'
+                     f"{escape(point.day.isoformat())}: {point.score} ({escape(point.source)})</title></circle>")  # fmt: skip
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above

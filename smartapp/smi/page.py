@@ -15,8 +15,7 @@ from fhir_mappings.screening.history import ScorePoint, series
 from fhir_mappings.screening.instruments import CATALOGUE
 from fhir_mappings.smi.medical import MEDICAL
 from fhir_mappings.smi.social import SOCIAL, Answered, Domain, next_due
-from smartapp.chart.trends import trend_svg
-from smartapp.smi.charts import measure_svg
+from smartapp.smi.charts import SMALL_HEIGHT, measure_svg, symptom_svg
 from smartapp.smi.medical import EhrMedical
 
 
@@ -43,6 +42,10 @@ BODY_TARGETS = (f"BP below {MEDICAL.systolic_below}/{MEDICAL.diastolic_below} ·
                 f"· weight gain under {MEDICAL.weight_gain_pct:g} % from the baseline at the antipsychotic start")  # fmt: skip
 
 
+#: The summary on top of the SMI patient page lists what is overdue and what falls due within this many days.
+DUE_SOON_DAYS = 14
+
+
 @dataclass
 class Due:
     what: str
@@ -59,6 +62,8 @@ class WholePersonPage:
     life: list[tuple[Domain, list[tuple[date, str, bool | None]]]] = field(default_factory=list)
     life_days: list[date] = field(default_factory=list)
     due: list[Due] = field(default_factory=list)
+    #: What the summary on top leads with: the overdue and what falls due within DUE_SOON_DAYS.
+    due_now: list[Due] = field(default_factory=list)
     #: Each symptom series' target in words.
     targets: dict[str, str] = field(default_factory=dict)
     body_targets: str = BODY_TARGETS
@@ -78,7 +83,7 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
     for name in plan.symptoms:
         mine = series(points, name)
         if mine:
-            page.symptom_charts.append((name, mine, trend_svg(mine, name, compact=True)))
+            page.symptom_charts.append((name, mine, symptom_svg(mine, name)))
             page.targets[name] = symptom_target(program, name)
     for when, name in measures_due(program, points, row.enrolment.start):
         page.due.append(Due(name, when, when < today))
@@ -95,13 +100,14 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
         hba1c_target = f"below {MEDICAL.hba1c_below:g} %"
         charts = [
             ("Weight (kg)", weight_target, measure_svg("Weight", "kg", [("weight", weights)], target=limit,
-                                                       target_label=weight_target)),
+                                                       target_label=weight_target, height=SMALL_HEIGHT)),
             ("Blood pressure (mmHg)", bp_target, measure_svg(
                 "Blood pressure", "mmHg", [("systolic", [(p.day, float(p.systolic)) for p in pressures]),
                                            ("diastolic", [(p.day, float(p.diastolic)) for p in pressures])],
-                target=float(MEDICAL.systolic_below), target_label=f"systolic {bp_target}")),
+                target=float(MEDICAL.systolic_below), target_label=f"systolic {bp_target}",
+                height=SMALL_HEIGHT)),
             ("HbA1c (%)", hba1c_target, measure_svg("HbA1c", "%", [("HbA1c", hba1c)], target=MEDICAL.hba1c_below,
-                                                    target_label=hba1c_target)),
+                                                    target_label=hba1c_target, height=SMALL_HEIGHT)),
         ]  # fmt: skip
         page.body_charts = [chart for chart in charts if chart[2]]
         for check in summary.monitoring:
@@ -117,4 +123,5 @@ def whole_person_page(program: Program, row: Row, points: list[ScorePoint], answ
             when = next_due(answers, row.enrolment.start)
             page.due.append(Due("Social status questions", when, when < today))
     page.due.sort(key=lambda d: d.when)
+    page.due_now = [d for d in page.due if d.overdue or (d.when - today).days <= DUE_SOON_DAYS]
     return page

@@ -29,7 +29,7 @@ def test_the_specialist_works_the_healthysteps_worklist(frame_page: Any, demo_wo
     assert "Noah Ferreira" in first and "Safety follow-up open" in first
     assert "Mother (Luisa Ferreira): EPDS 14 — positive" in first  # whose screen it is, always
     food = rows.filter(has_text="Leo Haddad").inner_text()
-    assert "Tier 2" in food and "Food assistance" in food and "Referral open too long" in food
+    assert "Tier 2" in food and "Food assistance" in food and "(open too long)" in food
     overdue = rows.filter(has_text="Eli Baptiste").inner_text()
     assert "Overdue: development" in overdue or "Overdue: autism" in overdue
     text = str(page.locator("main").inner_text())
@@ -42,7 +42,9 @@ def test_the_specialist_works_the_healthysteps_worklist(frame_page: Any, demo_wo
 
     page.get_by_role("link", name="Program report").click()
     page.get_by_role("heading", name="HealthySteps program report").wait_for()
-    assert page.locator("svg.bar-chart").count() >= 4
+    assert (
+        page.locator("table.report-table svg.rate-svg").count() >= 4
+    )  # a bar in each figure's row (issue 28)
     report = str(page.locator("main").inner_text())
     assert "Referrals closed (loop closed)" in report and "Tier 3 — comprehensive" in report
 

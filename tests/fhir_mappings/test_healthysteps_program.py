@@ -28,7 +28,7 @@ from fhir_mappings.healthysteps.referrals import (
     referral_from,
     referral_resources,
 )
-from fhir_mappings.healthysteps.report import build_report, report_csv
+from fhir_mappings.healthysteps.report import Figure, build_report, report_csv
 from fhir_mappings.healthysteps.worklist import build_rows, filter_rows
 from fhir_mappings.registry.resources import (
     Contact,
@@ -370,3 +370,37 @@ def test_the_worklist_due_list_follows_the_age_corrected_for_prematurity() -> No
 
     assert lines(None) == {("development", "due", "9 months"), ("social-emotional", "overdue", "6 months")}
     assert lines({child.key: Gestation(32 * 7, "Tandem")}) == {("social-emotional", "due", "6 months")}
+
+
+@pytest.mark.parametrize(
+    ("figure", "shown", "pct"),
+    [
+        # issue 28: a figure Tandem cannot read says "not available", never 0 %.
+        (Figure("visits", "Well-child visits", 0, 6, not_available="the EHR's visit list is not read"),
+         "not available", None),
+        # A count over nobody is not a rate either.
+        (Figure("referrals", "Referrals closed", 0, 0), "none yet (no one to count)", None),
+        # A real zero stays a result (healthysteps.md §4: every figure is a count over a count).
+        (Figure("completion", "1 month", 0, 9), "0 of 9 (0%)", 0.0),
+        (Figure("tiers", "Tier 1", 9, 11), "9 of 11 (81.8%)", 81.8),
+    ],
+)  # fmt: skip
+def test_a_report_figure_says_not_available_rather_than_zero(
+    figure: Figure, shown: str, pct: float | None
+) -> None:
+    assert (figure.shown, figure.pct) == (shown, pct)
+
+
+def test_the_report_names_its_period_and_the_visits_it_cannot_count() -> None:
+    a = _enrolment(pid="a", born_days=500, held_days=500)
+    b = _enrolment(pid="b", born_days=200, held_days=100)
+    report = build_report(P, HEALTHYSTEPS, [a, b], {}, [], [], TODAY)
+    assert (report.since, report.until) == (TODAY - timedelta(days=500), TODAY)
+    visits = next(f for f in report.figures if f.section == "visits")
+    # The EHR's well-child visit list is not read (report.py): the visit figure is not a 0 % result.
+    assert visits.shown == "not available" and visits.pct is None
+    assert "not available" in report_csv(report).splitlines()[-2]
+    # Sections by their titles in the spreadsheet a person opens, not their keys (issue 28).
+    assert report_csv(report).splitlines()[-2].startswith("Well-child visits by 15 months,")
+    empty = build_report(P, HEALTHYSTEPS, [], {}, [], [], TODAY)
+    assert (empty.since, empty.until) == (None, None)

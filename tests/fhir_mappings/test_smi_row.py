@@ -172,7 +172,9 @@ def test_the_csv_adds_the_whole_person_columns_only_when_a_row_has_them() -> Non
     lines = rows_csv(rows).splitlines()
     assert lines[0].endswith("Social flags,EHR medical data read")
     patient_a = next(line for line in lines if line.startswith("Patient a"))
-    assert "150/95" in patient_a and "bp-out-of-target hba1c-out-of-target" in patient_a
+    # The flags in words, not their keys (issue 28: no raw codes in a spreadsheet a person opens).
+    assert "150/95" in patient_a and "BP at or above 140/90; HbA1c 8 % or more" in patient_a
+    assert "bp-out-of-target" not in patient_a
     plain = rows_csv([r for r in rows if r.whole is None]).splitlines()[0]
     assert "Housing" not in plain
 

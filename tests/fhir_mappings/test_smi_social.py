@@ -101,3 +101,37 @@ def test_cadence_and_flags() -> None:
     found = statuses([answered("housing", "unhoused", TODAY), answered("justice", "yes", TODAY),
                       answered("connection", "5-plus", TODAY), answered("employment", "seeking", TODAY)], ENROLLED)  # fmt: skip
     assert flags(found) == ["social-housing", "social-justice"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "history", "words"),
+    [
+        # Issue 28: the Life column in plain words — "jail stay in the past year", not "Jail: stay (lost)".
+        # The words are data (fhir_mappings/data/smi/social.json, each answer's "row").
+        ("justice", [("no", ENROLLED), ("yes", TODAY)], "jail stay in the past year, worse since enrolment"),
+        ("justice", [("no", TODAY)], "no jail stay in the past year"),
+        ("housing", [("unhoused", ENROLLED), ("housed", TODAY)], "housed, better since enrolment"),
+        ("housing", [("unhoused", ENROLLED), ("unhoused", TODAY)], "no housing"),  # still not met: no change word
+        ("employment", [("full-time", ENROLLED), ("seeking", TODAY)], "looking for work, worse since enrolment"),
+        ("employment", [("not-seeking", TODAY)], "not working or looking"),
+        ("employment", [("declined", TODAY)], "work not answered"),
+        ("connection", [("lt-1", TODAY)], "sees people less than weekly"),
+        ("connection", [("1-2", ENROLLED), ("3-5", TODAY)], "sees people 3–5 times a week, better since enrolment"),
+        ("housing", [], ""),
+    ],
+)  # fmt: skip
+def test_the_life_column_in_plain_words(domain: str, history: list[tuple[str, date]], words: str) -> None:
+    found = {
+        s.domain.key: s for s in statuses([answered(domain, code, day) for code, day in history], ENROLLED)
+    }
+    assert found[domain].row_text == words
+
+
+def test_every_answer_has_plain_row_words() -> None:
+    # No code-like shorthand on a row: every answer says itself in lower-case words (social.json).
+    for domain in SOCIAL.domains:
+        for answer in domain.answers:
+            assert answer.row and answer.row == answer.row.lower() and ":" not in answer.row, (
+                domain.key,
+                answer,
+            )

@@ -97,7 +97,10 @@ def test_the_quality_page_and_its_patient_lists(
     assert "CMS2: Screening for Depression and Follow-Up Plan" in text
     # NCQA's licence: vendor-computed rates are never called HEDIS rates.
     styled = sum(1 for m in MEASURES.values() if m.kind == "HEDIS-style (not certified)")
-    assert styled == 8 and text.count("HEDIS-style (not certified)") == styled and "HEDIS rate" not in text
+    # Each rate carries it where it is shown: the summary table and the measure's own section (issue 28).
+    assert (
+        styled == 8 and text.count("HEDIS-style (not certified)") == 2 * styled and "HEDIS rate" not in text
+    )
     rate = cms2.total.numerator / cms2.total.performance_denominator
     assert f"{rate * 100:.1f}%" in text and "Program outcomes from the registry" in text
     assert "Value sets not complete in this deployment" in text  # the shipped CMS2 encounter set is partial
@@ -108,9 +111,13 @@ def test_the_quality_page_and_its_patient_lists(
     gaps = staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "gap"})
     assert gaps.status_code == 200 and len(gaps.text.strip().splitlines()) == len(cms2.subjects["gap"]) + 1
     # Care gaps are worked by name: each listed patient's name from the EHR's Patient.
+    # No EHR ids in a spreadsheet a person opens (issue 28): the rows follow the run's subject list.
+    assert gaps.text.splitlines()[0] == "Name,MRN"
     first_gap = gaps.text.strip().splitlines()[1].split(",")
-    expected = next(p for p in measure_world.measure_cohort.of_type("Patient") if p["id"] == first_gap[0])  # type: ignore[attr-defined]
-    assert first_gap[1] == f"{expected['name'][0]['given'][0]} {expected['name'][0]['family']}"
+    gap_id = cms2.subjects["gap"][0]
+    expected = next(p for p in measure_world.measure_cohort.of_type("Patient") if p["id"] == gap_id)  # type: ignore[attr-defined]
+    assert first_gap[0] == f"{expected['name'][0]['given'][0]} {expected['name'][0]['family']}"
+    assert gap_id not in gaps.text
     assert (
         staff.get(f"{base}/measures/cms2.csv", params={"year": str(YEAR), "population": "x"}).status_code
         == 404

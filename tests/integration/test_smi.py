@@ -130,12 +130,20 @@ def test_social_questions_and_the_whole_person_row_over_http(
     row = re.search(rf'enrolments/{careplan_id}">[^<]+</a>(.*?)</tr>', listed.text, re.S)
     assert row, listed.text[-2000:]
     cells = re.sub(r"<[^>]+>", " ", row.group(1))
-    assert "Housing:  unhoused" in cells and "Jail:  stay" in cells and "Contact:  &lt;1/wk" in cells
+    # The Life column in plain words (issue 28; social.json's "row" words).
+    assert (
+        "no housing" in cells
+        and "jail stay in the past year" in cells
+        and "sees people less than weekly" in cells
+    )
     assert "No A1c/glucose 12 mo" in cells and "Monitoring overdue" in cells  # from the worker's copy
     assert "Medical" in cells and "Social" in cells  # row flags
     csv_text = manager.get(f"{smi_world.tandem_url}/app/{launch_id_of(worklist)}/worklist.csv",
                            params={"who": "all", "program": "cocm-smi"}).text  # fmt: skip
-    assert "no-glycaemia-12m" in csv_text and "Does not have housing" in csv_text
+    assert (
+        "On an antipsychotic, no glucose or HbA1c in 12 months" in csv_text
+        and "Does not have housing" in csv_text
+    )
 
 
 def test_an_ended_enrolment_takes_no_social_answers(
