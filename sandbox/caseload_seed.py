@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fhir_mappings.common.patient import birth_date, display_name, identifier_value
@@ -104,7 +104,11 @@ def seed_caseload(cohort: Cohort, services: Any, iss: str, *, today: date, seed:
         # A running program: the consultant has reviewed most patients past their first weeks (so "new" and
         # "first review overdue" single patients out); one in six is still waiting for a first review.
         if program != "bhi-general" and weeks >= 4 and enrolled % 6 != 5:
-            enrolment, _ = caseload.record_review(enrolment, REVIEWS[enrolled % len(REVIEWS)], CONSULTANT)
+            # Half were reviewed last week (recently reviewed: off "to review" unless a new reason arises), half
+            # three weeks ago (back on the list when a flag calls for it).
+            reviewed = datetime.combine(today - timedelta(days=7 if enrolled % 2 else 21), time(15, 0), UTC)
+            enrolment, _ = caseload.record_review(enrolment, REVIEWS[enrolled % len(REVIEWS)], CONSULTANT,
+                                                  at=reviewed)  # fmt: skip
         if patient_id in item9:
             caseload.add_task("safety-follow-up", enrolment, due=today,
                               description="PHQ-9 item 9 positive at the last visit: same-day follow-up")  # fmt: skip

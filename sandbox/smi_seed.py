@@ -349,7 +349,9 @@ def seed_smi(cohort: Cohort, services: Any, iss: str, *, today: date) -> dict[st
         # The consultant has reviewed the patients past their first weeks but Grace (her first review is overdue);
         # Samuel is new this month (issue 28: flags that single patients out).
         if person.pid in REVIEWS:
-            caseload.record_review(enrolment, REVIEWS[person.pid], CONSULTANT)
+            # Three weeks ago: since then the mania episode, the labs and the life events bring them back.
+            reviewed = datetime.combine(today - timedelta(days=21), time(15, 0), UTC)
+            caseload.record_review(enrolment, REVIEWS[person.pid], CONSULTANT, at=reviewed)
     caseload.invalidate()
     # The EHR's medical data reaches the worklist as in production: read with backend services, in batches.
     reg = services.registrations.get(iss)

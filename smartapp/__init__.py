@@ -44,10 +44,11 @@ def create_app(
         TANDEM_TIME_ZONE=services.settings.time_zone,
     )
     from fhir_mappings.common.dates import age_range_text
-    from smartapp.clock import day_element, time_element
+    from smartapp.clock import day_element, nowrap_parts, time_element
 
     app.jinja_env.filters["local_time"] = time_element
     app.jinja_env.filters["local_day"] = day_element
+    app.jinja_env.filters["nowrap_parts"] = nowrap_parts
     app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services

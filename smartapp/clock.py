@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 
 def zone() -> ZoneInfo:
@@ -55,3 +55,12 @@ def day_element(value: str | datetime | None) -> Markup:
         return Markup("")
     machine = value.isoformat() if isinstance(value, datetime) else str(value)
     return Markup('<time class="nowrap" datetime="{}">{}</time>').format(machine, shown)
+
+
+def nowrap_parts(text: str | None, separator: str = " · ") -> Markup:
+    """`DOB 1980-05-02 · 46 y · MRN 100007` that wraps between its parts, never inside a date or an MRN."""
+    if not text:
+        return Markup("")
+    return Markup(separator).join(
+        Markup('<span class="nowrap">{}</span>').format(p) for p in str(text).split(separator)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from fhir_mappings.common.dates import age_text
@@ -471,7 +471,16 @@ WHOLE_PERSON_CSV = ("Symptoms", "Mania screen", "BP", "BMI", "Weight change %", 
                     "EHR medical data read")  # fmt: skip
 
 
-def _whole_csv(r: Row) -> list[Any]:
+def _local(instant: datetime | None, zone: tzinfo | None) -> str:
+    """An instant as a spreadsheet's reader reads it: the site's local time, no offset (issue 28)."""
+    if instant is None:
+        return ""
+    if instant.tzinfo is not None and zone is not None:
+        instant = instant.astimezone(zone)
+    return instant.strftime("%Y-%m-%d %H:%M")
+
+
+def _whole_csv(r: Row, zone: tzinfo | None) -> list[Any]:
     view = r.whole
     if view is None:
         return [""] * len(WHOLE_PERSON_CSV)
@@ -481,10 +490,12 @@ def _whole_csv(r: Row) -> list[Any]:
             "; ".join(MEDICAL_FLAG_LABELS.get(f, f) for f in view.medical_flags),
             *(WHOLE_PERSON_TEXT[c](view) for c in ("housing", "employment", "justice", "connection")),
             "; ".join(SOCIAL_FLAG_LABELS.get(f, f) for f in view.social_flags),
-            view.medical_read_at.isoformat(timespec="minutes") if view.medical_read_at else ""]  # fmt: skip
+            _local(view.medical_read_at, zone)]  # fmt: skip
 
 
-def rows_csv(rows: Iterable[Row]) -> str:
+def rows_csv(rows: Iterable[Row], zone: tzinfo | None = None) -> str:
+    """The worklist as CSV; times in `zone` (the deployment's time zone), without an offset."""
+
     def line(r: Row) -> list[Any]:
         e = r.enrolment
         return [r.patient, e.birth_date.isoformat() if e.birth_date else "", r.age if r.age is not None else "",
@@ -500,5 +511,5 @@ def rows_csv(rows: Iterable[Row]) -> str:
 
     rows = list(rows)
     if any(r.whole is not None for r in rows):
-        return csv_text((*CSV_HEADER, *WHOLE_PERSON_CSV), ([*line(r), *_whole_csv(r)] for r in rows))
+        return csv_text((*CSV_HEADER, *WHOLE_PERSON_CSV), ([*line(r), *_whole_csv(r, zone)] for r in rows))
     return csv_text(CSV_HEADER, (line(r) for r in rows))

@@ -332,12 +332,13 @@ class CaseloadService:
         self.add_task("case-review", updated, description=reason)
         return updated
 
-    def record_review(self, enrolment: Enrolment, recommendations: str | Review, reviewer: Member | None
-                      ) -> tuple[Enrolment, str]:  # fmt: skip
+    def record_review(self, enrolment: Enrolment, recommendations: str | Review, reviewer: Member | None,
+                      *, at: datetime | None = None) -> tuple[Enrolment, str]:  # fmt: skip
         """Close every open review Task of the enrolment with the recommendations (or record one), unflag it.
-        Returns the enrolment and the id of the review Task closed first (the consult note's key)."""
+        Returns the enrolment and the id of the review Task closed first (the consult note's key). `at`: when the
+        review took place, for a review recorded afterwards (the demo's past reviews); default now."""
         client = self._client()
-        now = datetime.now(UTC)
+        now = at or datetime.now(UTC)
         open_reviews = [t for t in self.load_patient(enrolment.key).tasks
                         if t.careplan_id == enrolment.id and t.kind == "case-review" and t.open]  # fmt: skip
         if not open_reviews:

@@ -241,7 +241,7 @@ def worklist_csv(launch_id: str) -> Response:
     today = clock.today()
     _, chosen_entries, _ = _ready_entries(today, current_user(session, ehr))
     chosen = services().ready.rows(chosen_entries, today, safety_pending(current_access()))
-    return Response(rows_csv(chosen), mimetype="text/csv",
+    return Response(rows_csv(chosen, clock.zone()), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=caseload-{clock.today()}.csv"})  # fmt: skip
 
 

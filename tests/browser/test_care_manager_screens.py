@@ -67,7 +67,7 @@ def test_the_patient_page_leads_with_safety_and_what_is_due(frame_page: Any, dem
     if "not among the scores" in source:  # the demo's follow-up was raised after the EHR's latest PHQ-9
         assert re.search(r"latest PHQ-9 here is \d+, of \d{4}-\d{2}-\d{2}", source), source
     # The folded history opens and still fits the frame.
-    frame_page.locator("#contact-history summary").click()
+    frame_page.locator("#contact-history > summary").click()
     assert frame_page.locator("#contact-history table.contacts tbody tr").count() >= 1
     assert screen_problems(frame_page, axe=False) == []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -177,6 +178,10 @@ def test_the_csv_adds_the_whole_person_columns_only_when_a_row_has_them() -> Non
     assert "bp-out-of-target" not in patient_a
     plain = rows_csv([r for r in rows if r.whole is None]).splitlines()[0]
     assert "Housing" not in plain
+    # When the EHR was read: the site's local time without an offset (issue 28: no UTC in a spreadsheet).
+    chicago = rows_csv(rows, ZoneInfo("America/Chicago")).splitlines()
+    a = next(line for line in chicago if line.startswith("Patient a"))
+    assert a.endswith(",2026-11-19 18:00") and "+00:00" not in a and "T00:00" not in a
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_time_zone_is_validated_and_used(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings.from_env({"TANDEM_TIME_ZONE": "America/Chicago"}).time_zone == "America/Chicago"
     from flask import Flask
 
-    from smartapp.clock import day_element, local_time, time_element
+    from smartapp.clock import day_element, local_time, nowrap_parts, time_element
 
     app = Flask(__name__)
     app.config["TANDEM_TIME_ZONE"] = "America/Chicago"
@@ -65,6 +65,11 @@ def test_time_zone_is_validated_and_used(monkeypatch: pytest.MonkeyPatch) -> Non
         )
         assert str(time_element("<b>")) == '<time class="nowrap" datetime="&lt;b&gt;">&lt;b&gt;</time>'
         assert str(time_element(None)) == ""
+        # An identity line wraps between its parts, never inside a date or an MRN; its text escaped.
+        assert str(nowrap_parts("DOB 1980-05-02 · 46 y · MRN <1>")) == (
+            '<span class="nowrap">DOB 1980-05-02</span> · <span class="nowrap">46 y</span> · '
+            '<span class="nowrap">MRN &lt;1&gt;</span>'
+        )
         # A day alone (a recommendation's status): the local day, 02:30 UTC is still the 23rd in Chicago.
         assert str(day_element("2026-11-24T02:30:00+00:00")) == (
             '<time class="nowrap" datetime="2026-11-24T02:30:00+00:00">2026-11-23</time>'
