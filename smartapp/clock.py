@@ -61,6 +61,6 @@ def nowrap_parts(text: str | None, separator: str = " · ") -> Markup:
     """`DOB 1980-05-02 · 46 y · MRN 100007` that wraps between its parts, never inside a date or an MRN."""
     if not text:
         return Markup("")
-    return Markup(separator).join(
+    return escape(separator).join(
         Markup('<span class="nowrap">{}</span>').format(p) for p in str(text).split(separator)
     )
