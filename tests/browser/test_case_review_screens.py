@@ -95,7 +95,12 @@ def test_recording_a_review_removes_the_case_from_to_review_and_updates_the_coun
     group_count = int(re.search(r"\((\d+)\)", group.locator("h2").inner_text()).group(1))  # type: ignore[union-attr]
     total = _total(page)
     before = re.search(r"(\d+) reviewed in the last", page.locator(".review-summary").inner_text())
-    case = group.locator("article").first
+    # Not an SMI case: those belong to the SMI tests' scenario (tests/browser/test_smi.py), same demo.
+    case = next(
+        a
+        for a in group.locator("article").all()
+        if "demo-smi" not in (a.locator("h3 a").get_attribute("href") or "")
+    )
     name = case.locator("h3 a").inner_text()
     case.get_by_label("Recommendation 1", exact=True).select_option("continue")
     case.get_by_role("button", name="Record review and close").click()
@@ -124,30 +129,40 @@ def test_each_recommendation_gets_a_status_from_the_care_manager_and_the_pcp_sho
 ) -> None:
     page = frame_page
     _review(page, demo_world)
-    # A case the consultant reviewed (the demo's seeded reviews): find one whose team has a PCP.
-    links = page.locator("details.reviewed-recently a")
-    page.locator("details.reviewed-recently summary").click()
-    hrefs = [a.get_attribute("href") for a in links.all()]
+    # The consultant reviews a case whose team has a care manager and a PCP, with two recommendations.
     chosen = None
-    for href in hrefs:
+    for case in page.locator("article.review-case").all():
+        href = case.locator("h3 a").get_attribute("href")
+        if not href or "demo-smi" in href:  # the SMI cases belong to the SMI tests' scenario
+            continue
+        if case.locator(".reason-safety").count():  # a safety case stays first for its own reason
+            continue
+        name = case.locator("h3 a").inner_text()
+        case.get_by_label("Recommendation 1", exact=True).select_option("dose-change")
+        case.get_by_label("Details of recommendation 1 (medication, dose, therapy, to whom)").fill(
+            "sertraline 50 mg to 100 mg daily"
+        )
+        case.get_by_label("Recommendation 2", exact=True).select_option("therapy")
+        case.get_by_label("Details of recommendation 2 (medication, dose, therapy, to whom)").fill(
+            "behavioral activation, weekly"
+        )
+        case.get_by_role("button", name="Record review and close").click()
+        page.get_by_role("status").filter(has_text="Review recorded").wait_for()
         page.goto(f"{demo_world.tandem_url}{href}")
         page.get_by_text("Care team, consent and status").click()  # a folded section of the patient page
         team = {r.locator("th").inner_text(): r.locator("td").inner_text() for r in page.locator("table tr").all()
                 if r.locator("th").count() == 1 and r.locator("td").count() == 1}  # fmt: skip
         cm, pcp = team.get("Behavioral health care manager"), team.get("Primary care provider")
         section = page.locator("section.recommendations")
-        if cm in CARE_MANAGERS and pcp in PCPS and section.locator("table.rec-status tbody tr").count() >= 2:
-            # The consultant reads the statuses but does not mark them: no form for them.
-            assert section.locator("select").count() == 0
-            assert "Only the patient's care manager and PCP mark" in section.inner_text()
-            chosen = (
-                href.split("/enrolments/")[1],
-                page.locator("h1").inner_text().split(" DOB")[0],
-                cm,
-                pcp,
-            )  # type: ignore[union-attr]
+        assert section.locator("table.rec-status tbody tr").count() == 2
+        # The consultant reads the statuses but does not mark them: no form for them.
+        assert section.locator("select").count() == 0
+        assert "Only the patient's care manager and PCP mark" in section.inner_text()
+        if cm in CARE_MANAGERS and pcp in PCPS:
+            chosen = (href.split("/enrolments/")[1], name, cm, pcp)
             break
-    assert chosen is not None, "a reviewed demo case with a care manager and a PCP"
+        _review(page, demo_world)
+    assert chosen is not None, "a case on the review list with a care manager and a PCP"
     careplan_id, name, cm, pcp = chosen
 
     # The care manager marks the first recommendation accepted and asks for another review.
