@@ -38,18 +38,22 @@ def tick_step(top: float) -> int:
 
 
 def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = False,
-              titled: bool = False) -> Markup:  # fmt: skip
+              titled: bool = False, small: tuple[int, int] | None = None) -> Markup:  # fmt: skip
     """A line of the scores over time on the instrument's severity bands; accessible name and a title per point.
     `compact`: half the width, for three trends side by side; each band names itself in its title, not a label.
     `titled`: the chart names itself ("PHQ-9 score") and its axes (score, date) in visible text, for a page that
-    shows it without a caption (the case review)."""
+    shows it without a caption (the case review). `small`: (width, height) of a small multiple (the SMI page's
+    three panels side by side): bands name themselves in their titles, three axis ticks."""
     scale = series_bands(instrument)
     if scale is None or not points:
         return Markup("")
     top, bands = scale
     width, right = (WIDTH // 2, 12) if compact else (WIDTH, RIGHT)
+    height = HEIGHT
+    if small is not None:
+        (width, height), right, compact = small, 12, True
     top_px = TITLE_TOP if titled else TOP_MARGIN
-    plot_w, plot_h = width - LEFT - right, HEIGHT - top_px - BOTTOM
+    plot_w, plot_h = width - LEFT - right, height - top_px - BOTTOM
     times = [p.when.timestamp() for p in points]
     start, end = min(times), max(times)
     span = (end - start) or 1.0
@@ -63,8 +67,9 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = 
     latest = points[-1]
     label = (f"{instrument} trend: {len(points)} scores from {points[0].day.isoformat()} to "
              f"{latest.day.isoformat()}; first {points[0].score}, latest {latest.score}.")  # fmt: skip
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" role="img" aria-label="{escape(label)}" '
-             f'viewBox="0 0 {width} {HEIGHT}" width="{width}" height="{HEIGHT}">']  # fmt: skip
+    css = "trend small-multiple" if small is not None else "trend"
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="{css}" role="img" aria-label="{escape(label)}" '
+             f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">']  # fmt: skip
     for low, high, name, fill in bands:
         y_top, y_bottom = y(high + (1 if high < top else 0)), y(low)
         parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
@@ -72,7 +77,8 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = 
         if not compact:
             parts.append(f'<text x="{LEFT + plot_w + 6}" y="{(y_top + y_bottom) / 2 + 4:.1f}" class="band">'
                          f"{escape(name)} ({low}–{high})</text>")  # fmt: skip
-    for tick in range(0, top + 1, max(5, tick_step(top))):
+    ticks = (0, top // 2, top) if small is not None else range(0, top + 1, max(5, tick_step(top)))
+    for tick in ticks:
         parts.append(
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
         )
@@ -84,11 +90,11 @@ def trend_svg(points: Sequence[ScorePoint], instrument: str, *, compact: bool = 
                      f"{points[0].day.isoformat()} to {latest.day.isoformat()}</text>")  # fmt: skip
         parts.append(f'<text x="12" y="{top_px + plot_h / 2:.1f}" class="axis" text-anchor="middle" '
                      f'transform="rotate(-90 12 {top_px + plot_h / 2:.1f})">Score</text>')  # fmt: skip
-        parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 8}" class="axis" '
+        parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{height - 8}" class="axis" '
                      f'text-anchor="middle">Date</text>')  # fmt: skip
-    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="axis">{points[0].day.isoformat()}</text>')
+    parts.append(f'<text x="{LEFT}" y="{height - 8}" class="axis">{points[0].day.isoformat()}</text>')
     if len(points) > 1:
-        parts.append(f'<text x="{LEFT + plot_w}" y="{HEIGHT - 8}" text-anchor="end" class="axis">'
+        parts.append(f'<text x="{LEFT + plot_w}" y="{height - 8}" text-anchor="end" class="axis">'
                      f"{latest.day.isoformat()}</text>")  # fmt: skip
     coordinates = " ".join(f"{x(p.when):.1f},{y(p.score):.1f}" for p in points)
     parts.append(f'<polyline points="{coordinates}" fill="none" stroke="#12355b" stroke-width="2"/>')

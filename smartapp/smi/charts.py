@@ -10,7 +10,7 @@ from datetime import date
 from markupsafe import Markup, escape
 
 from fhir_mappings.screening.history import ScorePoint
-from smartapp.chart.trends import series_bands, tick_step
+from smartapp.chart.trends import tick_step, trend_svg
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 340, 150, 40, 12, 10, 26
 #: A small multiple's height: three stacked in a panel stay within one screen.
@@ -78,48 +78,6 @@ def measure_svg(title: str, unit: str, lines: Sequence[tuple[str, Sequence[tuple
 
 
 def symptom_svg(points: Sequence[ScorePoint], series: str, height: int = SMALL_HEIGHT) -> Markup:
-    """A symptom score series as a small multiple on its instrument's severity bands (each band names itself in
-    its title); an accessible name with the first and latest scores, and a title per point."""
-    scale = series_bands(series)
-    if scale is None or not points:
-        return Markup("")
-    top, bands = scale
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
-    days = [p.day.toordinal() for p in points]
-    start, end = min(days), max(days)
-
-    def x(point: ScorePoint) -> float:
-        return LEFT + (
-            plot_w / 2 if end == start else (point.day.toordinal() - start) / (end - start) * plot_w
-        )
-
-    def y(value: float) -> float:
-        return TOP + plot_h - value / top * plot_h
-
-    first, latest = points[0], points[-1]
-    label = (f"{series} trend: {len(points)} scores from {first.day.isoformat()} to {latest.day.isoformat()}; "
-             f"first {first.score}, latest {latest.score}.")  # fmt: skip
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="trend small-multiple" role="img" '
-             f'aria-label="{escape(label)}" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}">']  # fmt: skip
-    for low, high, name, fill in bands:
-        y_top, y_bottom = y(high + (1 if high < top else 0)), y(low)
-        parts.append(f'<rect x="{LEFT}" y="{y_top:.1f}" width="{plot_w}" height="{y_bottom - y_top:.1f}" '
-                     f'fill="{fill}"><title>{escape(name)} ({low}–{high})</title></rect>')  # fmt: skip
-    for tick in (0, top // 2, top):
-        parts.append(
-            f'<text x="{LEFT - 4}" y="{y(tick) + 4:.1f}" text-anchor="end" class="axis">{tick}</text>'
-        )
-    parts.append(
-        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#555"/>'
-    )
-    parts.append(f'<text x="{LEFT}" y="{height - 8}" class="axis">{first.day.isoformat()}</text>')
-    if latest.day != first.day:
-        parts.append(f'<text x="{LEFT + plot_w}" y="{height - 8}" text-anchor="end" class="axis">'
-                     f"{latest.day.isoformat()}</text>")  # fmt: skip
-    coordinates = " ".join(f"{x(p):.1f},{y(p.score):.1f}" for p in points)
-    parts.append(f'<polyline points="{coordinates}" fill="none" stroke="#12355b" stroke-width="2"/>')
-    for point in points:
-        parts.append(f'<circle cx="{x(point):.1f}" cy="{y(point.score):.1f}" r="3" fill="#12355b"><title>'
-                     f"{escape(point.day.isoformat())}: {point.score} ({escape(point.source)})</title></circle>")  # fmt: skip
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
+    """A symptom score series as a small multiple on its instrument's severity bands: the chart's own trend,
+    drawn small (each band names itself in its title)."""
+    return trend_svg(points, series, small=(WIDTH, height))

@@ -8,29 +8,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
-from .screens import PHONE, screen_problems
+from .screens import screen_problems
 from .test_self_report import _due_adult_enrolled
-
-
-@pytest.fixture
-def phone(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    from .conftest import ARTIFACTS
-
-    context = chromium.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def _shot(page: Any, name: str) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 import pytest
 
 from tests.browser.screens import FRAME, jargon_in, screen_problems
+from tests.browser.test_smi import _smi_worklist
 
 pytestmark = pytest.mark.integration
 
@@ -129,14 +130,6 @@ def test_the_infant_chart_groups_caregiver_screens_by_caregiver_and_due_status(
 
 
 # --- SMI care manager ------------------------------------------------------------------------------------------
-
-
-def _smi_worklist(page: Any, world: Any) -> None:
-    _launch(page, world, "pr-cm-3", "worklist")
-    page.get_by_role("heading", name="Caseload worklist").wait_for()
-    page.locator("#program").select_option("cocm-smi")
-    page.get_by_role("button", name="Apply").click()
-    page.get_by_role("columnheader", name="Life").wait_for()
 
 
 def test_the_smi_worklist_fits_the_frame_in_plain_words(frame_page: Any, demo_world: Any) -> None:
