@@ -114,3 +114,30 @@ def test_every_page_a_role_reaches_fits_the_frame_and_reads_plainly(
     assert not problems, (
         f"{role}: {len(problems)} of {len(found)} pages ({sorted(found)}) have problems:\n{report}"
     )
+
+
+def test_form_fields_get_the_same_3px_focus_ring_as_links_and_buttons(
+    frame_page: Any, demo_world: Any
+) -> None:
+    """Issue 28: a keyboard user sees where they are on every kind of control, the same ring everywhere."""
+    page = frame_page
+    page.goto(f"{demo_world.sandbox_url}/launch-app?mode=generic&practitioner=pr-cm-1&target=worklist")
+    page.get_by_role("heading", name="Caseload worklist").wait_for()
+    page.locator("table.worklist tbody tr th a").first.click()  # the first patient's registry page
+    page.locator("#contact-title").wait_for()
+    rings = page.evaluate(
+        """() => {
+        const kinds = ['a[href]', 'button', 'input[type=number]', 'input[type=date]', 'select', 'textarea',
+                       'input[type=checkbox]', 'summary'];
+        const out = {};
+        for (const kind of kinds) {
+            const el = [...document.querySelectorAll('main ' + kind)].find(e => e.offsetParent !== null);
+            if (!el) { out[kind] = 'none on the page'; continue; }
+            el.focus();
+            const s = getComputedStyle(el);
+            out[kind] = document.activeElement === el ? s.outlineStyle + ' ' + s.outlineWidth : 'not focusable';
+        }
+        return out;
+    }"""
+    )
+    assert rings == dict.fromkeys(rings, "solid 3px"), rings
