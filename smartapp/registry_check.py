@@ -228,6 +228,7 @@ _READY_PATCH = "smartapp/caseload/ready.py::ReadyRows._patch_written"
 _HS_READY_FULL = "smartapp/healthysteps/ready.py::HealthyStepsReady._full"
 _HS_READY_PATCH = "smartapp/healthysteps/ready.py::HealthyStepsReady._patch"
 _PUBLISH = "smartapp/screening/service.py::ScreeningService.publish_questionnaires"
+_REVIEWS = "smartapp/caseload/service.py::CaseloadService.case_review_tasks"
 
 _REF_ADVICE = ("index the reference search parameter {p} of {t} (a standard FHIR R4 parameter), searched with a "
                "relative reference Patient/tp-…")  # fmt: skip
@@ -297,7 +298,7 @@ SEARCHES: tuple[SearchUse, ...] = (
             _HS_READY_PATCH,
         ],
     ),  # fmt: skip
-    _reference("Task", "patient", [_LOAD_PATIENT, _READY_PATCH]),
+    _reference("Task", "patient", [_LOAD_PATIENT, _READY_PATCH, _REVIEWS]),
     _filter(
         "Task",
         "based-on",
@@ -313,14 +314,23 @@ SEARCHES: tuple[SearchUse, ...] = (
         "code",
         TASK_SYSTEM,
         f"{TASK_SYSTEM}|referral,{TASK_SYSTEM}|hs-contact,…",
-        [_HS_LOAD],
+        [_HS_LOAD, _REVIEWS],
         listed=True,
     ),  # fmt: skip
     _last_updated("Task", "patient", [_READY_SYNC, _HS_READY_PATCH]),
     _sort("Task", "patient", [_READY_SYNC]),
     _count(
         "Task",
-        [_CASELOAD_FILL, _LOAD_PATIENT, _HS_LOAD, _MIGRATE, _READY_SYNC, _READY_PATCH, _HS_READY_PATCH],
+        [
+            _CASELOAD_FILL,
+            _LOAD_PATIENT,
+            _HS_LOAD,
+            _MIGRATE,
+            _READY_SYNC,
+            _READY_PATCH,
+            _HS_READY_PATCH,
+            _REVIEWS,
+        ],
     ),
     _reference("Observation", "subject", [_LOAD_PATIENT, _CHART, _READY_PATCH]),
     _reference("Observation", "subject", [_HS_LOAD], listed=True),

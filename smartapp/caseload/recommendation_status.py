@@ -13,7 +13,7 @@ from flask import g
 
 from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.recommendations import ReviewRecord, review_record, with_status
-from fhir_mappings.registry.resources import TASK_SYSTEM, Enrolment, Member, work_task_from
+from fhir_mappings.registry.resources import Enrolment, Member, work_task_from
 from launch import errors
 from launch.fhir import etag_for
 from smartapp.caseload.service import CaseloadService
@@ -51,9 +51,7 @@ def reviews_of(caseload: CaseloadService, keys: Iterable[PatientKey]) -> dict[st
         for key in keys:
             if key in cache:
                 continue
-            found = caseload._client().search_all(
-                "Task", {"patient": key.relative, "code": f"{TASK_SYSTEM}|case-review", "_count": "100"}
-            )
+            found = caseload.case_review_tasks(key)
             cache[key] = [r for r in (review_record(t) for t in found) if r is not None]
     except errors.TandemError as exc:
         log.warning("recommendation statuses not read: %s", type(exc).__name__)

@@ -25,6 +25,7 @@ from fhir_mappings.registry.recommendations import Review
 from fhir_mappings.registry.resources import (
     SAFETY_OUTCOMES,
     SAFETY_STEPS,
+    TASK_SYSTEM,
     Contact,
     Enrolment,
     Member,
@@ -331,6 +332,12 @@ class CaseloadService:
         updated = self.save(replace(enrolment, flagged_for_review=True))
         self.add_task("case-review", updated, description=reason)
         return updated
+
+    def case_review_tasks(self, key: PatientKey) -> list[dict[str, Any]]:
+        """The patient's case-review Tasks in the registry (open and done), for their recommendations' statuses."""
+        return self._client().search_all(
+            "Task", {"patient": key.relative, "code": f"{TASK_SYSTEM}|case-review", "_count": "100"}
+        )
 
     def record_review(self, enrolment: Enrolment, recommendations: str | Review, reviewer: Member | None,
                       *, at: datetime | None = None) -> tuple[Enrolment, str]:  # fmt: skip

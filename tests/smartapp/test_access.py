@@ -26,6 +26,8 @@ SAMPLE_VALUES = {
     "record_id": "0" * 32,
     "referral_id": "0123",
     "item_id": "0" * 32,
+    "index": "0",
+    "number": "1",
 }
 
 
