@@ -49,6 +49,9 @@ def create_app(
     app.jinja_env.filters["local_time"] = time_element
     app.jinja_env.filters["local_day"] = day_element
     app.jinja_env.filters["nowrap_parts"] = nowrap_parts
+    from smartapp.screening.service import said_once
+
+    app.jinja_env.globals["said_once"] = said_once
     app.jinja_env.filters["age_range"] = age_range_text
 
     app.extensions["tandem"] = services

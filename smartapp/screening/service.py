@@ -85,6 +85,11 @@ class Target:
     technical: str = ""
 
 
+def said_once(*parts: str | None) -> str:
+    """Sentences joined once each: a skipped write-back's detail is the plan's reason, said once (issue 28)."""
+    return " ".join(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
+
+
 @dataclass
 class ScreeningRecord:
     id: str

@@ -99,3 +99,19 @@ def test_local_time_never_says_utc(zone: str, instant: datetime, shown: str) -> 
     with app.app_context():
         assert local_time(instant) == shown
         assert local_time(instant.isoformat()) == shown
+
+
+@pytest.mark.parametrize(
+    ("parts", "said"),
+    [
+        # A write-back not sent: its detail is the plan's reason; the result page says it once (issue 28).
+        (("Epic takes notes only with an encounter.", "Epic takes notes only with an encounter."),
+         "Epic takes notes only with an encounter."),
+        (("Sent as a note.", "Tandem will retry in 2 min."), "Sent as a note. Tandem will retry in 2 min."),
+        (("", None, " Kept in Tandem only. "), "Kept in Tandem only."),
+    ],
+)  # fmt: skip
+def test_the_result_page_says_each_sentence_once(parts: tuple[str | None, ...], said: str) -> None:
+    from smartapp.screening.service import said_once
+
+    assert said_once(*parts) == said
