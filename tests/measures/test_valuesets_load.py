@@ -29,7 +29,9 @@ from fhir_mappings.measures.valuesets import (
     shipped_library,
     site_library,
 )
+from launch.errors import ConfigurationError
 from smartapp.cli import main
+from smartapp.config import Settings
 from smartapp.measures.columnar import ParquetTables
 from smartapp.measures.service import READS, run
 from smartapp.measures.valueset_load import load, read_input
@@ -333,3 +335,21 @@ def test_the_cli_loads_lists_and_runs_with_the_loaded_version(tmp_path: Path) ->
     assert (
         bad.exit_code == 2 and "a Patient, not a ValueSet" in bad.output and not (tmp_path / "other").exists()
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "TANDEM_VALUESETS_DIR: "),
+        (json.dumps({"oid": ENCOUNTER}), "malformed stored value set"),
+    ],
+)
+def test_a_damaged_value_set_folder_fails_fast_at_start_up(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    (tmp_path / ENCOUNTER).mkdir()
+    (tmp_path / ENCOUNTER / "20260501.json").write_text(content)
+    with pytest.raises(ConfigurationError, match=problem):
+        Settings.from_env({"TANDEM_VALUESETS_DIR": str(tmp_path)})
+    result = CliRunner().invoke(main, ["measures", "valuesets", "list", "--dir", str(tmp_path)])
+    assert result.exit_code == 2 and "20260501.json" in result.output
