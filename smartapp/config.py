@@ -67,7 +67,8 @@ class Settings:
     #: prematurity correction; none is shipped (no code is confirmed). Tandem's own record is always read.
     gestational_age_codes: str | None = None
     #: The site's value-set expansions for the quality measures (VSAC, UMLS licence): a JSON file shaped like
-    #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped (partial) ones.
+    #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped ones (for a site's own
+    #: codes, such as deliveries; sets with an OID load with `tandem measures valuesets load`).
     measure_valuesets: str | None = None
     #: The folder of value-set expansions loaded with `tandem measures valuesets load` (every version kept; the
     #: newest is used). Default: `valuesets` in the directory Tandem runs from; without it, the shipped official

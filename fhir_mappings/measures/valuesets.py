@@ -118,12 +118,17 @@ def expanded(resource: Mapping[str, Any], where: str) -> ExpandedValueSet | str:
         return (f"{where}: {label} has no expansion (ask VSAC for the expanded set, e.g. ValueSet/$expand, or use "
                 "the eCQI Resource Center's bundle)")  # fmt: skip
     grouped: dict[tuple[str, str], list[str]] = {}
+    listed = 0
     for item in _contains(expansion.get("contains")):
-        grouped.setdefault((str(item["system"]), str(item.get("version") or "")), []).append(
-            str(item["code"])
-        )
+        key = (str(item["system"]), str(item.get("version") or ""))
+        grouped.setdefault(key, []).append(str(item["code"]))
+        listed += 1
     if not grouped:
         return f"{where}: {label} has an empty expansion"
+    total = expansion.get("total")
+    if isinstance(total, int) and not isinstance(total, bool) and total > listed:
+        return (f"{where}: {label} holds only {listed} of its {total} codes (one page of a paged expansion): "
+                "ask for every code, e.g. VSAC's $expand with a count above the total")  # fmt: skip
     codes = tuple((s, v, tuple(sorted(set(cs)))) for (s, v), cs in sorted(grouped.items()))
     return ExpandedValueSet(oid_of(resource), str(resource["url"]).split("|")[0], str(resource["version"]),
                             str(resource.get("title") or resource.get("name") or ""), codes,

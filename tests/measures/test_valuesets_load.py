@@ -117,6 +117,8 @@ def test_each_published_shape_loads_by_oid_and_version(tmp_path: Path, layout: s
         (json.dumps({**A, "expansion": {"contains": [{"system": SCT, "abstract": True, "code": "x"}]}}),
          "has an empty expansion"),
         (json.dumps({**A, "version": None}), "has no version"),
+        # A paged expansion (VSAC pages long sets; FHIR R4 ValueSet.expansion.total/offset): a partial list.
+        (json.dumps({**A, "expansion": {**A["expansion"], "total": 1000, "offset": 0}}), "holds only 2 of its 1000 codes"),
         (json.dumps({**A, "url": None}), "has no canonical url"),
         ("{not json", "not JSON"),
         ("[1, 2]", "item 1: a JSON object without resourceType, not a ValueSet"),
