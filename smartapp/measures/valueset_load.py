@@ -157,9 +157,8 @@ def _what(before: ValueSetLibrary, vs: ExpandedValueSet) -> str:
     if current is None:
         return "new"
     if current.version == vs.version:
-        return (
-            f"version {vs.version} loaded again (replaces the copy loaded {current.loaded or 'with Tandem'})"
-        )
+        before_copy = f"loaded {current.loaded}" if current.loaded else "shipped with Tandem"
+        return f"version {vs.version} loaded again (the same version was {before_copy}; this copy is used)"
     after = ValueSetLibrary({vs.oid: before.versions(vs.oid)})
     after.add(vs)
     if after.current(vs.oid) is vs:
