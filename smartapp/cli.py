@@ -172,18 +172,25 @@ def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
 def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: bool) -> None:
     """Run every measure and print each one's populations, rate and time."""
     from fhir_mappings.measures.logic import Period
-    from fhir_mappings.measures.valuesets import VALUESETS, ValueSetError, load_valuesets
+    from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets, site_library
     from smartapp.measures.service import keep, registry_groups, run, write_reports
+    from smartapp.measures.valueset_load import valuesets_dir
     from smartapp.services import Services
 
     site = os.environ.get("TANDEM_MEASURE_VALUESETS", "").strip()
+    folder = valuesets_dir(os.environ.get("TANDEM_VALUESETS_DIR", "").strip() or None)
     services: Services | None = None
     if iss:
         started = _services_or_exit()
         assert isinstance(started, Services)  # noqa: S101
         services = started
     try:
-        valuesets = load_valuesets(Path(site)) if site else VALUESETS
+        library = site_library(folder)
+    except ValueSetError as error:
+        click.echo(f"tandem: TANDEM_VALUESETS_DIR: {error}", err=True)
+        sys.exit(2)
+    try:
+        valuesets = load_valuesets(Path(site) if site else None, library=library)
         groups = registry_groups(services, iss) if services is not None and iss else None
         result = run(Path(data_dir), Period(year), engine, valuesets=valuesets, groups=groups)
     except ValueSetError as error:
@@ -200,12 +207,85 @@ def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: 
                    f"({result.seconds[key]:.2f} s on {engine})")  # fmt: skip
         if summary.incomplete_valuesets:
             click.echo(f"  value sets not complete: {'; '.join(summary.incomplete_valuesets)}")
+        if summary.valueset_versions:
+            click.echo(
+                f"  value sets used: {', '.join(v.rsplit('/', 1)[-1] for v in summary.valueset_versions)}"
+            )
+    # Not computed rather than computed from a partial list; the other measures' results stand (exit status 0).
+    for key, sets in result.refused.items():
+        click.echo(f"{key}: not computed, value sets missing or empty: {'; '.join(sets)}. Load a set with an OID "
+                   f"with `tandem measures valuesets load FILE_OR_FOLDER` (into {folder}); a site's own codes with "
+                   "TANDEM_MEASURE_VALUESETS.", err=True)  # fmt: skip
     if services is not None and iss:
         keep(services, iss, result)
         if store and services.registry is not None:
             click.echo(
                 f"{write_reports(services.registry, iss, result)} resources written to the registry store"
             )
+
+
+@measures.group("valuesets")
+def measures_valuesets() -> None:
+    """The measures' value sets: load newer expansions (VSAC, eCQI Resource Center), list what is used."""
+
+
+@measures_valuesets.command("load")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--dir", "folder", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where the measures read loaded sets (default: TANDEM_VALUESETS_DIR, else ./valuesets).")  # fmt: skip
+def measures_valuesets_load(source: Path, folder: Path | None) -> None:
+    """Load FHIR ValueSets with expansions: a Bundle, a folder of ValueSet JSON files, or NDJSON.
+
+    Each set is kept by OID and version; the newest version is the one the measures use and older ones stay, so
+    a past rate can be reproduced. The whole input is checked first: on any problem nothing is written."""
+    from fhir_mappings.measures.valuesets import ValueSetError
+    from smartapp.measures.valueset_load import load, valuesets_dir
+
+    target = folder or valuesets_dir(os.environ.get("TANDEM_VALUESETS_DIR", "").strip() or None)
+    try:
+        report = load(source, target)
+    except ValueSetError as error:
+        click.echo(f"tandem: {error}", err=True)
+        sys.exit(2)
+    except OSError as error:
+        click.echo(f"tandem: cannot write to {target}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    for vs, what in report.loaded:
+        click.echo(f"{vs.title or vs.name} ({vs.oid}) version {vs.version}, {vs.size} codes: {what}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{len(report.loaded)} value set(s) loaded into {target}")
+
+
+@measures_valuesets.command("list")
+@click.option("--dir", "folder", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="The loaded sets' folder (default: TANDEM_VALUESETS_DIR, else ./valuesets).")  # fmt: skip
+def measures_valuesets_list(folder: Path | None) -> None:
+    """Each set the measures require, with the version used and the older versions kept."""
+    from fhir_mappings.measures.valuesets import ValueSetError, site_library
+    from smartapp.measures.valueset_load import valuesets_dir
+
+    target = folder or valuesets_dir(os.environ.get("TANDEM_VALUESETS_DIR", "").strip() or None)
+    try:
+        library = site_library(target)
+    except ValueSetError as error:
+        click.echo(f"tandem: {error}", err=True)
+        sys.exit(2)
+    missing = False
+    for measure, oids in library.required.items():
+        click.echo(f"{measure}:")
+        for oid in oids:
+            current = library.current(oid)
+            if current is None or not current.size:
+                missing = True
+                click.echo(f"  {oid}: MISSING (load it with `tandem measures valuesets load`)")
+                continue
+            older = [v.version for v in library.versions(oid)[:-1]]
+            where = f"loaded {current.loaded}" if current.loaded else "shipped with Tandem"
+            click.echo(f"  {current.title} ({oid}) version {current.version}, {current.size} codes, {where}"
+                       + (f"; older kept: {', '.join(older)}" if older else ""))  # fmt: skip
+    if missing:
+        sys.exit(3)
 
 
 @main.group()

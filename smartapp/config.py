@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhir_mappings.common.gestation import parse_codes
-from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets
+from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets, site_library
 from launch.errors import ConfigurationError
 
 PREFIX = "TANDEM_"
@@ -23,6 +23,10 @@ DATE_ORDERS = ("MDY", "DMY", "YMD")
 class RegistryAuth(StrEnum):
     NONE = "none"
     BACKEND_SERVICES = "backend-services"
+
+
+#: Without TANDEM_VALUESETS_DIR: a `valuesets` folder in the directory Tandem runs from.
+DEFAULT_VALUESETS_DIR = "valuesets"
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,13 @@ class Settings:
     #: prematurity correction; none is shipped (no code is confirmed). Tandem's own record is always read.
     gestational_age_codes: str | None = None
     #: The site's value-set expansions for the quality measures (VSAC, UMLS licence): a JSON file shaped like
-    #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped (partial) ones.
+    #: fhir_mappings/data/measures/valuesets.json; the sets it names replace the shipped ones (for a site's own
+    #: codes, such as deliveries; sets with an OID load with `tandem measures valuesets load`).
     measure_valuesets: str | None = None
+    #: The folder of value-set expansions loaded with `tandem measures valuesets load` (every version kept; the
+    #: newest is used). Default: `valuesets` in the directory Tandem runs from; without it, the shipped official
+    #: expansions of CMS2 and CMS159.
+    valuesets_dir: str | None = None
     #: The Spark master for `--engine spark` (default local mode, `local[2]`); read by smartapp/measures/engines.py.
     spark_master: str | None = None
     #: The address Spark's driver listens on (default in local mode: 127.0.0.1, never the network).
@@ -169,6 +178,10 @@ class Settings:
                 load_valuesets(Path(self.measure_valuesets))
             except (ValueSetError, OSError) as exc:
                 problems.append(f"TANDEM_MEASURE_VALUESETS: {exc}")
+        try:
+            site_library(Path(self.valuesets_dir or DEFAULT_VALUESETS_DIR))
+        except (ValueSetError, OSError) as exc:
+            problems.append(f"TANDEM_VALUESETS_DIR: {exc}")
         if self.http_timeout <= 0:
             problems.append("TANDEM_HTTP_TIMEOUT: must be positive")
         if self.production:

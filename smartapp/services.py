@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fhir_mappings.common.gestation import parse_codes
 from fhir_mappings.healthysteps.program import HEALTHYSTEPS_PROGRAM
-from fhir_mappings.measures.valuesets import VALUESETS, ValueSet, load_valuesets
+from fhir_mappings.measures.valuesets import ValueSet, load_valuesets, site_library
 from fhir_mappings.screening.instruments import CATALOGUE, Catalogue, InstrumentError, load_catalogue
 from fhir_mappings.screening.schedule import HEALTHYSTEPS, Schedule, ScheduleError, load_schedule
 from launch.backend import BackendServicesAuth
@@ -30,7 +30,7 @@ from smartapp.caseload.ehr_scores import EhrScores
 from smartapp.caseload.ready import ReadyRows
 from smartapp.caseload.refresh_jobs import ThreadRefresher
 from smartapp.caseload.service import CaseloadService
-from smartapp.config import RegistryAuth, Settings
+from smartapp.config import DEFAULT_VALUESETS_DIR, RegistryAuth, Settings
 from smartapp.dyad.service import CaregiverService
 from smartapp.healthysteps.gestation import GestationService
 from smartapp.healthysteps.ready import HealthyStepsReady
@@ -89,6 +89,15 @@ class Services:
         """A FHIR client for the EHR with the launch's token (refreshed as needed)."""
         tokens = SessionTokens(self.sessions, session, self.oauth, self.discovery, self.registrations)
         return FHIRClient(session.iss, self.transport, tokens, name="EHR")
+
+
+def measure_valuesets(settings: Settings) -> dict[str, ValueSet]:
+    """The measures' value sets: the shipped official expansions with the site's loaded versions
+    (TANDEM_VALUESETS_DIR, the newest of each set used), and a hand-made site file (TANDEM_MEASURE_VALUESETS) on
+    top."""
+    library = site_library(Path(settings.valuesets_dir or DEFAULT_VALUESETS_DIR))
+    site_file = Path(settings.measure_valuesets) if settings.measure_valuesets else None
+    return load_valuesets(site_file, library=library)
 
 
 def publish_questionnaires(services: Services) -> None:
@@ -191,9 +200,7 @@ def build_services(settings: Settings, environ: Mapping[str, str] | None = None)
         healthysteps=HealthyStepsService(HEALTHYSTEPS_PROGRAM, registry, caseload, catalogue),
         gestation=GestationService(registry, parse_codes(settings.gestational_age_codes) or ()),
         ehr_medical=EhrMedical(store),
-        measure_valuesets=load_valuesets(Path(settings.measure_valuesets))
-        if settings.measure_valuesets
-        else VALUESETS,
+        measure_valuesets=measure_valuesets(settings),
     )
     if isinstance(writebacks, ThreadWritebacks):
         writebacks.start(services)

@@ -172,6 +172,8 @@ class Summary:
     subjects: dict[str, list[str]] = field(default_factory=dict)
     #: Value sets the result rests on that were not complete (the reader must know).
     incomplete_valuesets: tuple[str, ...] = ()
+    #: The versioned canonical (`url|version`) of every value-set expansion the rate used.
+    valueset_versions: tuple[str, ...] = ()
     #: "YYYY-MM" of each row's date (`MeasureDef.month_of`) → its counts: the trend.
     by_month: dict[str, Counts] = field(default_factory=dict)
     #: Registry grouping (program, care manager) → value → counts; patients not enrolled are "not enrolled".
@@ -180,9 +182,15 @@ class Summary:
 
 def summarise(measure: MeasureDef, period: Period, rows: Iterable[Mapping[str, Any]],
               incomplete_valuesets: Sequence[str] = (),
-              groups: Mapping[str, Mapping[str, str]] | None = None) -> Summary:  # fmt: skip
+              groups: Mapping[str, Mapping[str, str]] | None = None,
+              valueset_versions: Sequence[str] = ()) -> Summary:  # fmt: skip
     """Counts overall, by stratum, by month and by each registry grouping (`groups`: name → patient id → value)."""
-    summary = Summary(measure, period, incomplete_valuesets=tuple(incomplete_valuesets))
+    summary = Summary(
+        measure,
+        period,
+        incomplete_valuesets=tuple(incomplete_valuesets),
+        valueset_versions=tuple(valueset_versions),
+    )
     groups = groups or {}
     members: dict[str, list[str]] = {k: [] for k in ("initial-population", "denominator", "denominator-exclusion",
                                                      "denominator-exception", "numerator", "gap")}  # fmt: skip
@@ -243,6 +251,10 @@ def _populations(counts: Counts, with_exceptions: bool, lists: Mapping[str, str]
     return found
 
 
+#: Names one value-set expansion a rate used, as a versioned canonical (`url|version`).
+VALUESET_VERSION = "https://tandem.health/fhir/StructureDefinition/valueset-version"
+
+
 def report_id(measure: str, period: Period, kind: str, iss: str) -> str:
     """One report per measure, period, kind and EHR: running again replaces it."""
     return "mr-" + hashlib.sha256(f"{measure}|{period.year}|{kind}|{iss}".encode()).hexdigest()[:24]
@@ -276,7 +288,8 @@ def measure_report(summary: Summary, iss: str, generated: datetime, *, subject_l
         "extension": [{"url": "https://tandem.health/fhir/StructureDefinition/measure-kind", "valueString": m.kind},
                       {"url": "https://tandem.health/fhir/StructureDefinition/measure-version", "valueString": m.version}]
         + [{"url": "https://tandem.health/fhir/StructureDefinition/incomplete-valueset", "valueString": v}
-           for v in summary.incomplete_valuesets],
+           for v in summary.incomplete_valuesets]
+        + [{"url": VALUESET_VERSION, "valueCanonical": v} for v in summary.valueset_versions],
         "group": [group],
     }  # fmt: skip
 

@@ -20,7 +20,7 @@ import ibis
 from fhir_mappings.measures.hedis_style import dms, drr, dsf, pds
 from fhir_mappings.measures.logic import Period, cms2, cms159
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
-from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
+from fhir_mappings.measures.valuesets import VALUESETS, ValueSet, missing_sets
 from fhir_mappings.registry.resources import PROGRAM_TITLES
 from fhir_mappings.screening.history import REGISTRY_SCORE_CODE_PARAM
 from launch import errors
@@ -43,10 +43,13 @@ RESULT_TTL = 400 * 24 * 3600
 #: The value sets each measure reads (a result names those that were not complete).
 READS = {
     "cms2": ("cms2_encounter", "cms2_adolescent_screen", "cms2_adult_screen", "bipolar", "cms2_referral",
-             "cms2_medication", "cms2_followup_procedure", "cms2_declined", "medical_reason"),
+             "cms2_medication", "cms2_followup_procedure", "cms2_declined", "medical_reason",
+             "cms2_referral_adolescent", "cms2_referral_adult", "cms2_medication_adolescent", "cms2_medication_adult",
+             "cms2_followup_adolescent", "cms2_followup_adult"),
     "cms159": ("office_visit", "major_depression", "dysthymia", "phq9_total", "bipolar", "personality_labile",
                "psychosis", "pdd", "palliative_diagnosis", "hospice_diagnosis", "hospice_observation",
-               "palliative_observation"),
+               "palliative_observation", "hospice_encounter", "hospice_care_ambulatory", "palliative_encounter",
+               "palliative_intervention", "encounter_inpatient"),
 }  # fmt: skip
 READS["cms159-response"] = READS["cms159"]
 READS["dsf-screening"] = READS["dsf-follow-up"] = ("hedis_depression_screen", "bipolar", "major_depression",
@@ -158,6 +161,9 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     #: Name and MRN of each patient in a list (the lists behind the numbers are worked by name).
     people: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    #: Measures not computed, each with the value sets it reads that are missing or empty (never a rate from a
+    #: partial list).
+    refused: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"engine": self.engine, "year": self.period.year, "seconds": self.seconds,
@@ -165,13 +171,25 @@ class RunResult:
             key: {"total": vars(s.total), "strata": {k: vars(c) for k, c in s.strata.items()},
                   "months": {k: vars(c) for k, c in s.by_month.items()},
                   "groups": {g: {k: vars(c) for k, c in values.items()} for g, values in s.by_group.items()},
-                  "subjects": s.subjects, "incomplete": list(s.incomplete_valuesets)}
-            for key, s in self.summaries.items()}}  # fmt: skip
+                  "subjects": s.subjects, "incomplete": list(s.incomplete_valuesets),
+                  "valuesets": list(s.valueset_versions)}
+            for key, s in self.summaries.items()}, "refused": self.refused}  # fmt: skip
 
 
 def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str]:
     return [f"{valuesets[name].title} ({valuesets[name].status})" for name in READS.get(key, ())
             if valuesets[name].status != "complete"]  # fmt: skip
+
+
+def used_versions(key: str, valuesets: Mapping[str, ValueSet] = VALUESETS) -> list[str]:
+    """The versioned canonical (`url|version`) of every value-set expansion a measure reads."""
+    return sorted({v for name in READS.get(key, ()) if name in valuesets for v in valuesets[name].versions})
+
+
+def refusals(keys: Sequence[str], valuesets: Mapping[str, ValueSet] = VALUESETS) -> dict[str, list[str]]:
+    """Each measure among `keys` that reads a value set that is missing or empty, with those sets."""
+    found = {key: missing_sets(READS.get(key, ()), valuesets) for key in keys}
+    return {key: sets for key, sets in found.items() if sets}
 
 
 def clinics(data: Mapping[str, Any], period: Period) -> dict[str, str]:
@@ -196,15 +214,24 @@ def run(folder: Path, period: Period, engine: str = "duckdb", keys: Sequence[str
     groups = {**(groups or {}), "clinic": clinics(data, period)}
     logic = {"cms2": cms2, "cms159": cms159, "dsf": dsf, "drr": drr, "dms": dms, "pds": pds}
     cached: dict[str, list[dict[str, Any]]] = {}
-    for key in keys or list(MEASURES):
+    wanted = list(keys or MEASURES)
+    result.refused = refusals(wanted, valuesets)
+    for key in wanted:
         base = SOURCES.get(key, "")
         if base not in logic:
             raise errors.ConfigurationError(f"unknown measure {key!r} (one of {', '.join(MEASURES)})")
+        if key in result.refused:
+            continue
         started = time.perf_counter()
         if base not in cached:
             cached[base] = to_arrow(logic[base](data, period, valuesets)).to_pylist()
         result.summaries[key] = summarise(
-            MEASURES[key], period, cached[base], incomplete(key, valuesets), groups
+            MEASURES[key],
+            period,
+            cached[base],
+            incomplete(key, valuesets),
+            groups,
+            used_versions(key, valuesets),
         )
         result.seconds[key] = round(time.perf_counter() - started, 3)
     listed = {pid for s in result.summaries.values() for pids in s.subjects.values() for pid in pids}

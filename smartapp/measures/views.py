@@ -61,9 +61,12 @@ def page(launch_id: str) -> str:
     # not complete in this deployment (a rate on a partial value set is not one to report).
     shown = [(key, m) for key, m in MEASURES.items() if result and key in result["measures"]]
     not_ready = [key for key, _ in shown if result and result["measures"][key].get("incomplete")]
+    # Measures the run refused: a value set they read was missing or empty (never a rate from a partial list).
+    refused = [(key, m, result["refused"][key]) for key, m in MEASURES.items()
+               if result and key in result.get("refused", {})]  # fmt: skip
     return render_template("measures.html", **header_context(session, current_ehr()), patient=None,
                            show_banner=False, year=year, result=result, measures=MEASURES, populations=POPULATIONS,
-                           shown=shown, not_ready=not_ready,
+                           shown=shown, not_ready=not_ready, refused=refused,
                            outcomes=outcomes, names=names, smi_figures=figures, smi_count=len(smi))  # fmt: skip
 
 

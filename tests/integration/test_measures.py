@@ -58,7 +58,9 @@ def test_export_flatten_run_and_report(measure_world: SandboxWorld, tandem: Any,
     assert "export started" in progress and any(p.startswith("reading") for p in progress)
     assert tandem.store.get(export_key(reg.iss)) is None  # the export was read to the end: nothing to resume
 
-    result = run(tmp_path / "extract", Period(YEAR), "duckdb")
+    # The site's value sets (the sandbox EHR's own delivery code, as a site loads its licensed sets).
+    result = run(tmp_path / "extract", Period(YEAR), "duckdb", valuesets=tandem.measure_valuesets)
+    assert result.refused == {}
     cms2, cms159 = result.summaries["cms2"].total, result.summaries["cms159"].total
     assert cms2.denominator > 50 and 0 < cms2.numerator < cms2.denominator and cms2.exceptions > 0
     assert cms159.denominator > 10 and 0 < cms159.numerator < cms159.denominator
@@ -83,8 +85,9 @@ def test_the_quality_page_and_its_patient_lists(
     measure_world: SandboxWorld, tandem: Any, tmp_path: Path
 ) -> None:
     iss = measure_world.iss("generic")
-    result = run(Path(_extraction(measure_world, tandem, tmp_path)), Period(YEAR), "duckdb",
-                 groups=registry_groups(tandem, iss))  # fmt: skip
+    folder = Path(_extraction(measure_world, tandem, tmp_path))
+    result = run(folder, Period(YEAR), "duckdb", groups=registry_groups(tandem, iss),
+                 valuesets=tandem.measure_valuesets)  # fmt: skip
     keep(tandem, iss, result)
     staff = Browser()
     launched = staff.follow(launch_url(measure_world, "generic", patient=None, target="worklist",
@@ -103,7 +106,10 @@ def test_the_quality_page_and_its_patient_lists(
     )
     rate = cms2.total.numerator / cms2.total.performance_denominator
     assert f"{rate * 100:.1f}%" in text and "Program outcomes from the registry" in text
-    assert "Value sets not complete in this deployment" in text  # the shipped CMS2 encounter set is partial
+    assert "Value sets not complete in this deployment" in text  # the HEDIS-style sets are hand-made, partial
+    # Under "Details for IT": the value-set versions each rate used (the shipped official expansions).
+    assert "http://cts.nlm.nih.gov/fhir/ValueSet/2.16.840.1.113883.3.600.1916|20210220" in text
+    assert "Not computed" not in text
     # The trend by month and the registry's strata (the synthetic population is not enrolled).
     assert f'<th scope="row">{YEAR}-03</th>' in text and "By program" in text and "not enrolled" in text
     months = result.summaries["cms2"].by_month
@@ -125,6 +131,13 @@ def test_the_quality_page_and_its_patient_lists(
     assert staff.get(f"{base}/measures", params={"year": "1066"}).status_code == 400
     empty = staff.get(f"{base}/measures", params={"year": "2031"})
     assert empty.status_code == 200 and "No run for 2031 yet" in empty.text
+    # Without the site's delivery codes, PDS is refused: the page says so, and IT is told which set and how to load.
+    shipped_only = run(folder, Period(YEAR - 1), "duckdb")
+    keep(tandem, iss, shipped_only)
+    refused = staff.get(f"{base}/measures", params={"year": str(YEAR - 1)}).text
+    assert "2 measures not computed" in refused and "Not ready to report" in refused
+    assert "pds-screening: value sets missing or empty: Deliveries (PDS-E style) (NCQA, licensed)" in refused
+    assert "tandem measures valuesets load FILE_OR_FOLDER" in refused
 
 
 def _extraction(world: SandboxWorld, tandem: Any, tmp_path: Path) -> Path:

@@ -30,7 +30,11 @@ def test_measures_run_prints_each_measure(tmp_path: Path) -> None:
     assert any(line.startswith("cms159:") for line in lines) and any(
         line.startswith("cms159-response:") for line in lines
     )
-    assert "value sets not complete: Encounter to Screen for Depression" in result.output
+    # Each rate names the value-set versions it used (the shipped official expansions: CMS2's encounter set).
+    assert "2.16.840.1.113883.3.600.1916|20210220" in lines[lines.index(cms2) + 1]
+    # No delivery codes are shipped (NCQA's set is licensed): PDS is not computed, and the CLI says what to load.
+    assert not any(line.startswith("pds-screening:") for line in result.stdout.splitlines())
+    assert "pds-screening: not computed, value sets missing or empty: Deliveries" in result.output
 
 
 def test_a_folder_that_is_not_an_extraction_is_refused(tmp_path: Path) -> None:
