@@ -1,6 +1,7 @@
 """Benchmark and agreement report: Tandem's CMS2 and CMS159 against the official eCQM engine (issue 29).
 
-    python3 benchmarks/measures_vs_fqm.py [--size 2000] [--seed 29] [--spark-sample 0] [--show 10] [--keep DIR]
+    python3 benchmarks/measures_vs_fqm.py [--size 2000] [--seed 29] [--spark-sample 0] [--show 10]
+                                          [--official-valuesets] [--keep DIR]
 
 Builds the seeded synthetic population (tests/measures/synthetic.py: every population path and boundary of both
 measures), runs it through fqm-execution 1.8.6 with the official measure bundles (both measures in one Node
@@ -10,6 +11,8 @@ patients on Spark), then prints:
   patients agreeing / patients compared, with fqm-execution's proportion semantics applied to both sides;
 - the disagreements grouped by kind (which populations differ, which way) with the paths they were built for,
   and the first `--show` disagreements in full (the patient, its path, both results);
+- with `--official-valuesets`, the same for Tandem given the bundles' expansions in place of its shipped value
+  sets (a diagnostic: what is left is the logic's);
 - Tandem's patients per second against fqm-execution's on the same patients (fqm-execution: ~25–35 per second
   on this machine), Tandem's with and without the flattening.
 Needs fqm-execution (scripts/test.sh installs it into ~/.cache/tandem/fqm) and the measure bundles
@@ -68,6 +71,15 @@ def main() -> int:
         tandem, tandem_seconds = fqm.run_tandem(tables, engine="duckdb")
         agreement, disagreements = fqm.compare(official, tandem, paths)
         report("DuckDB", agreement, disagreements, args.show)
+        if args.official_valuesets:
+            from fhir_mappings.measures.valuesets import VALUESETS
+
+            with_official, _ = fqm.run_tandem(
+                tables, engine="duckdb", valuesets=fqm.official_valuesets(VALUESETS)
+            )
+            official_agreement, official_disagreements = fqm.compare(official, with_official, paths)
+            report("DuckDB with the bundles' value-set expansions (diagnostic)", official_agreement,
+                   official_disagreements, args.show)  # fmt: skip
 
         print("\nspeed (patients per second, the same patients)")
         print(f"  Tandem flatten (NDJSON -> Parquet): {flatten_seconds:.2f} s for {len(people)} patients")
