@@ -46,6 +46,11 @@ def main() -> int:
     parser.add_argument("--spark-sample", type=int, default=0, help="also run this many patients on Spark")
     parser.add_argument("--show", type=int, default=10, help="disagreements to print in full")
     parser.add_argument(
+        "--official-valuesets",
+        action="store_true",
+        help="also run Tandem with the bundles' expansions (tells value-set gaps from logic gaps)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="write the population and tables here (default: a temp dir)"
     )
     args = parser.parse_args()

@@ -189,15 +189,20 @@ CHECKED = [
 def checked(
     codes: dict[str, list[tuple[str, str]]], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """The CHECKED paths, one patient each, through the real engine (both measures, one Node process)."""
+    """One patient of every path through the real engine (both measures, one Node process)."""
     try:
         fqm.node_modules()
     except fqm.Unavailable as exc:
         pytest.fail(f"{exc}: run scripts/test.sh once to install it")
-    sample = synthetic.population(codes, size=1, paths=[path for _m, path, _p in CHECKED])
+    sample = synthetic.population(codes, size=1)
     bundles, _ = synthetic.write(sample, tmp_path_factory.mktemp("checked"))
     official, timings = fqm.run_fqm(bundles)
-    return {"pids": {p.path: p.pid for p in sample}, "official": official, "timings": timings}
+    return {
+        "pids": {p.path: p.pid for p in sample},
+        "official": official,
+        "timings": timings,
+        "size": len(sample),
+    }
 
 
 @pytest.mark.parametrize(("measure", "path", "populations"), CHECKED)
@@ -207,7 +212,32 @@ def test_the_engine_runs_and_gives_the_checked_results(
     """The harness drives the real engine: the cases the reference README checked by hand come out as it says."""
     got = checked["official"][measure][checked["pids"][path]]
     assert {fqm.POPULATIONS[k] for k, v in got.items() if v} == populations
-    assert checked["timings"][measure].patients == len(CHECKED)
+    assert checked["timings"][measure].patients == checked["size"]
+
+
+@pytest.mark.parametrize(
+    ("measure", "populations"),
+    [
+        # Source: the Measure resources' groups in the bundles (CMS2: five populations; CMS159: no exception).
+        ("cms2", ["initial-population", "denominator", "denominator-exclusion", "numerator", "denominator-exception"]),
+        ("cms159", ["initial-population", "denominator", "denominator-exclusion", "numerator"]),
+    ],
+)  # fmt: skip
+def test_the_paths_reach_every_population_and_miss_it(
+    checked: dict[str, Any], measure: str, populations: list[str]
+) -> None:
+    """Designed so every population is hit: per the official engine, some path of the measure is in each of its
+    populations, and some path in its initial population is outside each later one."""
+    results = [checked["official"][measure][pid] for path, pid in checked["pids"].items()
+               if path.startswith(measure + ".")]  # fmt: skip
+    for population in populations:
+        assert any(r[population] for r in results), population
+        if population not in (
+            "initial-population",
+            "denominator",
+        ):  # the denominator is the initial population
+            assert any(r["initial-population"] and not r[population] for r in results), population
+    assert any(not r["initial-population"] for r in results)
 
 
 # -- the agreement (skipped until the measure logic is complete) --------------------------------------------------
