@@ -280,3 +280,17 @@ def test_tandem_on_spark_agrees_with_fqm_execution_on_a_sample(compared: dict[st
     tandem, _ = fqm.run_tandem(compared["tables"], engine="spark", patients=sample)
     _, disagreements = fqm.compare(compared["official"], tandem, compared["paths"], patients=sample)
     assert not disagreements, _report(disagreements)
+
+
+def test_the_diagnostic_value_set_map_names_tandem_sets_and_official_expansions(
+    codes: dict[str, list[tuple[str, str]]],
+) -> None:
+    """benchmarks/measures_vs_fqm.py --official-valuesets: each Tandem set it replaces exists, and each OID it
+    uses has an expansion in the bundles (a misspelt OID would silently empty a set)."""
+    from fhir_mappings.measures.valuesets import VALUESETS
+
+    replaced = fqm.official_valuesets(VALUESETS)
+    for key, oids in fqm.SHIPPED_TO_OFFICIAL.items():
+        assert key in VALUESETS
+        assert all(codes.get(oid) for oid in oids), key
+        assert set(replaced[key].codes) == {c for oid in oids for c in codes[oid]}
