@@ -4,7 +4,8 @@ per patient, per measure, the five proportion populations, compared exactly.
 
 Where things are:
 - the measure bundles: `TANDEM_ECQM_DIR`, else `../shared/reference/ecqm/` beside the repository (as the
-  reference documents are found; for a git worktree, beside its main checkout too), else `tests/fixtures/ecqm/`;
+  reference documents are found; for a git worktree, beside its main checkout too), else the gzipped copies in
+  `tests/fixtures/ecqm/` (unpacked once into the cache beside the engine);
 - fqm-execution: `TANDEM_FQM_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/tandem/fqm/` where scripts/test.sh installs
   it with npm (never into the repository);
 - the runner: `fqm_runner.js` beside this file (all measures in one Node process, the same options as the
@@ -20,6 +21,7 @@ Conventions made equal on both sides (../shared/reference/ecqm/README.md):
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -61,10 +63,23 @@ def _checkouts() -> list[Path]:
 def ecqm_dir() -> Path:
     candidates = [Path(p) for p in [os.environ.get("TANDEM_ECQM_DIR", "")] if p]
     candidates += [root.parent / "shared" / "reference" / "ecqm" for root in _checkouts()]
-    candidates += [ROOT / "tests" / "fixtures" / "ecqm"]
     for folder in candidates:
         if all((folder / name).is_file() for name in BUNDLES.values()):
             return folder
+    # The copies in the repository (CC0, gzipped: tests/fixtures/ecqm/README.md), unpacked once into the cache.
+    packed = ROOT / "tests" / "fixtures" / "ecqm"
+    if all((packed / f"{name}.gz").is_file() for name in BUNDLES.values()):
+        unpacked = engine_dir().parent / "ecqm"
+        unpacked.mkdir(parents=True, exist_ok=True)
+        for name in BUNDLES.values():
+            target = unpacked / name
+            data = gzip.decompress((packed / f"{name}.gz").read_bytes())
+            if not target.is_file() or target.read_bytes() != data:
+                partial = target.with_suffix(".partial")
+                partial.write_bytes(data)
+                partial.replace(target)
+        return unpacked
+    candidates.append(packed)
     raise Unavailable(
         "the CMS2 and CMS159 measure bundles are in none of: " + ", ".join(map(str, candidates))
     )
