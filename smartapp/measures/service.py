@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "ServiceRequest", "MedicationRequest",
-                "Procedure")  # fmt: skip
+                "Procedure", "MedicationDispense")  # fmt: skip
 RESULT_TTL = 400 * 24 * 3600
 #: The value sets each measure reads (a result names those that were not complete).
 READS = {

@@ -78,11 +78,20 @@ def referral(
 
 
 def prescription(
-    rid: str, pid: str, authored: str, code: str = "1000048", status: str = "active"
+    rid: str,
+    pid: str,
+    authored: str,
+    code: str = "1000048",
+    status: str = "active",
+    supply_days: int | None = None,
 ) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
-            "subject": {"reference": f"Patient/{pid}"},
-            "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "authoredOn": authored}  # fmt: skip
+    resource = {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+                "subject": {"reference": f"Patient/{pid}"},
+                "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "authoredOn": authored}  # fmt: skip
+    if supply_days is not None:
+        resource["dispenseRequest"] = {"expectedSupplyDuration": {"value": supply_days, "unit": "days",
+                                                                  "system": "http://unitsofmeasure.org", "code": "d"}}  # fmt: skip
+    return resource
 
 
 def procedure(rid: str, pid: str, performed: str, code: str = "108313002") -> dict[str, Any]:
