@@ -239,13 +239,14 @@ def _cms159_exclusions(tables: Mapping[str, Table], windows: Table, dip_start: d
     )
 
     def overlapping(t: Table, first: str, last: str) -> BooleanValue:
-        return t[first].notnull() & (t[first] <= t.map_end) & (t[last].fill_null(t[first]) >= dip)
+        """[first, last] overlaps [DIP start, MAP end] in days (a missing end: still going, as a closed null
+        boundary reads in CQL)."""
+        return t[first].notnull() & (t[first] <= t.map_end) & (t[last].isnull() | (t[last] >= dip))
 
     def diagnosed(oid: str, reason: str) -> Table:
         found = condition.filter(in_sets(condition, valuesets, oid) & _confirmed_active(condition)).join(
             windows, "patient_id")  # fmt: skip
-        return found.filter(overlapping(found, "onset_day", "abatement_day") & (
-            found.abatement_day.isnull() | (found.abatement_day >= dip))).select(
+        return found.filter(overlapping(found, "onset_day", "abatement_day")).select(
             "patient_id", reason=ibis.literal(reason))  # fmt: skip
 
     def visited(oid: str, statuses: BooleanValue, reason: str) -> Table:
@@ -371,11 +372,12 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
     # qualifying visit, declined by the patient or for a medical reason; an exception only while no screening of
     # that kind ("Has … Depression Screening") exists.
     medical = valueset(valuesets, OID.MEDICAL_REASON)
-    reasons = ((screens.reason_system == SCREEN_DECLINED[0]) & (screens.reason_code == SCREEN_DECLINED[1])) | (
-        in_valueset(screens.mutate(system=screens.reason_system, code=screens.reason_code), medical)
-        if medical.codes or medical.prefixes else ibis.literal(False))  # fmt: skip
-    declined = screens.filter((screens.status == "cancelled") & reasons).join(visits, "patient_id").filter(
-        _.issued_day.between(_.start_day, _.end_day)).select("patient_id", "kind")  # fmt: skip
+    refusals = screens.filter(screens.status == "cancelled").mutate(
+        system=_.reason_system, code=_.reason_code
+    )
+    refusals = refusals.filter(is_code(refusals, SCREEN_DECLINED) | in_valueset(refusals, medical))
+    declined = refusals.join(visits, "patient_id").filter(_.issued_day.between(_.start_day, _.end_day)).select(
+        "patient_id", "kind")  # fmt: skip
     recent = paired.select("patient_id", "kind").distinct()
     exception = declined.anti_join(recent, ["patient_id", "kind"]).select("patient_id").distinct().mutate(
         exception=ibis.literal(True))  # fmt: skip
