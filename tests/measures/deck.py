@@ -94,6 +94,13 @@ def prescription(
     return resource
 
 
+def dispense(
+    rid: str, pid: str, handed_over: str, code: str = "1000048", status: str = "completed"
+) -> dict[str, Any]:
+    return {"resourceType": "MedicationDispense", "id": rid, "status": status, "subject": {"reference": f"Patient/{pid}"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "whenHandedOver": handed_over}  # fmt: skip
+
+
 def procedure(rid: str, pid: str, performed: str, code: str = "108313002") -> dict[str, Any]:
     return {"resourceType": "Procedure", "id": rid, "status": "completed", "subject": {"reference": f"Patient/{pid}"},
             "code": {"coding": [{"system": SCT, "code": code}]}, "performedDateTime": performed}  # fmt: skip
