@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,25 +233,27 @@ def kept(services: Services, iss: str, year: int) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
-    """Each measure's summary and subject-list MeasureReports (with their Lists) in the registry store, validated
-    against R4B; running again replaces them (ids from measure, period and EHR)."""
+def report_resources(iss: str, result: RunResult) -> Iterator[dict[str, Any]]:
+    """Each measure's subject Lists and its summary and subject-list MeasureReports, validated against R4B (ids
+    from measure, period and EHR, so a second run replaces the first)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    written = 0
     for summary in result.summaries.values():
         lists = {}
         for population in ("initial-population", "denominator", "denominator-exclusion", "denominator-exception",
                            "numerator"):  # fmt: skip
-            listed = subject_list(summary, population, iss, now)
-            registry.update(validated(listed))
+            listed = validated(subject_list(summary, population, iss, now))
             lists[population] = f"List/{listed['id']}"
-            written += 1
-        for report in (
-            measure_report(summary, iss, now),
-            measure_report(summary, iss, now, subject_lists=lists),
-        ):
-            registry.update(validated(report))
-            written += 1
+            yield listed
+        yield validated(measure_report(summary, iss, now))
+        yield validated(measure_report(summary, iss, now, subject_lists=lists))
+
+
+def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
+    """The MeasureReports (with their Lists) in the registry store; running again replaces them."""
+    written = 0
+    for resource in report_resources(iss, result):
+        registry.update(resource)
+        written += 1
     return written
 
 
