@@ -6,6 +6,7 @@ from those bundles' official expansions (a few per set: enough for the case, not
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -670,16 +671,32 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, dict[str, Any]]]]:
-    folder = tmp_path_factory.mktemp("paths")
-    with ParquetTables(folder, ZONE) as writer:
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    found = tmp_path_factory.mktemp("paths")
+    with ParquetTables(found, ZONE) as writer:
         for name, cases in (("c159", CMS159_CASES), ("c2", CMS2_CASES)):
             for pid, (resources, _) in cases.items():
                 # Each case's resources under the case's own patient id, prefixed per measure.
                 writer.add(_prefixed(resources, pid, f"{name}-{pid}"))
-    deck = tables(connect("duckdb"), folder)
-    yield {name: {row["patient_id"]: row for row in to_arrow(measure(deck, PERIOD, VALUESETS)).to_pylist()}
-           for name, measure in (("c159", cms159), ("c2", cms2))}  # fmt: skip
+    return found
+
+
+def _run(engine: str, folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    deck = tables(connect(engine), folder)
+    return {name: {row["patient_id"]: row for row in to_arrow(measure(deck, PERIOD, VALUESETS)).to_pylist()}
+            for name, measure in (("c159", cms159), ("c2", cms2))}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def results(folder: Path) -> Iterator[dict[str, dict[str, dict[str, Any]]]]:
+    yield _run("duckdb", folder)
+
+
+def test_spark_agrees_on_every_path(folder: Path, results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The same expressions on Spark give the same rows (the path cases are the small sample)."""
+    spark = _run("spark", folder)
+    for name in ("c159", "c2"):
+        assert spark[name] == results[name]
 
 
 def _prefixed(resources: list[dict[str, Any]], pid: str, new: str) -> Iterator[dict[str, Any]]:
