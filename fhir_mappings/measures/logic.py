@@ -63,6 +63,36 @@ FORMER_NAMES = {
 AS_PUBLISHED = {OID.MAJOR_DEPRESSION_INCLUDING_REMISSION: "2.16.840.113883.3.67.1.101.3.2444"}
 
 
+#: The value sets each measure's CQL names (OID → the CQL's name): what a rate needs loaded.
+CQL_VALUESETS: dict[str, dict[str, str]] = {
+    "cms2": {
+        OID.ENCOUNTER_TO_SCREEN_FOR_DEPRESSION: "Encounter to Screen for Depression",
+        OID.PHYSICAL_THERAPY_EVALUATION: "Physical Therapy Evaluation", OID.TELEPHONE_VISITS: "Telephone Visits",
+        OID.BIPOLAR_DISORDER: "Bipolar Disorder", OID.MEDICAL_REASON: "Medical Reason",
+        OID.REFERRAL_FOR_ADOLESCENT_DEPRESSION: "Referral for Adolescent Depression",
+        OID.REFERRAL_FOR_ADULT_DEPRESSION: "Referral for Adult Depression",
+        OID.ADOLESCENT_DEPRESSION_MEDICATIONS: "Adolescent Depression Medications",
+        OID.ADULT_DEPRESSION_MEDICATIONS: "Adult Depression Medications",
+        OID.FOLLOW_UP_FOR_ADOLESCENT_DEPRESSION: "Follow Up for Adolescent Depression",
+        OID.FOLLOW_UP_FOR_ADULT_DEPRESSION: "Follow Up for Adult Depression",
+    },
+    "cms159": {
+        OID.CONTACT_OR_OFFICE_VISIT: "Contact or Office Visit",
+        OID.MAJOR_DEPRESSION_INCLUDING_REMISSION: "Major Depression Including Remission",
+        OID.DYSTHYMIA: "Dysthymia", OID.PHQ_9_AND_PHQ_9M_TOOLS: "PHQ 9 and PHQ 9M Tools",
+        OID.ENCOUNTER_INPATIENT: "Encounter Inpatient", OID.HOSPICE_ENCOUNTER: "Hospice Encounter",
+        OID.HOSPICE_CARE_AMBULATORY: "Hospice Care Ambulatory", OID.HOSPICE_DIAGNOSIS: "Hospice Diagnosis",
+        OID.PALLIATIVE_CARE_DIAGNOSIS: "Palliative Care Diagnosis",
+        OID.PALLIATIVE_CARE_ENCOUNTER: "Palliative Care Encounter",
+        OID.PALLIATIVE_CARE_INTERVENTION: "Palliative Care Intervention", OID.BIPOLAR_DISORDER: "Bipolar Disorder",
+        OID.PERSONALITY_DISORDER_EMOTIONALLY_LABILE: "Personality Disorder Emotionally Labile",
+        OID.SCHIZOPHRENIA_OR_PSYCHOTIC_DISORDER: "Schizophrenia or Psychotic Disorder",
+        OID.PERVASIVE_DEVELOPMENTAL_DISORDER: "Pervasive Developmental Disorder",
+    },
+}  # fmt: skip
+NOT_LOADED = "not loaded"
+
+
 def valueset(valuesets: Mapping[str, ValueSet], oid: str) -> ValueSet:
     """The value set the CQL names by `oid`: filed under the OID (or its published spelling), or carrying it, or
     the former hand-made set; an empty set (matching nothing) when none is loaded."""
@@ -76,7 +106,15 @@ def valueset(valuesets: Mapping[str, ValueSet], oid: str) -> ValueSet:
     former = FORMER_NAMES.get(oid)
     if former is not None and former in valuesets:
         return valuesets[former]
-    return ValueSet(oid, oid, oid, "not-expanded", "not loaded")
+    names = {o: n for sets in CQL_VALUESETS.values() for o, n in sets.items()}
+    return ValueSet(oid, oid, names.get(oid, oid), "not-expanded", NOT_LOADED)
+
+
+def not_loaded(measure: str, valuesets: Mapping[str, ValueSet]) -> list[str]:
+    """The value sets the measure's CQL names that are not loaded at all (by OID or a former name): its rate
+    would count nobody on their paths."""
+    return [name for oid, name in CQL_VALUESETS.get(measure, {}).items()
+            if valueset(valuesets, oid).source == NOT_LOADED]  # fmt: skip
 
 
 def in_sets(t: Table, valuesets: Mapping[str, ValueSet], *oids: str) -> BooleanValue:

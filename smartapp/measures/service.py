@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import ibis
 
 from fhir_mappings.measures.hedis_style import dms, drr, dsf, pds
-from fhir_mappings.measures.logic import Period, cms2, cms159
+from fhir_mappings.measures.logic import Period, cms2, cms159, not_loaded
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
 from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
 from fhir_mappings.registry.resources import PROGRAM_TITLES
@@ -171,7 +171,8 @@ class RunResult:
 
 def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str]:
     return [f"{valuesets[name].title} ({valuesets[name].status})" for name in READS.get(key, ())
-            if valuesets[name].status != "complete"]  # fmt: skip
+            if valuesets[name].status != "complete"] + [
+        f"{name} (not loaded)" for name in not_loaded(SOURCES.get(key, ""), valuesets)]  # fmt: skip
 
 
 def clinics(data: Mapping[str, Any], period: Period) -> dict[str, str]:
