@@ -474,6 +474,18 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"excluded": False},
     ),  # fmt: skip
+    # Permanent nursing-home residence is not among v0.3.000's "Denominator Exclusions" (it was in v8; measures.md).
+    "nursing-home-resident": (
+        _c159(
+            "nursing-home-resident",
+            _obs(
+                "nursing-home-resident",
+                (LOINC, "71802-3"),
+                valueCodeableConcept={"coding": [{"system": SCT, "code": "160734000"}]},
+            ),
+        ),
+        {"excluded": False, "numerator": True},
+    ),  # fmt: skip
 }
 
 # ---------------------------------------------------------------------------------------------------------------
