@@ -10,7 +10,9 @@ Decided once, used everywhere (measures.md §8):
   entered-in-error or cancelled (cancelled only for CMS2's exceptions).
 - A Condition without `onset` neither indexes nor excludes (QI-Core's prevalence interval starts at onset;
   `recordedDate` is not used).
-- A Patient marked deceased without a date is treated as expired (measures.md leaves the CQL's behaviour open).
+- A Patient marked deceased without a date is not "expired" for CMS159: the ELM reads
+  `FHIRHelpers.ToValue(Patient.deceased) as DateTime`, which is null for `deceasedBoolean` (measures.md had left
+  this open).
 """
 
 from __future__ import annotations
@@ -272,7 +274,7 @@ def _cms159_exclusions(tables: Mapping[str, Table], windows: Table, dip_start: d
     dip = ibis.literal(dip_start)
     dead = (
         patient.join(windows, "patient_id")
-        .filter(_.deceased & (_.deceased_day.isnull() | (_.deceased_day <= _.map_end)))
+        .filter(_.deceased_day.notnull() & (_.deceased_day <= _.map_end))
         .select("patient_id", reason=ibis.literal("expired"))
     )
 

@@ -161,9 +161,11 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         _cms159_case("c159-expired-after-window", later=REMISSION, deceased="2026-06-01"),
         {"excluded": False, "numerator": True},
     ),  # fmt: skip
+    # "Patient Expired" compiles to `FHIRHelpers.ToValue(Patient.deceased) as DateTime` on or before the MAP end:
+    # null for deceasedBoolean, so not expired (the deck had assumed the opposite before the ELM was read).
     "c159-deceased-without-date": (
         _cms159_case("c159-deceased-without-date", deceased=True),
-        {"excluded": True, "exclusion": "expired"},
+        {"excluded": False, "exclusion": None},
     ),  # fmt: skip
     "c159-bipolar-after-index": (
         _cms159_case(
