@@ -22,6 +22,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
                   "clinic": "str", "discharge_system": "str", "discharge_code": "str"},
     "condition": {"condition_id": "str", "patient_id": "str", "system": "str", "code": "str",
                   "clinical_status": "str", "verification_status": "str", "category": "str", "onset_day": "date",
+                  # onset_ts: null when the onset has no time of day (CQL then compares at day precision)
                   "onset_ts": "timestamp", "abatement_day": "date", "abated": "bool"},
     "observation": {"observation_id": "str", "patient_id": "str", "system": "str", "code": "str", "status": "str",
                     "effective_ts": "timestamp", "effective_day": "date", "issued_ts": "timestamp", "issued_day": "date",
@@ -186,7 +187,10 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
         category = next(filter(None, (_code_of(concept) for concept in objs(resource.get("category")))), None)
         # QI-Core's prevalenceInterval() starts at onset (onsetDateTime, or the start of onsetPeriod) and ends at
         # the abatement (abatementDateTime, or the end of abatementPeriod).
-        onset = moment(resource.get("onsetDateTime") or obj(resource.get("onsetPeriod")).get("start"), zone)
+        onset_value = resource.get("onsetDateTime") or obj(resource.get("onsetPeriod")).get("start")
+        onset = moment(onset_value, zone)
+        # The time only when the EHR gave one: a date-only onset compares at day precision in CQL.
+        onset_time = onset[0] if onset and len(str(onset_value)) > 10 else None
         abatement = obj(resource.get("abatementPeriod"))
         abated = _day(
             resource.get("abatementDateTime") or abatement.get("end") or abatement.get("start"), zone
@@ -197,7 +201,7 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
                                 "clinical_status": _code_of(resource.get("clinicalStatus")),
                                 "verification_status": _code_of(resource.get("verificationStatus")),
                                 "category": category, "onset_day": onset[1] if onset else None,
-                                "onset_ts": onset[0] if onset else None, "abatement_day": abated,
+                                "onset_ts": onset_time, "abatement_day": abated,
                                 "abated": has_abatement}  # fmt: skip
     elif kind == "Observation":
         when = moment(

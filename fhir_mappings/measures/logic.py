@@ -199,14 +199,16 @@ def cms159(
     diagnoses = condition.filter(
         in_sets(condition, valuesets, OID.MAJOR_DEPRESSION_INCLUDING_REMISSION, OID.DYSTHYMIA)
         & _confirmed_active(condition) & condition.onset_day.notnull()
-    ).select("patient_id", "onset_day", "abatement_day")  # fmt: skip
-    # "Depression Encounter": a finished contact or office visit ending in the DIP that overlaps the diagnosis.
+    ).select("patient_id", "onset_day", "onset_ts", "abatement_day")  # fmt: skip
+    # "Depression Encounter": a finished contact or office visit ending in the DIP that overlaps the diagnosis (at
+    # full precision: an onset given as a date only, on the visit's last day, is uncertain in CQL, so it does not).
     visits = encounter.filter(in_sets(encounter, valuesets, OID.CONTACT_OR_OFFICE_VISIT)
                               & (encounter.status == "finished")
                               & encounter.end_day.between(dip_start, dip_end)).select(
-        "encounter_id", "patient_id", "start_day", "end_day").distinct()  # fmt: skip
+        "encounter_id", "patient_id", "start_day", "end_day", "end_ts").distinct()  # fmt: skip
     depression_visits = visits.join(diagnoses, "patient_id").filter(
-        (_.onset_day <= _.end_day) & (_.abatement_day.isnull() | (_.abatement_day >= _.start_day))
+        ibis.ifelse(_.onset_ts.isnull(), _.onset_day < _.end_day, _.onset_ts <= _.end_ts)
+        & (_.abatement_day.isnull() | (_.abatement_day >= _.start_day))
     ).select("encounter_id", "patient_id", "start_day", "end_day").distinct()  # fmt: skip
     # PHQ-9/PHQ-9M totals with a counted status; the CQL reads `value as Integer`, so a valueQuantity is no score.
     assessments = observation.filter(in_sets(observation, valuesets, OID.PHQ_9_AND_PHQ_9M_TOOLS)

@@ -132,6 +132,24 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"numerator": True},
     ),  # fmt: skip
+    # "… overlaps Depression.prevalenceInterval()" at full precision: a date-only onset on the visit day is
+    # uncertain (null), an onset with a time before the visit's end overlaps.
+    "onset-date-on-visit-day": (
+        _c159(
+            "onset-date-on-visit-day",
+            dx=condition("onset-date-on-visit-day-dx", "onset-date-on-visit-day", "F32.9", "2025-02-25"),
+        ),
+        None,
+    ),  # fmt: skip
+    "onset-time-during-visit": (
+        _c159(
+            "onset-time-during-visit",
+            dx=condition(
+                "onset-time-during-visit-dx", "onset-time-during-visit", "F32.9", "2025-02-25T10:00:00-06:00"
+            ),
+        ),
+        {"numerator": True},
+    ),  # fmt: skip
     # prevalenceInterval() ends at the abatement: a depression over before the visit does not index.
     "abated-before-visit": (
         _c159(
