@@ -169,7 +169,8 @@ def rows(resource: Any, zone: ZoneInfo) -> Iterator[tuple[str, dict[str, Any]]]:
     status = text(resource.get("status"))
     if kind == "Encounter":
         period = obj(resource.get("period"))
-        start, end = moment(period.get("start"), zone), moment(period.get("end") or period.get("start"), zone)
+        # FHIRHelpers ToInterval(Period): a missing end is a closed null boundary, i.e. still going (kept null).
+        start, end = moment(period.get("start"), zone), moment(period.get("end"), zone)
         # CMS159 "Has Hospice Services": an inpatient stay discharged to hospice (`~` matches any coding; the
         # SNOMED CT one is kept when there are several).
         dispositions = list(_codings(obj(resource.get("hospitalization")).get("dischargeDisposition")))

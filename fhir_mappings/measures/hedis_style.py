@@ -321,7 +321,7 @@ def pds(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         procedure.filter(in_valueset(procedure, valuesets["delivery"]) & (procedure.status == "completed")).select(
             "patient_id", delivery_day=_.performed_day),
         encounter.filter(in_valueset(encounter, valuesets["delivery"]) & (encounter.status == "finished")).select(
-            "patient_id", delivery_day=_.end_day),
+            "patient_id", delivery_day=_.end_day.fill_null(_.start_day)),
     ).filter(_.delivery_day.between(opens, closes)).distinct()  # fmt: skip
     deliveries = births.join(patient.select("patient_id", "birth_date"), "patient_id").mutate(
         age=age_at(_.birth_date, _.delivery_day), unit=_.patient_id.concat("|", _.delivery_day.cast("string")))  # fmt: skip

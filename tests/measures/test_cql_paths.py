@@ -150,6 +150,15 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"numerator": True},
     ),  # fmt: skip
+    # "Depression Encounter" … "period ends during day of" the DIP: FHIRHelpers reads a period without an end as
+    # still going, so it does not end in the DIP.
+    "visit-without-an-end": (
+        [
+            {**r, "period": {"start": r["period"]["start"]}} if r["resourceType"] == "Encounter" else r
+            for r in _c159("visit-without-an-end")
+        ],
+        None,
+    ),  # fmt: skip
     # prevalenceInterval() ends at the abatement: a depression over before the visit does not index.
     "abated-before-visit": (
         _c159(
@@ -538,6 +547,14 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
     # "Qualifying Encounter During Measurement Period": the three encounter sets.
     "physical-therapy-visit": (_c2("physical-therapy-visit", kind=(CPT, "97161")), {"numerator": False}),
     "telephone-visit": (_c2("telephone-visit", kind=(CPT, "98966")), {"numerator": False}),
+    # "period during day of Measurement Period": a visit without an end is still going, so not within the period.
+    "visit-without-an-end": (
+        [
+            {**r, "period": {"start": VISIT}} if r["resourceType"] == "Encounter" else r
+            for r in _c2("visit-without-an-end")
+        ],
+        None,
+    ),  # fmt: skip
     # "Has Adult Depression Screening": a value of any kind is a screening, so the refusal beside it is no
     # exception ("Denominator Exceptions" … and not "Has Adult Depression Screening").
     "screen-with-a-text-value": (
