@@ -111,7 +111,11 @@ def person(n: int, year: int, rng: random.Random) -> list[dict[str, Any]]:
                 else:
                     out.append({"resourceType": "MedicationRequest", "id": rid("m"), "status": "active",
                                 "intent": "order", "subject": _ref(pid), "authoredOn": when.isoformat(),
-                                "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1000048"}]}})  # fmt: skip
+                                "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1000048"}]},
+                                # CMS2 counts an order whose medicationRequestPeriod() is known (a supply).
+                                "dispenseRequest": {"expectedSupplyDuration": {
+                                    "value": 30, "unit": "days", "system": "http://unitsofmeasure.org",
+                                    "code": "d"}}})  # fmt: skip
     # PDS-E style: a delivery in the window, the EPDS after it (or not), and follow-up on a positive one.
     if patient["gender"] == "female" and 18 <= age <= 42 and rng.random() < 0.25:
         delivered = date(year - 1, 9, 8) + timedelta(days=rng.randint(0, 364))

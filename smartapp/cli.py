@@ -134,13 +134,32 @@ def measures() -> None:
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the Parquet files."
 )
 @click.option("--time-zone", default="UTC", show_default=True, help="The time zone days are compared in.")
-def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
-    """Export the EHR's Group with backend services and write one Parquet file per resource type."""
-    from zoneinfo import ZoneInfo
+@click.option(
+    "--from",
+    "from_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Read FHIR NDJSON files or Bundles from this folder instead of exporting from the EHR.",
+)
+def measures_extract(iss: str | None, out_dir: str, time_zone: str, from_dir: str | None) -> None:
+    """Export the EHR's Group with backend services (or read FHIR files with --from) and write one Parquet file
+    per resource type."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from smartapp.measures.service import extract
     from smartapp.services import Services
 
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        click.echo(f"tandem: unknown time zone {time_zone!r} (e.g. America/Chicago)", err=True)
+        sys.exit(2)
+    if from_dir is not None:
+        from smartapp.measures.files import extract_files
+
+        found = extract_files(Path(from_dir), Path(out_dir), zone)
+        click.echo(f"{from_dir}: {found.summary()}")
+        sys.exit(0 if found.resources else 1)
     services = _services_or_exit()
     assert isinstance(services, Services)  # noqa: S101
     regs = [r for r in services.registrations if r.backend and r.backend.group_id and iss in (None, r.iss)]
@@ -148,7 +167,7 @@ def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
         click.echo("tandem: name the EHR with --iss (one with [issuer.backend] group_id)", err=True)
         sys.exit(2)
     try:
-        report = extract(services, regs[0], Path(out_dir), ZoneInfo(time_zone), on_progress=click.echo)
+        report = extract(services, regs[0], Path(out_dir), zone, on_progress=click.echo)
     except TandemError as error:
         click.echo(f"tandem: the export failed: {error.message}", err=True)
         sys.exit(1)
@@ -169,18 +188,35 @@ def measures_extract(iss: str | None, out_dir: str, time_zone: str) -> None:
 @click.option(
     "--store", is_flag=True, help="Also write MeasureReports (summary and subject lists) to the registry."
 )
-def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: bool) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also write the MeasureReports and their subject Lists as JSON files in this folder (needs --iss: the "
+    "EHR the patients belong to; without --store nothing is kept in the deployment).",
+)
+def measures_run(
+    year: int, engine: str, data_dir: str, iss: str | None, store: bool, out_dir: str | None
+) -> None:
     """Run every measure and print each one's populations, rate and time."""
     from fhir_mappings.measures.logic import Period
     from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets, site_library
-    from smartapp.measures.service import keep, registry_groups, run, write_reports
+    from smartapp.measures.files import write_resources
+    from smartapp.measures.service import keep, registry_groups, report_resources, run, write_reports
     from smartapp.measures.valueset_load import valuesets_dir
     from smartapp.services import Services
 
     site = os.environ.get("TANDEM_MEASURE_VALUESETS", "").strip()
     folder = valuesets_dir(os.environ.get("TANDEM_VALUESETS_DIR", "").strip() or None)
     services: Services | None = None
-    if iss:
+    if out_dir is not None and not iss:
+        click.echo(
+            "tandem: --out needs --iss (the EHR the patients belong to: each is named by EHR and id)",
+            err=True,
+        )
+        sys.exit(2)
+    if iss and (out_dir is None or store):
         started = _services_or_exit()
         assert isinstance(started, Services)  # noqa: S101
         services = started
@@ -216,6 +252,13 @@ def measures_run(year: int, engine: str, data_dir: str, iss: str | None, store: 
         click.echo(f"{key}: not computed, value sets missing or empty: {'; '.join(sets)}. Load a set with an OID "
                    f"with `tandem measures valuesets load FILE_OR_FOLDER` (into {folder}); a site's own codes with "
                    "TANDEM_MEASURE_VALUESETS.", err=True)  # fmt: skip
+    if out_dir is not None and iss:
+        try:
+            written = write_resources(Path(out_dir), report_resources(iss, result))
+        except (OSError, TandemError) as error:
+            click.echo(f"tandem: the MeasureReports could not be written to {out_dir}: {error}", err=True)
+            sys.exit(1)
+        click.echo(f"{written} resources (MeasureReports and subject Lists) written to {out_dir}")
     if services is not None and iss:
         keep(services, iss, result)
         if store and services.registry is not None:

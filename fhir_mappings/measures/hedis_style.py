@@ -16,8 +16,8 @@ import ibis
 from ibis import _
 from ibis.expr.types import Table
 
-from fhir_mappings.measures.logic import COUNTED, Period, age_at, in_valueset, ranked
-from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
+from fhir_mappings.measures.logic import COUNTED, Period, age_at, in_valueset, ranked, valueset
+from fhir_mappings.measures.valuesets import OID, VALUESETS, ValueSet
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "measures" / "hedis_style.json"
 
@@ -137,7 +137,8 @@ def _followed_up(tables: Mapping[str, Table], window: Table, screens: Table,
                  valuesets: Mapping[str, ValueSet]) -> Table:  # fmt: skip
     """The units (a patient, or a delivery) of `window` (patient_id, unit, anchor_day, anchor_ts, anchor_brief,
     until) with a follow-up from the anchor to `until`: a behavioral-health visit, an outpatient visit while a
-    behavioral-health diagnosis is active, an antidepressant ordered (standing in for the dispensing NCQA names),
+    behavioral-health diagnosis is active, an antidepressant dispensed (NCQA's reading; an order stands in only for a
+    patient the EHR exports no dispensing for),
     or a negative full-length screen later the same day as a positive brief one. One column: `unit`."""
     condition, encounter, medication = tables["condition"], tables["encounter"], tables["medication_request"]
     bh_visits = encounter.filter((encounter.status == "finished")
@@ -152,10 +153,15 @@ def _followed_up(tables: Mapping[str, Table], window: Table, screens: Table,
     by_visit = window.join(visits.select("patient_id", "start_day"), "patient_id").filter(
         _.start_day.between(_.anchor_day, _.until)).join(diagnosed, "patient_id").filter(
         _.onset_day <= _.start_day).select("unit")  # fmt: skip
-    by_drug = window.join(medication.filter(in_valueset(medication, valuesets["cms2_medication"])
-                                            & medication.status.isin(("active", "completed"))).select(
-        "patient_id", "authored_day"), "patient_id").filter(_.authored_day.between(_.anchor_day, _.until)).select(
-        "unit")  # fmt: skip
+    antidepressants = valueset(valuesets, OID.ADULT_DEPRESSION_MEDICATIONS)  # the adolescent set is within it
+    dispense = tables["medication_dispense"]
+    dispensed = dispense.filter(in_valueset(dispense, antidepressants) & (dispense.status == "completed")).select(
+        "patient_id", drug_day=_.handed_over_day)  # fmt: skip
+    ordered = medication.filter(in_valueset(medication, antidepressants)
+                                & medication.status.isin(("active", "completed"))).select(
+        "patient_id", drug_day=_.authored_day).anti_join(dispense.select("patient_id"), "patient_id")  # fmt: skip
+    by_drug = window.join(ibis.union(dispensed, ordered), "patient_id").filter(
+        _.drug_day.between(_.anchor_day, _.until)).select("unit")  # fmt: skip
     negatives = screens.filter(~screens.positive & ~screens.brief).select(
         "patient_id", neg_day=_.effective_day, neg_ts=_.effective_ts)  # fmt: skip
     by_same_day = window.filter(window.anchor_brief).join(negatives, "patient_id").filter(
@@ -167,8 +173,8 @@ def dsf(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         params: HedisParams = PARAMS) -> Table:  # fmt: skip
     """DSF-E: screened with an age-appropriate instrument from 1 January to 1 December; of those with a positive
     screen, followed up from the first positive to `follow_up_days` after it. Follow-up is a behavioral-health
-    visit, an outpatient visit while a behavioral-health diagnosis is active, an antidepressant ordered (an order
-    stands in for the dispensing NCQA names), or a negative full-length screen later the same day as a positive
+    visit, an outpatient visit while a behavioral-health diagnosis is active, an antidepressant dispensed (an order
+    stands in only where the EHR exports no dispensing for the patient), or a negative full-length screen later the same day as a positive
     brief one."""
     condition = tables["condition"]
     eligible = _eligible(tables, period, params)
@@ -315,7 +321,7 @@ def pds(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Val
         procedure.filter(in_valueset(procedure, valuesets["delivery"]) & (procedure.status == "completed")).select(
             "patient_id", delivery_day=_.performed_day),
         encounter.filter(in_valueset(encounter, valuesets["delivery"]) & (encounter.status == "finished")).select(
-            "patient_id", delivery_day=_.end_day),
+            "patient_id", delivery_day=_.end_day.fill_null(_.start_day)),
     ).filter(_.delivery_day.between(opens, closes)).distinct()  # fmt: skip
     deliveries = births.join(patient.select("patient_id", "birth_date"), "patient_id").mutate(
         age=age_at(_.birth_date, _.delivery_day), unit=_.patient_id.concat("|", _.delivery_day.cast("string")))  # fmt: skip

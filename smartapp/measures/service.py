@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import ibis
 
 from fhir_mappings.measures.hedis_style import dms, drr, dsf, pds
-from fhir_mappings.measures.logic import Period, cms2, cms159
+from fhir_mappings.measures.logic import Period, cms2, cms159, not_loaded
 from fhir_mappings.measures.report import MEASURES, Summary, measure_report, subject_list, summarise
 from fhir_mappings.measures.valuesets import VALUESETS, ValueSet, missing_sets
 from fhir_mappings.registry.resources import PROGRAM_TITLES
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Observation", "ServiceRequest", "MedicationRequest",
-                "Procedure")  # fmt: skip
+                "Procedure", "MedicationDispense")  # fmt: skip
 RESULT_TTL = 400 * 24 * 3600
 #: The value sets each measure reads (a result names those that were not complete).
 READS = {
@@ -178,7 +178,8 @@ class RunResult:
 
 def incomplete(key: str, valuesets: dict[str, ValueSet] = VALUESETS) -> list[str]:
     return [f"{valuesets[name].title} ({valuesets[name].status})" for name in READS.get(key, ())
-            if valuesets[name].status != "complete"]  # fmt: skip
+            if valuesets[name].status != "complete"] + [
+        f"{name} (not loaded)" for name in not_loaded(SOURCES.get(key, ""), valuesets)]  # fmt: skip
 
 
 def used_versions(key: str, valuesets: Mapping[str, ValueSet] = VALUESETS) -> list[str]:
@@ -260,25 +261,27 @@ def kept(services: Services, iss: str, year: int) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
-    """Each measure's summary and subject-list MeasureReports (with their Lists) in the registry store, validated
-    against R4B; running again replaces them (ids from measure, period and EHR)."""
+def report_resources(iss: str, result: RunResult) -> Iterator[dict[str, Any]]:
+    """Each measure's subject Lists and its summary and subject-list MeasureReports, validated against R4B (ids
+    from measure, period and EHR, so a second run replaces the first)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    written = 0
     for summary in result.summaries.values():
         lists = {}
         for population in ("initial-population", "denominator", "denominator-exclusion", "denominator-exception",
                            "numerator"):  # fmt: skip
-            listed = subject_list(summary, population, iss, now)
-            registry.update(validated(listed))
+            listed = validated(subject_list(summary, population, iss, now))
             lists[population] = f"List/{listed['id']}"
-            written += 1
-        for report in (
-            measure_report(summary, iss, now),
-            measure_report(summary, iss, now, subject_lists=lists),
-        ):
-            registry.update(validated(report))
-            written += 1
+            yield listed
+        yield validated(measure_report(summary, iss, now))
+        yield validated(measure_report(summary, iss, now, subject_lists=lists))
+
+
+def write_reports(registry: FHIRClient, iss: str, result: RunResult) -> int:
+    """The MeasureReports (with their Lists) in the registry store; running again replaces them."""
+    written = 0
+    for resource in report_resources(iss, result):
+        registry.update(resource)
+        written += 1
     return written
 
 

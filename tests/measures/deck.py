@@ -78,11 +78,27 @@ def referral(
 
 
 def prescription(
-    rid: str, pid: str, authored: str, code: str = "1000048", status: str = "active"
+    rid: str,
+    pid: str,
+    authored: str,
+    code: str = "1000048",
+    status: str = "active",
+    supply_days: int | None = None,
 ) -> dict[str, Any]:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
-            "subject": {"reference": f"Patient/{pid}"},
-            "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "authoredOn": authored}  # fmt: skip
+    resource = {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+                "subject": {"reference": f"Patient/{pid}"},
+                "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "authoredOn": authored}  # fmt: skip
+    if supply_days is not None:
+        resource["dispenseRequest"] = {"expectedSupplyDuration": {"value": supply_days, "unit": "days",
+                                                                  "system": "http://unitsofmeasure.org", "code": "d"}}  # fmt: skip
+    return resource
+
+
+def dispense(
+    rid: str, pid: str, handed_over: str, code: str = "1000048", status: str = "completed"
+) -> dict[str, Any]:
+    return {"resourceType": "MedicationDispense", "id": rid, "status": status, "subject": {"reference": f"Patient/{pid}"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": code}]}, "whenHandedOver": handed_over}  # fmt: skip
 
 
 def procedure(rid: str, pid: str, performed: str, code: str = "108313002") -> dict[str, Any]:

@@ -161,9 +161,11 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         _cms159_case("c159-expired-after-window", later=REMISSION, deceased="2026-06-01"),
         {"excluded": False, "numerator": True},
     ),  # fmt: skip
+    # "Patient Expired" compiles to `FHIRHelpers.ToValue(Patient.deceased) as DateTime` on or before the MAP end:
+    # null for deceasedBoolean, so not expired (the deck had assumed the opposite before the ELM was read).
     "c159-deceased-without-date": (
         _cms159_case("c159-deceased-without-date", deceased=True),
-        {"excluded": True, "exclusion": "expired"},
+        {"excluded": False, "exclusion": None},
     ),  # fmt: skip
     "c159-bipolar-after-index": (
         _cms159_case(
@@ -180,7 +182,8 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
             "c159-palliative-care",
             extra=(condition("c159-palliative-care-z", "c159-palliative-care", "Z51.5", "2025-08-01"),),
         ),
-        {"excluded": True, "exclusion": "hospice or palliative care"},
+        # The CQL keeps "Has Hospice Services" and "Has Palliative Care" apart; so does the reason shown.
+        {"excluded": True, "exclusion": "palliative care"},
     ),
     # A window wholly before the period still counts (follow-up data is not filtered to the period).
     "c159-window-in-prior-year": (
@@ -240,15 +243,32 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         _cms2_case(
             "c2-antidepressant-same-day",
             screen("c2-antidepressant-same-day-s", "c2-antidepressant-same-day", VISIT, True),
-            prescription("c2-antidepressant-same-day-m", "c2-antidepressant-same-day", "2026-03-01"),
+            prescription(
+                "c2-antidepressant-same-day-m", "c2-antidepressant-same-day", "2026-03-01", supply_days=30
+            ),
         ),
         {"numerator": True},
+    ),
+    # CMS2 v0.4.001 "Follow Up Intervention for Positive Adult Depression Screening": the order's
+    # medicationRequestPeriod() must overlap after the visit; with no supply and no bounds it is null (the deck
+    # counted such an order before the CQL was read).
+    "c2-antidepressant-without-supply": (
+        _cms2_case(
+            "c2-antidepressant-without-supply",
+            screen("c2-antidepressant-without-supply-s", "c2-antidepressant-without-supply", VISIT, True),
+            prescription(
+                "c2-antidepressant-without-supply-m", "c2-antidepressant-without-supply", "2026-03-01"
+            ),
+        ),
+        {"numerator": False},
     ),
     "c2-antidepressant-a-year-old": (
         _cms2_case(
             "c2-antidepressant-a-year-old",
             screen("c2-antidepressant-a-year-old-s", "c2-antidepressant-a-year-old", VISIT, True),
-            prescription("c2-antidepressant-a-year-old-m", "c2-antidepressant-a-year-old", "2025-03-01"),
+            prescription(
+                "c2-antidepressant-a-year-old-m", "c2-antidepressant-a-year-old", "2025-03-01", supply_days=30
+            ),
         ),
         {"numerator": False},
     ),

@@ -18,7 +18,7 @@ from fhir_mappings.measures.valuesets import VALUESETS, ValueSet
 from smartapp.measures.columnar import ParquetTables
 from smartapp.measures.engines import ENGINES, connect, tables, to_arrow
 
-from .deck import CPT, condition, encounter, patient, procedure, score
+from .deck import CPT, condition, dispense, encounter, patient, prescription, procedure, score
 
 PERIOD = Period(2026)
 ADULT = "1980-01-01"
@@ -175,6 +175,55 @@ DSF_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         None,
     ),
+    # An antidepressant dispensed is follow-up (NCQA names dispensing); an order stands in only for a patient the
+    # EHR exports no MedicationDispense for.
+    "dsf-antidepressant-ordered-no-dispensing": (
+        _dsf(
+            "dsf-antidepressant-ordered-no-dispensing",
+            score(
+                "dsf-antidepressant-ordered-no-dispensing-s",
+                "dsf-antidepressant-ordered-no-dispensing",
+                "2026-03-01" + T,
+                14,
+            ),
+            prescription(
+                "dsf-antidepressant-ordered-no-dispensing-m",
+                "dsf-antidepressant-ordered-no-dispensing",
+                "2026-03-05",
+            ),
+        ),
+        {"positive": True, "followed_up": True},
+    ),  # fmt: skip
+    "dsf-antidepressant-dispensed": (
+        _dsf(
+            "dsf-antidepressant-dispensed",
+            score("dsf-antidepressant-dispensed-s", "dsf-antidepressant-dispensed", "2026-03-01" + T, 14),
+            dispense("dsf-antidepressant-dispensed-d", "dsf-antidepressant-dispensed", "2026-03-06" + T),
+        ),
+        {"positive": True, "followed_up": True},
+    ),  # fmt: skip
+    "dsf-ordered-dispensed-after-the-window": (
+        _dsf(
+            "dsf-ordered-dispensed-after-the-window",
+            score(
+                "dsf-ordered-dispensed-after-the-window-s",
+                "dsf-ordered-dispensed-after-the-window",
+                "2026-03-01" + T,
+                14,
+            ),
+            prescription(
+                "dsf-ordered-dispensed-after-the-window-m",
+                "dsf-ordered-dispensed-after-the-window",
+                "2026-03-05",
+            ),
+            dispense(
+                "dsf-ordered-dispensed-after-the-window-d",
+                "dsf-ordered-dispensed-after-the-window",
+                "2026-05-01" + T,
+            ),
+        ),
+        {"positive": True, "followed_up": False},
+    ),  # fmt: skip
     "dsf-age-70": (_dsf("dsf-age-70", born="1955-05-05"), {"stratum": "65+", "screened": False}),
 }
 

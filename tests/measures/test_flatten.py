@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from fhir_mappings.measures.flatten import SCHEMAS, moment, rows
+from fhir_mappings.measures.flatten import SCHEMAS, moment, request_period, rows
 from fhir_mappings.measures.valuesets import ValueSetError, load_valuesets
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -78,3 +78,91 @@ def test_a_sites_expansions_replace_the_shipped_sets(tmp_path: Path) -> None:
     site.write_text(json.dumps({"valuesets": {"bipolar": {"oid": "1", "title": "x", "status": "guessed"}}}))
     with pytest.raises(ValueSetError, match="status must be one of"):
         load_valuesets(site)
+
+
+SCT = "http://snomed.info/sct"
+SUBJECT = {"reference": "Patient/p"}
+
+
+@pytest.mark.parametrize(
+    ("resource", "table", "expected"),
+    [
+        # CMS159 "Has Hospice Services": Encounter.hospitalization.dischargeDisposition (the SNOMED CT coding).
+        ({"resourceType": "Encounter", "id": "e", "subject": SUBJECT, "status": "finished",
+          "type": [{"coding": [{"system": SCT, "code": "183452005"}]}], "period": {"start": "2026-01-01"},
+          "hospitalization": {"dischargeDisposition": {"coding": [{"system": "urn:local", "code": "H"},
+                                                                  {"system": SCT, "code": "428361000124107"}]}}},
+         "encounter", {"discharge_system": SCT, "discharge_code": "428361000124107"}),
+        # QICoreCommon prevalenceInterval(): onset[x] as a Period starts at its start; abatement ends it.
+        ({"resourceType": "Condition", "id": "c", "subject": SUBJECT, "code": {"coding": [{"system": SCT,
+          "code": "370143000"}]}, "onsetPeriod": {"start": "2025-01-02"}, "abatementPeriod": {"start": "2025-03-01",
+          "end": "2025-04-01"}},
+         "condition", {"onset_day": date(2025, 1, 2), "abatement_day": date(2025, 4, 1), "abated": True}),
+        ({"resourceType": "Condition", "id": "c", "subject": SUBJECT, "code": {"coding": [{"system": SCT,
+          "code": "370143000"}]}, "onsetDateTime": "2025-01-02"},
+         "condition", {"onset_day": date(2025, 1, 2), "abatement_day": None, "abated": False}),
+        # CMS2 "value is not null": any value[x]; CMS159 reads only an integer.
+        ({"resourceType": "Observation", "id": "o", "subject": SUBJECT, "status": "final",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "73832-8"}]}, "valueString": "declined"},
+         "observation", {"value_kind": "String", "value_code": None}),
+        ({"resourceType": "Observation", "id": "o", "subject": SUBJECT, "status": "final",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]}, "valueQuantity": {"value": 7}},
+         "observation", {"value_kind": "Quantity", "value_int": 7}),
+        ({"resourceType": "Observation", "id": "o", "subject": SUBJECT, "status": "cancelled",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "73832-8"}]},
+          "extension": [{"url": "http://hl7.org/fhir/us/qicore/StructureDefinition/qicore-notDoneReason",
+                         "valueCodeableConcept": {"coding": [{"system": SCT, "code": "183932001"}]}}]},
+         "observation", {"value_kind": None, "reason_system": SCT, "reason_code": "183932001"}),
+        # CMS159 hospice and palliative procedures overlap the window: the performed period's end is kept.
+        ({"resourceType": "Procedure", "id": "p", "subject": SUBJECT, "status": "completed",
+          "code": {"coding": [{"system": SCT, "code": "385763009"}]},
+          "performedPeriod": {"start": "2025-01-02", "end": "2025-02-03"}},
+         "procedure", {"performed_day": date(2025, 1, 2), "performed_end_day": date(2025, 2, 3)}),
+        # MedicationDispense is read where the EHR has it.
+        ({"resourceType": "MedicationDispense", "id": "d", "subject": SUBJECT, "status": "completed",
+          "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                    "code": "1000048"}]}, "whenHandedOver": "2026-03-06"},
+         "medication_dispense", {"dispense_id": "d", "code": "1000048", "handed_over_day": date(2026, 3, 6)}),
+    ],
+)  # fmt: skip
+def test_the_fields_the_cql_reads_are_kept(
+    resource: dict[str, Any], table: str, expected: dict[str, Any]
+) -> None:
+    found = list(rows(resource, CHICAGO))
+    assert found and found[0][0] == table
+    assert {key: found[0][1][key] for key in expected} == expected
+    assert set(found[0][1]) <= set(SCHEMAS[table])
+
+
+def _request(**fields: Any) -> dict[str, Any]:
+    return {"resourceType": "MedicationRequest", "authoredOn": "2026-03-01", **fields}
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        # CumulativeMedicationDuration 6.0.000 medicationRequestPeriod(): days supplied × (1 + refills), from the
+        # bounds start, else authoredOn.
+        (_request(dispenseRequest={"expectedSupplyDuration": {"value": 30, "code": "d"}}),
+         (date(2026, 3, 1), date(2026, 3, 30))),
+        (_request(dispenseRequest={"expectedSupplyDuration": {"value": 30, "code": "d"}, "numberOfRepeatsAllowed": 1}),
+         (date(2026, 3, 1), date(2026, 4, 29))),
+        (_request(dispenseRequest={"expectedSupplyDuration": {"value": 2, "code": "wk"}}),
+         (date(2026, 3, 1), date(2026, 3, 14))),
+        # quantity ÷ (dose × doses a day): 60 tablets, one twice a day = 30 days.
+        (_request(dispenseRequest={"quantity": {"value": 60}}, dosageInstruction=[{
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 1}}]}]), (date(2026, 3, 1), date(2026, 3, 30))),
+        # No supply: to the bounds end; without one the period is null.
+        (_request(dosageInstruction=[{"timing": {"repeat": {"boundsPeriod": {"start": "2026-03-02",
+                                                                             "end": "2026-04-01"}}}}]),
+         (date(2026, 3, 2), date(2026, 4, 1))),
+        (_request(), (None, None)),
+        (_request(authoredOn=None), (None, None)),
+        (_request(dispenseRequest={"expectedSupplyDuration": {"value": 1e300, "code": "d"}}), (None, None)),
+    ],
+)  # fmt: skip
+def test_medication_request_period(
+    request_: dict[str, Any], expected: tuple[date | None, date | None]
+) -> None:
+    assert request_period(request_, CHICAGO) == expected
