@@ -9,6 +9,7 @@ ValueSet (`expansion.contains`, `identifier` urn:oid) and Bundle; Bulk Data NDJS
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,9 @@ def test_the_cli_loads_lists_and_runs_with_the_loaded_version(tmp_path: Path) ->
     store = tmp_path / "store"
     env = {"TANDEM_VALUESETS_DIR": str(store)}
     before = CliRunner().invoke(main, ["measures", "run", "--period", "2026", "--data", str(data)], env=env)
-    assert before.exit_code == 0 and "cms2: initial population 19," in before.output
+    # The deck's CMS2 visits are found with the shipped set (how many is the deck's business: tests/measures/deck.py).
+    counted = re.search(r"cms2: initial population (\d+),", before.output)
+    assert before.exit_code == 0 and counted and int(counted.group(1)) > 0, before.output
     # A newer version of the encounter set without the deck's visit code (SNOMED 10197000).
     source = tmp_path / "vsac.json"
     source.write_text(json.dumps(bundle(value_set(ENCOUNTER, "20260501", [(CPT, "99999")]))))
