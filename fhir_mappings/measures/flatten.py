@@ -1,7 +1,11 @@
 """FHIR resources → the rows of the measure tables (one table per resource type, only the columns the measures
-read). Pure and total: a malformed resource gives no row, never an exception. Times are kept as UTC timestamps and
-as the day in the evaluation time zone (CQL compares days in one time zone: a PHQ-9 at 23:30 -05:00 is the next
-day in UTC). A date without a time is that day, at midnight in the evaluation time zone."""
+read). Pure and total: a malformed resource gives no row, never an exception. Times are kept as UTC timestamps (the
+instant, for comparisons finer than a day) and as the day on the calendar of the time's OWN offset: CQL compares
+at day precision (`during day of`, `same day as`, `days between`) without normalising offsets (the CQL
+specification's DateTime comparison and difference operators normalise offsets only at hour precision or finer;
+cql-execution: DateTime.sameAs/sameOrBefore/sameOrAfter/differenceBetween), so a PHQ-9 at 23:30 -05:00 on 31 December is on 31 December, in
+whatever zone the measure is evaluated. A time without an offset is read in the evaluation time zone (as the engine
+reads it in the offset of the evaluation request); a date without a time is that day, at midnight in that zone."""
 
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ RESOURCE_TABLES = {"Patient": "patient", "Encounter": "encounter", "Condition": 
 
 
 def moment(value: Any, zone: ZoneInfo) -> tuple[datetime, date] | None:
-    """A FHIR dateTime → (UTC timestamp, day in the evaluation zone); None when it is not one."""
+    """A FHIR dateTime → (UTC timestamp, day in its own offset); None when it is not one. `zone` is the
+    evaluation zone: the offset of a time that has none, and the midnight of a date without a time."""
     raw = text(value)
     if raw is None:
         return None
@@ -61,7 +66,7 @@ def moment(value: Any, zone: ZoneInfo) -> tuple[datetime, date] | None:
         parsed.tzinfo is None
     ):  # FHIR requires an offset with a time; read a missing one as the evaluation zone
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC), parsed.astimezone(zone).date()
+    return parsed.astimezone(UTC), parsed.date()  # the day as written, in the time's own offset (see above)
 
 
 def _codings(concept: Any) -> Iterator[tuple[str, str]]:

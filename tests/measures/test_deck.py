@@ -62,7 +62,8 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
     ),  # fmt: skip
     "c159-7-days-before": (_cms159_case("c159-7-days-before", index=("2025-02-18T08:00:00-06:00", 14)), {}),
     "c159-8-days-before": (_cms159_case("c159-8-days-before", index=("2025-02-17T08:00:00-06:00", 14)), None),
-    # 23:30 in Chicago on 17 February is 18 February in UTC: 8 days before the visit where the measure is evaluated.
+    # 23:30 -06:00 on 17 February is 18 February in UTC, but CQL reads days in the time's own offset (no offset
+    # normalisation at day precision, cql-execution DateTime.sameOrBefore): 17 February, 8 days before the visit.
     "c159-time-zone": (_cms159_case("c159-time-zone", index=("2025-02-17T23:30:00-06:00", 14)), None),
     "c159-visit-on-dip-end": (
         _cms159_case(

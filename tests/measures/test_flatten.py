@@ -1,5 +1,5 @@
-"""Flattening FHIR resources into the measure tables: a row per coding, times in UTC and as the day in the
-evaluation time zone, date-only values, totality on malformed input; and the value sets as data (a site's
+"""Flattening FHIR resources into the measure tables: a row per coding, times in UTC and as the day in their own
+offset, date-only values, totality on malformed input; and the value sets as data (a site's
 expansions replace the shipped ones; an unknown name or status is refused)."""
 
 from __future__ import annotations
@@ -21,8 +21,17 @@ CHICAGO = ZoneInfo("America/Chicago")
 @pytest.mark.parametrize(
     ("value", "utc", "day"),
     [
+        # The day is the time's own calendar day, in its own offset, whatever the evaluation zone: CQL compares
+        # day precision without normalising offsets (cql-execution DateTime.sameAs/sameOrBefore/sameOrAfter skip
+        # convertToTimezoneOffset at day precision; differenceBetween in days keeps local time), so fqm-execution
+        # puts the first on 21 June and the second (the same instant) on 22 June.
         ("2026-06-21T23:30:00-05:00", datetime(2026, 6, 22, 4, 30, tzinfo=UTC), date(2026, 6, 21)),
-        ("2026-06-22T04:30:00Z", datetime(2026, 6, 22, 4, 30, tzinfo=UTC), date(2026, 6, 21)),
+        ("2026-06-22T04:30:00Z", datetime(2026, 6, 22, 4, 30, tzinfo=UTC), date(2026, 6, 22)),
+        ("2025-12-31T23:30:00-05:00", datetime(2026, 1, 1, 4, 30, tzinfo=UTC), date(2025, 12, 31)),
+        ("2027-01-01T00:30:00+09:00", datetime(2026, 12, 31, 15, 30, tzinfo=UTC), date(2027, 1, 1)),
+        # No offset (FHIR requires one with a time): read in the evaluation zone, as the engine reads it in the
+        # offset of the evaluation request.
+        ("2026-06-21T23:30:00", datetime(2026, 6, 22, 4, 30, tzinfo=UTC), date(2026, 6, 21)),
         (
             "2026-06-21",
             datetime(2026, 6, 21, 5, 0, tzinfo=UTC),
@@ -34,7 +43,7 @@ CHICAGO = ZoneInfo("America/Chicago")
         (42, None, None),
     ],
 )
-def test_times_and_days_in_the_evaluation_zone(value: Any, utc: datetime | None, day: date | None) -> None:
+def test_instants_in_utc_and_days_in_their_own_offset(value: Any, utc: datetime | None, day: date | None) -> None:
     found = moment(value, CHICAGO)
     assert (found[0] if found else None, found[1] if found else None) == (utc, day)
 
