@@ -43,7 +43,7 @@ CHICAGO = ZoneInfo("America/Chicago")
         (42, None, None),
     ],
 )
-def test_instants_in_utc_and_days_in_their_own_offset(value: Any, utc: datetime | None, day: date | None) -> None:
+def test_utc_instants_and_days_in_own_offset(value: Any, utc: datetime | None, day: date | None) -> None:
     found = moment(value, CHICAGO)
     assert (found[0] if found else None, found[1] if found else None) == (utc, day)
 
