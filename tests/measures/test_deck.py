@@ -65,6 +65,9 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
     # 23:30 -06:00 on 17 February is 18 February in UTC, but CQL reads days in the time's own offset (no offset
     # normalisation at day precision, cql-execution DateTime.sameOrBefore): 17 February, 8 days before the visit.
     "c159-time-zone": (_cms159_case("c159-time-zone", index=("2025-02-17T23:30:00-06:00", 14)), None),
+    # 00:30 +09:00 on 18 February is still 17 February in Chicago (and in UTC), where the measure is evaluated; the
+    # official engine reads it on 18 February, its own day: 7 days before the visit, so the index is found.
+    "c159-own-offset-day": (_cms159_case("c159-own-offset-day", index=("2025-02-18T00:30:00+09:00", 14)), {}),
     "c159-visit-on-dip-end": (
         _cms159_case(
             "c159-visit-on-dip-end",
