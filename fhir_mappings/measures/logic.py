@@ -353,7 +353,10 @@ def _cms159_exclusions(tables: Mapping[str, Table], windows: Table, dip_start: d
     mental = condition.filter(_confirmed_active(condition) & in_sets(
         condition, valuesets, OID.BIPOLAR_DISORDER, OID.PERSONALITY_DISORDER_EMOTIONALLY_LABILE,
         OID.SCHIZOPHRENIA_OR_PSYCHOTIC_DISORDER, OID.PERVASIVE_DEVELOPMENTAL_DISORDER))  # fmt: skip
-    mental = mental.join(windows, "patient_id").filter(_.onset_day <= _.map_end).select(
+    # Without onset: the start of Interval[null, abatement] is the minimum date when an abatement date is recorded,
+    # null when none is (QICoreCommon prevalenceInterval(), as fqm-execution 1.8.6 evaluates it).
+    mental = mental.join(windows, "patient_id").filter(
+        (_.onset_day <= _.map_end) | (_.onset_day.isnull() & _.abatement_day.notnull())).select(
         "patient_id", reason=ibis.literal("mental-health diagnosis"))  # fmt: skip
     reasons = ibis.union(dead, *hospice, *palliative, mental)
     return reasons.group_by("patient_id").aggregate(exclusion=reasons.reason.min())
@@ -387,13 +390,18 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
     # "History of Bipolar Diagnosis Before Qualifying Encounter" (problem list or health concern, any status): its
     # prevalenceInterval() starts at onset; for a Condition that is not active it is null without an abatement
     # date (QICoreCommon builds it by a query over the abatement), so a resolved diagnosis needs one to exclude.
+    # Without onset the (closed) interval starts at the minimum date when it has an abatement date (before any
+    # visit), and its start is null when it has neither.
     bipolar = condition.filter(in_sets(condition, valuesets, OID.BIPOLAR_DISORDER)
                                & condition.category.isin(("problem-list-item", "health-concern"))
-                               & condition.onset_day.notnull()
-                               & (condition.clinical_status.isin(ACTIVE)
-                                  | condition.abatement_day.notnull())).select("patient_id", "onset_day")  # fmt: skip
+                               & (condition.abatement_day.notnull()
+                                  | (condition.onset_day.notnull()
+                                     & condition.clinical_status.isin(ACTIVE)))).select("patient_id", "onset_day")  # fmt: skip
     excluded = (
-        bipolar.join(visits, "patient_id").filter(_.onset_day < _.start_day).select("patient_id").distinct()
+        bipolar.join(visits, "patient_id")
+        .filter(_.onset_day.isnull() | (_.onset_day < _.start_day))
+        .select("patient_id")
+        .distinct()
     )
     kinds = ibis.ifelse(is_code(observation, ADOLESCENT_SCREEN), "adolescent",
                         ibis.ifelse(is_code(observation, ADULT_SCREEN), "adult", None))  # fmt: skip

@@ -559,6 +559,17 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"excluded": False, "numerator": True},
     ),
+    # … with an abatement date: the start of Interval[null, abatement] is the minimum date, so it excludes.
+    "bipolar-without-onset-abated": (
+        _c159(
+            "bipolar-without-onset-abated",
+            {
+                **condition("bipolar-without-onset-abated-c", "bipolar-without-onset-abated", "F31.9", None),
+                "abatementDateTime": "2030-01-01",
+            },
+        ),
+        {"excluded": True, "exclusion": "mental-health diagnosis"},
+    ),
     # "Initial Population": AgeInYearsAt(start of "Index Depression Assessment".effective.toInterval()) >= 12. The
     # birth date (a Date) against the index's date and time: on the birthday the completed years are uncertain by
     # one (null), so the 12th birthday does not count, the day after does, and a 13th birthday is 12 either way.
@@ -782,7 +793,13 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
             _c2(
                 f"bipolar-{name}",
                 {
-                    **condition(f"bipolar-{name}-c", f"bipolar-{name}", "F31.9", "2020-01-01", status=status),
+                    **condition(
+                        f"bipolar-{name}-c",
+                        f"bipolar-{name}",
+                        "F31.9",
+                        None if "without-onset" in name else "2020-01-01",
+                        status=status,
+                    ),
                     **abatement,
                 },
             ),
@@ -797,6 +814,11 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
             ("resolved-abated-after-visit", "resolved", {"abatementDateTime": "2026-12-01"}, True),
             ("active-abated", "active", {"abatementDateTime": "2021-01-01"}, True),
             ("relapse", "relapse", {}, True),
+            # No onset: the start of Interval[null, abatement] (closed) is the minimum date when an abatement date
+            # is recorded, whatever the status; null with neither (fqm-execution 1.8.6).
+            ("active-without-onset-abated", "active", {"abatementDateTime": "2030-01-01"}, True),
+            ("resolved-without-onset-abated", "resolved", {"abatementDateTime": "2030-01-01"}, True),
+            ("active-without-onset", "active", {}, False),
         )
     },
 }
