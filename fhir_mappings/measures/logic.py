@@ -8,8 +8,16 @@ Decided once, used everywhere (measures.md §8):
 - Days are compared in the evaluation time zone (the flattening keeps each time's day there).
 - Statuses: final, amended and corrected count (CMS2 v0.4.001: final and corrected), never preliminary,
   entered-in-error or cancelled (cancelled only for CMS2's exceptions).
-- A Condition without `onset` neither indexes nor excludes (QI-Core's prevalence interval starts at onset;
-  `recordedDate` is not used).
+- A Condition's prevalence is QICoreCommon 4.0.000's `prevalenceInterval()` as fqm-execution evaluates it:
+  for an active one (active, recurrence, relapse) `Interval[start of onset, end of abatement]`, closed, so a
+  missing onset or abatement leaves that side unbounded (a depression diagnosis without onset indexes; a hospice or
+  palliative diagnosis without onset excludes); for any other (or no) clinical status the interval is built by a
+  query over the abatement, which is null when no abatement date is recorded, so such a Condition neither indexes
+  nor excludes (a resolved bipolar diagnosis without an abatement date does not exclude from CMS2). "starts
+  before"/"on or before" on an interval with no onset is null (`recordedDate` is not used).
+- Age at a CMS159 index assessment: `AgeInYearsAt(start of effective)` compares the birth *date* with a date and
+  time, so on the birthday itself the completed years are uncertain by one: a patient whose 12th birthday is the
+  index day is not (yet) 12 and stays out of the initial population.
 - A Patient marked deceased without a date is not "expired" for CMS159: the ELM reads
   `FHIRHelpers.ToValue(Patient.deceased) as DateTime`, which is null for `deceasedBoolean` (measures.md had left
   this open).
@@ -198,16 +206,17 @@ def cms159(
     # and active; its prevalenceInterval() runs from onset to abatement (open while none is recorded).
     diagnoses = condition.filter(
         in_sets(condition, valuesets, OID.MAJOR_DEPRESSION_INCLUDING_REMISSION, OID.DYSTHYMIA)
-        & _confirmed_active(condition) & condition.onset_day.notnull()
+        & _confirmed_active(condition)
     ).select("patient_id", "onset_day", "onset_ts", "abatement_day")  # fmt: skip
     # "Depression Encounter": a finished contact or office visit ending in the DIP that overlaps the diagnosis (at
-    # full precision: an onset given as a date only, on the visit's last day, is uncertain in CQL, so it does not).
+    # full precision: an onset given as a date only, on the visit's last day, is uncertain in CQL, so it does not;
+    # no onset at all: the closed interval starts unbounded, so it does).
     visits = encounter.filter(in_sets(encounter, valuesets, OID.CONTACT_OR_OFFICE_VISIT)
                               & (encounter.status == "finished")
                               & encounter.end_day.between(dip_start, dip_end)).select(
         "encounter_id", "patient_id", "start_day", "end_day", "end_ts").distinct()  # fmt: skip
     depression_visits = visits.join(diagnoses, "patient_id").filter(
-        ibis.ifelse(_.onset_ts.isnull(), _.onset_day < _.end_day, _.onset_ts <= _.end_ts)
+        (_.onset_day.isnull() | ibis.ifelse(_.onset_ts.isnull(), _.onset_day < _.end_day, _.onset_ts <= _.end_ts))
         & (_.abatement_day.isnull() | (_.abatement_day >= _.start_day))
     ).select("encounter_id", "patient_id", "start_day", "end_day").distinct()  # fmt: skip
     # PHQ-9/PHQ-9M totals with a counted status; the CQL reads `value as Integer`, so a valueQuantity is no score.
@@ -226,9 +235,12 @@ def cms159(
     ).select("observation_id", "patient_id", "effective_ts", "effective_day", "issued_ts", "value_int").distinct()  # fmt: skip
     index = ranked(candidates, "patient_id", last=False).select(
         "patient_id", index_day=_.effective_day, index_score=_.value_int)  # fmt: skip
-    # "Initial Population": 12 or older at the index assessment.
+    # "Initial Population": `AgeInYearsAt(start of "Index Depression Assessment".effective.toInterval()) >= 12`:
+    # the birth date against a date and time, so on the 12th birthday the age is 11 or 12 (null) and does not count.
     population = index.join(patient, "patient_id").mutate(age=age_at(_.birth_date, _.index_day))
-    population = population.filter(population.age >= 12)
+    birthday = (population.index_day.month() == population.birth_date.month()) & (
+        population.index_day.day() == population.birth_date.day())  # fmt: skip
+    population = population.filter((population.age > 12) | ((population.age == 12) & ~birthday))
     # "Measure Assessment Period": the index day + 12 months, ± 60 days.
     anniversary = plus_year(population.index_day)
     population = population.mutate(map_start=anniversary - ibis.interval(days=60),
@@ -286,9 +298,11 @@ def _cms159_exclusions(tables: Mapping[str, Table], windows: Table, dip_start: d
         return t[first].notnull() & (t[first] <= t.map_end) & (t[last].isnull() | (t[last] >= dip))
 
     def diagnosed(oid: str, reason: str) -> Table:
+        """An active diagnosis's prevalence interval is closed: no onset starts it unbounded (it excludes)."""
         found = condition.filter(in_sets(condition, valuesets, oid) & _confirmed_active(condition)).join(
             windows, "patient_id")  # fmt: skip
-        return found.filter(overlapping(found, "onset_day", "abatement_day")).select(
+        return found.filter((found.onset_day.isnull() | (found.onset_day <= found.map_end))
+                            & (found.abatement_day.isnull() | (found.abatement_day >= dip))).select(
             "patient_id", reason=ibis.literal(reason))  # fmt: skip
 
     def visited(oid: str, statuses: BooleanValue, reason: str) -> Table:
@@ -339,7 +353,10 @@ def _cms159_exclusions(tables: Mapping[str, Table], windows: Table, dip_start: d
     mental = condition.filter(_confirmed_active(condition) & in_sets(
         condition, valuesets, OID.BIPOLAR_DISORDER, OID.PERSONALITY_DISORDER_EMOTIONALLY_LABILE,
         OID.SCHIZOPHRENIA_OR_PSYCHOTIC_DISORDER, OID.PERVASIVE_DEVELOPMENTAL_DISORDER))  # fmt: skip
-    mental = mental.join(windows, "patient_id").filter(_.onset_day <= _.map_end).select(
+    # Without onset: the start of Interval[null, abatement] is the minimum date when an abatement date is recorded,
+    # null when none is (QICoreCommon prevalenceInterval(), as fqm-execution 1.8.6 evaluates it).
+    mental = mental.join(windows, "patient_id").filter(
+        (_.onset_day <= _.map_end) | (_.onset_day.isnull() & _.abatement_day.notnull())).select(
         "patient_id", reason=ibis.literal("mental-health diagnosis"))  # fmt: skip
     reasons = ibis.union(dead, *hospice, *palliative, mental)
     return reasons.group_by("patient_id").aggregate(exclusion=reasons.reason.min())
@@ -370,12 +387,21 @@ def cms2(tables: Mapping[str, Table], period: Period, valuesets: Mapping[str, Va
     first_visit = visits.group_by("patient_id").aggregate(visit_day=visits.start_day.min())
     population = people.filter(people.age >= 12).join(first_visit, "patient_id").select("patient_id", "age",
                                                                                         "visit_day")  # fmt: skip
-    # "History of Bipolar Diagnosis Before Qualifying Encounter" (problem list or health concern, any status).
+    # "History of Bipolar Diagnosis Before Qualifying Encounter" (problem list or health concern, any status): its
+    # prevalenceInterval() starts at onset; for a Condition that is not active it is null without an abatement
+    # date (QICoreCommon builds it by a query over the abatement), so a resolved diagnosis needs one to exclude.
+    # Without onset the (closed) interval starts at the minimum date when it has an abatement date (before any
+    # visit), and its start is null when it has neither.
     bipolar = condition.filter(in_sets(condition, valuesets, OID.BIPOLAR_DISORDER)
                                & condition.category.isin(("problem-list-item", "health-concern"))
-                               & condition.onset_day.notnull()).select("patient_id", "onset_day")  # fmt: skip
+                               & (condition.abatement_day.notnull()
+                                  | (condition.onset_day.notnull()
+                                     & condition.clinical_status.isin(ACTIVE)))).select("patient_id", "onset_day")  # fmt: skip
     excluded = (
-        bipolar.join(visits, "patient_id").filter(_.onset_day < _.start_day).select("patient_id").distinct()
+        bipolar.join(visits, "patient_id")
+        .filter(_.onset_day.isnull() | (_.onset_day < _.start_day))
+        .select("patient_id")
+        .distinct()
     )
     kinds = ibis.ifelse(is_code(observation, ADOLESCENT_SCREEN), "adolescent",
                         ibis.ifelse(is_code(observation, ADULT_SCREEN), "adult", None))  # fmt: skip

@@ -27,7 +27,7 @@ def test_measures_run_prints_each_measure(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     cms2 = next(line for line in lines if line.startswith("cms2:"))
-    assert "initial population 20, denominator 20, exclusions 2, exceptions 1, numerator 8: 47.1%" in cms2
+    assert "initial population 20, denominator 20, exclusions 1, exceptions 1, numerator 8: 44.4%" in cms2
     assert any(line.startswith("cms159:") for line in lines) and any(
         line.startswith("cms159-response:") for line in lines
     )
@@ -98,7 +98,7 @@ def test_the_auditors_path_reads_fhir_files_and_writes_measure_reports(tmp_path:
                                        "https://ehr.example.org/fhir", "--out", str(reports)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (
-        "cms2: initial population 20, denominator 20, exclusions 2, exceptions 1, numerator 8: 47.1%"
+        "cms2: initial population 20, denominator 20, exclusions 1, exceptions 1, numerator 8: 44.4%"
         in result.output
     )
     written = {json.loads(p.read_text())["resourceType"] for p in reports.glob("*.json")}

@@ -513,6 +513,75 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"excluded": False, "numerator": True},
     ),  # fmt: skip
+    # "Depression Encounter" … overlaps Depression.prevalenceInterval(): QICoreCommon's prevalenceInterval() of an
+    # active diagnosis is Interval[start of onset, end of abatement], closed, so a missing onset leaves it unbounded
+    # below (fqm-execution 1.8.6 counts the index); an abatement before the visit still ends it.
+    "dx-without-onset": (
+        _c159("dx-without-onset", dx=condition("dx-without-onset-dx", "dx-without-onset", "F32.9", None)),
+        {"numerator": True},
+    ),
+    "dx-without-onset-abated-before-visit": (
+        _c159(
+            "dx-without-onset-abated-before-visit",
+            dx={
+                **condition(
+                    "dx-without-onset-abated-before-visit-dx",
+                    "dx-without-onset-abated-before-visit",
+                    "F32.9",
+                    None,
+                ),
+                "abatementDateTime": "2020-01-01",
+            },
+        ),
+        None,
+    ),
+    # "Has Hospice Services …": HospiceCareDiagnosis.prevalenceInterval() overlaps day of [DIP start, MAP end]; no
+    # onset: unbounded below, so it overlaps (fqm-execution 1.8.6 excludes).
+    "hospice-diagnosis-without-onset": (
+        _c159(
+            "hospice-diagnosis-without-onset",
+            condition(
+                "hospice-diagnosis-without-onset-h",
+                "hospice-diagnosis-without-onset",
+                "170935008",
+                None,
+                system=SCT,
+            ),
+        ),
+        {"excluded": True, "exclusion": "hospice care"},
+    ),
+    # "Has Mental Health Disorder Diagnoses": ToDate(start of prevalenceInterval()) on or before …: the start of
+    # Interval[null, null] is null, so a bipolar diagnosis without onset (or abatement) does not exclude.
+    "bipolar-without-onset": (
+        _c159(
+            "bipolar-without-onset",
+            condition("bipolar-without-onset-c", "bipolar-without-onset", "F31.9", None),
+        ),
+        {"excluded": False, "numerator": True},
+    ),
+    # … with an abatement date: the start of Interval[null, abatement] is the minimum date, so it excludes.
+    "bipolar-without-onset-abated": (
+        _c159(
+            "bipolar-without-onset-abated",
+            {
+                **condition("bipolar-without-onset-abated-c", "bipolar-without-onset-abated", "F31.9", None),
+                "abatementDateTime": "2030-01-01",
+            },
+        ),
+        {"excluded": True, "exclusion": "mental-health diagnosis"},
+    ),
+    # "Initial Population": AgeInYearsAt(start of "Index Depression Assessment".effective.toInterval()) >= 12. The
+    # birth date (a Date) against the index's date and time: on the birthday the completed years are uncertain by
+    # one (null), so the 12th birthday does not count, the day after does, and a 13th birthday is 12 either way.
+    **{
+        name: ([patient(name, born), *_c159(name)[1:]], expected)
+        for name, born, expected in (
+            ("twelfth-birthday-on-index-day", "2013-02-20", None),
+            ("twelve-the-day-before-the-index", "2013-02-19", {"numerator": True, "stratum": "12-17"}),
+            ("eleven-on-index-day", "2013-02-21", None),
+            ("thirteenth-birthday-on-index-day", "2012-02-20", {"numerator": True, "stratum": "12-17"}),
+        )
+    },
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -714,6 +783,44 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
         ),
         {"excluded": True},
     ),  # fmt: skip
+    # "History of Bipolar Diagnosis Before Qualifying Encounter": BipolarDiagnosis.prevalenceInterval() starts
+    # before day of start of the visit. QICoreCommon's prevalenceInterval() of a Condition that is not active is
+    # `(end of abatementInterval()) abatementDate return …`, a query over a null source when no abatement date is
+    # recorded: null, so it never starts before (fqm-execution 1.8.6 does not exclude); with an abatement date, or
+    # when active, it does.
+    **{
+        f"bipolar-{name}": (
+            _c2(
+                f"bipolar-{name}",
+                {
+                    **condition(
+                        f"bipolar-{name}-c",
+                        f"bipolar-{name}",
+                        "F31.9",
+                        None if "without-onset" in name else "2020-01-01",
+                        status=status,
+                    ),
+                    **abatement,
+                },
+            ),
+            {"excluded": excluded},
+        )
+        for name, status, abatement, excluded in (
+            ("resolved", "resolved", {}, False),
+            ("inactive", "inactive", {}, False),
+            ("remission", "remission", {}, False),
+            ("resolved-abated-boolean", "resolved", {"abatementBoolean": True}, False),
+            ("resolved-with-abatement-date", "resolved", {"abatementDateTime": "2021-01-01"}, True),
+            ("resolved-abated-after-visit", "resolved", {"abatementDateTime": "2026-12-01"}, True),
+            ("active-abated", "active", {"abatementDateTime": "2021-01-01"}, True),
+            ("relapse", "relapse", {}, True),
+            # No onset: the start of Interval[null, abatement] (closed) is the minimum date when an abatement date
+            # is recorded, whatever the status; null with neither (fqm-execution 1.8.6).
+            ("active-without-onset-abated", "active", {"abatementDateTime": "2030-01-01"}, True),
+            ("resolved-without-onset-abated", "resolved", {"abatementDateTime": "2030-01-01"}, True),
+            ("active-without-onset", "active", {}, False),
+        )
+    },
 }
 
 

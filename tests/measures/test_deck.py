@@ -84,7 +84,12 @@ CMS159_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
     ),  # fmt: skip
     "c159-f32a-only": (_cms159_case("c159-f32a-only", dx="F32.A"), None),
     "c159-cocm-contact-only": (_cms159_case("c159-cocm-contact-only", visit_code="99492"), None),
-    "c159-diagnosis-without-onset": (_cms159_case("c159-diagnosis-without-onset", onset=None), None),
+    # An active diagnosis without onset: QICoreCommon's prevalenceInterval() is closed and so unbounded below; it
+    # overlaps the visit and indexes (fqm-execution 1.8.6 agrees; tests/measures/test_cql_paths.py).
+    "c159-diagnosis-without-onset": (
+        _cms159_case("c159-diagnosis-without-onset", onset=None),
+        {"initial_population": True, "denominator": True},
+    ),  # fmt: skip
     "c159-age-11-at-index": (_cms159_case("c159-age-11-at-index", born="2014-01-01"), None),
     "c159-teen": (
         _cms159_case("c159-teen", born="2010-06-01", later=REMISSION),
@@ -364,7 +369,9 @@ CMS2_CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {
                 status="remission",
             ),
         ),
-        {"excluded": True},
+        # Not active and no abatement date: QICoreCommon's prevalenceInterval() is null, so it never "starts before"
+        # the visit (fqm-execution 1.8.6 agrees; with an abatement date it excludes: tests/measures/test_cql_paths.py).
+        {"excluded": False},
     ),
     "c2-bipolar-encounter-diagnosis-only": (
         _cms2_case(
