@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from fhir_mappings.common.access import reference_id
+from fhir_mappings.common.identity import PatientKey
 from fhir_mappings.registry.psychotropics import Medication, current_psychotropics
 from launch import errors
 from launch.fhir import FHIRClient
@@ -16,13 +17,16 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 5
 
 
-def read_psychotropics(ehr: FHIRClient, patient_ids: Sequence[str]) -> dict[str, list[Medication]] | None:
-    """Each patient's current psychotropics by EHR patient id; None when the EHR could not be read. A
-    MedicationStatement search the EHR does not support (404, 400) leaves the orders alone."""
-    if not patient_ids:
+def read_psychotropics(ehr: FHIRClient, iss: str, keys: Sequence[PatientKey]
+                       ) -> dict[PatientKey, list[Medication]] | None:  # fmt: skip
+    """Each patient's current psychotropics, by (issuer, patient id); only the patients of this EHR (`iss`) are
+    asked for. None when the EHR could not be read. A MedicationStatement search the EHR does not support (404,
+    400) leaves the orders alone."""
+    ids = list(dict.fromkeys(k.patient_id for k in keys if k.iss == iss))
+    if not ids:
         return {}
-    found: dict[str, list[dict[str, object]]] = {p: [] for p in patient_ids}
-    patients = ",".join(dict.fromkeys(patient_ids))
+    found: dict[str, list[dict[str, object]]] = {p: [] for p in ids}
+    patients = ",".join(ids)
     try:
         resources = ehr.search_all("MedicationRequest", {"patient": patients, "status": "active,on-hold",
                                                          "_count": "200"}, max_pages=MAX_PAGES)  # fmt: skip
@@ -38,4 +42,4 @@ def read_psychotropics(ehr: FHIRClient, patient_ids: Sequence[str]) -> dict[str,
         subject = reference_id(resource.get("subject"), "Patient")
         if subject in found:
             found[subject].append(resource)
-    return {patient: current_psychotropics(items) for patient, items in found.items()}
+    return {PatientKey(iss, patient): current_psychotropics(items) for patient, items in found.items()}

@@ -530,7 +530,7 @@ def _review_page(launch_id: str, *, problem: tuple[str, list[str], dict[str, Any
     reasons = {
         r.enrolment.id: review_reasons(r, today, safety_pending=r.enrolment.key in pending) for r in shown
     }
-    medications = read_psychotropics(ehr, [r.enrolment.patient_id for r in shown])
+    medications = read_psychotropics(ehr, access.iss, [r.enrolment.key for r in shown])
     # The recently reviewed, folded under the list: by name and date of birth (the kept rows; the first few).
     reviewed_rows = services().ready.rows(reviewed[:REVIEWED_SHOWN], today, pending) if reviewed else []
     records = reviews_of(services().caseload, [r.enrolment.key for r in shown])
